@@ -1,0 +1,739 @@
+//! `harbormaster.toml`: the desired state kept in git. Parsed strictly (unknown keys are errors),
+//! then validated into typed config; every error names the file, the field and what is allowed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::image::{ImageOrder, TagRule};
+
+pub const CONFIG_FILE: &str = "harbormaster.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// Dotted path of the field, e.g. `services.web.environments.dev.follow`; empty for
+    /// syntax errors, where `problem` carries the line and column instead.
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file, self.problem)
+        } else {
+            write!(f, "{}: `{}`: {}", self.file, self.field, self.problem)
+        }
+    }
+}
+
+/// Several errors at once: a person fixing a config wants all of them, not one per run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------- raw, as written ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: String,
+    state_bucket: String,
+    notification_topic: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    agent: RawAgent,
+    #[serde(default)]
+    environments: BTreeMap<String, RawEnvironment>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    lease_seconds: Option<u32>,
+    stabilize_timeout_minutes: Option<u32>,
+    max_attempts: Option<u32>,
+    reconcile: Option<bool>,
+    history_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    cluster: String,
+    #[serde(default = "yes")]
+    auto_deploy: bool,
+    #[serde(default)]
+    account_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    repository: String,
+    task_definition: String,
+    #[serde(default)]
+    ecs_service: Option<String>,
+    #[serde(default)]
+    containers: Option<Vec<String>>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    desired_count: Option<u32>,
+    #[serde(default)]
+    min_healthy_percent: Option<u32>,
+    #[serde(default)]
+    max_percent: Option<u32>,
+    #[serde(default)]
+    health_check_grace_period_seconds: Option<u32>,
+    #[serde(default)]
+    rollback_alarms: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    environments: BTreeMap<String, RawTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(default)]
+    follow: Option<RawFollow>,
+    #[serde(default)]
+    desired_count: Option<u32>,
+    #[serde(default)]
+    rollback_alarms: Option<Vec<String>>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFollow {
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    semver: Option<String>,
+}
+
+// ---------- typed ----------
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub project: String,
+    pub state_bucket: String,
+    pub notification_topic: String,
+    pub region: Option<String>,
+    pub agent: AgentSettings,
+    pub environments: BTreeMap<String, Environment>,
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// How long the invocation that recorded an intent owns the next step before another may
+    /// take over (after a crash, say).
+    pub lease_seconds: u32,
+    pub stabilize_timeout_minutes: u32,
+    /// Takeovers of one deployment before it is failed instead of retried again.
+    pub max_attempts: u32,
+    /// Whether the tick looks in ECR for pushes whose events were lost.
+    pub reconcile: bool,
+    pub history_limit: usize,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            lease_seconds: 300,
+            stabilize_timeout_minutes: 30,
+            max_attempts: 5,
+            reconcile: true,
+            history_limit: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub cluster: String,
+    pub auto_deploy: bool,
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Rolling,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollingSettings {
+    pub min_healthy_percent: u32,
+    pub max_percent: u32,
+    pub health_check_grace_period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub repository: String,
+    /// Path of the task-definition template, relative to the config file's folder.
+    pub task_definition: String,
+    pub ecs_service: String,
+    pub containers: Option<Vec<String>>,
+    pub strategy: Strategy,
+    pub rolling: RollingSettings,
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// One service in one environment, with the service-wide settings already merged in.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub follow: Option<TagRule>,
+    pub desired_count: Option<u32>,
+    pub rollback_alarms: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretRef>,
+}
+
+impl Target {
+    pub fn order(&self) -> ImageOrder {
+        self.follow.as_ref().map(TagRule::order).unwrap_or_default()
+    }
+}
+
+/// Where a secret lives. Task definitions carry its ARN (`valueFrom`), never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `group/name` under the convention `/<project>/<env>/<group>/<name>` in SSM.
+    Parameter { group: String, name: String },
+    /// A full SSM parameter or Secrets Manager ARN, used as written.
+    Arn(String),
+}
+
+impl SecretRef {
+    pub fn value_from(&self, project: &str, env: &str, region: &str, account: &str) -> String {
+        match self {
+            SecretRef::Parameter { group, name } => {
+                format!("arn:aws:ssm:{region}:{account}:parameter/{project}/{env}/{group}/{name}")
+            }
+            SecretRef::Arn(arn) => arn.clone(),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.to_owned(),
+                field: String::new(),
+                problem: describe_toml_error(text, &e),
+            }])
+        })?;
+        validate(file, raw)
+    }
+
+    pub fn target(&self, env: &str, service: &str) -> Option<(&Environment, &Service, &Target)> {
+        let e = self.environments.get(env)?;
+        let s = self.services.get(service)?;
+        let t = s.targets.get(env)?;
+        Some((e, s, t))
+    }
+
+    /// Every (environment, service) pair the config deploys, in a stable order.
+    pub fn targets(&self) -> impl Iterator<Item = (&Environment, &Service, &Target)> {
+        self.services.values().flat_map(move |s| {
+            s.targets
+                .iter()
+                .filter_map(move |(env, t)| Some((self.environments.get(env)?, s, t)))
+        })
+    }
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+struct Collector<'a> {
+    file: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Collector<'_> {
+    fn err(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 48
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+const NAME_RULE: &str = "lowercase letters, digits and `-`, at most 48, not starting with `-`";
+
+fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut c = Collector {
+        file,
+        errors: Vec::new(),
+    };
+    if !name_ok(&raw.project) {
+        c.err(
+            "project",
+            format!("`{}` is not allowed: use {NAME_RULE}", raw.project),
+        );
+    }
+    if raw.state_bucket.len() < 3 || raw.state_bucket.len() > 63 {
+        c.err("state_bucket", "an S3 bucket name has 3 to 63 characters");
+    }
+    if !raw.notification_topic.starts_with("arn:aws") || !raw.notification_topic.contains(":sns:") {
+        c.err(
+            "notification_topic",
+            "expected an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+        );
+    }
+    let defaults = AgentSettings::default();
+    let agent = AgentSettings {
+        lease_seconds: raw.agent.lease_seconds.unwrap_or(defaults.lease_seconds),
+        stabilize_timeout_minutes: raw
+            .agent
+            .stabilize_timeout_minutes
+            .unwrap_or(defaults.stabilize_timeout_minutes),
+        max_attempts: raw.agent.max_attempts.unwrap_or(defaults.max_attempts),
+        reconcile: raw.agent.reconcile.unwrap_or(defaults.reconcile),
+        history_limit: raw.agent.history_limit.unwrap_or(defaults.history_limit),
+    };
+    if !(10..=3600).contains(&agent.lease_seconds) {
+        c.err("agent.lease_seconds", "allowed: 10 to 3600");
+    }
+    if agent.max_attempts == 0 {
+        c.err("agent.max_attempts", "allowed: 1 or more");
+    }
+    if !(1..=200).contains(&agent.history_limit) {
+        c.err("agent.history_limit", "allowed: 1 to 200");
+    }
+
+    let mut environments = BTreeMap::new();
+    for (name, e) in raw.environments {
+        let field = format!("environments.{name}");
+        if !name_ok(&name) {
+            c.err(
+                &field,
+                format!("environment name not allowed: use {NAME_RULE}"),
+            );
+        }
+        if e.cluster.is_empty() {
+            c.err(format!("{field}.cluster"), "must not be empty");
+        }
+        if let Some(a) = &e.account_id {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                c.err(format!("{field}.account_id"), "expected 12 digits");
+            }
+        }
+        environments.insert(
+            name.clone(),
+            Environment {
+                name,
+                cluster: e.cluster,
+                auto_deploy: e.auto_deploy,
+                account_id: e.account_id,
+            },
+        );
+    }
+    if environments.is_empty() {
+        c.err("environments", "at least one environment is required");
+    }
+
+    let mut services = BTreeMap::new();
+    for (name, s) in raw.services {
+        let field = format!("services.{name}");
+        if !name_ok(&name) {
+            c.err(&field, format!("service name not allowed: use {NAME_RULE}"));
+        }
+        if s.repository.is_empty() {
+            c.err(format!("{field}.repository"), "must not be empty");
+        }
+        let strategy = match s.strategy.as_deref().unwrap_or("rolling") {
+            "rolling" => Strategy::Rolling,
+            other => {
+                c.err(
+                    format!("{field}.strategy"),
+                    format!("`{other}` is not supported; allowed: \"rolling\""),
+                );
+                Strategy::Rolling
+            }
+        };
+        let rolling = RollingSettings {
+            min_healthy_percent: s.min_healthy_percent.unwrap_or(100),
+            max_percent: s.max_percent.unwrap_or(200),
+            health_check_grace_period_seconds: s.health_check_grace_period_seconds,
+        };
+        if rolling.min_healthy_percent > 100 {
+            c.err(format!("{field}.min_healthy_percent"), "allowed: 0 to 100");
+        }
+        if rolling.max_percent < 100 || rolling.max_percent > 200 {
+            c.err(format!("{field}.max_percent"), "allowed: 100 to 200");
+        }
+        if rolling.min_healthy_percent == 0 && rolling.max_percent == 100 {
+            c.err(
+                format!("{field}.max_percent"),
+                "with min_healthy_percent = 0, max_percent must exceed 100 or no task can ever be replaced",
+            );
+        }
+        if let Some(containers) = &s.containers {
+            if containers.is_empty() {
+                c.err(
+                    format!("{field}.containers"),
+                    "name at least one container, or leave it out",
+                );
+            }
+        }
+        check_variables(&mut c, &format!("{field}.variables"), &s.variables);
+        let base_secrets = parse_secrets(&mut c, &format!("{field}.secrets"), &s.secrets);
+
+        let mut targets = BTreeMap::new();
+        for (env, t) in s.environments {
+            let tfield = format!("{field}.environments.{env}");
+            if !environments.contains_key(&env) {
+                c.err(
+                    &tfield,
+                    format!(
+                        "no environment `{env}` is defined; defined: {}",
+                        environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            let follow = t
+                .follow
+                .and_then(|f| parse_follow(&mut c, &format!("{tfield}.follow"), f));
+            check_variables(&mut c, &format!("{tfield}.variables"), &t.variables);
+            let mut variables = s.variables.clone();
+            variables.extend(t.variables);
+            let mut secrets = base_secrets.clone();
+            secrets.extend(parse_secrets(
+                &mut c,
+                &format!("{tfield}.secrets"),
+                &t.secrets,
+            ));
+            for k in secrets.keys() {
+                if variables.contains_key(k) {
+                    c.err(
+                        &tfield,
+                        format!("`{k}` is both a variable and a secret; a container gets one value per name"),
+                    );
+                }
+            }
+            targets.insert(
+                env,
+                Target {
+                    follow,
+                    desired_count: t.desired_count.or(s.desired_count),
+                    rollback_alarms: t
+                        .rollback_alarms
+                        .unwrap_or_else(|| s.rollback_alarms.clone()),
+                    variables,
+                    secrets,
+                },
+            );
+        }
+        services.insert(
+            name.clone(),
+            Service {
+                ecs_service: s.ecs_service.unwrap_or_else(|| name.clone()),
+                name,
+                repository: s.repository,
+                task_definition: s.task_definition,
+                containers: s.containers,
+                strategy,
+                rolling,
+                targets,
+            },
+        );
+    }
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            project: raw.project,
+            state_bucket: raw.state_bucket,
+            notification_topic: raw.notification_topic,
+            region: raw.region,
+            agent,
+            environments,
+            services,
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+fn parse_follow(c: &mut Collector<'_>, field: &str, f: RawFollow) -> Option<TagRule> {
+    match (f.regex, f.semver) {
+        (Some(r), None) => match Regex::new(&r) {
+            Ok(re) => Some(TagRule::Regex(re)),
+            Err(e) => {
+                c.err(
+                    format!("{field}.regex"),
+                    format!("not a valid regular expression: {e}"),
+                );
+                None
+            }
+        },
+        (None, Some(s)) => match semver::VersionReq::parse(&s) {
+            Ok(req) => Some(TagRule::Semver(req)),
+            Err(e) => {
+                c.err(
+                    format!("{field}.semver"),
+                    format!("not a valid semver requirement (e.g. \">=1.2, <2\"): {e}"),
+                );
+                None
+            }
+        },
+        _ => {
+            c.err(field, "give exactly one of `regex` or `semver`");
+            None
+        }
+    }
+}
+
+fn var_name_ok(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|ch: char| ch.is_ascii_digit())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn check_variables(c: &mut Collector<'_>, field: &str, vars: &BTreeMap<String, String>) {
+    for (k, v) in vars {
+        if !var_name_ok(k) {
+            c.err(
+                format!("{field}.{k}"),
+                "variable names use letters, digits and `_`",
+            );
+        }
+        if let Some(why) = crate::secrets::looks_like_secret(k, v) {
+            // The value itself is never repeated: it may be the secret.
+            c.err(
+                format!("{field}.{k}"),
+                format!("{why}; plaintext secrets are not allowed in variables: move it to `secrets` (an SSM parameter or Secrets Manager ARN)"),
+            );
+        }
+    }
+}
+
+fn parse_secrets(
+    c: &mut Collector<'_>,
+    field: &str,
+    secrets: &BTreeMap<String, String>,
+) -> BTreeMap<String, SecretRef> {
+    let mut out = BTreeMap::new();
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    for (k, v) in secrets {
+        if !var_name_ok(k) {
+            c.err(
+                format!("{field}.{k}"),
+                "secret names use letters, digits and `_`",
+            );
+        }
+        let r = if v.starts_with("arn:aws:ssm:") || v.starts_with("arn:aws:secretsmanager:") {
+            Some(SecretRef::Arn(v.clone()))
+        } else {
+            match v.split('/').collect::<Vec<_>>().as_slice() {
+                [group, name] if seg_ok(group) && seg_ok(name) => Some(SecretRef::Parameter {
+                    group: (*group).to_owned(),
+                    name: (*name).to_owned(),
+                }),
+                _ => None,
+            }
+        };
+        match r {
+            Some(r) => {
+                out.insert(k.clone(), r);
+            }
+            None => c.err(
+                format!("{field}.{k}"),
+                "expected `<group>/<name>` (the SSM parameter /<project>/<env>/<group>/<name>) or an SSM or Secrets Manager ARN",
+            ),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const GOOD: &str = r#"
+project = "booking"
+state_bucket = "booking-state"
+notification_topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments"
+
+[environments.dev]
+cluster = "booking-dev"
+
+[environments.prod]
+cluster = "booking-prod"
+auto_deploy = false
+
+[services.web]
+repository = "booking/web"
+task_definition = "taskdefs/web.json"
+desired_count = 2
+variables = { DJANGO_SETTINGS_MODULE = "booking.settings" }
+secrets = { DATABASE_PASSWORD = "database/password" }
+
+[services.web.environments.dev]
+follow = { regex = "^main-[0-9a-f]{7}$" }
+desired_count = 1
+variables = { DEBUG = "true" }
+
+[services.web.environments.prod]
+follow = { semver = ">=1.0.0" }
+"#;
+
+    #[test]
+    fn a_good_config_merges_service_settings_into_each_target() {
+        let cfg = Config::parse("harbormaster.toml", GOOD).unwrap();
+        let (env, svc, t) = cfg.target("dev", "web").unwrap();
+        assert_eq!(env.cluster, "booking-dev");
+        assert_eq!(svc.ecs_service, "web");
+        assert_eq!(t.desired_count, Some(1));
+        assert_eq!(t.variables.get("DEBUG").map(String::as_str), Some("true"));
+        assert!(t.variables.contains_key("DJANGO_SETTINGS_MODULE"));
+        assert_eq!(
+            t.secrets["DATABASE_PASSWORD"].value_from(
+                "booking",
+                "dev",
+                "us-east-1",
+                "123456789012"
+            ),
+            "arn:aws:ssm:us-east-1:123456789012:parameter/booking/dev/database/password"
+        );
+        let (_, _, p) = cfg.target("prod", "web").unwrap();
+        assert_eq!(p.desired_count, Some(2));
+        assert_eq!(p.order(), ImageOrder::Semver);
+        assert_eq!(cfg.targets().count(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_name() {
+        let text = GOOD.replace("desired_count = 2", "desired_cuont = 2");
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("harbormaster.toml: line "), "{err}");
+        assert!(err.contains("desired_cuont"), "{err}");
+    }
+
+    #[test]
+    fn every_invalid_field_is_named_at_once() {
+        let text = GOOD
+            .replace("strategy", "x")
+            .replace("^main-[0-9a-f]{7}$", "([")
+            .replace(">=1.0.0", "not a version")
+            .replace("database/password", "no-slash")
+            .replace(
+                "[services.web.environments.prod]",
+                "[services.web.environments.qa]",
+            );
+        let errs = Config::parse("harbormaster.toml", &text).unwrap_err();
+        let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        assert!(
+            fields.contains(&"services.web.environments.dev.follow.regex"),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"services.web.environments.qa.follow.semver"),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"services.web.secrets.DATABASE_PASSWORD"),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"services.web.environments.qa"),
+            "{fields:?}"
+        );
+        assert!(errs.0.iter().all(|e| e.file == "harbormaster.toml"));
+    }
+
+    #[test]
+    fn unsupported_strategy_names_what_is_allowed() {
+        let text = GOOD.replace(
+            "desired_count = 2",
+            "desired_count = 2\nstrategy = \"yolo\"",
+        );
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`services.web.strategy`"), "{err}");
+        assert!(err.contains("allowed: \"rolling\""), "{err}");
+    }
+
+    #[test]
+    fn plaintext_secret_in_variables_is_rejected_without_echoing_it() {
+        let text = GOOD.replace("DEBUG = \"true\"", "DB_PASSWORD = \"hunter2-very-secret\"");
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.web.environments.dev.variables.DB_PASSWORD"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_and_a_secret_may_not_share_a_name() {
+        let text = GOOD.replace("DEBUG = \"true\"", "DATABASE_PASSWORD = \"\"");
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both a variable and a secret"), "{err}");
+    }
+}

@@ -1,0 +1,422 @@
+//! The runner: feeds an observation to the state machine, persists each step with
+//! compare-and-swap, then executes the step's commands through the ports and feeds their results
+//! back, until nothing is left to do.
+//!
+//! Order matters for crash safety: a step's state (the intent) is saved *before* its command
+//! runs, so a crash between the two is seen by the next invocation, which adopts what the first
+//! attempt did instead of doing it again.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::bundle::Bundle;
+use crate::machine::{decide, Command, Observation, Outcome, Rollout, Step, Transition};
+use crate::ports::{PortError, Ports, SaveError, ServiceSnapshot, Version};
+use crate::state::{DeploymentId, ServiceState};
+use crate::template::{Placement, RenderInput, RenderedTaskDefinition};
+
+/// Steps one invocation takes at most; a deployment needs four, plus one to start what is pending.
+const MAX_STEPS: usize = 12;
+/// Lost compare-and-swap races before giving up (each re-reads and decides again).
+const MAX_CONFLICTS: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub environment: String,
+    pub service: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub journal: Vec<Transition>,
+    /// With `--dry-run`: the commands that would run, none of which did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no service `{service}` in environment `{environment}` in the config")]
+    UnknownTarget {
+        environment: String,
+        service: String,
+    },
+    #[error("state document {key}: gave up after {MAX_CONFLICTS} concurrent changes")]
+    Contention { key: String },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Decide and report, but save nothing and execute no command.
+    pub dry_run: bool,
+}
+
+pub async fn run<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    first: Observation,
+    opts: RunOptions,
+) -> Result<TargetReport, RunError> {
+    let policy = bundle
+        .policy(env, service)
+        .ok_or_else(|| RunError::UnknownTarget {
+            environment: env.into(),
+            service: service.into(),
+        })?;
+    let key = ServiceState::key(env, service);
+    let mut report = TargetReport {
+        environment: env.into(),
+        service: service.into(),
+        outcome: Outcome::Nothing,
+        journal: Vec::new(),
+        planned: Vec::new(),
+        error: None,
+    };
+    let mut current = load(ports, &key, env, service).await?;
+    let mut obs = first;
+    let mut first_outcome = true;
+    let mut conflicts = 0;
+    let mut steps = 0;
+    while steps < MAX_STEPS {
+        let step = decide(&current.0, &obs, ports.now(), &policy);
+        if opts.dry_run {
+            report.outcome = step.outcome.clone();
+            report.journal = step.journal.clone();
+            report.planned = step.commands.iter().map(describe_command).collect();
+            return Ok(report);
+        }
+        if step.state != current.0 {
+            match ports.save(&key, &step.state, current.1.as_ref()).await {
+                Ok(v) => current = (step.state.clone(), Some(v)),
+                Err(SaveError::Conflict) => {
+                    conflicts += 1;
+                    if conflicts > MAX_CONFLICTS {
+                        return Err(RunError::Contention { key });
+                    }
+                    // Someone moved first: read what they wrote and decide again.
+                    current = load(ports, &key, env, service).await?;
+                    continue;
+                }
+                Err(SaveError::Port(e)) => return Err(e.into()),
+            }
+        }
+        steps += 1;
+        if first_outcome {
+            report.outcome = step.outcome.clone();
+            first_outcome = false;
+        }
+        log_transitions(env, service, &step);
+        report.journal.extend(step.journal.iter().cloned());
+        for n in step.notifications() {
+            // A lost notification must not undo a deployment step; it is logged instead.
+            if let Err(e) = ports.publish(&bundle.config.notification_topic, n).await {
+                warn!(environment = env, service, deployment_id = %n.deployment_id, error = %e, "notification not sent");
+            }
+        }
+        let Some(effect) = step.effect().cloned() else {
+            break;
+        };
+        obs = match execute(ports, bundle, env, service, &current.0, &effect).await {
+            Ok(next) => next,
+            Err(Failure::Retryable(deployment, e)) => {
+                warn!(environment = env, service, deployment_id = %deployment, error = %e, "step interrupted; the next tick retries it");
+                report.error = Some(e.to_string());
+                let interrupted = Observation::StepInterrupted {
+                    deployment,
+                    error: e.to_string(),
+                };
+                let step = decide(&current.0, &interrupted, ports.now(), &policy);
+                // Best effort: if this write fails too, the lease lapses by itself.
+                if step.state != current.0
+                    && ports
+                        .save(&key, &step.state, current.1.as_ref())
+                        .await
+                        .is_ok()
+                {
+                    log_transitions(env, service, &step);
+                    report.journal.extend(step.journal);
+                }
+                return Ok(report);
+            }
+            Err(Failure::Permanent(deployment, error)) => {
+                Observation::StepFailed { deployment, error }
+            }
+        };
+    }
+    Ok(report)
+}
+
+async fn load<P: Ports>(
+    ports: &P,
+    key: &str,
+    env: &str,
+    service: &str,
+) -> Result<(ServiceState, Option<Version>), PortError> {
+    Ok(match ports.load(key).await? {
+        Some((s, v)) => (s, Some(v)),
+        None => (ServiceState::new(env, service), None),
+    })
+}
+
+fn log_transitions(env: &str, service: &str, step: &Step) {
+    for t in &step.journal {
+        info!(
+            environment = env,
+            service,
+            deployment_id = t.deployment.as_ref().map(|d| d.0.as_str()).unwrap_or(""),
+            digest = t.digest.as_ref().map(|d| d.as_str()).unwrap_or(""),
+            from = %t.from,
+            to = %t.to,
+            note = %t.note,
+            "transition"
+        );
+    }
+}
+
+pub fn describe_command(c: &Command) -> String {
+    match c {
+        Command::FindRevision { deployment, .. } => {
+            format!("look for a revision tagged {deployment}")
+        }
+        Command::RegisterRevision { image, .. } => format!(
+            "RegisterTaskDefinition with {}@{}",
+            image.repository, image.digest
+        ),
+        Command::UpdateService {
+            task_definition_arn,
+            adopt,
+            ..
+        } => {
+            if *adopt {
+                format!("UpdateService to {task_definition_arn} (unless it already runs it)")
+            } else {
+                format!("UpdateService to {task_definition_arn}")
+            }
+        }
+        Command::ObserveRollout {
+            task_definition_arn,
+            ..
+        } => format!("DescribeServices (rollout of {task_definition_arn})"),
+        Command::Notify(n) => format!("Publish \"{}\"", n.subject()),
+    }
+}
+
+enum Failure {
+    Retryable(DeploymentId, PortError),
+    Permanent(DeploymentId, String),
+}
+
+fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
+    if e.kind.is_retryable() {
+        Failure::Retryable(deployment.clone(), e)
+    } else {
+        Failure::Permanent(deployment.clone(), e.to_string())
+    }
+}
+
+pub async fn render_for<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    digest: &crate::image::Digest,
+    deployment: &str,
+) -> Result<RenderedTaskDefinition, RenderError> {
+    let (e, s, t) = bundle.config.target(env, service).ok_or_else(|| {
+        RenderError::Other(format!("no service `{service}` in environment `{env}`"))
+    })?;
+    let template = bundle
+        .templates
+        .get(service)
+        .ok_or_else(|| RenderError::Other(format!("no template loaded for `{service}`")))?;
+    let mut placement: Placement = ports.placement(e).await.map_err(RenderError::Port)?;
+    if let Some(r) = &bundle.config.region {
+        placement.region = r.clone();
+    }
+    template
+        .render(&RenderInput {
+            config: &bundle.config,
+            environment: e,
+            service: s,
+            target: t,
+            digest,
+            placement: &placement,
+            deployment_id: deployment,
+        })
+        .map_err(|e| RenderError::Other(e.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Port(PortError),
+    #[error("{0}")]
+    Other(String),
+}
+
+async fn execute<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    state: &ServiceState,
+    command: &Command,
+) -> Result<Observation, Failure> {
+    let render = |deployment: &DeploymentId, digest: crate::image::Digest| {
+        let deployment = deployment.clone();
+        async move {
+            render_for(ports, bundle, env, service, &digest, &deployment.0)
+                .await
+                .map_err(|e| match e {
+                    RenderError::Port(p) => classify(&deployment, p),
+                    RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
+                })
+        }
+    };
+    match command {
+        Command::FindRevision { deployment, image } => {
+            let td = render(deployment, image.digest.clone()).await?;
+            let found = ports
+                .find_by_deployment(&td.family, deployment)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            Ok(Observation::RevisionSearched {
+                deployment: deployment.clone(),
+                found,
+            })
+        }
+        Command::RegisterRevision { deployment, image } => {
+            let td = render(deployment, image.digest.clone()).await?;
+            let arn = ports
+                .register(&td)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            Ok(Observation::RevisionRegistered {
+                deployment: deployment.clone(),
+                task_definition_arn: arn,
+            })
+        }
+        Command::UpdateService {
+            deployment,
+            task_definition_arn,
+            adopt,
+        } => {
+            let target = bundle.service_target(env, service).ok_or_else(|| {
+                Failure::Permanent(deployment.clone(), "service left the config".into())
+            })?;
+            if *adopt {
+                let snap = ports
+                    .describe(&target.cluster, &target.service)
+                    .await
+                    .map_err(|e| classify(deployment, e))?;
+                if let Some(p) = snap
+                    .primary()
+                    .filter(|p| &p.task_definition == task_definition_arn)
+                {
+                    return Ok(Observation::ServiceUpdated {
+                        deployment: deployment.clone(),
+                        ecs_deployment_id: Some(p.id.clone()),
+                    });
+                }
+            }
+            let id = ports
+                .update(&target, task_definition_arn)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            Ok(Observation::ServiceUpdated {
+                deployment: deployment.clone(),
+                ecs_deployment_id: id,
+            })
+        }
+        Command::ObserveRollout {
+            deployment,
+            task_definition_arn,
+            ecs_deployment_id,
+        } => {
+            let target = bundle.service_target(env, service).ok_or_else(|| {
+                Failure::Permanent(deployment.clone(), "service left the config".into())
+            })?;
+            let snap = ports
+                .describe(&target.cluster, &target.service)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            let previous = state
+                .last_known_good
+                .as_ref()
+                .map(|g| g.task_definition_arn.as_str());
+            Ok(Observation::RolloutObserved {
+                deployment: deployment.clone(),
+                rollout: rollout_of(
+                    &snap,
+                    task_definition_arn,
+                    ecs_deployment_id.as_deref(),
+                    previous,
+                ),
+            })
+        }
+        Command::Notify(_) => unreachable!("notifications are not effects"),
+    }
+}
+
+/// What ECS's view of the service means for our deployment.
+pub fn rollout_of(
+    snap: &ServiceSnapshot,
+    arn: &str,
+    ecs_id: Option<&str>,
+    previous: Option<&str>,
+) -> Rollout {
+    let ours = snap
+        .deployments
+        .iter()
+        .find(|d| Some(d.id.as_str()) == ecs_id)
+        .or_else(|| snap.deployments.iter().find(|d| d.task_definition == arn));
+    let recent_events = || {
+        let ev: Vec<&str> = snap.events.iter().take(3).map(String::as_str).collect();
+        if ev.is_empty() {
+            String::new()
+        } else {
+            format!(" (service events: {})", ev.join(" | "))
+        }
+    };
+    match ours {
+        Some(d) => match d.rollout_state.as_deref() {
+            Some("FAILED") => {
+                let reason = format!(
+                    "{}{}",
+                    d.rollout_reason
+                        .clone()
+                        .unwrap_or_else(|| "ECS reported the rollout FAILED".into()),
+                    recent_events()
+                );
+                match snap.primary().filter(|p| p.task_definition != arn) {
+                    Some(p) => Rollout::RolledBack {
+                        reason,
+                        to: p.task_definition.clone(),
+                    },
+                    None => Rollout::Failed { reason },
+                }
+            }
+            Some("COMPLETED") if d.status == "PRIMARY" => Rollout::Completed,
+            // Without rollout state (older ECS answers): done when alone and at strength.
+            None if d.status == "PRIMARY"
+                && snap.deployments.len() == 1
+                && d.running >= d.desired =>
+            {
+                Rollout::Completed
+            }
+            _ => Rollout::InProgress,
+        },
+        None if snap.task_definition == arn => Rollout::Completed,
+        None if previous == Some(snap.task_definition.as_str()) => Rollout::RolledBack {
+            reason: format!("ECS no longer lists the deployment{}", recent_events()),
+            to: snap.task_definition.clone(),
+        },
+        None => Rollout::Replaced {
+            by: snap.task_definition.clone(),
+        },
+    }
+}

@@ -1,0 +1,694 @@
+//! The deployment state machine: `decide(state, observation, now, policy) -> step`.
+//!
+//! Pure: no I/O, no clock, no randomness. Handlers turn events and AWS answers into
+//! observations; the runner executes the commands through ports and feeds the results back.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::image::{Digest, Image, ImageOrder};
+use crate::notify::{NoticeKind, Notification};
+use crate::state::{
+    Deployment, DeploymentId, HistoryEntry, KnownGood, Phase, Release, ServiceState, Trigger,
+    Verdict,
+};
+
+/// The settings of one (environment, service) that the machine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub project: String,
+    pub order: ImageOrder,
+    pub lease: Duration,
+    pub stabilize_timeout: Duration,
+    pub max_attempts: u32,
+    pub history_limit: usize,
+}
+
+impl Policy {
+    pub fn for_tests() -> Policy {
+        Policy {
+            project: "booking".into(),
+            order: ImageOrder::PushTime,
+            lease: Duration::seconds(300),
+            stabilize_timeout: Duration::minutes(30),
+            max_attempts: 5,
+            history_limit: 25,
+        }
+    }
+}
+
+/// What ECS says of our deployment, reduced to what the machine decides on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Rollout {
+    InProgress,
+    Completed,
+    Failed {
+        reason: String,
+    },
+    /// The circuit breaker put the service back on an earlier revision.
+    RolledBack {
+        reason: String,
+        to: String,
+    },
+    /// Someone else moved the service to another revision meanwhile.
+    Replaced {
+        by: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// An ECR push event for this service's repository whose tag this environment follows.
+    ImagePushed {
+        event_id: String,
+        image: Image,
+    },
+    /// A person or build asked for this image (ordering does not apply: they chose it).
+    DeployRequested {
+        image: Image,
+        by: String,
+    },
+    /// The tick found this image in ECR (its push event may have been lost).
+    ImageFound {
+        image: Image,
+    },
+    Tick,
+    RevisionRegistered {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+    },
+    /// Result of looking for a revision an earlier attempt may have registered.
+    RevisionSearched {
+        deployment: DeploymentId,
+        found: Option<String>,
+    },
+    ServiceUpdated {
+        deployment: DeploymentId,
+        ecs_deployment_id: Option<String>,
+    },
+    RolloutObserved {
+        deployment: DeploymentId,
+        rollout: Rollout,
+    },
+    /// A step failed in a way retrying will not fix (invalid request, missing resource).
+    StepFailed {
+        deployment: DeploymentId,
+        error: String,
+    },
+    /// A step failed in a way a later retry may fix (throttling, 5xx, a lost connection): the
+    /// lease is released so the next tick takes over at once.
+    StepInterrupted {
+        deployment: DeploymentId,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Look in the family for a revision tagged with this deployment (adopt, don't re-register).
+    FindRevision {
+        deployment: DeploymentId,
+        image: Image,
+    },
+    RegisterRevision {
+        deployment: DeploymentId,
+        image: Image,
+    },
+    /// `adopt`: first check whether the service already runs the revision (a takeover).
+    UpdateService {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        adopt: bool,
+    },
+    ObserveRollout {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        ecs_deployment_id: Option<String>,
+    },
+    Notify(Notification),
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::FindRevision { .. } => "find_revision",
+            Command::RegisterRevision { .. } => "register_revision",
+            Command::UpdateService { .. } => "update_service",
+            Command::ObserveRollout { .. } => "observe_rollout",
+            Command::Notify(_) => "notify",
+        }
+    }
+    /// Whether executing it changes something in AWS.
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Command::RegisterRevision { .. } | Command::UpdateService { .. } | Command::Notify(_)
+        )
+    }
+}
+
+/// What happened to the observation, for the caller's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Started {
+        deployment: DeploymentId,
+    },
+    Queued,
+    Duplicate,
+    Ignored {
+        reason: String,
+    },
+    Progressed,
+    Finished {
+        deployment: DeploymentId,
+        verdict: Verdict,
+    },
+    /// Another invocation holds the lease on the deployment in flight.
+    Busy,
+    /// The observation is about a deployment that is no longer in flight.
+    Stale,
+    Nothing,
+}
+
+/// One line of the journal: a state transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub state: ServiceState,
+    pub commands: Vec<Command>,
+    pub journal: Vec<Transition>,
+    pub outcome: Outcome,
+}
+
+impl Step {
+    /// The one command that moves the deployment on (at most one per step), if any.
+    pub fn effect(&self) -> Option<&Command> {
+        self.commands
+            .iter()
+            .find(|c| !matches!(c, Command::Notify(_)))
+    }
+    pub fn notifications(&self) -> impl Iterator<Item = &Notification> {
+        self.commands.iter().filter_map(|c| match c {
+            Command::Notify(n) => Some(n),
+            _ => None,
+        })
+    }
+}
+
+struct Ctx<'a> {
+    s: ServiceState,
+    commands: Vec<Command>,
+    journal: Vec<Transition>,
+    now: DateTime<Utc>,
+    policy: &'a Policy,
+}
+
+pub fn decide(
+    state: &ServiceState,
+    obs: &Observation,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Step {
+    let mut cx = Ctx {
+        s: state.clone(),
+        commands: Vec::new(),
+        journal: Vec::new(),
+        now,
+        policy,
+    };
+    let outcome = match obs {
+        Observation::ImagePushed { event_id, image } => {
+            if cx.s.has_processed(event_id) {
+                Outcome::Duplicate
+            } else {
+                cx.s.remember_event(event_id);
+                let release = Release {
+                    image: image.clone(),
+                    trigger: Trigger::Push {
+                        event_id: event_id.clone(),
+                    },
+                    requested_at: now,
+                };
+                cx.accept(release, true)
+            }
+        }
+        Observation::DeployRequested { image, by } => {
+            let release = Release {
+                image: image.clone(),
+                trigger: Trigger::Request { by: by.clone() },
+                requested_at: now,
+            };
+            cx.accept(release, false)
+        }
+        Observation::ImageFound { image } => {
+            // Reconciling needs a reference point: without one the agent would deploy whatever is
+            // newest in the repository on its first tick, which nobody asked for.
+            match &cx.s.newest_accepted {
+                Some(newest) if policy.order.is_newer(image, newest) => {
+                    let release = Release {
+                        image: image.clone(),
+                        trigger: Trigger::Reconcile,
+                        requested_at: now,
+                    };
+                    cx.accept(release, true)
+                }
+                _ => Outcome::Nothing,
+            }
+        }
+        Observation::Tick => cx.tick(),
+        Observation::RevisionRegistered {
+            deployment,
+            task_definition_arn,
+        } => cx.registered(deployment, task_definition_arn, "registered"),
+        Observation::RevisionSearched { deployment, found } => {
+            match cx.current(deployment, Phase::Registering) {
+                None => Outcome::Stale,
+                Some(d) => match found {
+                    Some(arn) => cx.registered(
+                        deployment,
+                        arn,
+                        "adopted the revision an earlier attempt registered",
+                    ),
+                    None => {
+                        let image = d.release.image.clone();
+                        cx.renew_lease();
+                        cx.commands.push(Command::RegisterRevision {
+                            deployment: deployment.clone(),
+                            image,
+                        });
+                        Outcome::Progressed
+                    }
+                },
+            }
+        }
+        Observation::ServiceUpdated {
+            deployment,
+            ecs_deployment_id,
+        } => match cx.current(deployment, Phase::Updating) {
+            None => Outcome::Stale,
+            Some(_) => {
+                let d = cx.s.in_flight.as_mut().expect("checked");
+                d.phase = Phase::Stabilizing;
+                d.ecs_deployment_id = ecs_deployment_id.clone();
+                d.updated_at = now;
+                // ECS owns the rollout now; nobody needs exclusive access to follow it.
+                d.lease_until = None;
+                cx.transition(
+                    Phase::Updating.to_string(),
+                    Phase::Stabilizing.to_string(),
+                    String::new(),
+                );
+                Outcome::Progressed
+            }
+        },
+        Observation::RolloutObserved {
+            deployment,
+            rollout,
+        } => match cx.current(deployment, Phase::Stabilizing) {
+            None => Outcome::Stale,
+            Some(d) => {
+                let started = d.started_at;
+                match rollout {
+                    Rollout::InProgress => {
+                        if now - started > policy.stabilize_timeout {
+                            let minutes = policy.stabilize_timeout.num_minutes();
+                            cx.finish(
+                                Verdict::Failed,
+                                Some(format!("did not stabilize within {minutes} minutes")),
+                            )
+                        } else {
+                            Outcome::Nothing
+                        }
+                    }
+                    Rollout::Completed => cx.finish(Verdict::Succeeded, None),
+                    Rollout::Failed { reason } => cx.finish(Verdict::Failed, Some(reason.clone())),
+                    Rollout::RolledBack { reason, to } => cx.finish(
+                        Verdict::RolledBack,
+                        Some(format!("{reason}; the service is back on {to}")),
+                    ),
+                    Rollout::Replaced { by } => cx.finish(
+                        Verdict::Failed,
+                        Some(format!(
+                            "the service was moved to {by} by someone else during the rollout"
+                        )),
+                    ),
+                }
+            }
+        },
+        Observation::StepInterrupted { deployment, error } => {
+            match cx
+                .s
+                .in_flight
+                .as_ref()
+                .filter(|d| &d.id == deployment && d.phase != Phase::Stabilizing)
+            {
+                None => Outcome::Stale,
+                Some(d) => {
+                    let phase = d.phase.to_string();
+                    let dm = cx.s.in_flight.as_mut().expect("checked");
+                    dm.lease_until = Some(now);
+                    dm.updated_at = now;
+                    cx.transition(
+                        phase.clone(),
+                        phase,
+                        format!("interrupted, will retry: {error}"),
+                    );
+                    Outcome::Progressed
+                }
+            }
+        }
+        Observation::StepFailed { deployment, error } => {
+            match cx.s.in_flight.as_ref().filter(|d| &d.id == deployment) {
+                None => Outcome::Stale,
+                Some(_) => cx.finish(Verdict::Failed, Some(error.clone())),
+            }
+        }
+    };
+    Step {
+        state: cx.s,
+        commands: cx.commands,
+        journal: cx.journal,
+        outcome,
+    }
+}
+
+impl Ctx<'_> {
+    fn current(&self, id: &DeploymentId, phase: Phase) -> Option<&Deployment> {
+        self.s
+            .in_flight
+            .as_ref()
+            .filter(|d| &d.id == id && d.phase == phase)
+    }
+
+    fn transition(&mut self, from: String, to: String, note: String) {
+        let d = self.s.in_flight.as_ref();
+        self.journal.push(Transition {
+            deployment: d.map(|d| d.id.clone()),
+            digest: d.map(|d| d.release.image.digest.clone()),
+            from,
+            to,
+            note,
+        });
+    }
+
+    fn renew_lease(&mut self) {
+        let until = self.now + self.policy.lease;
+        if let Some(d) = self.s.in_flight.as_mut() {
+            d.lease_until = Some(until);
+            d.updated_at = self.now;
+        }
+    }
+
+    /// A release arrives: deploy it now, queue it, or ignore it.
+    fn accept(&mut self, release: Release, ordered: bool) -> Outcome {
+        let digest = &release.image.digest;
+        if let Some(d) = &self.s.in_flight {
+            if &d.release.image.digest == digest {
+                return Outcome::Ignored {
+                    reason: format!("{} is already being deployed ({})", digest.short(), d.id),
+                };
+            }
+        }
+        if let Some(p) = &self.s.pending {
+            if &p.image.digest == digest {
+                return Outcome::Ignored {
+                    reason: format!("{} is already pending", digest.short()),
+                };
+            }
+        }
+        if ordered {
+            if self.s.in_flight.is_none() && self.s.pending.is_none() {
+                if let Some(good) = &self.s.last_known_good {
+                    if &good.image.digest == digest {
+                        return Outcome::Ignored {
+                            reason: format!("{} is already deployed", digest.short()),
+                        };
+                    }
+                }
+            }
+            if let Some(newest) = &self.s.newest_accepted {
+                if !self.policy.order.is_newer(&release.image, newest) {
+                    let reason =
+                        format!("older than {}, which was already accepted", newest.label());
+                    self.s.record(
+                        HistoryEntry {
+                            deployment_id: None,
+                            image: release.image.clone(),
+                            verdict: Verdict::Superseded,
+                            task_definition_arn: None,
+                            reason: Some(reason.clone()),
+                            at: self.now,
+                        },
+                        self.policy.history_limit,
+                    );
+                    self.journal.push(Transition {
+                        deployment: None,
+                        digest: Some(release.image.digest.clone()),
+                        from: "received".into(),
+                        to: "superseded".into(),
+                        note: reason.clone(),
+                    });
+                    return Outcome::Ignored { reason };
+                }
+            }
+        }
+        let raise_watermark = match &self.s.newest_accepted {
+            Some(n) => self.policy.order.is_newer(&release.image, n),
+            None => true,
+        };
+        if raise_watermark {
+            self.s.newest_accepted = Some(release.image.clone());
+        }
+        if self.s.in_flight.is_some() {
+            if let Some(old) = self.s.pending.take() {
+                let reason = format!("replaced by {} before it started", release.image.label());
+                self.s.record(
+                    HistoryEntry {
+                        deployment_id: None,
+                        image: old.image.clone(),
+                        verdict: Verdict::Superseded,
+                        task_definition_arn: None,
+                        reason: Some(reason.clone()),
+                        at: self.now,
+                    },
+                    self.policy.history_limit,
+                );
+                self.journal.push(Transition {
+                    deployment: None,
+                    digest: Some(old.image.digest.clone()),
+                    from: "pending".into(),
+                    to: "superseded".into(),
+                    note: reason,
+                });
+            }
+            self.journal.push(Transition {
+                deployment: None,
+                digest: Some(release.image.digest.clone()),
+                from: "received".into(),
+                to: "pending".into(),
+                note: "a deployment is in flight; this release follows it".into(),
+            });
+            self.s.pending = Some(release);
+            Outcome::Queued
+        } else {
+            self.start(release)
+        }
+    }
+
+    fn start(&mut self, release: Release) -> Outcome {
+        let id = DeploymentId(format!(
+            "{}-{}",
+            self.now.format("%Y%m%dT%H%M%S%3fZ"),
+            &release.image.digest.short()[..8]
+        ));
+        let image = release.image.clone();
+        self.s.in_flight = Some(Deployment {
+            id: id.clone(),
+            release,
+            phase: Phase::Registering,
+            started_at: self.now,
+            updated_at: self.now,
+            lease_until: Some(self.now + self.policy.lease),
+            attempts: 0,
+            task_definition_arn: None,
+            ecs_deployment_id: None,
+        });
+        self.transition(
+            "pending".into(),
+            Phase::Registering.to_string(),
+            String::new(),
+        );
+        self.notify(NoticeKind::Started, None);
+        self.commands.push(Command::RegisterRevision {
+            deployment: id.clone(),
+            image,
+        });
+        Outcome::Started { deployment: id }
+    }
+
+    fn registered(&mut self, id: &DeploymentId, arn: &str, note: &str) -> Outcome {
+        if self.current(id, Phase::Registering).is_none() {
+            return Outcome::Stale;
+        }
+        let until = self.now + self.policy.lease;
+        let d = self.s.in_flight.as_mut().expect("checked");
+        d.phase = Phase::Updating;
+        d.task_definition_arn = Some(arn.to_owned());
+        d.lease_until = Some(until);
+        d.updated_at = self.now;
+        self.transition(
+            Phase::Registering.to_string(),
+            Phase::Updating.to_string(),
+            format!("{note} {arn}"),
+        );
+        self.commands.push(Command::UpdateService {
+            deployment: id.clone(),
+            task_definition_arn: arn.to_owned(),
+            adopt: false,
+        });
+        Outcome::Progressed
+    }
+
+    fn tick(&mut self) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return match self.s.pending.take() {
+                Some(p) => self.start(p),
+                None => Outcome::Nothing,
+            };
+        };
+        match d.phase {
+            Phase::Stabilizing => {
+                self.commands.push(Command::ObserveRollout {
+                    deployment: d.id.clone(),
+                    task_definition_arn: d.task_definition_arn.clone().unwrap_or_default(),
+                    ecs_deployment_id: d.ecs_deployment_id.clone(),
+                });
+                Outcome::Progressed
+            }
+            Phase::Registering | Phase::Updating => {
+                if d.lease_until.is_some_and(|until| until > self.now) {
+                    return Outcome::Busy;
+                }
+                if d.attempts + 1 > self.policy.max_attempts {
+                    return self.finish(
+                        Verdict::Failed,
+                        Some(format!(
+                            "gave up after {} attempts while {}",
+                            d.attempts + 1,
+                            d.phase
+                        )),
+                    );
+                }
+                let dm = self.s.in_flight.as_mut().expect("present");
+                dm.attempts += 1;
+                self.renew_lease();
+                self.transition(
+                    d.phase.to_string(),
+                    d.phase.to_string(),
+                    format!("lease lapsed; taking over (attempt {})", d.attempts + 1),
+                );
+                self.commands.push(match d.phase {
+                    Phase::Registering => Command::FindRevision {
+                        deployment: d.id.clone(),
+                        image: d.release.image.clone(),
+                    },
+                    _ => Command::UpdateService {
+                        deployment: d.id.clone(),
+                        task_definition_arn: d.task_definition_arn.clone().unwrap_or_default(),
+                        adopt: true,
+                    },
+                });
+                Outcome::Progressed
+            }
+        }
+    }
+
+    /// Close the deployment in flight with a verdict, then start what is pending.
+    fn finish(&mut self, verdict: Verdict, reason: Option<String>) -> Outcome {
+        let d = self
+            .s
+            .in_flight
+            .clone()
+            .expect("finish needs a deployment in flight");
+        self.transition(
+            d.phase.to_string(),
+            verdict.to_string(),
+            reason.clone().unwrap_or_default(),
+        );
+        self.notify(
+            match verdict {
+                Verdict::Succeeded => NoticeKind::Succeeded,
+                Verdict::RolledBack => NoticeKind::RolledBack,
+                _ => NoticeKind::Failed,
+            },
+            reason.clone(),
+        );
+        if verdict == Verdict::Succeeded {
+            if let Some(arn) = &d.task_definition_arn {
+                self.s.last_known_good = Some(KnownGood {
+                    task_definition_arn: arn.clone(),
+                    image: d.release.image.clone(),
+                    deployment_id: d.id.clone(),
+                    at: self.now,
+                });
+            }
+        }
+        self.s.record(
+            HistoryEntry {
+                deployment_id: Some(d.id.clone()),
+                image: d.release.image.clone(),
+                verdict,
+                task_definition_arn: d.task_definition_arn.clone(),
+                reason,
+                at: self.now,
+            },
+            self.policy.history_limit,
+        );
+        self.s.in_flight = None;
+        if let Some(p) = self.s.pending.take() {
+            self.start(p);
+        }
+        Outcome::Finished {
+            deployment: d.id,
+            verdict,
+        }
+    }
+
+    fn notify(&mut self, kind: NoticeKind, reason: Option<String>) {
+        let d = self
+            .s
+            .in_flight
+            .as_ref()
+            .expect("notices are about a deployment");
+        self.commands.push(Command::Notify(Notification {
+            kind,
+            project: self.policy.project.clone(),
+            environment: self.s.environment.clone(),
+            service: self.s.service.clone(),
+            deployment_id: d.id.clone(),
+            image: d.release.image.clone(),
+            task_definition_arn: d.task_definition_arn.clone(),
+            previous: self
+                .s
+                .last_known_good
+                .as_ref()
+                .filter(|g| g.deployment_id != d.id)
+                .map(|g| g.image.label()),
+            reason,
+            at: self.now,
+        }));
+    }
+}

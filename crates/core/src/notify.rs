@@ -1,0 +1,186 @@
+//! Notification text: a subject and body a person reads in an inbox or chat, a JSON body for
+//! machines, and message attributes for SNS subscription filters.
+//!
+//! Only identifiers go in: image references, revision ARNs, deployment ids and reasons. Nothing
+//! here ever holds a variable's or a secret's value.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::image::Image;
+use crate::state::DeploymentId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Started,
+    Succeeded,
+    Failed,
+    RolledBack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    pub kind: NoticeKind,
+    pub project: String,
+    pub environment: String,
+    pub service: String,
+    pub deployment_id: DeploymentId,
+    pub image: Image,
+    pub task_definition_arn: Option<String>,
+    /// The release this one replaces (last known good), as a label.
+    pub previous: Option<String>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Notification {
+    pub fn severity(&self) -> Severity {
+        match self.kind {
+            NoticeKind::Started | NoticeKind::Succeeded => Severity::Info,
+            NoticeKind::Failed | NoticeKind::RolledBack => Severity::Critical,
+        }
+    }
+
+    fn what(&self) -> String {
+        self.image
+            .tag
+            .clone()
+            .unwrap_or_else(|| self.image.digest.short().to_owned())
+    }
+
+    /// SNS subjects are ASCII, at most 100 characters, with no line breaks.
+    pub fn subject(&self) -> String {
+        let verb = match self.kind {
+            NoticeKind::Started => "deploying",
+            NoticeKind::Succeeded => "deployed",
+            NoticeKind::Failed => "FAILED to deploy",
+            NoticeKind::RolledBack => "ROLLED BACK",
+        };
+        let s = format!(
+            "[{} {}] {}: {} {}",
+            self.project,
+            self.environment,
+            self.service,
+            verb,
+            self.what()
+        );
+        let mut s: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        s.truncate(100);
+        s
+    }
+
+    pub fn text(&self) -> String {
+        let mut lines = Vec::new();
+        let headline = match self.kind {
+            NoticeKind::Started => format!(
+                "Deployment of {} to {} started.",
+                self.image.label(),
+                self.environment
+            ),
+            NoticeKind::Succeeded => format!(
+                "{} is now running {} in {}.",
+                self.service,
+                self.image.label(),
+                self.environment
+            ),
+            NoticeKind::Failed => format!(
+                "Deployment of {} to {} failed.",
+                self.image.label(),
+                self.environment
+            ),
+            NoticeKind::RolledBack => format!(
+                "Deployment of {} to {} was rolled back.",
+                self.image.label(),
+                self.environment
+            ),
+        };
+        lines.push(headline);
+        if let Some(r) = &self.reason {
+            lines.push(format!("Why: {r}"));
+        }
+        lines.push(String::new());
+        lines.push(format!(
+            "Service:     {} ({})",
+            self.service, self.environment
+        ));
+        lines.push(format!(
+            "Image:       {}@{}",
+            self.image.repository, self.image.digest
+        ));
+        if let Some(arn) = &self.task_definition_arn {
+            lines.push(format!("Revision:    {arn}"));
+        }
+        if let Some(p) = &self.previous {
+            lines.push(format!("Replaces:    {p}"));
+        }
+        lines.push(format!("Deployment:  {}", self.deployment_id));
+        lines.push(format!("At:          {}", self.at.to_rfc3339()));
+        if self.severity() == Severity::Critical {
+            lines.push(String::new());
+            lines.push(format!(
+                "See `harbormaster status --env {} --service {}` for the history.",
+                self.environment, self.service
+            ));
+        }
+        lines.join("\n")
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "severity": self.severity(),
+            "project": self.project,
+            "environment": self.environment,
+            "service": self.service,
+            "deployment_id": self.deployment_id,
+            "image": {
+                "repository": self.image.repository,
+                "digest": self.image.digest,
+                "tag": self.image.tag,
+            },
+            "task_definition_arn": self.task_definition_arn,
+            "previous": self.previous,
+            "reason": self.reason,
+            "at": self.at,
+            "summary": self.subject(),
+            "text": self.text(),
+        })
+    }
+
+    /// SNS message attributes, for subscription filter policies.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("project", self.project.clone()),
+            ("environment", self.environment.clone()),
+            ("service", self.service.clone()),
+            ("kind", as_word(&self.kind)),
+            ("severity", as_word(&self.severity())),
+        ]
+    }
+}
+
+fn as_word(v: &impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,203 @@
+//! Ports: what the engine needs from the world, in domain words. `harbormaster-aws` implements
+//! them with the AWS SDK; [`crate::memory`] implements them in memory for scenario tests.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Environment, RollingSettings};
+use crate::image::Image;
+use crate::notify::Notification;
+use crate::state::{DeploymentId, ServiceState};
+use crate::template::{Placement, RenderedTaskDefinition};
+
+/// How an AWS (or other) failure should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Rate limited: retry later.
+    Throttled,
+    /// Timeouts, 5xx, dropped connections: retry later.
+    Transient,
+    /// Someone else changed it first.
+    Conflict,
+    NotFound,
+    /// The request itself is wrong; retrying will not help.
+    Invalid,
+    Denied,
+}
+
+impl ErrorKind {
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message} ({kind:?})")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    /// The AWS operation or port step, e.g. `RegisterTaskDefinition`.
+    pub operation: String,
+    /// Safe to show: never a request body, never a secret.
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError {
+            kind,
+            operation: operation.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The version of a stored document: the S3 ETag, used as the fencing token of the next write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaveError {
+    #[error("the state document changed since it was read")]
+    Conflict,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+pub trait StateStore {
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(ServiceState, Version)>, PortError>> + Send;
+    /// Create when `expected` is `None` (fails if it exists), else replace only that version.
+    fn save(
+        &self,
+        key: &str,
+        state: &ServiceState,
+        expected: Option<&Version>,
+    ) -> impl Future<Output = Result<Version, SaveError>> + Send;
+}
+
+pub trait TaskDefinitions {
+    /// Returns the new revision's ARN.
+    fn register(
+        &self,
+        td: &RenderedTaskDefinition,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The revision of `family` tagged with this deployment id, if an earlier attempt registered one.
+    fn find_by_deployment(
+        &self,
+        family: &str,
+        deployment: &DeploymentId,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+}
+
+/// Where and how a service is updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTarget {
+    pub cluster: String,
+    pub service: String,
+    pub desired_count: Option<u32>,
+    pub rolling: RollingSettings,
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EcsDeployment {
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: String,
+    pub task_definition: String,
+    /// IN_PROGRESS, COMPLETED or FAILED, when ECS reports one.
+    pub rollout_state: Option<String>,
+    pub rollout_reason: Option<String>,
+    pub running: i32,
+    pub desired: i32,
+    pub failed_tasks: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceSnapshot {
+    pub task_definition: String,
+    pub deployments: Vec<EcsDeployment>,
+    /// Newest first.
+    pub events: Vec<String>,
+}
+
+impl ServiceSnapshot {
+    pub fn primary(&self) -> Option<&EcsDeployment> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+}
+
+pub trait Services {
+    /// Returns the id of the ECS deployment that UpdateService started.
+    fn update(
+        &self,
+        target: &ServiceTarget,
+        task_definition_arn: &str,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    fn describe(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<ServiceSnapshot, PortError>> + Send;
+}
+
+pub trait Images {
+    /// The image a tag names now, or `None` if the tag is not in the repository.
+    fn resolve_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<Image>, PortError>> + Send;
+    fn by_digest(
+        &self,
+        repository: &str,
+        digest: &crate::image::Digest,
+    ) -> impl Future<Output = Result<Option<Image>, PortError>> + Send;
+    /// Tagged images of a repository, one entry per tag, for reconciling lost pushes.
+    fn tagged(
+        &self,
+        repository: &str,
+    ) -> impl Future<Output = Result<Vec<Image>, PortError>> + Send;
+}
+
+pub trait Notifier {
+    fn publish(
+        &self,
+        topic: &str,
+        notification: &Notification,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Account and region an environment deploys into.
+pub trait Placements {
+    fn placement(
+        &self,
+        environment: &Environment,
+    ) -> impl Future<Output = Result<Placement, PortError>> + Send;
+}
+
+/// Files of the GitOps source: the config and the task-definition templates.
+pub trait ConfigSource {
+    fn read(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
+    /// Where `path` is, for error messages (`s3://bucket/prefix/path`, a file path).
+    fn describe(&self, path: &str) -> String;
+}
+
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Everything the engine uses. One struct implements all of it per environment (AWS, memory).
+pub trait Ports:
+    StateStore + TaskDefinitions + Services + Images + Notifier + Placements + Clock + Sync
+{
+}
+impl<T> Ports for T where
+    T: StateStore + TaskDefinitions + Services + Images + Notifier + Placements + Clock + Sync
+{
+}

@@ -1,0 +1,197 @@
+//! The state document: one per (environment, service), stored with compare-and-swap.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::image::Image;
+
+pub const SCHEMA: u32 = 1;
+/// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
+/// hundred recent ids cover many hours of pushes to one service.
+pub const PROCESSED_EVENTS_KEPT: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeploymentId(pub String);
+
+impl fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What asked for a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// An ECR push event, by EventBridge event id.
+    Push { event_id: String },
+    /// A person or a build step, through the CLI.
+    Request { by: String },
+    /// Found by the tick in ECR, its push event having been lost.
+    Reconcile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub image: Image,
+    pub trigger: Trigger,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The phase of the deployment in flight. Pending releases wait in `ServiceState::pending`;
+/// finished ones are in the history with their verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Intent recorded; RegisterTaskDefinition is being (or may have been) called.
+    Registering,
+    /// Revision known; UpdateService is being (or may have been) called.
+    Updating,
+    /// ECS is rolling the service onto the revision.
+    Stabilizing,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Registering => "registering",
+            Phase::Updating => "updating",
+            Phase::Stabilizing => "stabilizing",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub release: Release,
+    pub phase: Phase,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Until then the invocation that wrote this phase owns the next step; after it, anyone may
+    /// take over (that invocation crashed or timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Times the deployment was taken over after a lapsed lease.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_deployment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Succeeded,
+    Failed,
+    /// ECS's circuit breaker (or an alarm) put the service back on its previous revision.
+    RolledBack,
+    /// A newer release took its place before it started, or it was older than what was there.
+    Superseded,
+}
+
+impl Verdict {
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Failed | Verdict::RolledBack)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Succeeded => "succeeded",
+            Verdict::Failed => "failed",
+            Verdict::RolledBack => "rolled back",
+            Verdict::Superseded => "superseded",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<DeploymentId>,
+    pub image: Image,
+    pub verdict: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A revision the service ran successfully: the rollback target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownGood {
+    pub task_definition_arn: String,
+    pub image: Image,
+    pub deployment_id: DeploymentId,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub schema: u32,
+    pub environment: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<Deployment>,
+    /// The newest release waiting for the one in flight to finish (latest wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Release>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_good: Option<KnownGood>,
+    /// The newest image accepted for deployment; older ones are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_accepted: Option<Image>,
+    /// Newest first, bounded by `agent.history_limit`.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// Oldest first, bounded by [`PROCESSED_EVENTS_KEPT`].
+    #[serde(default)]
+    pub processed_events: VecDeque<String>,
+}
+
+impl ServiceState {
+    pub fn new(environment: &str, service: &str) -> Self {
+        ServiceState {
+            schema: SCHEMA,
+            environment: environment.to_owned(),
+            service: service.to_owned(),
+            in_flight: None,
+            pending: None,
+            last_known_good: None,
+            newest_accepted: None,
+            history: Vec::new(),
+            processed_events: VecDeque::new(),
+        }
+    }
+
+    pub fn has_processed(&self, event_id: &str) -> bool {
+        self.processed_events.iter().any(|e| e == event_id)
+    }
+
+    pub fn remember_event(&mut self, event_id: &str) {
+        if !self.has_processed(event_id) {
+            self.processed_events.push_back(event_id.to_owned());
+            while self.processed_events.len() > PROCESSED_EVENTS_KEPT {
+                self.processed_events.pop_front();
+            }
+        }
+    }
+
+    pub fn record(&mut self, entry: HistoryEntry, limit: usize) {
+        self.history.insert(0, entry);
+        self.history.truncate(limit);
+    }
+
+    /// The storage key of this document in the state bucket.
+    pub fn key(environment: &str, service: &str) -> String {
+        format!("state/{environment}/{service}.json")
+    }
+}

@@ -1,0 +1,564 @@
+//! Scenario tests: the engine over in-memory ports with virtual time.
+//! Given a world, when events arrive, then the ordered journal, the state and the side effects.
+
+use chrono::{Duration, TimeZone, Utc};
+use futures::executor::block_on;
+use serde_json::{json, Value};
+
+use harbormaster_core::dispatch::{handle_event, request_deploy, tick};
+use harbormaster_core::machine::Outcome;
+use harbormaster_core::memory::{MemoryPorts, RolloutMode};
+use harbormaster_core::notify::NoticeKind;
+use harbormaster_core::state::{Phase, Verdict};
+use harbormaster_core::testing::bundle;
+use harbormaster_core::{Bundle, RunOptions};
+
+const CLUSTER: &str = "booking-dev";
+const INITIAL_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:0";
+
+fn world() -> (MemoryPorts, Bundle) {
+    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
+    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    (ports, bundle())
+}
+
+fn push_event(id: &str, tag: &str, fill: char, secs: i64) -> Value {
+    let t = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap() + Duration::seconds(secs);
+    json!({
+        "version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": t.to_rfc3339(), "region": "us-east-1", "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "booking/web",
+          "image-digest": format!("sha256:{}", fill.to_string().repeat(64)),
+          "action-type": "PUSH", "image-tag": tag}
+    })
+}
+
+fn send(
+    ports: &MemoryPorts,
+    b: &Bundle,
+    event: &Value,
+) -> harbormaster_core::dispatch::DispatchReport {
+    block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
+}
+
+fn tick_once(ports: &MemoryPorts, b: &Bundle) -> harbormaster_core::dispatch::DispatchReport {
+    block_on(tick(ports, b, RunOptions::default()))
+}
+
+fn service_td(ports: &MemoryPorts) -> String {
+    ports.with(|w| {
+        w.services[&(CLUSTER.to_string(), "web".to_string())]
+            .task_definition
+            .clone()
+    })
+}
+
+fn journal_words(r: &harbormaster_core::dispatch::DispatchReport) -> Vec<String> {
+    r.targets
+        .iter()
+        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
+        .collect()
+}
+
+#[test]
+fn a_push_registers_pins_the_digest_and_updates_then_the_tick_records_success() {
+    let (ports, b) = world();
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(r.targets.len(), 1, "only dev follows main-*: {r:?}");
+    assert!(matches!(r.targets[0].outcome, Outcome::Started { .. }));
+    assert_eq!(
+        journal_words(&r),
+        [
+            "pending->registering",
+            "registering->updating",
+            "updating->stabilizing"
+        ]
+    );
+
+    let rev = ports.with(|w| w.revisions[0].clone());
+    assert_eq!(
+        rev.body["containerDefinitions"][0]["image"],
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/booking/web@sha256:{}",
+            "a".repeat(64)
+        )
+    );
+    assert_eq!(service_td(&ports), rev.arn);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.in_flight.as_ref().unwrap().phase, Phase::Stabilizing);
+    assert!(st.last_known_good.is_none(), "not good until ECS says so");
+
+    let t = tick_once(&ports, &b);
+    let dev: Vec<_> = t
+        .targets
+        .iter()
+        .filter(|t| t.environment == "dev")
+        .collect();
+    assert!(
+        matches!(dev[0].outcome, Outcome::Progressed),
+        "{:?}",
+        dev[0]
+    );
+    assert_eq!(journal_words(&t), ["stabilizing->succeeded"]);
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.in_flight.is_none());
+    assert_eq!(
+        st.last_known_good.as_ref().unwrap().task_definition_arn,
+        rev.arn
+    );
+    assert_eq!(st.history[0].verdict, Verdict::Succeeded);
+    let kinds: Vec<_> = ports.with(|w| w.published.iter().map(|n| n.kind).collect());
+    assert_eq!(kinds, [NoticeKind::Started, NoticeKind::Succeeded]);
+}
+
+#[test]
+fn duplicate_event_sequential_gives_one_revision_and_one_update() {
+    let (ports, b) = world();
+    let e = push_event("e1", "main-1", 'a', 0);
+    send(&ports, &b, &e);
+    let second = send(&ports, &b, &e);
+    assert!(
+        matches!(second.targets[0].outcome, Outcome::Duplicate),
+        "{second:?}"
+    );
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+    assert_eq!(ports.count("UpdateService"), 1);
+}
+
+#[test]
+fn duplicate_event_concurrent_gives_one_revision_and_one_update() {
+    for copies in [2, 5] {
+        let (ports, b) = world();
+        let e = push_event("e1", "main-1", 'a', 0);
+        let runs = (0..copies).map(|_| handle_event(&ports, &b, &e, RunOptions::default()));
+        let reports = block_on(futures::future::join_all(runs));
+        let started = reports
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.as_ref().unwrap().targets[0].outcome,
+                    Outcome::Started { .. }
+                )
+            })
+            .count();
+        assert_eq!(started, 1, "{reports:?}");
+        assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+        assert_eq!(ports.count("UpdateService"), 1);
+        let conflicts = ports.count("PutObject") - 3;
+        assert!(
+            conflicts >= 1,
+            "the copies really raced on the state document"
+        );
+    }
+}
+
+#[test]
+fn an_image_older_than_the_deployed_one_is_ignored_and_recorded_superseded() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    tick_once(&ports, &b);
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("older")),
+        "{r:?}"
+    );
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.history[0].verdict, Verdict::Superseded);
+    assert_eq!(st.history[0].image.tag.as_deref(), Some("main-1"));
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+}
+
+#[test]
+fn a_push_mid_deployment_is_queued_and_deployed_next_latest_wins() {
+    let (ports, b) = world();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let q2 = send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    let q3 = send(&ports, &b, &push_event("e3", "main-3", 'c', 120));
+    assert!(matches!(q2.targets[0].outcome, Outcome::Queued));
+    assert!(matches!(q3.targets[0].outcome, Outcome::Queued));
+    assert_eq!(
+        journal_words(&q3),
+        ["pending->superseded", "received->pending"]
+    );
+
+    // Still in progress: the tick changes nothing.
+    let t = tick_once(&ports, &b);
+    assert!(journal_words(&t).is_empty());
+    ports.complete(CLUSTER, "web");
+    let t = tick_once(&ports, &b);
+    assert_eq!(
+        journal_words(&t),
+        [
+            "stabilizing->succeeded",
+            "pending->registering",
+            "registering->updating",
+            "updating->stabilizing"
+        ]
+    );
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+
+    let st = ports.state("dev", "web").unwrap();
+    let deployed: Vec<_> = ports.with(|w| {
+        w.revisions
+            .iter()
+            .map(|r| {
+                r.body["containerDefinitions"][0]["image"].as_str().unwrap()[66..67].to_owned()
+            })
+            .collect()
+    });
+    assert_eq!(deployed, ["a", "c"], "main-2 was skipped");
+    assert_eq!(
+        st.last_known_good.unwrap().image.tag.as_deref(),
+        Some("main-3")
+    );
+    let verdicts: Vec<_> = st
+        .history
+        .iter()
+        .map(|h| (h.image.tag.clone().unwrap(), h.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("main-3".into(), Verdict::Succeeded),
+            ("main-1".into(), Verdict::Succeeded),
+            ("main-2".into(), Verdict::Superseded)
+        ]
+    );
+}
+
+/// Runs a push to completion; returns (revisions registered, UpdateService calls, final service TD).
+fn uninterrupted() -> (usize, u32, String) {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    let updates = ports.with(|w| w.services[&(CLUSTER.to_string(), "web".to_string())].updates);
+    (
+        ports.with(|w| w.revisions.len()),
+        updates,
+        service_td(&ports),
+    )
+}
+
+#[test]
+fn a_crash_between_any_two_steps_converges_without_a_second_revision() {
+    let reference = uninterrupted();
+    // Crash at the n-th port call of the push's invocation, with and without that call's effect
+    // having happened; then restart and let ticks run after the lease lapsed.
+    for n in 0..12 {
+        for executed in [false, true] {
+            let (ports, b) = world();
+            ports.with(|w| w.crash_at = Some((n, executed)));
+            let _ = block_on(handle_event(
+                &ports,
+                &b,
+                &push_event("e1", "main-1", 'a', 0),
+                RunOptions::default(),
+            ));
+            ports.revive();
+            // EventBridge redelivers the event (Lambda retries on error)…
+            let _ = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+            // …and the tick takes over once the lease has lapsed.
+            for _ in 0..4 {
+                ports.advance(Duration::minutes(2));
+                tick_once(&ports, &b);
+            }
+            let updates =
+                ports.with(|w| w.services[&(CLUSTER.to_string(), "web".to_string())].updates);
+            let got = (
+                ports.with(|w| w.revisions.len()),
+                updates,
+                service_td(&ports),
+            );
+            assert_eq!(
+                got.0, 1,
+                "crash at call {n} (executed: {executed}): one revision"
+            );
+            assert_eq!(
+                got.2, reference.2,
+                "crash at call {n} (executed: {executed}): same final revision"
+            );
+            let st = ports.state("dev", "web").unwrap();
+            assert!(
+                st.in_flight.is_none(),
+                "crash at {n}/{executed}: settled: {st:?}"
+            );
+            assert_eq!(
+                st.last_known_good
+                    .as_ref()
+                    .map(|g| g.task_definition_arn.clone()),
+                Some(reference.2.clone()),
+                "crash at {n}/{executed}"
+            );
+            assert!(
+                got.1 >= 1 && got.1 <= 2,
+                "crash at {n}/{executed}: {} updates",
+                got.1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lost_register_response_is_adopted_not_registered_again() {
+    let (ports, b) = world();
+    ports.with(|w| w.lose_response.push("RegisterTaskDefinition".into()));
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert!(
+        r.targets[0].error.is_some(),
+        "the invocation saw the lost response"
+    );
+    ports.advance(Duration::seconds(1));
+    let t = tick_once(&ports, &b);
+    let notes: Vec<_> = t
+        .targets
+        .iter()
+        .flat_map(|t| t.journal.iter().map(|j| j.note.clone()))
+        .collect();
+    assert!(notes.iter().any(|n| n.starts_with("adopted")), "{notes:?}");
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+    assert_eq!(ports.count("UpdateService"), 1);
+}
+
+#[test]
+fn last_known_good_is_recorded_only_when_a_rollout_completes() {
+    let (ports, b) = world();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    assert!(ports.state("dev", "web").unwrap().last_known_good.is_none());
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let good = ports.state("dev", "web").unwrap().last_known_good.unwrap();
+    assert_eq!(good.image.tag.as_deref(), Some("main-1"));
+}
+
+#[test]
+fn a_circuit_breaker_rollback_is_a_failure_and_keeps_last_known_good() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    let good = ports.state("dev", "web").unwrap().last_known_good.unwrap();
+
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    ports.fail_with_rollback(CLUSTER, "web", "tasks failed to start");
+    let t = tick_once(&ports, &b);
+    assert_eq!(journal_words(&t), ["stabilizing->rolled back"]);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.last_known_good.unwrap(), good);
+    assert_eq!(st.history[0].verdict, Verdict::RolledBack);
+    let reason = st.history[0].reason.clone().unwrap();
+    assert!(
+        reason.contains("tasks failed to start") && reason.contains(&good.task_definition_arn),
+        "{reason}"
+    );
+    let last = ports.with(|w| w.published.last().cloned().unwrap());
+    assert_eq!(last.kind, NoticeKind::RolledBack);
+    assert!(
+        last.text().contains("Why: tasks failed to start"),
+        "{}",
+        last.text()
+    );
+}
+
+#[test]
+fn a_rollout_that_never_stabilizes_fails_after_the_timeout() {
+    let (ports, b) = world();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    ports.advance(Duration::minutes(29));
+    tick_once(&ports, &b);
+    assert!(ports.state("dev", "web").unwrap().in_flight.is_some());
+    ports.advance(Duration::minutes(2));
+    let t = tick_once(&ports, &b);
+    assert_eq!(journal_words(&t), ["stabilizing->failed"]);
+}
+
+#[test]
+fn throttling_interrupts_and_the_next_tick_finishes_without_waiting_for_the_lease() {
+    use harbormaster_core::ports::{ErrorKind, PortError};
+    let (ports, b) = world();
+    ports.with(|w| {
+        w.faults.push_back((
+            "UpdateService".into(),
+            PortError::new(ErrorKind::Throttled, "UpdateService", "Rate exceeded"),
+        ))
+    });
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert!(r.targets[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("Rate exceeded"));
+    assert_eq!(
+        ports.state("dev", "web").unwrap().in_flight.unwrap().phase,
+        Phase::Updating
+    );
+    ports.advance(Duration::seconds(1));
+    tick_once(&ports, &b);
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert!(
+        st.in_flight.is_none() && st.last_known_good.is_some(),
+        "{st:?}"
+    );
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+}
+
+#[test]
+fn a_permanent_error_fails_the_deployment_and_says_why() {
+    use harbormaster_core::ports::{ErrorKind, PortError};
+    let (ports, b) = world();
+    ports.with(|w| {
+        w.faults.push_back((
+            "RegisterTaskDefinition".into(),
+            PortError::new(
+                ErrorKind::Invalid,
+                "RegisterTaskDefinition",
+                "Invalid setting for container 'web'",
+            ),
+        ))
+    });
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(
+        journal_words(&r),
+        ["pending->registering", "registering->failed"]
+    );
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.in_flight.is_none());
+    assert_eq!(st.history[0].verdict, Verdict::Failed);
+    let n = ports.with(|w| w.published.last().cloned().unwrap());
+    assert_eq!(n.kind, NoticeKind::Failed);
+    assert!(n.reason.unwrap().contains("Invalid setting"));
+    assert_eq!(ports.count("UpdateService"), 0);
+}
+
+#[test]
+fn a_lost_push_event_is_found_by_the_tick() {
+    let (ports, b) = world();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap();
+    ports.push_image("booking/web", "main-1", 'a', t0);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    // main-2 is pushed but its event never arrives.
+    ports.push_image("booking/web", "main-2", 'b', t0 + Duration::minutes(5));
+    ports.push_image("booking/web", "release-x", 'c', t0 + Duration::minutes(6));
+    let t = tick_once(&ports, &b);
+    assert!(
+        journal_words(&t).contains(&"pending->registering".to_string()),
+        "{t:?}"
+    );
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.last_known_good.unwrap().image.tag.as_deref(),
+        Some("main-2")
+    );
+    // Nothing new: further ticks do nothing.
+    let before = ports.count("RegisterTaskDefinition");
+    tick_once(&ports, &b);
+    assert_eq!(ports.count("RegisterTaskDefinition"), before);
+}
+
+#[test]
+fn reconciling_never_deploys_on_a_service_the_agent_has_not_seen_yet() {
+    let (ports, b) = world();
+    ports.push_image("booking/web", "main-1", 'a', Utc::now());
+    tick_once(&ports, &b);
+    assert_eq!(ports.count("RegisterTaskDefinition"), 0);
+}
+
+#[test]
+fn semver_environments_never_step_back_to_a_late_hotfix() {
+    let (ports, b) = world();
+    ports.add_service("booking-prod", "web", INITIAL_TD);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap();
+    ports.push_image("booking/web", "1.3.0", 'a', t0);
+    ports.push_image("booking/web", "1.2.1", 'b', t0 + Duration::minutes(1));
+    // prod does not auto-deploy: a person asks for 1.3.0, then the tick must not pick 1.2.1.
+    block_on(request_deploy(
+        &ports,
+        &b,
+        "prod",
+        "web",
+        "1.3.0",
+        "test",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    tick_once(&ports, &b);
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+    let st = ports.state("prod", "web").unwrap();
+    assert_eq!(
+        st.last_known_good.unwrap().image.tag.as_deref(),
+        Some("1.3.0")
+    );
+}
+
+#[test]
+fn delete_and_failed_push_events_do_nothing() {
+    let (ports, b) = world();
+    for (field, value) in [("action-type", "DELETE"), ("result", "FAILURE")] {
+        let mut e = push_event("e1", "main-1", 'a', 0);
+        e["detail"][field] = json!(value);
+        let r = send(&ports, &b, &e);
+        assert!(r.ignored.is_some() && r.targets.is_empty(), "{r:?}");
+    }
+    assert!(ports.with(|w| w.calls.is_empty()), "no AWS call at all");
+}
+
+#[test]
+fn malformed_and_unknown_events_are_errors_and_call_nothing() {
+    let (ports, b) = world();
+    let mut bad = push_event("e1", "main-1", 'a', 0);
+    bad["detail"]["image-digest"] = json!("sha256:nope");
+    let err = block_on(handle_event(&ports, &b, &bad, RunOptions::default())).unwrap_err();
+    assert!(err.to_string().contains("image-digest"), "{err}");
+    let err = block_on(handle_event(
+        &ports,
+        &b,
+        &json!({"source": "aws.s3", "detail-type": "x"}),
+        RunOptions::default(),
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("unrecognised"), "{err}");
+    assert!(ports.with(|w| w.calls.is_empty()));
+}
+
+#[test]
+fn a_dry_run_decides_but_writes_and_mutates_nothing() {
+    let (ports, b) = world();
+    let r = block_on(handle_event(
+        &ports,
+        &b,
+        &push_event("e1", "main-1", 'a', 0),
+        RunOptions { dry_run: true },
+    ))
+    .unwrap();
+    assert!(matches!(r.targets[0].outcome, Outcome::Started { .. }));
+    assert!(
+        r.targets[0]
+            .planned
+            .iter()
+            .any(|p| p.starts_with("RegisterTaskDefinition")),
+        "{r:?}"
+    );
+    let calls = ports.with(|w| w.calls.clone());
+    assert_eq!(calls, ["GetObject"], "only the read of the state document");
+}
+
+#[test]
+fn notifications_read_well_and_carry_filter_attributes() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let n = ports.with(|w| w.published[0].clone());
+    assert_eq!(n.subject(), "[booking dev] web: deploying main-1");
+    assert!(n.text().contains("Deployment of booking/web:main-1"));
+    let attrs = n.attributes();
+    assert!(
+        attrs.contains(&("kind", "started".into())) && attrs.contains(&("severity", "info".into()))
+    );
+    assert_eq!(n.json()["image"]["tag"], "main-1");
+}
