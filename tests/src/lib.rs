@@ -1,1 +1,429 @@
+//! A small environment in the local emulator, set up with the real SDK: the world the end-to-end
+//! tests and `cargo xtask demo` run in. Cluster and service, ECR repository, SNS topic with an
+//! SQS subscriber (our inbox), the state bucket, SSM parameters, and the GitOps source folder.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use harbormaster_aws::Agent;
+use harbormaster_testkit::Emulator;
+use serde_json::{json, Value};
+
+pub const ACCOUNT: &str = "000000000000";
+pub const REGION: &str = "us-east-1";
+pub const CLUSTER: &str = "booking-dev";
+pub const REPOSITORY: &str = "booking/web";
+pub const BUCKET: &str = "booking-harbormaster-state";
+pub const TOPIC: &str = "booking-deployments";
+pub const INBOX: &str = "booking-deployments-inbox";
+pub const FAMILY: &str = "booking-dev-web";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> Value {
+    let p = workspace_root().join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("fixture exists"))
+        .expect("fixture is JSON")
+}
+
+pub struct Clients {
+    pub ecs: aws_sdk_ecs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+/// A running emulator with the booking app's dev environment in it.
+pub struct World {
+    pub emulator: Emulator,
+    pub clients: Clients,
+    pub sdk: aws_config::SdkConfig,
+    pub config_dir: PathBuf,
+    pub topic_arn: String,
+    pub inbox_url: String,
+    _tmp: TempDir,
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(label: &str) -> Result<TempDir> {
+        let p = std::env::temp_dir().join(format!(
+            "harbormaster-{label}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The SDK pointed at one emulator. Set explicitly (not through the process environment), so
+/// that tests running in parallel each talk to their own emulator.
+pub async fn sdk_for(emulator: &Emulator) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&emulator.endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "harbormaster-tests",
+        ))
+        .load()
+        .await
+}
+
+impl World {
+    pub async fn start() -> Result<World> {
+        let emulator = Emulator::start()?;
+        let sdk = sdk_for(&emulator).await;
+        let clients = Clients {
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+        };
+        let tmp = TempDir::new("world")?;
+        let config_dir = tmp.0.join("gitops");
+        copy_dir(&workspace_root().join("examples/booking"), &config_dir)?;
+        let c = &clients;
+
+        c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
+        c.ecr
+            .create_repository()
+            .repository_name(REPOSITORY)
+            .image_scanning_configuration(
+                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                    .scan_on_push(true)
+                    .build(),
+            )
+            .send()
+            .await?;
+        c.s3.create_bucket().bucket(BUCKET).send().await?;
+        let topic_arn = c
+            .sns
+            .create_topic()
+            .name(TOPIC)
+            .send()
+            .await?
+            .topic_arn
+            .context("topic arn")?;
+        let inbox_url = c
+            .sqs
+            .create_queue()
+            .queue_name(INBOX)
+            .send()
+            .await?
+            .queue_url
+            .context("queue url")?;
+        let inbox_arn = c
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&inbox_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .context("queue arn")?;
+        c.sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&inbox_arn)
+            .send()
+            .await?;
+        for (name, value) in [
+            ("/booking/dev/database/password", "db-password-CANARY-7c1f"),
+            ("/booking/dev/django/secret-key", "django-key-CANARY-93ab"),
+            (
+                "/booking/dev/redis/url",
+                "redis://:redis-CANARY-55d0@cache:6379/0",
+            ),
+        ] {
+            c.ssm
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await?;
+        }
+        // The services as a team would have them before Harbormaster takes over: on a first
+        // revision of a public image.
+        for (service, family, container) in [
+            ("web", FAMILY, "web"),
+            ("worker", "booking-dev-worker", "worker"),
+        ] {
+            let td = c
+                .ecs
+                .register_task_definition()
+                .family(family)
+                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .cpu("256")
+                .memory("512")
+                .container_definitions(
+                    aws_sdk_ecs::types::ContainerDefinition::builder()
+                        .name(container)
+                        .image("public.ecr.aws/docker/library/python:3.12-slim")
+                        .essential(true)
+                        .build(),
+                )
+                .send()
+                .await?;
+            let arn = td
+                .task_definition
+                .and_then(|t| t.task_definition_arn)
+                .context("td arn")?;
+            c.ecs
+                .create_service()
+                .cluster(CLUSTER)
+                .service_name(service)
+                .task_definition(arn)
+                .desired_count(1)
+                .launch_type(LaunchType::Fargate)
+                .network_configuration(
+                    NetworkConfiguration::builder()
+                        .awsvpc_configuration(
+                            AwsVpcConfiguration::builder()
+                                .subnets("subnet-00000001")
+                                .assign_public_ip(AssignPublicIp::Disabled)
+                                .build()?,
+                        )
+                        .build(),
+                )
+                .send()
+                .await?;
+        }
+        Ok(World {
+            emulator,
+            clients,
+            sdk,
+            config_dir,
+            topic_arn,
+            inbox_url,
+            _tmp: tmp,
+        })
+    }
+
+    /// The agent as a Lambda function would build it, reading the GitOps folder.
+    pub fn agent(&self) -> Agent {
+        let ports = harbormaster_aws::AwsPorts::new(&self.sdk, "");
+        let source = harbormaster_aws::Source::Folder(self.config_dir.clone());
+        Agent { ports, source }
+    }
+
+    /// Pushes an image without Docker: PutImage with a manifest whose config digest is unique.
+    /// Returns the digest ECR computed.
+    pub async fn push_image(&self, tag: &str) -> Result<String> {
+        // Any unique 64-hex config digest makes a distinct manifest; ECR computes the image
+        // digest from the manifest itself.
+        static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
+        let config_digest = format!(
+            "{:032x}{:032x}",
+            nanos,
+            u128::from(n) << 64 | u128::from(std::process::id())
+        );
+        let seed = format!("{tag}-{config_digest}");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": seed.len(), "digest": format!("sha256:{config_digest}")},
+            "layers": []
+        });
+        let out = self
+            .clients
+            .ecr
+            .put_image()
+            .repository_name(REPOSITORY)
+            .image_manifest(manifest.to_string())
+            .image_tag(tag)
+            .send()
+            .await?;
+        out.image
+            .and_then(|i| i.image_id)
+            .and_then(|i| i.image_digest)
+            .context("PutImage returned no digest")
+    }
+
+    /// The AWS push sample, tied to this world's repository and an image pushed into it.
+    pub fn push_event(&self, id: &str, tag: &str, digest: &str) -> Value {
+        let mut e = fixture("ecr-push.json");
+        e["id"] = json!(id);
+        e["account"] = json!(ACCOUNT);
+        e["region"] = json!(REGION);
+        e["time"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        e["detail"]["repository-name"] = json!(REPOSITORY);
+        e["detail"]["image-tag"] = json!(tag);
+        e["detail"]["image-digest"] = json!(digest);
+        e
+    }
+
+    pub async fn service_task_definition(&self, service: &str) -> Result<String> {
+        let out = self
+            .clients
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services(service)
+            .send()
+            .await?;
+        out.services()
+            .first()
+            .and_then(|s| s.task_definition())
+            .map(str::to_owned)
+            .context("service not found")
+    }
+
+    pub async fn revisions(&self, family: &str) -> Result<Vec<String>> {
+        let out = self
+            .clients
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await?;
+        Ok(out.task_definition_arns().to_vec())
+    }
+
+    pub async fn task_definition(&self, arn: &str) -> Result<aws_sdk_ecs::types::TaskDefinition> {
+        let out = self
+            .clients
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await?;
+        out.task_definition.context("no task definition")
+    }
+
+    /// Notifications that reached the SQS subscriber, as (subject, message JSON, attributes).
+    pub async fn inbox(&self) -> Result<Vec<(String, Value, Value)>> {
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&self.inbox_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let msgs = out.messages();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}"))?;
+                let message: Value =
+                    serde_json::from_str(envelope["Message"].as_str().unwrap_or("null"))
+                        .unwrap_or(Value::Null);
+                all.push((
+                    envelope["Subject"].as_str().unwrap_or("").to_owned(),
+                    message,
+                    envelope["MessageAttributes"].clone(),
+                ));
+                if let Some(h) = m.receipt_handle() {
+                    self.clients
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.inbox_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    pub async fn state_document(&self, env: &str, service: &str) -> Result<Option<Value>> {
+        match self
+            .clients
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("state/{env}/{service}.json"))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(serde_json::from_slice(
+                &o.body.collect().await?.into_bytes(),
+            )?)),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The environment for a `harbormaster` child process talking to this world.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.emulator.env();
+        env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
+        env
+    }
+}
+
+pub fn wait() -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(200))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `harbormaster` binary built beside the running test or xtask.
+pub fn cli_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("exe dir")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("harbormaster");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p harbormaster`; `cargo xtask test` does)",
+        bin.display()
+    );
+    Ok(bin)
+}

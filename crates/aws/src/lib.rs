@@ -1,1 +1,67 @@
+//! Adapters: the core's ports implemented with the AWS SDK (ECS, ECR, S3, SNS, STS), the S3
+//! state store with compare-and-swap, the config sources, and error classification.
 
+pub mod adapters;
+pub mod errors;
+pub mod source;
+
+use aws_config::BehaviorVersion;
+use harbormaster_core::bundle::{Bundle, BundleError};
+
+pub use adapters::AwsPorts;
+pub use source::Source;
+
+/// The environment variable naming the GitOps source: `s3://bucket/prefix` or a folder.
+pub const CONFIG_ENV: &str = "HARBORMASTER_CONFIG";
+
+/// SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// What a Lambda function builds once at cold start and reuses while warm.
+#[derive(Clone)]
+pub struct Agent {
+    pub ports: AwsPorts,
+    pub source: Source,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("missing setting {0}: set it to s3://<bucket>/<prefix> (the synced GitOps source) or a folder")]
+    Missing(&'static str),
+    #[error("no AWS region: set AWS_REGION")]
+    NoRegion,
+}
+
+impl Agent {
+    /// Builds clients and the config source from the environment; fails at once, naming what is
+    /// missing, rather than at the first event.
+    pub async fn from_env() -> Result<Agent, SetupError> {
+        let location = std::env::var(CONFIG_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or(SetupError::Missing(CONFIG_ENV))?;
+        Agent::new(&location).await
+    }
+
+    pub async fn new(location: &str) -> Result<Agent, SetupError> {
+        let sdk = sdk_config().await;
+        if sdk.region().is_none() {
+            return Err(SetupError::NoRegion);
+        }
+        let ports = AwsPorts::new(&sdk, "");
+        let source = Source::parse(location, &ports.s3);
+        Ok(Agent { ports, source })
+    }
+
+    /// The checked config and templates, and ports pointed at the config's state bucket.
+    pub async fn prepare(&self) -> Result<(AwsPorts, Bundle), BundleError> {
+        let bundle = Bundle::load(&self.source).await?;
+        let ports = self.ports.with_state_bucket(&bundle.config.state_bucket);
+        Ok((ports, bundle))
+    }
+}
+
+pub mod handler;
+pub mod telemetry;

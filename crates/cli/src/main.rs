@@ -1,1 +1,412 @@
-fn main() {}
+//! `harbormaster`: the local tool and the CodeBuild step.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use harbormaster_aws::{handler, telemetry, Agent, Source};
+use harbormaster_core::bundle::Bundle;
+use harbormaster_core::dispatch::{request_deploy, resolve_image, tick, DispatchReport};
+use harbormaster_core::engine::{render_for, TargetReport};
+use harbormaster_core::image::Digest;
+use harbormaster_core::machine::Outcome;
+use harbormaster_core::ports::StateStore;
+use harbormaster_core::state::ServiceState;
+use harbormaster_core::template::{Placement, RenderInput};
+use harbormaster_core::RunOptions;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "harbormaster",
+    version,
+    about = "GitOps deployments for Amazon ECS on Fargate"
+)]
+struct Cli {
+    /// The GitOps source: a folder holding harbormaster.toml, or s3://bucket/prefix.
+    #[arg(long, global = true, env = "HARBORMASTER_CONFIG", default_value = ".")]
+    config: String,
+    /// Log what happens (to stderr).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// Log as JSON lines, as the Lambda functions do.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check harbormaster.toml and every task-definition template, without calling AWS.
+    Validate,
+    /// Print the task definition that would be registered.
+    Render {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        service: String,
+        /// Image to pin: a tag or digest in the service's repository (looked up in ECR).
+        #[arg(long, conflicts_with = "digest")]
+        image: Option<String>,
+        /// Pin this digest without asking ECR (sha256:…); a placeholder digest when omitted.
+        #[arg(long)]
+        digest: Option<String>,
+        /// Account to render for, without asking STS.
+        #[arg(long)]
+        account: Option<String>,
+        /// Region to render for (default: the config's, else the SDK's).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Deploy an image of a service to an environment.
+    Deploy {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        service: String,
+        /// A tag, sha256:…, repo:tag or repo@sha256:… of the service's repository.
+        #[arg(long)]
+        image: String,
+        /// Decide and print what would happen; make no mutating call.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show deployments in flight, pending releases, last known good and history.
+    Status {
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// History entries to show per service.
+        #[arg(long, default_value_t = 5)]
+        history: usize,
+    },
+    /// Advance what is in flight and reconcile lost pushes (what the `tick` function does).
+    Tick {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run an event file through exactly the dispatch the Lambda functions use.
+    Invoke {
+        /// A JSON event file, or - for standard input.
+        #[arg(long)]
+        event: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.log_json {
+        telemetry::init_json();
+    } else {
+        telemetry::init_text(cli.verbose);
+    }
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn agent(config: &str) -> Result<Agent> {
+    Ok(Agent::new(config).await?)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Validate => {
+            // Offline: a folder needs no AWS client at all.
+            let source = match cli.config.strip_prefix("s3://") {
+                Some(_) => agent(&cli.config).await?.source,
+                None => Source::Folder(PathBuf::from(&cli.config)),
+            };
+            let bundle = Bundle::load(&source).await?;
+            let c = &bundle.config;
+            println!(
+                "{}: valid ({} environments, {} services, {} deployment targets)",
+                source_name(&source),
+                c.environments.len(),
+                c.services.len(),
+                c.targets().count()
+            );
+            for (e, s, t) in c.targets() {
+                let follows = t
+                    .follow
+                    .as_ref()
+                    .map(|r| r.describe())
+                    .unwrap_or_else(|| "manual deploys only".into());
+                let auto = if e.auto_deploy {
+                    ""
+                } else {
+                    " (auto-deploy off in this environment)"
+                };
+                println!(
+                    "  {}/{}: {} from {}{auto}",
+                    e.name, s.name, follows, s.repository
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Render {
+            env,
+            service,
+            image,
+            digest,
+            account,
+            region,
+        } => {
+            let offline = image.is_none() && account.is_some();
+            let (bundle, rendered) = if offline {
+                let bundle = Bundle::load(&Source::Folder(PathBuf::from(&cli.config))).await?;
+                let (e, s, t) = bundle.config.target(&env, &service).with_context(|| {
+                    format!("service `{service}` is not deployed to `{env}` by the config")
+                })?;
+                let digest = parse_digest(digest.as_deref())?;
+                let placement = Placement {
+                    account: account.clone().unwrap_or_default(),
+                    region: region
+                        .or(bundle.config.region.clone())
+                        .unwrap_or_else(|| "us-east-1".into()),
+                };
+                let r = bundle.templates[&service].render(&RenderInput {
+                    config: &bundle.config,
+                    environment: e,
+                    service: s,
+                    target: t,
+                    digest: &digest,
+                    placement: &placement,
+                    deployment_id: "render",
+                })?;
+                (bundle, r)
+            } else {
+                let a = agent(&cli.config).await?;
+                let (ports, bundle) = a.prepare().await?;
+                let (_, s, _) = bundle.config.target(&env, &service).with_context(|| {
+                    format!("service `{service}` is not deployed to `{env}` by the config")
+                })?;
+                let digest = match &image {
+                    Some(reference) => {
+                        resolve_image(&ports, &s.repository, reference)
+                            .await?
+                            .digest
+                    }
+                    None => parse_digest(digest.as_deref())?,
+                };
+                let r = render_for(&ports, &bundle, &env, &service, &digest, "render").await?;
+                (bundle, r)
+            };
+            let _ = bundle;
+            println!("{}", serde_json::to_string_pretty(&rendered.body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Deploy {
+            env,
+            service,
+            image,
+            dry_run,
+        } => {
+            let a = agent(&cli.config).await?;
+            let (ports, bundle) = a.prepare().await?;
+            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let report = request_deploy(
+                &ports,
+                &bundle,
+                &env,
+                &service,
+                &image,
+                &by,
+                RunOptions { dry_run },
+            )
+            .await?;
+            print_target(&report, dry_run);
+            Ok(exit_for(std::slice::from_ref(&report)))
+        }
+        Cmd::Status {
+            env,
+            service,
+            json,
+            history,
+        } => {
+            let a = agent(&cli.config).await?;
+            let (ports, bundle) = a.prepare().await?;
+            let mut docs = Vec::new();
+            for (e, s, _) in bundle.config.targets() {
+                if env.as_ref().is_some_and(|x| x != &e.name)
+                    || service.as_ref().is_some_and(|x| x != &s.name)
+                {
+                    continue;
+                }
+                let state = ports
+                    .load(&ServiceState::key(&e.name, &s.name))
+                    .await?
+                    .map(|(s, _)| s);
+                docs.push((e.name.clone(), s.name.clone(), state));
+            }
+            if docs.is_empty() {
+                bail!("no service matches --env/--service in the config");
+            }
+            if json {
+                let v: Vec<Value> = docs
+                    .iter()
+                    .map(|(e, s, st)| json!({"environment": e, "service": s, "state": st}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (e, s, st) in &docs {
+                    print_status(e, s, st.as_ref(), history);
+                }
+            }
+            // A service whose latest release failed or was rolled back is a failure here too.
+            let failing = docs.iter().any(|(_, _, st)| {
+                st.as_ref()
+                    .and_then(|s| s.history.iter().find(|h| h.deployment_id.is_some()))
+                    .is_some_and(|h| h.verdict.is_failure())
+            });
+            Ok(if failing {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Tick { dry_run } => {
+            let a = agent(&cli.config).await?;
+            let (ports, bundle) = a.prepare().await?;
+            let report = tick(&ports, &bundle, RunOptions { dry_run }).await;
+            print_report(&report, dry_run);
+            Ok(exit_for(&report.targets))
+        }
+        Cmd::Invoke { event, dry_run } => {
+            let text = if event.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&event)
+                    .with_context(|| format!("reading {}", event.display()))?
+            };
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a JSON event", event.display()))?;
+            let function = handler::route(&value).with_context(|| {
+                format!(
+                    "{}: no Harbormaster function handles detail-type {}; handled: {}",
+                    event.display(),
+                    value
+                        .get("detail-type")
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "(none)".into()),
+                    handler::FUNCTIONS
+                        .iter()
+                        .map(|(f, d)| format!("\"{d}\" ({f})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let a = agent(&cli.config).await?;
+            let report = handler::dispatch(&a, function, &value, RunOptions { dry_run })
+                .await
+                .with_context(|| format!("{} ({})", event.display(), function.0))?;
+            print_report(&report, dry_run);
+            Ok(exit_for(&report.targets))
+        }
+    }
+}
+
+fn source_name(s: &Source) -> String {
+    use harbormaster_core::ports::ConfigSource;
+    s.describe(harbormaster_core::config::CONFIG_FILE)
+}
+
+fn parse_digest(d: Option<&str>) -> Result<Digest> {
+    match d {
+        Some(d) => Ok(Digest::parse(d)?),
+        None => Ok(Digest::parse(&format!("sha256:{}", "0".repeat(64)))?),
+    }
+}
+
+/// 0 when everything went through; 1 when a deployment failed or was rolled back; 3 when a step
+/// was interrupted (retryable: the tick carries on).
+fn exit_for(targets: &[TargetReport]) -> ExitCode {
+    let failed = targets
+        .iter()
+        .any(|t| matches!(&t.outcome, Outcome::Finished { verdict, .. } if verdict.is_failure()));
+    if failed {
+        ExitCode::from(1)
+    } else if targets.iter().any(|t| t.error.is_some()) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_report(report: &DispatchReport, dry_run: bool) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("report serialises")
+    );
+    if dry_run {
+        eprintln!("dry run: nothing was written and no mutating call was made");
+    }
+}
+
+fn print_target(report: &TargetReport, dry_run: bool) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("report serialises")
+    );
+    if dry_run {
+        eprintln!("dry run: nothing was written and no mutating call was made");
+    }
+}
+
+fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: usize) {
+    println!("{env}/{service}");
+    let Some(st) = st else {
+        println!("  no deployments recorded yet\n");
+        return;
+    };
+    match &st.in_flight {
+        Some(d) => println!(
+            "  in flight:       {} {} ({}, since {})",
+            d.id,
+            d.release.image.label(),
+            d.phase,
+            d.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => println!("  in flight:       -"),
+    }
+    match &st.pending {
+        Some(p) => println!("  pending:         {}", p.image.label()),
+        None => println!("  pending:         -"),
+    }
+    match &st.last_known_good {
+        Some(g) => println!(
+            "  last known good: {} {}",
+            g.image.label(),
+            g.task_definition_arn
+        ),
+        None => println!("  last known good: -"),
+    }
+    if !st.history.is_empty() {
+        println!("  history:");
+        for h in st.history.iter().take(history) {
+            println!(
+                "    {}  {:<11} {}{}",
+                h.at.format("%Y-%m-%d %H:%M:%S"),
+                h.verdict.to_string(),
+                h.image.label(),
+                h.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    println!();
+}

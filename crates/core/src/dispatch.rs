@@ -133,7 +133,7 @@ async fn run_reported<P: Ports>(
 
 /// Every minute: reconcile pushes whose events were lost, then follow what is in flight.
 pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> DispatchReport {
-    let mut found: BTreeMap<(String, String), Image> = BTreeMap::new();
+    let mut found: BTreeMap<(String, String), Vec<Image>> = BTreeMap::new();
     let mut errors: BTreeMap<(String, String), String> = BTreeMap::new();
     if bundle.config.agent.reconcile {
         let mut by_repo: BTreeMap<String, Result<Vec<Image>, PortError>> = BTreeMap::new();
@@ -147,12 +147,13 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
             }
             match &by_repo[&s.repository] {
                 Ok(images) => {
-                    let newest = images
+                    let followed: Vec<Image> = images
                         .iter()
                         .filter(|i| i.tag.as_deref().is_some_and(|tag| rule.matches(tag)))
-                        .max_by(|a, b| rule.order().compare(a, b));
-                    if let Some(img) = newest {
-                        found.insert((e.name.clone(), s.name.clone()), img.clone());
+                        .cloned()
+                        .collect();
+                    if !followed.is_empty() {
+                        found.insert((e.name.clone(), s.name.clone()), followed);
                     }
                 }
                 Err(err) => {
@@ -166,18 +167,18 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
     }
     let runs = bundle.config.targets().map(|(e, s, _)| {
         let key = (e.name.clone(), s.name.clone());
-        let image = found.get(&key).cloned();
+        let images = found.get(&key).cloned();
         let error = errors.get(&key).cloned();
         async move {
             let (env, svc) = (&key.0, &key.1);
             let mut journal = Vec::new();
-            if let Some(image) = image {
+            if let Some(images) = images {
                 let r = run_reported(
                     ports,
                     bundle,
                     env,
                     svc,
-                    Observation::ImageFound { image },
+                    Observation::ImagesListed { images },
                     opts,
                 )
                 .await;

@@ -111,8 +111,9 @@ pub fn parse_version(tag: &str) -> Option<semver::Version> {
 }
 
 /// Ordering of releases. Under a semver rule a hotfix `1.2.1` pushed after `1.3.0` is older:
-/// following a version line must never step backwards by itself. Otherwise push time decides,
-/// and the digest breaks ties so that every invocation agrees on the same winner.
+/// following a version line must never step backwards by itself. Otherwise push time decides.
+/// Two images pushed in the same second compare equal: EventBridge times have whole seconds, so
+/// nothing finer is known, and callers decide what a tie means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageOrder {
@@ -123,11 +124,7 @@ pub enum ImageOrder {
 
 impl ImageOrder {
     pub fn compare(self, a: &Image, b: &Image) -> Ordering {
-        let by_time = || {
-            a.pushed_at
-                .cmp(&b.pushed_at)
-                .then_with(|| a.digest.cmp(&b.digest))
-        };
+        let by_time = || a.pushed_at.cmp(&b.pushed_at);
         match self {
             ImageOrder::PushTime => by_time(),
             ImageOrder::Semver => {
@@ -185,11 +182,11 @@ mod tests {
     }
 
     #[test]
-    fn push_time_ties_break_on_digest_deterministically() {
+    fn pushes_in_the_same_second_are_neither_newer_nor_older() {
         let a = img("x", 100, 'a');
         let b = img("y", 100, 'b');
-        assert!(ImageOrder::PushTime.is_newer(&b, &a));
-        assert!(!ImageOrder::PushTime.is_newer(&a, &b));
-        assert!(!ImageOrder::PushTime.is_newer(&a, &a));
+        assert_eq!(ImageOrder::PushTime.compare(&a, &b), Ordering::Equal);
+        assert!(!ImageOrder::PushTime.is_newer(&b, &a));
+        assert!(ImageOrder::PushTime.is_newer(&img("z", 101, 'c'), &a));
     }
 }

@@ -69,9 +69,10 @@ pub enum Observation {
         image: Image,
         by: String,
     },
-    /// The tick found this image in ECR (its push event may have been lost).
-    ImageFound {
-        image: Image,
+    /// The tick listed the repository's images that this environment follows (their push events
+    /// may have been lost). All times in it come from ECR's one clock.
+    ImagesListed {
+        images: Vec<Image>,
     },
     Tick,
     RevisionRegistered {
@@ -208,6 +209,38 @@ impl Step {
     }
 }
 
+/// How a release came in decides which checks it passes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// A push event: must not be older than what was accepted, nor what runs already.
+    Pushed,
+    /// Found by reconciling (already compared on ECR's clock): must not be what runs already.
+    Reconciled,
+    /// Asked for by a person: deployed as asked (a redeploy of the same image included).
+    Requested,
+}
+
+/// The image a lost push event would have announced: the newest of the listing, if it is newer
+/// than the accepted one *by the listing's own clock*. Event times and ECR's push times come from
+/// different clocks and are never compared with each other here.
+fn lost_push(s: &ServiceState, images: &[Image], order: ImageOrder) -> Option<Image> {
+    // Without a reference point the agent would deploy whatever is newest in the repository on
+    // its first tick, which nobody asked for.
+    let accepted = s.newest_accepted.as_ref()?;
+    let reference = images
+        .iter()
+        .find(|i| i.digest == accepted.digest)
+        .unwrap_or(accepted);
+    let newest = images.iter().max_by(|a, b| order.compare(a, b))?;
+    let tied = images.iter().any(|i| {
+        i.digest != newest.digest && order.compare(i, newest) == std::cmp::Ordering::Equal
+    });
+    // A tie means two images were pushed in the same second: which one is newer is unknown, so
+    // the tick leaves it to the push events rather than guess.
+    (!tied && newest.digest != accepted.digest && order.is_newer(newest, reference))
+        .then(|| newest.clone())
+}
+
 struct Ctx<'a> {
     s: ServiceState,
     commands: Vec<Command>,
@@ -242,7 +275,7 @@ pub fn decide(
                     },
                     requested_at: now,
                 };
-                cx.accept(release, true)
+                cx.accept(release, Admission::Pushed)
             }
         }
         Observation::DeployRequested { image, by } => {
@@ -251,23 +284,19 @@ pub fn decide(
                 trigger: Trigger::Request { by: by.clone() },
                 requested_at: now,
             };
-            cx.accept(release, false)
+            cx.accept(release, Admission::Requested)
         }
-        Observation::ImageFound { image } => {
-            // Reconciling needs a reference point: without one the agent would deploy whatever is
-            // newest in the repository on its first tick, which nobody asked for.
-            match &cx.s.newest_accepted {
-                Some(newest) if policy.order.is_newer(image, newest) => {
-                    let release = Release {
-                        image: image.clone(),
-                        trigger: Trigger::Reconcile,
-                        requested_at: now,
-                    };
-                    cx.accept(release, true)
-                }
-                _ => Outcome::Nothing,
+        Observation::ImagesListed { images } => match lost_push(&cx.s, images, policy.order) {
+            Some(image) => {
+                let release = Release {
+                    image,
+                    trigger: Trigger::Reconcile,
+                    requested_at: now,
+                };
+                cx.accept(release, Admission::Reconciled)
             }
-        }
+            None => Outcome::Nothing,
+        },
         Observation::Tick => cx.tick(),
         Observation::RevisionRegistered {
             deployment,
@@ -413,7 +442,7 @@ impl Ctx<'_> {
     }
 
     /// A release arrives: deploy it now, queue it, or ignore it.
-    fn accept(&mut self, release: Release, ordered: bool) -> Outcome {
+    fn accept(&mut self, release: Release, admission: Admission) -> Outcome {
         let digest = &release.image.digest;
         if let Some(d) = &self.s.in_flight {
             if &d.release.image.digest == digest {
@@ -429,18 +458,23 @@ impl Ctx<'_> {
                 };
             }
         }
-        if ordered {
-            if self.s.in_flight.is_none() && self.s.pending.is_none() {
-                if let Some(good) = &self.s.last_known_good {
-                    if &good.image.digest == digest {
-                        return Outcome::Ignored {
-                            reason: format!("{} is already deployed", digest.short()),
-                        };
-                    }
+        if admission != Admission::Requested
+            && self.s.in_flight.is_none()
+            && self.s.pending.is_none()
+        {
+            if let Some(good) = &self.s.last_known_good {
+                if &good.image.digest == digest {
+                    return Outcome::Ignored {
+                        reason: format!("{} is already deployed", digest.short()),
+                    };
                 }
             }
+        }
+        if admission == Admission::Pushed {
+            {}
             if let Some(newest) = &self.s.newest_accepted {
-                if !self.policy.order.is_newer(&release.image, newest) {
+                // Same second, other digest: both are "the latest"; the later processed wins.
+                if self.policy.order.compare(&release.image, newest) == std::cmp::Ordering::Less {
                     let reason =
                         format!("older than {}, which was already accepted", newest.label());
                     self.s.record(
@@ -466,7 +500,9 @@ impl Ctx<'_> {
             }
         }
         let raise_watermark = match &self.s.newest_accepted {
-            Some(n) => self.policy.order.is_newer(&release.image, n),
+            // Found by reconciling: already known to be newer, on ECR's clock.
+            _ if admission == Admission::Reconciled => true,
+            Some(n) => self.policy.order.compare(&release.image, n) != std::cmp::Ordering::Less,
             None => true,
         };
         if raise_watermark {

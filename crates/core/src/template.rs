@@ -534,9 +534,11 @@ pub fn check_fargate_size(cpu: u32, memory: u32) -> Result<(), String> {
         4096 => (8192, 30720, 1024),
         8192 => (16384, 61440, 4096),
         16384 => (32768, 122880, 8192),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "cpu {other} is not a Fargate size; allowed: 256, 512, 1024, 2048, 4096, 8192, 16384"
-        )),
+        ))
+        }
     };
     if memory >= lo && memory <= hi && (memory - lo) % step == 0 {
         Ok(())

@@ -562,3 +562,37 @@ fn notifications_read_well_and_carry_filter_attributes() {
     );
     assert_eq!(n.json()["image"]["tag"], "main-1");
 }
+
+#[test]
+fn reconciling_never_flips_to_an_image_pushed_in_the_same_second() {
+    let (ports, b) = world();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    // Three pushes within one second: ECR's times tie, the events arrive with their own times.
+    let t = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap();
+    for (i, (tag, fill)) in [("main-1", 'a'), ("main-2", 'b'), ("main-3", 'c')]
+        .into_iter()
+        .enumerate()
+    {
+        ports.push_image("booking/web", tag, fill, t);
+        send(
+            &ports,
+            &b,
+            &push_event(&format!("e{i}"), tag, fill, i as i64),
+        );
+    }
+    ports.complete(CLUSTER, "web");
+    for _ in 0..3 {
+        tick_once(&ports, &b);
+        ports.complete(CLUSTER, "web");
+    }
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.last_known_good.unwrap().image.tag.as_deref(),
+        Some("main-3")
+    );
+    assert_eq!(
+        ports.count("RegisterTaskDefinition"),
+        2,
+        "main-1, then main-3; never main-1 or main-2 again"
+    );
+}

@@ -1,1 +1,213 @@
+//! The local AWS emulator harness: ministack, pinned, in a venv the harness creates itself, on a
+//! free 127.0.0.1 port. Used by `cargo xtask emulator|demo` and by the end-to-end tests, each of
+//! which starts and stops its own.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Pinned: the emulator's behaviour is part of what the tests assert.
+pub const MINISTACK: &str = "ministack==1.5.33";
+/// ministack needs it for the CBOR protocol the Rust SDK speaks to CloudWatch.
+pub const CBOR2: &str = "cbor2==6.3.0";
+
+/// Where the venv lives: `HARBORMASTER_EMULATOR_VENV`, else a cache folder keyed by the pins, so
+/// a machine builds it once.
+pub fn venv_dir() -> PathBuf {
+    if let Ok(v) = std::env::var("HARBORMASTER_EMULATOR_VENV") {
+        return PathBuf::from(v);
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let pins = format!("{MINISTACK}-{CBOR2}").replace("==", "-");
+    base.join("harbormaster").join(format!("venv-{pins}"))
+}
+
+/// Creates the venv when missing. Safe when several tests race: each builds in its own temporary
+/// folder and the first rename wins.
+pub fn ensure_venv() -> Result<PathBuf> {
+    // Tests in one process wait for one build; separate processes race to the rename below.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = venv_dir();
+    if dir.join("bin/ministack").exists() {
+        return Ok(dir);
+    }
+    let parent = dir.parent().context("venv folder has a parent")?;
+    std::fs::create_dir_all(parent)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".venv-build-{}-{nanos}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    eprintln!(
+        "harbormaster-testkit: creating the emulator venv at {} ({MINISTACK}, {CBOR2})",
+        dir.display()
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(&python).args(["-m", "venv"]).arg(&tmp))
+        .with_context(|| format!("{python} -m venv (is python3 with venv installed?)"))?;
+    run(Command::new(tmp.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        MINISTACK,
+        CBOR2,
+    ]))
+    .context("pip install ministack")?;
+    // A venv's scripts name their interpreter by absolute path; fix them after the move.
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => rewrite_shebangs(&tmp, &dir)?,
+        Err(_) if dir.join("bin/ministack").exists() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Err(e) => return Err(e).context("moving the venv into place"),
+    }
+    Ok(dir)
+}
+
+fn rewrite_shebangs(from: &Path, to: &Path) -> Result<()> {
+    let (from, to) = (from.display().to_string(), to.display().to_string());
+    for entry in std::fs::read_dir(Path::new(&to).join("bin"))? {
+        let p = entry?.path();
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            if text.contains(&from) {
+                std::fs::write(&p, text.replace(&from, &to))?;
+            }
+        }
+    }
+    let cfg = Path::new(&to).join("pyvenv.cfg");
+    if let Ok(text) = std::fs::read_to_string(&cfg) {
+        std::fs::write(&cfg, text.replace(&from, &to))?;
+    }
+    Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed: {}{}",
+            cmd,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running emulator; stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl Emulator {
+    pub fn start() -> Result<Emulator> {
+        let venv = ensure_venv()?;
+        let mut last = None;
+        // The free port can be taken between choosing and binding; try a few.
+        for _ in 0..3 {
+            let port = free_port()?;
+            let log = std::env::temp_dir().join(format!("harbormaster-ministack-{port}.log"));
+            let child = Command::new(venv.join("bin/ministack"))
+                .env("BIND_HOST", "127.0.0.1")
+                .env("GATEWAY_PORT", port.to_string())
+                .env("LOG_LEVEL", "WARNING")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(std::fs::File::create(&log)?))
+                .stderr(Stdio::from(std::fs::File::create(
+                    log.with_extension("err"),
+                )?))
+                .spawn()
+                .context("starting ministack")?;
+            let mut emu = Emulator {
+                child,
+                port,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            match emu.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return Ok(emu),
+                Err(e) => {
+                    last = Some(e.context(format!("see {}", log.display())));
+                    let _ = emu.child.kill();
+                }
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("ministack exited early: {status}");
+            }
+            if let Ok((200, _)) = http(self.port, "GET", "/_ministack/health") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "ministack did not answer on port {} within {limit:?}",
+            self.port
+        )
+    }
+
+    /// Forget every resource (between demo runs, say).
+    pub fn reset(&self) -> Result<()> {
+        http(self.port, "POST", "/_ministack/reset").map(|_| ())
+    }
+
+    /// The environment an SDK client or a child process needs to talk to this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 request on loopback; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status")?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,128 @@
+//! Where the GitOps source is read from: a folder (the CLI, in a checkout) or an S3 prefix that
+//! the pipeline syncs from git (the Lambda functions), cached across warm invocations by ETag.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use harbormaster_core::ports::{ConfigSource, ErrorKind, PortError};
+
+use crate::errors::classify;
+
+#[derive(Clone)]
+pub enum Source {
+    Folder(PathBuf),
+    S3(S3Source),
+}
+
+impl Source {
+    /// `s3://bucket/prefix` or a folder path.
+    pub fn parse(location: &str, s3: &aws_sdk_s3::Client) -> Source {
+        match location.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                Source::S3(S3Source {
+                    client: s3.clone(),
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_end_matches('/').to_owned(),
+                    cache: Arc::default(),
+                })
+            }
+            None => Source::Folder(PathBuf::from(location)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct S3Source {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    /// key → (ETag, bytes). Shared by clones, so a Lambda's warm invocations reuse it.
+    cache: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>,
+}
+
+impl S3Source {
+    fn key(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.prefix)
+        }
+    }
+
+    /// How many objects are cached (for tests of the warm path).
+    pub fn cached(&self) -> usize {
+        self.cache.lock().expect("cache lock").len()
+    }
+}
+
+impl ConfigSource for Source {
+    async fn read(&self, path: &str) -> Result<Vec<u8>, PortError> {
+        match self {
+            Source::Folder(root) => {
+                let p = root.join(path);
+                tokio::fs::read(&p).await.map_err(|e| {
+                    let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                        ErrorKind::NotFound
+                    } else {
+                        ErrorKind::Invalid
+                    };
+                    PortError::new(kind, "read", e.to_string())
+                })
+            }
+            Source::S3(s) => {
+                let key = s.key(path);
+                let cached = s.cache.lock().expect("cache lock").get(&key).cloned();
+                let mut req = s.client.get_object().bucket(&s.bucket).key(&key);
+                if let Some((etag, _)) = &cached {
+                    req = req.if_none_match(etag);
+                }
+                match req.send().await {
+                    Ok(out) => {
+                        let etag = out.e_tag.clone().unwrap_or_default();
+                        let bytes = out
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|_| {
+                                PortError::new(
+                                    ErrorKind::Transient,
+                                    "GetObject",
+                                    "the body was cut off",
+                                )
+                            })?
+                            .into_bytes()
+                            .to_vec();
+                        s.cache
+                            .lock()
+                            .expect("cache lock")
+                            .insert(key, (etag, bytes.clone()));
+                        Ok(bytes)
+                    }
+                    Err(e) => {
+                        let not_modified =
+                            e.raw_response().is_some_and(|r| r.status().as_u16() == 304);
+                        match (not_modified, cached) {
+                            (true, Some((_, bytes))) => Ok(bytes),
+                            _ => Err(classify("GetObject", &e)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn describe(&self, path: &str) -> String {
+        match self {
+            Source::Folder(root) => {
+                if root.as_os_str().is_empty() || root == &PathBuf::from(".") {
+                    path.to_owned()
+                } else {
+                    root.join(path).display().to_string()
+                }
+            }
+            Source::S3(s) => format!("s3://{}/{}", s.bucket, s.key(path)),
+        }
+    }
+}

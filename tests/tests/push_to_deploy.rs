@@ -1,0 +1,600 @@
+//! End to end against the local emulator (ministack) over real HTTP with the real SDK: an ECR
+//! push event deploys the image by digest, the tick records the outcome, SNS tells the team.
+
+use std::process::Command;
+
+use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+use harbormaster_core::ports::{SaveError, StateStore};
+use harbormaster_core::state::ServiceState;
+use harbormaster_core::RunOptions;
+use harbormaster_e2e::{cli_binary, fixture, World, ACCOUNT, FAMILY, REGION, REPOSITORY};
+use serde_json::{json, Value};
+
+const CANARIES: [&str; 3] = [
+    "db-password-CANARY-7c1f",
+    "django-key-CANARY-93ab",
+    "redis-CANARY-55d0",
+];
+
+async fn push(w: &World, event: &Value) -> harbormaster_core::dispatch::DispatchReport {
+    handler::dispatch(&w.agent(), ECR_PUSH, event, RunOptions::default())
+        .await
+        .expect("push handled")
+}
+
+async fn tick(w: &World) -> harbormaster_core::dispatch::DispatchReport {
+    handler::dispatch(
+        &w.agent(),
+        TICK,
+        &fixture("scheduled.json"),
+        RunOptions::default(),
+    )
+    .await
+    .expect("tick handled")
+}
+
+fn assert_no_canary(what: &str, text: &str) {
+    for c in CANARIES {
+        assert!(!text.contains(c), "a secret value leaked into {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_deploys_the_digest_with_secret_arns_and_the_team_is_told() {
+    let w = World::start().await.unwrap();
+    let before = w.revisions(FAMILY).await.unwrap();
+    let digest = w.push_image("main-abc1234").await.unwrap();
+    let report = push(&w, &w.push_event("e-1", "main-abc1234", &digest)).await;
+    let targets: Vec<_> = report
+        .targets
+        .iter()
+        .map(|t| format!("{}/{}", t.environment, t.service))
+        .collect();
+    assert_eq!(
+        targets,
+        ["dev/web", "dev/worker"],
+        "both dev services follow main-*; prod does not auto-deploy"
+    );
+    assert!(report.errors().is_empty(), "{report:?}");
+
+    // One new revision per service, the image pinned by digest, secrets by ARN.
+    let after = w.revisions(FAMILY).await.unwrap();
+    assert_eq!(after.len(), before.len() + 1);
+    let new_arn = after.iter().find(|a| !before.contains(a)).unwrap().clone();
+    let td = w.task_definition(&new_arn).await.unwrap();
+    let web = &td.container_definitions()[0];
+    assert_eq!(
+        web.image(),
+        Some(format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}@{digest}").as_str())
+    );
+    let secrets: Vec<(String, String)> = web
+        .secrets()
+        .iter()
+        .map(|s| (s.name().to_owned(), s.value_from().to_owned()))
+        .collect();
+    assert!(secrets.contains(&(
+        "DATABASE_PASSWORD".into(),
+        format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/booking/dev/database/password")
+    )));
+    assert!(web
+        .environment()
+        .iter()
+        .any(|e| e.name() == Some("DJANGO_DEBUG") && e.value() == Some("false")));
+    assert_eq!(td.cpu(), Some("512"));
+    assert_eq!(w.service_task_definition("web").await.unwrap(), new_arn);
+
+    // The tick follows the rollout (ministack completes it at once) and records it.
+    let t = tick(&w).await;
+    assert!(t.errors().is_empty(), "{t:?}");
+    let state = w
+        .state_document("dev", "web")
+        .await
+        .unwrap()
+        .expect("state written");
+    assert!(state.get("in_flight").is_none(), "{state}");
+    assert_eq!(state["last_known_good"]["task_definition_arn"], new_arn);
+    assert_eq!(state["last_known_good"]["image"]["digest"], digest);
+    assert_eq!(state["history"][0]["verdict"], "succeeded");
+    assert_eq!(state["processed_events"], json!(["e-1"]));
+
+    // SNS → SQS: start and success for each service, JSON for machines, attributes for filters.
+    let inbox = w.inbox().await.unwrap();
+    let web_msgs: Vec<_> = inbox
+        .iter()
+        .filter(|(_, m, _)| m["service"] == "web")
+        .collect();
+    let kinds: Vec<_> = web_msgs
+        .iter()
+        .map(|(_, m, _)| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["started", "succeeded"], "{inbox:?}");
+    let (subject, message, attrs) = web_msgs[1];
+    assert_eq!(subject, "[booking dev] web: deployed main-abc1234");
+    assert_eq!(message["task_definition_arn"], new_arn);
+    assert!(message["text"]
+        .as_str()
+        .unwrap()
+        .contains("web is now running booking/web:main-abc1234"));
+    assert_eq!(attrs["severity"]["Value"], "info");
+    assert_eq!(attrs["environment"]["Value"], "dev");
+
+    // No secret value anywhere: task definition, state, notifications.
+    assert_no_canary("the task definition", &format!("{td:?}"));
+    assert_no_canary("the state document", &state.to_string());
+    assert_no_canary("notifications", &format!("{inbox:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_invoke_twice_in_a_row_and_twice_at_once_registers_one_revision() {
+    let w = World::start().await.unwrap();
+    let bin = cli_binary().unwrap();
+    let dir = harbormaster_e2e::TempDir::new("events").unwrap();
+    let before = w.revisions(FAMILY).await.unwrap().len();
+    let invoke = |file: std::path::PathBuf| {
+        let mut c = Command::new(&bin);
+        c.args(["invoke", "--event"]).arg(file).envs(w.cli_env());
+        c
+    };
+
+    // In a row.
+    let digest = w.push_image("main-1111111").await.unwrap();
+    let file = dir.0.join("push-1.json");
+    std::fs::write(
+        &file,
+        w.push_event("e-seq", "main-1111111", &digest).to_string(),
+    )
+    .unwrap();
+    for round in 0..2 {
+        let out = invoke(file.clone()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expected = if round == 0 { "started" } else { "duplicate" };
+        assert_eq!(report["targets"][0]["outcome"], expected, "{report}");
+    }
+    assert_eq!(w.revisions(FAMILY).await.unwrap().len(), before + 1);
+    let out = Command::new(&bin)
+        .arg("tick")
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // At the same time: two processes racing on the same state document.
+    let digest = w.push_image("main-2222222").await.unwrap();
+    let file = dir.0.join("push-2.json");
+    std::fs::write(
+        &file,
+        w.push_event("e-par", "main-2222222", &digest).to_string(),
+    )
+    .unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            invoke(file.clone())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success() || out.status.code() == Some(3),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["targets"][0]["outcome"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "started").count(),
+        1,
+        "{outcomes:?}"
+    );
+    let revisions = w.revisions(FAMILY).await.unwrap();
+    assert_eq!(
+        revisions.len(),
+        before + 2,
+        "exactly one more revision: {revisions:?}"
+    );
+    let td = w.task_definition(revisions.last().unwrap()).await.unwrap();
+    assert!(td.container_definitions()[0]
+        .image()
+        .unwrap()
+        .ends_with(&digest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_pushes_and_deletes_do_nothing() {
+    let w = World::start().await.unwrap();
+    let before = w.revisions(FAMILY).await.unwrap();
+    for name in ["ecr-push-failed.json", "ecr-delete.json"] {
+        let mut e = fixture(name);
+        e["detail"]["repository-name"] = json!(REPOSITORY);
+        e["detail"]["image-tag"] = json!("main-abc1234");
+        let r = push(&w, &e).await;
+        assert!(r.ignored.is_some() && r.targets.is_empty(), "{name}: {r:?}");
+    }
+    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
+    assert!(w.state_document("dev", "web").await.unwrap().is_none());
+    assert!(w.inbox().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
+    let w = World::start().await.unwrap();
+    let bin = cli_binary().unwrap();
+    let dir = harbormaster_e2e::TempDir::new("bad").unwrap();
+    let before = w.revisions(FAMILY).await.unwrap();
+
+    // AWS's own documented sample has a 60-digit digest: not a real one.
+    let mut sample = fixture("ecr-push.json");
+    sample["detail"]["repository-name"] = json!(REPOSITORY);
+    sample["detail"]["image-tag"] = json!("main-abc1234");
+    let file = dir.0.join("sample.json");
+    std::fs::write(&file, sample.to_string()).unwrap();
+    let out = Command::new(&bin)
+        .args(["invoke", "--event"])
+        .arg(&file)
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sample.json")
+            && err.contains("detail.image-digest")
+            && err.contains("13cde686"),
+        "{err}"
+    );
+
+    let file = dir.0.join("unknown.json");
+    std::fs::write(
+        &file,
+        json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(&bin)
+        .args(["invoke", "--event"])
+        .arg(&file)
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown.json") && err.contains("Object Created"),
+        "{err}"
+    );
+
+    let file = dir.0.join("garbage.json");
+    std::fs::write(&file, "{ not json").unwrap();
+    let out = Command::new(&bin)
+        .args(["invoke", "--event"])
+        .arg(&file)
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.json: not a JSON event"));
+
+    // The ecr-push function refuses other kinds of event.
+    let e = handler::dispatch(
+        &w.agent(),
+        ECR_PUSH,
+        &fixture("scheduled.json"),
+        RunOptions::default(),
+    )
+    .await;
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("ecr-push handles ECR Image Action"));
+
+    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
+    assert!(w.state_document("dev", "web").await.unwrap().is_none());
+    assert!(w.inbox().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_make_no_mutating_call() {
+    let w = World::start().await.unwrap();
+    let bin = cli_binary().unwrap();
+    let dir = harbormaster_e2e::TempDir::new("dry").unwrap();
+    let before = w.revisions(FAMILY).await.unwrap();
+    let service_td = w.service_task_definition("web").await.unwrap();
+    let digest = w.push_image("main-3333333").await.unwrap();
+    let file = dir.0.join("push.json");
+    std::fs::write(
+        &file,
+        w.push_event("e-dry", "main-3333333", &digest).to_string(),
+    )
+    .unwrap();
+
+    let out = Command::new(&bin)
+        .args(["invoke", "--dry-run", "--event"])
+        .arg(&file)
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["targets"][0]["outcome"], "started");
+    assert!(
+        report["targets"][0]["planned"]
+            .to_string()
+            .contains("RegisterTaskDefinition"),
+        "{report}"
+    );
+
+    let out = Command::new(&bin)
+        .args([
+            "deploy",
+            "--env",
+            "dev",
+            "--service",
+            "web",
+            "--image",
+            "main-3333333",
+            "--dry-run",
+        ])
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
+    assert_eq!(w.service_task_definition("web").await.unwrap(), service_td);
+    assert!(w.state_document("dev", "web").await.unwrap().is_none());
+    assert!(w.inbox().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
+    let w = World::start().await.unwrap();
+    let bin = cli_binary().unwrap();
+    let digest = w.push_image("main-4444444").await.unwrap();
+    let out = Command::new(&bin)
+        .args([
+            "deploy",
+            "--env",
+            "dev",
+            "--service",
+            "web",
+            "--image",
+            "main-4444444",
+        ])
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&bin)
+        .arg("tick")
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(&bin)
+        .args(["status", "--env", "dev", "--service", "web"])
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("last known good: booking/web:main-4444444"),
+        "{text}"
+    );
+    assert!(text.contains("succeeded"), "{text}");
+
+    let out = Command::new(&bin)
+        .args(["status", "--json"])
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["environment"] == "dev" && s["service"] == "web")
+        .unwrap();
+    assert_eq!(web["state"]["last_known_good"]["image"]["digest"], digest);
+
+    // A tag that is not in ECR is refused before anything happens.
+    let out = Command::new(&bin)
+        .args([
+            "deploy",
+            "--env",
+            "dev",
+            "--service",
+            "web",
+            "--image",
+            "main-nope",
+        ])
+        .envs(w.cli_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tag `main-nope` is not in ECR"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_during_a_deployment_queue_and_the_latest_wins() {
+    let w = World::start().await.unwrap();
+    let before = w.revisions(FAMILY).await.unwrap().len();
+    let mut digests = Vec::new();
+    for (i, tag) in ["main-aaaaaaa", "main-bbbbbbb", "main-ccccccc"]
+        .iter()
+        .enumerate()
+    {
+        let d = w.push_image(tag).await.unwrap();
+        // Event times are whole seconds: keep the pushes apart as they would be.
+        let mut e = w.push_event(&format!("e-{i}"), tag, &d);
+        e["time"] = json!(format!("2026-11-23T10:00:0{i}Z"));
+        let r = push(&w, &e).await;
+        let expected = if i == 0 { "started" } else { "queued" };
+        assert_eq!(
+            serde_json::to_value(&r.targets[0]).unwrap()["outcome"],
+            expected
+        );
+        digests.push(d);
+    }
+    tick(&w).await; // first succeeds, the latest starts
+    tick(&w).await; // the latest succeeds
+    let revisions = w.revisions(FAMILY).await.unwrap();
+    assert_eq!(revisions.len(), before + 2, "the middle push was skipped");
+    let current = w.service_task_definition("web").await.unwrap();
+    let td = w.task_definition(&current).await.unwrap();
+    assert!(td.container_definitions()[0]
+        .image()
+        .unwrap()
+        .ends_with(&digests[2]));
+    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    let verdicts: Vec<_> = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["succeeded", "succeeded", "superseded"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_deploys_a_push_whose_event_was_lost() {
+    let w = World::start().await.unwrap();
+    let d1 = w.push_image("main-1000000").await.unwrap();
+    let mut e = w.push_event("e-1", "main-1000000", &d1);
+    e["time"] = json!("2020-01-01T00:00:00Z");
+    push(&w, &e).await;
+    tick(&w).await;
+    // ECR's push times (in the emulator) have whole seconds; same-second pushes are left to
+    // their events, so keep this one apart.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Pushed, but its event never arrives.
+    let d2 = w.push_image("main-2000000").await.unwrap();
+    tick(&w).await;
+    tick(&w).await;
+    let current = w.service_task_definition("web").await.unwrap();
+    let td = w.task_definition(&current).await.unwrap();
+    assert!(td.container_definitions()[0]
+        .image()
+        .unwrap()
+        .ends_with(&d2));
+    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    assert_eq!(state["last_known_good"]["image"]["tag"], "main-2000000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_store_refuses_stale_and_duplicate_writes() {
+    let w = World::start().await.unwrap();
+    let ports = harbormaster_aws::AwsPorts::new(&w.sdk, harbormaster_e2e::BUCKET);
+    let key = ServiceState::key("dev", "web");
+    let doc = ServiceState::new("dev", "web");
+    let v1 = ports.save(&key, &doc, None).await.unwrap();
+    assert_eq!(
+        ports.save(&key, &doc, None).await,
+        Err(SaveError::Conflict),
+        "create only if absent"
+    );
+    let mut changed = doc.clone();
+    changed.remember_event("x");
+    let v2 = ports.save(&key, &changed, Some(&v1)).await.unwrap();
+    assert_eq!(
+        ports.save(&key, &doc, Some(&v1)).await,
+        Err(SaveError::Conflict),
+        "stale ETag"
+    );
+    let (loaded, v) = ports.load(&key).await.unwrap().unwrap();
+    assert_eq!((loaded, v), (changed, v2));
+    assert!(ports.load("state/none/none.json").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambdas_read_the_config_from_s3_and_follow_changes() {
+    let w = World::start().await.unwrap();
+    let s3 = &w.clients.s3;
+    s3.create_bucket()
+        .bucket("booking-gitops")
+        .send()
+        .await
+        .unwrap();
+    let upload = |path: &'static str, body: String| async move {
+        s3.put_object()
+            .bucket("booking-gitops")
+            .key(format!("main/{path}"))
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    };
+    let toml = std::fs::read_to_string(w.config_dir.join("harbormaster.toml")).unwrap();
+    upload("harbormaster.toml", toml.clone()).await;
+    for t in ["taskdefs/web.json", "taskdefs/worker.json"] {
+        upload(t, std::fs::read_to_string(w.config_dir.join(t)).unwrap()).await;
+    }
+    let agent = harbormaster_aws::Agent {
+        ports: harbormaster_aws::AwsPorts::new(&w.sdk, ""),
+        source: harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3),
+    };
+    let (_, b1) = agent.prepare().await.unwrap();
+    assert_eq!(
+        b1.config.services["web"].targets["dev"].desired_count,
+        Some(1)
+    );
+    // Warm invocation, nothing changed: served from the ETag cache.
+    let (_, b2) = agent.prepare().await.unwrap();
+    assert_eq!(b2.config.project, "booking");
+    // A commit changes the desired count: the next invocation sees it.
+    upload(
+        "harbormaster.toml",
+        toml.replacen("desired_count = 1\n", "desired_count = 3\n", 1),
+    )
+    .await;
+    let (_, b3) = agent.prepare().await.unwrap();
+    assert_eq!(
+        b3.config.services["web"].targets["dev"].desired_count,
+        Some(3)
+    );
+    // A bad commit is refused, naming the object.
+    upload(
+        "harbormaster.toml",
+        toml.replace(
+            "cluster = \"booking-dev\"",
+            "cluster = \"booking-dev\"\nclustr = 1",
+        ),
+    )
+    .await;
+    let err = agent.prepare().await.err().expect("refused").to_string();
+    assert!(
+        err.contains("s3://booking-gitops/main/harbormaster.toml") && err.contains("clustr"),
+        "{err}"
+    );
+}
