@@ -51,6 +51,28 @@ impl AwsPorts {
         }
     }
 
+    /// From clients built elsewhere (tests with mocked HTTP, say).
+    pub fn from_clients(
+        ecs: aws_sdk_ecs::Client,
+        ecr: aws_sdk_ecr::Client,
+        s3: aws_sdk_s3::Client,
+        sns: aws_sdk_sns::Client,
+        sts: aws_sdk_sts::Client,
+        state_bucket: &str,
+        region: &str,
+    ) -> Self {
+        AwsPorts {
+            ecs,
+            ecr,
+            s3,
+            sns,
+            sts,
+            state_bucket: state_bucket.to_owned(),
+            region: region.to_owned(),
+            account: Arc::new(OnceCell::new()),
+        }
+    }
+
     pub fn with_state_bucket(&self, bucket: &str) -> Self {
         let mut p = self.clone();
         p.state_bucket = bucket.to_owned();

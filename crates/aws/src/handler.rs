@@ -74,7 +74,7 @@ pub async fn dispatch(
         error!(error = %e, "config not loaded; nothing done");
         HandlerError::Config(e.to_string())
     })?;
-    let report: DispatchReport = handle_event(&ports, &bundle, event, opts)
+    let report: DispatchReport = Box::pin(handle_event(&ports, &bundle, event, opts))
         .await
         .map_err(|e| {
             error!(error = %e, "event rejected; nothing done");

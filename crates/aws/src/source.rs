@@ -33,13 +33,16 @@ impl Source {
     }
 }
 
+/// A cached object: its ETag and bytes.
+type Cached = (String, Vec<u8>);
+
 #[derive(Clone)]
 pub struct S3Source {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
     /// key → (ETag, bytes). Shared by clones, so a Lambda's warm invocations reuse it.
-    cache: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl S3Source {

@@ -118,7 +118,9 @@ async fn run_reported<P: Ports>(
     obs: Observation,
     opts: RunOptions,
 ) -> TargetReport {
-    match run(ports, bundle, env, service, obs, opts).await {
+    // Boxed: one target's run is a deep future; boxing here keeps the types of everything that
+    // awaits several of them (dispatch, the tick, the Lambda handler) shallow.
+    match Box::pin(run(ports, bundle, env, service, obs, opts)).await {
         Ok(r) => r,
         Err(e) => TargetReport {
             environment: env.into(),

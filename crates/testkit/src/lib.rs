@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod proxy;
+pub mod runtime_api;
+
 /// Pinned: the emulator's behaviour is part of what the tests assert.
 pub const MINISTACK: &str = "ministack==1.5.33";
 /// ministack needs it for the CBOR protocol the Rust SDK speaks to CloudWatch.

@@ -1,4 +1,7 @@
 //! `ecr-push`: the Lambda function for "ECR Image Action" events. All logic is in the core; this wires it up.
+// The SDK's and the runtime's futures nest deeply; release builds (inlining) need more than
+// the default query depth to lay out `main`.
+#![recursion_limit = "256"]
 
 use harbormaster_aws::{handler, telemetry, Agent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};

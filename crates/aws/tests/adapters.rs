@@ -1,0 +1,194 @@
+//! Adapter tests with aws-smithy-mocks: real HTTP responses go through the SDK's deserializers
+//! and retry classifier, so these check how the adapters read AWS's answers (errors included)
+//! without an emulator. Mocks replace responses only; what the requests carry is covered by the
+//! end-to-end tests against ministack.
+
+use std::time::Duration;
+
+use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+use harbormaster_aws::AwsPorts;
+use harbormaster_core::ports::{ErrorKind, SaveError, Services, StateStore, TaskDefinitions};
+use harbormaster_core::state::ServiceState;
+use harbormaster_core::template::RenderedTaskDefinition;
+use serde_json::json;
+
+macro_rules! client {
+    ($krate:ident, $rules:expr) => {{
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+        for r in $rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        $krate::Client::from_conf(
+            $krate::Config::builder()
+                .behavior_version($krate::config::BehaviorVersion::latest())
+                .region($krate::config::Region::new("us-east-1"))
+                .credentials_provider($krate::config::Credentials::new(
+                    "AKID", "SECRET", None, None, "test",
+                ))
+                .retry_config(
+                    $krate::config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }};
+}
+
+fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
+    AwsPorts::from_clients(
+        ecs,
+        client!(aws_sdk_ecr, Vec::<&Rule>::new()),
+        s3,
+        client!(aws_sdk_sns, Vec::<&Rule>::new()),
+        client!(aws_sdk_sts, Vec::<&Rule>::new()),
+        "state",
+        "us-east-1",
+    )
+}
+
+fn no_ecs() -> aws_sdk_ecs::Client {
+    client!(aws_sdk_ecs, Vec::<&Rule>::new())
+}
+fn no_s3() -> aws_sdk_s3::Client {
+    client!(aws_sdk_s3, Vec::<&Rule>::new())
+}
+
+fn td() -> RenderedTaskDefinition {
+    RenderedTaskDefinition {
+        family: "booking-dev-web".into(),
+        body: json!({"family": "booking-dev-web", "containerDefinitions": [{"name": "web", "image": "x"}]}),
+        image: "x".into(),
+        containers: vec!["web".into()],
+    }
+}
+
+const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+const REGISTERED: &str = r#"{"taskDefinition":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/booking-dev-web:7","family":"booking-dev-web","revision":7}}"#;
+
+#[tokio::test]
+async fn throttling_twice_then_success_is_retried_by_the_sdk() {
+    let rule = mock!(aws_sdk_ecs::Client::register_task_definition)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .times(2)
+        .http_status(200, Some(REGISTERED.into()))
+        .build();
+    let p = ports(client!(aws_sdk_ecs, [&rule]), no_s3());
+    let arn = p.register(&td()).await.unwrap();
+    assert_eq!(
+        arn,
+        "arn:aws:ecs:us-east-1:1:task-definition/booking-dev-web:7"
+    );
+    assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_retries_is_a_retryable_error() {
+    let rule = mock!(aws_sdk_ecs::Client::register_task_definition)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .repeatedly()
+        .build();
+    let p = ports(client!(aws_sdk_ecs, [&rule]), no_s3());
+    let e = p.register(&td()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Throttled);
+    assert!(e.kind.is_retryable());
+    assert_eq!(e.operation, "RegisterTaskDefinition");
+    assert!(e.message.contains("Rate exceeded"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_error_is_transient_and_a_client_error_is_not_retried() {
+    let rule = mock!(aws_sdk_ecs::Client::register_task_definition)
+        .sequence()
+        .http_status(
+            500,
+            Some(r#"{"__type":"ServerException","message":"boom"}"#.into()),
+        )
+        .http_status(
+            400,
+            Some(
+                r#"{"__type":"ClientException","message":"Invalid setting for container 'web'"}"#
+                    .into(),
+            ),
+        )
+        .build();
+    let p = ports(client!(aws_sdk_ecs, [&rule]), no_s3());
+    let e = p.register(&td()).await.unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::Invalid,
+        "the 500 was retried, the 400 was final: {e}"
+    );
+    assert!(
+        e.message.contains("ClientException: Invalid setting"),
+        "{e}"
+    );
+    assert_eq!(rule.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_412_on_the_state_document_is_a_conflict() {
+    let rule = mock!(aws_sdk_s3::Client::put_object)
+        .sequence()
+        .http_status(
+            412,
+            Some("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>".into()),
+        )
+        .build();
+    let p = ports(no_ecs(), client!(aws_sdk_s3, [&rule]));
+    let r = p
+        .save("state/dev/web.json", &ServiceState::new("dev", "web"), None)
+        .await;
+    assert_eq!(r, Err(SaveError::Conflict));
+}
+
+#[tokio::test]
+async fn a_missing_state_document_is_none_and_a_corrupt_one_is_an_error() {
+    let missing = mock!(aws_sdk_s3::Client::get_object)
+        .sequence()
+        .http_status(404, Some("<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>".into()))
+        .http_response(|| {
+            let mut r = aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(200).unwrap(),
+                aws_smithy_types::body::SdkBody::from("{ not a state"),
+            );
+            r.headers_mut().insert("ETag", "\"e1\"");
+            r
+        })
+        .build();
+    let p = ports(no_ecs(), client!(aws_sdk_s3, [&missing]));
+    assert!(p.load("state/dev/web.json").await.unwrap().is_none());
+    let e = p.load("state/dev/web.json").await.unwrap_err();
+    assert!(
+        e.message
+            .contains("s3://state/state/dev/web.json is not a state document"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn describe_services_reads_deployments_and_names_a_missing_service() {
+    let answer = r#"{"services":[{"serviceName":"web","taskDefinition":"arn:td:2","deployments":[
+        {"id":"ecs-svc/2","status":"PRIMARY","taskDefinition":"arn:td:2","rolloutState":"FAILED","rolloutStateReason":"ECS deployment circuit breaker: tasks failed to start.","runningCount":0,"desiredCount":1,"failedTasks":3},
+        {"id":"ecs-svc/1","status":"ACTIVE","taskDefinition":"arn:td:1","rolloutState":"COMPLETED","runningCount":1,"desiredCount":1}],
+        "events":[{"id":"1","message":"(service web) has started 1 tasks"}]}],"failures":[]}"#;
+    let missing = r#"{"services":[],"failures":[{"arn":"arn:svc","reason":"MISSING"}]}"#;
+    let rule = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .http_status(200, Some(answer.into()))
+        .http_status(200, Some(missing.into()))
+        .build();
+    let p = ports(client!(aws_sdk_ecs, [&rule]), no_s3());
+    let snap = p.describe("c", "web").await.unwrap();
+    assert_eq!(snap.deployments.len(), 2);
+    assert_eq!(snap.deployments[0].rollout_state.as_deref(), Some("FAILED"));
+    assert_eq!(snap.deployments[0].failed_tasks, 3);
+    assert_eq!(snap.events, ["(service web) has started 1 tasks"]);
+    let e = p.describe("c", "web").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert!(e.message.contains("MISSING"), "{e}");
+}
