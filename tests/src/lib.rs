@@ -386,6 +386,15 @@ impl World {
         }
     }
 
+    /// Runs the `harbormaster` binary against this world.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(cli_binary().expect("the CLI is built"))
+            .args(args)
+            .envs(self.cli_env())
+            .output()
+            .expect("harbormaster runs")
+    }
+
     /// The environment for a `harbormaster` child process talking to this world.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
         let mut env = self.emulator.env();
@@ -414,15 +423,20 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// The `harbormaster` binary built beside the running test or xtask.
 pub fn cli_binary() -> Result<PathBuf> {
+    binary("harbormaster")
+}
+
+/// A binary of the workspace built beside the running test or xtask (same profile).
+pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent().context("exe dir")?.to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let bin = dir.join("harbormaster");
+    let bin = dir.join(name);
     anyhow::ensure!(
         bin.exists(),
-        "{} is missing: build it first (`cargo build -p harbormaster`; `cargo xtask test` does)",
+        "{} is missing: build the workspace first (`cargo xtask test` does)",
         bin.display()
     );
     Ok(bin)

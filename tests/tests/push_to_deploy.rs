@@ -156,11 +156,7 @@ async fn cli_invoke_twice_in_a_row_and_twice_at_once_registers_one_revision() {
         assert_eq!(report["targets"][0]["outcome"], expected, "{report}");
     }
     assert_eq!(w.revisions(FAMILY).await.unwrap().len(), before + 1);
-    let out = Command::new(&bin)
-        .arg("tick")
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["tick"]);
     assert!(
         out.status.success(),
         "{}",
@@ -233,7 +229,6 @@ async fn failed_pushes_and_deletes_do_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
     let w = World::start().await.unwrap();
-    let bin = cli_binary().unwrap();
     let dir = harbormaster_e2e::TempDir::new("bad").unwrap();
     let before = w.revisions(FAMILY).await.unwrap();
 
@@ -243,12 +238,7 @@ async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
     sample["detail"]["image-tag"] = json!("main-abc1234");
     let file = dir.0.join("sample.json");
     std::fs::write(&file, sample.to_string()).unwrap();
-    let out = Command::new(&bin)
-        .args(["invoke", "--event"])
-        .arg(&file)
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["invoke", "--event", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -264,12 +254,7 @@ async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
         json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}).to_string(),
     )
     .unwrap();
-    let out = Command::new(&bin)
-        .args(["invoke", "--event"])
-        .arg(&file)
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["invoke", "--event", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -279,12 +264,7 @@ async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
 
     let file = dir.0.join("garbage.json");
     std::fs::write(&file, "{ not json").unwrap();
-    let out = Command::new(&bin)
-        .args(["invoke", "--event"])
-        .arg(&file)
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["invoke", "--event", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.json: not a JSON event"));
 
@@ -309,7 +289,6 @@ async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_runs_make_no_mutating_call() {
     let w = World::start().await.unwrap();
-    let bin = cli_binary().unwrap();
     let dir = harbormaster_e2e::TempDir::new("dry").unwrap();
     let before = w.revisions(FAMILY).await.unwrap();
     let service_td = w.service_task_definition("web").await.unwrap();
@@ -321,12 +300,7 @@ async fn dry_runs_make_no_mutating_call() {
     )
     .unwrap();
 
-    let out = Command::new(&bin)
-        .args(["invoke", "--dry-run", "--event"])
-        .arg(&file)
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["invoke", "--dry-run", "--event", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -341,20 +315,16 @@ async fn dry_runs_make_no_mutating_call() {
         "{report}"
     );
 
-    let out = Command::new(&bin)
-        .args([
-            "deploy",
-            "--env",
-            "dev",
-            "--service",
-            "web",
-            "--image",
-            "main-3333333",
-            "--dry-run",
-        ])
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&[
+        "deploy",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--image",
+        "main-3333333",
+        "--dry-run",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -370,42 +340,29 @@ async fn dry_runs_make_no_mutating_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     let w = World::start().await.unwrap();
-    let bin = cli_binary().unwrap();
     let digest = w.push_image("main-4444444").await.unwrap();
-    let out = Command::new(&bin)
-        .args([
-            "deploy",
-            "--env",
-            "dev",
-            "--service",
-            "web",
-            "--image",
-            "main-4444444",
-        ])
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&[
+        "deploy",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--image",
+        "main-4444444",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(&bin)
-        .arg("tick")
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["tick"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let out = Command::new(&bin)
-        .args(["status", "--env", "dev", "--service", "web"])
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -414,11 +371,7 @@ async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     );
     assert!(text.contains("succeeded"), "{text}");
 
-    let out = Command::new(&bin)
-        .args(["status", "--json"])
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let web = v
         .as_array()
@@ -429,19 +382,15 @@ async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     assert_eq!(web["state"]["last_known_good"]["image"]["digest"], digest);
 
     // A tag that is not in ECR is refused before anything happens.
-    let out = Command::new(&bin)
-        .args([
-            "deploy",
-            "--env",
-            "dev",
-            "--service",
-            "web",
-            "--image",
-            "main-nope",
-        ])
-        .envs(w.cli_env())
-        .output()
-        .unwrap();
+    let out = w.cli(&[
+        "deploy",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--image",
+        "main-nope",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tag `main-nope` is not in ECR"));
 }

@@ -120,13 +120,7 @@ async fn demo() -> Result<()> {
     print_journal(&t, &report);
 
     t.say("tick (every minute in AWS) follows the rollouts");
-    let report = handler::dispatch(
-        &agent,
-        TICK,
-        &fixture("scheduled.json"),
-        RunOptions::default(),
-    )
-    .await?;
+    let report = tick(&agent).await?;
     print_journal(&t, &report);
 
     let inbox = w.inbox().await?;
@@ -164,6 +158,19 @@ async fn demo() -> Result<()> {
         "done: service web is on {after}\n           image {image}"
     ));
     Ok(())
+}
+
+/// What the `tick` function does every minute.
+async fn tick(
+    agent: &harbormaster_aws::Agent,
+) -> Result<harbormaster_core::dispatch::DispatchReport> {
+    Ok(handler::dispatch(
+        agent,
+        TICK,
+        &fixture("scheduled.json"),
+        RunOptions::default(),
+    )
+    .await?)
 }
 
 fn print_journal(t: &Timeline, report: &harbormaster_core::dispatch::DispatchReport) {
@@ -307,13 +314,7 @@ async fn bench() -> Result<()> {
         source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
     };
     // Settle what the invocation above started, so every round starts from a quiet service.
-    handler::dispatch(
-        &agent,
-        TICK,
-        &fixture("scheduled.json"),
-        RunOptions::default(),
-    )
-    .await?;
+    tick(&agent).await?;
     let mut walls = Vec::new();
     let mut calls = Vec::new();
     for round in 0..5 {
@@ -328,13 +329,7 @@ async fn bench() -> Result<()> {
             bail!("bench push failed: {:?}", r.errors());
         }
         calls = proxy.calls();
-        handler::dispatch(
-            &agent,
-            TICK,
-            &fixture("scheduled.json"),
-            RunOptions::default(),
-        )
-        .await?;
+        tick(&agent).await?;
     }
     walls.sort_by(|a, b| a.total_cmp(b));
     let services = 2; // the push deploys dev/web and dev/worker

@@ -83,3 +83,21 @@ pub async fn dispatch(
     info!(function, event = %report.event, targets = report.targets.len(), ignored = report.ignored.as_deref().unwrap_or(""), "handled");
     Ok(report)
 }
+
+/// A Lambda function's whole life: JSON logs; clients and the config cache built once at cold
+/// start (a missing setting fails here, naming it) and reused by warm invocations; then events.
+pub async fn serve(function: (&'static str, &'static str)) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init_json();
+    let agent = Agent::from_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let agent = agent.clone();
+            async move {
+                handle(&agent, function, event.payload)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        },
+    ))
+    .await
+}

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use harbormaster_aws::{handler, telemetry, Agent, Source};
 use harbormaster_core::bundle::Bundle;
-use harbormaster_core::dispatch::{request_deploy, resolve_image, tick, DispatchReport};
+use harbormaster_core::dispatch::{request_deploy, resolve_image, tick};
 use harbormaster_core::engine::{render_for, TargetReport};
 use harbormaster_core::image::Digest;
 use harbormaster_core::machine::Outcome;
@@ -227,7 +227,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 RunOptions { dry_run },
             )
             .await?;
-            print_target(&report, dry_run);
+            print_json(&report, dry_run);
             Ok(exit_for(std::slice::from_ref(&report)))
         }
         Cmd::Status {
@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let a = agent(&cli.config).await?;
             let (ports, bundle) = a.prepare().await?;
             let report = tick(&ports, &bundle, RunOptions { dry_run }).await;
-            print_report(&report, dry_run);
+            print_json(&report, dry_run);
             Ok(exit_for(&report.targets))
         }
         Cmd::Invoke { event, dry_run } => {
@@ -312,7 +312,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let report = handler::dispatch(&a, function, &value, RunOptions { dry_run })
                 .await
                 .with_context(|| format!("{} ({})", event.display(), function.0))?;
-            print_report(&report, dry_run);
+            print_json(&report, dry_run);
             Ok(exit_for(&report.targets))
         }
     }
@@ -345,17 +345,8 @@ fn exit_for(targets: &[TargetReport]) -> ExitCode {
     }
 }
 
-fn print_report(report: &DispatchReport, dry_run: bool) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(report).expect("report serialises")
-    );
-    if dry_run {
-        eprintln!("dry run: nothing was written and no mutating call was made");
-    }
-}
-
-fn print_target(report: &TargetReport, dry_run: bool) {
+/// Reports are JSON on stdout (for scripts and CodeBuild); the dry-run note goes to stderr.
+fn print_json(report: &impl serde::Serialize, dry_run: bool) {
     println!(
         "{}",
         serde_json::to_string_pretty(report).expect("report serialises")

@@ -20,3 +20,21 @@ pub mod testing;
 
 pub use bundle::Bundle;
 pub use engine::{run, RunOptions, TargetReport};
+
+#[cfg(test)]
+mod purity {
+    /// The core stays pure: the SDK lives in the adapters. A dependency slipping in fails here.
+    #[test]
+    fn no_aws_sdk_crate_is_a_dependency_of_the_core() {
+        let manifest = include_str!("../Cargo.toml");
+        for line in manifest.lines() {
+            let name = line.split(['=', '.']).next().unwrap_or("").trim();
+            assert!(
+                !name.starts_with("aws-sdk-")
+                    && !name.starts_with("aws-config")
+                    && !name.starts_with("aws-smithy"),
+                "crates/core must not depend on {name}"
+            );
+        }
+    }
+}
