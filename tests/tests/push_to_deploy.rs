@@ -547,3 +547,45 @@ async fn lambdas_read_the_config_from_s3_and_follow_changes() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_parameter_fails_the_deployment_and_says_which() {
+    let w = World::start().await.unwrap();
+    w.clients
+        .ssm
+        .delete_parameter()
+        .name("/booking/dev/redis/url")
+        .send()
+        .await
+        .unwrap();
+    let before = w.revisions("booking-dev-worker").await.unwrap();
+    let digest = w.push_image("main-5555555").await.unwrap();
+    let r = push(&w, &w.push_event("e-ssm", "main-5555555", &digest)).await;
+    let worker = r.targets.iter().find(|t| t.service == "worker").unwrap();
+    let v = serde_json::to_value(worker).unwrap();
+    assert_eq!(v["outcome"], "started");
+    assert_eq!(v["journal"][1]["to"], "failed", "{v}");
+    assert_eq!(
+        w.revisions("booking-dev-worker").await.unwrap(),
+        before,
+        "nothing registered"
+    );
+    let inbox = w.inbox().await.unwrap();
+    let failed = inbox
+        .iter()
+        .find(|(_, m, _)| m["service"] == "worker" && m["kind"] == "failed")
+        .expect("a failure notice");
+    assert!(
+        failed.1["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/booking/dev/redis/url"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.2["severity"]["Value"], "critical");
+    // The web service, whose parameters exist, deployed as usual.
+    assert_eq!(
+        r.targets.iter().find(|t| t.service == "web").unwrap().error,
+        None
+    );
+}

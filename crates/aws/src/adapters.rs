@@ -25,6 +25,7 @@ pub struct AwsPorts {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sts: aws_sdk_sts::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub state_bucket: String,
     pub region: String,
     account: Arc<OnceCell<String>>,
@@ -45,6 +46,7 @@ impl AwsPorts {
             s3,
             sns: aws_sdk_sns::Client::new(sdk),
             sts: aws_sdk_sts::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             account: Arc::new(OnceCell::new()),
@@ -58,6 +60,7 @@ impl AwsPorts {
         s3: aws_sdk_s3::Client,
         sns: aws_sdk_sns::Client,
         sts: aws_sdk_sts::Client,
+        ssm: aws_sdk_ssm::Client,
         state_bucket: &str,
         region: &str,
     ) -> Self {
@@ -67,6 +70,7 @@ impl AwsPorts {
             s3,
             sns,
             sts,
+            ssm,
             state_bucket: state_bucket.to_owned(),
             region: region.to_owned(),
             account: Arc::new(OnceCell::new()),
@@ -499,6 +503,53 @@ impl Notifier for AwsPorts {
         }
         req.send().await.map_err(|e| classify("Publish", &e))?;
         Ok(())
+    }
+}
+
+impl Parameters for AwsPorts {
+    async fn missing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
+        // DescribeParameters answers with metadata only: no value, encrypted or not, is read.
+        let mut found = std::collections::BTreeSet::new();
+        for chunk in names.chunks(50) {
+            let mut token = None;
+            loop {
+                let out = self
+                    .ssm
+                    .describe_parameters()
+                    .parameter_filters(
+                        aws_sdk_ssm::types::ParameterStringFilter::builder()
+                            .key("Name")
+                            .option("Equals")
+                            .set_values(Some(chunk.to_vec()))
+                            .build()
+                            .map_err(|e| {
+                                PortError::new(
+                                    ErrorKind::Invalid,
+                                    "DescribeParameters",
+                                    e.to_string(),
+                                )
+                            })?,
+                    )
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeParameters", &e))?;
+                found.extend(
+                    out.parameters()
+                        .iter()
+                        .filter_map(|p| p.name().map(str::to_owned)),
+                );
+                token = out.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(names
+            .iter()
+            .filter(|n| !found.contains(*n))
+            .cloned()
+            .collect())
     }
 }
 

@@ -44,6 +44,7 @@ fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
         s3,
         client!(aws_sdk_sns, Vec::<&Rule>::new()),
         client!(aws_sdk_sts, Vec::<&Rule>::new()),
+        client!(aws_sdk_ssm, Vec::<&Rule>::new()),
         "state",
         "us-east-1",
     )

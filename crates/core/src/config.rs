@@ -238,6 +238,16 @@ pub enum SecretRef {
 }
 
 impl SecretRef {
+    /// The SSM parameter name, for references by convention.
+    pub fn parameter_name(&self, project: &str, env: &str) -> Option<String> {
+        match self {
+            SecretRef::Parameter { group, name } => {
+                Some(format!("/{project}/{env}/{group}/{name}"))
+            }
+            SecretRef::Arn(_) => None,
+        }
+    }
+
     pub fn value_from(&self, project: &str, env: &str, region: &str, account: &str) -> String {
         match self {
             SecretRef::Parameter { group, name } => {

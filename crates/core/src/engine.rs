@@ -291,6 +291,33 @@ async fn execute<P: Ports>(
         }
         Command::RegisterRevision { deployment, image } => {
             let td = render(deployment, image.digest.clone()).await?;
+            // A task whose secret is missing fails to start long after the deploy "worked";
+            // checking the parameters exist first fails the deployment now, saying which.
+            let names: Vec<String> = bundle
+                .config
+                .target(env, service)
+                .map(|(_, _, t)| {
+                    t.secrets
+                        .values()
+                        .filter_map(|s| s.parameter_name(&bundle.config.project, env))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !names.is_empty() {
+                let missing = ports
+                    .missing(&names)
+                    .await
+                    .map_err(|e| classify(deployment, e))?;
+                if !missing.is_empty() {
+                    return Err(Failure::Permanent(
+                        deployment.clone(),
+                        format!(
+                            "SSM parameters referenced as secrets do not exist: {} (create them, then deploy again)",
+                            missing.join(", ")
+                        ),
+                    ));
+                }
+            }
             let arn = ports
                 .register(&td)
                 .await

@@ -58,6 +58,8 @@ pub struct World {
     pub crash_at: Option<(usize, bool)>,
     pub dead: bool,
     pub account: String,
+    /// SSM parameter names that exist; `None`: every one does.
+    pub parameters: Option<std::collections::BTreeSet<String>>,
     next_version: u64,
     next_deployment: u64,
 }
@@ -83,6 +85,7 @@ impl MemoryPorts {
                 crash_at: None,
                 dead: false,
                 account: "123456789012".into(),
+                parameters: None,
                 next_version: 1,
                 next_deployment: 1,
             }),
@@ -476,6 +479,24 @@ impl Notifier for MemoryPorts {
             let g = w.gate("Publish")?;
             w.published.push(n.clone());
             finish(g, "Publish", ())
+        })
+    }
+}
+
+impl Parameters for MemoryPorts {
+    async fn missing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("DescribeParameters")?;
+            let missing = match &w.parameters {
+                None => Vec::new(),
+                Some(known) => names
+                    .iter()
+                    .filter(|n| !known.contains(*n))
+                    .cloned()
+                    .collect(),
+            };
+            finish(g, "DescribeParameters", missing)
         })
     }
 }

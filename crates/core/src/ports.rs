@@ -173,6 +173,15 @@ pub trait Notifier {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// SSM parameters, by name: whether they exist. Never their values.
+pub trait Parameters {
+    /// The names among `names` that do not exist.
+    fn missing(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
 /// Account and region an environment deploys into.
 pub trait Placements {
     fn placement(
@@ -194,10 +203,18 @@ pub trait Clock {
 
 /// Everything the engine uses. One struct implements all of it per environment (AWS, memory).
 pub trait Ports:
-    StateStore + TaskDefinitions + Services + Images + Notifier + Placements + Clock + Sync
+    StateStore + TaskDefinitions + Services + Images + Notifier + Parameters + Placements + Clock + Sync
 {
 }
 impl<T> Ports for T where
-    T: StateStore + TaskDefinitions + Services + Images + Notifier + Placements + Clock + Sync
+    T: StateStore
+        + TaskDefinitions
+        + Services
+        + Images
+        + Notifier
+        + Parameters
+        + Placements
+        + Clock
+        + Sync
 {
 }

@@ -596,3 +596,23 @@ fn reconciling_never_flips_to_an_image_pushed_in_the_same_second() {
         "main-1, then main-3; never main-1 or main-2 again"
     );
 }
+
+#[test]
+fn a_missing_secret_parameter_fails_the_deployment_before_registering() {
+    let (ports, b) = world();
+    ports.with(|w| w.parameters = Some(Default::default()));
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(
+        journal_words(&r),
+        ["pending->registering", "registering->failed"]
+    );
+    assert_eq!(ports.count("RegisterTaskDefinition"), 0);
+    let reason = ports.state("dev", "web").unwrap().history[0]
+        .reason
+        .clone()
+        .unwrap();
+    assert!(
+        reason.contains("/booking/dev/database/password"),
+        "{reason}"
+    );
+}

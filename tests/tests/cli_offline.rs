@@ -1,0 +1,139 @@
+//! The CLI commands that need no AWS: checking a config and rendering a task definition.
+
+use std::process::Command;
+
+use harbormaster_e2e::{cli_binary, workspace_root, TempDir};
+use serde_json::Value;
+
+fn harbormaster(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(cli_binary().unwrap())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        // No endpoint, no credentials: these commands must not need AWS.
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap()
+}
+
+fn example_copy() -> TempDir {
+    let dir = TempDir::new("cli").unwrap();
+    let src = workspace_root().join("examples/booking");
+    std::fs::create_dir_all(dir.0.join("taskdefs")).unwrap();
+    for f in [
+        "harbormaster.toml",
+        "taskdefs/web.json",
+        "taskdefs/worker.json",
+    ] {
+        std::fs::copy(src.join(f), dir.0.join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn validate_accepts_the_example_and_lists_what_deploys_where() {
+    let out = harbormaster(&workspace_root().join("examples/booking"), &["validate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("valid (2 environments, 2 services, 4 deployment targets)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dev/web: tags matching /^main-[0-9a-f]{7,40}$/ from booking/web"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "prod/web: semver tags >=1.0.0 from booking/web (auto-deploy off in this environment)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn validate_names_the_file_and_field_of_every_error() {
+    let dir = example_copy();
+    let toml = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("^main-[0-9a-f]{7,40}$", "([")
+            .replace("database/password", "password"),
+    )
+    .unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("harbormaster.toml: `services.web.environments.dev.follow.regex`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`services.web.secrets.DATABASE_PASSWORD`"),
+        "{err}"
+    );
+
+    let dir = example_copy();
+    let web = dir.0.join("taskdefs/web.json");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(
+        &web,
+        text.replace("\"memory\": \"1024\"", "\"memory\": \"512\""),
+    )
+    .unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("taskdefs/web.json: `memory`: 512 MiB is not allowed with cpu 512"),
+        "{err}"
+    );
+}
+
+#[test]
+fn render_offline_pins_the_digest_and_references_secrets_by_arn() {
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    let out = harbormaster(
+        &workspace_root().join("examples/booking"),
+        &[
+            "render",
+            "--env",
+            "prod",
+            "--service",
+            "web",
+            "--digest",
+            &digest,
+            "--account",
+            "123456789012",
+            "--region",
+            "eu-west-1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let td: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(td["family"], "booking-prod-web");
+    let web = &td["containerDefinitions"][0];
+    assert_eq!(
+        web["image"],
+        format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/booking/web@{digest}")
+    );
+    let secrets = web["secrets"].as_array().unwrap();
+    assert!(secrets.iter().all(|s| s["valueFrom"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:ssm:eu-west-1:123456789012:parameter/booking/prod/")));
+    assert_eq!(
+        web["logConfiguration"]["options"]["awslogs-group"],
+        "/ecs/booking-prod/web"
+    );
+}
