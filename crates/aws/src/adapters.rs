@@ -17,6 +17,16 @@ use tokio::sync::OnceCell;
 
 use crate::errors::classify;
 
+/// The SDK clients the adapters use.
+pub struct Clients {
+    pub ecs: aws_sdk_ecs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
 #[derive(Clone)]
 pub struct AwsPorts {
@@ -54,23 +64,14 @@ impl AwsPorts {
     }
 
     /// From clients built elsewhere (tests with mocked HTTP, say).
-    pub fn from_clients(
-        ecs: aws_sdk_ecs::Client,
-        ecr: aws_sdk_ecr::Client,
-        s3: aws_sdk_s3::Client,
-        sns: aws_sdk_sns::Client,
-        sts: aws_sdk_sts::Client,
-        ssm: aws_sdk_ssm::Client,
-        state_bucket: &str,
-        region: &str,
-    ) -> Self {
+    pub fn from_clients(c: Clients, state_bucket: &str, region: &str) -> Self {
         AwsPorts {
-            ecs,
-            ecr,
-            s3,
-            sns,
-            sts,
-            ssm,
+            ecs: c.ecs,
+            ecr: c.ecr,
+            s3: c.s3,
+            sns: c.sns,
+            sts: c.sts,
+            ssm: c.ssm,
             state_bucket: state_bucket.to_owned(),
             region: region.to_owned(),
             account: Arc::new(OnceCell::new()),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+use harbormaster_aws::adapters::Clients;
 use harbormaster_aws::AwsPorts;
 use harbormaster_core::ports::{ErrorKind, SaveError, Services, StateStore, TaskDefinitions};
 use harbormaster_core::state::ServiceState;
@@ -39,16 +40,18 @@ macro_rules! client {
 
 fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
     AwsPorts::from_clients(
-        ecs,
-        client!(aws_sdk_ecr, Vec::<&Rule>::new()),
-        s3,
-        client!(aws_sdk_sns, Vec::<&Rule>::new()),
-        client!(aws_sdk_sts, Vec::<&Rule>::new()),
-        client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+        Clients {
+            ecs,
+            ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()),
+            s3,
+            sns: client!(aws_sdk_sns, Vec::<&Rule>::new()),
+            sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
+            ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+        },
         "state",
         "us-east-1",
     )
-}
+}}
 
 fn no_ecs() -> aws_sdk_ecs::Client {
     client!(aws_sdk_ecs, Vec::<&Rule>::new())
