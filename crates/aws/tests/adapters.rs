@@ -51,7 +51,7 @@ fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
         "state",
         "us-east-1",
     )
-}}
+}
 
 fn no_ecs() -> aws_sdk_ecs::Client {
     client!(aws_sdk_ecs, Vec::<&Rule>::new())
