@@ -472,6 +472,25 @@ impl Ctx<'_> {
         }
         if admission == Admission::Pushed {
             {}
+            if let Some(newest) = self
+                .s
+                .newest_accepted
+                .as_ref()
+                .filter(|n| &n.digest == digest)
+            {
+                // The image was accepted before (pushed again under another tag, or re-pushed
+                // after its deployment failed): not a new release. A person can still deploy it.
+                let verdict = self
+                    .s
+                    .history
+                    .iter()
+                    .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
+                    .map(|h| format!("; its last deployment {}", h.verdict))
+                    .unwrap_or_default();
+                return Outcome::Ignored {
+                    reason: format!("{} was already accepted{verdict}", newest.label()),
+                };
+            }
             if let Some(newest) = &self.s.newest_accepted {
                 // Same second, other digest: both are "the latest"; the later processed wins.
                 if self.policy.order.compare(&release.image, newest) == std::cmp::Ordering::Less {
@@ -545,10 +564,14 @@ impl Ctx<'_> {
     }
 
     fn start(&mut self, release: Release) -> Outcome {
+        // Readable and sortable; the serial makes it unique even for the same image in the same
+        // millisecond.
+        self.s.deployments_started += 1;
         let id = DeploymentId(format!(
-            "{}-{}",
+            "{}-{}-{}",
             self.now.format("%Y%m%dT%H%M%S%3fZ"),
-            &release.image.digest.short()[..8]
+            &release.image.digest.short()[..8],
+            self.s.deployments_started
         ));
         let image = release.image.clone();
         self.s.in_flight = Some(Deployment {

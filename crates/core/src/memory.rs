@@ -152,12 +152,20 @@ impl MemoryPorts {
             let id = w.next_deployment;
             w.next_deployment += 1;
             if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
-                let previous = s
+                // The circuit breaker acts only on a rollout in progress, and returns to the
+                // revision that was running before it.
+                let in_progress = s.deployments.iter().any(|d| {
+                    d.status == "PRIMARY" && d.rollout_state.as_deref() == Some("IN_PROGRESS")
+                });
+                let Some(previous) = s
                     .deployments
                     .iter()
                     .find(|d| d.status == "ACTIVE")
                     .map(|d| d.task_definition.clone())
-                    .unwrap_or_default();
+                    .filter(|_| in_progress)
+                else {
+                    return;
+                };
                 for d in &mut s.deployments {
                     if d.status == "PRIMARY" {
                         d.status = "ACTIVE".into();

@@ -155,6 +155,9 @@ pub struct ServiceState {
     /// Oldest first, bounded by [`PROCESSED_EVENTS_KEPT`].
     #[serde(default)]
     pub processed_events: VecDeque<String>,
+    /// Deployments started so far; makes every deployment id unique for this service.
+    #[serde(default)]
+    pub deployments_started: u64,
 }
 
 impl ServiceState {
@@ -169,6 +172,7 @@ impl ServiceState {
             newest_accepted: None,
             history: Vec::new(),
             processed_events: VecDeque::new(),
+            deployments_started: 0,
         }
     }
 

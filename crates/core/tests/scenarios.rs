@@ -616,3 +616,34 @@ fn a_missing_secret_parameter_fails_the_deployment_before_registering() {
         "{reason}"
     );
 }
+
+#[test]
+fn a_repush_of_an_image_whose_deployment_failed_is_not_deployed_again_by_itself() {
+    let (ports, b) = world();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    ports.fail_with_rollback(CLUSTER, "web", "tasks failed to start");
+    tick_once(&ports, &b);
+    let r = send(&ports, &b, &push_event("e2", "main-1-retag", 'a', 0));
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("already accepted; its last deployment rolled back")),
+        "{r:?}"
+    );
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+    // A person can still retry it.
+    ports.push_image("booking/web", "main-1", 'a', Utc::now());
+    let again = block_on(request_deploy(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        "main-1",
+        "ops",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(
+        matches!(again.outcome, Outcome::Started { .. }),
+        "{again:?}"
+    );
+}
