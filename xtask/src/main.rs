@@ -75,8 +75,12 @@ fn test(extra: &[String]) -> Result<()> {
     // Set up the emulator's venv once, before tests race to it, and say so if it fails.
     let venv = ensure_venv().context("setting up the emulator venv")?;
     eprintln!("xtask: emulator venv ready at {}", venv.display());
-    // The whole workspace: its binaries (the CLI the end-to-end tests run) are built before any
-    // test runs, so they are never stale.
+    // The end-to-end tests run the real binaries (the CLI, the Lambda functions). `cargo test`
+    // builds binaries only as test harnesses, so build them first: fresh, never stale.
+    let status = cargo().args(["build", "--workspace", "--bins"]).status()?;
+    if !status.success() {
+        bail!("building the binaries failed");
+    }
     let status = cargo().args(["test", "--workspace"]).args(extra).status()?;
     if !status.success() {
         bail!("tests failed");

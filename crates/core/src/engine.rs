@@ -6,6 +6,8 @@
 //! runs, so a crash between the two is seen by the next invocation, which adopts what the first
 //! attempt did instead of doing it again.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -77,21 +79,33 @@ pub async fn run<P: Ports>(
         error: None,
     };
     let mut current = load(ports, &key, env, service).await?;
+    let topic = &bundle.config.notification_topic;
     let mut obs = first;
     let mut first_outcome = true;
     let mut conflicts = 0;
     let mut steps = 0;
+    // Notifications SNS has taken during this run, and whether the stored outbox still lists some.
+    let mut sent = BTreeSet::new();
+    let mut unsaved_outbox = false;
     while steps < MAX_STEPS {
         let step = decide(&current.0, &obs, ports.now(), &policy);
         if opts.dry_run {
             report.outcome = step.outcome.clone();
             report.journal = step.journal.clone();
             report.planned = step.commands.iter().map(describe_command).collect();
+            report.planned.extend(
+                step.notices
+                    .iter()
+                    .map(|n| format!("Publish \"{}\"", n.subject())),
+            );
             return Ok(report);
         }
-        if step.state != current.0 {
+        if step.state != current.0 || unsaved_outbox {
             match ports.save(&key, &step.state, current.1.as_ref()).await {
-                Ok(v) => current = (step.state.clone(), Some(v)),
+                Ok(v) => {
+                    current = (step.state.clone(), Some(v));
+                    unsaved_outbox = false;
+                }
                 Err(SaveError::Conflict) => {
                     conflicts += 1;
                     if conflicts > MAX_CONFLICTS {
@@ -99,6 +113,7 @@ pub async fn run<P: Ports>(
                     }
                     // Someone moved first: read what they wrote and decide again.
                     current = load(ports, &key, env, service).await?;
+                    unsaved_outbox = forget_sent(&mut current.0, &sent);
                     continue;
                 }
                 Err(SaveError::Port(e)) => return Err(e.into()),
@@ -111,12 +126,7 @@ pub async fn run<P: Ports>(
         }
         log_transitions(env, service, &step);
         report.journal.extend(step.journal.iter().cloned());
-        for n in step.notifications() {
-            // A lost notification must not undo a deployment step; it is logged instead.
-            if let Err(e) = ports.publish(&bundle.config.notification_topic, n).await {
-                warn!(environment = env, service, deployment_id = %n.deployment_id, error = %e, "notification not sent");
-            }
-        }
+        unsaved_outbox |= flush_outbox(ports, topic, &mut current.0, &mut sent).await;
         let Some(effect) = step.effect().cloned() else {
             break;
         };
@@ -131,7 +141,7 @@ pub async fn run<P: Ports>(
                 };
                 let step = decide(&current.0, &interrupted, ports.now(), &policy);
                 // Best effort: if this write fails too, the lease lapses by itself.
-                if step.state != current.0
+                if (step.state != current.0 || unsaved_outbox)
                     && ports
                         .save(&key, &step.state, current.1.as_ref())
                         .await
@@ -147,7 +157,73 @@ pub async fn run<P: Ports>(
             }
         };
     }
+    if unsaved_outbox {
+        persist_sent(ports, &key, env, service, current, &sent).await;
+    }
     Ok(report)
+}
+
+/// Publishes what waits in the outbox; keeps what SNS did not take. Returns whether the outbox
+/// changed (and so needs saving).
+async fn flush_outbox<P: Ports>(
+    ports: &P,
+    topic: &str,
+    state: &mut ServiceState,
+    sent: &mut BTreeSet<String>,
+) -> bool {
+    let waiting = std::mem::take(&mut state.outbox);
+    let before = waiting.len();
+    for n in waiting {
+        if sent.contains(&n.id) {
+            continue;
+        }
+        match ports.publish(topic, &n).await {
+            Ok(()) => {
+                sent.insert(n.id.clone());
+            }
+            Err(e) => {
+                warn!(environment = %state.environment, service = %state.service, deployment_id = %n.deployment_id, error = %e, "notification not sent yet; kept for the next invocation");
+                state.outbox.push(n);
+            }
+        }
+    }
+    state.outbox.len() != before
+}
+
+fn forget_sent(state: &mut ServiceState, sent: &BTreeSet<String>) -> bool {
+    let before = state.outbox.len();
+    state.outbox.retain(|n| !sent.contains(&n.id));
+    state.outbox.len() != before
+}
+
+/// Removes sent notifications from the stored outbox; if this fails, the next invocation sends
+/// them again (at least once, never lost).
+async fn persist_sent<P: Ports>(
+    ports: &P,
+    key: &str,
+    env: &str,
+    service: &str,
+    mut current: (ServiceState, Option<Version>),
+    sent: &BTreeSet<String>,
+) {
+    for _ in 0..MAX_CONFLICTS {
+        match ports.save(key, &current.0, current.1.as_ref()).await {
+            Ok(_) => return,
+            Err(SaveError::Conflict) => match load(ports, key, env, service).await {
+                Ok(mut fresh) => {
+                    if !forget_sent(&mut fresh.0, sent) {
+                        return;
+                    }
+                    current = fresh;
+                }
+                Err(_) => return,
+            },
+            Err(SaveError::Port(e)) => {
+                warn!(environment = env, service, error = %e, "sent notifications stay in the outbox; they may be sent twice");
+                return;
+            }
+        }
+    }
 }
 
 async fn load<P: Ports>(
@@ -201,7 +277,6 @@ pub fn describe_command(c: &Command) -> String {
             task_definition_arn,
             ..
         } => format!("DescribeServices (rollout of {task_definition_arn})"),
-        Command::Notify(n) => format!("Publish \"{}\"", n.subject()),
     }
 }
 
@@ -385,7 +460,6 @@ async fn execute<P: Ports>(
                 ),
             })
         }
-        Command::Notify(_) => unreachable!("notifications are not effects"),
     }
 }
 

@@ -127,7 +127,6 @@ pub enum Command {
         task_definition_arn: String,
         ecs_deployment_id: Option<String>,
     },
-    Notify(Notification),
 }
 
 impl Command {
@@ -137,14 +136,13 @@ impl Command {
             Command::RegisterRevision { .. } => "register_revision",
             Command::UpdateService { .. } => "update_service",
             Command::ObserveRollout { .. } => "observe_rollout",
-            Command::Notify(_) => "notify",
         }
     }
     /// Whether executing it changes something in AWS.
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
-            Command::RegisterRevision { .. } | Command::UpdateService { .. } | Command::Notify(_)
+            Command::RegisterRevision { .. } | Command::UpdateService { .. }
         )
     }
 }
@@ -189,7 +187,10 @@ pub struct Transition {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub state: ServiceState,
+    /// At most one: the command that moves the deployment on.
     pub commands: Vec<Command>,
+    /// Notifications this step put in the state's outbox.
+    pub notices: Vec<Notification>,
     pub journal: Vec<Transition>,
     pub outcome: Outcome,
 }
@@ -197,15 +198,7 @@ pub struct Step {
 impl Step {
     /// The one command that moves the deployment on (at most one per step), if any.
     pub fn effect(&self) -> Option<&Command> {
-        self.commands
-            .iter()
-            .find(|c| !matches!(c, Command::Notify(_)))
-    }
-    pub fn notifications(&self) -> impl Iterator<Item = &Notification> {
-        self.commands.iter().filter_map(|c| match c {
-            Command::Notify(n) => Some(n),
-            _ => None,
-        })
+        self.commands.first()
     }
 }
 
@@ -244,6 +237,7 @@ fn lost_push(s: &ServiceState, images: &[Image], order: ImageOrder) -> Option<Im
 struct Ctx<'a> {
     s: ServiceState,
     commands: Vec<Command>,
+    notices: Vec<Notification>,
     journal: Vec<Transition>,
     now: DateTime<Utc>,
     policy: &'a Policy,
@@ -258,6 +252,7 @@ pub fn decide(
     let mut cx = Ctx {
         s: state.clone(),
         commands: Vec::new(),
+        notices: Vec::new(),
         journal: Vec::new(),
         now,
         policy,
@@ -409,6 +404,7 @@ pub fn decide(
     Step {
         state: cx.s,
         commands: cx.commands,
+        notices: cx.notices,
         journal: cx.journal,
         outcome,
     }
@@ -732,7 +728,8 @@ impl Ctx<'_> {
             .in_flight
             .as_ref()
             .expect("notices are about a deployment");
-        self.commands.push(Command::Notify(Notification {
+        let notice = Notification {
+            id: format!("{}/{}", d.id, kind.word()),
             kind,
             project: self.policy.project.clone(),
             environment: self.s.environment.clone(),
@@ -748,6 +745,8 @@ impl Ctx<'_> {
                 .map(|g| g.image.label()),
             reason,
             at: self.now,
-        }));
+        };
+        self.notices.push(notice.clone());
+        self.s.outbox.push(notice);
     }
 }

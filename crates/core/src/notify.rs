@@ -5,13 +5,13 @@
 //! here ever holds a variable's or a secret's value.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::image::Image;
 use crate::state::DeploymentId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
     Started,
@@ -28,8 +28,10 @@ pub enum Severity {
     Critical,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
+    /// `<deployment id>/<kind>`: delivery is at least once, so subscribers can drop a repeat.
+    pub id: String,
     pub kind: NoticeKind,
     pub project: String,
     pub environment: String,
@@ -41,6 +43,17 @@ pub struct Notification {
     pub previous: Option<String>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+impl NoticeKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            NoticeKind::Started => "started",
+            NoticeKind::Succeeded => "succeeded",
+            NoticeKind::Failed => "failed",
+            NoticeKind::RolledBack => "rolled_back",
+        }
+    }
 }
 
 impl Notification {
@@ -146,6 +159,7 @@ impl Notification {
 
     pub fn json(&self) -> Value {
         json!({
+            "id": self.id,
             "kind": self.kind,
             "severity": self.severity(),
             "project": self.project,
@@ -174,6 +188,7 @@ impl Notification {
             ("service", self.service.clone()),
             ("kind", as_word(&self.kind)),
             ("severity", as_word(&self.severity())),
+            ("notification_id", self.id.clone()),
         ]
     }
 }

@@ -155,6 +155,10 @@ pub struct ServiceState {
     /// Oldest first, bounded by [`PROCESSED_EVENTS_KEPT`].
     #[serde(default)]
     pub processed_events: VecDeque<String>,
+    /// Notifications saved with the step that caused them and removed once SNS took them, so a
+    /// crash or an SNS outage delays them instead of losing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<crate::notify::Notification>,
     /// Deployments started so far; makes every deployment id unique for this service.
     #[serde(default)]
     pub deployments_started: u64,
@@ -172,6 +176,7 @@ impl ServiceState {
             newest_accepted: None,
             history: Vec::new(),
             processed_events: VecDeque::new(),
+            outbox: Vec::new(),
             deployments_started: 0,
         }
     }

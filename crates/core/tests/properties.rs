@@ -168,6 +168,19 @@ proptest! {
         check_invariants(&ports, previous.as_ref())?;
         if let Some(st) = ports.state("dev", "web") {
             prop_assert!(st.in_flight.is_none() && st.pending.is_none(), "did not settle: {st:?}");
+            // Notifications are delayed by crashes, never lost.
+            prop_assert!(st.outbox.is_empty(), "outbox not drained: {:?}", st.outbox);
+            let published: Vec<String> = ports.with(|w| w.published.iter().map(|n| n.id.clone()).collect());
+            for h in st.history.iter().filter(|h| h.deployment_id.is_some()) {
+                let id = h.deployment_id.as_ref().unwrap();
+                let word = match h.verdict {
+                    Verdict::Succeeded => "succeeded",
+                    Verdict::RolledBack => "rolled_back",
+                    _ => "failed",
+                };
+                prop_assert!(published.contains(&format!("{id}/started")), "{id} started unannounced");
+                prop_assert!(published.contains(&format!("{id}/{word}")), "{id} {word} unannounced");
+            }
             let service_td = ports.with(|w| w.services[&(CLUSTER.to_string(), "web".to_string())].task_definition.clone());
             if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
                 if last.verdict == Verdict::Succeeded {

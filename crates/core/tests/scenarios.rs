@@ -647,3 +647,58 @@ fn a_repush_of_an_image_whose_deployment_failed_is_not_deployed_again_by_itself(
         "{again:?}"
     );
 }
+
+#[test]
+fn a_notification_sns_refused_waits_in_the_outbox_and_goes_out_with_the_next_tick() {
+    use harbormaster_core::ports::{ErrorKind, PortError};
+    let (ports, b) = world();
+    // SNS is down for the whole push: each of its three steps tries once.
+    ports.with(|w| {
+        for _ in 0..3 {
+            w.faults.push_back((
+                "Publish".into(),
+                PortError::new(ErrorKind::Transient, "Publish", "Service Unavailable"),
+            ));
+        }
+    });
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(ports.count("Publish"), 3);
+    assert!(
+        matches!(r.targets[0].outcome, Outcome::Started { .. }),
+        "the deployment went on: {r:?}"
+    );
+    assert_eq!(ports.count("UpdateService"), 1);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.outbox.len(), 1, "kept: {:?}", st.outbox);
+    assert!(ports.with(|w| w.published.is_empty()));
+
+    tick_once(&ports, &b);
+    let kinds: Vec<_> = ports.with(|w| w.published.iter().map(|n| n.kind).collect());
+    assert_eq!(
+        kinds,
+        [NoticeKind::Started, NoticeKind::Succeeded],
+        "late, in order, once each"
+    );
+    assert!(ports.state("dev", "web").unwrap().outbox.is_empty());
+}
+
+#[test]
+fn a_crash_right_after_a_step_is_saved_delays_its_notification_but_never_loses_it() {
+    // Calls of the push: GetObject, PutObject (intent + notice), then Publish: die there.
+    let (ports, b) = world();
+    ports.with(|w| w.crash_at = Some((2, false)));
+    let _ = block_on(handle_event(
+        &ports,
+        &b,
+        &push_event("e1", "main-1", 'a', 0),
+        RunOptions::default(),
+    ));
+    ports.revive();
+    assert!(ports.with(|w| w.published.is_empty()));
+    ports.advance(Duration::minutes(2));
+    for _ in 0..2 {
+        tick_once(&ports, &b);
+    }
+    let kinds: Vec<_> = ports.with(|w| w.published.iter().map(|n| n.kind).collect());
+    assert_eq!(kinds, [NoticeKind::Started, NoticeKind::Succeeded]);
+}
