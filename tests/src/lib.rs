@@ -395,6 +395,18 @@ impl World {
             .expect("harbormaster runs")
     }
 
+    /// Runs the `harbormaster` binary and insists it succeeded, showing its stderr if not.
+    pub fn cli_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "harbormaster {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// The environment for a `harbormaster` child process talking to this world.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
         let mut env = self.emulator.env();

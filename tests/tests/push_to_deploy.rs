@@ -156,12 +156,7 @@ async fn cli_invoke_twice_in_a_row_and_twice_at_once_registers_one_revision() {
         assert_eq!(report["targets"][0]["outcome"], expected, "{report}");
     }
     assert_eq!(w.revisions(FAMILY).await.unwrap().len(), before + 1);
-    let out = w.cli(&["tick"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.cli_ok(&["tick"]);
 
     // At the same time: two processes racing on the same state document.
     let digest = w.push_image("main-2222222").await.unwrap();
@@ -300,12 +295,7 @@ async fn dry_runs_make_no_mutating_call() {
     )
     .unwrap();
 
-    let out = w.cli(&["invoke", "--dry-run", "--event", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = w.cli_ok(&["invoke", "--dry-run", "--event", file.to_str().unwrap()]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["targets"][0]["outcome"], "started");
     assert!(
@@ -315,7 +305,7 @@ async fn dry_runs_make_no_mutating_call() {
         "{report}"
     );
 
-    let out = w.cli(&[
+    w.cli_ok(&[
         "deploy",
         "--env",
         "dev",
@@ -325,11 +315,6 @@ async fn dry_runs_make_no_mutating_call() {
         "main-3333333",
         "--dry-run",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
     assert_eq!(w.service_task_definition("web").await.unwrap(), service_td);
@@ -341,7 +326,7 @@ async fn dry_runs_make_no_mutating_call() {
 async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     let w = World::start().await.unwrap();
     let digest = w.push_image("main-4444444").await.unwrap();
-    let out = w.cli(&[
+    w.cli_ok(&[
         "deploy",
         "--env",
         "dev",
@@ -350,17 +335,7 @@ async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
         "--image",
         "main-4444444",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = w.cli(&["tick"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.cli_ok(&["tick"]);
 
     let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
     assert!(out.status.success());

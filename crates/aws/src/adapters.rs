@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 use crate::errors::classify;
 
 /// The SDK clients the adapters use.
+#[derive(Clone)]
 pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub ecr: aws_sdk_ecr::Client,
@@ -30,12 +31,7 @@ pub struct Clients {
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
 #[derive(Clone)]
 pub struct AwsPorts {
-    pub ecs: aws_sdk_ecs::Client,
-    pub ecr: aws_sdk_ecr::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub sts: aws_sdk_sts::Client,
-    pub ssm: aws_sdk_ssm::Client,
+    pub clients: Clients,
     pub state_bucket: String,
     pub region: String,
     account: Arc<OnceCell<String>>,
@@ -51,12 +47,14 @@ impl AwsPorts {
                 .build(),
         );
         AwsPorts {
-            ecs: aws_sdk_ecs::Client::new(sdk),
-            ecr: aws_sdk_ecr::Client::new(sdk),
-            s3,
-            sns: aws_sdk_sns::Client::new(sdk),
-            sts: aws_sdk_sts::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
+            clients: Clients {
+                ecs: aws_sdk_ecs::Client::new(sdk),
+                ecr: aws_sdk_ecr::Client::new(sdk),
+                s3,
+                sns: aws_sdk_sns::Client::new(sdk),
+                sts: aws_sdk_sts::Client::new(sdk),
+                ssm: aws_sdk_ssm::Client::new(sdk),
+            },
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             account: Arc::new(OnceCell::new()),
@@ -66,12 +64,7 @@ impl AwsPorts {
     /// From clients built elsewhere (tests with mocked HTTP, say).
     pub fn from_clients(c: Clients, state_bucket: &str, region: &str) -> Self {
         AwsPorts {
-            ecs: c.ecs,
-            ecr: c.ecr,
-            s3: c.s3,
-            sns: c.sns,
-            sts: c.sts,
-            ssm: c.ssm,
+            clients: c,
             state_bucket: state_bucket.to_owned(),
             region: region.to_owned(),
             account: Arc::new(OnceCell::new()),
@@ -88,6 +81,7 @@ impl AwsPorts {
         self.account
             .get_or_try_init(|| async {
                 let out = self
+                    .clients
                     .sts
                     .get_caller_identity()
                     .send()
@@ -109,6 +103,7 @@ impl AwsPorts {
 impl StateStore for AwsPorts {
     async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
         let out = match self
+            .clients
             .s3
             .get_object()
             .bucket(&self.state_bucket)
@@ -160,6 +155,7 @@ impl StateStore for AwsPorts {
     ) -> Result<Version, SaveError> {
         let body = serde_json::to_vec_pretty(state).expect("state serialises");
         let req = self
+            .clients
             .s3
             .put_object()
             .bucket(&self.state_bucket)
@@ -194,6 +190,7 @@ impl TaskDefinitions for AwsPorts {
         let body = serde_json::to_vec(&td.body).expect("JSON serialises");
         let len = body.len().to_string();
         let out = self
+            .clients
             .ecs
             .register_task_definition()
             .family(&td.family)
@@ -223,6 +220,7 @@ impl TaskDefinitions for AwsPorts {
     ) -> Result<Option<String>, PortError> {
         // An earlier attempt registers at most one revision, and it is among the newest.
         let list = self
+            .clients
             .ecs
             .list_task_definitions()
             .family_prefix(family)
@@ -236,6 +234,7 @@ impl TaskDefinitions for AwsPorts {
                 continue;
             }
             let d = self
+                .clients
                 .ecs
                 .describe_task_definition()
                 .task_definition(arn)
@@ -281,6 +280,7 @@ impl Services for AwsPorts {
             );
         }
         let mut req = self
+            .clients
             .ecs
             .update_service()
             .cluster(&target.cluster)
@@ -310,6 +310,7 @@ impl Services for AwsPorts {
 
     async fn describe(&self, cluster: &str, service: &str) -> Result<ServiceSnapshot, PortError> {
         let out = self
+            .clients
             .ecs
             .describe_services()
             .cluster(cluster)
@@ -371,6 +372,7 @@ impl AwsPorts {
         let mut token: Option<String> = None;
         loop {
             let mut req = self
+                .clients
                 .ecr
                 .describe_images()
                 .repository_name(repository)
@@ -486,6 +488,7 @@ impl Notifier for AwsPorts {
             "https": json,
         });
         let mut req = self
+            .clients
             .sns
             .publish()
             .topic_arn(topic)
@@ -515,6 +518,7 @@ impl Parameters for AwsPorts {
             let mut token = None;
             loop {
                 let out = self
+                    .clients
                     .ssm
                     .describe_parameters()
                     .parameter_filters(

@@ -51,7 +51,7 @@ impl Agent {
             return Err(SetupError::NoRegion);
         }
         let ports = AwsPorts::new(&sdk, "");
-        let source = Source::parse(location, &ports.s3);
+        let source = Source::parse(location, &ports.clients.s3);
         Ok(Agent { ports, source })
     }
 
