@@ -502,6 +502,13 @@ pub fn rollout_of(
                 }
             }
             Some("COMPLETED") if d.status == "PRIMARY" => Rollout::Completed,
+            // No longer primary and not failed: a newer deployment from elsewhere took over.
+            _ if d.status != "PRIMARY" => Rollout::Replaced {
+                by: snap
+                    .primary()
+                    .map(|p| p.task_definition.clone())
+                    .unwrap_or_else(|| snap.task_definition.clone()),
+            },
             // Without rollout state (older ECS answers): done when alone and at strength.
             None if d.status == "PRIMARY"
                 && snap.deployments.len() == 1
@@ -519,5 +526,94 @@ pub fn rollout_of(
         None => Rollout::Replaced {
             by: snap.task_definition.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::EcsDeployment;
+
+    fn dep(id: &str, status: &str, td: &str, state: &str) -> EcsDeployment {
+        EcsDeployment {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: Some(state.into()),
+            ..Default::default()
+        }
+    }
+
+    fn snap(deployments: Vec<EcsDeployment>) -> ServiceSnapshot {
+        ServiceSnapshot {
+            task_definition: deployments[0].task_definition.clone(),
+            deployments,
+            events: vec!["(service web) has started 1 tasks".into()],
+        }
+    }
+
+    #[test]
+    fn rollout_states_map_to_outcomes() {
+        let ours = "td:2";
+        let cases = [
+            (
+                snap(vec![dep("d2", "PRIMARY", ours, "COMPLETED")]),
+                "completed",
+            ),
+            (
+                snap(vec![
+                    dep("d2", "PRIMARY", ours, "IN_PROGRESS"),
+                    dep("d1", "ACTIVE", "td:1", "COMPLETED"),
+                ]),
+                "in_progress",
+            ),
+            (
+                snap(vec![
+                    dep("d3", "PRIMARY", "td:1", "COMPLETED"),
+                    dep("d2", "ACTIVE", ours, "FAILED"),
+                ]),
+                "rolled_back",
+            ),
+            (snap(vec![dep("d2", "PRIMARY", ours, "FAILED")]), "failed"),
+            (
+                snap(vec![
+                    dep("d3", "PRIMARY", "td:9", "IN_PROGRESS"),
+                    dep("d2", "ACTIVE", ours, "IN_PROGRESS"),
+                ]),
+                "replaced",
+            ),
+            (
+                snap(vec![
+                    dep("d3", "PRIMARY", "td:9", "IN_PROGRESS"),
+                    dep("d2", "ACTIVE", ours, "COMPLETED"),
+                ]),
+                "replaced",
+            ),
+            (
+                snap(vec![dep("d1", "PRIMARY", "td:1", "COMPLETED")]),
+                "rolled_back",
+            ),
+            (
+                snap(vec![dep("d9", "PRIMARY", "td:9", "COMPLETED")]),
+                "replaced",
+            ),
+        ];
+        for (i, (s, want)) in cases.iter().enumerate() {
+            let got = rollout_of(s, ours, Some("d2"), Some("td:1"));
+            let word = serde_json::to_value(&got).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(&word, want, "case {i}: {got:?}");
+        }
+        let failed = rollout_of(
+            &snap(vec![dep("d2", "PRIMARY", ours, "FAILED")]),
+            ours,
+            Some("d2"),
+            None,
+        );
+        assert!(
+            matches!(failed, Rollout::Failed { reason } if reason.contains("has started 1 tasks"))
+        );
     }
 }

@@ -467,7 +467,6 @@ impl Ctx<'_> {
             }
         }
         if admission == Admission::Pushed {
-            {}
             if let Some(newest) = self
                 .s
                 .newest_accepted
@@ -492,24 +491,7 @@ impl Ctx<'_> {
                 if self.policy.order.compare(&release.image, newest) == std::cmp::Ordering::Less {
                     let reason =
                         format!("older than {}, which was already accepted", newest.label());
-                    self.s.record(
-                        HistoryEntry {
-                            deployment_id: None,
-                            image: release.image.clone(),
-                            verdict: Verdict::Superseded,
-                            task_definition_arn: None,
-                            reason: Some(reason.clone()),
-                            at: self.now,
-                        },
-                        self.policy.history_limit,
-                    );
-                    self.journal.push(Transition {
-                        deployment: None,
-                        digest: Some(release.image.digest.clone()),
-                        from: "received".into(),
-                        to: "superseded".into(),
-                        note: reason.clone(),
-                    });
+                    self.supersede(&release.image, "received", &reason);
                     return Outcome::Ignored { reason };
                 }
             }
@@ -526,24 +508,7 @@ impl Ctx<'_> {
         if self.s.in_flight.is_some() {
             if let Some(old) = self.s.pending.take() {
                 let reason = format!("replaced by {} before it started", release.image.label());
-                self.s.record(
-                    HistoryEntry {
-                        deployment_id: None,
-                        image: old.image.clone(),
-                        verdict: Verdict::Superseded,
-                        task_definition_arn: None,
-                        reason: Some(reason.clone()),
-                        at: self.now,
-                    },
-                    self.policy.history_limit,
-                );
-                self.journal.push(Transition {
-                    deployment: None,
-                    digest: Some(old.image.digest.clone()),
-                    from: "pending".into(),
-                    to: "superseded".into(),
-                    note: reason,
-                });
+                self.supersede(&old.image, "pending", &reason);
             }
             self.journal.push(Transition {
                 deployment: None,
@@ -557,6 +522,28 @@ impl Ctx<'_> {
         } else {
             self.start(release)
         }
+    }
+
+    /// A release that will never be deployed: in the history, with why.
+    fn supersede(&mut self, image: &Image, from: &str, reason: &str) {
+        self.s.record(
+            HistoryEntry {
+                deployment_id: None,
+                image: image.clone(),
+                verdict: Verdict::Superseded,
+                task_definition_arn: None,
+                reason: Some(reason.to_owned()),
+                at: self.now,
+            },
+            self.policy.history_limit,
+        );
+        self.journal.push(Transition {
+            deployment: None,
+            digest: Some(image.digest.clone()),
+            from: from.to_owned(),
+            to: "superseded".into(),
+            note: reason.to_owned(),
+        });
     }
 
     fn start(&mut self, release: Release) -> Outcome {
