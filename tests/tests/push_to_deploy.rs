@@ -356,6 +356,26 @@ async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
         .unwrap();
     assert_eq!(web["state"]["last_known_good"]["image"]["digest"], digest);
 
+    // Render against AWS: the account from STS, the digest from ECR's tag.
+    let out = w.cli_ok(&[
+        "render",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--image",
+        "main-4444444",
+    ]);
+    let td: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        td["containerDefinitions"][0]["image"],
+        format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}@{digest}")
+    );
+    assert_eq!(
+        td["executionRoleArn"],
+        format!("arn:aws:iam::{ACCOUNT}:role/booking-dev-execution")
+    );
+
     // A tag that is not in ECR is refused before anything happens.
     let out = w.cli(&[
         "deploy",
