@@ -82,6 +82,9 @@ struct RawEnvironment {
     auto_deploy: bool,
     #[serde(default)]
     account_id: Option<String>,
+    /// Read by `harbormaster-bootstrap`, which checks it strictly itself.
+    #[serde(default)]
+    bootstrap: Option<toml::Table>,
 }
 
 fn yes() -> bool {
@@ -185,6 +188,8 @@ pub struct Environment {
     pub cluster: String,
     pub auto_deploy: bool,
     pub account_id: Option<String>,
+    /// `[environments.<name>.bootstrap]`, as written: `harbormaster-bootstrap` validates it.
+    pub bootstrap: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +395,7 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 cluster: e.cluster,
                 auto_deploy: e.auto_deploy,
                 account_id: e.account_id,
+                bootstrap: e.bootstrap,
             },
         );
     }

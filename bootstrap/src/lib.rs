@@ -1,0 +1,10 @@
+//! `harbormaster-bootstrap`: provisions the base an environment's services run on, found again
+//! by its tags, so that `apply` is idempotent, `plan` says what `apply` would do, and `destroy`
+//! removes it.
+//!
+//! Pure decisions in [`spec`] and [`model`]; AWS calls in [`cloud`]; sequencing in [`run`].
+
+pub mod cloud;
+pub mod model;
+pub mod run;
+pub mod spec;

@@ -1,0 +1,402 @@
+//! Plan, apply and destroy: the model's decisions carried out through the adapters, wave by
+//! wave (a wave's members at once), with progress on stderr.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cloud::{Cloud, Resolved};
+use crate::model::{self, Action, Desired, Kind, Observed, Step};
+use crate::spec::Spec;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub environment: String,
+    pub steps: Vec<Step>,
+    /// Failures, each naming the resource and the AWS error.
+    pub errors: Vec<String>,
+    /// `/<project>/<env>/outputs/<name>` → value (after apply).
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Report {
+    pub fn changes(&self) -> usize {
+        self.steps.iter().filter(|s| s.action.is_change()).count()
+    }
+    pub fn conflicts(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Conflict { .. }))
+            .count()
+    }
+}
+
+fn say(quiet: bool, line: String) {
+    if !quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// What exists now, by key (read-only calls).
+async fn observe(
+    cloud: &Cloud,
+    spec: &Spec,
+    desired: &[Desired],
+    zones: &[String; 2],
+) -> Result<BTreeMap<String, Option<Observed>>> {
+    let mut found: BTreeMap<String, Option<Observed>> = BTreeMap::new();
+    let mut resolved = Resolved::new();
+    for wave in model::waves(desired) {
+        let looks = wave.iter().map(|k| {
+            let d = desired
+                .iter()
+                .find(|d| &d.key == k)
+                .expect("key of the graph");
+            let resolved = &resolved;
+            async move { (k.clone(), cloud.find(spec, d, resolved, zones).await) }
+        });
+        for (k, r) in futures::future::join_all(looks).await {
+            let o = r.map_err(|e| e.context(format!("looking for {k}")))?;
+            if let Some(o) = o.as_ref().filter(|o| o.tagged) {
+                resolved.insert(k.clone(), o.clone());
+            }
+            found.insert(k, o);
+        }
+    }
+    Ok(found)
+}
+
+pub async fn plan(cloud: &Cloud, spec: &Spec) -> Result<Report> {
+    let zones = cloud.zones(spec).await?;
+    let desired = model::desired(spec);
+    let found = observe(cloud, spec, &desired, &zones).await?;
+    Ok(Report {
+        environment: spec.environment.clone(),
+        steps: model::plan(&desired, &found),
+        errors: Vec::new(),
+        outputs: BTreeMap::new(),
+    })
+}
+
+pub async fn apply(cloud: &Cloud, spec: &Spec, quiet: bool) -> Result<Report> {
+    let zones = cloud.zones(spec).await?;
+    let desired = model::desired(spec);
+    let mut resolved = Resolved::new();
+    let mut steps = Vec::new();
+    let mut errors = Vec::new();
+    for wave in model::waves(&desired) {
+        let work = wave.iter().map(|k| {
+            let d = desired
+                .iter()
+                .find(|d| &d.key == k)
+                .expect("key of the graph");
+            let resolved = &resolved;
+            let zones = &zones;
+            async move {
+                // A dependency that is missing (conflict or failure) blocks its dependents.
+                if let Some(dep) = d.deps.iter().find(|dep| !resolved.contains_key(*dep)) {
+                    let reason = format!("waits for {dep}, which is not usable");
+                    return (d, Action::Conflict { reason }, Ok(None));
+                }
+                let found = match cloud.find(spec, d, resolved, zones).await {
+                    Ok(f) => f,
+                    Err(e) => return (d, Action::Keep, Err(e)),
+                };
+                let action = model::plan(
+                    std::slice::from_ref(d),
+                    &BTreeMap::from([(d.key.clone(), found.clone())]),
+                )
+                .remove(0)
+                .action;
+                let result = match (&action, found) {
+                    (Action::Create, _) => {
+                        say(
+                            quiet,
+                            format!("  + creating {} {} …", kind_word(d.kind), d.name),
+                        );
+                        cloud.create(spec, d, resolved, zones).await.map(Some)
+                    }
+                    (Action::Update { changes }, Some(o)) => {
+                        say(
+                            quiet,
+                            format!(
+                                "  ~ updating {} {}: {}",
+                                kind_word(d.kind),
+                                d.name,
+                                changes.join(", ")
+                            ),
+                        );
+                        cloud
+                            .update(d, &o, resolved, changes)
+                            .await
+                            .map(|()| Some(o))
+                    }
+                    (Action::Keep, Some(o)) => Ok(Some(o)),
+                    _ => Ok(None),
+                };
+                (d, action, result)
+            }
+        });
+        let mut failed = false;
+        for (d, action, result) in futures::future::join_all(work).await {
+            match result {
+                Ok(Some(o)) => {
+                    resolved.insert(d.key.clone(), o);
+                }
+                Ok(None) => {
+                    if let Action::Conflict { reason } = &action {
+                        say(
+                            quiet,
+                            format!("  ! {} {}: {reason}", kind_word(d.kind), d.name),
+                        );
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    errors.push(format!("{} {}: {e:#}", kind_word(d.kind), d.name));
+                }
+            }
+            steps.push(Step {
+                key: d.key.clone(),
+                kind: d.kind,
+                name: d.name.clone(),
+                action,
+            });
+        }
+        // What was made is tagged: the next apply finds it and carries on from there.
+        if failed {
+            break;
+        }
+    }
+    let outputs = if errors.is_empty() {
+        match write_outputs(cloud, spec, &resolved, quiet).await {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(format!("outputs: {e:#}"));
+                BTreeMap::new()
+            }
+        }
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Report {
+        environment: spec.environment.clone(),
+        steps,
+        errors,
+        outputs,
+    })
+}
+
+pub async fn destroy(cloud: &Cloud, spec: &Spec, execute: bool, quiet: bool) -> Result<Report> {
+    let zones = cloud.zones(spec).await?;
+    let desired = model::desired(spec);
+    let found = observe(cloud, spec, &desired, &zones).await?;
+    let steps = model::teardown(&desired, &found);
+    let mut errors = Vec::new();
+    if execute {
+        delete_outputs(cloud, spec).await?;
+        // Dependents first: the waves, last to first.
+        for wave in model::waves(&desired).into_iter().rev() {
+            let work = wave
+                .iter()
+                .filter(|k| steps.iter().any(|s| &s.key == *k))
+                .map(|k| {
+                    let d = desired
+                        .iter()
+                        .find(|d| &d.key == k)
+                        .expect("key of the graph");
+                    let o = found[k].clone().expect("found");
+                    async move {
+                        say(
+                            quiet,
+                            format!("  - deleting {} {} …", kind_word(d.kind), d.name),
+                        );
+                        (d, cloud.delete(d, &o).await)
+                    }
+                });
+            for (d, r) in futures::future::join_all(work).await {
+                if let Err(e) = r {
+                    errors.push(format!("{} {}: {e:#}", kind_word(d.kind), d.name));
+                }
+            }
+            if !errors.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(Report {
+        environment: spec.environment.clone(),
+        steps,
+        errors,
+        outputs: BTreeMap::new(),
+    })
+}
+
+pub fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Vpc => "VPC",
+        Kind::Subnet => "subnet",
+        Kind::InternetGateway => "internet gateway",
+        Kind::ElasticIp => "Elastic IP",
+        Kind::NatGateway => "NAT gateway",
+        Kind::RouteTable => "route table",
+        Kind::SecurityGroup => "security group",
+        Kind::Cluster => "ECS cluster",
+        Kind::Repository => "ECR repository",
+        Kind::LogGroup => "log group",
+        Kind::Topic => "SNS topic",
+        Kind::Bucket => "S3 bucket",
+    }
+}
+
+fn outputs_path(spec: &Spec) -> String {
+    format!("/{}/{}/outputs", spec.project, spec.environment)
+}
+
+/// The values other tools (the agent, the blue/green set-up) read: ids, ARNs, names.
+fn outputs(spec: &Spec, resolved: &Resolved) -> BTreeMap<String, String> {
+    let id = |k: &str| resolved.get(k).map(|o| o.id.clone()).unwrap_or_default();
+    let mut out = BTreeMap::from([
+        ("vpc-id".to_owned(), id("vpc")),
+        (
+            "public-subnet-ids".to_owned(),
+            format!("{},{}", id("subnet/public-a"), id("subnet/public-b")),
+        ),
+        (
+            "private-subnet-ids".to_owned(),
+            format!("{},{}", id("subnet/private-a"), id("subnet/private-b")),
+        ),
+        ("security-groups/alb".to_owned(), id("security-group/alb")),
+        (
+            "security-groups/services".to_owned(),
+            id("security-group/services"),
+        ),
+        (
+            "security-groups/database".to_owned(),
+            id("security-group/database"),
+        ),
+        ("cluster-arn".to_owned(), id("cluster")),
+        ("cluster-name".to_owned(), spec.cluster.clone()),
+        ("topic-arn".to_owned(), id("topic")),
+        ("state-bucket".to_owned(), spec.state_bucket.clone()),
+    ]);
+    if spec.redis {
+        out.insert("security-groups/cache".into(), id("security-group/cache"));
+    }
+    for repo in &spec.repositories {
+        if let Some(uri) = resolved
+            .get(&format!("repository/{repo}"))
+            .and_then(|o| o.attrs.get("uri"))
+        {
+            out.insert(format!("repositories/{repo}"), uri.clone());
+        }
+    }
+    let base = outputs_path(spec);
+    out.into_iter()
+        .map(|(k, v)| (format!("{base}/{k}"), v))
+        .collect()
+}
+
+async fn existing_outputs(cloud: &Cloud, spec: &Spec) -> Result<BTreeMap<String, String>> {
+    let mut have = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let out = cloud
+            .ssm
+            .get_parameters_by_path()
+            .path(outputs_path(spec))
+            .recursive(true)
+            .set_next_token(token)
+            .send()
+            .await?;
+        for p in out.parameters() {
+            have.insert(
+                p.name().unwrap_or_default().to_owned(),
+                p.value().unwrap_or_default().to_owned(),
+            );
+        }
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(have);
+        }
+    }
+}
+
+/// Writes only what changed, so a second apply makes no call that changes anything.
+async fn write_outputs(
+    cloud: &Cloud,
+    spec: &Spec,
+    resolved: &Resolved,
+    quiet: bool,
+) -> Result<BTreeMap<String, String>> {
+    let want = outputs(spec, resolved);
+    let have = existing_outputs(cloud, spec).await?;
+    for (name, value) in &want {
+        match have.get(name) {
+            Some(v) if v == value => {}
+            Some(_) => {
+                say(quiet, format!("  ~ output {name}"));
+                cloud
+                    .ssm
+                    .put_parameter()
+                    .name(name)
+                    .value(value)
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .overwrite(true)
+                    .send()
+                    .await?;
+            }
+            None => {
+                say(quiet, format!("  + output {name}"));
+                cloud
+                    .ssm
+                    .put_parameter()
+                    .name(name)
+                    .value(value)
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key(crate::model::TAG_PROJECT)
+                            .value(&spec.project)
+                            .build()?,
+                    )
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key(crate::model::TAG_ENVIRONMENT)
+                            .value(&spec.environment)
+                            .build()?,
+                    )
+                    .send()
+                    .await?;
+            }
+        }
+    }
+    let stale: Vec<String> = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
+    for chunk in stale.chunks(10) {
+        cloud
+            .ssm
+            .delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await?;
+    }
+    Ok(want)
+}
+
+async fn delete_outputs(cloud: &Cloud, spec: &Spec) -> Result<()> {
+    let have: Vec<String> = existing_outputs(cloud, spec).await?.into_keys().collect();
+    for chunk in have.chunks(10) {
+        cloud
+            .ssm
+            .delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! What an environment should have: `[environments.<env>.bootstrap]` of `harbormaster.toml`,
+//! parsed strictly and checked before any call. Errors name the file and the field.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use harbormaster_core::config::{Config, ConfigError, ConfigErrors};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBootstrap {
+    vpc_cidr: Option<String>,
+    availability_zones: Option<Vec<String>>,
+    public_subnets: Option<Vec<String>>,
+    private_subnets: Option<Vec<String>>,
+    nat: Option<String>,
+    /// Container port of each web service, by service name; services without one are workers.
+    #[serde(default)]
+    web_ports: std::collections::BTreeMap<String, u16>,
+    certificate_arn: Option<String>,
+    redis: Option<bool>,
+    log_retention_days: Option<u32>,
+    ecr_keep_images: Option<u32>,
+    ecr_immutable_tags: Option<bool>,
+    container_insights: Option<bool>,
+}
+
+/// An IPv4 CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: u32,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/')?;
+        let addr: Ipv4Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+        let addr = u32::from(addr);
+        // The address must be the network's first (10.0.1.0/16 is a typo for something).
+        (addr & !Cidr::mask(prefix) == 0).then_some(Cidr { addr, prefix })
+    }
+    fn mask(prefix: u8) -> u32 {
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        }
+    }
+    fn last(self) -> u32 {
+        self.addr | !Cidr::mask(self.prefix)
+    }
+    pub fn contains(self, other: Cidr) -> bool {
+        other.prefix >= self.prefix && other.addr & Cidr::mask(self.prefix) == self.addr
+    }
+    pub fn overlaps(self, other: Cidr) -> bool {
+        self.addr <= other.last() && other.addr <= self.last()
+    }
+    /// The n-th block of `prefix` bits inside this one.
+    pub fn subnet(self, prefix: u8, n: u32) -> Cidr {
+        Cidr {
+            addr: self.addr + (n << (32 - prefix)),
+            prefix,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// Private subnets get no route out (only VPC endpoints, say).
+    None,
+    /// One NAT gateway in the first zone: cheap, one zone's outage cuts the others' egress.
+    Single,
+    /// One per zone: what production wants.
+    PerAz,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebService {
+    pub name: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub project: String,
+    pub environment: String,
+    pub cluster: String,
+    pub vpc_cidr: Cidr,
+    /// Exactly two zones; `None` until asked of EC2 (the first two of the region).
+    pub zones: Option<[String; 2]>,
+    pub public_subnets: [Cidr; 2],
+    pub private_subnets: [Cidr; 2],
+    pub nat: Nat,
+    pub web: Vec<WebService>,
+    pub certificate_arn: Option<String>,
+    pub redis: bool,
+    /// Every service's name (one log group each).
+    pub services: Vec<String>,
+    /// Distinct ECR repositories of the services.
+    pub repositories: Vec<String>,
+    pub log_retention_days: u32,
+    pub ecr_keep_images: u32,
+    pub ecr_immutable_tags: bool,
+    pub container_insights: bool,
+    pub state_bucket: String,
+    /// The topic's name, from the configured ARN.
+    pub topic_name: String,
+}
+
+/// The retention periods CloudWatch Logs accepts.
+const RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl Spec {
+    pub fn from_config(file: &str, config: &Config, env: &str) -> Result<Spec, ConfigErrors> {
+        let err = |field: String, problem: String| ConfigError {
+            file: file.to_owned(),
+            field,
+            problem,
+        };
+        let Some(e) = config.environments.get(env) else {
+            return Err(ConfigErrors(vec![err(
+                "environments".into(),
+                format!(
+                    "no environment `{env}`; defined: {}",
+                    config
+                        .environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )]));
+        };
+        let base = format!("environments.{env}.bootstrap");
+        let raw: RawBootstrap = match &e.bootstrap {
+            None => RawBootstrap::default(),
+            Some(t) => toml::Value::Table(t.clone())
+                .try_into()
+                .map_err(|x: toml::de::Error| {
+                    ConfigErrors(vec![err(base.clone(), x.message().to_owned())])
+                })?,
+        };
+        let mut errors = Vec::new();
+        let cidr = |errors: &mut Vec<ConfigError>, field: &str, s: &str| match Cidr::parse(s) {
+            Some(c) => Some(c),
+            None => {
+                errors.push(err(
+                    format!("{base}.{field}"),
+                    format!("`{s}` is not an IPv4 network in CIDR form (e.g. 10.20.0.0/16)"),
+                ));
+                None
+            }
+        };
+        let vpc = cidr(
+            &mut errors,
+            "vpc_cidr",
+            raw.vpc_cidr.as_deref().unwrap_or("10.20.0.0/16"),
+        );
+        let subnets = |errors: &mut Vec<ConfigError>,
+                       field: &str,
+                       given: &Option<Vec<String>>,
+                       default_base: u32|
+         -> Option<[Cidr; 2]> {
+            match given {
+                Some(list) if list.len() != 2 => {
+                    errors.push(err(
+                        format!("{base}.{field}"),
+                        "give exactly two, one per zone".into(),
+                    ));
+                    None
+                }
+                Some(list) => {
+                    let a = cidr(errors, field, &list[0]);
+                    let b = cidr(errors, field, &list[1]);
+                    Some([a?, b?])
+                }
+                // /20s at the start of the VPC: public 0 and 1, private 8 and 9.
+                None => vpc.map(|v| {
+                    [
+                        v.subnet(v.prefix.max(16) + 4, default_base),
+                        v.subnet(v.prefix.max(16) + 4, default_base + 1),
+                    ]
+                }),
+            }
+        };
+        let public = subnets(&mut errors, "public_subnets", &raw.public_subnets, 0);
+        let private = subnets(&mut errors, "private_subnets", &raw.private_subnets, 8);
+        if let (Some(v), Some(p), Some(q)) = (vpc, public, private) {
+            if !(16..=24).contains(&v.prefix) {
+                errors.push(err(
+                    format!("{base}.vpc_cidr"),
+                    "a VPC is /16 to /24 here (AWS allows /16 to /28; subnets need room)".into(),
+                ));
+            }
+            let all = [
+                ("public_subnets", p[0]),
+                ("public_subnets", p[1]),
+                ("private_subnets", q[0]),
+                ("private_subnets", q[1]),
+            ];
+            for (i, (field, c)) in all.iter().enumerate() {
+                if !v.contains(*c) {
+                    errors.push(err(
+                        format!("{base}.{field}"),
+                        format!("{c} is outside the VPC {v}"),
+                    ));
+                }
+                if c.prefix > 28 {
+                    errors.push(err(
+                        format!("{base}.{field}"),
+                        format!("{c}: a subnet is /28 or larger"),
+                    ));
+                }
+                for (other_field, o) in &all[i + 1..] {
+                    if c.overlaps(*o) {
+                        errors.push(err(
+                            format!("{base}.{field}"),
+                            format!("{c} overlaps {o} in `{other_field}`"),
+                        ));
+                    }
+                }
+            }
+        }
+        let zones = match raw.availability_zones {
+            None => None,
+            Some(z) if z.len() == 2 && z[0] != z[1] => Some([z[0].clone(), z[1].clone()]),
+            Some(_) => {
+                errors.push(err(
+                    format!("{base}.availability_zones"),
+                    "give exactly two different zones".into(),
+                ));
+                None
+            }
+        };
+        let nat = match raw.nat.as_deref().unwrap_or("single") {
+            "none" => Nat::None,
+            "single" => Nat::Single,
+            "per_az" => Nat::PerAz,
+            other => {
+                errors.push(err(
+                    format!("{base}.nat"),
+                    format!("`{other}` is not allowed; allowed: \"none\", \"single\", \"per_az\""),
+                ));
+                Nat::Single
+            }
+        };
+        let mut web = Vec::new();
+        for (name, port) in &raw.web_ports {
+            if !config.services.contains_key(name) {
+                errors.push(err(
+                    format!("{base}.web_ports.{name}"),
+                    format!("no service `{name}` in the config"),
+                ));
+            }
+            if *port == 0 {
+                errors.push(err(
+                    format!("{base}.web_ports.{name}"),
+                    "a port is 1 to 65535".into(),
+                ));
+            }
+            web.push(WebService {
+                name: name.clone(),
+                port: *port,
+            });
+        }
+        if let Some(c) = &raw.certificate_arn {
+            if !c.starts_with("arn:aws:acm:") {
+                errors.push(err(
+                    format!("{base}.certificate_arn"),
+                    "expected an ACM certificate ARN".into(),
+                ));
+            }
+        }
+        let log_retention_days = raw.log_retention_days.unwrap_or(30);
+        if !RETENTION_DAYS.contains(&log_retention_days) {
+            errors.push(err(
+                format!("{base}.log_retention_days"),
+                format!(
+                    "CloudWatch Logs allows: {}",
+                    RETENTION_DAYS
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let ecr_keep_images = raw.ecr_keep_images.unwrap_or(30);
+        if !(1..=1000).contains(&ecr_keep_images) {
+            errors.push(err(
+                format!("{base}.ecr_keep_images"),
+                "allowed: 1 to 1000".into(),
+            ));
+        }
+        let redis = raw.redis.unwrap_or(false);
+        let topic_name = config
+            .notification_topic
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut repositories: Vec<String> = config
+            .services
+            .values()
+            .map(|s| s.repository.clone())
+            .collect();
+        repositories.sort();
+        repositories.dedup();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Spec {
+            project: config.project.clone(),
+            environment: env.to_owned(),
+            cluster: e.cluster.clone(),
+            vpc_cidr: vpc.expect("checked"),
+            zones,
+            public_subnets: public.expect("checked"),
+            private_subnets: private.expect("checked"),
+            nat,
+            web,
+            certificate_arn: raw.certificate_arn,
+            redis,
+            services: config.services.keys().cloned().collect(),
+            repositories,
+            log_retention_days,
+            ecr_keep_images,
+            ecr_immutable_tags: raw.ecr_immutable_tags.unwrap_or(true),
+            container_insights: raw.container_insights.unwrap_or(true),
+            state_bucket: config.state_bucket.clone(),
+            topic_name,
+        })
+    }
+
+    /// `<project>-<env>`: the prefix of every name.
+    pub fn prefix(&self) -> String {
+        format!("{}-{}", self.project, self.environment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(bootstrap: &str) -> Config {
+        let text = format!(
+            r#"
+project = "booking"
+state_bucket = "booking-harbormaster-state"
+notification_topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments"
+[environments.dev]
+cluster = "booking-dev"
+[environments.dev.bootstrap]
+{bootstrap}
+[services.web]
+repository = "booking/web"
+task_definition = "web.json"
+[services.worker]
+repository = "booking/web"
+task_definition = "worker.json"
+"#
+        );
+        Config::parse("harbormaster.toml", &text).unwrap()
+    }
+
+    #[test]
+    fn defaults_carve_two_public_and_two_private_subnets_out_of_the_vpc() {
+        let s = Spec::from_config(
+            "harbormaster.toml",
+            &config("web_ports = { web = 8000 }"),
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(s.vpc_cidr.to_string(), "10.20.0.0/16");
+        assert_eq!(
+            s.public_subnets.map(|c| c.to_string()),
+            ["10.20.0.0/20", "10.20.16.0/20"]
+        );
+        assert_eq!(
+            s.private_subnets.map(|c| c.to_string()),
+            ["10.20.128.0/20", "10.20.144.0/20"]
+        );
+        assert_eq!(s.nat, Nat::Single);
+        assert_eq!(s.repositories, ["booking/web"]);
+        assert_eq!(
+            s.web,
+            [WebService {
+                name: "web".into(),
+                port: 8000
+            }]
+        );
+        assert_eq!(s.topic_name, "booking-deployments");
+    }
+
+    #[test]
+    fn bad_networks_are_named_errors() {
+        let cases = [
+            (
+                "vpc_cidr = \"10.20.0.1/16\"",
+                "vpc_cidr",
+                "not an IPv4 network",
+            ),
+            (
+                "public_subnets = [\"10.30.0.0/24\", \"10.20.1.0/24\"]",
+                "public_subnets",
+                "outside the VPC",
+            ),
+            (
+                "private_subnets = [\"10.20.0.0/24\", \"10.20.9.0/24\"]",
+                "public_subnets",
+                "overlaps",
+            ),
+            (
+                "nat = \"some\"",
+                "nat",
+                "allowed: \"none\", \"single\", \"per_az\"",
+            ),
+            ("log_retention_days = 31", "log_retention_days", "allows"),
+            (
+                "web_ports = { api = 80 }",
+                "web_ports.api",
+                "no service `api`",
+            ),
+            ("colour = \"blue\"", "", "unknown field `colour`"),
+        ];
+        for (line, field, words) in cases {
+            let e = Spec::from_config("harbormaster.toml", &config(line), "dev").unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "environments.dev.bootstrap{}",
+                    if field.is_empty() {
+                        String::new()
+                    } else {
+                        format!(".{field}")
+                    }
+                )),
+                "{line}: {text}"
+            );
+            assert!(text.contains(words), "{line}: {text}");
+        }
+    }
+
+    #[test]
+    fn cidr_arithmetic() {
+        let v = Cidr::parse("10.0.0.0/16").unwrap();
+        assert!(v.contains(Cidr::parse("10.0.255.0/24").unwrap()));
+        assert!(!v.contains(Cidr::parse("10.1.0.0/24").unwrap()));
+        assert!(Cidr::parse("10.0.0.0/23")
+            .unwrap()
+            .overlaps(Cidr::parse("10.0.1.0/24").unwrap()));
+        assert!(!Cidr::parse("10.0.0.0/24")
+            .unwrap()
+            .overlaps(Cidr::parse("10.0.1.0/24").unwrap()));
+        assert_eq!(v.subnet(20, 9).to_string(), "10.0.144.0/20");
+    }
+}
