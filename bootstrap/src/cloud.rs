@@ -24,6 +24,11 @@ pub struct Cloud {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub sts: aws_sdk_sts::Client,
     pub region: String,
 }
 
@@ -44,6 +49,11 @@ impl Cloud {
             ),
             sns: aws_sdk_sns::Client::new(sdk),
             ssm: aws_sdk_ssm::Client::new(sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            iam: aws_sdk_iam::Client::new(sdk),
+            rds: aws_sdk_rds::Client::new(sdk),
+            elasticache: aws_sdk_elasticache::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         }
     }
@@ -168,6 +178,9 @@ impl Cloud {
         zones: &[String; 2],
         ours: bool,
     ) -> Result<Option<Observed>> {
+        if d.kind.is_app_tier() {
+            return self.find_app(spec, d, resolved).await;
+        }
         let filters = Cloud::ec2_filters(spec, d, ours);
         let found = |id: &str| Observed {
             id: id.to_owned(),
@@ -602,6 +615,7 @@ impl Cloud {
                 }
                 Some(o)
             }
+            _ => unreachable!("the application tier is handled in cloud_app"),
         })
     }
 
@@ -612,6 +626,9 @@ impl Cloud {
         resolved: &Resolved,
         zones: &[String; 2],
     ) -> Result<Observed> {
+        if d.kind.is_app_tier() {
+            return self.create_app(spec, d, resolved).await;
+        }
         let made = |id: &str| Observed {
             id: id.to_owned(),
             tagged: true,
@@ -906,6 +923,7 @@ impl Cloud {
                 self.fix_bucket(&d.name, &all).await?;
                 Ok(o)
             }
+            _ => unreachable!("the application tier is handled in cloud_app"),
         }
     }
 
@@ -916,6 +934,9 @@ impl Cloud {
         resolved: &Resolved,
         changes: &[String],
     ) -> Result<()> {
+        if d.kind.is_app_tier() {
+            return self.update_app(d, o, resolved, changes).await;
+        }
         match &d.props {
             Props::InternetGateway { vpc } => {
                 self.ec2
@@ -1043,7 +1064,17 @@ impl Cloud {
         Ok(())
     }
 
-    pub async fn delete(&self, d: &Desired, o: &Observed) -> Result<()> {
+    /// `final_snapshot`: for the database, take one before deleting it.
+    pub async fn delete(
+        &self,
+        spec: &Spec,
+        d: &Desired,
+        o: &Observed,
+        final_snapshot: bool,
+    ) -> Result<()> {
+        if d.kind.is_app_tier() {
+            return self.delete_app(spec, d, o, final_snapshot).await;
+        }
         match &d.props {
             Props::Vpc { .. } => {
                 self.ec2
@@ -1182,6 +1213,7 @@ impl Cloud {
                     .await
                     .context("DeleteBucket")?;
             }
+            _ => unreachable!("the application tier is handled in cloud_app"),
         }
         Ok(())
     }

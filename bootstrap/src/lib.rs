@@ -5,6 +5,7 @@
 //! Pure decisions in [`spec`] and [`model`]; AWS calls in [`cloud`]; sequencing in [`run`].
 
 pub mod cloud;
+mod cloud_app;
 pub mod model;
 pub mod run;
 pub mod spec;

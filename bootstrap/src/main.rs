@@ -51,6 +51,9 @@ enum Cmd {
         /// Without it, destroy only shows what it would delete.
         #[arg(long)]
         yes: bool,
+        /// Delete the database without a final snapshot (and its password with it).
+        #[arg(long)]
+        skip_final_snapshot: bool,
         #[arg(long)]
         json: bool,
     },
@@ -91,8 +94,13 @@ async fn run_cli(cli: Cli) -> Result<ExitCode> {
             );
             (run::apply(&cloud, &spec, json).await?, json, "apply")
         }
-        Cmd::Destroy { yes, json, .. } => {
-            let r = run::destroy(&cloud, &spec, yes, json).await?;
+        Cmd::Destroy {
+            yes,
+            skip_final_snapshot,
+            json,
+            ..
+        } => {
+            let r = run::destroy(&cloud, &spec, yes, !skip_final_snapshot, json).await?;
             if !yes {
                 print(&r, json, "destroy (not done: add --yes)")?;
                 return Ok(ExitCode::from(2));

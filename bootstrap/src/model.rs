@@ -27,6 +27,35 @@ pub enum Kind {
     LogGroup,
     Topic,
     Bucket,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    ListenerRule,
+    Role,
+    DbSubnetGroup,
+    DbParameterGroup,
+    Database,
+    CacheSubnetGroup,
+    Cache,
+}
+
+impl Kind {
+    /// Load balancer, IAM, database and cache: handled by `cloud_app`.
+    pub fn is_app_tier(self) -> bool {
+        matches!(
+            self,
+            Kind::LoadBalancer
+                | Kind::TargetGroup
+                | Kind::Listener
+                | Kind::ListenerRule
+                | Kind::Role
+                | Kind::DbSubnetGroup
+                | Kind::DbParameterGroup
+                | Kind::Database
+                | Kind::CacheSubnetGroup
+                | Kind::Cache
+        )
+    }
 }
 
 /// Where ingress comes from.
@@ -87,6 +116,66 @@ pub enum Props {
     },
     Topic,
     Bucket,
+    LoadBalancer {
+        subnets: Vec<String>,
+        security_group: String,
+    },
+    TargetGroup {
+        vpc: String,
+        port: u16,
+        health_check_path: String,
+        deregistration_delay_seconds: u32,
+    },
+    Listener {
+        load_balancer: String,
+        port: u16,
+        certificate_arn: Option<String>,
+    },
+    ListenerRule {
+        listener: String,
+        target_group: String,
+        path: String,
+        priority: u32,
+    },
+    /// `policy`: an inline policy document with `${account}` and `${region}` left to fill.
+    Role {
+        service: String,
+        managed: Vec<String>,
+        policy: Option<serde_json::Value>,
+    },
+    DbSubnetGroup {
+        subnets: Vec<String>,
+    },
+    DbParameterGroup {
+        family: String,
+    },
+    Database {
+        spec: DatabaseProps,
+        subnet_group: String,
+        parameter_group: String,
+        security_group: String,
+    },
+    CacheSubnetGroup {
+        subnets: Vec<String>,
+    },
+    Cache {
+        node_type: String,
+        subnet_group: String,
+        security_group: String,
+    },
+}
+
+/// The database's desired settings (the password is not among them: it is generated once and
+/// kept only in SSM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseProps {
+    pub engine_version: String,
+    pub instance_class: String,
+    pub allocated_storage_gb: u32,
+    pub name: String,
+    pub username: String,
+    pub deletion_protection: bool,
+    pub backup_retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -387,6 +476,199 @@ pub fn desired(spec: &Spec) -> Vec<Desired> {
         vec![],
         Props::Bucket,
     );
+
+    // Load balancer: two target groups per web service (blue and green, for the blue/green
+    // strategy), listeners, and a production rule per service forwarding to blue.
+    add(
+        "load-balancer",
+        Kind::LoadBalancer,
+        p.clone(),
+        vec![
+            "subnet/public-a",
+            "subnet/public-b",
+            "security-group/alb",
+            "internet-gateway",
+        ],
+        Props::LoadBalancer {
+            subnets: vec!["subnet/public-a".into(), "subnet/public-b".into()],
+            security_group: "security-group/alb".into(),
+        },
+    );
+    for w in &spec.web {
+        for colour in ["blue", "green"] {
+            add(
+                &format!("target-group/{}-{colour}", w.name),
+                Kind::TargetGroup,
+                format!("{p}-{}-{colour}", w.name),
+                vec!["vpc"],
+                Props::TargetGroup {
+                    vpc: "vpc".into(),
+                    port: w.port,
+                    health_check_path: spec.health_check_path.clone(),
+                    deregistration_delay_seconds: spec.deregistration_delay_seconds,
+                },
+            );
+        }
+    }
+    let mut listeners = vec![("http", 80u16, None)];
+    if let Some(cert) = &spec.certificate_arn {
+        listeners.push(("https", 443, Some(cert.clone())));
+    }
+    for (proto, port, cert) in &listeners {
+        let key = format!("listener/{proto}");
+        add(
+            &key,
+            Kind::Listener,
+            format!("{p}-{proto}"),
+            vec!["load-balancer"],
+            Props::Listener {
+                load_balancer: "load-balancer".into(),
+                port: *port,
+                certificate_arn: cert.clone(),
+            },
+        );
+        for (i, w) in spec.web.iter().enumerate() {
+            let tg = format!("target-group/{}-blue", w.name);
+            add(
+                &format!("listener-rule/{proto}-{}", w.name),
+                Kind::ListenerRule,
+                format!("{p}-{proto}-{}", w.name),
+                vec![key.as_str(), tg.as_str()],
+                Props::ListenerRule {
+                    listener: key.clone(),
+                    target_group: tg.clone(),
+                    path: w.path.clone(),
+                    // More specific paths first: "/*" last.
+                    priority: if w.path == "/*" {
+                        1000
+                    } else {
+                        10 * (i as u32 + 1)
+                    },
+                },
+            );
+        }
+    }
+
+    // IAM: what the tasks' agent may do (pull, log, read this environment's secrets), the role
+    // the application's code gets, and the one ECS uses to shift traffic for blue/green.
+    let env_path = format!("{}/{}", spec.project, spec.environment);
+    let repos: Vec<String> = spec
+        .repositories
+        .iter()
+        .map(|r| format!("arn:aws:ecr:${{region}}:${{account}}:repository/{r}"))
+        .collect();
+    let execution_policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Registry", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "Images", "Effect": "Allow",
+             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+             "Resource": repos},
+            {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": format!("arn:aws:logs:${{region}}:${{account}}:log-group:/ecs/{p}/*")},
+            {"Sid": "Parameters", "Effect": "Allow", "Action": "ssm:GetParameters",
+             "Resource": format!("arn:aws:ssm:${{region}}:${{account}}:parameter/{env_path}/*")},
+            {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": format!("arn:aws:secretsmanager:${{region}}:${{account}}:secret:{env_path}/*")}
+        ]
+    });
+    add(
+        "role/execution",
+        Kind::Role,
+        format!("{p}-execution"),
+        vec![],
+        Props::Role {
+            service: "ecs-tasks.amazonaws.com".into(),
+            managed: vec![],
+            policy: Some(execution_policy),
+        },
+    );
+    add(
+        "role/task",
+        Kind::Role,
+        format!("{p}-task"),
+        vec![],
+        Props::Role {
+            service: "ecs-tasks.amazonaws.com".into(),
+            managed: vec![],
+            policy: None,
+        },
+    );
+    add(
+        "role/ecs-infrastructure",
+        Kind::Role,
+        format!("{p}-ecs-infrastructure"),
+        vec![],
+        Props::Role {
+            service: "ecs.amazonaws.com".into(),
+            managed: vec!["arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers".into()],
+            policy: None,
+        },
+    );
+
+    if let Some(db) = &spec.database {
+        let private = vec!["subnet/private-a".to_owned(), "subnet/private-b".to_owned()];
+        add(
+            "db-subnet-group",
+            Kind::DbSubnetGroup,
+            p.clone(),
+            vec!["subnet/private-a", "subnet/private-b"],
+            Props::DbSubnetGroup { subnets: private },
+        );
+        let family = format!("postgres{}", db.major);
+        add(
+            "db-parameter-group",
+            Kind::DbParameterGroup,
+            format!("{p}-{family}"),
+            vec![],
+            Props::DbParameterGroup { family },
+        );
+        add(
+            "database",
+            Kind::Database,
+            p.clone(),
+            vec![
+                "db-subnet-group",
+                "db-parameter-group",
+                "security-group/database",
+            ],
+            Props::Database {
+                spec: DatabaseProps {
+                    engine_version: db.engine_version.clone(),
+                    instance_class: db.instance_class.clone(),
+                    allocated_storage_gb: db.allocated_storage_gb,
+                    name: db.name.clone(),
+                    username: db.username.clone(),
+                    deletion_protection: db.deletion_protection,
+                    backup_retention_days: db.backup_retention_days,
+                },
+                subnet_group: "db-subnet-group".into(),
+                parameter_group: "db-parameter-group".into(),
+                security_group: "security-group/database".into(),
+            },
+        );
+    }
+    if spec.redis {
+        let private = vec!["subnet/private-a".to_owned(), "subnet/private-b".to_owned()];
+        add(
+            "cache-subnet-group",
+            Kind::CacheSubnetGroup,
+            p.clone(),
+            vec!["subnet/private-a", "subnet/private-b"],
+            Props::CacheSubnetGroup { subnets: private },
+        );
+        add(
+            "cache",
+            Kind::Cache,
+            p.clone(),
+            vec!["cache-subnet-group", "security-group/cache"],
+            Props::Cache {
+                node_type: spec.redis_node_type.clone(),
+                subnet_group: "cache-subnet-group".into(),
+                security_group: "security-group/cache".into(),
+            },
+        );
+    }
     out
 }
 
@@ -441,6 +723,30 @@ pub fn teardown(desired: &[Desired], found: &BTreeMap<String, Option<Observed>>)
             action: Action::Delete,
         })
         .collect()
+}
+
+/// What may start now: resources whose dependencies are all done. Also returns those blocked
+/// for good by a dependency that is not usable (a conflict or a failure), and the rest.
+pub fn ready<'a>(
+    waiting: Vec<&'a Desired>,
+    done: &dyn Fn(&str) -> bool,
+    unusable: &dyn Fn(&str) -> bool,
+) -> (
+    Vec<&'a Desired>,
+    Vec<(&'a Desired, String)>,
+    Vec<&'a Desired>,
+) {
+    let (mut start, mut blocked, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for d in waiting {
+        if let Some(dep) = d.deps.iter().find(|k| unusable(k)) {
+            blocked.push((d, dep.clone()));
+        } else if d.deps.iter().all(|k| done(k)) {
+            start.push(d);
+        } else {
+            rest.push(d);
+        }
+    }
+    (start, blocked, rest)
 }
 
 /// Groups keys into waves: each wave's resources depend only on earlier waves, so a wave's
@@ -617,12 +923,43 @@ task_definition = "worker.json"
         assert!(matches!(by_key["vpc"], Action::Conflict { .. }));
         assert_eq!(steps.iter().filter(|s| s.action.is_change()).count(), 2);
         let down = teardown(&d, &found);
-        assert_eq!(down.first().map(|s| s.key.as_str()), Some("state-bucket"));
+        // Dependents before what they depend on: the reverse of the graph's order.
+        let order: Vec<&str> = d.iter().map(|r| r.key.as_str()).collect();
+        let pos = |k: &str| order.iter().position(|x| *x == k).unwrap();
+        assert!(down.windows(2).all(|w| pos(&w[0].key) > pos(&w[1].key)));
         assert!(
             down.iter()
                 .all(|s| s.key != "cluster" && s.key != "subnet/private-b"),
             "only what is ours and exists"
         );
+    }
+
+    #[test]
+    fn the_database_does_not_wait_for_the_nat_gateway() {
+        let d = desired(&spec("nat = \"per_az\""));
+        // Everything but the NAT gateways (and what needs them) is done.
+        let done = |k: &str| {
+            !k.starts_with("nat-gateway/")
+                && !k.starts_with("route-table/private")
+                && k != "database"
+        };
+        let waiting: Vec<&Desired> = d.iter().filter(|r| !done(&r.key)).collect();
+        let (start, blocked, rest) = ready(waiting, &done, &|_| false);
+        let keys: Vec<&str> = start.iter().map(|r| r.key.as_str()).collect();
+        assert!(
+            keys.contains(&"database") && keys.contains(&"nat-gateway/a"),
+            "{keys:?}"
+        );
+        assert!(blocked.is_empty());
+        assert!(
+            rest.iter()
+                .all(|r| r.key.starts_with("route-table/private")),
+            "{rest:?}"
+        );
+        // A failed dependency blocks its dependents for good.
+        let (_, blocked, _) = ready(rest, &done, &|k| k == "nat-gateway/a");
+        assert_eq!(blocked.len(), 1);
+        assert_eq!(blocked[0].0.key, "route-table/private-a");
     }
 
     #[test]

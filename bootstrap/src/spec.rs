@@ -18,12 +18,48 @@ struct RawBootstrap {
     /// Container port of each web service, by service name; services without one are workers.
     #[serde(default)]
     web_ports: std::collections::BTreeMap<String, u16>,
+    /// Path pattern of each web service's production rule, by service name (default `/*`).
+    #[serde(default)]
+    web_paths: std::collections::BTreeMap<String, String>,
+    health_check_path: Option<String>,
+    deregistration_delay_seconds: Option<u32>,
     certificate_arn: Option<String>,
     redis: Option<bool>,
+    redis_node_type: Option<String>,
+    #[serde(default)]
+    database: RawDatabase,
     log_retention_days: Option<u32>,
     ecr_keep_images: Option<u32>,
     ecr_immutable_tags: Option<bool>,
     container_insights: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    enabled: Option<bool>,
+    engine_version: Option<String>,
+    instance_class: Option<String>,
+    allocated_storage_gb: Option<u32>,
+    name: Option<String>,
+    username: Option<String>,
+    deletion_protection: Option<bool>,
+    backup_retention_days: Option<u32>,
+}
+
+/// PostgreSQL major versions this tool provisions (parameter group family `postgres<major>`).
+pub const POSTGRES_MAJORS: &[u32] = &[14, 15, 16, 17];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub engine_version: String,
+    pub major: u32,
+    pub instance_class: String,
+    pub allocated_storage_gb: u32,
+    pub name: String,
+    pub username: String,
+    pub deletion_protection: bool,
+    pub backup_retention_days: u32,
 }
 
 /// An IPv4 CIDR block.
@@ -87,6 +123,7 @@ pub enum Nat {
 pub struct WebService {
     pub name: String,
     pub port: u16,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +139,11 @@ pub struct Spec {
     pub nat: Nat,
     pub web: Vec<WebService>,
     pub certificate_arn: Option<String>,
+    pub health_check_path: String,
+    pub deregistration_delay_seconds: u32,
     pub redis: bool,
+    pub redis_node_type: String,
+    pub database: Option<Database>,
     /// Every service's name (one log group each).
     pub services: Vec<String>,
     /// Distinct ECR repositories of the services.
@@ -257,6 +298,7 @@ impl Spec {
             }
         };
         let mut web = Vec::new();
+        let prefix_len = config.project.len() + env.len() + 1;
         for (name, port) in &raw.web_ports {
             if !config.services.contains_key(name) {
                 errors.push(err(
@@ -270,11 +312,137 @@ impl Spec {
                     "a port is 1 to 65535".into(),
                 ));
             }
+            // Target group names: `<project>-<env>-<service>-green`, at most 32 characters.
+            if prefix_len + name.len() + 7 > 32 {
+                errors.push(err(
+                    format!("{base}.web_ports.{name}"),
+                    format!("target group names `{}-{env}-{name}-green` would exceed AWS's 32 characters; shorten the project, environment or service name", config.project),
+                ));
+            }
+            let path = raw
+                .web_paths
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "/*".into());
+            if !path.starts_with('/') {
+                errors.push(err(
+                    format!("{base}.web_paths.{name}"),
+                    "a path pattern starts with `/`".into(),
+                ));
+            }
             web.push(WebService {
                 name: name.clone(),
                 port: *port,
+                path,
             });
         }
+        for name in raw.web_paths.keys() {
+            if !raw.web_ports.contains_key(name) {
+                errors.push(err(
+                    format!("{base}.web_paths.{name}"),
+                    format!("`{name}` has no entry in web_ports"),
+                ));
+            }
+        }
+        let mut paths: Vec<&str> = web.iter().map(|w| w.path.as_str()).collect();
+        paths.sort();
+        if paths.windows(2).any(|w| w[0] == w[1]) {
+            errors.push(err(
+                format!("{base}.web_paths"),
+                "two web services share a path pattern; give each its own".into(),
+            ));
+        }
+        let health_check_path = raw.health_check_path.unwrap_or_else(|| "/health/".into());
+        if !health_check_path.starts_with('/') {
+            errors.push(err(
+                format!("{base}.health_check_path"),
+                "a path starts with `/`".into(),
+            ));
+        }
+        let deregistration_delay_seconds = raw.deregistration_delay_seconds.unwrap_or(15);
+        if deregistration_delay_seconds > 3600 {
+            errors.push(err(
+                format!("{base}.deregistration_delay_seconds"),
+                "allowed: 0 to 3600".into(),
+            ));
+        }
+        let db = &raw.database;
+        let database = if db.enabled.unwrap_or(true) {
+            let engine_version = db.engine_version.clone().unwrap_or_else(|| "16.4".into());
+            let major = engine_version
+                .split('.')
+                .next()
+                .and_then(|m| m.parse::<u32>().ok())
+                .unwrap_or(0);
+            if !POSTGRES_MAJORS.contains(&major) {
+                errors.push(err(
+                    format!("{base}.database.engine_version"),
+                    format!(
+                        "PostgreSQL `{engine_version}` is not allowed; allowed majors: {}",
+                        POSTGRES_MAJORS
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let allocated_storage_gb = db.allocated_storage_gb.unwrap_or(20);
+            if !(20..=65536).contains(&allocated_storage_gb) {
+                errors.push(err(
+                    format!("{base}.database.allocated_storage_gb"),
+                    "allowed: 20 to 65536".into(),
+                ));
+            }
+            let ident_ok = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 63
+                    && s.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            };
+            let name = db
+                .name
+                .clone()
+                .unwrap_or_else(|| config.project.replace('-', "_"));
+            if !ident_ok(&name) {
+                errors.push(err(
+                    format!("{base}.database.name"),
+                    "letters, digits and `_`, starting with a letter".into(),
+                ));
+            }
+            let username = db
+                .username
+                .clone()
+                .unwrap_or_else(|| config.project.replace('-', "_"));
+            if !ident_ok(&username) || username == "postgres" || username == "rdsadmin" {
+                errors.push(err(
+                    format!("{base}.database.username"),
+                    "letters, digits and `_`, starting with a letter; not a reserved name".into(),
+                ));
+            }
+            let backup_retention_days = db.backup_retention_days.unwrap_or(7);
+            if backup_retention_days > 35 {
+                errors.push(err(
+                    format!("{base}.database.backup_retention_days"),
+                    "allowed: 0 to 35".into(),
+                ));
+            }
+            Some(Database {
+                engine_version,
+                major,
+                instance_class: db
+                    .instance_class
+                    .clone()
+                    .unwrap_or_else(|| "db.t4g.micro".into()),
+                allocated_storage_gb,
+                name,
+                username,
+                deletion_protection: db.deletion_protection.unwrap_or(true),
+                backup_retention_days,
+            })
+        } else {
+            None
+        };
         if let Some(c) = &raw.certificate_arn {
             if !c.starts_with("arn:aws:acm:") {
                 errors.push(err(
@@ -332,7 +500,13 @@ impl Spec {
             nat,
             web,
             certificate_arn: raw.certificate_arn,
+            health_check_path,
+            deregistration_delay_seconds,
             redis,
+            redis_node_type: raw
+                .redis_node_type
+                .unwrap_or_else(|| "cache.t4g.micro".into()),
+            database,
             services: config.services.keys().cloned().collect(),
             repositories,
             log_retention_days,
@@ -398,8 +572,14 @@ task_definition = "worker.json"
             s.web,
             [WebService {
                 name: "web".into(),
-                port: 8000
+                port: 8000,
+                path: "/*".into()
             }]
+        );
+        let db = s.database.clone().unwrap();
+        assert_eq!(
+            (db.major, db.deletion_protection, db.name.as_str()),
+            (16, true, "booking")
         );
         assert_eq!(s.topic_name, "booking-deployments");
     }
@@ -434,6 +614,16 @@ task_definition = "worker.json"
                 "no service `api`",
             ),
             ("colour = \"blue\"", "", "unknown field `colour`"),
+            (
+                "database = { engine_version = \"9.6.1\" }",
+                "database.engine_version",
+                "not allowed; allowed majors: 14, 15, 16, 17",
+            ),
+            (
+                "web_paths = { worker = \"/w/*\" }",
+                "web_paths.worker",
+                "no entry in web_ports",
+            ),
         ];
         for (line, field, words) in cases {
             let e = Spec::from_config("harbormaster.toml", &config(line), "dev").unwrap_err();

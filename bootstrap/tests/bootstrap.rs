@@ -284,6 +284,151 @@ async fn apply_provisions_everything_tagged_and_a_second_apply_changes_nothing()
         vpcs.vpcs()[0].vpc_id()
     );
 
+    // The load balancer: blue and green target groups (ip targets, the health path), an HTTP
+    // listener, and the production rule forwarding to blue.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let lb = elb
+        .describe_load_balancers()
+        .names("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_owned();
+    let tgs = elb
+        .describe_target_groups()
+        .names("booking-dev-web-blue")
+        .names("booking-dev-web-green")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tgs.target_groups().len(), 2);
+    for tg in tgs.target_groups() {
+        assert_eq!(tg.target_type().map(|t| t.as_str()), Some("ip"));
+        assert_eq!(tg.health_check_path(), Some("/health/"));
+        assert_eq!(tg.port(), Some(8000));
+    }
+    let blue = tgs
+        .target_groups()
+        .iter()
+        .find(|t| t.target_group_name() == Some("booking-dev-web-blue"))
+        .unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&lb_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listeners
+            .listeners()
+            .iter()
+            .map(|l| l.port())
+            .collect::<Vec<_>>(),
+        [Some(80)]
+    );
+    let rules = elb
+        .describe_rules()
+        .listener_arn(listeners.listeners()[0].listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let production = rules
+        .rules()
+        .iter()
+        .find(|r| r.is_default() != Some(true))
+        .unwrap();
+    assert_eq!(
+        production.actions()[0].target_group_arn(),
+        blue.target_group_arn()
+    );
+
+    // IAM: the execution role may read this environment's parameters only.
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let policy = iam
+        .get_role_policy()
+        .role_name("booking-dev-execution")
+        .policy_name("harbormaster")
+        .send()
+        .await
+        .unwrap();
+    // IAM answers with the document URL-encoded.
+    let doc = policy
+        .policy_document()
+        .replace("%2F", "/")
+        .replace("%2A", "*")
+        .replace("%3A", ":");
+    assert!(doc.contains("parameter/booking/dev/*"), "{doc}");
+    assert!(iam
+        .get_role()
+        .role_name("booking-dev-task")
+        .send()
+        .await
+        .is_ok());
+    let infra = iam
+        .list_attached_role_policies()
+        .role_name("booking-dev-ecs-infrastructure")
+        .send()
+        .await
+        .unwrap();
+    assert!(infra.attached_policies()[0]
+        .policy_arn()
+        .unwrap()
+        .ends_with("AmazonECSInfrastructureRolePolicyForLoadBalancers"));
+
+    // The database: encrypted, its password only in SSM.
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let db = rds
+        .describe_db_instances()
+        .db_instance_identifier("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    let db = &db.db_instances()[0];
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(db.engine_version(), Some("16.4"));
+    let password = ssm
+        .get_parameter()
+        .name("/booking/dev/database/password")
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    let p = password.parameter().unwrap();
+    assert_eq!(p.r#type().map(|t| t.as_str()), Some("SecureString"));
+    let password = p.value().unwrap().to_owned();
+    assert_eq!(password.len(), 32);
+    for (name, want) in [
+        ("host", db.endpoint().unwrap().address().unwrap().to_owned()),
+        ("name", "booking".into()),
+        ("user", "booking".into()),
+    ] {
+        let v = ssm
+            .get_parameter()
+            .name(format!("/booking/dev/database/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            v.parameter().unwrap().value(),
+            Some(want.as_str()),
+            "{name}"
+        );
+    }
+    let redis = ssm
+        .get_parameter()
+        .name("/booking/dev/redis/url")
+        .send()
+        .await
+        .unwrap();
+    assert!(redis
+        .parameter()
+        .unwrap()
+        .value()
+        .unwrap()
+        .starts_with("rediss://"));
     // Again: nothing to do, and not one call that changes anything.
     env.proxy.reset();
     let started = std::time::Instant::now();
@@ -301,6 +446,24 @@ async fn apply_provisions_everything_tagged_and_a_second_apply_changes_nothing()
     );
     assert!(!calls.is_empty());
     eprintln!("second apply: {} read-only calls in {took:?}", calls.len());
+
+    // The password is in no output: not the first apply's, the second's, a plan's or a destroy's.
+    let mut printed =
+        serde_json::to_string(&first).unwrap() + &serde_json::to_string(&second).unwrap();
+    for args in [
+        &["plan", "--env", "dev"][..],
+        &["apply", "--env", "dev"],
+        &["destroy", "--env", "dev"],
+    ] {
+        let out = env.run(args);
+        printed += &String::from_utf8_lossy(&out.stdout);
+        printed += &String::from_utf8_lossy(&out.stderr);
+    }
+    assert!(printed.contains("booking-dev"), "the outputs were captured");
+    assert!(
+        !printed.contains(&password),
+        "the database password was printed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +519,14 @@ async fn destroy_needs_yes_then_leaves_nothing_tagged_and_plan_shows_everything_
         "destroy without --yes changed things"
     );
 
-    let report = env.json(&["destroy", "--env", "dev", "--yes", "--json"]);
+    let report = env.json(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--yes",
+        "--skip-final-snapshot",
+        "--json",
+    ]);
     assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
     let sdk = env.sdk().await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
@@ -410,14 +580,35 @@ async fn destroy_needs_yes_then_leaves_nothing_tagged_and_plan_shows_everything_
         .addresses()
         .is_empty());
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let outputs = ssm
+    let left = ssm
         .get_parameters_by_path()
-        .path("/booking/dev/outputs")
+        .path("/booking/dev")
         .recursive(true)
         .send()
         .await
         .unwrap();
-    assert!(outputs.parameters().is_empty());
+    assert!(left.parameters().is_empty(), "{:?}", left.parameters());
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    assert!(rds
+        .describe_db_instances()
+        .db_instance_identifier("booking-dev")
+        .send()
+        .await
+        .is_err());
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    assert!(elb
+        .describe_load_balancers()
+        .names("booking-dev")
+        .send()
+        .await
+        .is_err());
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    assert!(iam
+        .get_role()
+        .role_name("booking-dev-execution")
+        .send()
+        .await
+        .is_err());
 
     let plan = env.json(&["plan", "--env", "dev", "--json"]);
     assert!(actions(&plan).iter().all(|(_, a)| a == "create"), "{plan}");
@@ -469,10 +660,9 @@ async fn a_resource_with_our_name_but_not_our_tags_is_reported_not_overwritten()
 #[test]
 fn bad_config_names_the_field_and_makes_no_call() {
     let env = Env::start(|t| {
-        t.replace("nat = \"single\"", "nat = \"some\"").replace(
-            "vpc_cidr = \"10.20.0.0/16\"",
-            "vpc_cidr = \"10.20.0.0/16\"\npublic_subnets = [\"10.30.0.0/24\", \"10.20.1.0/24\"]",
-        )
+        t.replace("nat = \"single\"", "nat = \"some\"")
+            .replace("engine_version = \"16.4\"", "engine_version = \"11.22\"")
+            .replace("vpc_cidr = \"10.20.0.0/16\"", "vpc_cidr = \"10.20.0.0/16\"\npublic_subnets = [\"10.30.0.0/24\", \"10.20.1.0/24\"]")
     });
     let out = env.run(&["apply", "--env", "dev"]);
     assert_eq!(out.status.code(), Some(2));
@@ -485,5 +675,82 @@ fn bad_config_names_the_field_and_makes_no_call() {
         err.contains("10.30.0.0/24 is outside the VPC 10.20.0.0/16"),
         "{err}"
     );
+    assert!(err.contains("`environments.dev.bootstrap.database.engine_version`: PostgreSQL `11.22` is not allowed"), "{err}");
     assert!(env.proxy.calls().is_empty(), "{:?}", env.proxy.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_keeps_a_final_snapshot_and_the_password_it_needs() {
+    let env = Env::start(|t| t);
+    env.json(&["apply", "--env", "dev", "--json"]);
+    env.json(&["destroy", "--env", "dev", "--yes", "--json"]);
+    let sdk = env.sdk().await;
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let snaps = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        snaps.db_snapshots().iter().any(|s| s
+            .db_snapshot_identifier()
+            .unwrap_or("")
+            .starts_with("booking-dev-final-")),
+        "{:?}",
+        snaps.db_snapshots()
+    );
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    assert!(ssm
+        .get_parameter()
+        .name("/booking/dev/database/password")
+        .send()
+        .await
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_database_stops_destroy_before_anything_is_deleted() {
+    let env =
+        Env::start(|t| t.replace("deletion_protection = false", "deletion_protection = true"));
+    env.json(&["apply", "--env", "dev", "--json"]);
+    env.proxy.reset();
+    let out = env.run(&["destroy", "--env", "dev", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("has deletion protection"), "{text}");
+    let mutating: Vec<_> = env
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| is_mutating(&c.operation))
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:?}");
+}
+
+/// aws-sdk-ec2 alone takes minutes and gigabytes to build: only bootstrap may pay for it, so the
+/// agent and its functions stay cheap to build and small to ship.
+#[test]
+fn the_heavy_sdk_crates_are_dependencies_of_bootstrap_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut manifests = Vec::new();
+    for dir in ["crates", "functions"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            manifests.push(entry.unwrap().path().join("Cargo.toml"));
+        }
+    }
+    manifests
+        .extend(["tests", "xtask", "bench/hello-lambda"].map(|d| root.join(d).join("Cargo.toml")));
+    for m in manifests.iter().filter(|m| m.exists()) {
+        let text = std::fs::read_to_string(m).unwrap();
+        for heavy in [
+            "aws-sdk-ec2",
+            "aws-sdk-rds",
+            "aws-sdk-iam",
+            "aws-sdk-elasticloadbalancingv2",
+        ] {
+            assert!(!text.contains(heavy), "{} depends on {heavy}", m.display());
+        }
+    }
+    assert!(manifests.len() >= 8, "{manifests:?}");
 }
