@@ -754,3 +754,79 @@ fn the_heavy_sdk_crates_are_dependencies_of_bootstrap_only() {
     }
     assert!(manifests.len() >= 8, "{manifests:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_adds_the_https_listener_its_rule_and_port_443() {
+    let cert = "arn:aws:acm:us-east-1:000000000000:certificate/0b7d-demo";
+    let env = Env::start(|t| {
+        t.replace(
+            "nat = \"single\"",
+            &format!("nat = \"none\"\ncertificate_arn = \"{cert}\""),
+        )
+    });
+    let report = env.json(&["apply", "--env", "dev", "--json"]);
+    assert!(
+        report["outputs"]["/booking/dev/outputs/listeners/https"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty()),
+        "{report}"
+    );
+    let sdk = env.sdk().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let lb = elb
+        .describe_load_balancers()
+        .names("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .expect("an HTTPS listener");
+    assert_eq!(https.certificates()[0].certificate_arn(), Some(cert));
+    let rules = elb
+        .describe_rules()
+        .listener_arn(https.listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rules.rules().iter().any(|r| r.is_default() != Some(true)),
+        "a production rule on HTTPS too"
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let alb = ec2
+        .describe_security_groups()
+        .filters(tag_filter("harbormaster:role", "security-group/alb"))
+        .send()
+        .await
+        .unwrap();
+    let mut ports: Vec<_> = alb.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [80, 443]);
+    // nat = "none": no gateway, no Elastic IP, private subnets without a default route.
+    assert!(ec2
+        .describe_nat_gateways()
+        .filter(tag_filter("harbormaster:project", "booking"))
+        .send()
+        .await
+        .unwrap()
+        .nat_gateways()
+        .is_empty());
+    let second = env.json(&["apply", "--env", "dev", "--json"]);
+    assert!(
+        actions(&second).iter().all(|(_, a)| a == "keep"),
+        "{second}"
+    );
+}
