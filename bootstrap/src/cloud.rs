@@ -85,7 +85,7 @@ impl Cloud {
         }
     }
 
-    fn tags(spec: &Spec, d: &Desired) -> Vec<(String, String)> {
+    pub(crate) fn tags(spec: &Spec, d: &Desired) -> Vec<(String, String)> {
         vec![
             ("Name".into(), d.name.clone()),
             (TAG_PROJECT.into(), spec.project.clone()),
@@ -94,7 +94,7 @@ impl Cloud {
         ]
     }
 
-    fn has_our_tags(spec: &Spec, d: &Desired, tags: &[(String, String)]) -> bool {
+    pub(crate) fn has_our_tags(spec: &Spec, d: &Desired, tags: &[(String, String)]) -> bool {
         let get = |k: &str| {
             tags.iter()
                 .find(|(key, _)| key == k)

@@ -7,32 +7,12 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use harbormaster_core::secrets::Redacted;
 
 use crate::cloud::{Cloud, Resolved};
-use crate::model::{Desired, Observed, Props, TAG_ENVIRONMENT, TAG_PROJECT, TAG_ROLE};
+use crate::model::{Desired, Observed, Props, TAG_ENVIRONMENT, TAG_PROJECT};
 use crate::spec::Spec;
 
 impl Cloud {
-    fn kv(spec: &Spec, d: &Desired) -> Vec<(String, String)> {
-        vec![
-            ("Name".into(), d.name.clone()),
-            (TAG_PROJECT.into(), spec.project.clone()),
-            (TAG_ENVIRONMENT.into(), spec.environment.clone()),
-            (TAG_ROLE.into(), d.key.clone()),
-        ]
-    }
-
-    fn ours(spec: &Spec, d: &Desired, tags: &[(String, String)]) -> bool {
-        let get = |k: &str| {
-            tags.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        get(TAG_PROJECT) == Some(spec.project.as_str())
-            && get(TAG_ENVIRONMENT) == Some(spec.environment.as_str())
-            && get(TAG_ROLE) == Some(d.key.as_str())
-    }
-
     fn elb_tags(spec: &Spec, d: &Desired) -> Vec<elb::Tag> {
-        Cloud::kv(spec, d)
+        Cloud::tags(spec, d)
             .into_iter()
             .map(|(k, v)| elb::Tag::builder().key(k).value(v).build())
             .collect()
@@ -70,7 +50,7 @@ impl Cloud {
     }
 
     fn rds_tags(spec: &Spec, d: &Desired) -> Vec<aws_sdk_rds::types::Tag> {
-        Cloud::kv(spec, d)
+        Cloud::tags(spec, d)
             .into_iter()
             .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
             .collect()
@@ -130,7 +110,7 @@ impl Cloud {
                 };
                 let arn = lb.load_balancer_arn().unwrap_or_default();
                 let mut o = found(arn);
-                o.tagged = Cloud::ours(spec, d, &self.elb_tags_of(arn).await?);
+                o.tagged = Cloud::has_our_tags(spec, d, &self.elb_tags_of(arn).await?);
                 o.attrs.insert(
                     "dns_name".into(),
                     lb.dns_name().unwrap_or_default().to_owned(),
@@ -169,7 +149,7 @@ impl Cloud {
                 };
                 let arn = tg.target_group_arn().unwrap_or_default();
                 let mut o = found(arn);
-                o.tagged = Cloud::ours(spec, d, &self.elb_tags_of(arn).await?);
+                o.tagged = Cloud::has_our_tags(spec, d, &self.elb_tags_of(arn).await?);
                 if tg.port() != Some(i32::from(*port)) {
                     o.fixed_drift.push(format!("port {:?} ≠ {port}", tg.port()));
                 }
@@ -224,7 +204,7 @@ impl Cloud {
                 };
                 let arn = l.listener_arn().unwrap_or_default();
                 let mut o = found(arn);
-                o.tagged = Cloud::ours(spec, d, &self.elb_tags_of(arn).await?);
+                o.tagged = Cloud::has_our_tags(spec, d, &self.elb_tags_of(arn).await?);
                 if let Some(cert) = certificate_arn {
                     if !l
                         .certificates()
@@ -255,7 +235,7 @@ impl Cloud {
                 let mut hit = None;
                 for r in out.rules().iter().filter(|r| r.is_default() != Some(true)) {
                     let arn = r.rule_arn().unwrap_or_default();
-                    if Cloud::ours(spec, d, &self.elb_tags_of(arn).await?) {
+                    if Cloud::has_our_tags(spec, d, &self.elb_tags_of(arn).await?) {
                         hit = Some(r.clone());
                         break;
                     }
@@ -328,7 +308,7 @@ impl Cloud {
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect();
                 let mut o = found(r.arn());
-                o.tagged = Cloud::ours(spec, d, &tags);
+                o.tagged = Cloud::has_our_tags(spec, d, &tags);
                 o.attrs.insert("arn".into(), r.arn().to_owned());
                 let trust = r
                     .assume_role_policy_document()
@@ -400,7 +380,7 @@ impl Cloud {
                 };
                 let arn = g.db_subnet_group_arn().unwrap_or_default();
                 let mut o = found(&d.name);
-                o.tagged = Cloud::ours(spec, d, &self.rds_tags_of(arn).await?);
+                o.tagged = Cloud::has_our_tags(spec, d, &self.rds_tags_of(arn).await?);
                 let mut have: Vec<&str> = g
                     .subnets()
                     .iter()
@@ -438,7 +418,7 @@ impl Cloud {
                     return Ok(None);
                 };
                 let mut o = found(&d.name);
-                o.tagged = Cloud::ours(
+                o.tagged = Cloud::has_our_tags(
                     spec,
                     d,
                     &self
@@ -488,7 +468,7 @@ impl Cloud {
                     })
                     .collect();
                 let mut o = found(&d.name);
-                o.tagged = Cloud::ours(spec, d, &tags);
+                o.tagged = Cloud::has_our_tags(spec, d, &tags);
                 if let Some(ep) = db.endpoint() {
                     o.attrs
                         .insert("host".into(), ep.address().unwrap_or_default().to_owned());
@@ -606,7 +586,7 @@ impl Cloud {
                 )
             })
             .collect();
-        Ok(Cloud::ours(spec, d, &tags))
+        Ok(Cloud::has_our_tags(spec, d, &tags))
     }
 
     /// Fills `${account}` and `${region}` into a policy document.
@@ -764,7 +744,7 @@ impl Cloud {
                     .assume_role_policy_document(trust_policy(service).to_string())
                     .description(format!("Harbormaster {}: {}", spec.prefix(), d.key))
                     .set_tags(Some(
-                        Cloud::kv(spec, d)
+                        Cloud::tags(spec, d)
                             .into_iter()
                             .map(|(k, v)| {
                                 aws_sdk_iam::types::Tag::builder().key(k).value(v).build()
@@ -871,7 +851,7 @@ impl Cloud {
                         subnets.iter().map(|s| id_of(s)).collect::<Result<_>>()?,
                     ))
                     .set_tags(Some(
-                        Cloud::kv(spec, d)
+                        Cloud::tags(spec, d)
                             .into_iter()
                             .map(|(k, v)| {
                                 aws_sdk_elasticache::types::Tag::builder()
@@ -903,7 +883,7 @@ impl Cloud {
                     .at_rest_encryption_enabled(true)
                     .transit_encryption_enabled(true)
                     .set_tags(Some(
-                        Cloud::kv(spec, d)
+                        Cloud::tags(spec, d)
                             .into_iter()
                             .map(|(k, v)| {
                                 aws_sdk_elasticache::types::Tag::builder()

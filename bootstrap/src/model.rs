@@ -777,33 +777,10 @@ pub fn waves(desired: &[Desired]) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use harbormaster_core::config::Config;
 
     fn spec(extra: &str) -> Spec {
-        let text = format!(
-            r#"
-project = "booking"
-state_bucket = "booking-harbormaster-state"
-notification_topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments"
-[environments.dev]
-cluster = "booking-dev"
-[environments.dev.bootstrap]
-web_ports = {{ web = 8000 }}
-{extra}
-[services.web]
-repository = "booking/web"
-task_definition = "web.json"
-[services.worker]
-repository = "booking/web"
-task_definition = "worker.json"
-"#
-        );
-        Spec::from_config(
-            "harbormaster.toml",
-            &Config::parse("harbormaster.toml", &text).unwrap(),
-            "dev",
-        )
-        .unwrap()
+        let cfg = crate::spec::tests::config(&format!("web_ports = {{ web = 8000 }}\n{extra}"));
+        Spec::from_config("harbormaster.toml", &cfg, "dev").unwrap()
     }
 
     #[test]

@@ -525,10 +525,11 @@ impl Spec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config(bootstrap: &str) -> Config {
+    /// A small config with the given `[environments.dev.bootstrap]` lines (shared by the model's tests).
+    pub(crate) fn config(bootstrap: &str) -> Config {
         let text = format!(
             r#"
 project = "booking"
