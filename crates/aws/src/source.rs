@@ -53,11 +53,6 @@ impl S3Source {
             format!("{}/{path}", self.prefix)
         }
     }
-
-    /// How many objects are cached (for tests of the warm path).
-    pub fn cached(&self) -> usize {
-        self.cache.lock().expect("cache lock").len()
-    }
 }
 
 impl ConfigSource for Source {

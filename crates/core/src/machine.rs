@@ -24,19 +24,6 @@ pub struct Policy {
     pub history_limit: usize,
 }
 
-impl Policy {
-    pub fn for_tests() -> Policy {
-        Policy {
-            project: "booking".into(),
-            order: ImageOrder::PushTime,
-            lease: Duration::seconds(300),
-            stabilize_timeout: Duration::minutes(30),
-            max_attempts: 5,
-            history_limit: 25,
-        }
-    }
-}
-
 /// What ECS says of our deployment, reduced to what the machine decides on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -127,24 +114,6 @@ pub enum Command {
         task_definition_arn: String,
         ecs_deployment_id: Option<String>,
     },
-}
-
-impl Command {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::FindRevision { .. } => "find_revision",
-            Command::RegisterRevision { .. } => "register_revision",
-            Command::UpdateService { .. } => "update_service",
-            Command::ObserveRollout { .. } => "observe_rollout",
-        }
-    }
-    /// Whether executing it changes something in AWS.
-    pub fn is_mutating(&self) -> bool {
-        matches!(
-            self,
-            Command::RegisterRevision { .. } | Command::UpdateService { .. }
-        )
-    }
 }
 
 /// What happened to the observation, for the caller's report.

@@ -169,11 +169,6 @@ impl Emulator {
         )
     }
 
-    /// Forget every resource (between demo runs, say).
-    pub fn reset(&self) -> Result<()> {
-        http(self.port, "POST", "/_ministack/reset").map(|_| ())
-    }
-
     /// The environment an SDK client or a child process needs to talk to this emulator.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
