@@ -905,7 +905,7 @@ impl Cloud {
     /// The stored master password, or a new one stored before the database is created, so that
     /// a crash in between cannot lose it. Never printed, never logged.
     async fn database_password(&self, spec: &Spec) -> Result<Redacted<String>> {
-        let name = format!("/{}/{}/database/password", spec.project, spec.environment);
+        let name = spec.password_parameter();
         match self
             .ssm
             .get_parameter()
@@ -1225,7 +1225,7 @@ impl Cloud {
                 self.wait_database_gone(&d.name).await?;
                 // The password goes with the database, unless a snapshot still needs it.
                 if !final_snapshot {
-                    let name = format!("/{}/{}/database/password", spec.project, spec.environment);
+                    let name = spec.password_parameter();
                     let _ = self.ssm.delete_parameter().name(name).send().await;
                 }
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::spec::{Nat, Spec};
+use crate::spec::{Database, Nat, Spec};
 
 pub const TAG_PROJECT: &str = "harbormaster:project";
 pub const TAG_ENVIRONMENT: &str = "harbormaster:environment";
@@ -150,7 +150,7 @@ pub enum Props {
         family: String,
     },
     Database {
-        spec: DatabaseProps,
+        spec: Database,
         subnet_group: String,
         parameter_group: String,
         security_group: String,
@@ -163,19 +163,6 @@ pub enum Props {
         subnet_group: String,
         security_group: String,
     },
-}
-
-/// The database's desired settings (the password is not among them: it is generated once and
-/// kept only in SSM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DatabaseProps {
-    pub engine_version: String,
-    pub instance_class: String,
-    pub allocated_storage_gb: u32,
-    pub name: String,
-    pub username: String,
-    pub deletion_protection: bool,
-    pub backup_retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -633,15 +620,7 @@ pub fn desired(spec: &Spec) -> Vec<Desired> {
                 "security-group/database",
             ],
             Props::Database {
-                spec: DatabaseProps {
-                    engine_version: db.engine_version.clone(),
-                    instance_class: db.instance_class.clone(),
-                    allocated_storage_gb: db.allocated_storage_gb,
-                    name: db.name.clone(),
-                    username: db.username.clone(),
-                    deletion_protection: db.deletion_protection,
-                    backup_retention_days: db.backup_retention_days,
-                },
+                spec: db.clone(),
                 subnet_group: "db-subnet-group".into(),
                 parameter_group: "db-parameter-group".into(),
                 security_group: "security-group/database".into(),

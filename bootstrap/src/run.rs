@@ -307,7 +307,7 @@ pub fn kind_word(k: Kind) -> &'static str {
 }
 
 fn outputs_path(spec: &Spec) -> String {
-    format!("/{}/{}/outputs", spec.project, spec.environment)
+    format!("{}/outputs", spec.parameter_root())
 }
 
 /// The values other tools (the agent, the blue/green set-up) read: ids, ARNs, names.
@@ -401,7 +401,7 @@ fn outputs(spec: &Spec, resolved: &Resolved) -> BTreeMap<String, String> {
         .map(|(k, v)| (format!("{base}/{k}"), v))
         .collect();
     // What the services read, at the convention's paths (`secrets = { X = "database/host" }`).
-    let app = format!("/{}/{}", spec.project, spec.environment);
+    let app = spec.parameter_root();
     if let Some(db) = &spec.database {
         all.insert(format!("{app}/database/host"), attr("database", "host"));
         all.insert(format!("{app}/database/port"), attr("database", "port"));
@@ -424,7 +424,7 @@ fn outputs(spec: &Spec, resolved: &Resolved) -> BTreeMap<String, String> {
 
 /// Parameter paths bootstrap writes, besides the database password (written with the database).
 fn parameter_paths(spec: &Spec) -> Vec<String> {
-    let app = format!("/{}/{}", spec.project, spec.environment);
+    let app = spec.parameter_root();
     vec![
         outputs_path(spec),
         format!("{app}/database"),
@@ -516,14 +516,7 @@ async fn write_outputs(
         .filter(|k| !want.contains_key(*k) && k.starts_with(&outputs_path(spec)))
         .cloned()
         .collect();
-    for chunk in stale.chunks(10) {
-        cloud
-            .ssm
-            .delete_parameters()
-            .set_names(Some(chunk.to_vec()))
-            .send()
-            .await?;
-    }
+    delete_parameters(cloud, &stale).await?;
     Ok(want
         .into_iter()
         .filter(|(k, _)| k.starts_with(&outputs_path(spec)))
@@ -531,7 +524,7 @@ async fn write_outputs(
 }
 
 async fn delete_outputs(cloud: &Cloud, spec: &Spec) -> Result<()> {
-    let password = format!("/{}/{}/database/password", spec.project, spec.environment);
+    let password = spec.password_parameter();
     let mut names = Vec::new();
     for path in parameter_paths(spec) {
         names.extend(
@@ -541,6 +534,12 @@ async fn delete_outputs(cloud: &Cloud, spec: &Spec) -> Result<()> {
                 .filter(|k| k != &password),
         );
     }
+    delete_parameters(cloud, &names).await?;
+    Ok(())
+}
+
+/// DeleteParameters takes at most ten names a call.
+async fn delete_parameters(cloud: &Cloud, names: &[String]) -> Result<()> {
     for chunk in names.chunks(10) {
         cloud
             .ssm

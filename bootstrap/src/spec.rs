@@ -50,7 +50,9 @@ struct RawDatabase {
 /// PostgreSQL major versions this tool provisions (parameter group family `postgres<major>`).
 pub const POSTGRES_MAJORS: &[u32] = &[14, 15, 16, 17];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The database's desired settings. The password is not among them: it is generated once and
+/// kept only in SSM (see [`Spec::password_parameter`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Database {
     pub engine_version: String,
     pub major: u32,
@@ -516,6 +518,16 @@ impl Spec {
             state_bucket: config.state_bucket.clone(),
             topic_name,
         })
+    }
+
+    /// `/<project>/<env>`: where the environment's SSM parameters live.
+    pub fn parameter_root(&self) -> String {
+        format!("/{}/{}", self.project, self.environment)
+    }
+
+    /// The database master password's SSM parameter (a SecureString).
+    pub fn password_parameter(&self) -> String {
+        format!("{}/database/password", self.parameter_root())
     }
 
     /// `<project>-<env>`: the prefix of every name.
