@@ -78,7 +78,7 @@ pub async fn handle_event<P: Ports>(
                         event_id: id.clone(),
                         image: image.clone(),
                     };
-                    run_reported(ports, bundle, env, svc, obs, opts)
+                    run_reported(ports, bundle, env, svc, vec![obs], opts)
                 });
                 Ok(DispatchReport {
                     event: description,
@@ -115,12 +115,12 @@ async fn run_reported<P: Ports>(
     bundle: &Bundle,
     env: &str,
     service: &str,
-    obs: Observation,
+    observations: Vec<Observation>,
     opts: RunOptions,
 ) -> TargetReport {
     // Boxed: one target's run is a deep future; boxing here keeps the types of everything that
     // awaits several of them (dispatch, the tick, the Lambda handler) shallow.
-    match Box::pin(run(ports, bundle, env, service, obs, opts)).await {
+    match Box::pin(run(ports, bundle, env, service, observations, opts)).await {
         Ok(r) => r,
         Err(e) => TargetReport {
             environment: env.into(),
@@ -173,22 +173,13 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
         let error = errors.get(&key).cloned();
         async move {
             let (env, svc) = (&key.0, &key.1);
-            let mut journal = Vec::new();
-            if let Some(images) = images {
-                let r = run_reported(
-                    ports,
-                    bundle,
-                    env,
-                    svc,
-                    Observation::ImagesListed { images },
-                    opts,
-                )
-                .await;
-                journal.extend(r.journal);
-            }
-            let mut r = run_reported(ports, bundle, env, svc, Observation::Tick, opts).await;
-            journal.append(&mut r.journal);
-            r.journal = journal;
+            // The reconcile, then the tick, on one reading of the state document.
+            let mut observations: Vec<Observation> = images
+                .map(|images| Observation::ImagesListed { images })
+                .into_iter()
+                .collect();
+            observations.push(Observation::Tick);
+            let mut r = run_reported(ports, bundle, env, svc, observations, opts).await;
             if r.error.is_none() {
                 r.error = error;
             }
@@ -224,10 +215,10 @@ pub async fn request_deploy<P: Ports>(
         bundle,
         env,
         service,
-        Observation::DeployRequested {
+        vec![Observation::DeployRequested {
             image,
             by: by.to_owned(),
-        },
+        }],
         opts,
     )
     .await)

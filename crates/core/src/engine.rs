@@ -55,12 +55,14 @@ pub struct RunOptions {
     pub dry_run: bool,
 }
 
+/// Runs `observations` in order, each once the previous one has settled, on one reading of the
+/// state document. The report's outcome is the last observation's.
 pub async fn run<P: Ports>(
     ports: &P,
     bundle: &Bundle,
     env: &str,
     service: &str,
-    first: Observation,
+    observations: Vec<Observation>,
     opts: RunOptions,
 ) -> Result<TargetReport, RunError> {
     let policy = bundle
@@ -78,9 +80,12 @@ pub async fn run<P: Ports>(
         planned: Vec::new(),
         error: None,
     };
+    let mut queue = observations.into_iter();
+    let Some(mut obs) = queue.next() else {
+        return Ok(report);
+    };
     let mut current = load(ports, &key, env, service).await?;
     let topic = &bundle.config.notification_topic;
-    let mut obs = first;
     let mut first_outcome = true;
     let mut conflicts = 0;
     let mut steps = 0;
@@ -90,15 +95,26 @@ pub async fn run<P: Ports>(
     while steps < MAX_STEPS {
         let step = decide(&current.0, &obs, ports.now(), &policy);
         if opts.dry_run {
+            // Each observation is decided on the state the previous one would leave; nothing
+            // is saved or executed.
             report.outcome = step.outcome.clone();
-            report.journal = step.journal.clone();
-            report.planned = step.commands.iter().map(describe_command).collect();
+            report.journal.extend(step.journal.iter().cloned());
+            report
+                .planned
+                .extend(step.commands.iter().map(describe_command));
             report.planned.extend(
                 step.notices
                     .iter()
                     .map(|n| format!("Publish \"{}\"", n.subject())),
             );
-            return Ok(report);
+            match queue.next() {
+                Some(next) => {
+                    current.0 = step.state;
+                    obs = next;
+                    continue;
+                }
+                None => return Ok(report),
+            }
         }
         if step.state != current.0 || unsaved_outbox {
             match ports.save(&key, &step.state, current.1.as_ref()).await {
@@ -128,7 +144,14 @@ pub async fn run<P: Ports>(
         report.journal.extend(step.journal.iter().cloned());
         unsaved_outbox |= flush_outbox(ports, topic, &mut current.0, &mut sent).await;
         let Some(effect) = step.effect().cloned() else {
-            break;
+            match queue.next() {
+                Some(next) => {
+                    obs = next;
+                    first_outcome = true;
+                    continue;
+                }
+                None => break,
+            }
         };
         obs = match execute(ports, bundle, env, service, &current.0, &effect).await {
             Ok(next) => next,
@@ -141,16 +164,22 @@ pub async fn run<P: Ports>(
                 };
                 let step = decide(&current.0, &interrupted, ports.now(), &policy);
                 // Best effort: if this write fails too, the lease lapses by itself.
-                if (step.state != current.0 || unsaved_outbox)
-                    && ports
-                        .save(&key, &step.state, current.1.as_ref())
-                        .await
-                        .is_ok()
-                {
-                    log_transitions(env, service, &step);
-                    report.journal.extend(step.journal);
+                if step.state != current.0 || unsaved_outbox {
+                    if let Ok(v) = ports.save(&key, &step.state, current.1.as_ref()).await {
+                        log_transitions(env, service, &step);
+                        report.journal.extend(step.journal);
+                        current = (step.state, Some(v));
+                        unsaved_outbox = false;
+                    }
                 }
-                return Ok(report);
+                // What else was asked still gets its turn (the tick after its reconcile).
+                match queue.next() {
+                    Some(next) => {
+                        first_outcome = true;
+                        next
+                    }
+                    None => return Ok(report),
+                }
             }
             Err(Failure::Permanent(deployment, error)) => {
                 Observation::StepFailed { deployment, error }

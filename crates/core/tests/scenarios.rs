@@ -702,3 +702,15 @@ fn a_crash_right_after_a_step_is_saved_delays_its_notification_but_never_loses_i
     let kinds: Vec<_> = ports.with(|w| w.published.iter().map(|n| n.kind).collect());
     assert_eq!(kinds, [NoticeKind::Started, NoticeKind::Succeeded]);
 }
+
+#[test]
+fn a_tick_reads_each_state_document_once_reconcile_included() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap();
+    ports.push_image("booking/web", "main-1", 'a', t0);
+    let before = ports.count("GetObject");
+    tick_once(&ports, &b);
+    // dev/web (listing, then tick) and prod/web (tick): one read each.
+    assert_eq!(ports.count("GetObject") - before, 2);
+}
