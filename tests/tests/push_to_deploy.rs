@@ -33,6 +33,13 @@ async fn tick(w: &World) -> harbormaster_core::dispatch::DispatchReport {
     .expect("tick handled")
 }
 
+/// No revision registered, no state written, no notification sent.
+async fn assert_nothing_changed(w: &World, revisions_before: &[String]) {
+    assert_eq!(w.revisions(FAMILY).await.unwrap(), revisions_before);
+    assert!(w.state_document("dev", "web").await.unwrap().is_none());
+    assert!(w.inbox().await.unwrap().is_empty());
+}
+
 fn assert_no_canary(what: &str, text: &str) {
     for c in CANARIES {
         assert!(!text.contains(c), "a secret value leaked into {what}");
@@ -216,9 +223,7 @@ async fn failed_pushes_and_deletes_do_nothing() {
         let r = push(&w, &e).await;
         assert!(r.ignored.is_some() && r.targets.is_empty(), "{name}: {r:?}");
     }
-    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
-    assert!(w.state_document("dev", "web").await.unwrap().is_none());
-    assert!(w.inbox().await.unwrap().is_empty());
+    assert_nothing_changed(&w, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,9 +281,7 @@ async fn malformed_and_unknown_events_are_named_errors_and_change_nothing() {
         .to_string()
         .contains("ecr-push handles ECR Image Action"));
 
-    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
-    assert!(w.state_document("dev", "web").await.unwrap().is_none());
-    assert!(w.inbox().await.unwrap().is_empty());
+    assert_nothing_changed(&w, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,10 +319,8 @@ async fn dry_runs_make_no_mutating_call() {
         "--dry-run",
     ]);
 
-    assert_eq!(w.revisions(FAMILY).await.unwrap(), before);
+    assert_nothing_changed(&w, &before).await;
     assert_eq!(w.service_task_definition("web").await.unwrap(), service_td);
-    assert!(w.state_document("dev", "web").await.unwrap().is_none());
-    assert!(w.inbox().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
