@@ -77,8 +77,13 @@ impl Drop for TempDir {
 /// The SDK pointed at one emulator. Set explicitly (not through the process environment), so
 /// that tests running in parallel each talk to their own emulator.
 pub async fn sdk_for(emulator: &Emulator) -> aws_config::SdkConfig {
+    sdk_at(&emulator.endpoint).await
+}
+
+/// The SDK pointed at any endpoint on loopback (an emulator, or a proxy in front of one).
+pub async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&emulator.endpoint)
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "test",

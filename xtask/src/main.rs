@@ -312,7 +312,7 @@ async fn bench() -> Result<()> {
 
     println!("push → UpdateService through a counting proxy…");
     let proxy = CountingProxy::start(w.emulator.port)?;
-    let sdk = aws_sdk_for(&proxy.endpoint).await;
+    let sdk = harbormaster_e2e::sdk_at(&proxy.endpoint).await;
     let agent = harbormaster_aws::Agent {
         ports: harbormaster_aws::AwsPorts::new(&sdk, ""),
         source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
@@ -418,15 +418,4 @@ async fn bench() -> Result<()> {
     std::fs::write(root().join("BENCHMARKS.md"), doc)?;
     println!("wrote BENCHMARKS.md");
     Ok(())
-}
-
-async fn aws_sdk_for(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new(harbormaster_e2e::REGION))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "bench",
-        ))
-        .load()
-        .await
 }
