@@ -84,3 +84,49 @@ fn a_missing_setting_fails_at_cold_start_and_names_it() {
     );
     assert!(text.contains("HARBORMASTER_CONFIG"), "{text}");
 }
+
+/// Runs a function binary on one event and returns its answer to the Runtime API.
+fn answer_of(w: &World, function: &str, event: &Value) -> (String, Value) {
+    let (port, seen) = runtime_api::serve(vec![event.to_string()]).unwrap();
+    let mut child = Command::new(binary(function).unwrap())
+        .envs(w.cli_env())
+        .envs(runtime_api::lambda_env(port, function))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answer = loop {
+        match seen.recv_timeout(Duration::from_secs(30)) {
+            Ok(Seen::Answer(path, body)) => break (path, serde_json::from_str(&body).unwrap()),
+            Ok(Seen::FirstRequest(_)) => {}
+            Err(e) => panic!("{function} did not answer: {e}"),
+        }
+    };
+    child.kill().unwrap();
+    let _ = child.wait();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_functions_answer_ecs_and_eventbridge_in_their_own_shapes() {
+    let w = World::start().await.unwrap();
+    // The hook answers ECS with hookStatus at the top, its details handed back.
+    let hook = harbormaster_e2e::fixture("ecs-hook-post-test-traffic-shift.json");
+    let (path, answer) = answer_of(&w, "ecs-hook", &hook);
+    assert!(path.ends_with("/response"), "{path}");
+    assert_eq!(
+        answer["hookStatus"], "SUCCEEDED",
+        "nothing in flight: {answer}"
+    );
+    assert_eq!(answer["hookDetails"]["harbormaster:service"], "web");
+
+    // An ECS event about a deployment the agent does not know is reported, not an error.
+    let event = harbormaster_e2e::fixture("ecs-deployment-completed.json");
+    let (path, answer) = answer_of(&w, "ecs-event", &event);
+    assert!(path.ends_with("/response"), "{path}");
+    assert_eq!(answer["targets"][0]["outcome"], "ignored", "{answer}");
+
+    // The wrong kind of event for a function is an error, so nothing is done with it.
+    let (path, _) = answer_of(&w, "ecs-hook", &event);
+    assert!(path.ends_with("/error"), "{path}");
+}

@@ -559,7 +559,11 @@ async fn a_missing_secret_parameter_fails_the_deployment_and_says_which() {
     let r = push(&w, &w.push_event("e-ssm", "main-5555555", &digest)).await;
     let worker = r.targets.iter().find(|t| t.service == "worker").unwrap();
     let v = serde_json::to_value(worker).unwrap();
-    assert_eq!(v["outcome"], "started");
+    assert_eq!(
+        (v["outcome"].as_str(), v["verdict"].as_str()),
+        (Some("finished"), Some("failed")),
+        "{v}"
+    );
     assert_eq!(v["journal"][1]["to"], "failed", "{v}");
     assert_eq!(
         w.revisions("booking-dev-worker").await.unwrap(),

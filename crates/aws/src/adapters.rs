@@ -3,15 +3,20 @@
 use std::sync::Arc;
 
 use aws_sdk_ecs::types::{
-    DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration, TaskDefinitionField,
+    AdvancedConfiguration, CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
+    DeploymentLifecycleHookTargetType, DeploymentStrategy, DesiredStatus, LinearConfiguration,
+    LoadBalancer, TaskDefinitionField,
 };
 use aws_smithy_types::body::SdkBody;
 use chrono::{DateTime, Utc};
 use harbormaster_core::config::Environment;
+use harbormaster_core::event::{HOOK_DEPLOYMENT, HOOK_ENVIRONMENT, HOOK_SERVICE};
 use harbormaster_core::image::{Digest, Image};
 use harbormaster_core::notify::Notification;
 use harbormaster_core::ports::*;
 use harbormaster_core::state::{DeploymentId, ServiceState};
+use harbormaster_core::strategy::{MetricQuery, NativeDeployment, QueryKind};
 use harbormaster_core::template::{Placement, RenderedTaskDefinition, TAG_DEPLOYMENT};
 use tokio::sync::OnceCell;
 
@@ -26,6 +31,7 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub sts: aws_sdk_sts::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
@@ -54,6 +60,7 @@ impl AwsPorts {
                 sns: aws_sdk_sns::Client::new(sdk),
                 sts: aws_sdk_sts::Client::new(sdk),
                 ssm: aws_sdk_ssm::Client::new(sdk),
+                cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             },
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
@@ -257,7 +264,11 @@ impl Services for AwsPorts {
         &self,
         target: &ServiceTarget,
         task_definition_arn: &str,
+        deployment: &DeploymentId,
     ) -> Result<Option<String>, PortError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            PortError::new(ErrorKind::Invalid, "UpdateService", e.to_string())
+        };
         let mut config = DeploymentConfiguration::builder()
             .minimum_healthy_percent(target.rolling.min_healthy_percent as i32)
             .maximum_percent(target.rolling.max_percent as i32)
@@ -274,9 +285,26 @@ impl Services for AwsPorts {
                     .enable(true)
                     .rollback(true)
                     .build()
-                    .map_err(|e| {
-                        PortError::new(ErrorKind::Invalid, "UpdateService", e.to_string())
-                    })?,
+                    .map_err(|e| invalid(&e))?,
+            );
+        }
+        let mut load_balancer = None;
+        if let Some(n) = &target.native {
+            config = native_configuration(config, n, target, deployment);
+            let mut advanced = AdvancedConfiguration::builder()
+                .alternate_target_group_arn(&n.alternate_target_group)
+                .production_listener_rule(&n.production_listener_rule)
+                .role_arn(&n.role);
+            if let Some(rule) = &n.test_listener_rule {
+                advanced = advanced.test_listener_rule(rule);
+            }
+            load_balancer = Some(
+                LoadBalancer::builder()
+                    .target_group_arn(&n.target_group)
+                    .container_name(&n.container)
+                    .container_port(i32::from(n.port))
+                    .advanced_configuration(advanced.build())
+                    .build(),
             );
         }
         let mut req = self
@@ -286,7 +314,8 @@ impl Services for AwsPorts {
             .cluster(&target.cluster)
             .service(&target.service)
             .task_definition(task_definition_arn)
-            .deployment_configuration(config.build());
+            .deployment_configuration(config.build())
+            .set_load_balancers(load_balancer.map(|lb| vec![lb]));
         if let Some(n) = target.desired_count {
             req = req.desired_count(n as i32);
         }
@@ -354,6 +383,217 @@ impl Services for AwsPorts {
                 .filter_map(|e| e.message().map(str::to_owned))
                 .collect(),
         })
+    }
+
+    async fn revision_task_definition(
+        &self,
+        revision_arn: &str,
+    ) -> Result<Option<String>, PortError> {
+        let out = self
+            .clients
+            .ecs
+            .describe_service_revisions()
+            .service_revision_arns(revision_arn)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeServiceRevisions", &e))?;
+        Ok(out
+            .service_revisions()
+            .iter()
+            .find(|r| r.service_revision_arn() == Some(revision_arn))
+            .and_then(|r| r.task_definition().map(str::to_owned)))
+    }
+
+    async fn stopped_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition_arn: &str,
+    ) -> Result<Vec<StoppedTask>, PortError> {
+        let listed = self
+            .clients
+            .ecs
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(DesiredStatus::Stopped)
+            .max_results(20)
+            .send()
+            .await
+            .map_err(|e| classify("ListTasks", &e))?;
+        if listed.task_arns().is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .clients
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(listed.task_arns().to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTasks", &e))?;
+        let mut tasks: Vec<_> = out
+            .tasks()
+            .iter()
+            .filter(|t| t.task_definition_arn() == Some(task_definition_arn))
+            .collect();
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at().map(|d| d.secs())));
+        Ok(tasks
+            .into_iter()
+            .map(|t| StoppedTask {
+                task_arn: t.task_arn().unwrap_or_default().to_owned(),
+                stopped_reason: t.stopped_reason().map(str::to_owned),
+                containers: t
+                    .containers()
+                    .iter()
+                    .filter(|c| c.exit_code().is_some() || c.reason().is_some())
+                    .map(|c| {
+                        (
+                            c.name().unwrap_or_default().to_owned(),
+                            c.exit_code(),
+                            c.reason().map(str::to_owned),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// Strategy, bake time, traffic steps and the lifecycle hook for a native deployment. The hook
+/// details name the deployment, so the hook knows what it gates without another lookup.
+fn native_configuration(
+    config: aws_sdk_ecs::types::builders::DeploymentConfigurationBuilder,
+    n: &NativeDeployment,
+    target: &ServiceTarget,
+    deployment: &DeploymentId,
+) -> aws_sdk_ecs::types::builders::DeploymentConfigurationBuilder {
+    use aws_smithy_types::Document;
+    let mut config = config
+        .strategy(DeploymentStrategy::from(n.strategy.ecs_name()))
+        .bake_time_in_minutes(n.bake_time_minutes as i32);
+    if let Some(c) = &n.canary {
+        config = config.canary_configuration(
+            CanaryConfiguration::builder()
+                .canary_percent(c.percent)
+                .canary_bake_time_in_minutes(c.interval_minutes as i32)
+                .build(),
+        );
+    }
+    if let Some(l) = &n.linear {
+        config = config.linear_configuration(
+            LinearConfiguration::builder()
+                .step_percent(l.percent)
+                .step_bake_time_in_minutes(l.interval_minutes as i32)
+                .build(),
+        );
+    }
+    let details = Document::Object(
+        [
+            (HOOK_ENVIRONMENT, target.environment.as_str()),
+            (HOOK_SERVICE, target.name.as_str()),
+            (HOOK_DEPLOYMENT, deployment.0.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Document::String(v.to_owned())))
+        .collect(),
+    );
+    config.lifecycle_hooks(
+        DeploymentLifecycleHook::builder()
+            .target_type(DeploymentLifecycleHookTargetType::AwsLambda)
+            .hook_target_arn(&n.hook_function)
+            .role_arn(&n.hook_role)
+            .set_lifecycle_stages(Some(
+                n.hook_stages
+                    .iter()
+                    .map(|s| DeploymentLifecycleHookStage::from(s.as_str()))
+                    .collect(),
+            ))
+            .hook_details(details)
+            .build(),
+    )
+}
+
+impl Metrics for AwsPorts {
+    async fn measure(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Series>, PortError> {
+        use aws_sdk_cloudwatch::types::{
+            Dimension, Metric, MetricDataQuery, MetricStat, StatusCode,
+        };
+        let mut req = self
+            .clients
+            .cloudwatch
+            .get_metric_data()
+            .start_time(aws_smithy_types::DateTime::from_secs(start.timestamp()))
+            .end_time(aws_smithy_types::DateTime::from_secs(end.timestamp()));
+        for q in queries {
+            let mut b = MetricDataQuery::builder().id(&q.id);
+            b = match &q.kind {
+                QueryKind::Metric {
+                    namespace,
+                    metric,
+                    dimensions,
+                    stat,
+                    period_seconds,
+                } => b.metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(namespace)
+                                .metric_name(metric)
+                                .set_dimensions(Some(
+                                    dimensions
+                                        .iter()
+                                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                                        .collect(),
+                                ))
+                                .build(),
+                        )
+                        .period(*period_seconds as i32)
+                        .stat(stat)
+                        .build(),
+                ),
+                QueryKind::Expression {
+                    expression,
+                    period_seconds,
+                } => b.expression(expression).period(*period_seconds as i32),
+            };
+            // Every query returns data: a check may compare any of them.
+            req = req.metric_data_queries(b.return_data(true).build());
+        }
+        let mut series: Vec<Series> = Vec::new();
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("GetMetricData", &e))?;
+            for r in page.metric_data_results() {
+                let id = r.id().unwrap_or_default().to_owned();
+                let problem = match r.status_code() {
+                    Some(StatusCode::InternalError) | Some(StatusCode::Forbidden) => Some(format!(
+                        "CloudWatch: {}",
+                        r.messages()
+                            .iter()
+                            .filter_map(|m| m.value())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
+                    _ => None,
+                };
+                match series.iter_mut().find(|s| s.id == id) {
+                    Some(s) => s.values.extend_from_slice(r.values()),
+                    None => series.push(Series {
+                        id,
+                        values: r.values().to_vec(),
+                        problem,
+                    }),
+                }
+            }
+        }
+        Ok(series)
     }
 }
 
@@ -555,6 +795,34 @@ impl Parameters for AwsPorts {
             .filter(|n| !found.contains(*n))
             .cloned()
             .collect())
+    }
+
+    async fn outputs(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, PortError> {
+        let mut found = std::collections::BTreeMap::new();
+        for chunk in names.chunks(10) {
+            let out = self
+                .clients
+                .ssm
+                .get_parameters()
+                .set_names(Some(chunk.to_vec()))
+                // Outputs are plain Strings; a SecureString is never decrypted here.
+                .with_decryption(false)
+                .send()
+                .await
+                .map_err(|e| classify("GetParameters", &e))?;
+            for p in out.parameters() {
+                if p.r#type() == Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
+                    continue;
+                }
+                if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                    found.insert(n.to_owned(), v.to_owned());
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The body of every Lambda function: load the (cached) config, dispatch the event, report.
 
 use harbormaster_core::dispatch::{handle_event, DispatchReport};
+use harbormaster_core::event::{Event, HOOK_KIND};
 use harbormaster_core::RunOptions;
 use serde_json::Value;
 use tracing::{error, info};
@@ -9,10 +10,10 @@ use crate::Agent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("{function} handles {expected}; this event has detail-type `{got}`")]
+    #[error("{function} handles {expected}; this event is `{got}`")]
     WrongEvent {
         function: &'static str,
-        expected: &'static str,
+        expected: String,
         got: String,
     },
     #[error("config: {0}")]
@@ -24,24 +25,64 @@ pub enum HandlerError {
     Retry(String),
 }
 
-/// The functions and the one kind of event each accepts (each one's IAM policy is cut to it).
-pub const FUNCTIONS: &[(&str, &str)] = &[(ECR_PUSH.0, ECR_PUSH.1), (TICK.0, TICK.1)];
-pub const ECR_PUSH: (&str, &str) = ("ecr-push", "ECR Image Action");
-pub const TICK: (&str, &str) = ("tick", "Scheduled Event");
+/// A Lambda function and the kinds of event it accepts (each one's IAM policy is cut to them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    pub name: &'static str,
+    /// EventBridge detail-types, or [`HOOK_KIND`].
+    pub accepts: &'static [&'static str],
+}
 
-/// The function that handles this event, by its detail-type.
-pub fn route(event: &Value) -> Option<(&'static str, &'static str)> {
-    let dt = event.get("detail-type").and_then(Value::as_str)?;
-    FUNCTIONS.iter().copied().find(|(_, d)| *d == dt)
+pub const ECR_PUSH: Function = Function {
+    name: "ecr-push",
+    accepts: &["ECR Image Action"],
+};
+pub const TICK: Function = Function {
+    name: "tick",
+    accepts: &["Scheduled Event"],
+};
+pub const ECS_HOOK: Function = Function {
+    name: "ecs-hook",
+    accepts: &[HOOK_KIND],
+};
+pub const ECS_EVENT: Function = Function {
+    name: "ecs-event",
+    accepts: &["ECS Deployment State Change", "ECS Service Action"],
+};
+pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT];
+
+/// The function that handles this event, by its kind.
+pub fn route(event: &Value) -> Option<Function> {
+    let kind = Event::kind_of(event)?;
+    FUNCTIONS
+        .iter()
+        .copied()
+        .find(|f| f.accepts.contains(&kind))
 }
 
 /// What a Lambda function returns: the report, or an error that makes Lambda retry.
 pub async fn handle(
     agent: &Agent,
-    function: (&'static str, &'static str),
+    function: Function,
     event: Value,
 ) -> Result<Value, HandlerError> {
-    let report = dispatch(agent, function, &event, RunOptions::default()).await?;
+    let report = match dispatch(agent, function, &event, RunOptions::default()).await {
+        Ok(r) => r,
+        // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
+        // instead of failing, which would roll back a deployment nothing is wrong with.
+        Err(HandlerError::Config(e)) if function == ECS_HOOK => {
+            return Ok(serde_json::json!({
+                "hookStatus": "IN_PROGRESS",
+                "callBackDelay": 30,
+                "hookDetails": hook_details(&event, &format!("config not loaded: {e}")),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(answer) = &report.hook {
+        // ECS reads only this; the rest of the report is in the log line above.
+        return Ok(serde_json::to_value(answer).expect("answer serialises"));
+    }
     let errors = report.errors();
     if errors.is_empty() {
         Ok(serde_json::to_value(&report).expect("report serialises"))
@@ -54,22 +95,19 @@ pub async fn handle(
 /// The dispatch every function runs, and `harbormaster invoke` with it.
 pub async fn dispatch(
     agent: &Agent,
-    (function, detail_type): (&'static str, &'static str),
+    function: Function,
     event: &Value,
     opts: RunOptions,
 ) -> Result<DispatchReport, HandlerError> {
-    let got = event
-        .get("detail-type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if got != detail_type {
+    let got = Event::kind_of(event).unwrap_or("").to_owned();
+    if !function.accepts.contains(&got.as_str()) {
         return Err(HandlerError::WrongEvent {
-            function,
-            expected: detail_type,
+            function: function.name,
+            expected: function.accepts.join(", "),
             got,
         });
     }
+    let function = function.name;
     let (ports, bundle) = agent.prepare().await.map_err(|e| {
         error!(error = %e, "config not loaded; nothing done");
         HandlerError::Config(e.to_string())
@@ -84,9 +122,20 @@ pub async fn dispatch(
     Ok(report)
 }
 
+/// The hook details ECS sent, with the agent's reason added (ECS passes them back next time).
+fn hook_details(event: &Value, reason: &str) -> Value {
+    let mut d = event
+        .get("hookDetails")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    d.insert("harbormaster:reason".into(), reason.into());
+    Value::Object(d)
+}
+
 /// A Lambda function's whole life: JSON logs; clients and the config cache built once at cold
 /// start (a missing setting fails here, naming it) and reused by warm invocations; then events.
-pub async fn serve(function: (&'static str, &'static str)) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init_json();
     let agent = Agent::from_env().await?;
     lambda_runtime::run(lambda_runtime::service_fn(

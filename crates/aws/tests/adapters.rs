@@ -39,6 +39,20 @@ macro_rules! client {
 }
 
 fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
+    ports_with(
+        ecs,
+        s3,
+        client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+        client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
+    )
+}
+
+fn ports_with(
+    ecs: aws_sdk_ecs::Client,
+    s3: aws_sdk_s3::Client,
+    ssm: aws_sdk_ssm::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+) -> AwsPorts {
     AwsPorts::from_clients(
         Clients {
             ecs,
@@ -46,7 +60,8 @@ fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
             s3,
             sns: client!(aws_sdk_sns, Vec::<&Rule>::new()),
             sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
-            ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+            ssm,
+            cloudwatch,
         },
         "state",
         "us-east-1",
@@ -195,4 +210,146 @@ async fn describe_services_reads_deployments_and_names_a_missing_service() {
     let e = p.describe("c", "web").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert!(e.message.contains("MISSING"), "{e}");
+}
+
+#[tokio::test]
+async fn stopped_tasks_of_the_revision_are_explained_newest_first() {
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_http_response(|| {
+            http_json(r#"{"taskArns":["arn:aws:ecs:us-east-1:1:task/c/aaa","arn:aws:ecs:us-east-1:1:task/c/bbb","arn:aws:ecs:us-east-1:1:task/c/ccc"]}"#)
+        });
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_http_response(|| {
+        http_json(
+            r#"{"tasks":[
+              {"taskArn":"arn:aws:ecs:us-east-1:1:task/c/aaa","taskDefinitionArn":"td:7","stoppedAt":100,
+               "stoppedReason":"Essential container in task exited",
+               "containers":[{"name":"web","exitCode":137,"reason":"OutOfMemoryError: Container killed"},{"name":"sidecar"}]},
+              {"taskArn":"arn:aws:ecs:us-east-1:1:task/c/bbb","taskDefinitionArn":"td:7","stoppedAt":200,
+               "stoppedReason":"Task failed ELB health checks"},
+              {"taskArn":"arn:aws:ecs:us-east-1:1:task/c/ccc","taskDefinitionArn":"td:6","stoppedAt":300,
+               "stoppedReason":"Scaling activity initiated by deployment"}
+            ],"failures":[]}"#,
+        )
+    });
+    let p = ports(client!(aws_sdk_ecs, [&list, &describe]), no_s3());
+    let stopped = p.stopped_tasks("c", "web", "td:7").await.unwrap();
+    let described: Vec<String> = stopped.iter().map(|t| t.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "task bbb: Task failed ELB health checks",
+            "task aaa: Essential container in task exited; web exited 137 (OutOfMemoryError: Container killed)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_metric_cloudwatch_could_not_compute_is_reported_as_a_problem_not_a_value() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
+    use harbormaster_core::ports::Metrics;
+    use harbormaster_core::strategy::{MetricQuery, QueryKind};
+    let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("errors")
+                    .status_code(StatusCode::Complete)
+                    .values(2.0)
+                    .values(7.5)
+                    .build(),
+            )
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("rate")
+                    .status_code(StatusCode::InternalError)
+                    .messages(
+                        MessageData::builder()
+                            .code("Err")
+                            .value("Division by zero")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let p = ports_with(
+        no_ecs(),
+        no_s3(),
+        client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+        client!(aws_sdk_cloudwatch, [&rule]),
+    );
+    let queries = [
+        MetricQuery {
+            id: "errors".into(),
+            kind: QueryKind::Metric {
+                namespace: "AWS/ApplicationELB".into(),
+                metric: "HTTPCode_Target_5XX_Count".into(),
+                dimensions: Default::default(),
+                stat: "Sum".into(),
+                period_seconds: 60,
+            },
+        },
+        MetricQuery {
+            id: "rate".into(),
+            kind: QueryKind::Expression {
+                expression: "errors / requests * 100".into(),
+                period_seconds: 60,
+            },
+        },
+    ];
+    let now = chrono::Utc::now();
+    let series = p
+        .measure(&queries, now - chrono::Duration::minutes(5), now)
+        .await
+        .unwrap();
+    assert_eq!(series[0].values, [2.0, 7.5]);
+    assert_eq!(series[0].problem, None);
+    assert!(
+        series[1]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("Division by zero"),
+        "{:?}",
+        series[1]
+    );
+}
+
+#[tokio::test]
+async fn outputs_are_read_without_decryption_and_never_include_a_secure_string() {
+    use harbormaster_core::ports::Parameters;
+    let rule = mock!(aws_sdk_ssm::Client::get_parameters)
+        .match_requests(|r| r.with_decryption() == Some(false))
+        .then_http_response(|| {
+            http_json(
+                r#"{"Parameters":[
+                  {"Name":"/booking/dev/outputs/roles/ecs-infrastructure","Type":"String","Value":"arn:aws:iam::1:role/x"},
+                  {"Name":"/booking/agent/hook-role-arn","Type":"SecureString","Value":"AQICAHh-encrypted-blob"}
+                ],"InvalidParameters":["/booking/dev/outputs/target-groups/web/green"]}"#,
+            )
+        });
+    let p = ports_with(
+        no_ecs(),
+        no_s3(),
+        client!(aws_sdk_ssm, [&rule]),
+        client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
+    );
+    let found = p
+        .outputs(&[
+            "/booking/dev/outputs/roles/ecs-infrastructure".into(),
+            "/booking/agent/hook-role-arn".into(),
+            "/booking/dev/outputs/target-groups/web/green".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+fn http_json(body: &str) -> aws_smithy_runtime_api::http::Response {
+    aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(200).unwrap(),
+        aws_smithy_types::body::SdkBody::from(body.to_owned()),
+    )
 }

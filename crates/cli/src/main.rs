@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use harbormaster_aws::{handler, telemetry, Agent, Source};
 use harbormaster_core::bundle::Bundle;
-use harbormaster_core::dispatch::{request_deploy, resolve_image, tick};
+use harbormaster_core::dispatch::{record_approval, request_deploy, resolve_image, tick};
 use harbormaster_core::engine::{render_for, TargetReport};
 use harbormaster_core::image::Digest;
-use harbormaster_core::machine::Outcome;
+use harbormaster_core::machine::{HookStatus, Outcome};
 use harbormaster_core::ports::StateStore;
 use harbormaster_core::state::ServiceState;
 use harbormaster_core::template::{Placement, RenderInput};
@@ -85,6 +85,19 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         history: usize,
     },
+    /// Approve the deployment in flight at its approval gate (blue/green, canary, linear).
+    Approve {
+        #[command(flatten)]
+        decision: Decision,
+        /// Reject instead of approving: the hook fails and ECS rolls the deployment back.
+        #[arg(long)]
+        reject: bool,
+    },
+    /// Reject the deployment in flight at its approval gate (same as `approve --reject`).
+    Reject {
+        #[command(flatten)]
+        decision: Decision,
+    },
     /// Advance what is in flight and reconcile lost pushes (what the `tick` function does).
     Tick {
         #[arg(long)]
@@ -98,6 +111,20 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct Decision {
+    #[arg(long)]
+    env: String,
+    #[arg(long)]
+    service: String,
+    /// Why, in a few words: kept with the decision and shown in `status`.
+    #[arg(long)]
+    summary: Option<String>,
+    /// Decide and print what would happen; make no mutating call.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[tokio::main]
@@ -277,6 +304,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Cmd::Approve { decision, reject } => approve(&cli.config, decision, !reject).await,
+        Cmd::Reject { decision } => approve(&cli.config, decision, false).await,
         Cmd::Tick { dry_run } => {
             let a = agent(&cli.config).await?;
             let (ports, bundle) = a.prepare().await?;
@@ -303,19 +332,51 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         .unwrap_or_else(|| "(none)".into()),
                     handler::FUNCTIONS
                         .iter()
-                        .map(|(f, d)| format!("\"{d}\" ({f})"))
+                        .map(|f| format!("{} ({})", f.accepts.join(", "), f.name))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join("; ")
                 )
             })?;
             let a = agent(&cli.config).await?;
             let report = handler::dispatch(&a, function, &value, RunOptions { dry_run })
                 .await
-                .with_context(|| format!("{} ({})", event.display(), function.0))?;
+                .with_context(|| format!("{} ({})", event.display(), function.name))?;
             print_json(&report, dry_run);
+            // A hook that fails a deployment is a failure here too.
+            if report
+                .hook
+                .as_ref()
+                .is_some_and(|h| h.hook_status == HookStatus::Failed)
+            {
+                return Ok(ExitCode::from(1));
+            }
             Ok(exit_for(&report.targets))
         }
     }
+}
+
+async fn approve(config: &str, d: Decision, approved: bool) -> Result<ExitCode> {
+    let a = agent(config).await?;
+    let (ports, bundle) = a.prepare().await?;
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let report = record_approval(
+        &ports,
+        &bundle,
+        &d.env,
+        &d.service,
+        approved,
+        &by,
+        d.summary,
+        RunOptions { dry_run: d.dry_run },
+    )
+    .await?;
+    print_json(&report, d.dry_run);
+    Ok(match (&report.outcome, &report.error) {
+        (_, Some(_)) => ExitCode::from(3),
+        // Nothing was waiting for this decision: say so with the exit code, for scripts.
+        (Outcome::Ignored { .. }, None) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 fn source_name(s: &Source) -> String {
@@ -363,13 +424,28 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         return;
     };
     match &st.in_flight {
-        Some(d) => println!(
-            "  in flight:       {} {} ({}, since {})",
-            d.id,
-            d.release.image.label(),
-            d.phase,
-            d.started_at.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
+        Some(d) => {
+            let stage = d.stage.map(|s| format!(", at {s}")).unwrap_or_default();
+            println!(
+                "  in flight:       {} {} ({}{stage}, since {})",
+                d.id,
+                d.release.image.label(),
+                d.phase,
+                d.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            if let Some(a) = &d.approval {
+                println!(
+                    "  approval:        {} by {}{}",
+                    if a.approved { "approved" } else { "rejected" },
+                    a.by,
+                    a.summary
+                        .as_ref()
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default()
+                );
+            }
+            print_gates(&d.gates);
+        }
         None => println!("  in flight:       -"),
     }
     match &st.pending {
@@ -383,6 +459,12 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
             g.task_definition_arn
         ),
         None => println!("  last known good: -"),
+    }
+    if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
+        if st.in_flight.is_none() && !last.gates.is_empty() {
+            println!("  gates of the last deployment:");
+            print_gates(&last.gates);
+        }
     }
     if !st.history.is_empty() {
         println!("  history:");
@@ -400,4 +482,17 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         }
     }
     println!();
+}
+
+fn print_gates(gates: &[harbormaster_core::state::GateRecord]) {
+    for g in gates {
+        println!(
+            "    {:<30} {:<18} {:<12} {} (at {})",
+            g.stage.to_string(),
+            g.gate,
+            g.status.to_string(),
+            g.detail,
+            g.at.format("%H:%M:%S")
+        );
+    }
 }

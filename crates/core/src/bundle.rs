@@ -44,26 +44,42 @@ impl Bundle {
     }
 
     pub fn policy(&self, env: &str, service: &str) -> Option<Policy> {
-        let (_, _, t) = self.config.target(env, service)?;
+        let (_, s, t) = self.config.target(env, service)?;
         let a = &self.config.agent;
+        let extra = s
+            .native
+            .as_ref()
+            .map(|n| n.extra_minutes(&t.gates, a.hook_callback_seconds))
+            .unwrap_or(0);
+        let project = &self.config.project;
+        let mut gates = t.gates.clone();
+        gates.checks = gates
+            .checks
+            .iter()
+            .map(|c| crate::strategy::localise(c, project, env, service))
+            .collect();
         Some(Policy {
             project: self.config.project.clone(),
             order: t.order(),
             lease: Duration::seconds(a.lease_seconds.into()),
-            stabilize_timeout: Duration::minutes(a.stabilize_timeout_minutes.into()),
+            stabilize_timeout: Duration::minutes(i64::from(a.stabilize_timeout_minutes) + extra),
             max_attempts: a.max_attempts,
             history_limit: a.history_limit,
+            gates,
         })
     }
 
     pub fn service_target(&self, env: &str, service: &str) -> Option<ServiceTarget> {
         let (e, s, t) = self.config.target(env, service)?;
         Some(ServiceTarget {
+            environment: e.name.clone(),
+            name: s.name.clone(),
             cluster: e.cluster.clone(),
             service: s.ecs_service.clone(),
             desired_count: t.desired_count,
             rolling: s.rolling.clone(),
             alarms: t.rollback_alarms.clone(),
+            native: None,
         })
     }
 }

@@ -8,6 +8,11 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::image::{ImageOrder, TagRule};
+pub use crate::strategy::Strategy;
+use crate::strategy::{
+    parse_approval, parse_checks, parse_native, Gates, NativeSettings, RawApproval, RawCheck,
+    RawLoadBalancer, RawNative, RawShift,
+};
 
 pub const CONFIG_FILE: &str = "harbormaster.toml";
 
@@ -72,6 +77,9 @@ struct RawAgent {
     max_attempts: Option<u32>,
     reconcile: Option<bool>,
     history_limit: Option<usize>,
+    hook_function_arn: Option<String>,
+    hook_role_arn: Option<String>,
+    hook_callback_seconds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +125,18 @@ struct RawService {
     #[serde(default)]
     secrets: BTreeMap<String, String>,
     #[serde(default)]
+    bake_time_minutes: Option<u32>,
+    #[serde(default)]
+    canary: Option<RawShift>,
+    #[serde(default)]
+    linear: Option<RawShift>,
+    #[serde(default)]
+    load_balancer: Option<RawLoadBalancer>,
+    #[serde(default)]
+    checks: BTreeMap<String, RawCheck>,
+    #[serde(default)]
+    approval: Option<RawApproval>,
+    #[serde(default)]
     environments: BTreeMap<String, RawTarget>,
 }
 
@@ -133,6 +153,11 @@ struct RawTarget {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    /// Replaces the service's checks in this environment (an empty table: none).
+    #[serde(default)]
+    checks: Option<BTreeMap<String, RawCheck>>,
+    #[serde(default)]
+    approval: Option<RawApproval>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +193,12 @@ pub struct AgentSettings {
     /// Whether the tick looks in ECR for pushes whose events were lost.
     pub reconcile: bool,
     pub history_limit: usize,
+    /// The `ecs-hook` function native deployments call, and the role ECS calls it with; when
+    /// absent, read from the agent's outputs in SSM.
+    pub hook_function_arn: Option<String>,
+    pub hook_role_arn: Option<String>,
+    /// How long ECS waits before asking the hook again while a gate waits.
+    pub hook_callback_seconds: u32,
 }
 
 impl Default for AgentSettings {
@@ -178,6 +209,9 @@ impl Default for AgentSettings {
             max_attempts: 5,
             reconcile: true,
             history_limit: 25,
+            hook_function_arn: None,
+            hook_role_arn: None,
+            hook_callback_seconds: 30,
         }
     }
 }
@@ -190,11 +224,6 @@ pub struct Environment {
     pub account_id: Option<String>,
     /// `[environments.<name>.bootstrap]`, as written: `harbormaster-bootstrap` validates it.
     pub bootstrap: Option<toml::Table>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    Rolling,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +243,8 @@ pub struct Service {
     pub containers: Option<Vec<String>>,
     pub strategy: Strategy,
     pub rolling: RollingSettings,
+    /// For blue_green, canary and linear.
+    pub native: Option<NativeSettings>,
     pub targets: BTreeMap<String, Target>,
 }
 
@@ -225,6 +256,8 @@ pub struct Target {
     pub rollback_alarms: Vec<String>,
     pub variables: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, SecretRef>,
+    /// Metric checks and approval at the native strategies' lifecycle hooks.
+    pub gates: Gates,
 }
 
 impl Target {
@@ -310,6 +343,12 @@ struct Collector<'a> {
     errors: Vec<ConfigError>,
 }
 
+impl crate::strategy::Errors for Collector<'_> {
+    fn err(&mut self, field: String, problem: String) {
+        Collector::err(self, field, problem);
+    }
+}
+
 impl Collector<'_> {
     fn err(&mut self, field: impl Into<String>, problem: impl Into<String>) {
         self.errors.push(ConfigError {
@@ -360,7 +399,24 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
         max_attempts: raw.agent.max_attempts.unwrap_or(defaults.max_attempts),
         reconcile: raw.agent.reconcile.unwrap_or(defaults.reconcile),
         history_limit: raw.agent.history_limit.unwrap_or(defaults.history_limit),
+        hook_function_arn: raw.agent.hook_function_arn,
+        hook_role_arn: raw.agent.hook_role_arn,
+        hook_callback_seconds: raw
+            .agent
+            .hook_callback_seconds
+            .unwrap_or(defaults.hook_callback_seconds),
     };
+    if !(5..=900).contains(&agent.hook_callback_seconds) {
+        c.err("agent.hook_callback_seconds", "allowed: 5 to 900");
+    }
+    for (key, v) in [
+        ("agent.hook_function_arn", &agent.hook_function_arn),
+        ("agent.hook_role_arn", &agent.hook_role_arn),
+    ] {
+        if v.as_ref().is_some_and(|v| !v.starts_with("arn:")) {
+            c.err(key, "expected an ARN");
+        }
+    }
     if !(10..=3600).contains(&agent.lease_seconds) {
         c.err("agent.lease_seconds", "allowed: 10 to 3600");
     }
@@ -412,16 +468,34 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
         if s.repository.is_empty() {
             c.err(format!("{field}.repository"), "must not be empty");
         }
-        let strategy = match s.strategy.as_deref().unwrap_or("rolling") {
-            "rolling" => Strategy::Rolling,
-            other => {
+        let strategy = match Strategy::parse(s.strategy.as_deref().unwrap_or("rolling")) {
+            Some(s) => s,
+            None => {
                 c.err(
                     format!("{field}.strategy"),
-                    format!("`{other}` is not supported; allowed: \"rolling\""),
+                    format!(
+                        "`{}` is not supported; allowed: \"rolling\", \"blue_green\", \"canary\", \"linear\"",
+                        s.strategy.as_deref().unwrap_or_default()
+                    ),
                 );
                 Strategy::Rolling
             }
         };
+        let native = parse_native(
+            &mut c,
+            &field,
+            strategy,
+            RawNative {
+                bake_time_minutes: s.bake_time_minutes,
+                canary: s.canary,
+                linear: s.linear,
+                load_balancer: s.load_balancer,
+            },
+        );
+        let base_checks = parse_checks(&mut c, &format!("{field}.checks"), s.checks);
+        let base_approval = s
+            .approval
+            .and_then(|a| parse_approval(&mut c, &format!("{field}.approval"), a));
         let rolling = RollingSettings {
             min_healthy_percent: s.min_healthy_percent.unwrap_or(100),
             max_percent: s.max_percent.unwrap_or(200),
@@ -482,9 +556,25 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                     );
                 }
             }
+            let checks = match t.checks {
+                Some(raw) => parse_checks(&mut c, &format!("{tfield}.checks"), raw),
+                None => base_checks.clone(),
+            };
+            let approval = match t.approval {
+                Some(raw) => parse_approval(&mut c, &format!("{tfield}.approval"), raw),
+                None => base_approval.clone(),
+            };
+            let gates = Gates { checks, approval };
+            if !strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
+                c.err(
+                    &tfield,
+                    "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
+                );
+            }
             targets.insert(
                 env,
                 Target {
+                    gates,
                     follow,
                     desired_count: t.desired_count.or(s.desired_count),
                     rollback_alarms: t
@@ -505,6 +595,7 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 containers: s.containers,
                 strategy,
                 rolling,
+                native,
                 targets,
             },
         );
@@ -728,7 +819,10 @@ follow = { semver = ">=1.0.0" }
             .unwrap_err()
             .to_string();
         assert!(err.contains("`services.web.strategy`"), "{err}");
-        assert!(err.contains("allowed: \"rolling\""), "{err}");
+        assert!(
+            err.contains("allowed: \"rolling\", \"blue_green\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -751,5 +845,76 @@ follow = { semver = ">=1.0.0" }
             .unwrap_err()
             .to_string();
         assert!(err.contains("both a variable and a secret"), "{err}");
+    }
+
+    #[test]
+    fn native_strategies_need_a_load_balancer_and_gates_need_a_native_strategy() {
+        let text = GOOD.replace(
+            "desired_count = 2\n",
+            "desired_count = 2\nstrategy = \"canary\"\n",
+        );
+        let errs = Config::parse("harbormaster.toml", &text).unwrap_err();
+        let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"services.web.load_balancer"), "{fields:?}");
+        assert!(fields.contains(&"services.web.canary"), "{fields:?}");
+
+        let text = GOOD.replace(
+            "[services.web.environments.dev]\n",
+            "[services.web.environments.dev]\napproval = { stage = \"post_test_traffic_shift\" }\n",
+        );
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.web.environments.dev") && err.contains("lifecycle hooks"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_canary_with_gates_parses_and_bad_gates_are_named() {
+        let native = r#"
+strategy = "canary"
+canary = { percent = 10, interval_minutes = 5 }
+load_balancer = { container = "web", port = 8000 }
+"#;
+        let check = r#"
+[services.web.checks.latency]
+stages = ["post_production_traffic_shift"]
+threshold = 2
+queries = [
+  { id = "p99", namespace = "AWS/ApplicationELB", metric = "TargetResponseTime", stat = "p99" },
+]
+
+[services.web.environments.dev]
+"#;
+        let text = GOOD
+            .replace(
+                "desired_count = 2\n",
+                &format!("desired_count = 2\n{native}"),
+            )
+            .replace("[services.web.environments.dev]\n", check);
+        let cfg = Config::parse("harbormaster.toml", &text).unwrap();
+        let (_, s, t) = cfg.target("dev", "web").unwrap();
+        assert_eq!(s.strategy, Strategy::Canary);
+        assert_eq!(
+            s.native.as_ref().unwrap().canary.as_ref().unwrap().percent,
+            10.0
+        );
+        assert_eq!(t.gates.checks[0].value, "p99");
+
+        let bad = text
+            .replace("post_production_traffic_shift", "after_lunch")
+            .replace("id = \"p99\"", "id = \"P99\"")
+            .replace("percent = 10", "percent = 100");
+        let errs = Config::parse("harbormaster.toml", &bad).unwrap_err();
+        let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "services.web.checks.latency.stages",
+            "services.web.checks.latency.queries[0].id",
+            "services.web.canary.percent",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
     }
 }

@@ -8,10 +8,15 @@ use serde_json::Value;
 
 use crate::bundle::Bundle;
 use crate::engine::{run, RunOptions, TargetReport};
-use crate::event::{EcrAction, Event, EventError};
+use crate::event::{
+    service_of_arn, EcrAction, Event, EventError, HookPayload, HOOK_DEPLOYMENT, HOOK_ENVIRONMENT,
+    HOOK_SERVICE,
+};
 use crate::image::{Digest, Image};
-use crate::machine::{Observation, Outcome};
+use crate::machine::{EcsChange, HookStatus, Observation, Outcome};
 use crate::ports::{PortError, Ports};
+use crate::state::DeploymentId;
+use crate::strategy::Stage;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DispatchReport {
@@ -19,6 +24,41 @@ pub struct DispatchReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
     pub targets: Vec<TargetReport>,
+    /// For a lifecycle hook: the answer ECS gets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookResponse>,
+}
+
+/// What the `ecs-hook` function returns to ECS.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookResponse {
+    pub hook_status: HookStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_back_delay: Option<u32>,
+    /// ECS hands these back on the next call of this hook: the agent's own keys (which say
+    /// what is gated) and its progress, readable in the ECS console.
+    pub hook_details: serde_json::Map<String, Value>,
+}
+
+impl HookResponse {
+    pub fn reason(&self) -> &str {
+        self.hook_details
+            .get("harbormaster:reason")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+impl DispatchReport {
+    fn ignored(event: String, why: String) -> Self {
+        DispatchReport {
+            event,
+            ignored: Some(why),
+            targets: Vec::new(),
+            hook: None,
+        }
+    }
 }
 
 impl DispatchReport {
@@ -55,23 +95,15 @@ pub async fn handle_event<P: Ports>(
     let description = event.describe();
     match event {
         Event::EcrImageAction { id, action, .. } => match action {
-            EcrAction::NothingToDeploy(why) => Ok(DispatchReport {
-                event: description,
-                ignored: Some(why),
-                targets: Vec::new(),
-            }),
+            EcrAction::NothingToDeploy(why) => Ok(DispatchReport::ignored(description, why)),
             EcrAction::Pushed(image) => {
                 let targets = push_targets(bundle, &image);
                 if targets.is_empty() {
                     let tag = image.tag.clone().unwrap_or_default();
-                    return Ok(DispatchReport {
-                        event: description,
-                        ignored: Some(format!(
-                            "no environment auto-deploys {}:{tag}",
-                            image.repository
-                        )),
-                        targets: Vec::new(),
-                    });
+                    return Ok(DispatchReport::ignored(
+                        description,
+                        format!("no environment auto-deploys {}:{tag}", image.repository),
+                    ));
                 }
                 let runs = targets.iter().map(|(env, svc)| {
                     let obs = Observation::ImagePushed {
@@ -84,6 +116,7 @@ pub async fn handle_event<P: Ports>(
                     event: description,
                     ignored: None,
                     targets: futures::future::join_all(runs).await,
+                    hook: None,
                 })
             }
         },
@@ -92,7 +125,202 @@ pub async fn handle_event<P: Ports>(
             r.event = description;
             Ok(r)
         }
+        Event::Hook { stage, payload } => {
+            let mut r = hook(ports, bundle, stage, &payload, opts).await;
+            r.event = description;
+            Ok(r)
+        }
+        Event::EcsDeployment {
+            id,
+            service: (cluster, ecs_service),
+            detail,
+        } => {
+            let (env, svc) = match known_target(bundle, &cluster, &ecs_service) {
+                Ok(t) => t,
+                Err(why) => return Ok(DispatchReport::ignored(description, why)),
+            };
+            let change = match detail.event_name.as_str() {
+                "SERVICE_DEPLOYMENT_IN_PROGRESS" => EcsChange::InProgress,
+                "SERVICE_DEPLOYMENT_COMPLETED" => EcsChange::Completed,
+                "SERVICE_DEPLOYMENT_FAILED" => EcsChange::Failed,
+                other => {
+                    return Ok(DispatchReport::ignored(
+                        description,
+                        format!("{other}: not a deployment state the agent acts on"),
+                    ))
+                }
+            };
+            let obs = Observation::EcsDeploymentChanged {
+                event_id: id,
+                ecs_deployment_id: detail.deployment_id,
+                change,
+                reason: detail
+                    .reason
+                    .unwrap_or_else(|| detail.event_name.to_lowercase()),
+                updated_at: detail.updated_at,
+            };
+            Ok(DispatchReport {
+                event: description,
+                ignored: None,
+                targets: vec![run_reported(ports, bundle, &env, &svc, vec![obs], opts).await],
+                hook: None,
+            })
+        }
+        Event::EcsServiceAction {
+            service: (cluster, ecs_service),
+            detail,
+            ..
+        } => {
+            let (env, svc) = match known_target(bundle, &cluster, &ecs_service) {
+                Ok(t) => t,
+                Err(why) => return Ok(DispatchReport::ignored(description, why)),
+            };
+            if detail.event_name != "SERVICE_STEADY_STATE" {
+                return Ok(DispatchReport::ignored(
+                    description,
+                    format!(
+                        "{}: the tick follows the rollout; nothing to decide now",
+                        detail.event_name
+                    ),
+                ));
+            }
+            // Steady state is the moment to look: the rollout has settled one way or the other.
+            Ok(DispatchReport {
+                event: description,
+                ignored: None,
+                targets: vec![
+                    run_reported(ports, bundle, &env, &svc, vec![Observation::Tick], opts).await,
+                ],
+                hook: None,
+            })
+        }
     }
+}
+
+fn known_target(bundle: &Bundle, cluster: &str, service: &str) -> Result<(String, String), String> {
+    target_of(bundle, cluster, service)
+        .ok_or_else(|| format!("{cluster}/{service} is not a service the config deploys"))
+}
+
+/// The (environment, service) deploying ECS service `service` in cluster `cluster`.
+pub fn target_of(bundle: &Bundle, cluster: &str, service: &str) -> Option<(String, String)> {
+    bundle
+        .config
+        .targets()
+        .find(|(e, s, _)| e.cluster == cluster && s.ecs_service == service)
+        .map(|(e, s, _)| (e.name.clone(), s.name.clone()))
+}
+
+/// A lifecycle hook: which deployment it gates (from the hook details the agent set, else the
+/// service ARN), what the target revision runs, then the gates, through the engine.
+async fn hook<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    stage: Stage,
+    payload: &HookPayload,
+    opts: RunOptions,
+) -> DispatchReport {
+    let mut details = payload.hook_details.clone().unwrap_or_default();
+    let detail = |k: &str| details.get(k).and_then(Value::as_str).map(str::to_owned);
+    let named = match (detail(HOOK_ENVIRONMENT), detail(HOOK_SERVICE)) {
+        (Some(e), Some(s)) if bundle.config.target(&e, &s).is_some() => Some((e, s)),
+        _ => None,
+    };
+    let target = named.or_else(|| {
+        let (cluster, service) = service_of_arn(&payload.execution_details.service_arn)?;
+        target_of(bundle, &cluster, &service)
+    });
+    let deployment = detail(HOOK_DEPLOYMENT).map(DeploymentId);
+    let callback = bundle.config.agent.hook_callback_seconds;
+    let mut answer = |status: HookStatus, reason: String| {
+        details.insert("harbormaster:stage".into(), stage.as_str().into());
+        details.insert("harbormaster:reason".into(), reason.into());
+        HookResponse {
+            hook_status: status,
+            call_back_delay: (status == HookStatus::InProgress).then_some(callback),
+            hook_details: details.clone(),
+        }
+    };
+    let Some((env, svc)) = target else {
+        return DispatchReport {
+            event: String::new(),
+            ignored: Some("not a service the config deploys".into()),
+            targets: Vec::new(),
+            hook: Some(answer(
+                HookStatus::Succeeded,
+                format!(
+                    "{} is not a service this config deploys; not gating it",
+                    payload.execution_details.service_arn
+                ),
+            )),
+        };
+    };
+    // Tells a rollback (whose hooks ECS also runs) from the deployment itself. Best effort:
+    // without it the hook details still name the deployment.
+    let revision_task_definition = match ports
+        .revision_task_definition(&payload.execution_details.target_service_revision_arn)
+        .await
+    {
+        Ok(td) => td,
+        Err(e) => {
+            tracing::warn!(environment = %env, service = %svc, error = %e, "target revision not described; relying on the hook details");
+            None
+        }
+    };
+    let obs = Observation::HookInvoked {
+        stage,
+        deployment,
+        revision_task_definition,
+    };
+    let report = run_reported(ports, bundle, &env, &svc, vec![obs], opts).await;
+    let response = match (&report.outcome, &report.error) {
+        (Outcome::HookAnswered { status, reason }, _) => answer(*status, reason.clone()),
+        // The gates could not be decided now (state store unreachable, contention): ask again
+        // rather than fail a healthy deployment or pass an unchecked one.
+        (_, Some(e)) => answer(HookStatus::InProgress, format!("could not decide yet: {e}")),
+        _ if opts.dry_run => answer(
+            HookStatus::InProgress,
+            format!("dry run: would run {}", report.planned.join(", ")),
+        ),
+        (other, None) => answer(
+            HookStatus::InProgress,
+            format!(
+                "no answer yet ({})",
+                serde_json::to_string(other).unwrap_or_default()
+            ),
+        ),
+    };
+    DispatchReport {
+        event: String::new(),
+        ignored: None,
+        targets: vec![report],
+        hook: Some(response),
+    }
+}
+
+/// A person approves or rejects the deployment in flight (its approval gate).
+#[allow(clippy::too_many_arguments)]
+pub async fn record_approval<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    approved: bool,
+    by: &str,
+    summary: Option<String>,
+    opts: RunOptions,
+) -> Result<TargetReport, DispatchError> {
+    if bundle.config.target(env, service).is_none() {
+        return Err(DispatchError::Usage(format!(
+            "service `{service}` is not deployed to environment `{env}` by the config"
+        )));
+    }
+    let obs = Observation::ApprovalRecorded {
+        approved,
+        by: by.to_owned(),
+        summary,
+    };
+    Ok(run_reported(ports, bundle, env, service, vec![obs], opts).await)
 }
 
 /// (environment, service) pairs that deploy this push automatically.
@@ -190,6 +418,7 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
         event: "tick".into(),
         ignored: None,
         targets: futures::future::join_all(runs).await,
+        hook: None,
     }
 }
 

@@ -12,9 +12,12 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::bundle::Bundle;
-use crate::machine::{decide, Command, Observation, Outcome, Rollout, Step, Transition};
-use crate::ports::{PortError, Ports, SaveError, ServiceSnapshot, Version};
+use crate::machine::{
+    decide, Command, Measurement, Observation, Outcome, Rollout, Step, Transition,
+};
+use crate::ports::{PortError, Ports, SaveError, ServiceSnapshot, StoppedTask, Version};
 use crate::state::{DeploymentId, ServiceState};
+use crate::strategy::{output_names, NativeDeployment, HOOK_FUNCTION_OUTPUT, HOOK_ROLE_OUTPUT};
 use crate::template::{Placement, RenderInput, RenderedTaskDefinition};
 
 /// Steps one invocation takes at most; a deployment needs four, plus one to start what is pending.
@@ -136,7 +139,14 @@ pub async fn run<P: Ports>(
             }
         }
         steps += 1;
-        if first_outcome {
+        // The first step says what the observation did (started, queued…); a later step that
+        // ends a deployment or answers a hook says more, and is what a caller acts on.
+        if first_outcome
+            || matches!(
+                step.outcome,
+                Outcome::HookAnswered { .. } | Outcome::Finished { .. }
+            )
+        {
             report.outcome = step.outcome.clone();
             first_outcome = false;
         }
@@ -306,7 +316,74 @@ pub fn describe_command(c: &Command) -> String {
             task_definition_arn,
             ..
         } => format!("DescribeServices (rollout of {task_definition_arn})"),
+        Command::MeasureChecks { stage, .. } => {
+            format!("GetMetricData for the checks at {stage}")
+        }
+        Command::ExplainFailure {
+            task_definition_arn,
+            ..
+        } => format!("DescribeServices and stopped tasks of {task_definition_arn}"),
     }
+}
+
+/// The native strategy's settings with every ARN known: from the config, else from the
+/// bootstrap's and the agent's outputs in SSM. `Ok(None)` for a rolling service.
+pub async fn native_for<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+) -> Result<Option<NativeDeployment>, RenderError> {
+    let Some((_, s, t)) = bundle.config.target(env, service) else {
+        return Err(RenderError::Other(format!(
+            "no service `{service}` in environment `{env}`"
+        )));
+    };
+    let Some(native) = &s.native else {
+        return Ok(None);
+    };
+    let project = &bundle.config.project;
+    let env_root = format!("/{project}/{env}/outputs/");
+    let agent_root = format!("/{project}/agent/");
+    let mut names: Vec<String> = output_names(&s.name)
+        .iter()
+        .map(|(_, short)| format!("{env_root}{short}"))
+        .collect();
+    names.push(format!("{agent_root}{HOOK_FUNCTION_OUTPUT}"));
+    names.push(format!("{agent_root}{HOOK_ROLE_OUTPUT}"));
+    let found = ports.outputs(&names).await.map_err(RenderError::Port)?;
+    let short = found
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let k = k
+                .strip_prefix(&env_root)
+                .or_else(|| k.strip_prefix(&agent_root))?
+                .to_owned();
+            Some((k, v))
+        })
+        .collect();
+    let agent = &bundle.config.agent;
+    NativeDeployment::resolve(
+        &s.name,
+        native,
+        &t.gates,
+        (
+            agent.hook_function_arn.as_deref(),
+            agent.hook_role_arn.as_deref(),
+        ),
+        &short,
+    )
+    .map(Some)
+    .map_err(RenderError::Other)
+}
+
+/// A failed rollout's reason with what explains it: stopped tasks' reasons and exit codes.
+fn with_stopped_tasks(reason: String, stopped: &[StoppedTask]) -> String {
+    if stopped.is_empty() {
+        return reason;
+    }
+    let tasks: Vec<String> = stopped.iter().take(3).map(StoppedTask::describe).collect();
+    format!("{reason} (stopped tasks: {})", tasks.join(" | "))
 }
 
 enum Failure {
@@ -375,10 +452,7 @@ async fn execute<P: Ports>(
         async move {
             render_for(ports, bundle, env, service, &digest, &deployment.0)
                 .await
-                .map_err(|e| match e {
-                    RenderError::Port(p) => classify(&deployment, p),
-                    RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
-                })
+                .map_err(|e| render_failure(&deployment, e))
         }
     };
     match command {
@@ -394,6 +468,11 @@ async fn execute<P: Ports>(
             })
         }
         Command::RegisterRevision { deployment, image } => {
+            // A native deployment missing a target group or listener rule fails here, before
+            // anything is registered.
+            native_for(ports, bundle, env, service)
+                .await
+                .map_err(|e| render_failure(deployment, e))?;
             let td = render(deployment, image.digest.clone()).await?;
             // A task whose secret is missing fails to start long after the deploy "worked";
             // checking the parameters exist first fails the deployment now, saying which.
@@ -436,9 +515,10 @@ async fn execute<P: Ports>(
             task_definition_arn,
             adopt,
         } => {
-            let target = bundle.service_target(env, service).ok_or_else(|| {
-                Failure::Permanent(deployment.clone(), "service left the config".into())
-            })?;
+            let mut target = service_target(bundle, env, service, deployment)?;
+            target.native = native_for(ports, bundle, env, service)
+                .await
+                .map_err(|e| render_failure(deployment, e))?;
             if *adopt {
                 let snap = ports
                     .describe(&target.cluster, &target.service)
@@ -455,7 +535,7 @@ async fn execute<P: Ports>(
                 }
             }
             let id = ports
-                .update(&target, task_definition_arn)
+                .update(&target, task_definition_arn, deployment)
                 .await
                 .map_err(|e| classify(deployment, e))?;
             Ok(Observation::ServiceUpdated {
@@ -468,9 +548,7 @@ async fn execute<P: Ports>(
             task_definition_arn,
             ecs_deployment_id,
         } => {
-            let target = bundle.service_target(env, service).ok_or_else(|| {
-                Failure::Permanent(deployment.clone(), "service left the config".into())
-            })?;
+            let target = service_target(bundle, env, service, deployment)?;
             let snap = ports
                 .describe(&target.cluster, &target.service)
                 .await
@@ -479,16 +557,111 @@ async fn execute<P: Ports>(
                 .last_known_good
                 .as_ref()
                 .map(|g| g.task_definition_arn.as_str());
+            let mut rollout = rollout_of(
+                &snap,
+                task_definition_arn,
+                ecs_deployment_id.as_deref(),
+                previous,
+            );
+            if let Rollout::Failed { reason } | Rollout::RolledBack { reason, .. } = &mut rollout {
+                // Best effort: the verdict stands without the explanation.
+                let stopped = ports
+                    .stopped_tasks(&target.cluster, &target.service, task_definition_arn)
+                    .await
+                    .unwrap_or_default();
+                *reason = with_stopped_tasks(std::mem::take(reason), &stopped);
+            }
             Ok(Observation::RolloutObserved {
                 deployment: deployment.clone(),
-                rollout: rollout_of(
-                    &snap,
-                    task_definition_arn,
-                    ecs_deployment_id.as_deref(),
-                    previous,
-                ),
+                rollout,
             })
         }
+        Command::MeasureChecks { deployment, stage } => {
+            let policy = bundle
+                .policy(env, service)
+                .ok_or_else(|| left_the_config(deployment))?;
+            let now = ports.now();
+            let mut measurements = Vec::new();
+            for check in policy.gates.checks_at(*stage) {
+                let start = now - chrono::Duration::minutes(check.window_minutes.into());
+                // Anything that keeps a value from being measured is inconclusive, never a pass.
+                let value = match ports.measure(&check.queries, start, now).await {
+                    Err(e) => Err(format!("GetMetricData failed: {e}")),
+                    Ok(series) => match series.iter().find(|s| s.id == check.value) {
+                        None => Err(format!(
+                            "CloudWatch returned no result for `{}`",
+                            check.value
+                        )),
+                        Some(s) => match &s.problem {
+                            Some(p) => Err(p.clone()),
+                            None => check.worst(&s.values).ok_or_else(|| {
+                                format!("no datapoints in the last {} min", check.window_minutes)
+                            }),
+                        },
+                    },
+                };
+                measurements.push(Measurement {
+                    check: check.name.clone(),
+                    value,
+                });
+            }
+            Ok(Observation::ChecksMeasured {
+                deployment: deployment.clone(),
+                stage: *stage,
+                measurements,
+            })
+        }
+        Command::ExplainFailure {
+            deployment,
+            task_definition_arn,
+            reason,
+        } => {
+            let target = service_target(bundle, env, service, deployment)?;
+            let snap = ports
+                .describe(&target.cluster, &target.service)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            let stopped = ports
+                .stopped_tasks(&target.cluster, &target.service, task_definition_arn)
+                .await
+                .unwrap_or_default();
+            let events: Vec<&str> = snap.events.iter().take(3).map(String::as_str).collect();
+            let mut why = with_stopped_tasks(reason.clone(), &stopped);
+            if !events.is_empty() {
+                why = format!("{why} (service events: {})", events.join(" | "));
+            }
+            let rolled_back_to = snap
+                .primary()
+                .filter(|p| &p.task_definition != task_definition_arn)
+                .map(|p| p.task_definition.clone());
+            Ok(Observation::FailureExplained {
+                deployment: deployment.clone(),
+                rolled_back_to,
+                reason: why,
+            })
+        }
+    }
+}
+
+fn left_the_config(deployment: &DeploymentId) -> Failure {
+    Failure::Permanent(deployment.clone(), "service left the config".into())
+}
+
+fn service_target(
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    deployment: &DeploymentId,
+) -> Result<crate::ports::ServiceTarget, Failure> {
+    bundle
+        .service_target(env, service)
+        .ok_or_else(|| left_the_config(deployment))
+}
+
+fn render_failure(deployment: &DeploymentId, e: RenderError) -> Failure {
+    match e {
+        RenderError::Port(p) => classify(deployment, p),
+        RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
     }
 }
 

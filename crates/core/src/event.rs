@@ -7,12 +7,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::image::{Digest, Image};
+use crate::strategy::Stage;
+
+/// What the `ecs-hook` function is handed: no EventBridge envelope, recognised by its shape.
+pub const HOOK_KIND: &str = "ECS lifecycle hook";
+/// The hook-details keys the agent sets with UpdateService, so the hook knows what it gates.
+pub const HOOK_ENVIRONMENT: &str = "harbormaster:environment";
+pub const HOOK_SERVICE: &str = "harbormaster:service";
+pub const HOOK_DEPLOYMENT: &str = "harbormaster:deployment";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("the event is not a JSON object")]
     NotAnObject,
-    #[error("unrecognised event (source `{source_name}`, detail-type `{detail_type}`): Harbormaster handles \"ECR Image Action\" from aws.ecr and \"Scheduled Event\" from aws.events")]
+    #[error("unrecognised event (source `{source_name}`, detail-type `{detail_type}`): Harbormaster handles \"ECR Image Action\" from aws.ecr, \"ECS Deployment State Change\" and \"ECS Service Action\" from aws.ecs, \"Scheduled Event\" from aws.events, and ECS lifecycle hook invocations")]
     Unknown {
         source_name: String,
         detail_type: String,
@@ -48,7 +56,65 @@ pub enum EcrAction {
     NothingToDeploy(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The payload ECS sends a lifecycle hook function (AWS's documented shape).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HookPayload {
+    pub execution_id: String,
+    pub lifecycle_stage: String,
+    /// The service deployment's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_arn: Option<String>,
+    pub execution_details: ExecutionDetails,
+    /// What the hook configuration carries, plus what the last IN_PROGRESS answer returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_details: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetails {
+    pub service_arn: String,
+    pub target_service_revision_arn: String,
+    #[serde(default)]
+    pub test_traffic_weights: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    pub production_traffic_weights: std::collections::BTreeMap<String, f64>,
+}
+
+/// The `detail` of "ECS Deployment State Change".
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsDeploymentDetail {
+    pub event_type: String,
+    pub event_name: String,
+    pub deployment_id: String,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The `detail` of "ECS Service Action" (only what the agent reads).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsServiceActionDetail {
+    pub event_type: String,
+    pub event_name: String,
+    #[serde(default)]
+    pub cluster_arn: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → (cluster, service).
+pub fn service_of_arn(arn: &str) -> Option<(String, String)> {
+    let rest = arn.split(":service/").nth(1)?;
+    let (cluster, service) = rest.split_once('/')?;
+    (!cluster.is_empty() && !service.is_empty() && !service.contains('/'))
+        .then(|| (cluster.to_owned(), service.to_owned()))
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     EcrImageAction {
         id: String,
@@ -60,11 +126,29 @@ pub enum Event {
         id: String,
         time: Option<DateTime<Utc>>,
     },
+    Hook {
+        stage: Stage,
+        payload: HookPayload,
+    },
+    EcsDeployment {
+        id: String,
+        /// (cluster, service) from `resources`.
+        service: (String, String),
+        detail: EcsDeploymentDetail,
+    },
+    EcsServiceAction {
+        id: String,
+        service: (String, String),
+        detail: EcsServiceActionDetail,
+    },
 }
 
 impl Event {
     pub fn parse(value: &Value) -> Result<Event, EventError> {
         let obj = value.as_object().ok_or(EventError::NotAnObject)?;
+        if obj.contains_key("lifecycleStage") || obj.contains_key("executionId") {
+            return Event::parse_hook(value);
+        }
         let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let (source, detail_type) = (get("source"), get("detail-type"));
         let id = get("id");
@@ -155,11 +239,87 @@ impl Event {
                     })?;
                 Ok(Event::Scheduled { id, time: ev.time })
             }
+            ("aws.ecs", "ECS Deployment State Change") => {
+                let (service, detail) = ecs_event::<EcsDeploymentDetail>(
+                    value,
+                    "ECS Deployment State Change",
+                    &id_note,
+                )?;
+                if id.is_empty() {
+                    return Err(malformed(
+                        "ECS Deployment State Change",
+                        &id_note,
+                        "id",
+                        "is required to recognise redeliveries",
+                    ));
+                }
+                Ok(Event::EcsDeployment {
+                    id,
+                    service,
+                    detail,
+                })
+            }
+            ("aws.ecs", "ECS Service Action") => {
+                let (service, detail) =
+                    ecs_event::<EcsServiceActionDetail>(value, "ECS Service Action", &id_note)?;
+                Ok(Event::EcsServiceAction {
+                    id,
+                    service,
+                    detail,
+                })
+            }
             _ => Err(EventError::Unknown {
                 source_name: source,
                 detail_type,
             }),
         }
+    }
+
+    fn parse_hook(value: &Value) -> Result<Event, EventError> {
+        let id = value
+            .get("executionId")
+            .and_then(Value::as_str)
+            .map(|i| format!(" {i}"))
+            .unwrap_or_default();
+        let payload: HookPayload = serde_json::from_value(value.clone()).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).unwrap_or("payload").to_owned();
+            malformed(
+                HOOK_KIND,
+                &id,
+                &field,
+                &format!("is missing or invalid: {msg}"),
+            )
+        })?;
+        let stage = Stage::parse(&payload.lifecycle_stage).ok_or_else(|| {
+            malformed(
+                HOOK_KIND,
+                &id,
+                "lifecycleStage",
+                &format!(
+                    "`{}` is not an ECS lifecycle stage",
+                    payload.lifecycle_stage
+                ),
+            )
+        })?;
+        if service_of_arn(&payload.execution_details.service_arn).is_none() {
+            return Err(malformed(
+                HOOK_KIND,
+                &id,
+                "executionDetails.serviceArn",
+                "is not a service ARN (arn:aws:ecs:…:service/<cluster>/<service>)",
+            ));
+        }
+        Ok(Event::Hook { stage, payload })
+    }
+
+    /// The kind of event: its detail-type, or [`HOOK_KIND`] for a hook payload.
+    pub fn kind_of(value: &Value) -> Option<&str> {
+        let obj = value.as_object()?;
+        if obj.contains_key("lifecycleStage") || obj.contains_key("executionId") {
+            return Some(HOOK_KIND);
+        }
+        obj.get("detail-type").and_then(Value::as_str)
     }
 
     pub fn describe(&self) -> String {
@@ -169,8 +329,72 @@ impl Event {
                 EcrAction::NothingToDeploy(why) => format!("ECR Image Action (event {id}): {why}"),
             },
             Event::Scheduled { id, .. } => format!("scheduled tick (event {id})"),
+            Event::Hook { stage, payload } => format!(
+                "ECS lifecycle hook {stage} for {} (execution {})",
+                payload.execution_details.service_arn, payload.execution_id
+            ),
+            Event::EcsDeployment {
+                id,
+                detail,
+                service,
+            } => format!(
+                "{} of {}/{} deployment {} (event {id})",
+                detail.event_name, service.0, service.1, detail.deployment_id
+            ),
+            Event::EcsServiceAction {
+                id,
+                detail,
+                service,
+            } => format!(
+                "{} of {}/{} (event {id})",
+                detail.event_name, service.0, service.1
+            ),
         }
     }
+}
+
+fn malformed(event: &'static str, id: &str, field: &str, problem: &str) -> EventError {
+    EventError::Malformed {
+        event,
+        id: id.to_owned(),
+        field: field.to_owned(),
+        problem: problem.to_owned(),
+    }
+}
+
+fn malformed_field(event: &'static str, id: &str, e: &serde_json::Error) -> EventError {
+    let msg = e.to_string();
+    let field = msg
+        .split('`')
+        .nth(1)
+        .map(|f| format!("detail.{f}"))
+        .unwrap_or_else(|| "detail".into());
+    malformed(event, id, &field, &format!("is missing or invalid: {msg}"))
+}
+
+/// An aws.ecs event's (cluster, service), from `resources`, and its typed detail.
+fn ecs_event<D: serde::de::DeserializeOwned + serde::Serialize>(
+    value: &Value,
+    event: &'static str,
+    id: &str,
+) -> Result<((String, String), D), EventError> {
+    let ev: EventBridgeEvent<D> =
+        serde_json::from_value(value.clone()).map_err(|e| malformed_field(event, id, &e))?;
+    let service = ev
+        .resources
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|r| service_of_arn(r))
+        .ok_or_else(|| {
+            malformed(
+                event,
+                id,
+                "resources",
+                "must hold the service's ARN (arn:aws:ecs:…:service/<cluster>/<service>)",
+            )
+        })?;
+    Ok((service, ev.detail))
 }
 
 #[cfg(test)]
@@ -266,5 +490,78 @@ mod tests {
             Event::parse(&json!([1])).unwrap_err(),
             EventError::NotAnObject
         );
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ecs_fixtures_parse_and_round_trip() {
+        let hook = fixture("ecs-hook-post-test-traffic-shift.json");
+        let Event::Hook { stage, payload } = Event::parse(&hook).unwrap() else {
+            panic!("a hook")
+        };
+        assert_eq!(stage, Stage::PostTestTrafficShift);
+        assert_eq!(serde_json::to_value(&payload).unwrap(), hook);
+        assert_eq!(Event::kind_of(&hook), Some(HOOK_KIND));
+
+        for (name, event_name) in [
+            (
+                "ecs-deployment-in-progress.json",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            ),
+            (
+                "ecs-deployment-completed.json",
+                "SERVICE_DEPLOYMENT_COMPLETED",
+            ),
+            ("ecs-deployment-failed.json", "SERVICE_DEPLOYMENT_FAILED"),
+        ] {
+            let v = fixture(name);
+            let Event::EcsDeployment {
+                service, detail, ..
+            } = Event::parse(&v).unwrap()
+            else {
+                panic!("{name}: a deployment event")
+            };
+            assert_eq!(service, ("booking-dev".into(), "web".into()));
+            assert_eq!(detail.event_name, event_name);
+            let typed: EventBridgeEvent<EcsDeploymentDetail> =
+                serde_json::from_value(v.clone()).unwrap();
+            let mut back = serde_json::to_value(&typed).unwrap();
+            // The detail round-trips exactly; timestamps re-serialise in RFC 3339.
+            assert_eq!(back["detail"]["deploymentId"], v["detail"]["deploymentId"]);
+            back["detail"]["updatedAt"] = v["detail"]["updatedAt"].clone();
+            back["time"] = v["time"].clone();
+            assert_eq!(back["detail"], v["detail"], "{name}");
+        }
+        let v = fixture("ecs-service-action-steady-state.json");
+        assert!(matches!(
+            Event::parse(&v).unwrap(),
+            Event::EcsServiceAction { detail, .. } if detail.event_name == "SERVICE_STEADY_STATE"
+        ));
+    }
+
+    #[test]
+    fn malformed_hook_payloads_name_the_field() {
+        let mut hook = fixture("ecs-hook-post-test-traffic-shift.json");
+        hook["lifecycleStage"] = json!("LUNCH_BREAK");
+        let err = Event::parse(&hook).unwrap_err().to_string();
+        assert!(
+            err.contains("`lifecycleStage`") && err.contains("e8d5a28f"),
+            "{err}"
+        );
+        let mut hook = fixture("ecs-hook-post-test-traffic-shift.json");
+        hook["executionDetails"]
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceArn");
+        let err = Event::parse(&hook).unwrap_err().to_string();
+        assert!(err.contains("serviceArn"), "{err}");
+        let mut e = fixture("ecs-deployment-failed.json");
+        e["resources"] = json!([]);
+        let err = Event::parse(&e).unwrap_err().to_string();
+        assert!(err.contains("`resources`"), "{err}");
     }
 }

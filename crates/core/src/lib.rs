@@ -15,6 +15,7 @@ pub mod notify;
 pub mod ports;
 pub mod secrets;
 pub mod state;
+pub mod strategy;
 pub mod template;
 pub mod testing;
 

@@ -9,12 +9,13 @@ use serde::Serialize;
 use crate::image::{Digest, Image, ImageOrder};
 use crate::notify::{NoticeKind, Notification};
 use crate::state::{
-    Deployment, DeploymentId, HistoryEntry, KnownGood, Phase, Release, ServiceState, Trigger,
-    Verdict,
+    ApprovalDecision, Deployment, DeploymentId, GateRecord, GateStatus, HistoryEntry, KnownGood,
+    Phase, Release, ServiceState, Trigger, Verdict,
 };
+use crate::strategy::{Gates, OnTimeout, Stage};
 
 /// The settings of one (environment, service) that the machine needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub project: String,
     pub order: ImageOrder,
@@ -22,6 +23,33 @@ pub struct Policy {
     pub stabilize_timeout: Duration,
     pub max_attempts: u32,
     pub history_limit: usize,
+    /// Checks and approval at the lifecycle hooks (native strategies), checks localised.
+    pub gates: Gates,
+}
+
+/// The answer to an ECS lifecycle hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStatus {
+    Succeeded,
+    Failed,
+    /// Ask again after the callback delay.
+    InProgress,
+}
+
+/// One check's measurement: the deciding value, or why there is none (inconclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub check: String,
+    pub value: Result<f64, String>,
+}
+
+/// What an "ECS Deployment State Change" event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcsChange {
+    InProgress,
+    Completed,
+    Failed,
 }
 
 /// What ECS says of our deployment, reduced to what the machine decides on.
@@ -44,7 +72,7 @@ pub enum Rollout {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// An ECR push event for this service's repository whose tag this environment follows.
     ImagePushed {
@@ -90,6 +118,39 @@ pub enum Observation {
         deployment: DeploymentId,
         error: String,
     },
+    /// ECS called the lifecycle hook. `deployment` comes from the hook details the agent set
+    /// with UpdateService; `revision_task_definition` is what the target revision runs, when
+    /// ECS could say.
+    HookInvoked {
+        stage: Stage,
+        deployment: Option<DeploymentId>,
+        revision_task_definition: Option<String>,
+    },
+    ChecksMeasured {
+        deployment: DeploymentId,
+        stage: Stage,
+        measurements: Vec<Measurement>,
+    },
+    /// A person approved or rejected the deployment in flight.
+    ApprovalRecorded {
+        approved: bool,
+        by: String,
+        summary: Option<String>,
+    },
+    /// An "ECS Deployment State Change" event.
+    EcsDeploymentChanged {
+        event_id: String,
+        ecs_deployment_id: String,
+        change: EcsChange,
+        reason: String,
+        updated_at: DateTime<Utc>,
+    },
+    /// Why a deployment ECS reported failed did fail, and where the service is now.
+    FailureExplained {
+        deployment: DeploymentId,
+        rolled_back_to: Option<String>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +174,17 @@ pub enum Command {
         deployment: DeploymentId,
         task_definition_arn: String,
         ecs_deployment_id: Option<String>,
+    },
+    /// Measure the checks gating `stage` (CloudWatch GetMetricData).
+    MeasureChecks {
+        deployment: DeploymentId,
+        stage: Stage,
+    },
+    /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
+    ExplainFailure {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        reason: String,
     },
 }
 
@@ -138,6 +210,11 @@ pub enum Outcome {
     /// The observation is about a deployment that is no longer in flight.
     Stale,
     Nothing,
+    /// The lifecycle hook's answer.
+    HookAnswered {
+        status: HookStatus,
+        reason: String,
+    },
 }
 
 /// One line of the journal: a state transition.
@@ -369,6 +446,58 @@ pub fn decide(
                 Some(_) => cx.finish(Verdict::Failed, Some(error.clone())),
             }
         }
+        Observation::HookInvoked {
+            stage,
+            deployment,
+            revision_task_definition,
+        } => cx.hook(
+            *stage,
+            deployment.as_ref(),
+            revision_task_definition.as_deref(),
+        ),
+        Observation::ChecksMeasured {
+            deployment,
+            stage,
+            measurements,
+        } => cx.checks_measured(deployment, *stage, measurements),
+        Observation::ApprovalRecorded {
+            approved,
+            by,
+            summary,
+        } => cx.record_approval(*approved, by, summary.clone()),
+        Observation::EcsDeploymentChanged {
+            event_id,
+            ecs_deployment_id,
+            change,
+            reason,
+            updated_at,
+        } => {
+            if cx.s.has_processed(event_id) {
+                Outcome::Duplicate
+            } else {
+                cx.s.remember_event(event_id);
+                cx.ecs_changed(ecs_deployment_id, *change, reason, *updated_at)
+            }
+        }
+        Observation::FailureExplained {
+            deployment,
+            rolled_back_to,
+            reason,
+        } => match cx
+            .s
+            .in_flight
+            .as_ref()
+            .filter(|d| &d.id == deployment && d.phase != Phase::Registering)
+        {
+            None => Outcome::Stale,
+            Some(_) => match rolled_back_to {
+                Some(to) => cx.finish(
+                    Verdict::RolledBack,
+                    Some(format!("{reason}; the service is back on {to}")),
+                ),
+                None => cx.finish(Verdict::Failed, Some(reason.clone())),
+            },
+        },
     };
     Step {
         state: cx.s,
@@ -503,6 +632,7 @@ impl Ctx<'_> {
                 task_definition_arn: None,
                 reason: Some(reason.to_owned()),
                 at: self.now,
+                gates: Vec::new(),
             },
             self.policy.history_limit,
         );
@@ -536,6 +666,11 @@ impl Ctx<'_> {
             attempts: 0,
             task_definition_arn: None,
             ecs_deployment_id: None,
+            stage: None,
+            gates: Vec::new(),
+            approval: None,
+            gate_failure: None,
+            ecs_event_at: None,
         });
         self.transition(
             "pending".into(),
@@ -634,6 +769,14 @@ impl Ctx<'_> {
             .in_flight
             .clone()
             .expect("finish needs a deployment in flight");
+        // The gate that failed it is the first thing a person needs to read.
+        let reason = match (&d.gate_failure, reason) {
+            (Some(g), Some(r)) if verdict.is_failure() && !r.contains(g.as_str()) => {
+                Some(format!("{g}; {r}"))
+            }
+            (Some(g), None) if verdict.is_failure() => Some(g.clone()),
+            (_, r) => r,
+        };
         self.transition(
             d.phase.to_string(),
             verdict.to_string(),
@@ -665,6 +808,7 @@ impl Ctx<'_> {
                 task_definition_arn: d.task_definition_arn.clone(),
                 reason,
                 at: self.now,
+                gates: d.gates.clone(),
             },
             self.policy.history_limit,
         );
@@ -675,6 +819,397 @@ impl Ctx<'_> {
         Outcome::Finished {
             deployment: d.id,
             verdict,
+        }
+    }
+
+    // ---------- lifecycle hooks (native strategies) ----------
+
+    fn answer(&self, status: HookStatus, reason: impl Into<String>) -> Outcome {
+        Outcome::HookAnswered {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// ECS asks whether the deployment may go on at `stage`.
+    fn hook(
+        &mut self,
+        stage: Stage,
+        deployment: Option<&DeploymentId>,
+        revision_task_definition: Option<&str>,
+    ) -> Outcome {
+        let service = self.s.service.clone();
+        let Some(d) = self.s.in_flight.clone() else {
+            return self.answer(
+                HookStatus::Succeeded,
+                format!("no deployment of {service} is in flight; nothing to gate"),
+            );
+        };
+        if let Some(id) = deployment.filter(|id| **id != d.id) {
+            // Its deployment finished already: this is ECS rolling it back, or a late call.
+            return self.answer(
+                HookStatus::Succeeded,
+                format!("the hook is for {id}, which is no longer in flight; not gating it"),
+            );
+        }
+        if d.phase == Phase::Registering {
+            return self.answer(
+                HookStatus::Succeeded,
+                format!(
+                    "{} has not updated the service yet; this ECS deployment is not the agent's",
+                    d.id
+                ),
+            );
+        }
+        if let (Some(rev), Some(ours)) =
+            (revision_task_definition, d.task_definition_arn.as_deref())
+        {
+            if rev != ours {
+                // A rollback runs hooks too: never stand in its way.
+                return self.answer(
+                    HookStatus::Succeeded,
+                    format!("the target revision runs {rev}, not {ours} of {}: a rollback or a change from elsewhere; not gating it", d.id),
+                );
+            }
+        }
+        if let Some(failure) = &d.gate_failure {
+            return self.answer(HookStatus::Failed, failure.clone());
+        }
+        if d.stage != Some(stage) {
+            let from = d
+                .stage
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| d.phase.to_string());
+            let dm = self.s.in_flight.as_mut().expect("present");
+            dm.stage = Some(stage);
+            dm.updated_at = self.now;
+            self.transition(from, stage.to_string(), "lifecycle hook".into());
+        }
+        if let Some(p) = self.s.pending.clone() {
+            return self.fail_gate(
+                stage,
+                "supersession",
+                format!(
+                    "{} is waiting to deploy; this release gives way (ECS rolls it back) and the newer one follows",
+                    p.image.label()
+                ),
+            );
+        }
+        if self.policy.gates.checks_at(stage).next().is_some() {
+            self.commands.push(Command::MeasureChecks {
+                deployment: d.id.clone(),
+                stage,
+            });
+            return Outcome::Progressed;
+        }
+        self.approval_gate(stage)
+    }
+
+    fn checks_measured(
+        &mut self,
+        deployment: &DeploymentId,
+        stage: Stage,
+        measurements: &[Measurement],
+    ) -> Outcome {
+        let Some(d) = self.s.in_flight.clone().filter(|d| &d.id == deployment) else {
+            return self.answer(
+                HookStatus::Succeeded,
+                format!("{deployment} is no longer in flight; not gating it"),
+            );
+        };
+        if let Some(failure) = &d.gate_failure {
+            return self.answer(HookStatus::Failed, failure.clone());
+        }
+        let checks: Vec<_> = self.policy.gates.checks_at(stage).cloned().collect();
+        let mut failed = Vec::new();
+        let mut waiting = Vec::new();
+        for check in &checks {
+            let gate = format!("metric:{}", check.name);
+            let previous = self
+                .gate_record(stage, &gate)
+                .map(|g| g.inconclusive)
+                .unwrap_or(0);
+            let measured = measurements
+                .iter()
+                .find(|m| m.check == check.name)
+                .map(|m| m.value.clone())
+                .unwrap_or_else(|| Err("not measured".into()));
+            let window = check.window_minutes;
+            match measured {
+                Ok(v) if check.breached(v) => {
+                    let detail = format!(
+                        "`{}` measured {v} over the last {window} min; allowed {}",
+                        check.name,
+                        check.describe_limit()
+                    );
+                    self.put_gate(stage, &gate, GateStatus::Failed, detail.clone(), Some(v), 0);
+                    failed.push(detail);
+                }
+                Ok(v) => {
+                    let detail = format!(
+                        "`{}` measured {v} over the last {window} min; allowed {}",
+                        check.name,
+                        check.describe_limit()
+                    );
+                    self.put_gate(stage, &gate, GateStatus::Passed, detail, Some(v), 0);
+                }
+                Err(problem) => {
+                    let rounds = previous + 1;
+                    let detail = format!(
+                        "`{}` could not be measured ({problem}); round {rounds} of {}",
+                        check.name,
+                        check.max_inconclusive + 1
+                    );
+                    if rounds > check.max_inconclusive {
+                        self.put_gate(stage, &gate, GateStatus::Failed, detail, None, rounds);
+                        failed.push(format!(
+                            "`{}` could not be measured in {rounds} rounds in a row ({problem}); an unmeasured check never passes",
+                            check.name
+                        ));
+                    } else {
+                        self.put_gate(
+                            stage,
+                            &gate,
+                            GateStatus::Inconclusive,
+                            detail.clone(),
+                            None,
+                            rounds,
+                        );
+                        waiting.push(detail);
+                    }
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let reason = failed.join("; ");
+            return self.fail_gate(stage, "metric", reason);
+        }
+        if !waiting.is_empty() {
+            return self.answer(HookStatus::InProgress, waiting.join("; "));
+        }
+        self.approval_gate(stage)
+    }
+
+    fn approval_gate(&mut self, stage: Stage) -> Outcome {
+        let d = self.s.in_flight.clone().expect("checked by the caller");
+        let Some(gate) = self
+            .policy
+            .gates
+            .approval
+            .clone()
+            .filter(|a| a.stage == stage)
+        else {
+            return self.pass(stage);
+        };
+        let since = self
+            .gate_record(stage, "approval")
+            .map(|g| g.since)
+            .unwrap_or(self.now);
+        match &d.approval {
+            Some(a) if a.approved => {
+                let detail = format!("approved by {}", a.by);
+                self.put_gate(stage, "approval", GateStatus::Passed, detail, None, 0);
+                self.pass(stage)
+            }
+            Some(a) => {
+                let summary = a
+                    .summary
+                    .as_deref()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                let reason = format!("rejected by {}{summary}", a.by);
+                self.fail_gate(stage, "approval", reason)
+            }
+            None => {
+                let waited = self.now - since;
+                if waited >= Duration::minutes(gate.timeout_minutes.into()) {
+                    let minutes = gate.timeout_minutes;
+                    match gate.on_timeout {
+                        OnTimeout::Reject => self.fail_gate(
+                            stage,
+                            "approval",
+                            format!("no decision within {minutes} min; rejected, as configured"),
+                        ),
+                        OnTimeout::Approve => {
+                            let detail = format!(
+                                "no decision within {minutes} min; approved, as configured"
+                            );
+                            self.put_gate(stage, "approval", GateStatus::Passed, detail, None, 0);
+                            self.pass(stage)
+                        }
+                    }
+                } else {
+                    let first = self.gate_record(stage, "approval").is_none();
+                    let ask = format!(
+                        "waiting for approval: harbormaster approve --env {} --service {} (or reject); {} min left",
+                        self.s.environment,
+                        self.s.service,
+                        (Duration::minutes(gate.timeout_minutes.into()) - waited).num_minutes()
+                    );
+                    self.put_gate(stage, "approval", GateStatus::Waiting, ask.clone(), None, 0);
+                    if first {
+                        self.transition(stage.to_string(), "awaiting approval".into(), ask.clone());
+                        self.notify(NoticeKind::ApprovalNeeded, Some(ask.clone()));
+                    }
+                    self.answer(HookStatus::InProgress, ask)
+                }
+            }
+        }
+    }
+
+    fn pass(&mut self, stage: Stage) -> Outcome {
+        self.transition(stage.to_string(), format!("{stage} passed"), String::new());
+        self.answer(
+            HookStatus::Succeeded,
+            format!("every gate at {stage} passed"),
+        )
+    }
+
+    /// Fails the hook: ECS rolls the deployment back and reports it, and the agent's failure
+    /// notification then names this gate.
+    fn fail_gate(&mut self, stage: Stage, gate: &str, reason: String) -> Outcome {
+        let failure = format!("{gate} gate failed at {stage}: {reason}");
+        let now = self.now;
+        if gate != "metric" {
+            // Metric gates are recorded one check at a time by the caller.
+            self.put_gate(stage, gate, GateStatus::Failed, reason, None, 0);
+        }
+        let dm = self.s.in_flight.as_mut().expect("present");
+        dm.gate_failure = Some(failure.clone());
+        dm.updated_at = now;
+        self.transition(stage.to_string(), "gate failed".into(), failure.clone());
+        self.answer(HookStatus::Failed, failure)
+    }
+
+    fn gate_record(&self, stage: Stage, gate: &str) -> Option<&GateRecord> {
+        self.s
+            .in_flight
+            .as_ref()?
+            .gates
+            .iter()
+            .find(|g| g.stage == stage && g.gate == gate)
+    }
+
+    fn put_gate(
+        &mut self,
+        stage: Stage,
+        gate: &str,
+        status: GateStatus,
+        detail: String,
+        value: Option<f64>,
+        inconclusive: u32,
+    ) {
+        // Timeouts count from the first evaluation at this stage.
+        let since = self
+            .gate_record(stage, gate)
+            .map(|g| g.since)
+            .unwrap_or(self.now);
+        let record = GateRecord {
+            stage,
+            gate: gate.to_owned(),
+            status,
+            detail,
+            value,
+            inconclusive,
+            since,
+            at: self.now,
+        };
+        let d = self.s.in_flight.as_mut().expect("present");
+        match d
+            .gates
+            .iter_mut()
+            .find(|g| g.stage == stage && g.gate == gate)
+        {
+            Some(g) => *g = record,
+            None => d.gates.push(record),
+        }
+    }
+
+    fn record_approval(&mut self, approved: bool, by: &str, summary: Option<String>) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return Outcome::Ignored {
+                reason: format!("no deployment of {} is in flight", self.s.service),
+            };
+        };
+        if self.policy.gates.approval.is_none() {
+            return Outcome::Ignored {
+                reason: format!(
+                    "{} in {} has no approval gate",
+                    self.s.service, self.s.environment
+                ),
+            };
+        }
+        if let Some(a) = &d.approval {
+            return Outcome::Ignored {
+                reason: format!(
+                    "{} was already {} by {}",
+                    d.id,
+                    if a.approved { "approved" } else { "rejected" },
+                    a.by
+                ),
+            };
+        }
+        let dm = self.s.in_flight.as_mut().expect("present");
+        dm.approval = Some(ApprovalDecision {
+            approved,
+            by: by.to_owned(),
+            summary: summary.clone(),
+            at: self.now,
+        });
+        dm.updated_at = self.now;
+        let word = if approved { "approved" } else { "rejected" };
+        self.transition(
+            "awaiting approval".into(),
+            word.into(),
+            format!(
+                "{word} by {by}{}",
+                summary.map(|s| format!(": {s}")).unwrap_or_default()
+            ),
+        );
+        Outcome::Progressed
+    }
+
+    fn ecs_changed(
+        &mut self,
+        ecs_id: &str,
+        change: EcsChange,
+        reason: &str,
+        updated_at: DateTime<Utc>,
+    ) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return Outcome::Ignored {
+                reason: format!("no deployment of {} is in flight; {ecs_id} is not the agent's, or already recorded", self.s.service),
+            };
+        };
+        if d.ecs_deployment_id.as_deref() != Some(ecs_id) {
+            return Outcome::Ignored {
+                reason: format!(
+                    "the event is about ECS deployment {ecs_id}; {} is {}",
+                    d.id,
+                    d.ecs_deployment_id
+                        .as_deref()
+                        .unwrap_or("not started in ECS yet")
+                ),
+            };
+        }
+        if d.ecs_event_at.is_some_and(|at| updated_at < at) {
+            return Outcome::Ignored {
+                reason: "older than an event already applied (delivered out of order)".into(),
+            };
+        }
+        let dm = self.s.in_flight.as_mut().expect("present");
+        dm.ecs_event_at = Some(updated_at);
+        match change {
+            EcsChange::InProgress => Outcome::Nothing,
+            EcsChange::Completed => self.finish(Verdict::Succeeded, None),
+            EcsChange::Failed => {
+                self.commands.push(Command::ExplainFailure {
+                    deployment: d.id.clone(),
+                    task_definition_arn: d.task_definition_arn.clone().unwrap_or_default(),
+                    reason: reason.to_owned(),
+                });
+                Outcome::Progressed
+            }
         }
     }
 

@@ -60,6 +60,17 @@ pub struct World {
     pub account: String,
     /// SSM parameter names that exist; `None`: every one does.
     pub parameters: Option<std::collections::BTreeSet<String>>,
+    /// Plain SSM parameters (the bootstrap's and the agent's outputs), by name.
+    pub outputs: BTreeMap<String, String>,
+    /// CloudWatch datapoints by `namespace/metric`: (time, value).
+    pub datapoints: BTreeMap<String, Vec<(DateTime<Utc>, f64)>>,
+    /// Values a metric-math query returns, by query id (the simulation does not do the math).
+    pub expressions: BTreeMap<String, Vec<f64>>,
+    /// Service revision ARN → the task definition it runs.
+    pub service_revisions: BTreeMap<String, String>,
+    pub stopped: Vec<StoppedTask>,
+    /// Every UpdateService request: the target (with native settings) and the deployment.
+    pub updates: Vec<(ServiceTarget, String, DeploymentId)>,
     next_version: u64,
     next_deployment: u64,
 }
@@ -86,6 +97,12 @@ impl MemoryPorts {
                 dead: false,
                 account: "123456789012".into(),
                 parameters: None,
+                outputs: BTreeMap::new(),
+                datapoints: BTreeMap::new(),
+                expressions: BTreeMap::new(),
+                service_revisions: BTreeMap::new(),
+                stopped: Vec::new(),
+                updates: Vec::new(),
                 next_version: 1,
                 next_deployment: 1,
             }),
@@ -369,10 +386,16 @@ impl Services for MemoryPorts {
         &self,
         target: &ServiceTarget,
         task_definition_arn: &str,
+        deployment: &DeploymentId,
     ) -> Result<Option<String>, PortError> {
         yield_once().await;
         self.with(|w| {
             let g = w.gate("UpdateService")?;
+            w.updates.push((
+                target.clone(),
+                task_definition_arn.to_owned(),
+                deployment.clone(),
+            ));
             let id = w.next_deployment;
             w.next_deployment += 1;
             let instant = w.rollout == RolloutMode::Instant;
@@ -430,6 +453,81 @@ impl Services for MemoryPorts {
                 events: s.events.clone(),
             };
             finish(g, "DescribeServices", snap)
+        })
+    }
+
+    async fn revision_task_definition(
+        &self,
+        revision_arn: &str,
+    ) -> Result<Option<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("DescribeServiceRevisions")?;
+            let td = w.service_revisions.get(revision_arn).cloned();
+            finish(g, "DescribeServiceRevisions", td)
+        })
+    }
+
+    async fn stopped_tasks(
+        &self,
+        _cluster: &str,
+        _service: &str,
+        _task_definition_arn: &str,
+    ) -> Result<Vec<StoppedTask>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("ListTasks")?;
+            let stopped = w.stopped.clone();
+            finish(g, "ListTasks", stopped)
+        })
+    }
+}
+
+impl Metrics for MemoryPorts {
+    async fn measure(
+        &self,
+        queries: &[crate::strategy::MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Series>, PortError> {
+        use crate::strategy::QueryKind;
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("GetMetricData")?;
+            let series = queries
+                .iter()
+                .map(|q| match &q.kind {
+                    QueryKind::Metric {
+                        namespace, metric, ..
+                    } => Series {
+                        id: q.id.clone(),
+                        values: w
+                            .datapoints
+                            .get(&format!("{namespace}/{metric}"))
+                            .map(|pts| {
+                                pts.iter()
+                                    .filter(|(t, _)| *t >= start && *t < end)
+                                    .map(|(_, v)| *v)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        problem: None,
+                    },
+                    QueryKind::Expression { .. } => match w.expressions.get(&q.id) {
+                        Some(v) => Series {
+                            id: q.id.clone(),
+                            values: v.clone(),
+                            problem: None,
+                        },
+                        None => Series {
+                            id: q.id.clone(),
+                            values: Vec::new(),
+                            problem: Some("InternalError: expression not evaluated".into()),
+                        },
+                    },
+                })
+                .collect();
+            finish(g, "GetMetricData", series)
         })
     }
 }
@@ -505,6 +603,18 @@ impl Parameters for MemoryPorts {
                     .collect(),
             };
             finish(g, "DescribeParameters", missing)
+        })
+    }
+
+    async fn outputs(&self, names: &[String]) -> Result<BTreeMap<String, String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("GetParameters")?;
+            let found = names
+                .iter()
+                .filter_map(|n| w.outputs.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            finish(g, "GetParameters", found)
         })
     }
 }

@@ -18,6 +18,8 @@ pub enum NoticeKind {
     Succeeded,
     Failed,
     RolledBack,
+    /// A deployment waits at an approval gate.
+    ApprovalNeeded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +54,7 @@ impl NoticeKind {
             NoticeKind::Succeeded => "succeeded",
             NoticeKind::Failed => "failed",
             NoticeKind::RolledBack => "rolled_back",
+            NoticeKind::ApprovalNeeded => "approval_needed",
         }
     }
 }
@@ -60,6 +63,7 @@ impl Notification {
     pub fn severity(&self) -> Severity {
         match self.kind {
             NoticeKind::Started | NoticeKind::Succeeded => Severity::Info,
+            NoticeKind::ApprovalNeeded => Severity::Warning,
             NoticeKind::Failed | NoticeKind::RolledBack => Severity::Critical,
         }
     }
@@ -78,6 +82,7 @@ impl Notification {
             NoticeKind::Succeeded => "deployed",
             NoticeKind::Failed => "FAILED to deploy",
             NoticeKind::RolledBack => "ROLLED BACK",
+            NoticeKind::ApprovalNeeded => "APPROVAL NEEDED for",
         };
         let s = format!(
             "[{} {}] {}: {} {}",
@@ -122,6 +127,11 @@ impl Notification {
             ),
             NoticeKind::RolledBack => format!(
                 "Deployment of {} to {} was rolled back.",
+                self.image.label(),
+                self.environment
+            ),
+            NoticeKind::ApprovalNeeded => format!(
+                "Deployment of {} to {} is waiting for approval.",
                 self.image.label(),
                 self.environment
             ),

@@ -10,6 +10,7 @@ use crate::config::{Environment, RollingSettings};
 use crate::image::Image;
 use crate::notify::Notification;
 use crate::state::{DeploymentId, ServiceState};
+use crate::strategy::{MetricQuery, NativeDeployment};
 use crate::template::{Placement, RenderedTaskDefinition};
 
 /// How an AWS (or other) failure should be treated.
@@ -95,13 +96,65 @@ pub trait TaskDefinitions {
 }
 
 /// Where and how a service is updated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceTarget {
+    /// The config's names (environment, service), for the lifecycle hooks' details.
+    pub environment: String,
+    pub name: String,
     pub cluster: String,
+    /// The ECS service's name.
     pub service: String,
     pub desired_count: Option<u32>,
     pub rolling: RollingSettings,
     pub alarms: Vec<String>,
+    /// Blue/green, canary or linear, with every ARN resolved; `None`: rolling.
+    pub native: Option<NativeDeployment>,
+}
+
+/// A task that stopped, as ECS explains it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoppedTask {
+    pub task_arn: String,
+    pub stopped_reason: Option<String>,
+    /// (container, exit code, reason)
+    pub containers: Vec<(String, Option<i32>, Option<String>)>,
+}
+
+impl StoppedTask {
+    pub fn describe(&self) -> String {
+        let id = self.task_arn.rsplit('/').next().unwrap_or(&self.task_arn);
+        let mut s = format!(
+            "task {id}: {}",
+            self.stopped_reason.as_deref().unwrap_or("stopped")
+        );
+        for (name, code, reason) in &self.containers {
+            match (code, reason) {
+                (Some(c), Some(r)) => s.push_str(&format!("; {name} exited {c} ({r})")),
+                (Some(c), None) => s.push_str(&format!("; {name} exited {c}")),
+                (None, Some(r)) => s.push_str(&format!("; {name}: {r}")),
+                (None, None) => {}
+            }
+        }
+        s
+    }
+}
+
+/// One query's datapoints in the window, or why CloudWatch gave none.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Series {
+    pub id: String,
+    pub values: Vec<f64>,
+    pub problem: Option<String>,
+}
+
+pub trait Metrics {
+    /// CloudWatch GetMetricData over `[start, end)`; the series of the queries that return data.
+    fn measure(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Series>, PortError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -134,16 +187,30 @@ impl ServiceSnapshot {
 
 pub trait Services {
     /// Returns the id of the ECS deployment that UpdateService started.
+    /// `deployment` goes into the lifecycle hooks' details, so the hook knows what it gates.
     fn update(
         &self,
         target: &ServiceTarget,
         task_definition_arn: &str,
+        deployment: &DeploymentId,
     ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
     fn describe(
         &self,
         cluster: &str,
         service: &str,
     ) -> impl Future<Output = Result<ServiceSnapshot, PortError>> + Send;
+    /// The task definition a service revision runs, if ECS knows the revision.
+    fn revision_task_definition(
+        &self,
+        revision_arn: &str,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// Recently stopped tasks of the service that ran `task_definition_arn`, newest first.
+    fn stopped_tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition_arn: &str,
+    ) -> impl Future<Output = Result<Vec<StoppedTask>, PortError>> + Send;
 }
 
 pub trait Images {
@@ -180,6 +247,12 @@ pub trait Parameters {
         &self,
         names: &[String],
     ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+    /// Values of plain (String) parameters, by name; absent ones are left out. Never decrypts:
+    /// outputs are ARNs and ids, and a SecureString must not be read here.
+    fn outputs(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>, PortError>> + Send;
 }
 
 /// Account and region an environment deploys into.
@@ -203,7 +276,16 @@ pub trait Clock {
 
 /// Everything the engine uses. One struct implements all of it per environment (AWS, memory).
 pub trait Ports:
-    StateStore + TaskDefinitions + Services + Images + Notifier + Parameters + Placements + Clock + Sync
+    StateStore
+    + TaskDefinitions
+    + Services
+    + Images
+    + Notifier
+    + Parameters
+    + Placements
+    + Metrics
+    + Clock
+    + Sync
 {
 }
 impl<T> Ports for T where
@@ -214,6 +296,7 @@ impl<T> Ports for T where
         + Notifier
         + Parameters
         + Placements
+        + Metrics
         + Clock
         + Sync
 {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::image::Image;
+use crate::strategy::Stage;
 
 pub const SCHEMA: u32 = 1;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
@@ -64,7 +65,58 @@ impl fmt::Display for Phase {
     }
 }
 
+/// How a gate stood the last time the hook evaluated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    Passed,
+    Failed,
+    /// Could not be measured (no data, an API error): neither passed nor failed.
+    Inconclusive,
+    /// Waiting for a person's decision.
+    Waiting,
+}
+
+impl fmt::Display for GateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GateStatus::Passed => "passed",
+            GateStatus::Failed => "failed",
+            GateStatus::Inconclusive => "inconclusive",
+            GateStatus::Waiting => "waiting",
+        })
+    }
+}
+
+/// One gate at one lifecycle stage: `metric:<check>`, `approval` or `supersession`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub stage: Stage,
+    pub gate: String,
+    pub status: GateStatus,
+    /// What was measured or decided, in words (`worst 7.2 over 5 min; at most 5`).
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Rounds in a row that could not be measured.
+    #[serde(default)]
+    pub inconclusive: u32,
+    /// When the gate was first evaluated at this stage (approval timeouts count from here).
+    pub since: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// A person's answer to an approval gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub approved: bool,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub id: DeploymentId,
     pub release: Release,
@@ -82,6 +134,19 @@ pub struct Deployment {
     pub task_definition_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_deployment_id: Option<String>,
+    /// The lifecycle stage ECS last called the hook at (native strategies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalDecision>,
+    /// Why the hook failed this deployment: said again when ECS reports the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_failure: Option<String>,
+    /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_event_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +177,7 @@ impl fmt::Display for Verdict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<DeploymentId>,
@@ -123,6 +188,9 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// The gates as they stood when the deployment finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
 }
 
 /// A revision the service ran successfully: the rollback target.
@@ -134,7 +202,7 @@ pub struct KnownGood {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceState {
     pub schema: u32,
     pub environment: String,

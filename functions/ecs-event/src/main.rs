@@ -1,0 +1,14 @@
+//! `ecs-event`: the Lambda function for "ECS Deployment State Change" and "ECS Service Action"
+//! events: records how a deployment ended and tells the team. Everything it does is in the core
+//! and the adapters; this names the function and starts it.
+
+// The SDK's and the runtime's futures nest deeply; release builds (inlining) need more than
+// the default query depth to lay out `main`.
+#![recursion_limit = "256"]
+
+use harbormaster_aws::handler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    handler::serve(handler::ECS_EVENT).await
+}

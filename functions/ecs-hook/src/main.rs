@@ -1,0 +1,14 @@
+//! `ecs-hook`: the Lambda function ECS calls at a native deployment's lifecycle stages. It
+//! answers SUCCEEDED, FAILED or IN_PROGRESS from the gates; everything it does is in the core
+//! and the adapters; this names the function and starts it.
+
+// The SDK's and the runtime's futures nest deeply; release builds (inlining) need more than
+// the default query depth to lay out `main`.
+#![recursion_limit = "256"]
+
+use harbormaster_aws::handler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    handler::serve(handler::ECS_HOOK).await
+}
