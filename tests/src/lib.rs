@@ -400,6 +400,30 @@ impl World {
             .expect("harbormaster runs")
     }
 
+    /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
+    pub fn invoke(&self, file: &str) -> (i32, Value) {
+        let out = self.cli(&["invoke", "--event", file]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "invoke printed no report: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// The `tick` function's dispatch, once.
+    pub async fn tick(&self) -> harbormaster_core::dispatch::DispatchReport {
+        harbormaster_aws::handler::dispatch(
+            &self.agent(),
+            harbormaster_aws::handler::TICK,
+            &fixture("scheduled.json"),
+            harbormaster_core::RunOptions::default(),
+        )
+        .await
+        .expect("tick handled")
+    }
+
     /// Runs the `harbormaster` binary and insists it succeeded, showing its stderr if not.
     pub fn cli_ok(&self, args: &[&str]) -> std::process::Output {
         let out = self.cli(args);

@@ -3,7 +3,7 @@
 //! so the tests play ECS: they invoke the hook with the payload AWS documents (metric data put
 //! into the emulator's CloudWatch decides the answer) and send ECS's deployment events.
 
-use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{fixture, TempDir, World, ACCOUNT, CLUSTER};
 use serde_json::{json, Value};
@@ -113,17 +113,6 @@ fn hook_file(dir: &TempDir, state: &Value, stage: &str) -> String {
     path.display().to_string()
 }
 
-fn invoke(w: &World, file: &str) -> (i32, Value) {
-    let out = w.cli(&["invoke", "--event", file]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "invoke printed no report: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_service_carries_the_strategy_bake_time_hook_and_load_balancer() {
     let w = canary_world().await;
@@ -201,7 +190,7 @@ async fn the_hook_answers_from_the_metric_in_cloudwatch() {
     let tmp = TempDir::new("hooks").unwrap();
 
     // Production shift: no check there, nothing newer pending: go on.
-    let (code, r) = invoke(&w, &hook_file(&tmp, &state, "PRODUCTION_TRAFFIC_SHIFT"));
+    let (code, r) = w.invoke(&hook_file(&tmp, &state, "PRODUCTION_TRAFFIC_SHIFT"));
     assert_eq!(
         (code, r["hook"]["hookStatus"].as_str()),
         (0, Some("SUCCEEDED")),
@@ -210,7 +199,7 @@ async fn the_hook_answers_from_the_metric_in_cloudwatch() {
 
     let file = hook_file(&tmp, &state, "POST_PRODUCTION_TRAFFIC_SHIFT");
     error_rate(&w, 1.5).await;
-    let (code, r) = invoke(&w, &file);
+    let (code, r) = w.invoke(&file);
     assert_eq!(
         (code, r["hook"]["hookStatus"].as_str()),
         (0, Some("SUCCEEDED")),
@@ -223,7 +212,7 @@ async fn the_hook_answers_from_the_metric_in_cloudwatch() {
     );
 
     error_rate(&w, 42.0).await;
-    let (code, r) = invoke(&w, &file);
+    let (code, r) = w.invoke(&file);
     assert_eq!(r["hook"]["hookStatus"], "FAILED", "{r}");
     assert_eq!(code, 1, "a failed gate is a failure for the CLI");
     let reason = r["hook"]["hookDetails"]["harbormaster:reason"]
@@ -247,14 +236,7 @@ async fn the_hook_answers_from_the_metric_in_cloudwatch() {
 async fn an_ecs_rollback_is_explained_keeps_last_known_good_and_fails_the_cli() {
     let w = canary_world().await;
     deploy(&w, "main-0000aa1").await;
-    handler::dispatch(
-        &w.agent(),
-        TICK,
-        &fixture("scheduled.json"),
-        RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    w.tick().await;
     let first = w.state_document("dev", "web").await.unwrap().unwrap();
     let good = first["last_known_good"].clone();
     assert_eq!(good["image"]["tag"], "main-0000aa1", "{first}");
@@ -263,10 +245,7 @@ async fn an_ecs_rollback_is_explained_keeps_last_known_good_and_fails_the_cli() 
     let state = deploy(&w, "main-0000bb2").await;
     let tmp = TempDir::new("rollback").unwrap();
     error_rate(&w, 42.0).await;
-    let (_, r) = invoke(
-        &w,
-        &hook_file(&tmp, &state, "POST_PRODUCTION_TRAFFIC_SHIFT"),
-    );
+    let (_, r) = w.invoke(&hook_file(&tmp, &state, "POST_PRODUCTION_TRAFFIC_SHIFT"));
     assert_eq!(r["hook"]["hookStatus"], "FAILED", "{r}");
 
     // ECS rolls the service back to the revision it ran before (the emulator does not, so the
@@ -288,7 +267,7 @@ async fn an_ecs_rollback_is_explained_keeps_last_known_good_and_fails_the_cli() 
     let file = tmp.0.join("failed.json");
     std::fs::write(&file, event.to_string()).unwrap();
     let file = file.display().to_string();
-    let (code, r) = invoke(&w, &file);
+    let (code, r) = w.invoke(&file);
     assert_eq!(code, 1, "a rolled-back deployment fails the CLI: {r}");
     assert_eq!(r["targets"][0]["outcome"], "finished", "{r}");
     assert_eq!(r["targets"][0]["verdict"], "rolled_back", "{r}");
@@ -314,7 +293,7 @@ async fn an_ecs_rollback_is_explained_keeps_last_known_good_and_fails_the_cli() 
     }
 
     // Redelivered: nothing changes, nothing is sent again.
-    let (code, r) = invoke(&w, &file);
+    let (code, r) = w.invoke(&file);
     assert_eq!(
         (code, r["targets"][0]["outcome"].as_str()),
         (0, Some("duplicate")),

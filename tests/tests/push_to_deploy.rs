@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::ports::{SaveError, StateStore};
 use harbormaster_core::state::ServiceState;
 use harbormaster_core::RunOptions;
@@ -20,17 +20,6 @@ async fn push(w: &World, event: &Value) -> harbormaster_core::dispatch::Dispatch
     handler::dispatch(&w.agent(), ECR_PUSH, event, RunOptions::default())
         .await
         .expect("push handled")
-}
-
-async fn tick(w: &World) -> harbormaster_core::dispatch::DispatchReport {
-    handler::dispatch(
-        &w.agent(),
-        TICK,
-        &fixture("scheduled.json"),
-        RunOptions::default(),
-    )
-    .await
-    .expect("tick handled")
 }
 
 /// No revision registered, no state written, no notification sent.
@@ -91,7 +80,7 @@ async fn a_push_deploys_the_digest_with_secret_arns_and_the_team_is_told() {
     assert_eq!(w.service_task_definition("web").await.unwrap(), new_arn);
 
     // The tick follows the rollout (ministack completes it at once) and records it.
-    let t = tick(&w).await;
+    let t = w.tick().await;
     assert!(t.errors().is_empty(), "{t:?}");
     let state = w
         .state_document("dev", "web")
@@ -412,8 +401,8 @@ async fn pushes_during_a_deployment_queue_and_the_latest_wins() {
         );
         digests.push(d);
     }
-    tick(&w).await; // first succeeds, the latest starts
-    tick(&w).await; // the latest succeeds
+    w.tick().await; // first succeeds, the latest starts
+    w.tick().await; // the latest succeeds
     let revisions = w.revisions(FAMILY).await.unwrap();
     assert_eq!(revisions.len(), before + 2, "the middle push was skipped");
     let current = w.service_task_definition("web").await.unwrap();
@@ -439,14 +428,14 @@ async fn the_tick_deploys_a_push_whose_event_was_lost() {
     let mut e = w.push_event("e-1", "main-1000000", &d1);
     e["time"] = json!("2020-01-01T00:00:00Z");
     push(&w, &e).await;
-    tick(&w).await;
+    w.tick().await;
     // ECR's push times (in the emulator) have whole seconds; same-second pushes are left to
     // their events, so keep this one apart.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Pushed, but its event never arrives.
     let d2 = w.push_image("main-2000000").await.unwrap();
-    tick(&w).await;
-    tick(&w).await;
+    w.tick().await;
+    w.tick().await;
     let current = w.service_task_definition("web").await.unwrap();
     let td = w.task_definition(&current).await.unwrap();
     assert!(td.container_definitions()[0]

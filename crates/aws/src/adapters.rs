@@ -404,6 +404,36 @@ impl Services for AwsPorts {
             .and_then(|r| r.task_definition().map(str::to_owned)))
     }
 
+    async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
+        use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
+        let listed = self
+            .clients
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .status(ServiceDeploymentStatus::InProgress)
+            .send()
+            .await
+            .map_err(|e| classify("ListServiceDeployments", &e))?;
+        let Some(arn) = listed
+            .service_deployments()
+            .iter()
+            .find_map(|d| d.service_deployment_arn())
+        else {
+            return Ok(false);
+        };
+        self.clients
+            .ecs
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .map_err(|e| classify("StopServiceDeployment", &e))?;
+        Ok(true)
+    }
+
     async fn stopped_tasks(
         &self,
         cluster: &str,
@@ -513,6 +543,82 @@ fn native_configuration(
             .hook_details(details)
             .build(),
     )
+}
+
+impl Alarms for AwsPorts {
+    async fn firing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
+        let mut firing = Vec::new();
+        for chunk in names.chunks(100) {
+            let out = self
+                .clients
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeAlarms", &e))?;
+            firing.extend(
+                out.metric_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(str::to_owned)),
+            );
+            firing.extend(
+                out.composite_alarms()
+                    .iter()
+                    .filter_map(|a| a.alarm_name().map(str::to_owned)),
+            );
+        }
+        Ok(firing)
+    }
+
+    async fn alarm_tags(
+        &self,
+        alarm_arn: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, PortError> {
+        let out = self
+            .clients
+            .cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(alarm_arn)
+            .send()
+            .await
+            .map_err(|e| classify("ListTagsForResource", &e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect())
+    }
+
+    async fn put_alarm(&self, spec: &harbormaster_core::alarm::AlarmSpec) -> Result<(), PortError> {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+        let mut req = self
+            .clients
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&spec.name)
+            .alarm_description(&spec.description)
+            .namespace(&spec.namespace)
+            .metric_name(&spec.metric)
+            .statistic(Statistic::from(spec.statistic.as_str()))
+            .period(spec.period_seconds as i32)
+            .evaluation_periods(spec.evaluation_periods as i32)
+            .threshold(spec.threshold)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            // No traffic is not an error: a quiet service must not roll back.
+            .treat_missing_data("notBreaching");
+        for (k, v) in &spec.dimensions {
+            req = req.dimensions(Dimension::builder().name(k).value(v).build());
+        }
+        for (k, v) in &spec.tags {
+            req = req.tags(Tag::builder().key(k).value(v).build());
+        }
+        req.send()
+            .await
+            .map_err(|e| classify("PutMetricAlarm", &e))?;
+        Ok(())
+    }
 }
 
 impl Metrics for AwsPorts {

@@ -1,7 +1,7 @@
 //! The body of every Lambda function: load the (cached) config, dispatch the event, report.
 
 use harbormaster_core::dispatch::{handle_event, DispatchReport};
-use harbormaster_core::event::{Event, HOOK_KIND};
+use harbormaster_core::event::{Event, ALARM_KIND, ALARM_SNS_KIND, HOOK_KIND};
 use harbormaster_core::RunOptions;
 use serde_json::Value;
 use tracing::{error, info};
@@ -49,7 +49,11 @@ pub const ECS_EVENT: Function = Function {
     name: "ecs-event",
     accepts: &["ECS Deployment State Change", "ECS Service Action"],
 };
-pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT];
+pub const ALARM: Function = Function {
+    name: "alarm",
+    accepts: &[ALARM_KIND, ALARM_SNS_KIND],
+};
+pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT, ALARM];
 
 /// The function that handles this event, by its kind.
 pub fn route(event: &Value) -> Option<Function> {

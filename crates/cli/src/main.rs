@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use harbormaster_aws::{handler, telemetry, Agent, Source};
 use harbormaster_core::bundle::Bundle;
-use harbormaster_core::dispatch::{record_approval, request_deploy, resolve_image, tick};
+use harbormaster_core::dispatch::{
+    record_approval, request_deploy, request_rollback, resolve_image, tick,
+};
 use harbormaster_core::engine::{render_for, TargetReport};
 use harbormaster_core::image::Digest;
 use harbormaster_core::machine::{HookStatus, Outcome};
@@ -69,7 +71,37 @@ enum Cmd {
         /// A tag, sha256:…, repo:tag or repo@sha256:… of the service's repository.
         #[arg(long)]
         image: String,
+        /// Deploy even if the release is marked bad, or while a guard alarm is in ALARM.
+        #[arg(long)]
+        force: bool,
         /// Decide and print what would happen; make no mutating call.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put a service back on a known good revision: the one before the current release, or one
+    /// from its history. The release taken off is marked bad.
+    Rollback {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        service: String,
+        /// A task-definition ARN, `family:revision` or revision number from the service's
+        /// history (see `status`); default: the good release before the current one.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Create the standard rollback alarms of a service (CPU, memory; 5XX and response time
+    /// behind a load balancer), tagged so the `alarm` function maps them to it.
+    Alarms {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        service: String,
+        /// Create or update them (PutMetricAlarm); without it, or with --dry-run, list them.
+        #[arg(long)]
+        apply: bool,
         #[arg(long)]
         dry_run: bool,
     },
@@ -239,6 +271,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             env,
             service,
             image,
+            force,
             dry_run,
         } => {
             let a = agent(&cli.config).await?;
@@ -251,12 +284,48 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &service,
                 &image,
                 &by,
+                force,
                 RunOptions { dry_run },
             )
             .await?;
             print_json(&report, dry_run);
             Ok(exit_for(std::slice::from_ref(&report)))
         }
+        Cmd::Rollback {
+            env,
+            service,
+            to,
+            dry_run,
+        } => {
+            let a = agent(&cli.config).await?;
+            let (ports, bundle) = a.prepare().await?;
+            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let report = request_rollback(
+                &ports,
+                &bundle,
+                &env,
+                &service,
+                to,
+                &by,
+                RunOptions { dry_run },
+            )
+            .await?;
+            print_json(&report, dry_run);
+            Ok(match (&report.outcome, &report.error) {
+                (_, Some(_)) => ExitCode::from(3),
+                (Outcome::Ignored { .. }, None) => ExitCode::from(1),
+                (Outcome::Finished { verdict, .. }, None) if verdict.is_failure() => {
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        Cmd::Alarms {
+            env,
+            service,
+            apply,
+            dry_run,
+        } => alarms(&cli.config, &env, &service, apply && !dry_run).await,
         Cmd::Status {
             env,
             service,
@@ -355,6 +424,73 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The standard alarms for a service, from the config's thresholds and, for a service behind
+/// the load balancer, the bootstrap's outputs (its ALB and blue target group).
+async fn alarms(config: &str, env: &str, service: &str, apply: bool) -> Result<ExitCode> {
+    use harbormaster_core::alarm::{elb_dimension, standard_alarms};
+    use harbormaster_core::ports::{Alarms, Parameters};
+    let a = agent(config).await?;
+    let (ports, bundle) = a.prepare().await?;
+    let (e, s, _) = bundle
+        .config
+        .target(env, service)
+        .with_context(|| format!("service `{service}` is not deployed to `{env}` by the config"))?;
+    let project = &bundle.config.project;
+    let root = format!("/{project}/{env}/outputs/");
+    let names = vec![
+        format!("{root}alb-arn"),
+        format!("{root}target-groups/{service}/blue"),
+    ];
+    let outputs = ports.outputs(&names).await?;
+    let lb = match (
+        outputs.get(&names[0]).and_then(|a| elb_dimension(a)),
+        outputs.get(&names[1]).and_then(|a| elb_dimension(a)),
+    ) {
+        (Some(l), Some(t)) => Some((l, t)),
+        _ => None,
+    };
+    let specs = standard_alarms(
+        project,
+        env,
+        service,
+        &e.cluster,
+        &s.ecs_service,
+        lb.as_ref().map(|(l, t)| (l.as_str(), t.as_str())),
+        &s.thresholds,
+    );
+    for spec in &specs {
+        if apply {
+            ports.put_alarm(spec).await?;
+        }
+        println!(
+            "{} {}: {} {} {} > {} ({})",
+            if apply { "put" } else { "would put" },
+            spec.name,
+            spec.namespace,
+            spec.metric,
+            spec.statistic,
+            spec.threshold,
+            spec.dimensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if lb.is_none() {
+        eprintln!("no load balancer outputs for {service} in {env} (bootstrap's alb-arn, target-groups/{service}/blue): 5XX and response-time alarms left out");
+    }
+    if !apply {
+        eprintln!("dry run: nothing was created (add --apply)");
+    }
+    let patterns = format!("{project}-{env}-{service}-*");
+    let t = &bundle.config.target(env, service).expect("checked").2;
+    if !t.alarms.speaks_for(&specs[0].name) {
+        eprintln!("note: they roll {service} back through their tags; `alarms = [\"{patterns}\"]` in the config names them too");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn approve(config: &str, d: Decision, approved: bool) -> Result<ExitCode> {
     let a = agent(config).await?;
     let (ports, bundle) = a.prepare().await?;
@@ -448,9 +584,15 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         }
         None => println!("  in flight:       -"),
     }
-    match &st.pending {
-        Some(p) => println!("  pending:         {}", p.image.label()),
-        None => println!("  pending:         -"),
+    match (&st.pending, &st.guard_wait) {
+        (Some(p), Some(g)) => println!(
+            "  pending:         {} (held since {}: guard alarms in ALARM: {})",
+            p.image.label(),
+            g.since.format("%H:%M:%S"),
+            g.alarms.join(", ")
+        ),
+        (Some(p), None) => println!("  pending:         {}", p.image.label()),
+        (None, _) => println!("  pending:         -"),
     }
     match &st.last_known_good {
         Some(g) => println!(
@@ -459,6 +601,14 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
             g.task_definition_arn
         ),
         None => println!("  last known good: -"),
+    }
+    for b in &st.bad_releases {
+        println!(
+            "  marked bad:      {} ({}, {})",
+            b.image.label(),
+            b.why,
+            b.at.format("%Y-%m-%d %H:%M")
+        );
     }
     if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
         if st.in_flight.is_none() && !last.gates.is_empty() {

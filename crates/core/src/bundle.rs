@@ -66,6 +66,8 @@ impl Bundle {
             max_attempts: a.max_attempts,
             history_limit: a.history_limit,
             gates,
+            alarms: t.alarms.clone(),
+            native: s.strategy.is_native(),
         })
     }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::alarm::{AlarmPolicy, Thresholds};
 use crate::image::{ImageOrder, TagRule};
 pub use crate::strategy::Strategy;
 use crate::strategy::{
@@ -137,7 +138,30 @@ struct RawService {
     #[serde(default)]
     approval: Option<RawApproval>,
     #[serde(default)]
+    alarms: Vec<String>,
+    #[serde(default)]
+    rollback_window_minutes: Option<u32>,
+    #[serde(default)]
+    guard_alarms: Vec<String>,
+    #[serde(default)]
+    guard_timeout_minutes: Option<u32>,
+    #[serde(default)]
+    alarm_thresholds: Option<RawThresholds>,
+    #[serde(default)]
     environments: BTreeMap<String, RawTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    #[serde(default)]
+    cpu_percent: Option<f64>,
+    #[serde(default)]
+    memory_percent: Option<f64>,
+    #[serde(default)]
+    http_5xx_per_minute: Option<f64>,
+    #[serde(default)]
+    response_time_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +182,14 @@ struct RawTarget {
     checks: Option<BTreeMap<String, RawCheck>>,
     #[serde(default)]
     approval: Option<RawApproval>,
+    #[serde(default)]
+    alarms: Option<Vec<String>>,
+    #[serde(default)]
+    rollback_window_minutes: Option<u32>,
+    #[serde(default)]
+    guard_alarms: Option<Vec<String>>,
+    #[serde(default)]
+    guard_timeout_minutes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +277,8 @@ pub struct Service {
     pub rolling: RollingSettings,
     /// For blue_green, canary and linear.
     pub native: Option<NativeSettings>,
+    /// Of the standard alarms `harbormaster alarms` creates.
+    pub thresholds: Thresholds,
     pub targets: BTreeMap<String, Target>,
 }
 
@@ -258,6 +292,8 @@ pub struct Target {
     pub secrets: BTreeMap<String, SecretRef>,
     /// Metric checks and approval at the native strategies' lifecycle hooks.
     pub gates: Gates,
+    /// Which alarms roll the service back, and which ones hold deployments.
+    pub alarms: AlarmPolicy,
 }
 
 impl Target {
@@ -493,6 +529,29 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
             },
         );
         let base_checks = parse_checks(&mut c, &format!("{field}.checks"), s.checks);
+        let d = Thresholds::default();
+        let thresholds = match s.alarm_thresholds {
+            None => d,
+            Some(t) => Thresholds {
+                cpu_percent: t.cpu_percent.unwrap_or(d.cpu_percent),
+                memory_percent: t.memory_percent.unwrap_or(d.memory_percent),
+                http_5xx_per_minute: t.http_5xx_per_minute.unwrap_or(d.http_5xx_per_minute),
+                response_time_seconds: t.response_time_seconds.unwrap_or(d.response_time_seconds),
+            },
+        };
+        for (k, v) in [
+            ("cpu_percent", thresholds.cpu_percent),
+            ("memory_percent", thresholds.memory_percent),
+            ("http_5xx_per_minute", thresholds.http_5xx_per_minute),
+            ("response_time_seconds", thresholds.response_time_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                c.err(
+                    format!("{field}.alarm_thresholds.{k}"),
+                    "must be a positive number",
+                );
+            }
+        }
         let base_approval = s
             .approval
             .and_then(|a| parse_approval(&mut c, &format!("{field}.approval"), a));
@@ -556,6 +615,9 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                     );
                 }
             }
+            let rollback_alarms = t
+                .rollback_alarms
+                .unwrap_or_else(|| s.rollback_alarms.clone());
             let checks = match t.checks {
                 Some(raw) => parse_checks(&mut c, &format!("{tfield}.checks"), raw),
                 None => base_checks.clone(),
@@ -565,6 +627,48 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 None => base_approval.clone(),
             };
             let gates = Gates { checks, approval };
+            let mut alarm_names = t.alarms.unwrap_or_else(|| s.alarms.clone());
+            // The ECS deployment alarms speak for the service too.
+            for a in &rollback_alarms {
+                if !alarm_names.contains(a) {
+                    alarm_names.push(a.clone());
+                }
+            }
+            let alarms = AlarmPolicy {
+                alarms: alarm_names,
+                window_minutes: t
+                    .rollback_window_minutes
+                    .or(s.rollback_window_minutes)
+                    .unwrap_or(30),
+                guards: t.guard_alarms.unwrap_or_else(|| s.guard_alarms.clone()),
+                guard_timeout_minutes: t
+                    .guard_timeout_minutes
+                    .or(s.guard_timeout_minutes)
+                    .unwrap_or(60),
+            };
+            if alarms.window_minutes > 1440 {
+                c.err(
+                    format!("{tfield}.rollback_window_minutes"),
+                    "allowed: 0 to 1440",
+                );
+            }
+            if !(1..=1440).contains(&alarms.guard_timeout_minutes) {
+                c.err(
+                    format!("{tfield}.guard_timeout_minutes"),
+                    "allowed: 1 to 1440",
+                );
+            }
+            for a in alarms.alarms.iter().chain(&alarms.guards) {
+                if a.is_empty() || a.len() > 255 {
+                    c.err(&tfield, "alarm names have 1 to 255 characters");
+                }
+            }
+            if alarms.guards.iter().any(|g| g.contains('*')) {
+                c.err(
+                    format!("{tfield}.guard_alarms"),
+                    "name each guard alarm: patterns are only for `alarms`",
+                );
+            }
             if !strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
                 c.err(
                     &tfield,
@@ -575,11 +679,10 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 env,
                 Target {
                     gates,
+                    alarms,
                     follow,
                     desired_count: t.desired_count.or(s.desired_count),
-                    rollback_alarms: t
-                        .rollback_alarms
-                        .unwrap_or_else(|| s.rollback_alarms.clone()),
+                    rollback_alarms,
                     variables,
                     secrets,
                 },
@@ -596,6 +699,7 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 strategy,
                 rolling,
                 native,
+                thresholds,
                 targets,
             },
         );

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::alarm::{AlarmChange, TAG_ENVIRONMENT, TAG_SERVICE};
 use crate::bundle::Bundle;
 use crate::engine::{run, RunOptions, TargetReport};
 use crate::event::{
@@ -166,6 +167,33 @@ pub async fn handle_event<P: Ports>(
                 hook: None,
             })
         }
+        Event::Alarms(changes) => {
+            let mut targets = Vec::new();
+            let mut unmapped = Vec::new();
+            for change in changes {
+                let mapped = alarm_targets(ports, bundle, &change).await?;
+                if mapped.is_empty() {
+                    unmapped.push(change.alarm.clone());
+                }
+                for (env, svc) in mapped {
+                    let obs = Observation::AlarmChanged {
+                        change: change.clone(),
+                    };
+                    targets.push(run_reported(ports, bundle, &env, &svc, vec![obs], opts).await);
+                }
+            }
+            Ok(DispatchReport {
+                event: description,
+                ignored: (!unmapped.is_empty()).then(|| {
+                    format!(
+                        "no service's `alarms` names {}, and no harbormaster:service/environment tags map it",
+                        unmapped.join(", ")
+                    )
+                }),
+                targets,
+                hook: None,
+            })
+        }
         Event::EcsServiceAction {
             service: (cluster, ecs_service),
             detail,
@@ -200,6 +228,33 @@ pub async fn handle_event<P: Ports>(
 fn known_target(bundle: &Bundle, cluster: &str, service: &str) -> Result<(String, String), String> {
     target_of(bundle, cluster, service)
         .ok_or_else(|| format!("{cluster}/{service} is not a service the config deploys"))
+}
+
+/// An alarm speaks for the services whose config names it (or matches it with a pattern);
+/// failing that, for the one its `harbormaster:environment` and `harbormaster:service` tags
+/// name.
+async fn alarm_targets<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    change: &AlarmChange,
+) -> Result<Vec<(String, String)>, PortError> {
+    let named: Vec<(String, String)> = bundle
+        .config
+        .targets()
+        .filter(|(_, _, t)| t.alarms.speaks_for(&change.alarm))
+        .map(|(e, s, _)| (e.name.clone(), s.name.clone()))
+        .collect();
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    let Some(arn) = &change.arn else {
+        return Ok(Vec::new());
+    };
+    let tags = ports.alarm_tags(arn).await?;
+    Ok(match (tags.get(TAG_ENVIRONMENT), tags.get(TAG_SERVICE)) {
+        (Some(e), Some(s)) if bundle.config.target(e, s).is_some() => vec![(e.clone(), s.clone())],
+        _ => Vec::new(),
+    })
 }
 
 /// The (environment, service) deploying ECS service `service` in cluster `cluster`.
@@ -296,6 +351,28 @@ async fn hook<P: Ports>(
         targets: vec![report],
         hook: Some(response),
     }
+}
+
+/// A person puts a service back on a known good revision (`to`: one from its history).
+pub async fn request_rollback<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    to: Option<String>,
+    by: &str,
+    opts: RunOptions,
+) -> Result<TargetReport, DispatchError> {
+    if bundle.config.target(env, service).is_none() {
+        return Err(DispatchError::Usage(format!(
+            "service `{service}` is not deployed to environment `{env}` by the config"
+        )));
+    }
+    let obs = Observation::RollbackRequested {
+        to,
+        by: by.to_owned(),
+    };
+    Ok(run_reported(ports, bundle, env, service, vec![obs], opts).await)
 }
 
 /// A person approves or rejects the deployment in flight (its approval gate).
@@ -424,6 +501,7 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
 
 /// A person's or a build's deploy request: `reference` is a tag, `sha256:…`, `repo:tag` or
 /// `repo@sha256:…` (the repository must be the service's).
+#[allow(clippy::too_many_arguments)]
 pub async fn request_deploy<P: Ports>(
     ports: &P,
     bundle: &Bundle,
@@ -431,6 +509,7 @@ pub async fn request_deploy<P: Ports>(
     service: &str,
     reference: &str,
     by: &str,
+    force: bool,
     opts: RunOptions,
 ) -> Result<TargetReport, DispatchError> {
     let (_, svc, _) = bundle.config.target(env, service).ok_or_else(|| {
@@ -447,6 +526,7 @@ pub async fn request_deploy<P: Ports>(
         vec![Observation::DeployRequested {
             image,
             by: by.to_owned(),
+            force,
         }],
         opts,
     )

@@ -139,12 +139,12 @@ pub async fn run<P: Ports>(
             }
         }
         steps += 1;
-        // The first step says what the observation did (started, queued…); a later step that
-        // ends a deployment or answers a hook says more, and is what a caller acts on.
+        // The first step says what the observation did (queued, progressed…); a later step that
+        // starts or ends a deployment, or answers a hook, says more and is what a caller acts on.
         if first_outcome
             || matches!(
                 step.outcome,
-                Outcome::HookAnswered { .. } | Outcome::Finished { .. }
+                Outcome::HookAnswered { .. } | Outcome::Finished { .. } | Outcome::Started { .. }
             )
         {
             report.outcome = step.outcome.clone();
@@ -318,6 +318,10 @@ pub fn describe_command(c: &Command) -> String {
         } => format!("DescribeServices (rollout of {task_definition_arn})"),
         Command::MeasureChecks { stage, .. } => {
             format!("GetMetricData for the checks at {stage}")
+        }
+        Command::CheckGuards => "DescribeAlarms (guard alarms)".into(),
+        Command::StopRollout { .. } => {
+            "StopServiceDeployment (rollback) of the deployment in progress".into()
         }
         Command::ExplainFailure {
             task_definition_arn,
@@ -609,6 +613,30 @@ async fn execute<P: Ports>(
                 deployment: deployment.clone(),
                 stage: *stage,
                 measurements,
+            })
+        }
+        Command::CheckGuards => {
+            let guards = bundle
+                .config
+                .target(env, service)
+                .map(|(_, _, t)| t.alarms.guards.clone())
+                .unwrap_or_default();
+            // Unknown is not clear: if CloudWatch cannot say, the release keeps waiting.
+            let firing = match ports.firing(&guards).await {
+                Ok(f) => f,
+                Err(e) => vec![format!("(guard alarms unreadable: {e})")],
+            };
+            Ok(Observation::GuardsChecked { firing })
+        }
+        Command::StopRollout { deployment } => {
+            let target = service_target(bundle, env, service, deployment)?;
+            let stopped = ports
+                .stop_rollout(&target.cluster, &target.service)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            Ok(Observation::RolloutStopped {
+                deployment: deployment.clone(),
+                stopped,
             })
         }
         Command::ExplainFailure {

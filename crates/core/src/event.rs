@@ -6,11 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::alarm::{parse_time, AlarmChange, AlarmState};
 use crate::image::{Digest, Image};
 use crate::strategy::Stage;
 
 /// What the `ecs-hook` function is handed: no EventBridge envelope, recognised by its shape.
 pub const HOOK_KIND: &str = "ECS lifecycle hook";
+/// A CloudWatch alarm action's message, delivered by SNS to a Lambda (`Records[].Sns`).
+pub const ALARM_SNS_KIND: &str = "CloudWatch alarm via SNS";
+pub const ALARM_KIND: &str = "CloudWatch Alarm State Change";
 /// The hook-details keys the agent sets with UpdateService, so the hook knows what it gates.
 pub const HOOK_ENVIRONMENT: &str = "harbormaster:environment";
 pub const HOOK_SERVICE: &str = "harbormaster:service";
@@ -141,6 +145,42 @@ pub enum Event {
         service: (String, String),
         detail: EcsServiceActionDetail,
     },
+    /// Alarm state changes: one from EventBridge, one per record from SNS.
+    Alarms(Vec<AlarmChange>),
+}
+
+/// The `detail` of "CloudWatch Alarm State Change" (what the agent reads).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmDetail {
+    pub alarm_name: String,
+    pub state: AlarmStateDetail,
+    #[serde(default)]
+    pub previous_state: Option<AlarmStateDetail>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct AlarmStateDetail {
+    pub value: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub timestamp: String,
+}
+
+/// The JSON an alarm action publishes to SNS. `AlarmDescription` is often null (which
+/// aws_lambda_events' own type rejects), so only what the agent reads is typed.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SnsAlarmMessage {
+    pub alarm_name: String,
+    pub new_state_value: String,
+    #[serde(default)]
+    pub old_state_value: Option<String>,
+    #[serde(default)]
+    pub new_state_reason: Option<String>,
+    pub state_change_time: String,
+    #[serde(default)]
+    pub alarm_arn: Option<String>,
 }
 
 impl Event {
@@ -148,6 +188,9 @@ impl Event {
         let obj = value.as_object().ok_or(EventError::NotAnObject)?;
         if obj.contains_key("lifecycleStage") || obj.contains_key("executionId") {
             return Event::parse_hook(value);
+        }
+        if obj.contains_key("Records") {
+            return Event::parse_sns_alarms(value);
         }
         let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let (source, detail_type) = (get("source"), get("detail-type"));
@@ -268,11 +311,127 @@ impl Event {
                     detail,
                 })
             }
+            ("aws.cloudwatch", ALARM_KIND) => {
+                let ev: EventBridgeEvent<AlarmDetail> = serde_json::from_value(value.clone())
+                    .map_err(|e| malformed_field(ALARM_KIND, &id_note, &e))?;
+                if id.is_empty() {
+                    return Err(malformed(
+                        ALARM_KIND,
+                        &id_note,
+                        "id",
+                        "is required to recognise redeliveries",
+                    ));
+                }
+                let d = ev.detail;
+                let state =
+                    alarm_state(ALARM_KIND, &id_note, "detail.state.value", &d.state.value)?;
+                let previous = match &d.previous_state {
+                    Some(p) => Some(alarm_state(
+                        ALARM_KIND,
+                        &id_note,
+                        "detail.previousState.value",
+                        &p.value,
+                    )?),
+                    None => None,
+                };
+                let at = parse_time(&d.state.timestamp).ok_or_else(|| {
+                    malformed(
+                        ALARM_KIND,
+                        &id_note,
+                        "detail.state.timestamp",
+                        "is not a time",
+                    )
+                })?;
+                Ok(Event::Alarms(vec![AlarmChange {
+                    id,
+                    alarm: d.alarm_name,
+                    arn: ev.resources.unwrap_or_default().into_iter().next(),
+                    state,
+                    previous,
+                    at,
+                    reason: d.state.reason.unwrap_or_default(),
+                }]))
+            }
             _ => Err(EventError::Unknown {
                 source_name: source,
                 detail_type,
             }),
         }
+    }
+
+    fn parse_sns_alarms(value: &Value) -> Result<Event, EventError> {
+        let records = value["Records"].as_array().ok_or_else(|| {
+            malformed(
+                ALARM_SNS_KIND,
+                "",
+                "Records",
+                "must be a list of SNS records",
+            )
+        })?;
+        let mut changes = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let field = |f: &str| format!("Records[{i}].Sns.{f}");
+            let sns = &r["Sns"];
+            let id = sns["MessageId"].as_str().unwrap_or_default().to_owned();
+            if id.is_empty() {
+                return Err(malformed(
+                    ALARM_SNS_KIND,
+                    "",
+                    &field("MessageId"),
+                    "is required to recognise redeliveries",
+                ));
+            }
+            let note = format!(" {id}");
+            let text = sns["Message"].as_str().ok_or_else(|| {
+                malformed(
+                    ALARM_SNS_KIND,
+                    &note,
+                    &field("Message"),
+                    "must be the alarm's JSON, as a string",
+                )
+            })?;
+            let m: SnsAlarmMessage = serde_json::from_str(text).map_err(|e| {
+                malformed(
+                    ALARM_SNS_KIND,
+                    &note,
+                    &field("Message"),
+                    &format!("is not a CloudWatch alarm notification: {e}"),
+                )
+            })?;
+            let state = alarm_state(
+                ALARM_SNS_KIND,
+                &note,
+                &field("Message.NewStateValue"),
+                &m.new_state_value,
+            )?;
+            let previous = match &m.old_state_value {
+                Some(v) => Some(alarm_state(
+                    ALARM_SNS_KIND,
+                    &note,
+                    &field("Message.OldStateValue"),
+                    v,
+                )?),
+                None => None,
+            };
+            let at = parse_time(&m.state_change_time).ok_or_else(|| {
+                malformed(
+                    ALARM_SNS_KIND,
+                    &note,
+                    &field("Message.StateChangeTime"),
+                    "is not a time",
+                )
+            })?;
+            changes.push(AlarmChange {
+                id,
+                alarm: m.alarm_name,
+                arn: m.alarm_arn,
+                state,
+                previous,
+                at,
+                reason: m.new_state_reason.unwrap_or_default(),
+            });
+        }
+        Ok(Event::Alarms(changes))
     }
 
     fn parse_hook(value: &Value) -> Result<Event, EventError> {
@@ -319,6 +478,9 @@ impl Event {
         if obj.contains_key("lifecycleStage") || obj.contains_key("executionId") {
             return Some(HOOK_KIND);
         }
+        if obj.contains_key("Records") {
+            return Some(ALARM_SNS_KIND);
+        }
         obj.get("detail-type").and_then(Value::as_str)
     }
 
@@ -349,8 +511,29 @@ impl Event {
                 "{} of {}/{} (event {id})",
                 detail.event_name, service.0, service.1
             ),
+            Event::Alarms(changes) => changes
+                .iter()
+                .map(|c| format!("alarm {} → {:?} (event {})", c.alarm, c.state, c.id))
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
+}
+
+fn alarm_state(
+    event: &'static str,
+    id: &str,
+    field: &str,
+    v: &str,
+) -> Result<AlarmState, EventError> {
+    AlarmState::parse(v).ok_or_else(|| {
+        malformed(
+            event,
+            id,
+            field,
+            &format!("`{v}` is not OK, ALARM or INSUFFICIENT_DATA"),
+        )
+    })
 }
 
 fn malformed(event: &'static str, id: &str, field: &str, problem: &str) -> EventError {
@@ -563,5 +746,58 @@ mod tests {
         e["resources"] = json!([]);
         let err = Event::parse(&e).unwrap_err().to_string();
         assert!(err.contains("`resources`"), "{err}");
+    }
+
+    #[test]
+    fn alarm_fixtures_parse_from_eventbridge_and_from_sns() {
+        let eb = fixture("cloudwatch-alarm-state-change.json");
+        let Event::Alarms(changes) = Event::parse(&eb).unwrap() else {
+            panic!("an alarm")
+        };
+        let c = &changes[0];
+        assert_eq!(c.alarm, "booking-dev-web-5xx");
+        assert_eq!(
+            (c.state, c.previous),
+            (AlarmState::Alarm, Some(AlarmState::Ok))
+        );
+        assert_eq!(c.at.to_rfc3339(), "2026-11-23T12:15:00.235+00:00");
+        assert!(c
+            .arn
+            .as_deref()
+            .unwrap()
+            .ends_with(":alarm:booking-dev-web-5xx"));
+        let typed: EventBridgeEvent<AlarmDetail> = serde_json::from_value(eb.clone()).unwrap();
+        let back = serde_json::to_value(&typed.detail).unwrap();
+        assert_eq!(
+            back["state"]["timestamp"],
+            eb["detail"]["state"]["timestamp"]
+        );
+        assert_eq!(back["alarmName"], eb["detail"]["alarmName"]);
+
+        let sns = fixture("sns-alarm.json");
+        assert_eq!(Event::kind_of(&sns), Some(ALARM_SNS_KIND));
+        let Event::Alarms(from_sns) = Event::parse(&sns).unwrap() else {
+            panic!("an alarm")
+        };
+        assert_eq!(from_sns[0].alarm, c.alarm);
+        assert_eq!(from_sns[0].at, c.at);
+        assert_eq!(from_sns[0].id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+        let text = sns["Records"][0]["Sns"]["Message"].as_str().unwrap();
+        let m: SnsAlarmMessage = serde_json::from_str(text).unwrap();
+        let round: SnsAlarmMessage =
+            serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(round, m);
+
+        let mut bad = sns.clone();
+        bad["Records"][0]["Sns"]["Message"] = json!("{\"AlarmName\": \"x\"}");
+        let err = Event::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("Records[0].Sns.Message"), "{err}");
+        let mut bad = eb;
+        bad["detail"]["state"]["value"] = json!("ON_FIRE");
+        let err = Event::parse(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("detail.state.value") && err.contains("ON_FIRE"),
+            "{err}"
+        );
     }
 }

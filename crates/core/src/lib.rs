@@ -3,6 +3,7 @@
 //!
 //! No AWS SDK, no I/O of its own, no clock: adapters implement [`ports`].
 
+pub mod alarm;
 pub mod bundle;
 pub mod config;
 pub mod dispatch;

@@ -6,12 +6,14 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::alarm::{AlarmChange, AlarmPolicy, AlarmState};
 use crate::image::{Digest, Image, ImageOrder};
 use crate::notify::{NoticeKind, Notification};
 use crate::state::{
     ApprovalDecision, Deployment, DeploymentId, GateRecord, GateStatus, HistoryEntry, KnownGood,
     Phase, Release, ServiceState, Trigger, Verdict,
 };
+use crate::state::{BadRelease, GuardWait, RollbackOf};
 use crate::strategy::{Gates, OnTimeout, Stage};
 
 /// The settings of one (environment, service) that the machine needs.
@@ -25,6 +27,9 @@ pub struct Policy {
     pub history_limit: usize,
     /// Checks and approval at the lifecycle hooks (native strategies), checks localised.
     pub gates: Gates,
+    pub alarms: AlarmPolicy,
+    /// Blue/green, canary or linear: a deployment in flight is stopped through ECS.
+    pub native: bool,
 }
 
 /// The answer to an ECS lifecycle hook.
@@ -83,6 +88,8 @@ pub enum Observation {
     DeployRequested {
         image: Image,
         by: String,
+        /// Deploy even if the image is marked bad or a guard alarm is in ALARM.
+        force: bool,
     },
     /// The tick listed the repository's images that this environment follows (their push events
     /// may have been lost). All times in it come from ECR's one clock.
@@ -145,6 +152,25 @@ pub enum Observation {
         reason: String,
         updated_at: DateTime<Utc>,
     },
+    /// One of the service's alarms changed state.
+    AlarmChanged {
+        change: AlarmChange,
+    },
+    /// A person asks for the service back on a known good revision (`to`: an ARN or its
+    /// `family:revision` / revision suffix, from the history; default: the one before).
+    RollbackRequested {
+        to: Option<String>,
+        by: String,
+    },
+    /// Which of the service's guard alarms are in ALARM now.
+    GuardsChecked {
+        firing: Vec<String>,
+    },
+    /// Whether ECS stopped the native deployment in flight (and rolls it back itself).
+    RolloutStopped {
+        deployment: DeploymentId,
+        stopped: bool,
+    },
     /// Why a deployment ECS reported failed did fail, and where the service is now.
     FailureExplained {
         deployment: DeploymentId,
@@ -180,6 +206,10 @@ pub enum Command {
         deployment: DeploymentId,
         stage: Stage,
     },
+    /// Ask CloudWatch which guard alarms are in ALARM.
+    CheckGuards,
+    /// StopServiceDeployment with rollback, for the native deployment in flight.
+    StopRollout { deployment: DeploymentId },
     /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
     ExplainFailure {
         deployment: DeploymentId,
@@ -248,6 +278,10 @@ impl Step {
     }
 }
 
+/// CloudWatch's clock against the agent's, and alarm times given in whole seconds: a change
+/// this close to a deployment's start is not taken as older than it.
+const CLOCK_SLACK: Duration = Duration::seconds(5);
+
 /// How a release came in decides which checks it passes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Admission {
@@ -315,15 +349,17 @@ pub fn decide(
                         event_id: event_id.clone(),
                     },
                     requested_at: now,
+                    force: false,
                 };
                 cx.accept(release, Admission::Pushed)
             }
         }
-        Observation::DeployRequested { image, by } => {
+        Observation::DeployRequested { image, by, force } => {
             let release = Release {
                 image: image.clone(),
                 trigger: Trigger::Request { by: by.clone() },
                 requested_at: now,
+                force: *force,
             };
             cx.accept(release, Admission::Requested)
         }
@@ -333,6 +369,7 @@ pub fn decide(
                     image,
                     trigger: Trigger::Reconcile,
                     requested_at: now,
+                    force: false,
                 };
                 cx.accept(release, Admission::Reconciled)
             }
@@ -479,6 +516,44 @@ pub fn decide(
                 cx.ecs_changed(ecs_deployment_id, *change, reason, *updated_at)
             }
         }
+        Observation::AlarmChanged { change } => {
+            if cx.s.has_processed(&change.id) {
+                Outcome::Duplicate
+            } else {
+                cx.s.remember_event(&change.id);
+                cx.alarm(change)
+            }
+        }
+        Observation::RollbackRequested { to, by } => cx.rollback_requested(to.as_deref(), by),
+        Observation::GuardsChecked { firing } => cx.guards_checked(firing),
+        Observation::RolloutStopped {
+            deployment,
+            stopped,
+        } => match cx.current(deployment, Phase::Updating).cloned() {
+            None => Outcome::Stale,
+            Some(d) if *stopped => {
+                let dm = cx.s.in_flight.as_mut().expect("checked");
+                dm.phase = Phase::Stabilizing;
+                dm.updated_at = now;
+                dm.lease_until = None;
+                cx.transition(
+                    Phase::Updating.to_string(),
+                    Phase::Stabilizing.to_string(),
+                    "ECS stopped the deployment and rolls it back itself".into(),
+                );
+                let _ = d;
+                Outcome::Progressed
+            }
+            Some(d) => {
+                cx.renew_lease();
+                cx.commands.push(Command::UpdateService {
+                    deployment: d.id.clone(),
+                    task_definition_arn: d.task_definition_arn.clone().unwrap_or_default(),
+                    adopt: false,
+                });
+                Outcome::Progressed
+            }
+        },
         Observation::FailureExplained {
             deployment,
             rolled_back_to,
@@ -537,6 +612,24 @@ impl Ctx<'_> {
 
     /// A release arrives: deploy it now, queue it, or ignore it.
     fn accept(&mut self, release: Release, admission: Admission) -> Outcome {
+        if let Some(bad) = self.s.bad(&release.image.digest).cloned() {
+            if !release.force {
+                let label = release.image.label();
+                let reason = if admission == Admission::Requested {
+                    format!(
+                        "{label} is marked bad ({}); deploy it with --force to override",
+                        bad.why
+                    )
+                } else {
+                    format!("{label} is marked bad ({}); it is not deployed again by itself (a person can, with --force)", bad.why)
+                };
+                if admission == Admission::Pushed {
+                    let about = self.deployment_of(&release.image.digest);
+                    self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
+                }
+                return Outcome::Ignored { reason };
+            }
+        }
         let digest = &release.image.digest;
         if let Some(d) = &self.s.in_flight {
             if &d.release.image.digest == digest {
@@ -618,8 +711,85 @@ impl Ctx<'_> {
             self.s.pending = Some(release);
             Outcome::Queued
         } else {
-            self.start(release)
+            self.begin(release)
         }
+    }
+
+    /// Starts a release unless a guard alarm may be firing: then it waits as pending while
+    /// CloudWatch is asked.
+    fn begin(&mut self, release: Release) -> Outcome {
+        if self.policy.alarms.guards.is_empty() || release.force {
+            self.s.guard_wait = None;
+            return self.start(release);
+        }
+        self.s.pending = Some(release);
+        self.commands.push(Command::CheckGuards);
+        Outcome::Queued
+    }
+
+    fn guards_checked(&mut self, firing: &[String]) -> Outcome {
+        if self.s.in_flight.is_some() {
+            return Outcome::Stale;
+        }
+        let Some(p) = self.s.pending.clone() else {
+            return Outcome::Nothing;
+        };
+        if firing.is_empty() {
+            self.s.guard_wait = None;
+            self.s.pending = None;
+            return self.start(p);
+        }
+        let since = self
+            .s
+            .guard_wait
+            .as_ref()
+            .map(|g| g.since)
+            .unwrap_or(self.now);
+        let minutes = self.policy.alarms.guard_timeout_minutes;
+        let alarms = firing.join(", ");
+        if self.now - since >= Duration::minutes(minutes.into()) {
+            let reason = format!(
+                "guard alarms still in ALARM after {minutes} min: {alarms}; not deployed (deploy it again when they clear, or with --force)"
+            );
+            self.s.pending = None;
+            self.s.guard_wait = None;
+            self.s.record(
+                HistoryEntry {
+                    deployment_id: None,
+                    image: p.image.clone(),
+                    verdict: Verdict::Failed,
+                    task_definition_arn: None,
+                    reason: Some(reason.clone()),
+                    at: self.now,
+                    gates: Vec::new(),
+                },
+                self.policy.history_limit,
+            );
+            self.journal.push(Transition {
+                deployment: None,
+                digest: Some(p.image.digest.clone()),
+                from: "held".into(),
+                to: "failed".into(),
+                note: reason.clone(),
+            });
+            let about = DeploymentId(format!("held-{}", &p.image.digest.short()[..8]));
+            self.notice_now(NoticeKind::Failed, about, p.image.clone(), &reason);
+            return Outcome::Ignored { reason };
+        }
+        if self.s.guard_wait.is_none() {
+            self.journal.push(Transition {
+                deployment: None,
+                digest: Some(p.image.digest.clone()),
+                from: "pending".into(),
+                to: "held".into(),
+                note: format!("guard alarms in ALARM: {alarms}; it deploys when they clear (gives up after {minutes} min)"),
+            });
+        }
+        self.s.guard_wait = Some(GuardWait {
+            since,
+            alarms: firing.to_vec(),
+        });
+        Outcome::Queued
     }
 
     /// A release that will never be deployed: in the history, with why.
@@ -671,6 +841,7 @@ impl Ctx<'_> {
             approval: None,
             gate_failure: None,
             ecs_event_at: None,
+            rollback: None,
         });
         self.transition(
             "pending".into(),
@@ -711,7 +882,7 @@ impl Ctx<'_> {
     fn tick(&mut self) -> Outcome {
         let Some(d) = self.s.in_flight.clone() else {
             return match self.s.pending.take() {
-                Some(p) => self.start(p),
+                Some(p) => self.begin(p),
                 None => Outcome::Nothing,
             };
         };
@@ -769,6 +940,12 @@ impl Ctx<'_> {
             .in_flight
             .clone()
             .expect("finish needs a deployment in flight");
+        // A rollback that fails is not retried: the service is in a state a person must judge.
+        let verdict = if d.rollback.is_some() && verdict.is_failure() {
+            Verdict::RollbackFailed
+        } else {
+            verdict
+        };
         // The gate that failed it is the first thing a person needs to read.
         let reason = match (&d.gate_failure, reason) {
             (Some(g), Some(r)) if verdict.is_failure() && !r.contains(g.as_str()) => {
@@ -786,6 +963,7 @@ impl Ctx<'_> {
             match verdict {
                 Verdict::Succeeded => NoticeKind::Succeeded,
                 Verdict::RolledBack => NoticeKind::RolledBack,
+                Verdict::RollbackFailed => NoticeKind::RollbackFailed,
                 _ => NoticeKind::Failed,
             },
             reason.clone(),
@@ -797,6 +975,8 @@ impl Ctx<'_> {
                     image: d.release.image.clone(),
                     deployment_id: d.id.clone(),
                     at: self.now,
+                    started_at: Some(d.started_at),
+                    restored: d.rollback.is_some(),
                 });
             }
         }
@@ -814,7 +994,7 @@ impl Ctx<'_> {
         );
         self.s.in_flight = None;
         if let Some(p) = self.s.pending.take() {
-            self.start(p);
+            self.begin(p);
         }
         Outcome::Finished {
             deployment: d.id,
@@ -871,6 +1051,15 @@ impl Ctx<'_> {
                     format!("the target revision runs {rev}, not {ours} of {}: a rollback or a change from elsewhere; not gating it", d.id),
                 );
             }
+        }
+        if d.rollback.is_some() {
+            return self.answer(
+                HookStatus::Succeeded,
+                format!(
+                    "{} is a rollback to the last known good; rollbacks are not gated",
+                    d.id
+                ),
+            );
         }
         if let Some(failure) = &d.gate_failure {
             return self.answer(HookStatus::Failed, failure.clone());
@@ -1217,27 +1406,388 @@ impl Ctx<'_> {
         let d = self
             .s
             .in_flight
-            .as_ref()
+            .clone()
             .expect("notices are about a deployment");
+        let previous = self
+            .s
+            .last_known_good
+            .as_ref()
+            .filter(|g| g.deployment_id != d.id)
+            .map(|g| g.image.label());
+        self.notice_about(
+            kind,
+            format!("{}/{}", d.id, kind.word()),
+            d.id.clone(),
+            d.release.image.clone(),
+            d.task_definition_arn.clone(),
+            reason,
+        );
+        if let Some(n) = self.notices.last_mut() {
+            n.previous = previous.clone();
+        }
+        if let Some(n) = self.s.outbox.last_mut() {
+            n.previous = previous;
+        }
+    }
+
+    /// A notification about any release, in flight or not; `id` must be unique per event.
+    fn notice_about(
+        &mut self,
+        kind: NoticeKind,
+        id: String,
+        deployment: DeploymentId,
+        image: Image,
+        task_definition_arn: Option<String>,
+        reason: Option<String>,
+    ) {
         let notice = Notification {
-            id: format!("{}/{}", d.id, kind.word()),
+            id,
             kind,
             project: self.policy.project.clone(),
             environment: self.s.environment.clone(),
             service: self.s.service.clone(),
-            deployment_id: d.id.clone(),
-            image: d.release.image.clone(),
-            task_definition_arn: d.task_definition_arn.clone(),
-            previous: self
-                .s
-                .last_known_good
-                .as_ref()
-                .filter(|g| g.deployment_id != d.id)
-                .map(|g| g.image.label()),
+            deployment_id: deployment,
+            image,
+            task_definition_arn,
+            previous: None,
             reason,
             at: self.now,
         };
         self.notices.push(notice.clone());
         self.s.outbox.push(notice);
+    }
+
+    /// A notice about a release that is not in flight, unique to this moment (the event that
+    /// caused it is de-duplicated before it gets here).
+    fn notice_now(&mut self, kind: NoticeKind, about: DeploymentId, image: Image, reason: &str) {
+        let id = format!("{about}/{}/{}", kind.word(), self.now.timestamp_millis());
+        self.notice_about(kind, id, about, image, None, Some(reason.to_owned()));
+    }
+
+    /// The deployment that last deployed `digest`, for notices about it.
+    fn deployment_of(&self, digest: &crate::image::Digest) -> DeploymentId {
+        self.s
+            .history
+            .iter()
+            .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
+            .and_then(|h| h.deployment_id.clone())
+            .unwrap_or_else(|| DeploymentId(format!("release-{}", &digest.short()[..8])))
+    }
+
+    // ---------- alarms and rollbacks ----------
+
+    fn alarm(&mut self, c: &AlarmChange) -> Outcome {
+        if c.state != AlarmState::Alarm {
+            return Outcome::Ignored {
+                reason: format!("{} is {:?}: nothing to roll back", c.alarm, c.state),
+            };
+        }
+        if c.previous == Some(AlarmState::Alarm) {
+            return Outcome::Ignored {
+                reason: format!("{} was already in ALARM: a repeat", c.alarm),
+            };
+        }
+        let why = format!(
+            "alarm {} went to ALARM at {}: {}",
+            c.alarm,
+            c.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            c.reason
+        );
+        if let Some(d) = self.s.in_flight.clone() {
+            if d.rollback.is_some() {
+                return Outcome::Ignored {
+                    reason: format!("{}: a rollback is already under way", c.alarm),
+                };
+            }
+            if c.at + CLOCK_SLACK < d.started_at {
+                return Outcome::Ignored {
+                    reason: format!("{} changed state before {} began", c.alarm, d.id),
+                };
+            }
+            return self.roll_back_in_flight(why);
+        }
+        let Some(good) = self.s.last_known_good.clone() else {
+            return self.alarm_noted(c, &why, "the agent has deployed nothing here yet");
+        };
+        if good.restored {
+            return self.alarm_noted(
+                c,
+                &why,
+                "the service is already back on its last known good; a rollback would not help",
+            );
+        }
+        if self
+            .s
+            .history
+            .iter()
+            .find(|h| h.deployment_id.is_some())
+            .is_some_and(|h| h.verdict == Verdict::RollbackFailed)
+        {
+            return self.alarm_noted(c, &why, "the last rollback failed; a person must act");
+        }
+        if c.at + CLOCK_SLACK < good.started_at.unwrap_or(good.at) {
+            return Outcome::Ignored {
+                reason: format!(
+                    "{} changed state before {} was deployed",
+                    c.alarm,
+                    good.image.label()
+                ),
+            };
+        }
+        let window = self.policy.alarms.window_minutes;
+        if c.at - good.at > Duration::minutes(window.into()) {
+            let note = format!(
+                "{} completed at {}, more than {window} min before; not rolling back",
+                good.image.label(),
+                good.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return self.alarm_noted(c, &why, &note);
+        }
+        self.roll_back_release(good, why)
+    }
+
+    /// Tells the team about an alarm the agent does not act on, and why.
+    fn alarm_noted(&mut self, c: &AlarmChange, why: &str, note: &str) -> Outcome {
+        let (deployment, image, td) = match &self.s.last_known_good {
+            Some(g) => (
+                g.deployment_id.clone(),
+                g.image.clone(),
+                Some(g.task_definition_arn.clone()),
+            ),
+            None => {
+                return Outcome::Ignored {
+                    reason: format!("{why}; {note}"),
+                }
+            }
+        };
+        let reason = format!("{why}; {note}");
+        self.notice_about(
+            NoticeKind::Alarm,
+            format!("{deployment}/alarm/{}", c.id),
+            deployment,
+            image,
+            td,
+            Some(reason.clone()),
+        );
+        Outcome::Ignored { reason }
+    }
+
+    fn mark_bad(&mut self, image: &Image, why: &str) {
+        if self.s.bad(&image.digest).is_none() {
+            self.s.bad_releases.insert(
+                0,
+                BadRelease {
+                    image: image.clone(),
+                    why: why.to_owned(),
+                    at: self.now,
+                },
+            );
+            self.s.bad_releases.truncate(self.policy.history_limit);
+        }
+    }
+
+    /// The deployment in flight caused it: stop it and go back to the last known good.
+    fn roll_back_in_flight(&mut self, why: String) -> Outcome {
+        let d = self.s.in_flight.clone().expect("checked by the caller");
+        self.mark_bad(&d.release.image, &why);
+        // The rollback goes first; what is pending follows it.
+        let pending = self.s.pending.take();
+        let stop_first = self.policy.native && d.phase != Phase::Registering;
+        let outcome = match self.s.last_known_good.clone() {
+            Some(good) => {
+                self.finish(
+                    Verdict::RolledBack,
+                    Some(format!("{why}; returning to {}", good.image.label())),
+                );
+                self.start_rollback(good, d.release.image.label(), why, stop_first)
+            }
+            None => self.finish(
+                Verdict::RollbackFailed,
+                Some(format!("{why}; there is no last known good to return to")),
+            ),
+        };
+        self.s.pending = pending;
+        outcome
+    }
+
+    /// A release that completed caused it: back to the good one before it.
+    fn roll_back_release(&mut self, good: KnownGood, why: String) -> Outcome {
+        self.mark_bad(&good.image, &why);
+        let Some(target) = self.s.good_before(&good) else {
+            let reason = format!(
+                "{why}; no earlier good release of {} is recorded to return to",
+                self.s.service
+            );
+            self.notice_about(
+                NoticeKind::RollbackFailed,
+                format!("{}/rollback_failed", good.deployment_id),
+                good.deployment_id.clone(),
+                good.image.clone(),
+                Some(good.task_definition_arn.clone()),
+                Some(reason.clone()),
+            );
+            self.s.record(
+                HistoryEntry {
+                    deployment_id: Some(good.deployment_id.clone()),
+                    image: good.image.clone(),
+                    verdict: Verdict::RollbackFailed,
+                    task_definition_arn: Some(good.task_definition_arn.clone()),
+                    reason: Some(reason.clone()),
+                    at: self.now,
+                    gates: Vec::new(),
+                },
+                self.policy.history_limit,
+            );
+            self.journal.push(Transition {
+                deployment: Some(good.deployment_id.clone()),
+                digest: Some(good.image.digest.clone()),
+                from: "succeeded".into(),
+                to: Verdict::RollbackFailed.to_string(),
+                note: reason,
+            });
+            return Outcome::Finished {
+                deployment: good.deployment_id,
+                verdict: Verdict::RollbackFailed,
+            };
+        };
+        self.notice_about(
+            NoticeKind::RolledBack,
+            format!("{}/rolled_back", good.deployment_id),
+            good.deployment_id.clone(),
+            good.image.clone(),
+            Some(good.task_definition_arn.clone()),
+            Some(format!(
+                "{why}; rolling back to {} ({})",
+                target.image.label(),
+                target.task_definition_arn
+            )),
+        );
+        if let Some(n) = self.notices.last_mut() {
+            n.previous = Some(target.image.label());
+        }
+        if let Some(n) = self.s.outbox.last_mut() {
+            n.previous = Some(target.image.label());
+        }
+        self.start_rollback(target, good.image.label(), why, false)
+    }
+
+    /// A deployment of a known revision: nothing to register; UpdateService (or, for a native
+    /// deployment in flight, StopServiceDeployment first).
+    fn start_rollback(
+        &mut self,
+        target: KnownGood,
+        from: String,
+        why: String,
+        stop_first: bool,
+    ) -> Outcome {
+        self.s.deployments_started += 1;
+        let id = DeploymentId(format!(
+            "{}-{}-{}",
+            self.now.format("%Y%m%dT%H%M%S%3fZ"),
+            &target.image.digest.short()[..8],
+            self.s.deployments_started
+        ));
+        self.s.in_flight = Some(Deployment {
+            id: id.clone(),
+            release: Release {
+                image: target.image.clone(),
+                trigger: Trigger::Rollback { why: why.clone() },
+                requested_at: self.now,
+                force: true,
+            },
+            phase: Phase::Updating,
+            started_at: self.now,
+            updated_at: self.now,
+            lease_until: Some(self.now + self.policy.lease),
+            attempts: 0,
+            task_definition_arn: Some(target.task_definition_arn.clone()),
+            ecs_deployment_id: None,
+            stage: None,
+            gates: Vec::new(),
+            approval: None,
+            gate_failure: None,
+            ecs_event_at: None,
+            rollback: Some(RollbackOf {
+                release: from.clone(),
+                why,
+            }),
+        });
+        self.transition(
+            "rollback".into(),
+            Phase::Updating.to_string(),
+            format!(
+                "from {from} back to {} ({})",
+                target.image.label(),
+                target.task_definition_arn
+            ),
+        );
+        self.commands.push(if stop_first {
+            Command::StopRollout {
+                deployment: id.clone(),
+            }
+        } else {
+            Command::UpdateService {
+                deployment: id.clone(),
+                task_definition_arn: target.task_definition_arn,
+                adopt: false,
+            }
+        });
+        Outcome::Started { deployment: id }
+    }
+
+    fn rollback_requested(&mut self, to: Option<&str>, by: &str) -> Outcome {
+        let why = format!("rollback requested by {by}");
+        if let Some(d) = self.s.in_flight.clone() {
+            if d.rollback.is_some() {
+                return Outcome::Ignored {
+                    reason: format!("{} is already a rollback", d.id),
+                };
+            }
+            if to.is_some() {
+                return Outcome::Ignored {
+                    reason: format!(
+                        "{} is in flight: roll back without --to to return to the last known good first",
+                        d.id
+                    ),
+                };
+            }
+            return self.roll_back_in_flight(why);
+        }
+        let Some(good) = self.s.last_known_good.clone() else {
+            return Outcome::Ignored {
+                reason: "no release of this service is recorded: nothing to roll back".into(),
+            };
+        };
+        let target = match to {
+            None => self.s.good_before(&good),
+            Some(r) => self
+                .s
+                .history
+                .iter()
+                .filter(|h| h.verdict == Verdict::Succeeded)
+                .find(|h| {
+                    h.task_definition_arn.as_deref().is_some_and(|arn| {
+                        arn == r
+                            || arn.ends_with(&format!("/{r}"))
+                            || arn.ends_with(&format!(":{r}"))
+                    })
+                })
+                .and_then(HistoryEntry::known_good),
+        };
+        let Some(target) = target else {
+            return Outcome::Ignored {
+                reason: match to {
+                    Some(r) => format!("`{r}` is not a revision this service ran successfully (see `harbormaster status`)"),
+                    None => "no earlier good release is recorded (see `harbormaster status`)".into(),
+                },
+            };
+        };
+        if target.task_definition_arn == good.task_definition_arn {
+            return Outcome::Ignored {
+                reason: format!("the service is already on {}", target.task_definition_arn),
+            };
+        }
+        self.mark_bad(&good.image, &why);
+        self.start_rollback(target, good.image.label(), why, false)
     }
 }

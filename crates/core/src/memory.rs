@@ -71,6 +71,13 @@ pub struct World {
     pub stopped: Vec<StoppedTask>,
     /// Every UpdateService request: the target (with native settings) and the deployment.
     pub updates: Vec<(ServiceTarget, String, DeploymentId)>,
+    /// Alarms in ALARM now, by name.
+    pub firing: std::collections::BTreeSet<String>,
+    /// Alarm ARN → tags.
+    pub alarm_tags: BTreeMap<String, BTreeMap<String, String>>,
+    pub alarms_put: Vec<crate::alarm::AlarmSpec>,
+    /// Whether StopServiceDeployment finds a deployment to stop (native strategies).
+    pub stoppable: bool,
     next_version: u64,
     next_deployment: u64,
 }
@@ -103,6 +110,10 @@ impl MemoryPorts {
                 service_revisions: BTreeMap::new(),
                 stopped: Vec::new(),
                 updates: Vec::new(),
+                firing: Default::default(),
+                alarm_tags: BTreeMap::new(),
+                alarms_put: Vec::new(),
+                stoppable: false,
                 next_version: 1,
                 next_deployment: 1,
             }),
@@ -468,6 +479,33 @@ impl Services for MemoryPorts {
         })
     }
 
+    async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("StopServiceDeployment")?;
+            let stopped = w.stoppable;
+            if stopped {
+                // ECS puts the service back on the revision before the one in progress.
+                if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
+                    let previous = s
+                        .deployments
+                        .iter()
+                        .find(|d| d.status == "ACTIVE")
+                        .map(|d| d.task_definition.clone());
+                    if let Some(td) = previous {
+                        s.deployments.retain(|d| d.task_definition == td);
+                        for d in &mut s.deployments {
+                            d.status = "PRIMARY".into();
+                            d.rollout_state = Some("COMPLETED".into());
+                        }
+                        s.task_definition = td;
+                    }
+                }
+            }
+            finish(g, "StopServiceDeployment", stopped)
+        })
+    }
+
     async fn stopped_tasks(
         &self,
         _cluster: &str,
@@ -479,6 +517,40 @@ impl Services for MemoryPorts {
             let g = w.gate("ListTasks")?;
             let stopped = w.stopped.clone();
             finish(g, "ListTasks", stopped)
+        })
+    }
+}
+
+impl Alarms for MemoryPorts {
+    async fn firing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("DescribeAlarms")?;
+            let firing = names
+                .iter()
+                .filter(|n| w.firing.contains(*n))
+                .cloned()
+                .collect();
+            finish(g, "DescribeAlarms", firing)
+        })
+    }
+
+    async fn alarm_tags(&self, alarm_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("ListTagsForResource")?;
+            let tags = w.alarm_tags.get(alarm_arn).cloned().unwrap_or_default();
+            finish(g, "ListTagsForResource", tags)
+        })
+    }
+
+    async fn put_alarm(&self, spec: &crate::alarm::AlarmSpec) -> Result<(), PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("PutMetricAlarm")?;
+            w.alarms_put.retain(|a| a.name != spec.name);
+            w.alarms_put.push(spec.clone());
+            finish(g, "PutMetricAlarm", ())
         })
     }
 }

@@ -20,6 +20,12 @@ pub enum NoticeKind {
     RolledBack,
     /// A deployment waits at an approval gate.
     ApprovalNeeded,
+    /// A push of a release marked bad was not deployed.
+    Ignored,
+    /// An alarm the agent did not roll back for, and why.
+    Alarm,
+    /// Putting the service back on its last known good failed: urgent.
+    RollbackFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +61,9 @@ impl NoticeKind {
             NoticeKind::Failed => "failed",
             NoticeKind::RolledBack => "rolled_back",
             NoticeKind::ApprovalNeeded => "approval_needed",
+            NoticeKind::Ignored => "ignored",
+            NoticeKind::Alarm => "alarm",
+            NoticeKind::RollbackFailed => "rollback_failed",
         }
     }
 }
@@ -63,8 +72,12 @@ impl Notification {
     pub fn severity(&self) -> Severity {
         match self.kind {
             NoticeKind::Started | NoticeKind::Succeeded => Severity::Info,
-            NoticeKind::ApprovalNeeded => Severity::Warning,
-            NoticeKind::Failed | NoticeKind::RolledBack => Severity::Critical,
+            NoticeKind::ApprovalNeeded | NoticeKind::Ignored | NoticeKind::Alarm => {
+                Severity::Warning
+            }
+            NoticeKind::Failed | NoticeKind::RolledBack | NoticeKind::RollbackFailed => {
+                Severity::Critical
+            }
         }
     }
 
@@ -83,6 +96,9 @@ impl Notification {
             NoticeKind::Failed => "FAILED to deploy",
             NoticeKind::RolledBack => "ROLLED BACK",
             NoticeKind::ApprovalNeeded => "APPROVAL NEEDED for",
+            NoticeKind::Ignored => "ignored a push of",
+            NoticeKind::Alarm => "ALARM while running",
+            NoticeKind::RollbackFailed => "ROLLBACK FAILED from",
         };
         let s = format!(
             "[{} {}] {}: {} {}",
@@ -134,6 +150,23 @@ impl Notification {
                 "Deployment of {} to {} is waiting for approval.",
                 self.image.label(),
                 self.environment
+            ),
+            NoticeKind::Ignored => format!(
+                "A push of {} was not deployed to {}: it is marked bad.",
+                self.image.label(),
+                self.environment
+            ),
+            NoticeKind::Alarm => format!(
+                "An alarm fired for {} in {} (running {}); no rollback.",
+                self.service,
+                self.environment,
+                self.image.label()
+            ),
+            NoticeKind::RollbackFailed => format!(
+                "URGENT: rolling {} in {} back from {} FAILED; a person must act.",
+                self.service,
+                self.environment,
+                self.image.label()
             ),
         };
         lines.push(headline);

@@ -147,6 +147,25 @@ pub struct Series {
     pub problem: Option<String>,
 }
 
+/// CloudWatch alarms.
+pub trait Alarms {
+    /// The ones among `names` that are in ALARM now.
+    fn firing(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+    /// An alarm's tags (`harbormaster:service`, `harbormaster:environment` map it to a service).
+    fn alarm_tags(
+        &self,
+        alarm_arn: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>, PortError>> + Send;
+    /// Creates or updates an alarm (PutMetricAlarm is an upsert).
+    fn put_alarm(
+        &self,
+        spec: &crate::alarm::AlarmSpec,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
 pub trait Metrics {
     /// CloudWatch GetMetricData over `[start, end)`; the series of the queries that return data.
     fn measure(
@@ -204,6 +223,13 @@ pub trait Services {
         &self,
         revision_arn: &str,
     ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// Stops the native deployment in progress with rollback (StopServiceDeployment). `false`
+    /// when there is none to stop this way: the caller then updates the service itself.
+    fn stop_rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Recently stopped tasks of the service that ran `task_definition_arn`, newest first.
     fn stopped_tasks(
         &self,
@@ -284,6 +310,7 @@ pub trait Ports:
     + Parameters
     + Placements
     + Metrics
+    + Alarms
     + Clock
     + Sync
 {
@@ -297,6 +324,7 @@ impl<T> Ports for T where
         + Parameters
         + Placements
         + Metrics
+        + Alarms
         + Clock
         + Sync
 {

@@ -33,6 +33,8 @@ pub enum Trigger {
     Request { by: String },
     /// Found by the tick in ECR, its push event having been lost.
     Reconcile,
+    /// Putting the service back on its last known good: after an alarm, or asked by a person.
+    Rollback { why: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,9 @@ pub struct Release {
     pub image: Image,
     pub trigger: Trigger,
     pub requested_at: DateTime<Utc>,
+    /// A person's `--force`: deployed even if marked bad or while a guard alarm fires.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The phase of the deployment in flight. Pending releases wait in `ServiceState::pending`;
@@ -147,6 +152,32 @@ pub struct Deployment {
     /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_event_at: Option<DateTime<Utc>>,
+    /// Set when this deployment puts the service back on a known good revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackOf>,
+}
+
+/// What a rollback deployment undoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackOf {
+    /// The release taken off the service (now marked bad), as a label.
+    pub release: String,
+    pub why: String,
+}
+
+/// A release that caused an alarm (or a person's rollback): never deployed again by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadRelease {
+    pub image: Image,
+    pub why: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A release held back because a guard alarm is in ALARM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardWait {
+    pub since: DateTime<Utc>,
+    pub alarms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,11 +189,16 @@ pub enum Verdict {
     RolledBack,
     /// A newer release took its place before it started, or it was older than what was there.
     Superseded,
+    /// Putting the service back on its last known good failed: a person must act.
+    RollbackFailed,
 }
 
 impl Verdict {
     pub fn is_failure(self) -> bool {
-        matches!(self, Verdict::Failed | Verdict::RolledBack)
+        matches!(
+            self,
+            Verdict::Failed | Verdict::RolledBack | Verdict::RollbackFailed
+        )
     }
 }
 
@@ -173,6 +209,7 @@ impl fmt::Display for Verdict {
             Verdict::Failed => "failed",
             Verdict::RolledBack => "rolled back",
             Verdict::Superseded => "superseded",
+            Verdict::RollbackFailed => "rollback failed",
         })
     }
 }
@@ -193,6 +230,20 @@ pub struct HistoryEntry {
     pub gates: Vec<GateRecord>,
 }
 
+impl HistoryEntry {
+    /// The release as a rollback target, if it reached ECS (a revision and a deployment).
+    pub fn known_good(&self) -> Option<KnownGood> {
+        Some(KnownGood {
+            task_definition_arn: self.task_definition_arn.clone()?,
+            image: self.image.clone(),
+            deployment_id: self.deployment_id.clone()?,
+            at: self.at,
+            started_at: None,
+            restored: false,
+        })
+    }
+}
+
 /// A revision the service ran successfully: the rollback target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownGood {
@@ -200,6 +251,12 @@ pub struct KnownGood {
     pub image: Image,
     pub deployment_id: DeploymentId,
     pub at: DateTime<Utc>,
+    /// When the deployment that made it good began: alarms older than that are not its fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// The service got back here by a rollback: a later alarm is not this release's fault.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +287,11 @@ pub struct ServiceState {
     /// Deployments started so far; makes every deployment id unique for this service.
     #[serde(default)]
     pub deployments_started: u64,
+    /// Newest first, bounded by `agent.history_limit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_releases: Vec<BadRelease>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_wait: Option<GuardWait>,
 }
 
 impl ServiceState {
@@ -246,6 +308,8 @@ impl ServiceState {
             processed_events: VecDeque::new(),
             outbox: Vec::new(),
             deployments_started: 0,
+            bad_releases: Vec::new(),
+            guard_wait: None,
         }
     }
 
@@ -265,6 +329,21 @@ impl ServiceState {
     pub fn record(&mut self, entry: HistoryEntry, limit: usize) {
         self.history.insert(0, entry);
         self.history.truncate(limit);
+    }
+
+    pub fn bad(&self, digest: &crate::image::Digest) -> Option<&BadRelease> {
+        self.bad_releases.iter().find(|b| &b.image.digest == digest)
+    }
+
+    /// The newest release that succeeded before `current` and is not marked bad: where a
+    /// rollback from `current` goes.
+    pub fn good_before(&self, current: &KnownGood) -> Option<KnownGood> {
+        self.history
+            .iter()
+            .filter(|h| h.verdict == Verdict::Succeeded)
+            .filter(|h| h.image.digest != current.image.digest)
+            .filter(|h| self.bad(&h.image.digest).is_none())
+            .find_map(HistoryEntry::known_good)
     }
 
     /// The storage key of this document in the state bucket.

@@ -48,6 +48,23 @@ pub const WEB_TEMPLATE: &str = r#"{
   ]
 }"#;
 
+/// AWS's "ECR Image Action" sample for `booking/web`: digest `fill` × 64, pushed `secs` after
+/// 11:00 on the scenarios' day.
+pub fn push_event(id: &str, tag: &str, fill: char, secs: i64) -> serde_json::Value {
+    use chrono::TimeZone;
+    let t = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 11, 0, 0)
+        .unwrap()
+        + chrono::Duration::seconds(secs);
+    serde_json::json!({
+        "version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": t.to_rfc3339(), "region": "us-east-1", "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "booking/web",
+          "image-digest": format!("sha256:{}", fill.to_string().repeat(64)),
+          "action-type": "PUSH", "image-tag": tag}
+    })
+}
+
 pub fn source() -> MemorySource {
     MemorySource(BTreeMap::from([
         ("harbormaster.toml".to_owned(), CONFIG.to_owned()),

@@ -11,6 +11,7 @@ use harbormaster_core::memory::{MemoryPorts, RolloutMode};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::state::{Phase, Verdict};
 use harbormaster_core::testing::bundle;
+use harbormaster_core::testing::push_event;
 use harbormaster_core::{Bundle, RunOptions};
 
 const CLUSTER: &str = "booking-dev";
@@ -20,17 +21,6 @@ fn world() -> (MemoryPorts, Bundle) {
     let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
     ports.add_service(CLUSTER, "web", INITIAL_TD);
     (ports, bundle())
-}
-
-fn push_event(id: &str, tag: &str, fill: char, secs: i64) -> Value {
-    let t = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap() + Duration::seconds(secs);
-    json!({
-        "version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
-        "account": "123456789012", "time": t.to_rfc3339(), "region": "us-east-1", "resources": [],
-        "detail": {"result": "SUCCESS", "repository-name": "booking/web",
-          "image-digest": format!("sha256:{}", fill.to_string().repeat(64)),
-          "action-type": "PUSH", "image-tag": tag}
-    })
 }
 
 fn send(
@@ -491,6 +481,7 @@ fn semver_environments_never_step_back_to_a_late_hotfix() {
         "web",
         "1.3.0",
         "test",
+        false,
         RunOptions::default(),
     ))
     .unwrap();
@@ -645,6 +636,7 @@ fn a_repush_of_an_image_whose_deployment_failed_is_not_deployed_again_by_itself(
         "web",
         "main-1",
         "ops",
+        false,
         RunOptions::default(),
     ))
     .unwrap();

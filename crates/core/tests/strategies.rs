@@ -13,7 +13,7 @@ use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::StoppedTask;
 use harbormaster_core::state::{GateStatus, Verdict};
 use harbormaster_core::strategy::Stage;
-use harbormaster_core::testing::WEB_TEMPLATE;
+use harbormaster_core::testing::{push_event, WEB_TEMPLATE};
 use harbormaster_core::{Bundle, RunOptions};
 
 const CLUSTER: &str = "booking-dev";
@@ -113,17 +113,6 @@ fn send(ports: &MemoryPorts, b: &Bundle, event: &Value) -> DispatchReport {
     block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
 }
 
-fn push(id: &str, tag: &str, fill: char, secs: i64) -> Value {
-    let t = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap() + Duration::seconds(secs);
-    json!({
-        "version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
-        "account": "123456789012", "time": t.to_rfc3339(), "region": "us-east-1", "resources": [],
-        "detail": {"result": "SUCCESS", "repository-name": "booking/web",
-          "image-digest": format!("sha256:{}", fill.to_string().repeat(64)),
-          "action-type": "PUSH", "image-tag": tag}
-    })
-}
-
 /// The last UpdateService: what ECS was told, and the deployment it named in the hook details.
 fn last_update(ports: &MemoryPorts) -> (String, String) {
     ports.with(|w| {
@@ -210,7 +199,7 @@ fn words(reports: &[DispatchReport]) -> Vec<String> {
 fn each_strategy_with_every_gate_passing_is_journaled_stage_by_stage_and_succeeds() {
     for strategy in ["blue_green", "canary", "linear"] {
         let (ports, b) = world(strategy, "");
-        let mut reports = vec![send(&ports, &b, &push("e1", "main-1", 'a', 0))];
+        let mut reports = vec![send(&ports, &b, &push_event("e1", "main-1", 'a', 0))];
 
         // What ECS was asked for: the native strategy with both target groups and the hook.
         let target = ports.with(|w| w.updates[0].0.clone());
@@ -291,7 +280,7 @@ fn each_strategy_with_every_gate_passing_is_journaled_stage_by_stage_and_succeed
 #[test]
 fn the_hook_journals_each_stage_it_gates_in_order() {
     let (ports, b) = world("canary", "");
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     measure(&ports, 0.0);
     let (_, deployment) = last_update(&ports);
     let mut journal = Vec::new();
@@ -326,7 +315,7 @@ fn the_hook_journals_each_stage_it_gates_in_order() {
 #[test]
 fn a_metric_breach_at_the_second_stage_fails_there_and_the_rollback_notice_says_why() {
     let (ports, b) = world("linear", "");
-    send(&ports, &b, &push("e0", "main-0", '0', 0));
+    send(&ports, &b, &push_event("e0", "main-0", '0', 0));
     measure(&ports, 0.0);
     for stage in [
         "POST_TEST_TRAFFIC_SHIFT",
@@ -346,7 +335,7 @@ fn a_metric_breach_at_the_second_stage_fails_there_and_the_rollback_notice_says_
     let good = ports.state("dev", "web").unwrap().last_known_good.unwrap();
 
     ports.advance(Duration::minutes(30));
-    send(&ports, &b, &push("e1", "main-1", 'a', 60));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 60));
     measure(&ports, 2.0);
     let (status, _) = hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT");
     assert_eq!(status, HookStatus::Succeeded);
@@ -426,7 +415,7 @@ fn a_metric_breach_at_the_second_stage_fails_there_and_the_rollback_notice_says_
 #[test]
 fn an_unmeasurable_check_waits_then_fails_and_never_passes() {
     let (ports, b) = world("blue_green", "");
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     // No datapoints at all: inconclusive, asked again, until max_inconclusive (2) is exceeded.
     for round in 1..=2 {
         let (status, reason) = hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT");
@@ -448,7 +437,7 @@ fn an_unmeasurable_check_waits_then_fails_and_never_passes() {
 #[test]
 fn a_cloudwatch_error_is_inconclusive_not_a_failure_and_data_afterwards_passes() {
     let (ports, b) = world("blue_green", "");
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     ports.with(|w| {
         w.faults.push_back((
             "GetMetricData".into(),
@@ -472,7 +461,7 @@ const APPROVAL: &str = r#"approval = { stage = "post_test_traffic_shift", timeou
 #[test]
 fn an_approval_that_times_out_is_rejected() {
     let (ports, b) = world("blue_green", APPROVAL);
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     measure(&ports, 0.0);
     let (status, reason) = hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT");
     assert_eq!(status, HookStatus::InProgress);
@@ -505,7 +494,7 @@ fn an_approval_that_times_out_is_rejected() {
 fn an_approval_lets_the_deployment_through_and_a_rejection_fails_it() {
     for approved in [true, false] {
         let (ports, b) = world("canary", APPROVAL);
-        send(&ports, &b, &push("e1", "main-1", 'a', 0));
+        send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
         measure(&ports, 0.0);
         assert_eq!(
             hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT").0,
@@ -556,7 +545,7 @@ fn an_approval_lets_the_deployment_through_and_a_rejection_fails_it() {
 #[test]
 fn a_newer_push_during_bake_fails_the_current_at_its_next_hook_and_deploys_after() {
     let (ports, b) = world("canary", "");
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     measure(&ports, 0.0);
     assert_eq!(
         hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT").0,
@@ -564,7 +553,7 @@ fn a_newer_push_during_bake_fails_the_current_at_its_next_hook_and_deploys_after
     );
     let first = ecs_id(&ports, &b);
 
-    let r = send(&ports, &b, &push("e2", "main-2", 'b', 60));
+    let r = send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
     assert_eq!(r.targets[0].outcome, Outcome::Queued);
     let (status, reason) = hook(&ports, &b, "PRODUCTION_TRAFFIC_SHIFT");
     assert_eq!(status, HookStatus::Failed);
@@ -596,7 +585,7 @@ fn a_newer_push_during_bake_fails_the_current_at_its_next_hook_and_deploys_after
 #[test]
 fn duplicate_and_out_of_order_ecs_events_change_nothing() {
     let (ports, b) = world("blue_green", "");
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     let id = ecs_id(&ports, &b);
     let t = ports.with(|w| w.now);
     let late = send(
@@ -660,7 +649,7 @@ fn duplicate_and_out_of_order_ecs_events_change_nothing() {
         "no second notification"
     );
     // Some other deployment's event (the rollback's own, say) is not this one's.
-    send(&ports, &b, &push("e2", "main-2", 'b', 60));
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
     let other = send(
         &ports,
         &b,
@@ -674,7 +663,7 @@ fn duplicate_and_out_of_order_ecs_events_change_nothing() {
 #[test]
 fn a_hook_for_a_rollback_or_a_revision_from_elsewhere_is_not_gated() {
     let (ports, b) = world("blue_green", APPROVAL);
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     // ECS says the target revision runs the old task definition: a rollback's hook.
     ports.with(|w| {
         w.service_revisions.insert(
@@ -705,7 +694,7 @@ fn a_missing_second_target_group_fails_the_deployment_before_any_mutating_call()
         w.outputs
             .remove("/booking/dev/outputs/target-groups/web/green");
     });
-    let r = send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    let r = send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     assert!(
         matches!(
             r.targets[0].outcome,
@@ -732,7 +721,7 @@ fn a_missing_second_target_group_fails_the_deployment_before_any_mutating_call()
 #[test]
 fn a_hook_dry_run_decides_but_records_nothing() {
     let (ports, b) = world("blue_green", APPROVAL);
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     let before = ports.state("dev", "web");
     let (_, deployment) = last_update(&ports);
     let payload = json!({
@@ -758,7 +747,7 @@ fn a_hook_dry_run_decides_but_records_nothing() {
 fn the_tick_waits_as_long_as_the_strategy_and_the_approval_may_take() {
     // stabilize_timeout_minutes is 30; bake 10 + canary 5 + approval 30 + check rounds allow more.
     let (ports, b) = world("canary", APPROVAL);
-    send(&ports, &b, &push("e1", "main-1", 'a', 0));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     ports.advance(Duration::minutes(70));
     let r = block_on(harbormaster_core::dispatch::tick(
         &ports,

@@ -1,0 +1,645 @@
+//! Scenario tests for alarm-driven rollback and guard alarms: the engine over in-memory ports
+//! with virtual time. One test per policy line of the issue.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::executor::block_on;
+use serde_json::{json, Value};
+
+use harbormaster_core::dispatch::{
+    handle_event, request_deploy, request_rollback, tick, DispatchReport,
+};
+use harbormaster_core::machine::Outcome;
+use harbormaster_core::memory::{MemoryPorts, MemorySource, RolloutMode};
+use harbormaster_core::notify::NoticeKind;
+use harbormaster_core::ports::{ErrorKind, PortError};
+use harbormaster_core::state::{Phase, Verdict};
+use harbormaster_core::testing::{push_event, CONFIG, WEB_TEMPLATE};
+use harbormaster_core::{Bundle, RunOptions};
+
+const CLUSTER: &str = "booking-dev";
+const INITIAL_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:0";
+const ALARM: &str = "booking-dev-web-5xx";
+
+fn world_with(extra: &str) -> (MemoryPorts, Bundle) {
+    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
+    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    let config = CONFIG.replace(
+        "[services.web.environments.dev]\n",
+        &format!("[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n{extra}"),
+    );
+    let source = MemorySource(
+        [
+            ("harbormaster.toml".to_owned(), config),
+            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
+        ]
+        .into(),
+    );
+    (
+        ports,
+        block_on(Bundle::load(&source)).expect("config loads"),
+    )
+}
+
+fn world() -> (MemoryPorts, Bundle) {
+    world_with("")
+}
+
+fn send(ports: &MemoryPorts, b: &Bundle, event: &Value) -> DispatchReport {
+    block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
+}
+
+/// AWS's "CloudWatch Alarm State Change" shape (CloudWatch's own timestamp format included).
+fn alarm(id: &str, name: &str, from: &str, to: &str, at: DateTime<Utc>) -> Value {
+    let ts = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    json!({
+        "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch", "account": "123456789012", "time": at.to_rfc3339(),
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": to, "reason": "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (10.0).", "timestamp": ts},
+            "previousState": {"value": from, "reason": "", "timestamp": ts}
+        }
+    })
+}
+
+fn td_of(ports: &MemoryPorts) -> String {
+    ports.with(|w| {
+        w.services[&(CLUSTER.to_string(), "web".to_string())]
+            .task_definition
+            .clone()
+    })
+}
+
+fn now(ports: &MemoryPorts) -> DateTime<Utc> {
+    ports.with(|w| w.now)
+}
+
+fn tick_once(ports: &MemoryPorts, b: &Bundle) -> DispatchReport {
+    block_on(tick(ports, b, RunOptions::default()))
+}
+
+/// Deploys a release and lets ECS finish it: returns its task definition.
+fn release(ports: &MemoryPorts, b: &Bundle, n: i64, fill: char) -> String {
+    send(
+        ports,
+        b,
+        &push_event(&format!("p{n}"), &format!("main-{n}"), fill, n),
+    );
+    ports.complete(CLUSTER, "web");
+    tick_once(ports, b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.history[0].verdict,
+        Verdict::Succeeded,
+        "{:?}",
+        st.history[0]
+    );
+    st.last_known_good.unwrap().task_definition_arn
+}
+
+fn kinds(ports: &MemoryPorts) -> Vec<NoticeKind> {
+    ports.with(|w| w.published.iter().map(|n| n.kind).collect())
+}
+
+fn words(r: &DispatchReport) -> Vec<String> {
+    r.targets
+        .iter()
+        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
+        .collect()
+}
+
+#[test]
+fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks_it_bad() {
+    let (ports, b) = world();
+    let v1 = release(&ports, &b, 1, 'a');
+    ports.advance(Duration::minutes(10));
+    let v2 = release(&ports, &b, 2, 'b');
+    ports.advance(Duration::minutes(5));
+
+    let event = alarm("al-1", ALARM, "OK", "ALARM", now(&ports));
+    let r = send(&ports, &b, &event);
+    assert!(
+        matches!(r.targets[0].outcome, Outcome::Started { .. }),
+        "{r:?}"
+    );
+    assert_eq!(words(&r), ["rollback->updating", "updating->stabilizing"]);
+    assert_eq!(
+        td_of(&ports),
+        v1,
+        "the service is on the first release's revision"
+    );
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.bad_releases[0].image.tag.as_deref(), Some("main-2"));
+    assert!(st.bad_releases[0].why.contains(ALARM));
+    let notice = ports.with(|w| w.published.last().cloned().unwrap());
+    assert_eq!(notice.kind, NoticeKind::RolledBack);
+    let why = notice.reason.unwrap();
+    assert!(
+        why.contains(ALARM) && why.contains("rolling back to booking/web:main-1"),
+        "{why}"
+    );
+    assert!(notice.previous.as_deref().unwrap().contains("main-1"));
+    assert_ne!(v1, v2);
+
+    // The same event again changes nothing.
+    let before = ports.state("dev", "web");
+    let calls = ports.with(|w| w.calls.len());
+    assert_eq!(
+        send(&ports, &b, &event).targets[0].outcome,
+        Outcome::Duplicate
+    );
+    assert_eq!(ports.state("dev", "web"), before);
+    assert_eq!(ports.count("UpdateService"), 3);
+    assert!(
+        ports.with(|w| w.calls.len()) > calls,
+        "it was read, not acted on"
+    );
+
+    // ECS finishes the rollback: v1 is the last known good again, restored.
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    let good = st.last_known_good.unwrap();
+    assert_eq!(
+        (good.task_definition_arn.as_str(), good.restored),
+        (v1.as_str(), true)
+    );
+
+    // A push of the bad digest (a new event) is not deployed, and the team is told.
+    let r = send(
+        &ports,
+        &b,
+        &push_event("p2-again", "main-2-retag", 'b', 100),
+    );
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("marked bad")),
+        "{r:?}"
+    );
+    assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Ignored));
+    assert_eq!(td_of(&ports), v1);
+    // A person must force it.
+    ports.push_image("booking/web", "main-2", 'b', now(&ports));
+    let r = block_on(request_deploy(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        "main-2",
+        "bob",
+        false,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(
+        matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("--force")),
+        "{r:?}"
+    );
+    let r = block_on(request_deploy(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        "main-2",
+        "bob",
+        true,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
+}
+
+#[test]
+fn an_alarm_during_a_deployment_stops_it_and_returns_to_last_known_good() {
+    let (ports, b) = world();
+    let v1 = release(&ports, &b, 1, 'a');
+    send(&ports, &b, &push_event("p2", "main-2", 'b', 2));
+    ports.advance(Duration::minutes(2));
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert_eq!(
+        words(&r),
+        [
+            "stabilizing->rolled back",
+            "rollback->updating",
+            "updating->stabilizing"
+        ]
+    );
+    assert_eq!(td_of(&ports), v1);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.history[0].verdict, Verdict::RolledBack);
+    assert!(st.history[0].reason.as_deref().unwrap().contains(ALARM));
+    assert!(st.in_flight.as_ref().unwrap().rollback.is_some());
+    ports.complete(CLUSTER, "web");
+    let r = tick_once(&ports, &b);
+    assert!(matches!(
+        r.targets[0].outcome,
+        Outcome::Finished {
+            verdict: Verdict::Succeeded,
+            ..
+        }
+    ));
+    assert!(
+        ports
+            .state("dev", "web")
+            .unwrap()
+            .last_known_good
+            .unwrap()
+            .restored
+    );
+}
+
+#[test]
+fn a_native_deployment_in_flight_is_stopped_through_ecs() {
+    let native =
+        "strategy = \"blue_green\"\nload_balancer = { container = \"web\", port = 8000 }\n";
+    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
+    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    ports.with(|w| {
+        w.rollout = RolloutMode::Manual;
+        w.stoppable = true;
+        for (k, v) in [
+            ("/booking/dev/outputs/target-groups/web/blue", "arn:tg/blue"),
+            (
+                "/booking/dev/outputs/target-groups/web/green",
+                "arn:tg/green",
+            ),
+            ("/booking/dev/outputs/production-rules/web", "arn:rule/prod"),
+            (
+                "/booking/dev/outputs/roles/ecs-infrastructure",
+                "arn:role/infra",
+            ),
+            ("/booking/agent/hook-function-arn", "arn:lambda:hook"),
+            ("/booking/agent/hook-role-arn", "arn:role/hook"),
+        ] {
+            w.outputs.insert(k.into(), v.into());
+        }
+    });
+    let config = CONFIG
+        .replace(
+            "desired_count = 2\n",
+            &format!("desired_count = 2\n{native}"),
+        )
+        .replace(
+            "[services.web.environments.dev]\n",
+            "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
+        );
+    let source = MemorySource(
+        [
+            ("harbormaster.toml".to_owned(), config),
+            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
+        ]
+        .into(),
+    );
+    let b = block_on(Bundle::load(&source)).unwrap();
+    let v1 = release(&ports, &b, 1, 'a');
+    send(&ports, &b, &push_event("p2", "main-2", 'b', 2));
+    let updates = ports.count("UpdateService");
+    send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert_eq!(ports.count("StopServiceDeployment"), 1);
+    assert_eq!(
+        ports.count("UpdateService"),
+        updates,
+        "ECS rolls back itself"
+    );
+    assert_eq!(td_of(&ports), v1);
+    let d = ports.state("dev", "web").unwrap().in_flight.unwrap();
+    assert_eq!(d.phase, Phase::Stabilizing);
+    let r = tick_once(&ports, &b);
+    assert!(
+        matches!(
+            r.targets[0].outcome,
+            Outcome::Finished {
+                verdict: Verdict::Succeeded,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_alarm_outside_the_window_only_notifies() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    release(&ports, &b, 2, 'b');
+    ports.advance(Duration::minutes(31));
+    let updates = ports.count("UpdateService");
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("more than 30 min before")),
+        "{r:?}"
+    );
+    assert_eq!(ports.count("UpdateService"), updates);
+    assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Alarm));
+    assert!(ports.state("dev", "web").unwrap().bad_releases.is_empty());
+}
+
+#[test]
+fn an_alarm_on_a_service_already_back_on_its_last_known_good_only_notifies_and_never_loops() {
+    let (ports, b) = world();
+    let v1 = release(&ports, &b, 1, 'a');
+    release(&ports, &b, 2, 'b');
+    send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    ports.advance(Duration::minutes(1));
+    let updates = ports.count("UpdateService");
+    // The alarm clears and fires again: v1 is not rolled back to anything older.
+    send(
+        &ports,
+        &b,
+        &alarm("al-2", ALARM, "ALARM", "OK", now(&ports)),
+    );
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-3", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("already back on")),
+        "{r:?}"
+    );
+    assert_eq!(ports.count("UpdateService"), updates);
+    assert_eq!(td_of(&ports), v1);
+    assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Alarm));
+}
+
+#[test]
+fn stale_repeated_and_clearing_alarm_changes_do_nothing() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    let before_release = now(&ports);
+    ports.advance(Duration::minutes(1));
+    release(&ports, &b, 2, 'b');
+    let state = ports.state("dev", "web");
+    let published = kinds(&ports).len();
+    for (id, from, to, at) in [
+        ("old", "OK", "ALARM", before_release), // before the release began
+        ("repeat", "ALARM", "ALARM", now(&ports)), // ALARM → ALARM
+        ("ok", "OK", "OK", now(&ports)),        // OK → OK
+        ("clears", "ALARM", "OK", now(&ports)), // clearing
+    ] {
+        let r = send(&ports, &b, &alarm(id, ALARM, from, to, at));
+        assert!(
+            matches!(r.targets[0].outcome, Outcome::Ignored { .. }),
+            "{id}: {r:?}"
+        );
+    }
+    let mut after = ports.state("dev", "web").unwrap();
+    after.processed_events = state.as_ref().unwrap().processed_events.clone();
+    assert_eq!(Some(after), state);
+    assert_eq!(kinds(&ports).len(), published);
+    // An alarm no service claims is reported, not acted on.
+    let r = send(
+        &ports,
+        &b,
+        &alarm("x", "someone-elses-alarm", "OK", "ALARM", now(&ports)),
+    );
+    assert!(r.targets.is_empty() && r.ignored.is_some(), "{r:?}");
+}
+
+#[test]
+fn an_alarm_is_mapped_by_its_tags_when_the_config_does_not_name_it() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    release(&ports, &b, 2, 'b');
+    ports.with(|w| {
+        w.alarm_tags.insert(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:latency-p99".into(),
+            [
+                ("harbormaster:service".to_owned(), "web".to_owned()),
+                ("harbormaster:environment".to_owned(), "dev".to_owned()),
+            ]
+            .into(),
+        )
+    });
+    let r = send(
+        &ports,
+        &b,
+        &alarm("t1", "latency-p99", "OK", "ALARM", now(&ports)),
+    );
+    assert_eq!(r.targets.len(), 1, "{r:?}");
+    assert!(matches!(r.targets[0].outcome, Outcome::Started { .. }));
+}
+
+#[test]
+fn a_rollback_with_nothing_to_return_to_fails_urgently_and_does_not_retry() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert!(matches!(
+        r.targets[0].outcome,
+        Outcome::Finished {
+            verdict: Verdict::RollbackFailed,
+            ..
+        }
+    ));
+    let n = ports.with(|w| w.published.last().cloned().unwrap());
+    assert_eq!(n.kind, NoticeKind::RollbackFailed);
+    assert_eq!(n.severity(), harbormaster_core::notify::Severity::Critical);
+    assert!(n.subject().contains("ROLLBACK FAILED"), "{}", n.subject());
+    // The next alarm only notifies: a person must act.
+    ports.advance(Duration::minutes(1));
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-2", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert!(
+        matches!(&r.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("person")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_rollback_whose_revision_is_gone_ends_in_rollback_failed_without_a_retry_loop() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    release(&ports, &b, 2, 'b');
+    ports.with(|w| {
+        w.faults.push_back((
+            "UpdateService".into(),
+            PortError::new(
+                ErrorKind::Invalid,
+                "UpdateService",
+                "TaskDefinition is inactive",
+            ),
+        ))
+    });
+    let r = send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert!(
+        matches!(
+            r.targets[0].outcome,
+            Outcome::Finished {
+                verdict: Verdict::RollbackFailed,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.in_flight.is_none());
+    assert!(st.history[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("inactive"));
+    assert_eq!(kinds(&ports).last(), Some(&NoticeKind::RollbackFailed));
+    let updates = ports.count("UpdateService");
+    for _ in 0..3 {
+        ports.advance(Duration::minutes(5));
+        tick_once(&ports, &b);
+    }
+    assert_eq!(ports.count("UpdateService"), updates, "no retry loop");
+}
+
+#[test]
+fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
+    let (ports, b) = world();
+    let v1 = release(&ports, &b, 1, 'a');
+    let v2 = release(&ports, &b, 2, 'b');
+    release(&ports, &b, 3, 'c');
+    let dry = block_on(request_rollback(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        None,
+        "alice",
+        RunOptions { dry_run: true },
+    ))
+    .unwrap();
+    assert!(dry.planned.iter().any(|p| p.contains(&v2)), "{dry:?}");
+    let r = block_on(request_rollback(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        None,
+        "alice",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Started { .. }));
+    assert_eq!(td_of(&ports), v2);
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let rev = v1.rsplit(':').next().unwrap().to_owned();
+    let r = block_on(request_rollback(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        Some(rev),
+        "alice",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
+    assert_eq!(td_of(&ports), v1);
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let r = block_on(request_rollback(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        Some("999".into()),
+        "alice",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("not a revision")));
+}
+
+const GUARDED: &str = "guard_alarms = [\"booking-dev-db-cpu\"]\nguard_timeout_minutes = 20\n";
+
+#[test]
+fn a_release_waits_while_a_guard_alarm_fires_and_deploys_when_it_clears() {
+    let (ports, b) = world_with(GUARDED);
+    ports.with(|w| {
+        w.firing.insert("booking-dev-db-cpu".into());
+    });
+    let r = send(&ports, &b, &push_event("p1", "main-1", 'a', 1));
+    assert_eq!(r.targets[0].outcome, Outcome::Queued);
+    assert_eq!(words(&r), ["pending->held"]);
+    assert_eq!(ports.count("RegisterTaskDefinition"), 0);
+    ports.advance(Duration::minutes(5));
+    tick_once(&ports, &b);
+    assert_eq!(ports.count("RegisterTaskDefinition"), 0, "still held");
+    ports.with(|w| w.firing.clear());
+    ports.advance(Duration::minutes(1));
+    let r = tick_once(&ports, &b);
+    assert!(
+        matches!(
+            r.targets
+                .iter()
+                .find(|t| t.environment == "dev")
+                .unwrap()
+                .outcome,
+            Outcome::Started { .. }
+        ),
+        "{r:?}"
+    );
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+}
+
+#[test]
+fn a_release_held_by_a_guard_alarm_fails_after_the_timeout_and_force_overrides() {
+    let (ports, b) = world_with(GUARDED);
+    ports.with(|w| {
+        w.firing.insert("booking-dev-db-cpu".into());
+    });
+    send(&ports, &b, &push_event("p1", "main-1", 'a', 1));
+    ports.advance(Duration::minutes(21));
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.pending.is_none());
+    assert_eq!(st.history[0].verdict, Verdict::Failed);
+    assert!(st.history[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("booking-dev-db-cpu"));
+    assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Failed));
+    // A person forces it while the alarm still fires.
+    ports.push_image("booking/web", "main-1", 'a', now(&ports));
+    let r = block_on(request_deploy(
+        &ports,
+        &b,
+        "dev",
+        "web",
+        "main-1",
+        "alice",
+        true,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
+}

@@ -1,0 +1,14 @@
+//! `alarm`: the Lambda function for "CloudWatch Alarm State Change" events and for alarm actions
+//! delivered through SNS: puts the service back on its last known good. Everything it does is in
+//! the core and the adapters; this names the function and starts it.
+
+// The SDK's and the runtime's futures nest deeply; release builds (inlining) need more than
+// the default query depth to lay out `main`.
+#![recursion_limit = "256"]
+
+use harbormaster_aws::handler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    handler::serve(handler::ALARM).await
+}

@@ -1,0 +1,241 @@
+//! Alarm-driven rollback end to end against the emulator: standard alarms created by the CLI
+//! (tagged), two releases deployed, an alarm driven to ALARM in the emulator's CloudWatch, and
+//! the event EventBridge (or the alarm action's SNS message) would deliver run through the
+//! `alarm` dispatch.
+
+use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_core::RunOptions;
+use harbormaster_e2e::{fixture, TempDir, World, ACCOUNT, REGION};
+use serde_json::{json, Value};
+
+async fn release(w: &World, tag: &str) -> (String, String) {
+    let digest = w.push_image(tag).await.unwrap();
+    let event = w.push_event(&format!("push-{tag}"), tag, &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
+        .await
+        .unwrap();
+    w.tick().await;
+    let td = w.service_task_definition("web").await.unwrap();
+    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    assert_eq!(
+        state["last_known_good"]["task_definition_arn"],
+        td.as_str(),
+        "{state}"
+    );
+    (digest, td)
+}
+
+/// Puts the alarm in ALARM, then writes the "CloudWatch Alarm State Change" event EventBridge
+/// would send for it, from what CloudWatch says of the alarm.
+async fn fire(w: &World, tmp: &TempDir, name: &str) -> String {
+    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 3 datapoints were greater than the threshold (80.0).")
+        .send()
+        .await
+        .unwrap();
+    let a = cw
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms
+        .unwrap()
+        .remove(0);
+    assert_eq!(a.state_value.as_ref().map(|s| s.as_str()), Some("ALARM"));
+    let at = a
+        .state_updated_timestamp
+        .map(|t| chrono::DateTime::from_timestamp(t.secs(), 0).unwrap())
+        .unwrap_or_else(chrono::Utc::now);
+    let mut e = fixture("cloudwatch-alarm-state-change.json");
+    e["id"] = json!(format!("alarm-{name}-{}", at.timestamp()));
+    e["account"] = json!(ACCOUNT);
+    e["region"] = json!(REGION);
+    e["time"] = json!(at.to_rfc3339());
+    e["resources"] = json!([a.alarm_arn.clone().unwrap()]);
+    e["detail"]["alarmName"] = json!(name);
+    e["detail"]["state"]["reason"] = json!(a.state_reason.clone().unwrap_or_default());
+    e["detail"]["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    let path = tmp.0.join(format!("{name}.json"));
+    std::fs::write(&path, e.to_string()).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_digest_stays_out() {
+    let w = World::start().await.unwrap();
+    // The standard alarms, tagged for web in dev: the config does not name them.
+    let listed = w.cli_ok(&["alarms", "--env", "dev", "--service", "web"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("would put booking-dev-web-cpu"));
+    w.cli_ok(&["alarms", "--env", "dev", "--service", "web", "--apply"]);
+
+    let (_, v1) = release(&w, "main-aaaa111").await;
+    let (bad_digest, v2) = release(&w, "main-bbbb222").await;
+    assert_ne!(v1, v2);
+    w.inbox().await.unwrap();
+
+    let tmp = TempDir::new("alarms").unwrap();
+    let file = fire(&w, &tmp, "booking-dev-web-cpu").await;
+    let (code, r) = w.invoke(&file);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["targets"][0]["outcome"], "started", "{r}");
+    assert_eq!(
+        w.service_task_definition("web").await.unwrap(),
+        v1,
+        "back on the first release"
+    );
+
+    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    let why = state["in_flight"]["rollback"]["why"].as_str().unwrap();
+    assert!(
+        why.contains("booking-dev-web-cpu") && why.contains("ALARM"),
+        "{state}"
+    );
+    assert_eq!(
+        state["bad_releases"][0]["image"]["digest"],
+        bad_digest.as_str()
+    );
+    let inbox = w.inbox().await.unwrap();
+    let (subject, message, _) = inbox
+        .iter()
+        .find(|(_, m, _)| m["kind"] == "rolled_back")
+        .unwrap_or_else(|| panic!("no rollback notification: {inbox:?}"));
+    assert!(
+        subject.contains("ROLLED BACK") && subject.contains("main-bbbb222"),
+        "{subject}"
+    );
+    let reason = message["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("booking-dev-web-cpu") && reason.contains("main-aaaa111"),
+        "{reason}"
+    );
+
+    // The same event delivered again changes nothing.
+    let before = w.state_document("dev", "web").await.unwrap();
+    let (code, r) = w.invoke(&file);
+    assert_eq!(
+        (code, r["targets"][0]["outcome"].as_str()),
+        (0, Some("duplicate")),
+        "{r}"
+    );
+    let mut after = w.state_document("dev", "web").await.unwrap().unwrap();
+    after["processed_events"] = before.as_ref().unwrap()["processed_events"].clone();
+    assert_eq!(Some(after), before);
+    assert!(w.inbox().await.unwrap().is_empty(), "nothing sent twice");
+
+    w.tick().await;
+    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    assert_eq!(state["last_known_good"]["task_definition_arn"], v1.as_str());
+    assert_eq!(state["last_known_good"]["restored"], true);
+
+    // A push of the bad digest (under another tag, a new event) is not deployed.
+    let again = w.push_event("push-bad-again", "main-bbbb223", &bad_digest);
+    let r = handler::dispatch(&w.agent(), ECR_PUSH, &again, RunOptions::default())
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["targets"][0]["outcome"], "ignored", "{v}");
+    assert_eq!(w.service_task_definition("web").await.unwrap(), v1);
+    let inbox = w.inbox().await.unwrap();
+    assert!(
+        inbox
+            .iter()
+            .any(|(_, m, _)| m["kind"] == "ignored" && m["service"] == "web"),
+        "{inbox:?}"
+    );
+    // `status` shows it marked bad.
+    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("marked bad:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_action_delivered_through_sns_rolls_back_too() {
+    let w = World::start().await.unwrap();
+    // This time the config names the alarms (by pattern), and the alarm's action is SNS.
+    let path = w.config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[services.web.environments.dev]\n",
+        "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let sqs = &w.clients.sqs;
+    let sns = &w.clients.sns;
+    let topic = sns
+        .create_topic()
+        .name("booking-alarms")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name("alarm-fn")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:alarm-fn");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
+    cw.put_metric_alarm()
+        .alarm_name("booking-dev-web-errors")
+        .namespace("Booking/Web")
+        .metric_name("Errors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions(&topic)
+        .send()
+        .await
+        .unwrap();
+
+    let (_, v1) = release(&w, "main-cccc333").await;
+    let (_, _v2) = release(&w, "main-dddd444").await;
+    cw.set_alarm_state()
+        .alarm_name("booking-dev-web-errors")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed")
+        .send()
+        .await
+        .unwrap();
+    // What SNS delivered, wrapped as Lambda hands SNS messages to a function.
+    let mut envelope = None;
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = out.messages().first() {
+            envelope = Some(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
+            break;
+        }
+    }
+    let envelope = envelope.expect("the alarm action reached SNS");
+    let event = json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": format!("{topic}:sub"),
+        "Sns": envelope,
+    }]});
+    let r = handler::dispatch(&w.agent(), handler::ALARM, &event, RunOptions::default())
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["targets"][0]["outcome"], "started", "{v}");
+    assert_eq!(w.service_task_definition("web").await.unwrap(), v1);
+}
