@@ -18,8 +18,8 @@ async fn the_ecr_push_function_deploys_a_push_and_answers_the_runtime() {
     let mut child = Command::new(binary("ecr-push").unwrap())
         .envs(w.cli_env())
         .envs(runtime_api::lambda_env(port, "ecr-push"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut answers = Vec::new();
@@ -46,7 +46,7 @@ async fn the_ecr_push_function_deploys_a_push_and_answers_the_runtime() {
     assert_eq!(w.revisions(FAMILY).await.unwrap().len(), before + 1);
 
     // JSON logs, one line per transition, with the fields a query needs.
-    let logs = String::from_utf8_lossy(&out.stdout);
+    let logs = String::from_utf8_lossy(&out.stderr);
     let transitions: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -32,6 +32,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Only the pipeline job and `approve --pipeline` call it.
+    pub codepipeline: aws_sdk_codepipeline::Client,
 }
 
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
@@ -61,6 +63,7 @@ impl AwsPorts {
                 sts: aws_sdk_sts::Client::new(sdk),
                 ssm: aws_sdk_ssm::Client::new(sdk),
                 cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+                codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             },
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),

@@ -1,7 +1,7 @@
 //! The body of every Lambda function: load the (cached) config, dispatch the event, report.
 
 use harbormaster_core::dispatch::{handle_event, DispatchReport};
-use harbormaster_core::event::{Event, ALARM_KIND, ALARM_SNS_KIND, HOOK_KIND};
+use harbormaster_core::event::{Event, ALARM_KIND, ALARM_SNS_KIND, HOOK_KIND, JOB_KIND};
 use harbormaster_core::RunOptions;
 use serde_json::Value;
 use tracing::{error, info};
@@ -53,7 +53,11 @@ pub const ALARM: Function = Function {
     name: "alarm",
     accepts: &[ALARM_KIND, ALARM_SNS_KIND],
 };
-pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT, ALARM];
+pub const PIPELINE_JOB: Function = Function {
+    name: "pipeline-job",
+    accepts: &[JOB_KIND],
+};
+pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT, ALARM, PIPELINE_JOB];
 
 /// The function that handles this event, by its kind.
 pub fn route(event: &Value) -> Option<Function> {
@@ -69,7 +73,15 @@ pub async fn handle(
     agent: &Agent,
     function: Function,
     event: Value,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Value, HandlerError> {
+    if function == PIPELINE_JOB {
+        // Every outcome is reported to CodePipeline; only a job without an id is an error.
+        let report = crate::pipeline::handle_job(agent, &event, deadline, RunOptions::default())
+            .await
+            .map_err(HandlerError::Event)?;
+        return Ok(serde_json::to_value(report).expect("report serialises"));
+    }
     let report = match dispatch(agent, function, &event, RunOptions::default()).await {
         Ok(r) => r,
         // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
@@ -146,7 +158,15 @@ pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let agent = agent.clone();
             async move {
-                handle(&agent, function, event.payload)
+                // Lambda's deadline (ms since the epoch) as a point on this process's clock.
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or_default();
+                let left =
+                    std::time::Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+                let deadline = std::time::Instant::now() + left;
+                handle(&agent, function, event.payload, Some(deadline))
                     .await
                     .map_err(lambda_runtime::Error::from)
             }

@@ -64,4 +64,5 @@ impl Agent {
 }
 
 pub mod handler;
+pub mod pipeline;
 pub mod telemetry;

@@ -6,6 +6,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
+        // Lambda sends stdout and stderr alike to CloudWatch Logs; for the CLI, stdout is the
+        // report a script reads.
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -62,6 +62,7 @@ fn ports_with(
             sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
             ssm,
             cloudwatch,
+            codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
         },
         "state",
         "us-east-1",

@@ -69,11 +69,24 @@ enum Cmd {
         #[arg(long)]
         service: String,
         /// A tag, sha256:…, repo:tag or repo@sha256:… of the service's repository.
+        #[arg(
+            long,
+            required_unless_present = "image_detail",
+            conflicts_with = "image_detail"
+        )]
+        image: Option<String>,
+        /// The build's imageDetail.json or imagedefinitions.json, instead of --image.
         #[arg(long)]
-        image: String,
+        image_detail: Option<PathBuf>,
         /// Deploy even if the release is marked bad, or while a guard alarm is in ALARM.
         #[arg(long)]
         force: bool,
+        /// Follow the deployment until it ends: exit 0 only if it succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many minutes (exit 4).
+        #[arg(long, default_value_t = 30)]
+        timeout_minutes: u64,
         /// Decide and print what would happen; make no mutating call.
         #[arg(long)]
         dry_run: bool,
@@ -147,10 +160,18 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct Decision {
+    /// With --service: the deployment in flight at its approval gate.
+    #[arg(long, requires = "service", required_unless_present = "pipeline")]
+    env: Option<String>,
+    #[arg(long, requires = "env")]
+    service: Option<String>,
+    /// With --stage and --action: a pipeline's manual approval action instead.
+    #[arg(long, requires_all = ["stage", "action"], conflicts_with = "env")]
+    pipeline: Option<String>,
     #[arg(long)]
-    env: String,
+    stage: Option<String>,
     #[arg(long)]
-    service: String,
+    action: Option<String>,
     /// Why, in a few words: kept with the decision and shown in `status`.
     #[arg(long)]
     summary: Option<String>,
@@ -271,12 +292,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             env,
             service,
             image,
+            image_detail,
             force,
+            wait,
+            timeout_minutes,
             dry_run,
         } => {
             let a = agent(&cli.config).await?;
             let (ports, bundle) = a.prepare().await?;
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let image = match (image, image_detail) {
+                (Some(i), _) => i,
+                (None, Some(path)) => image_from_file(&bundle, &service, &path)?,
+                (None, None) => bail!("give --image or --image-detail"),
+            };
             let report = request_deploy(
                 &ports,
                 &bundle,
@@ -289,6 +318,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .await?;
             print_json(&report, dry_run);
+            if wait && !dry_run {
+                let (_, svc, _) = bundle
+                    .config
+                    .target(&env, &service)
+                    .expect("resolved above");
+                let digest = resolve_image(&ports, &svc.repository, &image).await?.digest;
+                return wait_for(&ports, &bundle, &env, &service, &digest, timeout_minutes).await;
+            }
             Ok(exit_for(std::slice::from_ref(&report)))
         }
         Cmd::Rollback {
@@ -407,6 +444,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             let a = agent(&cli.config).await?;
+            if function == handler::PIPELINE_JOB {
+                let report = harbormaster_aws::pipeline::handle_job(
+                    &a,
+                    &value,
+                    None,
+                    RunOptions { dry_run },
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                print_json(&report, dry_run);
+                return Ok(
+                    if matches!(
+                        report.result,
+                        harbormaster_aws::pipeline::JobResult::Failed { .. }
+                    ) {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    },
+                );
+            }
             let report = handler::dispatch(&a, function, &value, RunOptions { dry_run })
                 .await
                 .with_context(|| format!("{} ({})", event.display(), function.name))?;
@@ -493,13 +551,34 @@ async fn alarms(config: &str, env: &str, service: &str, apply: bool) -> Result<E
 
 async fn approve(config: &str, d: Decision, approved: bool) -> Result<ExitCode> {
     let a = agent(config).await?;
+    if let (Some(p), Some(st), Some(ac)) = (&d.pipeline, &d.stage, &d.action) {
+        let summary = d.summary.clone().unwrap_or_else(|| {
+            format!(
+                "by {}",
+                std::env::var("USER").unwrap_or_else(|_| "cli".into())
+            )
+        });
+        if d.dry_run {
+            eprintln!("dry run: would answer {p} / {st} / {ac}; nothing was sent");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let done =
+            harbormaster_aws::pipeline::answer_approval(&a.ports, p, st, ac, approved, &summary)
+                .await
+                .map_err(anyhow::Error::msg)?;
+        println!("{done}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(env), Some(service)) = (&d.env, &d.service) else {
+        bail!("give --env and --service, or --pipeline, --stage and --action");
+    };
     let (ports, bundle) = a.prepare().await?;
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let report = record_approval(
         &ports,
         &bundle,
-        &d.env,
-        &d.service,
+        env,
+        service,
         approved,
         &by,
         d.summary,
@@ -513,6 +592,79 @@ async fn approve(config: &str, d: Decision, approved: bool) -> Result<ExitCode> 
         (Outcome::Ignored { .. }, None) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// The image reference for `service` in a build's imageDetail.json or imagedefinitions.json.
+fn image_from_file(bundle: &Bundle, service: &str, path: &std::path::Path) -> Result<String> {
+    use harbormaster_core::pipeline::BuiltImages;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files = std::collections::BTreeMap::from([(name, bytes)]);
+    let built = BuiltImages::from_artifact(&path.display().to_string(), &files)?;
+    let containers = bundle
+        .config
+        .services
+        .get(service)
+        .and_then(|s| s.containers.clone())
+        .unwrap_or_default();
+    Ok(built.for_service(service, &containers)?)
+}
+
+/// Follows one release until it succeeds (0), fails or is rolled back (1), or the time is up (4).
+async fn wait_for(
+    ports: &harbormaster_aws::AwsPorts,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    digest: &Digest,
+    timeout_minutes: u64,
+) -> Result<ExitCode> {
+    use harbormaster_core::dispatch::follow;
+    use harbormaster_core::pipeline::{release_status, ReleaseStatus};
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(timeout_minutes * 60);
+    let mut last = String::new();
+    loop {
+        follow(ports, bundle, env, service, RunOptions::default()).await;
+        let state = ports
+            .load(&ServiceState::key(env, service))
+            .await?
+            .map(|(s, _)| s);
+        let phase = state
+            .as_ref()
+            .and_then(|s| s.in_flight.as_ref())
+            .map(|d| {
+                let stage = d.stage.map(|s| format!(" at {s}")).unwrap_or_default();
+                format!("{}{stage}", d.phase)
+            })
+            .unwrap_or_default();
+        match release_status(state.as_ref(), digest) {
+            ReleaseStatus::Succeeded {
+                task_definition_arn,
+                ..
+            } => {
+                eprintln!("{env}/{service}: succeeded on {task_definition_arn}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            ReleaseStatus::Failed(why) => {
+                eprintln!("{env}/{service}: FAILED: {why}");
+                return Ok(ExitCode::from(1));
+            }
+            ReleaseStatus::Running => {
+                if phase != last {
+                    eprintln!("{env}/{service}: {phase}");
+                    last = phase;
+                }
+            }
+        }
+        if std::time::Instant::now() >= until {
+            eprintln!("{env}/{service}: still {last} after {timeout_minutes} min; giving up waiting (the deployment goes on)");
+            return Ok(ExitCode::from(4));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }
 
 fn source_name(s: &Source) -> String {

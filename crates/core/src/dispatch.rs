@@ -353,6 +353,18 @@ async fn hook<P: Ports>(
     }
 }
 
+/// Moves one target's deployment on now (what the tick does for it), instead of waiting for
+/// the next tick: a pipeline job asking how its release stands.
+pub async fn follow<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    opts: RunOptions,
+) -> TargetReport {
+    run_reported(ports, bundle, env, service, vec![Observation::Tick], opts).await
+}
+
 /// A person puts a service back on a known good revision (`to`: one from its history).
 pub async fn request_rollback<P: Ports>(
     ports: &P,

@@ -15,6 +15,8 @@ pub const HOOK_KIND: &str = "ECS lifecycle hook";
 /// A CloudWatch alarm action's message, delivered by SNS to a Lambda (`Records[].Sns`).
 pub const ALARM_SNS_KIND: &str = "CloudWatch alarm via SNS";
 pub const ALARM_KIND: &str = "CloudWatch Alarm State Change";
+/// A CodePipeline Lambda invoke action's job (`{"CodePipeline.job": …}`).
+pub const JOB_KIND: &str = "CodePipeline job";
 /// The hook-details keys the agent sets with UpdateService, so the hook knows what it gates.
 pub const HOOK_ENVIRONMENT: &str = "harbormaster:environment";
 pub const HOOK_SERVICE: &str = "harbormaster:service";
@@ -480,6 +482,9 @@ impl Event {
         }
         if obj.contains_key("Records") {
             return Some(ALARM_SNS_KIND);
+        }
+        if obj.contains_key("CodePipeline.job") {
+            return Some(JOB_KIND);
         }
         obj.get("detail-type").and_then(Value::as_str)
     }

@@ -13,6 +13,7 @@ pub mod image;
 pub mod machine;
 pub mod memory;
 pub mod notify;
+pub mod pipeline;
 pub mod ports;
 pub mod secrets;
 pub mod state;

@@ -82,6 +82,14 @@ impl<T> Redacted<T> {
     }
 }
 
+/// Secrets arrive in events (CodePipeline's artifact credentials): read straight into the
+/// wrapper, so no plain copy ever exists to be printed.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Redacted<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Redacted)
+    }
+}
+
 impl<T> fmt::Debug for Redacted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

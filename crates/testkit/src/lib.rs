@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod http;
 pub mod proxy;
+pub mod recorder;
 pub mod runtime_api;
 
 /// Pinned: the emulator's behaviour is part of what the tests assert.

@@ -2,7 +2,7 @@
 //! hand it events and collect its answers: used to measure start-up and to run the real function
 //! binaries against the emulator.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -42,33 +42,15 @@ fn handle(
     let mut r = BufReader::new(stream.try_clone()?);
     let mut w = stream;
     loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
+        let Some(req) = crate::http::read_request(&mut r)? else {
+            return Ok(());
+        };
         if *first {
             *first = false;
             let _ = tx.send(Seen::FirstRequest(Instant::now()));
         }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().to_owned())
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        r.read_exact(&mut body)?;
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let path = req.path();
+        let body = req.body;
         if path.ends_with("/invocation/next") {
             let Some(event) = events.next() else {
                 // No more events: hold the function here until the test kills it.

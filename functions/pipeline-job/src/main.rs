@@ -1,0 +1,15 @@
+//! `pipeline-job`: the Lambda function a CodePipeline "invoke" action calls. It deploys the
+//! image the build produced and reports to CodePipeline, with continuation tokens while the
+//! deployment runs. Everything it does is in the core and the adapters; this names the function
+//! and starts it.
+
+// The SDK's and the runtime's futures nest deeply; release builds (inlining) need more than
+// the default query depth to lay out `main`.
+#![recursion_limit = "256"]
+
+use harbormaster_aws::handler;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    handler::serve(handler::PIPELINE_JOB).await
+}
