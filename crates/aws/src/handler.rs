@@ -95,6 +95,10 @@ pub async fn handle(
         }
         Err(e) => return Err(e),
     };
+    // CloudWatch reads embedded-metric-format lines from the function's log.
+    for line in report.targets.iter().flat_map(|t| &t.metrics) {
+        eprintln!("{line}");
+    }
     if let Some(answer) = &report.hook {
         // ECS reads only this; the rest of the report is in the log line above.
         return Ok(serde_json::to_value(answer).expect("answer serialises"));

@@ -63,6 +63,7 @@ fn ports_with(
             ssm,
             cloudwatch,
             codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
+            sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()),
         },
         "state",
         "us-east-1",

@@ -105,6 +105,16 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Size a worker service from its backlog now (what the tick does every minute); with
+    /// --dry-run, print the decision and its inputs and change nothing.
+    Scale {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Create the standard rollback alarms of a service (CPU, memory; 5XX and response time
     /// behind a load balancer), tagged so the `alarm` function maps them to it.
     Alarms {
@@ -357,6 +367,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 _ => ExitCode::SUCCESS,
             })
         }
+        Cmd::Scale {
+            env,
+            service,
+            dry_run,
+        } => {
+            let a = agent(&cli.config).await?;
+            let (ports, bundle) = a.prepare().await?;
+            let report = harbormaster_core::dispatch::scale(
+                &ports,
+                &bundle,
+                &env,
+                &service,
+                RunOptions { dry_run },
+            )
+            .await?;
+            print_metrics(std::slice::from_ref(&report));
+            print_json(&report, dry_run);
+            Ok(exit_for(std::slice::from_ref(&report)))
+        }
         Cmd::Alarms {
             env,
             service,
@@ -416,6 +445,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let a = agent(&cli.config).await?;
             let (ports, bundle) = a.prepare().await?;
             let report = tick(&ports, &bundle, RunOptions { dry_run }).await;
+            print_metrics(&report.targets);
             print_json(&report, dry_run);
             Ok(exit_for(&report.targets))
         }
@@ -691,6 +721,13 @@ fn exit_for(targets: &[TargetReport]) -> ExitCode {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Embedded-metric-format lines go to stderr, with the logs; stdout is the report.
+fn print_metrics(targets: &[TargetReport]) {
+    for line in targets.iter().flat_map(|t| &t.metrics) {
+        eprintln!("{line}");
     }
 }
 

@@ -68,6 +68,7 @@ impl Bundle {
             gates,
             alarms: t.alarms.clone(),
             native: s.strategy.is_native(),
+            scaling: t.scaling.clone(),
         })
     }
 
@@ -78,7 +79,8 @@ impl Bundle {
             name: s.name.clone(),
             cluster: e.cluster.clone(),
             service: s.ecs_service.clone(),
-            desired_count: t.desired_count,
+            // A scaled service's count belongs to the scaler: deployments leave it alone.
+            desired_count: t.desired_count.filter(|_| t.scaling.is_none()),
             rolling: s.rolling.clone(),
             alarms: t.rollback_alarms.clone(),
             native: None,

@@ -147,6 +147,9 @@ struct RawService {
     guard_timeout_minutes: Option<u32>,
     #[serde(default)]
     alarm_thresholds: Option<RawThresholds>,
+    /// Worker services: desired count from the queue's backlog.
+    #[serde(default)]
+    scaling: Option<crate::scaling::RawScaling>,
     #[serde(default)]
     environments: BTreeMap<String, RawTarget>,
 }
@@ -190,6 +193,9 @@ struct RawTarget {
     guard_alarms: Option<Vec<String>>,
     #[serde(default)]
     guard_timeout_minutes: Option<u32>,
+    /// Replaces the service's scaling in this environment.
+    #[serde(default)]
+    scaling: Option<crate::scaling::RawScaling>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +300,8 @@ pub struct Target {
     pub gates: Gates,
     /// Which alarms roll the service back, and which ones hold deployments.
     pub alarms: AlarmPolicy,
+    /// Desired count from the backlog (worker services).
+    pub scaling: Option<crate::scaling::ScalingPolicy>,
 }
 
 impl Target {
@@ -406,6 +414,7 @@ fn name_ok(s: &str) -> bool {
 const NAME_RULE: &str = "lowercase letters, digits and `-`, at most 48, not starting with `-`";
 
 fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let raw_project = raw.project.clone();
     let mut c = Collector {
         file,
         errors: Vec::new(),
@@ -583,6 +592,7 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
         check_variables(&mut c, &format!("{field}.variables"), &s.variables);
         let base_secrets = parse_secrets(&mut c, &format!("{field}.secrets"), &s.secrets);
 
+        let service_scaling = s.scaling;
         let mut targets = BTreeMap::new();
         for (env, t) in s.environments {
             let tfield = format!("{field}.environments.{env}");
@@ -675,11 +685,30 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
                     "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
                 );
             }
+            let scaling = match t.scaling {
+                Some(raw) => crate::scaling::parse_scaling(
+                    &mut c,
+                    &format!("{tfield}.scaling"),
+                    &raw_project,
+                    &env,
+                    raw,
+                ),
+                None => service_scaling.as_ref().and_then(|raw| {
+                    crate::scaling::parse_scaling(
+                        &mut c,
+                        &format!("{field}.scaling"),
+                        &raw_project,
+                        &env,
+                        raw.clone(),
+                    )
+                }),
+            };
             targets.insert(
                 env,
                 Target {
                     gates,
                     alarms,
+                    scaling,
                     follow,
                     desired_count: t.desired_count.or(s.desired_count),
                     rollback_alarms,
@@ -705,6 +734,9 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
         );
     }
 
+    // A service-wide setting checked once per environment reports the same error each time.
+    let mut seen = std::collections::BTreeSet::new();
+    c.errors.retain(|e| seen.insert(e.to_string()));
     if c.errors.is_empty() {
         Ok(Config {
             project: raw.project,
@@ -1019,6 +1051,45 @@ queries = [
             "services.web.canary.percent",
         ] {
             assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn worker_scaling_parses_and_bad_sources_are_named() {
+        let scaled = GOOD.replace(
+            "[services.web.environments.prod]\n",
+            "[services.web.environments.prod]\nscaling = { max = 10, latency_seconds = 600, processing_ms = 250, sqs = { queue = \"jobs\" } }\n",
+        );
+        let cfg = Config::parse("harbormaster.toml", &scaled).unwrap();
+        let s = cfg
+            .target("prod", "web")
+            .unwrap()
+            .2
+            .scaling
+            .clone()
+            .unwrap();
+        assert_eq!(s.per_task, 2400.0);
+        assert_eq!((s.min, s.max), (0, 10));
+        assert_eq!(s.scale_in_cooldown.num_seconds(), 300);
+        assert!(cfg.target("prod", "web").unwrap().2.desired_count.is_some());
+
+        for (bad, field, words) in [
+            ("{ max = 3, per_task = 10 }", "scaling", "exactly one backlog source"),
+            ("{ max = 3, per_task = 10, sqs = { queue = \"a\" }, metric = { namespace = \"n\", metric = \"m\" } }", "scaling", "exactly one"),
+            ("{ max = 3, per_task = 10, redis = { url = \"redis://:hunter2-secret@cache:6379/0\" } }", "scaling.redis.url", "url_secret"),
+            ("{ max = 3, sqs = { queue = \"a\" } }", "scaling", "per_task"),
+            ("{ min = 4, max = 3, per_task = 1, sqs = { queue = \"a\" } }", "scaling.max", "at least `min`"),
+        ] {
+            let text = GOOD.replace(
+                "[services.web.environments.prod]\n",
+                &format!("[services.web.environments.prod]\nscaling = {bad}\n"),
+            );
+            let err = Config::parse("harbormaster.toml", &text).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("services.web.environments.prod.{field}")) && err.contains(words),
+                "{bad}: {err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
         }
     }
 }

@@ -365,6 +365,73 @@ pub async fn follow<P: Ports>(
     run_reported(ports, bundle, env, service, vec![Observation::Tick], opts).await
 }
 
+/// Sizes a worker service from its backlog now (what the tick does each minute). With
+/// `dry_run` it reads the backlog and the service and decides, but saves and changes nothing.
+pub async fn scale<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    opts: RunOptions,
+) -> Result<TargetReport, DispatchError> {
+    let (_, svc, t) = bundle.config.target(env, service).ok_or_else(|| {
+        DispatchError::Usage(format!(
+            "service `{service}` is not deployed to environment `{env}` by the config"
+        ))
+    })?;
+    let Some(policy) = t.scaling.clone() else {
+        return Err(DispatchError::Usage(format!(
+            "`{service}` has no `scaling` in `{env}`: nothing to decide"
+        )));
+    };
+    if !opts.dry_run {
+        return Ok(run_reported(
+            ports,
+            bundle,
+            env,
+            service,
+            vec![Observation::ScaleTick],
+            opts,
+        )
+        .await);
+    }
+    let state = ports
+        .load(&crate::state::ServiceState::key(env, service))
+        .await?
+        .map(|(s, _)| s)
+        .unwrap_or_else(|| crate::state::ServiceState::new(env, service));
+    let backlog = ports.backlog(&policy.source).await?;
+    let snap = ports
+        .describe(&bundle.config.environments[env].cluster, &svc.ecs_service)
+        .await?;
+    let measured = crate::scaling::Measured {
+        backlog,
+        desired: snap.desired_count.max(0) as u32,
+        running: snap.running_count.max(0) as u32,
+    };
+    let (d, _) = crate::scaling::decide(
+        &policy,
+        &state.scaling,
+        measured,
+        state.in_flight.is_some(),
+        ports.now(),
+    );
+    Ok(TargetReport {
+        environment: env.into(),
+        service: service.into(),
+        outcome: Outcome::Nothing,
+        journal: Vec::new(),
+        planned: if d.changes() {
+            vec![format!("UpdateService desiredCount={}", d.desired)]
+        } else {
+            Vec::new()
+        },
+        metrics: vec![crate::scaling::emf_line(env, service, &d, ports.now())],
+        scaling: Some(d),
+        error: None,
+    })
+}
+
 /// A person puts a service back on a known good revision (`to`: one from its history).
 pub async fn request_rollback<P: Ports>(
     ports: &P,
@@ -445,6 +512,8 @@ async fn run_reported<P: Ports>(
             outcome: Outcome::Nothing,
             journal: Vec::new(),
             planned: Vec::new(),
+            scaling: None,
+            metrics: Vec::new(),
             error: Some(e.to_string()),
         },
     }
@@ -496,6 +565,14 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
                 .into_iter()
                 .collect();
             observations.push(Observation::Tick);
+            // After the deployment's turn, so a release that just started holds the scaler.
+            if bundle
+                .config
+                .target(env, svc)
+                .is_some_and(|(_, _, t)| t.scaling.is_some())
+            {
+                observations.push(Observation::ScaleTick);
+            }
             let mut r = run_reported(ports, bundle, env, svc, observations, opts).await;
             if r.error.is_none() {
                 r.error = error;

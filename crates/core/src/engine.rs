@@ -35,6 +35,12 @@ pub struct TargetReport {
     /// With `--dry-run`: the commands that would run, none of which did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<String>,
+    /// Worker scaling: the decision and its inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<crate::scaling::ScaleDecision>,
+    /// CloudWatch embedded-metric-format lines; the edges print them to the log.
+    #[serde(skip)]
+    pub metrics: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -81,6 +87,8 @@ pub async fn run<P: Ports>(
         outcome: Outcome::Nothing,
         journal: Vec::new(),
         planned: Vec::new(),
+        scaling: None,
+        metrics: Vec::new(),
         error: None,
     };
     let mut queue = observations.into_iter();
@@ -152,6 +160,12 @@ pub async fn run<P: Ports>(
         }
         log_transitions(env, service, &step);
         report.journal.extend(step.journal.iter().cloned());
+        if let Some(d) = &step.scaled {
+            report
+                .metrics
+                .push(crate::scaling::emf_line(env, service, d, ports.now()));
+            report.scaling = Some(d.clone());
+        }
         unsaved_outbox |= flush_outbox(ports, topic, &mut current.0, &mut sent).await;
         let Some(effect) = step.effect().cloned() else {
             match queue.next() {
@@ -320,6 +334,8 @@ pub fn describe_command(c: &Command) -> String {
             format!("GetMetricData for the checks at {stage}")
         }
         Command::CheckGuards => "DescribeAlarms (guard alarms)".into(),
+        Command::MeasureBacklog => "read the backlog and DescribeServices".into(),
+        Command::SetDesired { desired } => format!("UpdateService desiredCount={desired}"),
         Command::StopRollout { .. } => {
             "StopServiceDeployment (rollback) of the deployment in progress".into()
         }
@@ -615,6 +631,45 @@ async fn execute<P: Ports>(
                 measurements,
             })
         }
+        Command::MeasureBacklog => {
+            let Some(policy) = bundle.policy(env, service).and_then(|p| p.scaling) else {
+                return Ok(Observation::BacklogMeasured {
+                    measured: Err("no scaling in the config".into()),
+                });
+            };
+            let Some(target) = bundle.service_target(env, service) else {
+                return Ok(Observation::BacklogMeasured {
+                    measured: Err("service left the config".into()),
+                });
+            };
+            // Nothing here fails a deployment: an unreadable backlog leaves the count alone.
+            let measured = match ports.backlog(&policy.source).await {
+                Err(e) => Err(e.to_string()),
+                Ok(backlog) => match ports.describe(&target.cluster, &target.service).await {
+                    Err(e) => Err(e.to_string()),
+                    Ok(snap) => Ok(crate::scaling::Measured {
+                        backlog,
+                        desired: snap.desired_count.max(0) as u32,
+                        running: snap.running_count.max(0) as u32,
+                    }),
+                },
+            };
+            Ok(Observation::BacklogMeasured { measured })
+        }
+        Command::SetDesired { desired } => {
+            let error = match bundle.service_target(env, service) {
+                None => Some("service left the config".to_owned()),
+                Some(t) => ports
+                    .set_desired(&t.cluster, &t.service, *desired)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            Ok(Observation::DesiredSet {
+                desired: *desired,
+                error,
+            })
+        }
         Command::CheckGuards => {
             let guards = bundle
                 .config
@@ -777,6 +832,8 @@ mod tests {
     fn snap(deployments: Vec<EcsDeployment>) -> ServiceSnapshot {
         ServiceSnapshot {
             task_definition: deployments[0].task_definition.clone(),
+            desired_count: 1,
+            running_count: 1,
             deployments,
             events: vec!["(service web) has started 1 tasks".into()],
         }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod notify;
 pub mod pipeline;
 pub mod ports;
+pub mod scaling;
 pub mod secrets;
 pub mod state;
 pub mod strategy;

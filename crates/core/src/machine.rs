@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::alarm::{AlarmChange, AlarmPolicy, AlarmState};
 use crate::image::{Digest, Image, ImageOrder};
 use crate::notify::{NoticeKind, Notification};
+use crate::scaling::{Measured, ScaleDecision, ScalingPolicy};
 use crate::state::{
     ApprovalDecision, Deployment, DeploymentId, GateRecord, GateStatus, HistoryEntry, KnownGood,
     Phase, Release, ServiceState, Trigger, Verdict,
@@ -30,6 +31,8 @@ pub struct Policy {
     pub alarms: AlarmPolicy,
     /// Blue/green, canary or linear: a deployment in flight is stopped through ECS.
     pub native: bool,
+    /// Worker services: desired count from the backlog.
+    pub scaling: Option<ScalingPolicy>,
 }
 
 /// The answer to an ECS lifecycle hook.
@@ -171,6 +174,17 @@ pub enum Observation {
         deployment: DeploymentId,
         stopped: bool,
     },
+    /// Time to size a worker service from its backlog.
+    ScaleTick,
+    /// The backlog and the service's counts, or why they could not be read.
+    BacklogMeasured {
+        measured: Result<Measured, String>,
+    },
+    /// UpdateService set the desired count (or failed to).
+    DesiredSet {
+        desired: u32,
+        error: Option<String>,
+    },
     /// Why a deployment ECS reported failed did fail, and where the service is now.
     FailureExplained {
         deployment: DeploymentId,
@@ -208,6 +222,10 @@ pub enum Command {
     },
     /// Ask CloudWatch which guard alarms are in ALARM.
     CheckGuards,
+    /// Read the worker's backlog and its desired and running counts.
+    MeasureBacklog,
+    /// UpdateService with only the desired count.
+    SetDesired { desired: u32 },
     /// StopServiceDeployment with rollback, for the native deployment in flight.
     StopRollout { deployment: DeploymentId },
     /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
@@ -269,6 +287,8 @@ pub struct Step {
     pub notices: Vec<Notification>,
     pub journal: Vec<Transition>,
     pub outcome: Outcome,
+    /// A worker scaling decision this step made.
+    pub scaled: Option<ScaleDecision>,
 }
 
 impl Step {
@@ -316,6 +336,7 @@ fn lost_push(s: &ServiceState, images: &[Image], order: ImageOrder) -> Option<Im
 
 struct Ctx<'a> {
     s: ServiceState,
+    scaled: Option<ScaleDecision>,
     commands: Vec<Command>,
     notices: Vec<Notification>,
     journal: Vec<Transition>,
@@ -331,6 +352,7 @@ pub fn decide(
 ) -> Step {
     let mut cx = Ctx {
         s: state.clone(),
+        scaled: None,
         commands: Vec::new(),
         notices: Vec::new(),
         journal: Vec::new(),
@@ -554,6 +576,29 @@ pub fn decide(
                 Outcome::Progressed
             }
         },
+        Observation::ScaleTick => match &policy.scaling {
+            None => Outcome::Nothing,
+            Some(_) => {
+                cx.commands.push(Command::MeasureBacklog);
+                Outcome::Progressed
+            }
+        },
+        Observation::BacklogMeasured { measured } => cx.scale(measured),
+        Observation::DesiredSet { desired, error } => match error {
+            None => Outcome::Nothing,
+            Some(e) => {
+                cx.journal.push(Transition {
+                    deployment: None,
+                    digest: None,
+                    from: "scaling".into(),
+                    to: "scaling".into(),
+                    note: format!("setting the desired count to {desired} failed: {e}; the next tick tries again"),
+                });
+                Outcome::Ignored {
+                    reason: format!("UpdateService (desired count {desired}) failed: {e}"),
+                }
+            }
+        },
         Observation::FailureExplained {
             deployment,
             rolled_back_to,
@@ -580,6 +625,7 @@ pub fn decide(
         notices: cx.notices,
         journal: cx.journal,
         outcome,
+        scaled: cx.scaled,
     }
 }
 
@@ -1472,6 +1518,47 @@ impl Ctx<'_> {
             .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
             .and_then(|h| h.deployment_id.clone())
             .unwrap_or_else(|| DeploymentId(format!("release-{}", &digest.short()[..8])))
+    }
+
+    // ---------- worker scaling ----------
+
+    fn scale(&mut self, measured: &Result<Measured, String>) -> Outcome {
+        let Some(policy) = self.policy.scaling.clone() else {
+            return Outcome::Nothing;
+        };
+        let m = match measured {
+            Ok(m) => *m,
+            Err(e) => {
+                return Outcome::Ignored {
+                    reason: format!("backlog not measured ({e}); the desired count stays"),
+                }
+            }
+        };
+        let deploying = self.s.in_flight.is_some();
+        let (d, state) = crate::scaling::decide(&policy, &self.s.scaling, m, deploying, self.now);
+        self.s.scaling = state;
+        if let Some(alert) = &d.alert {
+            if let Some(good) = self.s.last_known_good.clone() {
+                let about = DeploymentId(format!("scaling-{}", self.s.service));
+                self.notice_now(NoticeKind::AtMax, about, good.image, alert);
+            }
+        }
+        let outcome = if d.changes() {
+            self.journal.push(Transition {
+                deployment: None,
+                digest: None,
+                from: format!("{} tasks", d.current),
+                to: format!("{} tasks", d.desired),
+                note: d.reason.clone(),
+            });
+            self.commands
+                .push(Command::SetDesired { desired: d.desired });
+            Outcome::Progressed
+        } else {
+            Outcome::Nothing
+        };
+        self.scaled = Some(d);
+        outcome
     }
 
     // ---------- alarms and rollbacks ----------

@@ -24,6 +24,7 @@ pub struct Revision {
 #[derive(Debug, Clone, Default)]
 pub struct SimService {
     pub task_definition: String,
+    pub desired: u32,
     pub deployments: Vec<EcsDeployment>,
     pub events: Vec<String>,
     pub updates: u32,
@@ -78,6 +79,8 @@ pub struct World {
     pub alarms_put: Vec<crate::alarm::AlarmSpec>,
     /// Whether StopServiceDeployment finds a deployment to stop (native strategies).
     pub stoppable: bool,
+    /// Backlog by source: the SQS queue name, the metric name, or the Redis keys joined by `,`.
+    pub backlogs: BTreeMap<String, u64>,
     next_version: u64,
     next_deployment: u64,
 }
@@ -114,6 +117,7 @@ impl MemoryPorts {
                 alarm_tags: BTreeMap::new(),
                 alarms_put: Vec::new(),
                 stoppable: false,
+                backlogs: BTreeMap::new(),
                 next_version: 1,
                 next_deployment: 1,
             }),
@@ -134,6 +138,7 @@ impl MemoryPorts {
                 (cluster.into(), service.into()),
                 SimService {
                     task_definition: task_definition.into(),
+                    desired: 1,
                     deployments: vec![EcsDeployment {
                         id: "ecs-svc/initial".into(),
                         status: "PRIMARY".into(),
@@ -460,6 +465,8 @@ impl Services for MemoryPorts {
                 })?;
             let snap = ServiceSnapshot {
                 task_definition: s.task_definition.clone(),
+                desired_count: s.desired as i32,
+                running_count: s.desired as i32,
                 deployments: s.deployments.clone(),
                 events: s.events.clone(),
             };
@@ -476,6 +483,22 @@ impl Services for MemoryPorts {
             let g = w.gate("DescribeServiceRevisions")?;
             let td = w.service_revisions.get(revision_arn).cloned();
             finish(g, "DescribeServiceRevisions", td)
+        })
+    }
+
+    async fn set_desired(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("UpdateService")?;
+            if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
+                s.desired = desired;
+            }
+            finish(g, "UpdateService", ())
         })
     }
 
@@ -517,6 +540,25 @@ impl Services for MemoryPorts {
             let g = w.gate("ListTasks")?;
             let stopped = w.stopped.clone();
             finish(g, "ListTasks", stopped)
+        })
+    }
+}
+
+impl Backlogs for MemoryPorts {
+    async fn backlog(&self, source: &crate::scaling::BacklogSource) -> Result<u64, PortError> {
+        use crate::scaling::BacklogSource;
+        yield_once().await;
+        let key = match source {
+            BacklogSource::Sqs { queue, .. } => queue.clone(),
+            BacklogSource::Metric { metric, .. } => metric.clone(),
+            BacklogSource::Redis { keys, .. } => keys.join(","),
+        };
+        self.with(|w| {
+            let g = w.gate("Backlog")?;
+            let n = w.backlogs.get(&key).copied().ok_or_else(|| {
+                PortError::new(ErrorKind::NotFound, "Backlog", format!("no queue {key}"))
+            })?;
+            finish(g, "Backlog", n)
         })
     }
 }

@@ -26,6 +26,8 @@ pub enum NoticeKind {
     Alarm,
     /// Putting the service back on its last known good failed: urgent.
     RollbackFailed,
+    /// A worker sits at its maximum task count with the backlog still growing.
+    AtMax,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +66,7 @@ impl NoticeKind {
             NoticeKind::Ignored => "ignored",
             NoticeKind::Alarm => "alarm",
             NoticeKind::RollbackFailed => "rollback_failed",
+            NoticeKind::AtMax => "at_max",
         }
     }
 }
@@ -72,9 +75,10 @@ impl Notification {
     pub fn severity(&self) -> Severity {
         match self.kind {
             NoticeKind::Started | NoticeKind::Succeeded => Severity::Info,
-            NoticeKind::ApprovalNeeded | NoticeKind::Ignored | NoticeKind::Alarm => {
-                Severity::Warning
-            }
+            NoticeKind::ApprovalNeeded
+            | NoticeKind::Ignored
+            | NoticeKind::Alarm
+            | NoticeKind::AtMax => Severity::Warning,
             NoticeKind::Failed | NoticeKind::RolledBack | NoticeKind::RollbackFailed => {
                 Severity::Critical
             }
@@ -99,6 +103,7 @@ impl Notification {
             NoticeKind::Ignored => "ignored a push of",
             NoticeKind::Alarm => "ALARM while running",
             NoticeKind::RollbackFailed => "ROLLBACK FAILED from",
+            NoticeKind::AtMax => "AT MAX TASKS while running",
         };
         let s = format!(
             "[{} {}] {}: {} {}",
@@ -167,6 +172,10 @@ impl Notification {
                 self.service,
                 self.environment,
                 self.image.label()
+            ),
+            NoticeKind::AtMax => format!(
+                "{} in {} is at its maximum task count and its backlog keeps growing.",
+                self.service, self.environment
             ),
         };
         lines.push(headline);

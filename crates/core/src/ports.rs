@@ -147,6 +147,14 @@ pub struct Series {
     pub problem: Option<String>,
 }
 
+/// Where worker services' backlogs are read.
+pub trait Backlogs {
+    fn backlog(
+        &self,
+        source: &crate::scaling::BacklogSource,
+    ) -> impl Future<Output = Result<u64, PortError>> + Send;
+}
+
 /// CloudWatch alarms.
 pub trait Alarms {
     /// The ones among `names` that are in ALARM now.
@@ -193,6 +201,8 @@ pub struct EcsDeployment {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSnapshot {
     pub task_definition: String,
+    pub desired_count: i32,
+    pub running_count: i32,
     pub deployments: Vec<EcsDeployment>,
     /// Newest first.
     pub events: Vec<String>,
@@ -223,6 +233,13 @@ pub trait Services {
         &self,
         revision_arn: &str,
     ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// UpdateService with only the desired count (worker scaling).
+    fn set_desired(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Stops the native deployment in progress with rollback (StopServiceDeployment). `false`
     /// when there is none to stop this way: the caller then updates the service itself.
     fn stop_rollout(
@@ -311,6 +328,7 @@ pub trait Ports:
     + Placements
     + Metrics
     + Alarms
+    + Backlogs
     + Clock
     + Sync
 {
@@ -325,6 +343,7 @@ impl<T> Ports for T where
         + Placements
         + Metrics
         + Alarms
+        + Backlogs
         + Clock
         + Sync
 {

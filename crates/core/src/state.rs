@@ -292,6 +292,13 @@ pub struct ServiceState {
     pub bad_releases: Vec<BadRelease>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_wait: Option<GuardWait>,
+    /// What worker scaling remembers between ticks.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scaling: crate::scaling::ScalingState,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl ServiceState {
@@ -310,6 +317,7 @@ impl ServiceState {
             deployments_started: 0,
             bad_releases: Vec::new(),
             guard_wait: None,
+            scaling: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 mod http;
 pub mod proxy;
 pub mod recorder;
+pub mod redis;
 pub mod runtime_api;
 
 /// Pinned: the emulator's behaviour is part of what the tests assert.
