@@ -96,9 +96,22 @@ pub async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// What already exists in the account when a [`World`] is set up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// Nothing: the world creates the cluster, repository, bucket, topic and secrets itself.
+    Empty,
+    /// `harbormaster-bootstrap apply --env dev` ran: only what a team adds on top is created
+    /// (the Django secret the bootstrap does not make, the services, an inbox).
+    Bootstrapped,
+}
+
 impl World {
     pub async fn start() -> Result<World> {
-        let emulator = Emulator::start()?;
+        World::on(Emulator::start()?, Base::Empty).await
+    }
+
+    pub async fn on(emulator: Emulator, base: Base) -> Result<World> {
         let sdk = sdk_for(&emulator).await;
         let clients = Clients {
             ecs: aws_sdk_ecs::Client::new(&sdk),
@@ -117,18 +130,21 @@ impl World {
         copy_dir(&workspace_root().join("examples/booking"), &config_dir)?;
         let c = &clients;
 
-        c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
-        c.ecr
-            .create_repository()
-            .repository_name(REPOSITORY)
-            .image_scanning_configuration(
-                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                    .scan_on_push(true)
-                    .build(),
-            )
-            .send()
-            .await?;
-        c.s3.create_bucket().bucket(BUCKET).send().await?;
+        if base == Base::Empty {
+            c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
+            c.ecr
+                .create_repository()
+                .repository_name(REPOSITORY)
+                .image_scanning_configuration(
+                    aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                        .scan_on_push(true)
+                        .build(),
+                )
+                .send()
+                .await?;
+            c.s3.create_bucket().bucket(BUCKET).send().await?;
+        }
+        // CreateTopic is idempotent: it also finds the bootstrap's.
         let topic_arn = c
             .sns
             .create_topic()
@@ -165,14 +181,19 @@ impl World {
             .endpoint(&inbox_arn)
             .send()
             .await?;
-        for (name, value) in [
+        let secrets = [
             ("/booking/dev/database/password", "db-password-CANARY-7c1f"),
             ("/booking/dev/django/secret-key", "django-key-CANARY-93ab"),
             (
                 "/booking/dev/redis/url",
                 "redis://:redis-CANARY-55d0@cache:6379/0",
             ),
-        ] {
+        ];
+        for (name, value) in secrets {
+            // The bootstrap made the database password and the Redis URL; the team adds the rest.
+            if base == Base::Bootstrapped && !name.ends_with("/django/secret-key") {
+                continue;
+            }
             c.ssm
                 .put_parameter()
                 .name(name)

@@ -6,18 +6,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{fixture, World, CLUSTER};
 use harbormaster_testkit::proxy::{is_mutating, CountingProxy};
 use harbormaster_testkit::runtime_api::{self, Seen};
 use harbormaster_testkit::{ensure_venv, Emulator, MINISTACK};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
   demo       push an image and watch it deploy, on the local emulator
   test       every test: unit, scenario and end-to-end (starts its own emulators)
   bench      start-up and push-to-update benchmarks (release build; writes BENCHMARKS.md)
+  package    build every Lambda function's zip with cargo-lambda (release) and print sizes
   emulator   start the local emulator and print its endpoint (Ctrl-C stops it)";
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         Some("demo") => tokio_run(demo()),
         Some("test") => test(&args[1..]),
         Some("bench") => tokio_run(bench()),
+        Some("package") => package(),
         Some("emulator") => emulator(),
         _ => {
             eprintln!("{USAGE}");
@@ -100,68 +103,273 @@ impl Timeline {
 }
 
 async fn demo() -> Result<()> {
+    use harbormaster_aws::handler::ALARM;
+    use harbormaster_bootstrap::{cloud::Cloud, run, spec::Spec};
+    use harbormaster_core::config::Config;
+
     let t = Timeline(Instant::now());
     t.say("starting the local AWS emulator (the first run also creates its venv)…");
-    let w = World::start().await?;
-    t.say(format!("emulator {MINISTACK} at {}", w.emulator.endpoint));
-    let before = w.service_task_definition("web").await?;
+    let emulator = harbormaster_testkit::Emulator::start()?;
+    t.say(format!("emulator {MINISTACK} at {}", emulator.endpoint));
+
+    // 1. The environment, as `harbormaster-bootstrap apply --env dev` makes it.
+    let file = root().join("examples/booking/harbormaster.toml");
+    let shown = file.display().to_string();
+    let config = Config::parse(&shown, &std::fs::read_to_string(&file)?)?;
+    let spec = Spec::from_config(&shown, &config, "dev")?;
+    let sdk = harbormaster_e2e::sdk_for(&emulator).await;
+    let report = run::apply(&Cloud::new(&sdk), &spec, true).await?;
+    if !report.errors.is_empty() {
+        bail!("bootstrap failed: {}", report.errors.join("; "));
+    }
     t.say(format!(
-        "environment ready: cluster {CLUSTER} (services web, worker), ECR booking/web, SNS {} → SQS inbox, state bucket, SSM secrets",
+        "bootstrap: {} resources for booking/dev (VPC, ALB with blue/green target groups, cluster, ECR, IAM, RDS, ElastiCache, SNS, state bucket, SSM outputs)",
+        report.changes()
+    ));
+
+    // 2. What the team adds: its services on a first revision, a secret, an inbox on the topic.
+    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped).await?;
+    t.say(format!(
+        "team: services web and worker in {CLUSTER}, the Django secret in SSM, an SQS inbox on {}",
         w.topic_arn
     ));
-    t.say(format!("service web runs {before}"));
-
-    let tag = format!("main-{:07x}", std::process::id());
-    let digest = w.push_image(&tag).await?;
-    t.say(format!(
-        "pushed booking/web:{tag} with PutImage (no Docker) → {digest}"
-    ));
-
-    let event = w.push_event("demo-push-1", &tag, &digest);
-    t.say("EventBridge \"ECR Image Action\" → ecr-push (the Lambda's dispatch)");
     let agent = w.agent();
-    let report = handler::dispatch(&agent, ECR_PUSH, &event, RunOptions::default()).await?;
-    print_journal(&t, &report);
+    let (ports, bundle) = agent.prepare().await?;
+    {
+        use harbormaster_core::alarm::standard_alarms;
+        use harbormaster_core::ports::Alarms;
+        let (e, s, _) = bundle.config.target("dev", "web").context("dev/web")?;
+        for a in standard_alarms(
+            "booking",
+            "dev",
+            "web",
+            &e.cluster,
+            &s.ecs_service,
+            None,
+            &s.thresholds,
+        ) {
+            ports.put_alarm(&a).await?;
+        }
+        t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
+    }
 
-    t.say("tick (every minute in AWS) follows the rollouts");
-    let report = tick(&agent).await?;
-    print_journal(&t, &report);
+    // The functions, as Lambda runs them: ministack runs a provided.al2023 zip's `bootstrap`.
+    let lambda = EmulatorLambda::new(&w, &t)?;
+    for f in [ECR_PUSH, TICK, ALARM] {
+        lambda.create(f.name)?;
+    }
+    t.say("functions ecr-push, tick and alarm created in the emulator's Lambda (provided.al2023)");
 
+    // 3. Two releases, each pushed and deployed by the functions.
+    let mut revisions = Vec::new();
+    for (n, suffix) in ["a11ce01", "b0b0b02"].iter().enumerate() {
+        let tag = format!("main-{suffix}");
+        let digest = w.push_image(&tag).await?;
+        t.say(format!("push booking/web:{tag} → {}", &digest[..19]));
+        let event = w.push_event(&format!("demo-push-{n}"), &tag, &digest);
+        t.say("EventBridge \"ECR Image Action\" → Lambda ecr-push");
+        print_answer(&t, &lambda.invoke("ecr-push", &event)?);
+        t.say("EventBridge schedule → Lambda tick");
+        print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+        revisions.push(w.service_task_definition("web").await?);
+    }
+    let (v1, v2) = (&revisions[0], &revisions[1]);
+    t.say(format!("web runs {v2}"));
+
+    // 4. The second release makes an alarm fire: EventBridge's event goes to the alarm function.
+    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
+    let alarm = "booking-dev-web-cpu";
+    cw.set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).")
+        .send()
+        .await?;
+    let described = cw.describe_alarms().alarm_names(alarm).send().await?;
+    let a = described.metric_alarms().first().context("the alarm")?;
+    let mut event = fixture("cloudwatch-alarm-state-change.json");
+    event["id"] = json!("demo-alarm-1");
+    event["resources"] = json!([a.alarm_arn().unwrap_or_default()]);
+    event["detail"]["alarmName"] = json!(alarm);
+    event["detail"]["state"]["reason"] = json!(a.state_reason().unwrap_or_default());
+    event["detail"]["state"]["timestamp"] = json!(chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string());
+    t.say(format!(
+        "CloudWatch: {alarm} → ALARM; \"CloudWatch Alarm State Change\" → Lambda alarm"
+    ));
+    print_answer(&t, &lambda.invoke("alarm", &event)?);
+    t.say("EventBridge schedule → Lambda tick");
+    print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+
+    // 5. What the team was told, in order.
     let inbox = w.inbox().await?;
     t.say(format!("{} notifications in the SQS inbox:", inbox.len()));
+    let mut rolled_back = false;
     for (subject, message, attrs) in &inbox {
         println!(
             "           {subject}   [severity={}, kind={}]",
             attrs["severity"]["Value"].as_str().unwrap_or("?"),
             message["kind"].as_str().unwrap_or("?")
         );
+        if message["kind"] == "rolled_back" {
+            rolled_back = true;
+            println!(
+                "             why: {}",
+                message["reason"].as_str().unwrap_or("")
+            );
+        }
     }
-    let after = w.service_task_definition("web").await?;
-    let td = w.task_definition(&after).await?;
-    let image = td
-        .container_definitions()
-        .first()
-        .and_then(|c| c.image())
-        .unwrap_or_default()
-        .to_owned();
-    if after == before || !image.ends_with(&digest) {
-        bail!("the service did not move to the new revision (still {after})");
+    let now = w.service_task_definition("web").await?;
+    if &now != v1 || !rolled_back {
+        bail!(
+            "the story did not end as it should: web runs {now}, rollback notified: {rolled_back}"
+        );
     }
-    let state = w
-        .state_document("dev", "web")
-        .await?
-        .context("no state document")?;
-    t.say(format!(
-        "state s3://{}/state/dev/web.json: last known good {}",
-        harbormaster_e2e::BUCKET,
-        state["last_known_good"]["task_definition_arn"]
-            .as_str()
-            .unwrap_or("-")
-    ));
-    t.say(format!(
-        "done: service web is on {after}\n           image {image}"
-    ));
+    t.say(format!("done: web is back on the first release, {v1}"));
     Ok(())
+}
+
+/// The emulator's Lambda API, spoken over plain HTTP (the demo's only Lambda calls; the agent
+/// itself never calls Lambda, so it carries no Lambda SDK).
+struct EmulatorLambda {
+    port: u16,
+    env: Value,
+}
+
+impl EmulatorLambda {
+    fn new(w: &World, t: &Timeline) -> Result<EmulatorLambda> {
+        t.say("building the functions (debug, as the tests use them)…");
+        let mut build = cargo();
+        build.args(["build", "--quiet"]);
+        for f in [ECR_PUSH, TICK, handler::ALARM] {
+            build.args(["-p", f.name]);
+        }
+        if !build.status()?.success() {
+            bail!("building the functions failed");
+        }
+        let mut vars = serde_json::Map::new();
+        for (k, v) in w.cli_env() {
+            vars.insert(k.into(), v.into());
+        }
+        Ok(EmulatorLambda {
+            port: w.emulator.port,
+            env: json!({"Variables": vars}),
+        })
+    }
+
+    fn request(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        )?;
+        s.write_all(body)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("no HTTP response")?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut body = raw[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Ok((status, body, head))
+    }
+
+    fn create(&self, name: &str) -> Result<()> {
+        use std::io::Write;
+        let binary = target_dir().join("debug").join(name);
+        let mut zip = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut zip);
+            z.start_file(
+                "bootstrap",
+                zip::write::SimpleFileOptions::default().unix_permissions(0o755),
+            )?;
+            z.write_all(&std::fs::read(&binary).with_context(|| binary.display().to_string())?)?;
+            z.finish()?;
+        }
+        let body = json!({
+            "FunctionName": name,
+            "Runtime": "provided.al2023",
+            "Handler": "bootstrap",
+            "Role": "arn:aws:iam::000000000000:role/booking-harbormaster",
+            "Code": {"ZipFile": aws_smithy_types::base64::encode(zip.into_inner())},
+            "Environment": self.env,
+            "Timeout": 60,
+        });
+        let (status, body, _) =
+            self.request("/2015-03-31/functions", body.to_string().as_bytes())?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "CreateFunction {name}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(())
+    }
+
+    /// Invokes a function with an event and returns what it answered.
+    fn invoke(&self, name: &str, event: &Value) -> Result<Value> {
+        let (status, body, head) = self.request(
+            &format!("/2015-03-31/functions/{name}/invocations"),
+            event.to_string().as_bytes(),
+        )?;
+        if status != 200 || head.to_ascii_lowercase().contains("x-amz-function-error") {
+            bail!("{name} failed: {status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + size]);
+        b = &b[i + 4 + size..];
+    }
+    out
+}
+
+/// A function's answer (a dispatch report), as the timeline's transitions.
+fn print_answer(t: &Timeline, answer: &Value) {
+    for target in answer["targets"].as_array().into_iter().flatten() {
+        let who = format!(
+            "{}/{}",
+            target["environment"].as_str().unwrap_or("?"),
+            target["service"].as_str().unwrap_or("?")
+        );
+        for j in target["journal"].as_array().into_iter().flatten() {
+            let note = j["note"].as_str().filter(|n| !n.is_empty());
+            t.say(format!(
+                "  {who}: {} → {}{}",
+                j["from"].as_str().unwrap_or(""),
+                j["to"].as_str().unwrap_or(""),
+                note.map(|n| format!(" ({n})")).unwrap_or_default()
+            ));
+        }
+        if let Some(e) = target["error"].as_str() {
+            t.say(format!("  {who}: error: {e}"));
+        }
+    }
 }
 
 /// What the `tick` function does every minute.
@@ -177,26 +385,93 @@ async fn tick(
     .await?)
 }
 
-fn print_journal(t: &Timeline, report: &harbormaster_core::dispatch::DispatchReport) {
-    for target in &report.targets {
-        for j in &target.journal {
-            let note = if j.note.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", j.note)
-            };
-            t.say(format!(
-                "  {}/{}: {} → {}{note}",
-                target.environment, target.service, j.from, j.to
-            ));
-        }
-        if let Some(e) = &target.error {
-            t.say(format!(
-                "  {}/{}: error: {e}",
-                target.environment, target.service
-            ));
+// ---------------------------------------------------------------- package
+
+/// Every function's deployment zip, built with cargo-lambda (installed from PyPI into a venv of
+/// its own when missing; it brings zig for linking). arm64 where the aarch64 standard library is
+/// installed, x86_64 otherwise, and the output says which.
+fn package() -> Result<()> {
+    let venv = cache_dir().join("venv-cargo-lambda");
+    let bin = venv.join("bin");
+    if !bin.join("cargo-lambda").exists() {
+        println!("installing cargo-lambda from PyPI into {}…", venv.display());
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(bin.join("pip"))
+                .args(["install", "-q", "cargo-lambda"])
+                .status()?
+                .success();
+        if !ok {
+            bail!("could not install cargo-lambda (pip install cargo-lambda)");
         }
     }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let arm = installed
+        .lines()
+        .any(|l| l.trim() == "aarch64-unknown-linux-gnu");
+    let arch = if arm {
+        println!("building for arm64 (as deploy/template.yaml says)");
+        "--arm64"
+    } else {
+        println!(
+            "NOTE: the aarch64 standard library is not installed here (and rustup's server is out of reach), so these zips are x86_64. \
+             Deploy them with `Architectures: [x86_64]`, or build where `rustup target add aarch64-unknown-linux-gnu` works."
+        );
+        "--x86-64"
+    };
+    let out_dir = target_dir().join("lambda");
+    let mut cmd = cargo();
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .args([
+        "lambda",
+        "build",
+        "--release",
+        arch,
+        "--output-format",
+        "zip",
+        "--lambda-dir",
+    ])
+    .arg(&out_dir);
+    for f in handler::FUNCTIONS {
+        cmd.args(["--bin", f.name]);
+    }
+    if !cmd.status()?.success() {
+        bail!("cargo lambda build failed");
+    }
+    println!("\n{:<14} {:>10}", "function", "zip");
+    for f in handler::FUNCTIONS {
+        let zip = out_dir.join(f.name).join("bootstrap.zip");
+        let size = std::fs::metadata(&zip)
+            .with_context(|| format!("{} was not built", zip.display()))?
+            .len();
+        println!("{:<14} {:>7} KiB  {}", f.name, size / 1024, zip.display());
+    }
+    Ok(())
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+        .join(".cache/harbormaster")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
 }
 
 // ---------------------------------------------------------------- bench

@@ -31,31 +31,109 @@ pub struct Function {
     pub name: &'static str,
     /// EventBridge detail-types, or [`HOOK_KIND`].
     pub accepts: &'static [&'static str],
+    /// Every IAM action this function's code may call, in groups: its role in
+    /// `deploy/template.yaml` grants exactly these (a test compares them).
+    pub permissions: &'static [&'static [&'static str]],
 }
+
+impl Function {
+    /// The IAM actions of [`Function::permissions`], sorted, each once.
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut a: Vec<&str> = self
+            .permissions
+            .iter()
+            .flat_map(|g| g.iter().copied())
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    }
+}
+
+/// What any function that may start or finish a deployment calls: the state and config in S3,
+/// the notification topic, rendering (account, secrets, native outputs), registering and
+/// updating, guard alarms.
+const DEPLOYS: &[&str] = &[
+    "s3:GetObject",
+    "s3:PutObject",
+    "sns:Publish",
+    "sts:GetCallerIdentity",
+    "ssm:DescribeParameters",
+    "ssm:GetParameters",
+    "ecs:RegisterTaskDefinition",
+    "ecs:TagResource",
+    "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",
+    "ecs:UpdateService",
+    "ecs:DescribeServices",
+    "iam:PassRole",
+    "cloudwatch:DescribeAlarms",
+];
+
+/// Reading ECR (reconciling lost pushes, resolving a pipeline's image).
+const READS_ECR: &[&str] = &["ecr:DescribeImages"];
+/// Explaining a failed rollout: its stopped tasks.
+const EXPLAINS: &[&str] = &["ecs:ListTasks", "ecs:DescribeTasks"];
+/// Worker scaling's backlog sources (the Redis URL is a SecureString).
+const SCALES: &[&str] = &[
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+    "cloudwatch:GetMetricData",
+    "ssm:GetParameter",
+];
 
 pub const ECR_PUSH: Function = Function {
     name: "ecr-push",
     accepts: &["ECR Image Action"],
+    permissions: &[DEPLOYS],
 };
 pub const TICK: Function = Function {
     name: "tick",
     accepts: &["Scheduled Event"],
+    permissions: &[DEPLOYS, READS_ECR, EXPLAINS, SCALES],
 };
 pub const ECS_HOOK: Function = Function {
     name: "ecs-hook",
     accepts: &[HOOK_KIND],
+    // Gates only: it never starts or ends a deployment.
+    permissions: &[&[
+        "s3:GetObject",
+        "s3:PutObject",
+        "sns:Publish",
+        "ecs:DescribeServiceRevisions",
+        "cloudwatch:GetMetricData",
+    ]],
 };
 pub const ECS_EVENT: Function = Function {
     name: "ecs-event",
     accepts: &["ECS Deployment State Change", "ECS Service Action"],
+    permissions: &[DEPLOYS, EXPLAINS],
 };
 pub const ALARM: Function = Function {
     name: "alarm",
     accepts: &[ALARM_KIND, ALARM_SNS_KIND],
+    permissions: &[
+        DEPLOYS,
+        &[
+            "cloudwatch:ListTagsForResource",
+            "ecs:ListServiceDeployments",
+            "ecs:StopServiceDeployment",
+        ],
+    ],
 };
 pub const PIPELINE_JOB: Function = Function {
     name: "pipeline-job",
     accepts: &[JOB_KIND],
+    // The artifact is read with the job's own credentials, not the role's.
+    permissions: &[
+        DEPLOYS,
+        READS_ECR,
+        EXPLAINS,
+        &[
+            "codepipeline:PutJobSuccessResult",
+            "codepipeline:PutJobFailureResult",
+        ],
+    ],
 };
 pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT, ALARM, PIPELINE_JOB];
 

@@ -1,0 +1,237 @@
+//! `deploy/template.yaml` against the code: every function the agent has is in the template,
+//! built from its own binary, and its role's `Code` statements grant exactly the IAM actions
+//! that function's code calls (`handler::Function::actions`): no more, no less.
+
+use std::collections::BTreeSet;
+
+use harbormaster_aws::handler::{Function, FUNCTIONS};
+use harbormaster_e2e::workspace_root;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(workspace_root().join("deploy/template.yaml")).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+fn logical(name: &str) -> String {
+    name.split('-')
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn strings(y: &Yaml) -> Vec<String> {
+    match y {
+        Yaml::String(s) => vec![s.clone()],
+        Yaml::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The actions the function's role grants for its code (statements whose Sid starts `Code`).
+fn granted(t: &Yaml, f: &Function) -> BTreeSet<String> {
+    let role = &t["Resources"][format!("{}Role", logical(f.name)).as_str()];
+    let mut out = BTreeSet::new();
+    for policy in role["Properties"]["Policies"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+    {
+        for st in policy["PolicyDocument"]["Statement"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+        {
+            if st["Sid"].as_str().is_some_and(|s| s.starts_with("Code")) {
+                out.extend(strings(&st["Action"]));
+            }
+        }
+    }
+    out
+}
+
+/// What is wrong between the template and the code, in words.
+fn problems(t: &Yaml) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in FUNCTIONS {
+        let res = &t["Resources"][format!("{}Function", logical(f.name)).as_str()];
+        if res["Metadata"]["BuildProperties"]["Binary"].as_str() != Some(f.name) {
+            out.push(format!("{}: no function built from that binary", f.name));
+            continue;
+        }
+        let granted = granted(t, f);
+        let calls: BTreeSet<String> = f.actions().into_iter().map(str::to_owned).collect();
+        for a in calls.difference(&granted) {
+            out.push(format!("{} calls {a}, which its policy lacks", f.name));
+        }
+        for a in granted.difference(&calls) {
+            out.push(format!(
+                "{}'s policy grants {a}, which its code never calls",
+                f.name
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_code_calls() {
+    let t = template();
+    assert_eq!(problems(&t), Vec::<String>::new());
+    for f in FUNCTIONS {
+        assert!(
+            workspace_root()
+                .join("functions")
+                .join(f.name)
+                .join("Cargo.toml")
+                .exists(),
+            "{} has no crate in functions/",
+            f.name
+        );
+    }
+}
+
+#[test]
+fn a_function_calling_an_action_its_policy_lacks_is_caught() {
+    let mut t = template();
+    // Take ecs:UpdateService out of ecr-push's role, as a careless edit would.
+    if let Yaml::Hash(resources) = &mut t["Resources"] {
+        let role = resources
+            .get_mut(&Yaml::String("EcrPushRole".into()))
+            .expect("EcrPushRole");
+        if let Yaml::Hash(role) = role {
+            let props = role.get_mut(&Yaml::String("Properties".into())).unwrap();
+            let policies = &mut props["Policies"];
+            if let Yaml::Array(policies) = policies {
+                let statements = &mut policies[0]["PolicyDocument"]["Statement"];
+                if let Yaml::Array(statements) = statements {
+                    for st in statements.iter_mut() {
+                        if let Yaml::Hash(h) = st {
+                            if let Some(Yaml::Array(actions)) =
+                                h.get_mut(&Yaml::String("Action".into()))
+                            {
+                                actions.retain(|a| a.as_str() != Some("ecs:UpdateService"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        problems(&t),
+        ["ecr-push calls ecs:UpdateService, which its policy lacks"]
+    );
+}
+
+/// A proxy's record of a call as the IAM action it needs.
+fn iam_action(operation: &str) -> String {
+    let (service, op) = operation.split_once(':').unwrap_or(("?", operation));
+    let prefix = match service {
+        "monitoring" => "cloudwatch",
+        s => s,
+    };
+    if let Some(rest) = op.split("/operation/").nth(1) {
+        return format!("{prefix}:{rest}");
+    }
+    match op.split_once(' ') {
+        // S3's REST calls: on an object, or on the bucket.
+        Some((method, path)) => {
+            let object = path.trim_start_matches('/').contains('/');
+            let action = match (method, object) {
+                ("GET" | "HEAD", true) => "GetObject",
+                ("PUT", true) => "PutObject",
+                ("DELETE", true) => "DeleteObject",
+                (_, false) => "ListBucket",
+                _ => "?",
+            };
+            format!("{prefix}:{action}")
+        }
+        None => format!("{prefix}:{op}"),
+    }
+}
+
+/// Runs each function's dispatch through a counting proxy in front of the emulator: every call
+/// it makes must be one its list (and so its role) has. This ties the lists to the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_each_function_calls_is_on_its_list() {
+    use harbormaster_aws::handler::{self, ALARM, ECR_PUSH, ECS_HOOK, TICK};
+    use harbormaster_core::RunOptions;
+    use harbormaster_e2e::{fixture, sdk_at, World};
+    use harbormaster_testkit::proxy::CountingProxy;
+
+    let w = World::start().await.unwrap();
+    let path = w.config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[services.web.environments.dev]\n",
+        "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\nguard_alarms = [\"booking-dev-db-cpu\"]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let port: u16 = w
+        .emulator
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = CountingProxy::start(port).unwrap();
+    let agent = harbormaster_aws::Agent {
+        ports: harbormaster_aws::AwsPorts::new(&sdk_at(&proxy.endpoint).await, ""),
+        source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
+    };
+    let check = |f: &Function, what: &str| {
+        let allowed: BTreeSet<String> = f.actions().into_iter().map(str::to_owned).collect();
+        let seen: BTreeSet<String> = proxy
+            .calls()
+            .iter()
+            .map(|c| iam_action(&c.operation))
+            .collect();
+        assert!(!seen.is_empty(), "{what}: no call seen");
+        let extra: Vec<_> = seen.difference(&allowed).collect();
+        assert!(
+            extra.is_empty(),
+            "{what}: {} called {extra:?}, not on its list",
+            f.name
+        );
+        proxy.reset();
+    };
+    for (n, tag) in ["main-1000001", "main-1000002"].iter().enumerate() {
+        let digest = w.push_image(tag).await.unwrap();
+        let event = w.push_event(&format!("p{n}"), tag, &digest);
+        handler::dispatch(&agent, ECR_PUSH, &event, RunOptions::default())
+            .await
+            .unwrap();
+        check(&ECR_PUSH, "a push");
+        handler::dispatch(
+            &agent,
+            TICK,
+            &fixture("scheduled.json"),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+        check(&TICK, "a tick");
+    }
+    let mut alarm = fixture("cloudwatch-alarm-state-change.json");
+    alarm["detail"]["state"]["timestamp"] = serde_json::json!(chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string());
+    handler::dispatch(&agent, ALARM, &alarm, RunOptions::default())
+        .await
+        .unwrap();
+    check(&ALARM, "an alarm");
+    let mut hook = fixture("ecs-hook-post-test-traffic-shift.json");
+    hook["hookDetails"] = serde_json::json!({});
+    handler::dispatch(&agent, ECS_HOOK, &hook, RunOptions::default())
+        .await
+        .unwrap();
+    check(&ECS_HOOK, "a hook call");
+}
