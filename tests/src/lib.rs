@@ -433,6 +433,32 @@ impl World {
         (out.status.code().unwrap_or(-1), report)
     }
 
+    /// Puts an alarm in ALARM in the emulator's CloudWatch and returns the "CloudWatch Alarm
+    /// State Change" event EventBridge would send for it, from what CloudWatch then says of it.
+    pub async fn fire_alarm(&self, name: &str, reason: &str) -> Result<Value> {
+        let cw = aws_sdk_cloudwatch::Client::new(&self.sdk);
+        cw.set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason(reason)
+            .send()
+            .await?;
+        let described = cw.describe_alarms().alarm_names(name).send().await?;
+        let a = described.metric_alarms().first().context("no such alarm")?;
+        anyhow::ensure!(
+            a.state_value().map(|s| s.as_str()) == Some("ALARM"),
+            "{name} did not go to ALARM"
+        );
+        let at = a
+            .state_updated_timestamp()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+            .unwrap_or_else(chrono::Utc::now);
+        let mut e = alarm_event(&format!("alarm-{name}-{}", at.timestamp()), name, at);
+        e["resources"] = json!([a.alarm_arn().unwrap_or_default()]);
+        e["detail"]["state"]["reason"] = json!(a.state_reason().unwrap_or_default());
+        Ok(e)
+    }
+
     /// The `tick` function's dispatch, once.
     pub async fn tick(&self) -> harbormaster_core::dispatch::DispatchReport {
         harbormaster_aws::handler::dispatch(
@@ -463,6 +489,22 @@ impl World {
         env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
         env
     }
+}
+
+/// AWS's "CloudWatch Alarm State Change" sample for alarm `name` going to ALARM at `at` (in
+/// CloudWatch's own timestamp format), in this world's account and region.
+pub fn alarm_event(id: &str, name: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut e = fixture("cloudwatch-alarm-state-change.json");
+    e["id"] = json!(id);
+    e["account"] = json!(ACCOUNT);
+    e["region"] = json!(REGION);
+    e["time"] = json!(at.to_rfc3339());
+    e["resources"] = json!([format!(
+        "arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    )]);
+    e["detail"]["alarmName"] = json!(name);
+    e["detail"]["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    e
 }
 
 pub fn wait() -> tokio::time::Sleep {

@@ -5,7 +5,7 @@
 
 use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
-use harbormaster_e2e::{fixture, TempDir, World, ACCOUNT, REGION};
+use harbormaster_e2e::{TempDir, World, ACCOUNT, REGION};
 use serde_json::{json, Value};
 
 async fn release(w: &World, tag: &str) -> (String, String) {
@@ -25,40 +25,15 @@ async fn release(w: &World, tag: &str) -> (String, String) {
     (digest, td)
 }
 
-/// Puts the alarm in ALARM, then writes the "CloudWatch Alarm State Change" event EventBridge
-/// would send for it, from what CloudWatch says of the alarm.
+/// Puts the alarm in ALARM and writes the event EventBridge would send for it to a file.
 async fn fire(w: &World, tmp: &TempDir, name: &str) -> String {
-    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
-    cw.set_alarm_state()
-        .alarm_name(name)
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("Threshold Crossed: 3 datapoints were greater than the threshold (80.0).")
-        .send()
+    let e = w
+        .fire_alarm(
+            name,
+            "Threshold Crossed: 3 datapoints were greater than the threshold (80.0).",
+        )
         .await
         .unwrap();
-    let a = cw
-        .describe_alarms()
-        .alarm_names(name)
-        .send()
-        .await
-        .unwrap()
-        .metric_alarms
-        .unwrap()
-        .remove(0);
-    assert_eq!(a.state_value.as_ref().map(|s| s.as_str()), Some("ALARM"));
-    let at = a
-        .state_updated_timestamp
-        .map(|t| chrono::DateTime::from_timestamp(t.secs(), 0).unwrap())
-        .unwrap_or_else(chrono::Utc::now);
-    let mut e = fixture("cloudwatch-alarm-state-change.json");
-    e["id"] = json!(format!("alarm-{name}-{}", at.timestamp()));
-    e["account"] = json!(ACCOUNT);
-    e["region"] = json!(REGION);
-    e["time"] = json!(at.to_rfc3339());
-    e["resources"] = json!([a.alarm_arn.clone().unwrap()]);
-    e["detail"]["alarmName"] = json!(name);
-    e["detail"]["state"]["reason"] = json!(a.state_reason.clone().unwrap_or_default());
-    e["detail"]["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
     let path = tmp.0.join(format!("{name}.json"));
     std::fs::write(&path, e.to_string()).unwrap();
     path.display().to_string()

@@ -68,11 +68,11 @@ async fn no_secret_value_reaches_a_log_an_error_a_report_or_a_notification() {
         !out.status.success(),
         "the Redis host does not resolve here"
     );
-    let mut alarm = harbormaster_e2e::fixture("cloudwatch-alarm-state-change.json");
-    alarm["detail"]["alarmName"] = serde_json::json!("booking-dev-worker-errors");
-    alarm["detail"]["state"]["timestamp"] = serde_json::json!(chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-        .to_string());
+    let alarm = harbormaster_e2e::alarm_event(
+        "secrets-alarm",
+        "booking-dev-worker-errors",
+        chrono::Utc::now(),
+    );
     let file = tmp.0.join("alarm.json");
     std::fs::write(&file, alarm.to_string()).unwrap();
     run(

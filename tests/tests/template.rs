@@ -220,10 +220,8 @@ async fn what_each_function_calls_is_on_its_list() {
         .unwrap();
         check(&TICK, "a tick");
     }
-    let mut alarm = fixture("cloudwatch-alarm-state-change.json");
-    alarm["detail"]["state"]["timestamp"] = serde_json::json!(chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-        .to_string());
+    let alarm =
+        harbormaster_e2e::alarm_event("template-alarm", "booking-dev-web-5xx", chrono::Utc::now());
     handler::dispatch(&agent, ALARM, &alarm, RunOptions::default())
         .await
         .unwrap();

@@ -177,24 +177,13 @@ async fn demo() -> Result<()> {
     t.say(format!("web runs {v2}"));
 
     // 4. The second release makes an alarm fire: EventBridge's event goes to the alarm function.
-    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
     let alarm = "booking-dev-web-cpu";
-    cw.set_alarm_state()
-        .alarm_name(alarm)
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).")
-        .send()
+    let event = w
+        .fire_alarm(
+            alarm,
+            "Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).",
+        )
         .await?;
-    let described = cw.describe_alarms().alarm_names(alarm).send().await?;
-    let a = described.metric_alarms().first().context("the alarm")?;
-    let mut event = fixture("cloudwatch-alarm-state-change.json");
-    event["id"] = json!("demo-alarm-1");
-    event["resources"] = json!([a.alarm_arn().unwrap_or_default()]);
-    event["detail"]["alarmName"] = json!(alarm);
-    event["detail"]["state"]["reason"] = json!(a.state_reason().unwrap_or_default());
-    event["detail"]["state"]["timestamp"] = json!(chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-        .to_string());
     t.say(format!(
         "CloudWatch: {alarm} → ALARM; \"CloudWatch Alarm State Change\" → Lambda alarm"
     ));

@@ -358,14 +358,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .await?;
             print_json(&report, dry_run);
-            Ok(match (&report.outcome, &report.error) {
-                (_, Some(_)) => ExitCode::from(3),
-                (Outcome::Ignored { .. }, None) => ExitCode::from(1),
-                (Outcome::Finished { verdict, .. }, None) if verdict.is_failure() => {
-                    ExitCode::from(1)
-                }
-                _ => ExitCode::SUCCESS,
-            })
+            Ok(exit_for_request(&report))
         }
         Cmd::Scale {
             env,
@@ -616,12 +609,7 @@ async fn approve(config: &str, d: Decision, approved: bool) -> Result<ExitCode> 
     )
     .await?;
     print_json(&report, d.dry_run);
-    Ok(match (&report.outcome, &report.error) {
-        (_, Some(_)) => ExitCode::from(3),
-        // Nothing was waiting for this decision: say so with the exit code, for scripts.
-        (Outcome::Ignored { .. }, None) => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(exit_for_request(&report))
 }
 
 /// The image reference for `service` in a build's imageDetail.json or imagedefinitions.json.
@@ -706,6 +694,19 @@ fn parse_digest(d: Option<&str>) -> Result<Digest> {
     match d {
         Some(d) => Ok(Digest::parse(d)?),
         None => Ok(Digest::parse(&format!("sha256:{}", "0".repeat(64)))?),
+    }
+}
+
+/// A person's request (approve, reject, rollback): 3 when a step was interrupted; 1 when nothing
+/// was done (nothing waiting for the decision, nothing to roll back: scripts see it), or as
+/// [`exit_for`].
+fn exit_for_request(report: &TargetReport) -> ExitCode {
+    if report.error.is_some() {
+        ExitCode::from(3)
+    } else if matches!(report.outcome, Outcome::Ignored { .. }) {
+        ExitCode::from(1)
+    } else {
+        exit_for(std::slice::from_ref(report))
     }
 }
 

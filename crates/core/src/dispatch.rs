@@ -374,7 +374,7 @@ pub async fn scale<P: Ports>(
     service: &str,
     opts: RunOptions,
 ) -> Result<TargetReport, DispatchError> {
-    let (_, svc, t) = bundle.config.target(env, service).ok_or_else(|| {
+    let (_, _, t) = bundle.config.target(env, service).ok_or_else(|| {
         DispatchError::Usage(format!(
             "service `{service}` is not deployed to environment `{env}` by the config"
         ))
@@ -400,15 +400,10 @@ pub async fn scale<P: Ports>(
         .await?
         .map(|(s, _)| s)
         .unwrap_or_else(|| crate::state::ServiceState::new(env, service));
-    let backlog = ports.backlog(&policy.source).await?;
-    let snap = ports
-        .describe(&bundle.config.environments[env].cluster, &svc.ecs_service)
-        .await?;
-    let measured = crate::scaling::Measured {
-        backlog,
-        desired: snap.desired_count.max(0) as u32,
-        running: snap.running_count.max(0) as u32,
-    };
+    let target = bundle.service_target(env, service).ok_or_else(|| {
+        DispatchError::Usage(format!("no service `{service}` in environment `{env}`"))
+    })?;
+    let measured = crate::engine::measure_backlog(ports, &policy, &target).await?;
     let (d, _) = crate::scaling::decide(
         &policy,
         &state.scaling,

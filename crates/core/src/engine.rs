@@ -643,17 +643,9 @@ async fn execute<P: Ports>(
                 });
             };
             // Nothing here fails a deployment: an unreadable backlog leaves the count alone.
-            let measured = match ports.backlog(&policy.source).await {
-                Err(e) => Err(e.to_string()),
-                Ok(backlog) => match ports.describe(&target.cluster, &target.service).await {
-                    Err(e) => Err(e.to_string()),
-                    Ok(snap) => Ok(crate::scaling::Measured {
-                        backlog,
-                        desired: snap.desired_count.max(0) as u32,
-                        running: snap.running_count.max(0) as u32,
-                    }),
-                },
-            };
+            let measured = measure_backlog(ports, &policy, &target)
+                .await
+                .map_err(|e| e.to_string());
             Ok(Observation::BacklogMeasured { measured })
         }
         Command::SetDesired { desired } => {
@@ -724,6 +716,21 @@ async fn execute<P: Ports>(
             })
         }
     }
+}
+
+/// A worker's backlog and its service's desired and running counts: what scaling decides on.
+pub async fn measure_backlog<P: Ports>(
+    ports: &P,
+    policy: &crate::scaling::ScalingPolicy,
+    target: &crate::ports::ServiceTarget,
+) -> Result<crate::scaling::Measured, PortError> {
+    let backlog = ports.backlog(&policy.source).await?;
+    let snap = ports.describe(&target.cluster, &target.service).await?;
+    Ok(crate::scaling::Measured {
+        backlog,
+        desired: snap.desired_count.max(0) as u32,
+        running: snap.running_count.max(0) as u32,
+    })
 }
 
 fn left_the_config(deployment: &DeploymentId) -> Failure {

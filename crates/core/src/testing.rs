@@ -65,6 +65,28 @@ pub fn push_event(id: &str, tag: &str, fill: char, secs: i64) -> serde_json::Val
     })
 }
 
+/// The SSM outputs a native deployment of `web` in dev reads (the bootstrap's and the agent's).
+pub const NATIVE_OUTPUTS: [(&str, &str); 6] = [
+    (
+        "/booking/dev/outputs/target-groups/web/blue",
+        "arn:tg/web-blue",
+    ),
+    (
+        "/booking/dev/outputs/target-groups/web/green",
+        "arn:tg/web-green",
+    ),
+    (
+        "/booking/dev/outputs/production-rules/web",
+        "arn:rule/web-prod",
+    ),
+    (
+        "/booking/dev/outputs/roles/ecs-infrastructure",
+        "arn:role/infra",
+    ),
+    ("/booking/agent/hook-function-arn", "arn:lambda:ecs-hook"),
+    ("/booking/agent/hook-role-arn", "arn:role/hook"),
+];
+
 pub fn source() -> MemorySource {
     MemorySource(BTreeMap::from([
         ("harbormaster.toml".to_owned(), CONFIG.to_owned()),

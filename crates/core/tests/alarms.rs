@@ -13,7 +13,7 @@ use harbormaster_core::memory::{MemoryPorts, MemorySource, RolloutMode};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::{ErrorKind, PortError};
 use harbormaster_core::state::{Phase, Verdict};
-use harbormaster_core::testing::{push_event, CONFIG, WEB_TEMPLATE};
+use harbormaster_core::testing::{push_event, CONFIG, NATIVE_OUTPUTS, WEB_TEMPLATE};
 use harbormaster_core::{Bundle, RunOptions};
 
 const CLUSTER: &str = "booking-dev";
@@ -263,20 +263,7 @@ fn a_native_deployment_in_flight_is_stopped_through_ecs() {
     ports.with(|w| {
         w.rollout = RolloutMode::Manual;
         w.stoppable = true;
-        for (k, v) in [
-            ("/booking/dev/outputs/target-groups/web/blue", "arn:tg/blue"),
-            (
-                "/booking/dev/outputs/target-groups/web/green",
-                "arn:tg/green",
-            ),
-            ("/booking/dev/outputs/production-rules/web", "arn:rule/prod"),
-            (
-                "/booking/dev/outputs/roles/ecs-infrastructure",
-                "arn:role/infra",
-            ),
-            ("/booking/agent/hook-function-arn", "arn:lambda:hook"),
-            ("/booking/agent/hook-role-arn", "arn:role/hook"),
-        ] {
+        for (k, v) in NATIVE_OUTPUTS {
             w.outputs.insert(k.into(), v.into());
         }
     });

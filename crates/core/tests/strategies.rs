@@ -13,7 +13,7 @@ use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::StoppedTask;
 use harbormaster_core::state::{GateStatus, Verdict};
 use harbormaster_core::strategy::Stage;
-use harbormaster_core::testing::{push_event, WEB_TEMPLATE};
+use harbormaster_core::testing::{push_event, NATIVE_OUTPUTS, WEB_TEMPLATE};
 use harbormaster_core::{Bundle, RunOptions};
 
 const CLUSTER: &str = "booking-dev";
@@ -75,26 +75,7 @@ fn world(strategy: &str, extra: &str) -> (MemoryPorts, Bundle) {
     ports.add_service(CLUSTER, "web", INITIAL_TD);
     ports.with(|w| {
         w.rollout = RolloutMode::Manual;
-        for (k, v) in [
-            (
-                "/booking/dev/outputs/target-groups/web/blue",
-                "arn:tg/web-blue",
-            ),
-            (
-                "/booking/dev/outputs/target-groups/web/green",
-                "arn:tg/web-green",
-            ),
-            (
-                "/booking/dev/outputs/production-rules/web",
-                "arn:rule/web-prod",
-            ),
-            (
-                "/booking/dev/outputs/roles/ecs-infrastructure",
-                "arn:role/infra",
-            ),
-            ("/booking/agent/hook-function-arn", "arn:lambda:ecs-hook"),
-            ("/booking/agent/hook-role-arn", "arn:role/hook"),
-        ] {
+        for (k, v) in NATIVE_OUTPUTS {
             w.outputs.insert(k.into(), v.into());
         }
     });
