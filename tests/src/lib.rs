@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use harbormaster_aws::Agent;
+
+pub mod chaos;
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
 

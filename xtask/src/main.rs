@@ -18,6 +18,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   demo       push an image and watch it deploy, on the local emulator
   test       every test: unit, scenario and end-to-end (starts its own emulators)
+  chaos      the deployment scenarios through microburst under every fault kind
   bench      start-up and push-to-update benchmarks (release build; writes BENCHMARKS.md)
   package    build every Lambda function's zip with cargo-lambda (release) and print sizes
   emulator   start the local emulator and print its endpoint (Ctrl-C stops it)";
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => tokio_run(demo()),
         Some("test") => test(&args[1..]),
+        Some("chaos") => chaos(),
         Some("bench") => tokio_run(bench()),
         Some("package") => package(),
         Some("emulator") => emulator(),
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn tokio_run(f: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+fn tokio_run<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -87,6 +89,52 @@ fn test(extra: &[String]) -> Result<()> {
     let status = cargo().args(["test", "--workspace"]).args(extra).status()?;
     if !status.success() {
         bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// Every scenario under every fault kind (the test suite runs the smaller set); prints, per fault
+/// kind, the scenarios run and their outcomes. `HARBORMASTER_CHAOS_ONLY=<part of a name>` runs
+/// one fault kind.
+fn chaos() -> Result<()> {
+    use harbormaster_e2e::chaos::{run, table, Size};
+    ensure_venv().context("setting up the emulator venv")?;
+    let status = cargo().args(["build", "--workspace", "--bins"]).status()?;
+    if !status.success() {
+        bail!("building the binaries failed");
+    }
+    // The CLI is found beside this binary; `cargo xtask` built both in the same profile.
+    println!("chaos: microburst between the agent and the emulator; each scenario first runs without faults");
+    let started = Instant::now();
+    let runs = tokio_run(run(Size::Full, |r| {
+        println!(
+            "  {:<45} {:<34} {} ({:.1} s, {} invocations)",
+            r.fault,
+            r.scenario.name(),
+            r.outcome(),
+            r.elapsed.as_secs_f64(),
+            r.invocations
+        )
+    }))?;
+    println!("\n{}", table(&runs));
+    let failed: Vec<_> = runs.iter().filter(|r| r.failure.is_some()).collect();
+    for r in &failed {
+        println!(
+            "--- {} / {}: invocations\n{}",
+            r.fault,
+            r.scenario.name(),
+            r.log.join("\n")
+        );
+    }
+    println!(
+        "{} runs, {} held, {} failed, in {:.0} s",
+        runs.len(),
+        runs.len() - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        bail!("{} chaos runs did not hold", failed.len());
     }
     Ok(())
 }

@@ -14,9 +14,23 @@ pub use source::Source;
 /// The environment variable naming the GitOps source: `s3://bucket/prefix` or a folder.
 pub const CONFIG_ENV: &str = "HARBORMASTER_CONFIG";
 
-/// SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+/// Attempts per AWS call unless `AWS_MAX_ATTEMPTS` says otherwise. The SDK's default of 3 gives
+/// up on one call in 37 when a third of calls are throttled (a busy account's ECS control plane);
+/// 5 makes it one in 400, and a deployment that still meets it is retried by the next tick.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`,
+/// `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+        && std::env::var_os("AWS_RETRY_MODE").is_none()
+    {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
+        );
+    }
+    loader.load().await
 }
 
 /// What a Lambda function builds once at cold start and reuses while warm.

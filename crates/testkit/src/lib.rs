@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod http;
+pub mod microburst;
 pub mod proxy;
 pub mod recorder;
 pub mod redis;
@@ -27,22 +28,23 @@ pub fn venv_dir() -> PathBuf {
     if let Ok(v) = std::env::var("HARBORMASTER_EMULATOR_VENV") {
         return PathBuf::from(v);
     }
-    let base = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|_| std::env::temp_dir());
     let pins = format!("{MINISTACK}-{CBOR2}").replace("==", "-");
-    base.join("harbormaster").join(format!("venv-{pins}"))
+    cache_dir(&format!("venv-{pins}"))
 }
 
 /// Creates the venv when missing. Safe when several tests race: each builds in its own temporary
 /// folder and the first rename wins.
 pub fn ensure_venv() -> Result<PathBuf> {
-    // Tests in one process wait for one build; separate processes race to the rename below.
+    ensure_python_tool(&venv_dir(), &[MINISTACK, CBOR2], "ministack")
+}
+
+/// A venv at `dir` with `packages` installed, built when `bin/<probe>` is missing. Tests in one
+/// process wait for one build; separate processes race to the rename, and the first one wins.
+pub fn ensure_python_tool(dir: &Path, packages: &[&str], probe: &str) -> Result<PathBuf> {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = venv_dir();
-    if dir.join("bin/ministack").exists() {
+    let dir = dir.to_path_buf();
+    if dir.join("bin").join(probe).exists() {
         return Ok(dir);
     }
     let parent = dir.parent().context("venv folder has a parent")?;
@@ -54,29 +56,35 @@ pub fn ensure_venv() -> Result<PathBuf> {
     let tmp = parent.join(format!(".venv-build-{}-{nanos}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     eprintln!(
-        "harbormaster-testkit: creating the emulator venv at {} ({MINISTACK}, {CBOR2})",
-        dir.display()
+        "harbormaster-testkit: creating a venv at {} ({})",
+        dir.display(),
+        packages.join(", ")
     );
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(&python).args(["-m", "venv"]).arg(&tmp))
         .with_context(|| format!("{python} -m venv (is python3 with venv installed?)"))?;
-    run(Command::new(tmp.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        MINISTACK,
-        CBOR2,
-    ]))
-    .context("pip install ministack")?;
+    run(Command::new(tmp.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(packages))
+    .with_context(|| format!("pip install {}", packages.join(" ")))?;
     // A venv's scripts name their interpreter by absolute path; fix them after the move.
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => rewrite_shebangs(&tmp, &dir)?,
-        Err(_) if dir.join("bin/ministack").exists() => {
+        Err(_) if dir.join("bin").join(probe).exists() => {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         Err(e) => return Err(e).context("moving the venv into place"),
     }
     Ok(dir)
+}
+
+/// `~/.cache/harbormaster/<name>` (or under `XDG_CACHE_HOME`): where tools are built once.
+pub fn cache_dir(name: &str) -> PathBuf {
+    let base = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|_| std::env::temp_dir());
+    base.join("harbormaster").join(name)
 }
 
 fn rewrite_shebangs(from: &Path, to: &Path) -> Result<()> {
