@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, Networ
 use harbormaster_aws::Agent;
 
 pub mod chaos;
+pub mod load;
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
 

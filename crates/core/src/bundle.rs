@@ -62,6 +62,7 @@ impl Bundle {
             project: self.config.project.clone(),
             order: t.order(),
             lease: Duration::seconds(a.lease_seconds.into()),
+            settle: Duration::seconds(a.settle_seconds.into()),
             stabilize_timeout: Duration::minutes(i64::from(a.stabilize_timeout_minutes) + extra),
             max_attempts: a.max_attempts,
             history_limit: a.history_limit,

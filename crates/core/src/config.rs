@@ -74,6 +74,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAgent {
     lease_seconds: Option<u32>,
+    settle_seconds: Option<u32>,
     stabilize_timeout_minutes: Option<u32>,
     max_attempts: Option<u32>,
     reconcile: Option<bool>,
@@ -225,6 +226,10 @@ pub struct AgentSettings {
     /// How long the invocation that recorded an intent owns the next step before another may
     /// take over (after a crash, say).
     pub lease_seconds: u32,
+    /// A push waits this long for newer pushes of the same service before it deploys, so a
+    /// burst (many merges, a re-run pipeline) makes one deployment of its newest image instead
+    /// of one plus a follow-up. 0 deploys at once. The tick starts what has settled.
+    pub settle_seconds: u32,
     pub stabilize_timeout_minutes: u32,
     /// Takeovers of one deployment before it is failed instead of retried again.
     pub max_attempts: u32,
@@ -243,6 +248,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             lease_seconds: 300,
+            settle_seconds: 0,
             stabilize_timeout_minutes: 30,
             max_attempts: 5,
             reconcile: true,
@@ -437,6 +443,7 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
     let defaults = AgentSettings::default();
     let agent = AgentSettings {
         lease_seconds: raw.agent.lease_seconds.unwrap_or(defaults.lease_seconds),
+        settle_seconds: raw.agent.settle_seconds.unwrap_or(defaults.settle_seconds),
         stabilize_timeout_minutes: raw
             .agent
             .stabilize_timeout_minutes
@@ -464,6 +471,12 @@ fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
     if !(10..=3600).contains(&agent.lease_seconds) {
         c.err("agent.lease_seconds", "allowed: 10 to 3600");
+    }
+    if agent.settle_seconds > 900 {
+        c.err(
+            "agent.settle_seconds",
+            "allowed: 0 to 900 (the tick starts a settled release; longer only delays deploys)",
+        );
     }
     if agent.max_attempts == 0 {
         c.err("agent.max_attempts", "allowed: 1 or more");

@@ -23,6 +23,8 @@ pub struct Policy {
     pub project: String,
     pub order: ImageOrder,
     pub lease: Duration,
+    /// How long a pushed release waits for newer pushes before it starts (0: at once).
+    pub settle: Duration,
     pub stabilize_timeout: Duration,
     pub max_attempts: u32,
     pub history_limit: usize,
@@ -742,6 +744,32 @@ impl Ctx<'_> {
         if raise_watermark {
             self.s.newest_accepted = Some(release.image.clone());
         }
+        let settling = self.s.settle_until.filter(|until| *until > self.now);
+        if admission == Admission::Pushed
+            && self.s.in_flight.is_none()
+            && (settling.is_some() || self.policy.settle > Duration::zero())
+        {
+            // The window runs from the burst's first push, so a steady stream of pushes cannot
+            // hold deployments off for ever.
+            let until = settling.unwrap_or(self.now + self.policy.settle);
+            self.s.settle_until = Some(until);
+            if let Some(old) = self.s.pending.take() {
+                let reason = format!("replaced by {} before it started", release.image.label());
+                self.supersede(&old.image, "pending", &reason);
+            }
+            self.journal.push(Transition {
+                deployment: None,
+                digest: Some(release.image.digest.clone()),
+                from: "received".into(),
+                to: "settling".into(),
+                note: format!(
+                    "deploys at {} unless a newer push arrives first",
+                    until.format("%H:%M:%S UTC")
+                ),
+            });
+            self.s.pending = Some(release);
+            return Outcome::Queued;
+        }
         if self.s.in_flight.is_some() {
             if let Some(old) = self.s.pending.take() {
                 let reason = format!("replaced by {} before it started", release.image.label());
@@ -927,6 +955,10 @@ impl Ctx<'_> {
 
     fn tick(&mut self) -> Outcome {
         let Some(d) = self.s.in_flight.clone() else {
+            if self.s.settle_until.is_some_and(|until| until > self.now) {
+                return Outcome::Nothing;
+            }
+            self.s.settle_until = None;
             return match self.s.pending.take() {
                 Some(p) => self.begin(p),
                 None => Outcome::Nothing,

@@ -292,6 +292,9 @@ pub struct ServiceState {
     pub bad_releases: Vec<BadRelease>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_wait: Option<GuardWait>,
+    /// A pushed release waits in `pending` until then for newer pushes (`agent.settle_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_until: Option<DateTime<Utc>>,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -317,6 +320,7 @@ impl ServiceState {
             deployments_started: 0,
             bad_releases: Vec::new(),
             guard_wait: None,
+            settle_until: None,
             scaling: Default::default(),
         }
     }

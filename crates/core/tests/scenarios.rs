@@ -712,3 +712,56 @@ fn a_tick_reads_each_state_document_once_reconcile_included() {
     // dev/web (listing, then tick) and prod/web (tick): one read each.
     assert_eq!(ports.count("GetObject") - before, 2);
 }
+
+#[test]
+fn a_burst_of_pushes_settles_into_one_deployment_of_the_newest() {
+    use harbormaster_core::memory::MemorySource;
+    use harbormaster_core::testing::{CONFIG, WEB_TEMPLATE};
+    let config = CONFIG.replace(
+        "[agent]\nlease_seconds = 60\n",
+        "[agent]\nlease_seconds = 60\nsettle_seconds = 30\n",
+    );
+    assert_ne!(config, CONFIG);
+    let b = block_on(Bundle::load(&MemorySource(
+        [
+            ("harbormaster.toml".to_owned(), config),
+            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
+        ]
+        .into(),
+    )))
+    .unwrap();
+    let (ports, _) = world();
+    // b, then a (older, arrives later), then c (newest), then b again (a redelivery).
+    for (id, fill, secs) in [("e-b", 'b', 60), ("e-a", 'a', 0), ("e-c", 'c', 120)] {
+        let r = send(&ports, &b, &push_event(id, "main-x", fill, secs));
+        let outcome = serde_json::to_value(&r.targets[0].outcome).unwrap();
+        assert_ne!(outcome["outcome"], "started", "{id}: {outcome}");
+        ports.advance(Duration::seconds(5));
+    }
+    send(&ports, &b, &push_event("e-b", "main-x", 'b', 60));
+    assert!(ports.with(|w| w.revisions.is_empty()), "nothing starts while settling");
+    // Before the window (from the first push) ends, the tick waits.
+    tick_once(&ports, &b);
+    assert!(ports.with(|w| w.revisions.is_empty()));
+    ports.advance(Duration::seconds(20));
+    let r = tick_once(&ports, &b);
+    assert!(
+        journal_words(&r).contains(&"registering->updating".to_string()),
+        "{:?}",
+        journal_words(&r)
+    );
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(ports.with(|w| w.revisions.len()), 1, "one deployment");
+    // Newest first: c deployed; b replaced before it started; a older than b on arrival.
+    let verdicts: Vec<Verdict> = st.history.iter().map(|h| h.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Succeeded, Verdict::Superseded, Verdict::Superseded]
+    );
+    assert_eq!(st.history[0].verdict, Verdict::Succeeded);
+    assert!(st.history[0].image.digest.as_str().ends_with(&"c".repeat(64)));
+    assert!(st.settle_until.is_none() && st.pending.is_none());
+    assert!(service_td(&ports).ends_with(":1"));
+}

@@ -1,0 +1,265 @@
+//! Load: 1,000 ECR push events over 50 services, delivered concurrently through the `ecr-push`
+//! dispatch against the emulator, with every image pushed twice (a redelivery) and the order
+//! shuffled (older pushes arrive after newer ones). With `agent.settle_seconds`, each service
+//! must end with exactly one deployment, of its newest image. The test suite asserts it
+//! (`tests/tests/load.rs`); `cargo xtask bench` reports the times.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_core::RunOptions;
+use serde_json::{json, Value};
+
+use crate::{World, ACCOUNT, BUCKET, CLUSTER, REGION};
+
+pub const SERVICES: usize = 50;
+/// Distinct images per service; each is delivered twice.
+pub const IMAGES: usize = 10;
+pub const EVENTS: usize = SERVICES * IMAGES * 2;
+/// Deliveries in flight at once (Lambda's concurrency for the function).
+pub const CONCURRENCY: usize = 64;
+pub const SETTLE_SECONDS: u64 = 5;
+
+#[derive(Debug)]
+pub struct LoadReport {
+    pub events: usize,
+    pub services: usize,
+    /// All events handled (each release recorded, or ignored as older or a duplicate).
+    pub decide: Duration,
+    /// Median and worst single delivery.
+    pub delivery_p50: Duration,
+    pub delivery_max: Duration,
+    /// Deliveries Lambda would have retried (a target errored, e.g. too much contention).
+    pub redeliveries: usize,
+    /// The tick after the settle window: every service's deployment started.
+    pub start_all: Duration,
+    /// Deployments per service, and whether each deployed its newest image.
+    pub deployments: BTreeMap<String, (usize, bool)>,
+}
+
+fn service(i: usize) -> String {
+    format!("svc-{i:02}")
+}
+
+fn digest(service: usize, image: usize) -> String {
+    format!(
+        "sha256:{:064x}",
+        (service as u128) << 64 | image as u128 | 1 << 100
+    )
+}
+
+/// The agent's config for 50 services following `main-*` tags in dev.
+fn config(topic_arn: &str) -> String {
+    let mut c = format!(
+        "project = \"booking\"\nstate_bucket = \"{BUCKET}\"\nnotification_topic = \"{topic_arn}\"\n\n[agent]\nsettle_seconds = {SETTLE_SECONDS}\n\n[environments.dev]\ncluster = \"{CLUSTER}\"\nauto_deploy = true\n"
+    );
+    for i in 0..SERVICES {
+        let s = service(i);
+        c.push_str(&format!(
+            "\n[services.{s}]\nrepository = \"load/{s}\"\ntask_definition = \"taskdefs/load.json\"\ndesired_count = 1\n\n[services.{s}.environments.dev]\nfollow = {{ regex = \"^main-\" }}\n"
+        ));
+    }
+    c
+}
+
+const TEMPLATE: &str = r#"{
+  "family": "load-${env}-${service}",
+  "executionRoleArn": "arn:aws:iam::${account}:role/load-execution",
+  "networkMode": "awsvpc",
+  "requiresCompatibilities": ["FARGATE"],
+  "cpu": "256",
+  "memory": "512",
+  "containerDefinitions": [{"name": "app", "image": "app", "essential": true}]
+}"#;
+
+/// Sets up 50 services in the world's cluster and points its GitOps folder at them.
+pub async fn prepare(w: &World) -> Result<()> {
+    std::fs::write(w.config_dir.join("harbormaster.toml"), config(&w.topic_arn))?;
+    std::fs::write(w.config_dir.join("taskdefs/load.json"), TEMPLATE)?;
+    for i in 0..SERVICES {
+        let s = service(i);
+        w.clients
+            .ecr
+            .create_repository()
+            .repository_name(format!("load/{s}"))
+            .send()
+            .await?;
+        let td = w
+            .clients
+            .ecs
+            .register_task_definition()
+            .family(format!("load-dev-{s}"))
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("app")
+                    .image("public.ecr.aws/docker/library/python:3.12-slim")
+                    .essential(true)
+                    .build(),
+            )
+            .send()
+            .await?
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .context("td arn")?;
+        w.clients
+            .ecs
+            .create_service()
+            .cluster(CLUSTER)
+            .service_name(&s)
+            .task_definition(td)
+            .desired_count(1)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets("subnet-00000001")
+                            .assign_public_ip(AssignPublicIp::Disabled)
+                            .build()?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// 1,000 events: every image of every service twice, shuffled (seeded, so a failure repeats).
+pub fn events() -> Vec<Value> {
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut events = Vec::with_capacity(EVENTS);
+    for s in 0..SERVICES {
+        for i in 0..IMAGES {
+            for copy in 0..2 {
+                let at = t0 + chrono::Duration::seconds(i as i64);
+                events.push(json!({
+                    "version": "0",
+                    // A redelivery keeps its event id; a re-push under another tag would not.
+                    "id": format!("load-{s}-{i}-{}", if copy == 0 { "a" } else { "b" }),
+                    "detail-type": "ECR Image Action", "source": "aws.ecr",
+                    "account": ACCOUNT, "time": at.to_rfc3339(), "region": REGION, "resources": [],
+                    "detail": {"result": "SUCCESS", "repository-name": format!("load/{}", service(s)),
+                      "image-digest": digest(s, i), "action-type": "PUSH",
+                      "image-tag": format!("main-{i:04}")}
+                }));
+            }
+        }
+    }
+    // xorshift: no dependency for a shuffle.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..events.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        events.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    events
+}
+
+/// Delivers every event concurrently, waits out the settle window, ticks, and reports.
+pub async fn run(w: &World) -> Result<LoadReport> {
+    prepare(w).await?;
+    let agent = Arc::new(w.agent());
+    let events = events();
+    let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(events.len());
+    for e in events {
+        let agent = agent.clone();
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire_owned().await.expect("open");
+            let t = Instant::now();
+            let mut retries = 0;
+            // Lambda retries an async invocation that errored, twice.
+            loop {
+                let r = handler::dispatch(&agent, ECR_PUSH, &e, RunOptions::default()).await;
+                let failed = match &r {
+                    Ok(report) => !report.errors().is_empty(),
+                    Err(_) => true,
+                };
+                if !failed || retries == 2 {
+                    return (t.elapsed(), retries, r.map_err(|e| e.to_string()));
+                }
+                retries += 1;
+            }
+        }));
+    }
+    let mut times = Vec::with_capacity(tasks.len());
+    let mut redeliveries = 0;
+    for t in tasks {
+        let (took, retries, r) = t.await?;
+        let report = r.map_err(anyhow::Error::msg)?;
+        ensure!(
+            report.errors().is_empty(),
+            "a push failed three deliveries: {:?}",
+            report.errors()
+        );
+        times.push(took);
+        redeliveries += retries;
+    }
+    let decide = started.elapsed();
+    times.sort();
+
+    // The last service to see its first push settles a window after it, at the latest.
+    tokio::time::sleep(Duration::from_secs(SETTLE_SECONDS) + Duration::from_millis(500)).await;
+    let t = Instant::now();
+    let tick = w.tick().await;
+    let start_all = t.elapsed();
+    ensure!(
+        tick.errors().is_empty(),
+        "the tick errored: {:?}",
+        tick.errors()
+    );
+    // ECS (the emulator) completes at once; the next tick records it.
+    w.tick().await;
+
+    let mut deployments = BTreeMap::new();
+    for s in 0..SERVICES {
+        let name = service(s);
+        let st = w
+            .state_document("dev", &name)
+            .await?
+            .with_context(|| format!("{name}: no state"))?;
+        let ours: Vec<&Value> = st["history"]
+            .as_array()
+            .map(|h| h.iter().filter(|e| !e["deployment_id"].is_null()).collect())
+            .unwrap_or_default();
+        let newest = digest(s, IMAGES - 1);
+        let running = w.service_task_definition(&name).await?;
+        let image = w
+            .task_definition(&running)
+            .await?
+            .container_definitions()
+            .first()
+            .and_then(|c| c.image())
+            .unwrap_or_default()
+            .to_owned();
+        let ok = ours.len() == 1
+            && ours[0]["image"]["digest"] == json!(newest)
+            && ours[0]["verdict"] == "succeeded"
+            && image.ends_with(&newest)
+            && st["deployments_started"] == 1
+            && w.revisions(&format!("load-dev-{name}")).await?.len() == 2;
+        deployments.insert(name, (ours.len(), ok));
+    }
+    Ok(LoadReport {
+        events: EVENTS,
+        services: SERVICES,
+        decide,
+        delivery_p50: times[times.len() / 2],
+        delivery_max: *times.last().expect("events"),
+        redeliveries,
+        start_all,
+        deployments,
+    })
+}
