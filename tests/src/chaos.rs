@@ -315,9 +315,13 @@ async fn play(scenario: Scenario, rules: &Value) -> Result<Played> {
     let mut fired = BTreeMap::new();
     let mut fired_by_operation = BTreeMap::new();
     for f in &fired_log {
-        *fired
-            .entry(f["action"].as_str().unwrap_or("?").to_owned())
-            .or_insert(0) += 1;
+        // `latency:1225ms` → `latency`: one line per kind of fault, not per delay.
+        let action = f["action"].as_str().unwrap_or("?");
+        let action = match action.split_once(':') {
+            Some(("latency", _)) => "latency",
+            _ => action,
+        };
+        *fired.entry(action.to_owned()).or_insert(0) += 1;
         *fired_by_operation
             .entry(f["operation"].as_str().unwrap_or("?").to_owned())
             .or_insert(0) += 1;

@@ -520,6 +520,155 @@ struct StartUp {
     size_kib: u64,
 }
 
+/// Pinned: the comparison is with this release.
+const ECS_DEPLOY: &str = "ecs-deploy==1.17.0";
+const ROUNDS: usize = 5;
+
+struct ToolRuns {
+    /// Process wall times, ms, sorted.
+    walls: Vec<f64>,
+    /// The calls of the last round.
+    calls: Vec<harbormaster_testkit::proxy::Call>,
+}
+
+impl ToolRuns {
+    fn mutating(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| is_mutating(&c.operation))
+            .count()
+    }
+
+    fn ops(&self) -> String {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for c in &self.calls {
+            *counts.entry(c.operation.as_str()).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(o, n)| format!("{o} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `harbormaster deploy` and `ecs deploy`, alternating, each on a freshly pushed image.
+async fn side_by_side(
+    w: &World,
+    cli: &Path,
+    proxy: &CountingProxy,
+) -> Result<(ToolRuns, ToolRuns)> {
+    let venv = harbormaster_testkit::ensure_python_tool(
+        &harbormaster_testkit::cache_dir(&format!("venv-{}", ECS_DEPLOY.replace("==", "-"))),
+        &[ECS_DEPLOY],
+        "ecs",
+    )?;
+    let mut env: Vec<(&str, String)> = w
+        .cli_env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    env.push(("AWS_DEFAULT_REGION", harbormaster_e2e::REGION.into()));
+    let run = |program: &Path, args: &[&str]| -> Result<f64> {
+        let t = Instant::now();
+        let out = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+            .output()?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!(
+                "{} {}: {}{}",
+                program.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(ms)
+    };
+    let mut ours = ToolRuns {
+        walls: Vec::new(),
+        calls: Vec::new(),
+    };
+    let mut theirs = ToolRuns {
+        walls: Vec::new(),
+        calls: Vec::new(),
+    };
+    for round in 0..ROUNDS {
+        let digest = w.push_image(&format!("main-h{round:06}")).await?;
+        proxy.reset();
+        ours.walls.push(run(
+            cli,
+            &[
+                "deploy",
+                "--env",
+                "dev",
+                "--service",
+                "web",
+                "--image",
+                &digest,
+            ],
+        )?);
+        ours.calls = proxy.calls();
+        // Let the emulator's finished rollout be recorded, outside the measurement.
+        run(cli, &["tick"])?;
+
+        let digest = w.push_image(&format!("main-e{round:06}")).await?;
+        let image = format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{}@{digest}",
+            harbormaster_e2e::ACCOUNT,
+            harbormaster_e2e::REGION,
+            harbormaster_e2e::REPOSITORY
+        );
+        proxy.reset();
+        theirs.walls.push(run(
+            &venv.join("bin/ecs"),
+            &[
+                "deploy",
+                CLUSTER,
+                "web",
+                "--image",
+                "web",
+                &image,
+                "--timeout",
+                "-1",
+            ],
+        )?);
+        theirs.calls = proxy.calls();
+    }
+    ours.walls.sort_by(|a, b| a.total_cmp(b));
+    theirs.walls.sort_by(|a, b| a.total_cmp(b));
+    Ok((ours, theirs))
+}
+
+fn side_by_side_table(ours: &ToolRuns, theirs: &ToolRuns) -> String {
+    let (o, t) = (percentile(&ours.walls, 0.5), percentile(&theirs.walls, 0.5));
+    format!(
+        "| measure | Harbormaster (`harbormaster deploy`) | {ECS_DEPLOY} (`ecs deploy`) | ratio (Harbormaster / ecs-deploy) |\n\
+         | --- | --- | --- | --- |\n\
+         | wall time, process start → exit after UpdateService, median of {ROUNDS} | {o:.0} ms | {t:.0} ms | {:.2}× |\n\
+         | same, min – max | {:.0} – {:.0} ms | {:.0} – {:.0} ms | – |\n\
+         | AWS API calls | {} | {} | {:.2}× |\n\
+         | of which mutating | {} | {} | {:.2}× |\n\
+         | calls | {} | {} | – |\n",
+        o / t,
+        ours.walls[0],
+        ours.walls[ours.walls.len() - 1],
+        theirs.walls[0],
+        theirs.walls[theirs.walls.len() - 1],
+        ours.calls.len(),
+        theirs.calls.len(),
+        ours.calls.len() as f64 / theirs.calls.len().max(1) as f64,
+        ours.mutating(),
+        theirs.mutating(),
+        ours.mutating() as f64 / theirs.mutating().max(1) as f64,
+        ours.ops(),
+        theirs.ops(),
+    )
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -563,9 +712,20 @@ fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Result<StartU
 }
 
 async fn bench() -> Result<()> {
-    println!("building release binaries of ecr-push and hello-lambda (opt-level s, fat LTO)…");
+    println!(
+        "building release binaries of ecr-push, hello-lambda and the CLI (opt-level s, fat LTO)…"
+    );
     let status = cargo()
-        .args(["build", "--release", "-p", "ecr-push", "-p", "hello-lambda"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ecr-push",
+            "-p",
+            "hello-lambda",
+            "-p",
+            "harbormaster",
+        ])
         .status()?;
     if !status.success() {
         bail!("release build failed");
@@ -703,6 +863,41 @@ async fn bench() -> Result<()> {
     );
     println!("\n{table}\n{push_table}");
 
+    println!(
+        "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
+    );
+    let (ours_deploy, theirs) = side_by_side(&w, &release.join("harbormaster"), &proxy).await?;
+    let side_table = side_by_side_table(&ours_deploy, &theirs);
+    println!("\n{side_table}");
+
+    println!("load: 1,000 pushes over 50 services, concurrent…");
+    let load = harbormaster_e2e::load::run(&World::start().await?).await?;
+    let wrong = load.deployments.values().filter(|(_, ok)| !ok).count();
+    if wrong > 0 {
+        bail!("load: {wrong} services without exactly one deployment of their newest image");
+    }
+    let load_table = format!(
+        "| measure | value |\n| --- | --- |\n\
+         | events (50 services × 10 images × 2 deliveries, shuffled) | {} |\n\
+         | all decided (recorded, or ignored as older or repeated), {} in flight at once | {:.1} s ({:.0} events/s) |\n\
+         | one delivery, median / worst | {:.0} ms / {:.0} ms |\n\
+         | deliveries Lambda would have retried | {} |\n\
+         | the tick after the {} s settle window starts all 50 deployments | {:.2} s |\n\
+         | services with exactly one deployment, of the newest image | {} of {} |\n",
+        load.events,
+        harbormaster_e2e::load::CONCURRENCY,
+        load.decide.as_secs_f64(),
+        load.events as f64 / load.decide.as_secs_f64(),
+        load.delivery_p50.as_secs_f64() * 1000.0,
+        load.delivery_max.as_secs_f64() * 1000.0,
+        load.redeliveries,
+        harbormaster_e2e::load::SETTLE_SECONDS,
+        load.start_all.as_secs_f64(),
+        load.services - wrong,
+        load.services,
+    );
+    println!("\n{load_table}");
+
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism()
@@ -724,8 +919,25 @@ async fn bench() -> Result<()> {
          counting HTTP proxy in front of the emulator; the clock runs from the event to the answer of\n\
          the last UpdateService. The booking example deploys two services (web and worker) per push.\n\
          The emulator answers at once, so the wall time is the agent's own cost plus loopback HTTP.\n\n{push_table}\n\
+         ## Side by side: Harbormaster vs ecs-deploy\n\n\
+         The same emulator, the same service (`booking-dev/web`), the same kind of change: a new\n\
+         image pushed to ECR, deployed by digest. Each round pushes one image for each tool and\n\
+         runs the tool as a process with its endpoint at a counting proxy, so the wall time\n\
+         includes each one's start-up (Rust binary vs Python interpreter). `harbormaster deploy`\n\
+         renders the task definition from the GitOps template, checks the secrets' parameters, registers,\n\
+         updates and records the deployment in S3 with a notification; `{ECS_DEPLOY}` copies\n\
+         the running task definition with the new image, registers it, updates the service and\n\
+         deregisters the old revision (its defaults, with `--timeout -1`: no waiting, like\n\
+         `harbormaster deploy` without `--wait`). Both exit once UpdateService has answered.\n\n{side_table}\n\
+         ## Load: a burst of pushes\n\n\
+         1,000 ECR push events over 50 services go through the `ecr-push` dispatch in process,\n\
+         concurrently, against the emulator (state in its S3, compare-and-swap on every write). Each\n\
+         image arrives twice and the order is shuffled, so older pushes arrive after newer ones. With\n\
+         `agent.settle_seconds = {}`, each service must end with one deployment, of its newest image\n\
+         (`tests/tests/load.rs` asserts the same).\n\n{load_table}\n\
          ## Reproduce\n\n```\ncargo xtask bench\n```\n",
         chrono::Utc::now().format("%Y-%m-%d"),
+        harbormaster_e2e::load::SETTLE_SECONDS,
     );
     std::fs::write(root().join("BENCHMARKS.md"), doc)?;
     println!("wrote BENCHMARKS.md");

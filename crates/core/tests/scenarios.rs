@@ -739,7 +739,10 @@ fn a_burst_of_pushes_settles_into_one_deployment_of_the_newest() {
         ports.advance(Duration::seconds(5));
     }
     send(&ports, &b, &push_event("e-b", "main-x", 'b', 60));
-    assert!(ports.with(|w| w.revisions.is_empty()), "nothing starts while settling");
+    assert!(
+        ports.with(|w| w.revisions.is_empty()),
+        "nothing starts while settling"
+    );
     // Before the window (from the first push) ends, the tick waits.
     tick_once(&ports, &b);
     assert!(ports.with(|w| w.revisions.is_empty()));
@@ -761,7 +764,11 @@ fn a_burst_of_pushes_settles_into_one_deployment_of_the_newest() {
         [Verdict::Succeeded, Verdict::Superseded, Verdict::Superseded]
     );
     assert_eq!(st.history[0].verdict, Verdict::Succeeded);
-    assert!(st.history[0].image.digest.as_str().ends_with(&"c".repeat(64)));
+    assert!(st.history[0]
+        .image
+        .digest
+        .as_str()
+        .ends_with(&"c".repeat(64)));
     assert!(st.settle_until.is_none() && st.pending.is_none());
     assert!(service_td(&ports).ends_with(":1"));
 }
