@@ -64,7 +64,7 @@ pub struct FaultKind {
 
 /// The fault kinds the issue names, as microburst rules.
 pub fn fault_kinds(size: Size) -> Vec<FaultKind> {
-    let latency_p = if size == Size::Full { 1.0 } else { 0.15 };
+    let latency_p = if size == Size::Full { 1.0 } else { 0.3 };
     vec![
         FaultKind {
             name: "throttling 30% (ECS, S3)",

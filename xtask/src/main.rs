@@ -930,8 +930,8 @@ async fn bench() -> Result<()> {
          deregisters the old revision (its defaults, with `--timeout -1`: no waiting, like\n\
          `harbormaster deploy` without `--wait`). Both exit once UpdateService has answered.\n\n{side_table}\n\
          ## Load: a burst of pushes\n\n\
-         1,000 ECR push events over 50 services go through the `ecr-push` dispatch in process,\n\
-         concurrently, against the emulator (state in its S3, compare-and-swap on every write). Each\n\
+         1,000 ECR push events over 50 services go through the `ecr-push` dispatch in process (in\n\
+         the xtask binary, a debug build; the functions are release builds), concurrently, against the emulator (state in its S3, compare-and-swap on every write). Each\n\
          image arrives twice and the order is shuffled, so older pushes arrive after newer ones. With\n\
          `agent.settle_seconds = {}`, each service must end with one deployment, of its newest image\n\
          (`tests/tests/load.rs` asserts the same).\n\n{load_table}\n\
