@@ -753,40 +753,35 @@ impl Ctx<'_> {
             // hold deployments off for ever.
             let until = settling.unwrap_or(self.now + self.policy.settle);
             self.s.settle_until = Some(until);
-            if let Some(old) = self.s.pending.take() {
-                let reason = format!("replaced by {} before it started", release.image.label());
-                self.supersede(&old.image, "pending", &reason);
-            }
-            self.journal.push(Transition {
-                deployment: None,
-                digest: Some(release.image.digest.clone()),
-                from: "received".into(),
-                to: "settling".into(),
-                note: format!(
-                    "deploys at {} unless a newer push arrives first",
-                    until.format("%H:%M:%S UTC")
-                ),
-            });
-            self.s.pending = Some(release);
-            return Outcome::Queued;
+            let note = format!(
+                "deploys at {} unless a newer push arrives first",
+                until.format("%H:%M:%S UTC")
+            );
+            return self.queue(release, "settling", note);
         }
         if self.s.in_flight.is_some() {
-            if let Some(old) = self.s.pending.take() {
-                let reason = format!("replaced by {} before it started", release.image.label());
-                self.supersede(&old.image, "pending", &reason);
-            }
-            self.journal.push(Transition {
-                deployment: None,
-                digest: Some(release.image.digest.clone()),
-                from: "received".into(),
-                to: "pending".into(),
-                note: "a deployment is in flight; this release follows it".into(),
-            });
-            self.s.pending = Some(release);
-            Outcome::Queued
+            let note = "a deployment is in flight; this release follows it".into();
+            self.queue(release, "pending", note)
         } else {
             self.begin(release)
         }
+    }
+
+    /// Puts `release` in `pending`, replacing (as superseded) what waited there.
+    fn queue(&mut self, release: Release, to: &str, note: String) -> Outcome {
+        if let Some(old) = self.s.pending.take() {
+            let reason = format!("replaced by {} before it started", release.image.label());
+            self.supersede(&old.image, "pending", &reason);
+        }
+        self.journal.push(Transition {
+            deployment: None,
+            digest: Some(release.image.digest.clone()),
+            from: "received".into(),
+            to: to.into(),
+            note,
+        });
+        self.s.pending = Some(release);
+        Outcome::Queued
     }
 
     /// Starts a release unless a guard alarm may be firing: then it waits as pending while
