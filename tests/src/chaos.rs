@@ -352,9 +352,7 @@ struct Agent<'a> {
 impl Agent<'_> {
     fn cli(&mut self, args: &[&str]) -> Result<(i32, Value, String)> {
         self.invocations += 1;
-        let mut env = self.w.cli_env();
-        env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-        env.push(("AWS_ENDPOINT_URL", self.endpoint.clone()));
+        let env = self.w.cli_env_at(&self.endpoint);
         let out = std::process::Command::new(cli_binary()?)
             .args(args)
             .envs(env)
@@ -448,15 +446,7 @@ async fn final_state(w: &World, labels: &BTreeMap<String, String>) -> Result<(Fi
             .state_document("dev", service)
             .await?
             .unwrap_or(Value::Null);
-        let td = w.service_task_definition(service).await?;
-        let image = w
-            .task_definition(&td)
-            .await?
-            .container_definitions()
-            .first()
-            .and_then(|c| c.image())
-            .unwrap_or_default()
-            .to_owned();
+        let image = w.running_image(service).await?;
         let running = match image.split_once('@') {
             Some((_, digest)) => label(digest),
             None => "original".into(),

@@ -211,46 +211,7 @@ impl World {
             ("web", FAMILY, "web"),
             ("worker", "booking-dev-worker", "worker"),
         ] {
-            let td = c
-                .ecs
-                .register_task_definition()
-                .family(family)
-                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-                .cpu("256")
-                .memory("512")
-                .container_definitions(
-                    aws_sdk_ecs::types::ContainerDefinition::builder()
-                        .name(container)
-                        .image("public.ecr.aws/docker/library/python:3.12-slim")
-                        .essential(true)
-                        .build(),
-                )
-                .send()
-                .await?;
-            let arn = td
-                .task_definition
-                .and_then(|t| t.task_definition_arn)
-                .context("td arn")?;
-            c.ecs
-                .create_service()
-                .cluster(CLUSTER)
-                .service_name(service)
-                .task_definition(arn)
-                .desired_count(1)
-                .launch_type(LaunchType::Fargate)
-                .network_configuration(
-                    NetworkConfiguration::builder()
-                        .awsvpc_configuration(
-                            AwsVpcConfiguration::builder()
-                                .subnets("subnet-00000001")
-                                .assign_public_ip(AssignPublicIp::Disabled)
-                                .build()?,
-                        )
-                        .build(),
-                )
-                .send()
-                .await?;
+            create_service(c, family, service, container).await?;
         }
         Ok(World {
             emulator,
@@ -332,6 +293,19 @@ impl World {
             .and_then(|s| s.task_definition())
             .map(str::to_owned)
             .context("service not found")
+    }
+
+    /// The image of the first container of the task definition `service` runs now.
+    pub async fn running_image(&self, service: &str) -> Result<String> {
+        let td = self.service_task_definition(service).await?;
+        Ok(self
+            .task_definition(&td)
+            .await?
+            .container_definitions()
+            .first()
+            .and_then(|c| c.image())
+            .unwrap_or_default()
+            .to_owned())
     }
 
     pub async fn revisions(&self, family: &str) -> Result<Vec<String>> {
@@ -488,10 +462,71 @@ impl World {
 
     /// The environment for a `harbormaster` child process talking to this world.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        self.cli_env_at(&self.emulator.endpoint)
+    }
+
+    /// The same, with the AWS endpoint at `endpoint` (a proxy in front of the emulator).
+    pub fn cli_env_at(&self, endpoint: &str) -> Vec<(&'static str, String)> {
         let mut env = self.emulator.env();
+        for (k, v) in &mut env {
+            if *k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.to_owned();
+            }
+        }
         env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
         env
     }
+}
+
+/// A Fargate service in [`CLUSTER`] on a first revision of `family` (one container running a
+/// public image), as a team would have it before Harbormaster takes over.
+pub async fn create_service(
+    c: &Clients,
+    family: &str,
+    service: &str,
+    container: &str,
+) -> Result<()> {
+    let td = c
+        .ecs
+        .register_task_definition()
+        .family(family)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(container)
+                .image("public.ecr.aws/docker/library/python:3.12-slim")
+                .essential(true)
+                .build(),
+        )
+        .send()
+        .await?;
+    let arn = td
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .context("td arn")?;
+    c.ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name(service)
+        .task_definition(arn)
+        .desired_count(1)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets("subnet-00000001")
+                        .assign_public_ip(AssignPublicIp::Disabled)
+                        .build()?,
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// AWS's "CloudWatch Alarm State Change" sample for alarm `name` going to ALARM at `at` (in

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
 use serde_json::{json, Value};
 
-use crate::{World, ACCOUNT, BUCKET, CLUSTER, REGION};
+use crate::{create_service, World, ACCOUNT, BUCKET, CLUSTER, REGION};
 
 pub const SERVICES: usize = 50;
 /// Distinct images per service; each is delivered twice.
@@ -88,47 +87,7 @@ pub async fn prepare(w: &World) -> Result<()> {
             .repository_name(format!("load/{s}"))
             .send()
             .await?;
-        let td = w
-            .clients
-            .ecs
-            .register_task_definition()
-            .family(format!("load-dev-{s}"))
-            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
-            .container_definitions(
-                aws_sdk_ecs::types::ContainerDefinition::builder()
-                    .name("app")
-                    .image("public.ecr.aws/docker/library/python:3.12-slim")
-                    .essential(true)
-                    .build(),
-            )
-            .send()
-            .await?
-            .task_definition
-            .and_then(|t| t.task_definition_arn)
-            .context("td arn")?;
-        w.clients
-            .ecs
-            .create_service()
-            .cluster(CLUSTER)
-            .service_name(&s)
-            .task_definition(td)
-            .desired_count(1)
-            .launch_type(LaunchType::Fargate)
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(
-                        AwsVpcConfiguration::builder()
-                            .subnets("subnet-00000001")
-                            .assign_public_ip(AssignPublicIp::Disabled)
-                            .build()?,
-                    )
-                    .build(),
-            )
-            .send()
-            .await?;
+        create_service(&w.clients, &format!("load-dev-{s}"), &s, "app").await?;
     }
     Ok(())
 }
@@ -235,15 +194,7 @@ pub async fn run(w: &World) -> Result<LoadReport> {
             .map(|h| h.iter().filter(|e| !e["deployment_id"].is_null()).collect())
             .unwrap_or_default();
         let newest = digest(s, IMAGES - 1);
-        let running = w.service_task_definition(&name).await?;
-        let image = w
-            .task_definition(&running)
-            .await?
-            .container_definitions()
-            .first()
-            .and_then(|c| c.image())
-            .unwrap_or_default()
-            .to_owned();
+        let image = w.running_image(&name).await?;
         let ok = ours.len() == 1
             && ours[0]["image"]["digest"] == json!(newest)
             && ours[0]["verdict"] == "succeeded"

@@ -80,12 +80,7 @@ fn test(extra: &[String]) -> Result<()> {
     // Set up the emulator's venv once, before tests race to it, and say so if it fails.
     let venv = ensure_venv().context("setting up the emulator venv")?;
     eprintln!("xtask: emulator venv ready at {}", venv.display());
-    // The end-to-end tests run the real binaries (the CLI, the Lambda functions). `cargo test`
-    // builds binaries only as test harnesses, so build them first: fresh, never stale.
-    let status = cargo().args(["build", "--workspace", "--bins"]).status()?;
-    if !status.success() {
-        bail!("building the binaries failed");
-    }
+    build_bins()?;
     let status = cargo().args(["test", "--workspace"]).args(extra).status()?;
     if !status.success() {
         bail!("tests failed");
@@ -99,11 +94,7 @@ fn test(extra: &[String]) -> Result<()> {
 fn chaos() -> Result<()> {
     use harbormaster_e2e::chaos::{run, table, Size};
     ensure_venv().context("setting up the emulator venv")?;
-    let status = cargo().args(["build", "--workspace", "--bins"]).status()?;
-    if !status.success() {
-        bail!("building the binaries failed");
-    }
-    // The CLI is found beside this binary; `cargo xtask` built both in the same profile.
+    build_bins()?;
     println!("chaos: microburst between the agent and the emulator; each scenario first runs without faults");
     let started = Instant::now();
     let runs = tokio_run(run(Size::Full, |r| {
@@ -135,6 +126,17 @@ fn chaos() -> Result<()> {
     );
     if !failed.is_empty() {
         bail!("{} chaos runs did not hold", failed.len());
+    }
+    Ok(())
+}
+
+/// The end-to-end tests and chaos run the real binaries (the CLI, the Lambda functions), found
+/// beside the running test or xtask. `cargo test` builds binaries only as test harnesses, so
+/// build them first: fresh, never stale.
+fn build_bins() -> Result<()> {
+    let status = cargo().args(["build", "--workspace", "--bins"]).status()?;
+    if !status.success() {
+        bail!("building the binaries failed");
     }
     Ok(())
 }
@@ -563,12 +565,7 @@ async fn side_by_side(
         &[ECS_DEPLOY],
         "ecs",
     )?;
-    let mut env: Vec<(&str, String)> = w
-        .cli_env()
-        .into_iter()
-        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-        .collect();
-    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    let mut env = w.cli_env_at(&proxy.endpoint);
     env.push(("AWS_DEFAULT_REGION", harbormaster_e2e::REGION.into()));
     let run = |program: &Path, args: &[&str]| -> Result<f64> {
         let t = Instant::now();

@@ -131,53 +131,22 @@ pub struct Emulator {
 impl Emulator {
     pub fn start() -> Result<Emulator> {
         let venv = ensure_venv()?;
-        let mut last = None;
-        // The free port can be taken between choosing and binding; try a few.
-        for _ in 0..3 {
-            let port = free_port()?;
-            let log = std::env::temp_dir().join(format!("harbormaster-ministack-{port}.log"));
-            let child = Command::new(venv.join("bin/ministack"))
-                .env("BIND_HOST", "127.0.0.1")
-                .env("GATEWAY_PORT", port.to_string())
-                .env("LOG_LEVEL", "WARNING")
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(std::fs::File::create(&log)?))
-                .stderr(Stdio::from(std::fs::File::create(
-                    log.with_extension("err"),
-                )?))
-                .spawn()
-                .context("starting ministack")?;
-            let mut emu = Emulator {
-                child,
-                port,
-                endpoint: format!("http://127.0.0.1:{port}"),
-            };
-            match emu.wait_ready(Duration::from_secs(30)) {
-                Ok(()) => return Ok(emu),
-                Err(e) => {
-                    last = Some(e.context(format!("see {}", log.display())));
-                    let _ = emu.child.kill();
-                }
-            }
-        }
-        Err(last.expect("tried at least once"))
-    }
-
-    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("ministack exited early: {status}");
-            }
-            if let Ok((200, _)) = http(self.port, "GET", "/_ministack/health") {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "ministack did not answer on port {} within {limit:?}",
-            self.port
-        )
+        let (child, port) = spawn_on_free_port(
+            "ministack",
+            |port| {
+                let mut c = Command::new(venv.join("bin/ministack"));
+                c.env("BIND_HOST", "127.0.0.1")
+                    .env("GATEWAY_PORT", port.to_string())
+                    .env("LOG_LEVEL", "WARNING");
+                c
+            },
+            |port| matches!(http(port, "GET", "/_ministack/health", ""), Ok((200, _))),
+        )?;
+        Ok(Emulator {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     /// The environment an SDK client or a child process needs to talk to this emulator.
@@ -199,13 +168,62 @@ impl Drop for Emulator {
     }
 }
 
-/// A minimal HTTP/1.1 request on loopback; returns (status, body).
-pub fn http(port: u16, method: &str, path: &str) -> Result<(u16, String)> {
+/// Starts a server on a free loopback port and waits until `ready(port)`; its output goes to
+/// `harbormaster-<label>-<port>.log` / `.err` in the temp folder. The port can be taken between
+/// choosing and binding, so it tries a few.
+pub fn spawn_on_free_port(
+    label: &str,
+    command: impl Fn(u16) -> Command,
+    ready: impl Fn(u16) -> bool,
+) -> Result<(Child, u16)> {
+    const LIMIT: Duration = Duration::from_secs(30);
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_port()?;
+        let log = std::env::temp_dir().join(format!("harbormaster-{label}-{port}.log"));
+        let mut child = command(port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log)?))
+            .stderr(Stdio::from(std::fs::File::create(
+                log.with_extension("err"),
+            )?))
+            .spawn()
+            .with_context(|| format!("starting {label}"))?;
+        let start = Instant::now();
+        let outcome = loop {
+            if let Some(status) = child.try_wait()? {
+                break Err(anyhow::anyhow!("{label} exited early: {status}"));
+            }
+            if ready(port) {
+                break Ok(());
+            }
+            if start.elapsed() > LIMIT {
+                break Err(anyhow::anyhow!(
+                    "{label} did not answer on port {port} within {LIMIT:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        match outcome {
+            Ok(()) => return Ok((child, port)),
+            Err(e) => {
+                last = Some(e.context(format!("see {}", log.display())));
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    Err(last.expect("tried at least once"))
+}
+
+/// A minimal HTTP/1.1 request on loopback (a JSON body, or none); returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
