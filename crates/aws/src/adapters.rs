@@ -392,7 +392,7 @@ impl Services for AwsPorts {
             s.deployments()
                 .iter()
                 .find(|d| {
-                    d.status() == Some("PRIMARY")
+                    deployment_status(d.status()) == DeploymentStatus::Primary
                         && d.task_definition() == Some(task_definition_arn)
                 })
                 .and_then(|d| d.id().map(str::to_owned))
@@ -431,9 +431,9 @@ impl Services for AwsPorts {
                 .iter()
                 .map(|d| EcsDeployment {
                     id: d.id().unwrap_or_default().to_owned(),
-                    status: d.status().unwrap_or_default().to_owned(),
+                    status: deployment_status(d.status()),
                     task_definition: d.task_definition().unwrap_or_default().to_owned(),
-                    rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
+                    rollout_state: d.rollout_state().and_then(rollout_state),
                     rollout_reason: d.rollout_state_reason().map(str::to_owned),
                     running: d.running_count(),
                     desired: d.desired_count(),
@@ -1170,5 +1170,24 @@ impl Placements for AwsPorts {
 impl Clock for AwsPorts {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// ECS's word for a deployment's place in the service (the API types it as a plain string).
+fn deployment_status(status: Option<&str>) -> DeploymentStatus {
+    match status {
+        Some("PRIMARY") => DeploymentStatus::Primary,
+        Some("ACTIVE") => DeploymentStatus::Active,
+        _ => DeploymentStatus::Inactive,
+    }
+}
+
+fn rollout_state(state: &aws_sdk_ecs::types::DeploymentRolloutState) -> Option<RolloutState> {
+    use aws_sdk_ecs::types::DeploymentRolloutState as Wire;
+    match state {
+        Wire::InProgress => Some(RolloutState::InProgress),
+        Wire::Completed => Some(RolloutState::Completed),
+        Wire::Failed => Some(RolloutState::Failed),
+        _ => None,
     }
 }

@@ -1,7 +1,9 @@
 //! The body of every Lambda function: load the (cached) config, dispatch the event, report.
 
-use harbormaster_core::dispatch::{handle_event, DispatchReport};
+use harbormaster_core::bundle::BundleError;
+use harbormaster_core::dispatch::{handle_event, DispatchError, DispatchReport, HookResponse};
 use harbormaster_core::event::{Event, ALARM_KIND, ALARM_SNS_KIND, HOOK_KIND, JOB_KIND};
+use harbormaster_core::machine::HookStatus;
 use harbormaster_core::RunOptions;
 use serde_json::Value;
 use tracing::{error, info};
@@ -17,13 +19,19 @@ pub enum HandlerError {
         got: String,
     },
     #[error("config: {0}")]
-    Config(String),
+    Config(#[from] BundleError),
+    #[error(transparent)]
+    Event(#[from] DispatchError),
+    /// A CodePipeline event without a job id: there is no job to fail.
     #[error("{0}")]
-    Event(String),
+    NoJob(String),
     /// Some targets failed in a way a retry may fix; the event is safe to redeliver.
-    #[error("{0}")]
-    Retry(String),
+    #[error("{}", .0.join("; "))]
+    Retry(Vec<String>),
 }
+
+/// How often ECS asks again when the hook could not decide (the config could not be read).
+const HOOK_RETRY_SECONDS: u32 = 30;
 
 /// A Lambda function and the kinds of event it accepts (each one's IAM policy is cut to them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +165,7 @@ pub async fn handle(
         // Every outcome is reported to CodePipeline; only a job without an id is an error.
         let report = crate::pipeline::handle_job(agent, &event, deadline, RunOptions::default())
             .await
-            .map_err(HandlerError::Event)?;
+            .map_err(HandlerError::NoJob)?;
         return Ok(serde_json::to_value(report).expect("report serialises"));
     }
     let report = match dispatch(agent, function, &event, RunOptions::default()).await {
@@ -165,11 +173,15 @@ pub async fn handle(
         // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
         // instead of failing, which would roll back a deployment nothing is wrong with.
         Err(HandlerError::Config(e)) if function == ECS_HOOK => {
-            return Ok(serde_json::json!({
-                "hookStatus": "IN_PROGRESS",
-                "callBackDelay": 30,
-                "hookDetails": hook_details(&event, &format!("config not loaded: {e}")),
-            }));
+            let details = event.get("hookDetails").and_then(Value::as_object);
+            let reason = format!("config not loaded: {e}");
+            let answer = HookResponse::new(
+                HookStatus::InProgress,
+                &reason,
+                details.cloned().unwrap_or_default(),
+                HOOK_RETRY_SECONDS,
+            );
+            return Ok(serde_json::to_value(answer).expect("answer serialises"));
         }
         Err(e) => return Err(e),
     };
@@ -186,7 +198,7 @@ pub async fn handle(
         Ok(serde_json::to_value(&report).expect("report serialises"))
     } else {
         // Returning an error makes Lambda retry an async event: handling is idempotent.
-        Err(HandlerError::Retry(errors.join("; ")))
+        Err(HandlerError::Retry(errors))
     }
 }
 
@@ -206,29 +218,16 @@ pub async fn dispatch(
         });
     }
     let function = function.name;
-    let (ports, bundle) = agent.prepare().await.map_err(|e| {
+    let (ports, bundle) = agent.prepare().await.inspect_err(|e| {
         error!(error = %e, "config not loaded; nothing done");
-        HandlerError::Config(e.to_string())
     })?;
     let report: DispatchReport = Box::pin(handle_event(&ports, &bundle, event, opts))
         .await
-        .map_err(|e| {
+        .inspect_err(|e| {
             error!(error = %e, "event rejected; nothing done");
-            HandlerError::Event(e.to_string())
         })?;
     info!(function, event = %report.event, targets = report.targets.len(), ignored = report.ignored.as_deref().unwrap_or(""), "handled");
     Ok(report)
-}
-
-/// The hook details ECS sent, with the agent's reason added (ECS passes them back next time).
-fn hook_details(event: &Value, reason: &str) -> Value {
-    let mut d = event
-        .get("hookDetails")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    d.insert("harbormaster:reason".into(), reason.into());
-    Value::Object(d)
 }
 
 /// A Lambda function's whole life: JSON logs; clients and the config cache built once at cold

@@ -206,7 +206,10 @@ async fn describe_services_reads_deployments_and_names_a_missing_service() {
     let p = ports(client!(aws_sdk_ecs, [&rule]), no_s3());
     let snap = p.describe("c", "web").await.unwrap();
     assert_eq!(snap.deployments.len(), 2);
-    assert_eq!(snap.deployments[0].rollout_state.as_deref(), Some("FAILED"));
+    assert_eq!(
+        snap.deployments[0].rollout_state,
+        Some(harbormaster_core::ports::RolloutState::Failed)
+    );
     assert_eq!(snap.deployments[0].failed_tasks, 3);
     assert_eq!(snap.events, ["(service web) has started 1 tasks"]);
     let e = p.describe("c", "web").await.unwrap_err();

@@ -142,6 +142,54 @@ impl ImageOrder {
     }
 }
 
+/// Why an image reference could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Not an image of the repository, or not in ECR: a person's or a build's mistake.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Port(#[from] crate::ports::PortError),
+}
+
+/// The image `reference` names in `repository`: a tag, `sha256:…`, `repo:tag` or
+/// `repo@sha256:…` (a registry host before the repository is allowed).
+pub async fn resolve_image<P: crate::ports::Images>(
+    ports: &P,
+    repository: &str,
+    reference: &str,
+) -> Result<Image, ResolveError> {
+    let not_ours = || {
+        ResolveError::Invalid(format!(
+            "`{reference}` is not an image of repository `{repository}`"
+        ))
+    };
+    // Strip a registry host and the repository, if given, keeping `:tag` or `@digest`.
+    let mut rest = reference;
+    if let Some(i) = rest.find(repository) {
+        let after = &rest[i + repository.len()..];
+        if !(after.starts_with(':') || after.starts_with('@')) {
+            return Err(not_ours());
+        }
+        rest = &after[1..];
+    } else if rest.contains('/') {
+        return Err(not_ours());
+    }
+    let rest = rest.trim_start_matches('@');
+    if rest.starts_with("sha256:") {
+        let digest = Digest::parse(rest).map_err(|e| ResolveError::Invalid(e.to_string()))?;
+        let found = ports.by_digest(repository, &digest).await?;
+        found.ok_or_else(|| ResolveError::Invalid(format!("{repository}@{digest} is not in ECR")))
+    } else {
+        let found = ports.resolve_tag(repository, rest).await?;
+        found.ok_or_else(|| {
+            ResolveError::Invalid(format!(
+                "tag `{rest}` is not in ECR repository `{repository}`"
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

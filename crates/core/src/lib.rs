@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod image;
 pub mod machine;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod notify;
 pub mod pipeline;
@@ -19,11 +20,14 @@ pub mod scaling;
 pub mod secrets;
 pub mod state;
 pub mod strategy;
+pub mod target;
 pub mod template;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use bundle::Bundle;
 pub use engine::{run, RunOptions, TargetReport};
+pub use target::Target;
 
 #[cfg(test)]
 mod purity {

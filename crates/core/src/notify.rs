@@ -56,6 +56,17 @@ pub struct Notification {
 }
 
 impl NoticeKind {
+    /// The notice that closes a deployment with `verdict`.
+    pub fn of_verdict(verdict: crate::state::Verdict) -> Self {
+        use crate::state::Verdict;
+        match verdict {
+            Verdict::Succeeded => NoticeKind::Succeeded,
+            Verdict::RolledBack => NoticeKind::RolledBack,
+            Verdict::RollbackFailed => NoticeKind::RollbackFailed,
+            Verdict::Failed | Verdict::Superseded => NoticeKind::Failed,
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             NoticeKind::Started => "started",

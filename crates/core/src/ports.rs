@@ -1,6 +1,8 @@
 //! Ports: what the engine needs from the world, in domain words. `harbormaster-aws` implements
-//! them with the AWS SDK; [`crate::memory`] implements them in memory for scenario tests.
+//! them with the AWS SDK; `crate::memory` (the `testing` feature) implements them in memory
+//! for scenario tests.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -184,18 +186,43 @@ pub trait Metrics {
     ) -> impl Future<Output = Result<Vec<Series>, PortError>> + Send;
 }
 
+/// An ECS deployment's `status`, translated by the adapter from ECS's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeploymentStatus {
+    /// The deployment ECS is rolling the service onto (`PRIMARY`).
+    Primary,
+    /// An older deployment still draining (`ACTIVE`).
+    #[default]
+    Active,
+    /// Done with (`INACTIVE`), or a word this agent does not know.
+    Inactive,
+}
+
+/// An ECS deployment's `rolloutState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EcsDeployment {
     pub id: String,
-    /// PRIMARY, ACTIVE or INACTIVE.
-    pub status: String,
+    pub status: DeploymentStatus,
     pub task_definition: String,
-    /// IN_PROGRESS, COMPLETED or FAILED, when ECS reports one.
-    pub rollout_state: Option<String>,
+    /// When ECS reports one.
+    pub rollout_state: Option<RolloutState>,
     pub rollout_reason: Option<String>,
     pub running: i32,
     pub desired: i32,
     pub failed_tasks: i32,
+}
+
+impl EcsDeployment {
+    pub fn is_primary(&self) -> bool {
+        self.status == DeploymentStatus::Primary
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -210,7 +237,7 @@ pub struct ServiceSnapshot {
 
 impl ServiceSnapshot {
     pub fn primary(&self) -> Option<&EcsDeployment> {
-        self.deployments.iter().find(|d| d.status == "PRIMARY")
+        self.deployments.iter().find(|d| d.is_primary())
     }
 }
 
@@ -347,4 +374,51 @@ impl<T> Ports for T where
         + Clock
         + Sync
 {
+}
+
+/// Where CodePipeline put a job's input artifact (a zip in its artifact bucket).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactLocation {
+    pub bucket_name: String,
+    pub object_key: String,
+}
+
+/// The job's temporary credentials for its artifact bucket: only ever inside
+/// [`crate::secrets::Redacted`], never formatted.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// CodePipeline's job and approval API.
+pub trait Pipelines {
+    /// PutJobSuccessResult (with a continuation token while work goes on) or
+    /// PutJobFailureResult.
+    fn report_job(
+        &self,
+        job_id: &str,
+        result: &crate::pipeline::job::JobResult,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The small files of the job's input artifact, read with the job's own credentials
+    /// (anything over 1 MiB is listed with no content: not the build's image file).
+    fn artifact_files(
+        &self,
+        location: &ArtifactLocation,
+        credentials: &crate::secrets::Redacted<ArtifactCredentials>,
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<u8>>, PortError>> + Send;
+
+    /// Answers the manual approval action waiting at `pipeline` / `stage` / `action`.
+    fn answer_approval(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        action: &str,
+        approved: bool,
+        summary: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

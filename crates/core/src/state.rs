@@ -47,26 +47,76 @@ pub struct Release {
     pub force: bool,
 }
 
-/// The phase of the deployment in flight. Pending releases wait in `ServiceState::pending`;
-/// finished ones are in the history with their verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The phase of the deployment in flight, with what that phase has learned. Pending releases
+/// wait in `ServiceState::pending`; finished ones are in the history with their verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     /// Intent recorded; RegisterTaskDefinition is being (or may have been) called.
     Registering,
     /// Revision known; UpdateService is being (or may have been) called.
+    Updating { task_definition_arn: String },
+    /// ECS is rolling the service onto the revision (its deployment id, when ECS said).
+    Stabilizing {
+        task_definition_arn: String,
+        ecs_deployment_id: Option<String>,
+    },
+}
+
+/// A phase without its data: what the journal and comparisons need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    Registering,
     Updating,
-    /// ECS is rolling the service onto the revision.
     Stabilizing,
+}
+
+impl Phase {
+    pub fn kind(&self) -> PhaseKind {
+        match self {
+            Phase::Registering => PhaseKind::Registering,
+            Phase::Updating { .. } => PhaseKind::Updating,
+            Phase::Stabilizing { .. } => PhaseKind::Stabilizing,
+        }
+    }
+
+    /// The revision being rolled out, once registered.
+    pub fn task_definition_arn(&self) -> Option<&str> {
+        match self {
+            Phase::Registering => None,
+            Phase::Updating {
+                task_definition_arn,
+            }
+            | Phase::Stabilizing {
+                task_definition_arn,
+                ..
+            } => Some(task_definition_arn),
+        }
+    }
+
+    pub fn ecs_deployment_id(&self) -> Option<&str> {
+        match self {
+            Phase::Stabilizing {
+                ecs_deployment_id, ..
+            } => ecs_deployment_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PhaseKind::Registering => "registering",
+            PhaseKind::Updating => "updating",
+            PhaseKind::Stabilizing => "stabilizing",
+        })
+    }
 }
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Phase::Registering => "registering",
-            Phase::Updating => "updating",
-            Phase::Stabilizing => "stabilizing",
-        })
+        self.kind().fmt(f)
     }
 }
 
@@ -121,7 +171,11 @@ pub struct ApprovalDecision {
     pub at: DateTime<Utc>,
 }
 
+/// The deployment in flight. Stored flat (`phase`, `task_definition_arn`, `ecs_deployment_id`
+/// side by side, as schema 1 always was) through [`DeploymentDoc`]; in memory the phase carries
+/// what it has learned, so a phase that needs an ARN cannot lack one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "DeploymentDoc", into = "DeploymentDoc")]
 pub struct Deployment {
     pub id: DeploymentId,
     pub release: Release,
@@ -130,31 +184,114 @@ pub struct Deployment {
     pub updated_at: DateTime<Utc>,
     /// Until then the invocation that wrote this phase owns the next step; after it, anyone may
     /// take over (that invocation crashed or timed out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime<Utc>>,
     /// Times the deployment was taken over after a lapsed lease.
+    pub attempts: u32,
+    /// The lifecycle stage ECS last called the hook at (native strategies).
+    pub stage: Option<Stage>,
+    pub gates: Vec<GateRecord>,
+    pub approval: Option<ApprovalDecision>,
+    /// Why the hook failed this deployment: said again when ECS reports the rollback.
+    pub gate_failure: Option<String>,
+    /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
+    pub ecs_event_at: Option<DateTime<Utc>>,
+    /// Set when this deployment puts the service back on a known good revision.
+    pub rollback: Option<RollbackOf>,
+}
+
+impl Deployment {
+    pub fn task_definition_arn(&self) -> Option<&str> {
+        self.phase.task_definition_arn()
+    }
+}
+
+/// The stored shape of [`Deployment`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentDoc {
+    pub id: DeploymentId,
+    pub release: Release,
+    pub phase: PhaseKind,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_deployment_id: Option<String>,
-    /// The lifecycle stage ECS last called the hook at (native strategies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalDecision>,
-    /// Why the hook failed this deployment: said again when ECS reports the rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_failure: Option<String>,
-    /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_event_at: Option<DateTime<Utc>>,
-    /// Set when this deployment puts the service back on a known good revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackOf>,
+}
+
+impl TryFrom<DeploymentDoc> for Deployment {
+    type Error = String;
+
+    fn try_from(d: DeploymentDoc) -> Result<Self, String> {
+        let arn = |phase: PhaseKind| {
+            d.task_definition_arn
+                .clone()
+                .ok_or_else(|| format!("in_flight: phase `{phase}` needs `task_definition_arn`"))
+        };
+        let phase = match d.phase {
+            PhaseKind::Registering => Phase::Registering,
+            PhaseKind::Updating => Phase::Updating {
+                task_definition_arn: arn(d.phase)?,
+            },
+            PhaseKind::Stabilizing => Phase::Stabilizing {
+                task_definition_arn: arn(d.phase)?,
+                ecs_deployment_id: d.ecs_deployment_id.clone(),
+            },
+        };
+        Ok(Deployment {
+            id: d.id,
+            release: d.release,
+            phase,
+            started_at: d.started_at,
+            updated_at: d.updated_at,
+            lease_until: d.lease_until,
+            attempts: d.attempts,
+            stage: d.stage,
+            gates: d.gates,
+            approval: d.approval,
+            gate_failure: d.gate_failure,
+            ecs_event_at: d.ecs_event_at,
+            rollback: d.rollback,
+        })
+    }
+}
+
+impl From<Deployment> for DeploymentDoc {
+    fn from(d: Deployment) -> Self {
+        DeploymentDoc {
+            phase: d.phase.kind(),
+            task_definition_arn: d.phase.task_definition_arn().map(str::to_owned),
+            ecs_deployment_id: d.phase.ecs_deployment_id().map(str::to_owned),
+            id: d.id,
+            release: d.release,
+            started_at: d.started_at,
+            updated_at: d.updated_at,
+            lease_until: d.lease_until,
+            attempts: d.attempts,
+            stage: d.stage,
+            gates: d.gates,
+            approval: d.approval,
+            gate_failure: d.gate_failure,
+            ecs_event_at: d.ecs_event_at,
+            rollback: d.rollback,
+        }
+    }
 }
 
 /// What a rollback deployment undoes.

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, Environment, Service, Target};
+use crate::config::{Config, Environment, Service, TargetSettings};
 use crate::image::Digest;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -407,7 +407,7 @@ pub struct RenderInput<'a> {
     pub config: &'a Config,
     pub environment: &'a Environment,
     pub service: &'a Service,
-    pub target: &'a Target,
+    pub target: &'a TargetSettings,
     pub digest: &'a Digest,
     pub placement: &'a Placement,
     pub deployment_id: &'a str,

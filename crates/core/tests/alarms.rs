@@ -3,82 +3,38 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::executor::block_on;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use harbormaster_core::dispatch::{
-    handle_event, request_deploy, request_rollback, tick, DispatchReport,
-};
+use harbormaster_core::dispatch::{request_deploy, request_rollback};
 use harbormaster_core::machine::Outcome;
-use harbormaster_core::memory::{MemoryPorts, MemorySource, RolloutMode};
+use harbormaster_core::memory::{MemoryPorts, RolloutMode};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::{ErrorKind, PortError};
-use harbormaster_core::state::{Phase, Verdict};
-use harbormaster_core::testing::{push_event, CONFIG, NATIVE_OUTPUTS, WEB_TEMPLATE};
-use harbormaster_core::{Bundle, RunOptions};
+use harbormaster_core::state::{PhaseKind, Verdict};
+use harbormaster_core::testing::scenario::{
+    self, journal_words, now, send, service_td, tick_once, CLUSTER, INITIAL_TD,
+};
+use harbormaster_core::testing::{alarm_event, bundle_of, push_event, CONFIG, NATIVE_OUTPUTS};
+use harbormaster_core::{Bundle, RunOptions, Target};
 
-const CLUSTER: &str = "booking-dev";
-const INITIAL_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:0";
 const ALARM: &str = "booking-dev-web-5xx";
 
 fn world_with(extra: &str) -> (MemoryPorts, Bundle) {
-    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
-    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    let ports = scenario::ports();
     ports.with(|w| w.rollout = RolloutMode::Manual);
     let config = CONFIG.replace(
         "[services.web.environments.dev]\n",
         &format!("[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n{extra}"),
     );
-    let source = MemorySource(
-        [
-            ("harbormaster.toml".to_owned(), config),
-            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
-        ]
-        .into(),
-    );
-    (
-        ports,
-        block_on(Bundle::load(&source)).expect("config loads"),
-    )
+    (ports, bundle_of(&config))
 }
 
 fn world() -> (MemoryPorts, Bundle) {
     world_with("")
 }
 
-fn send(ports: &MemoryPorts, b: &Bundle, event: &Value) -> DispatchReport {
-    block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
-}
-
-/// AWS's "CloudWatch Alarm State Change" shape (CloudWatch's own timestamp format included).
 fn alarm(id: &str, name: &str, from: &str, to: &str, at: DateTime<Utc>) -> Value {
-    let ts = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
-    json!({
-        "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch", "account": "123456789012", "time": at.to_rfc3339(),
-        "region": "us-east-1",
-        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")],
-        "detail": {
-            "alarmName": name,
-            "state": {"value": to, "reason": "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (10.0).", "timestamp": ts},
-            "previousState": {"value": from, "reason": "", "timestamp": ts}
-        }
-    })
-}
-
-fn td_of(ports: &MemoryPorts) -> String {
-    ports.with(|w| {
-        w.services[&(CLUSTER.to_string(), "web".to_string())]
-            .task_definition
-            .clone()
-    })
-}
-
-fn now(ports: &MemoryPorts) -> DateTime<Utc> {
-    ports.with(|w| w.now)
-}
-
-fn tick_once(ports: &MemoryPorts, b: &Bundle) -> DispatchReport {
-    block_on(tick(ports, b, RunOptions::default()))
+    alarm_event(id, name, (from, to), at)
 }
 
 /// Deploys a release and lets ECS finish it: returns its task definition.
@@ -104,13 +60,6 @@ fn kinds(ports: &MemoryPorts) -> Vec<NoticeKind> {
     ports.with(|w| w.published.iter().map(|n| n.kind).collect())
 }
 
-fn words(r: &DispatchReport) -> Vec<String> {
-    r.targets
-        .iter()
-        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
-        .collect()
-}
-
 #[test]
 fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks_it_bad() {
     let (ports, b) = world();
@@ -125,9 +74,12 @@ fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks
         matches!(r.targets[0].outcome, Outcome::Started { .. }),
         "{r:?}"
     );
-    assert_eq!(words(&r), ["rollback->updating", "updating->stabilizing"]);
     assert_eq!(
-        td_of(&ports),
+        journal_words(&r),
+        ["rollback->updating", "updating->stabilizing"]
+    );
+    assert_eq!(
+        service_td(&ports),
         v1,
         "the service is on the first release's revision"
     );
@@ -179,14 +131,13 @@ fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks
         "{r:?}"
     );
     assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Ignored));
-    assert_eq!(td_of(&ports), v1);
+    assert_eq!(service_td(&ports), v1);
     // A person must force it.
     ports.push_image("booking/web", "main-2", 'b', now(&ports));
     let r = block_on(request_deploy(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         "main-2",
         "bob",
         false,
@@ -200,8 +151,7 @@ fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks
     let r = block_on(request_deploy(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         "main-2",
         "bob",
         true,
@@ -223,14 +173,14 @@ fn an_alarm_during_a_deployment_stops_it_and_returns_to_last_known_good() {
         &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
     );
     assert_eq!(
-        words(&r),
+        journal_words(&r),
         [
             "stabilizing->rolled back",
             "rollback->updating",
             "updating->stabilizing"
         ]
     );
-    assert_eq!(td_of(&ports), v1);
+    assert_eq!(service_td(&ports), v1);
     let st = ports.state("dev", "web").unwrap();
     assert_eq!(st.history[0].verdict, Verdict::RolledBack);
     assert!(st.history[0].reason.as_deref().unwrap().contains(ALARM));
@@ -276,14 +226,7 @@ fn a_native_deployment_in_flight_is_stopped_through_ecs() {
             "[services.web.environments.dev]\n",
             "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
         );
-    let source = MemorySource(
-        [
-            ("harbormaster.toml".to_owned(), config),
-            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
-        ]
-        .into(),
-    );
-    let b = block_on(Bundle::load(&source)).unwrap();
+    let b = bundle_of(&config);
     let v1 = release(&ports, &b, 1, 'a');
     send(&ports, &b, &push_event("p2", "main-2", 'b', 2));
     let updates = ports.count("UpdateService");
@@ -298,9 +241,9 @@ fn a_native_deployment_in_flight_is_stopped_through_ecs() {
         updates,
         "ECS rolls back itself"
     );
-    assert_eq!(td_of(&ports), v1);
+    assert_eq!(service_td(&ports), v1);
     let d = ports.state("dev", "web").unwrap().in_flight.unwrap();
-    assert_eq!(d.phase, Phase::Stabilizing);
+    assert_eq!(d.phase.kind(), PhaseKind::Stabilizing);
     let r = tick_once(&ports, &b);
     assert!(
         matches!(
@@ -365,7 +308,7 @@ fn an_alarm_on_a_service_already_back_on_its_last_known_good_only_notifies_and_n
         "{r:?}"
     );
     assert_eq!(ports.count("UpdateService"), updates);
-    assert_eq!(td_of(&ports), v1);
+    assert_eq!(service_td(&ports), v1);
     assert_eq!(kinds(&ports).last(), Some(&NoticeKind::Alarm));
 }
 
@@ -515,8 +458,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
     let dry = block_on(request_rollback(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         None,
         "alice",
         RunOptions { dry_run: true },
@@ -526,37 +468,34 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
     let r = block_on(request_rollback(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         None,
         "alice",
         RunOptions::default(),
     ))
     .unwrap();
     assert!(matches!(r.outcome, Outcome::Started { .. }));
-    assert_eq!(td_of(&ports), v2);
+    assert_eq!(service_td(&ports), v2);
     ports.complete(CLUSTER, "web");
     tick_once(&ports, &b);
     let rev = v1.rsplit(':').next().unwrap().to_owned();
     let r = block_on(request_rollback(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         Some(rev),
         "alice",
         RunOptions::default(),
     ))
     .unwrap();
     assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
-    assert_eq!(td_of(&ports), v1);
+    assert_eq!(service_td(&ports), v1);
     ports.complete(CLUSTER, "web");
     tick_once(&ports, &b);
     let r = block_on(request_rollback(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         Some("999".into()),
         "alice",
         RunOptions::default(),
@@ -575,7 +514,7 @@ fn a_release_waits_while_a_guard_alarm_fires_and_deploys_when_it_clears() {
     });
     let r = send(&ports, &b, &push_event("p1", "main-1", 'a', 1));
     assert_eq!(r.targets[0].outcome, Outcome::Queued);
-    assert_eq!(words(&r), ["pending->held"]);
+    assert_eq!(journal_words(&r), ["pending->held"]);
     assert_eq!(ports.count("RegisterTaskDefinition"), 0);
     ports.advance(Duration::minutes(5));
     tick_once(&ports, &b);
@@ -620,8 +559,7 @@ fn a_release_held_by_a_guard_alarm_fails_after_the_timeout_and_force_overrides()
     let r = block_on(request_deploy(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         "main-1",
         "alice",
         true,

@@ -72,18 +72,7 @@ const STORY: &[Step] = &[
 ];
 
 fn alarm_event(id: &str, at: chrono::DateTime<Utc>) -> Value {
-    let ts = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
-    json!({
-        "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch", "account": "123456789012", "time": at.to_rfc3339(),
-        "region": "us-east-1",
-        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:booking-web-5xx"],
-        "detail": {
-            "alarmName": "booking-web-5xx",
-            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": ts},
-            "previousState": {"value": "OK", "reason": "", "timestamp": ts}
-        }
-    })
+    harbormaster_core::testing::alarm_event(id, "booking-web-5xx", ("OK", "ALARM"), at)
 }
 
 fn world() -> MemoryPorts {

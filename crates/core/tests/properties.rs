@@ -12,7 +12,7 @@ use serde_json::json;
 use harbormaster_core::dispatch::{handle_event, tick};
 use harbormaster_core::image::ImageOrder;
 use harbormaster_core::memory::{MemoryPorts, RolloutMode};
-use harbormaster_core::state::{Phase, ServiceState, Verdict, PROCESSED_EVENTS_KEPT};
+use harbormaster_core::state::{PhaseKind, ServiceState, Verdict, PROCESSED_EVENTS_KEPT};
 use harbormaster_core::template::TAG_DEPLOYMENT;
 use harbormaster_core::testing::bundle;
 use harbormaster_core::RunOptions;
@@ -70,9 +70,11 @@ fn check_invariants(
         return Ok(());
     };
     if let Some(d) = &st.in_flight {
-        match d.phase {
-            Phase::Registering => prop_assert!(d.task_definition_arn.is_none()),
-            Phase::Updating | Phase::Stabilizing => prop_assert!(d.task_definition_arn.is_some()),
+        match d.phase.kind() {
+            PhaseKind::Registering => prop_assert!(d.task_definition_arn().is_none()),
+            PhaseKind::Updating | PhaseKind::Stabilizing => {
+                prop_assert!(d.task_definition_arn().is_some())
+            }
         }
     }
     // A pending release waits only behind one in flight.

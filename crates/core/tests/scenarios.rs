@@ -3,52 +3,18 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use futures::executor::block_on;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use harbormaster_core::dispatch::{handle_event, request_deploy, tick};
+use harbormaster_core::dispatch::{handle_event, request_deploy};
 use harbormaster_core::machine::Outcome;
-use harbormaster_core::memory::{MemoryPorts, RolloutMode};
+use harbormaster_core::memory::RolloutMode;
 use harbormaster_core::notify::NoticeKind;
-use harbormaster_core::state::{Phase, Verdict};
-use harbormaster_core::testing::bundle;
+use harbormaster_core::state::{PhaseKind, Verdict};
 use harbormaster_core::testing::push_event;
-use harbormaster_core::{Bundle, RunOptions};
-
-const CLUSTER: &str = "booking-dev";
-const INITIAL_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:0";
-
-fn world() -> (MemoryPorts, Bundle) {
-    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
-    ports.add_service(CLUSTER, "web", INITIAL_TD);
-    (ports, bundle())
-}
-
-fn send(
-    ports: &MemoryPorts,
-    b: &Bundle,
-    event: &Value,
-) -> harbormaster_core::dispatch::DispatchReport {
-    block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
-}
-
-fn tick_once(ports: &MemoryPorts, b: &Bundle) -> harbormaster_core::dispatch::DispatchReport {
-    block_on(tick(ports, b, RunOptions::default()))
-}
-
-fn service_td(ports: &MemoryPorts) -> String {
-    ports.with(|w| {
-        w.services[&(CLUSTER.to_string(), "web".to_string())]
-            .task_definition
-            .clone()
-    })
-}
-
-fn journal_words(r: &harbormaster_core::dispatch::DispatchReport) -> Vec<String> {
-    r.targets
-        .iter()
-        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
-        .collect()
-}
+use harbormaster_core::testing::scenario::{
+    journal_words, send, service_td, tick_once, world, CLUSTER, INITIAL_TD,
+};
+use harbormaster_core::{Bundle, RunOptions, Target};
 
 #[test]
 fn a_push_registers_pins_the_digest_and_updates_then_the_tick_records_success() {
@@ -75,7 +41,10 @@ fn a_push_registers_pins_the_digest_and_updates_then_the_tick_records_success() 
     );
     assert_eq!(service_td(&ports), rev.arn);
     let st = ports.state("dev", "web").unwrap();
-    assert_eq!(st.in_flight.as_ref().unwrap().phase, Phase::Stabilizing);
+    assert_eq!(
+        st.in_flight.as_ref().unwrap().phase.kind(),
+        PhaseKind::Stabilizing
+    );
     assert!(st.last_known_good.is_none(), "not good until ECS says so");
 
     let t = tick_once(&ports, &b);
@@ -389,8 +358,14 @@ fn throttling_interrupts_and_the_next_tick_finishes_without_waiting_for_the_leas
         .unwrap()
         .contains("Rate exceeded"));
     assert_eq!(
-        ports.state("dev", "web").unwrap().in_flight.unwrap().phase,
-        Phase::Updating
+        ports
+            .state("dev", "web")
+            .unwrap()
+            .in_flight
+            .unwrap()
+            .phase
+            .kind(),
+        PhaseKind::Updating
     );
     ports.advance(Duration::seconds(1));
     tick_once(&ports, &b);
@@ -477,8 +452,7 @@ fn semver_environments_never_step_back_to_a_late_hotfix() {
     block_on(request_deploy(
         &ports,
         &b,
-        "prod",
-        "web",
+        &Target::new("prod", "web"),
         "1.3.0",
         "test",
         false,
@@ -632,8 +606,7 @@ fn a_repush_of_an_image_whose_deployment_failed_is_not_deployed_again_by_itself(
     let again = block_on(request_deploy(
         &ports,
         &b,
-        "dev",
-        "web",
+        &Target::new("dev", "web"),
         "main-1",
         "ops",
         false,

@@ -2,22 +2,21 @@
 //! virtual time. ECS is played by the test: it calls the lifecycle hook with the payload AWS
 //! documents and sends "ECS Deployment State Change" events; the agent answers and records.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
 use harbormaster_core::dispatch::{handle_event, record_approval, DispatchReport};
 use harbormaster_core::machine::{HookStatus, Outcome};
-use harbormaster_core::memory::{MemoryPorts, MemorySource, RolloutMode};
+use harbormaster_core::memory::{MemoryPorts, RolloutMode};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::StoppedTask;
 use harbormaster_core::state::{GateStatus, Verdict};
 use harbormaster_core::strategy::Stage;
-use harbormaster_core::testing::{push_event, NATIVE_OUTPUTS, WEB_TEMPLATE};
-use harbormaster_core::{Bundle, RunOptions};
+use harbormaster_core::testing::scenario::{self, journal_words, send, CLUSTER, INITIAL_TD};
+use harbormaster_core::testing::{bundle_of, push_event, NATIVE_OUTPUTS};
+use harbormaster_core::{Bundle, RunOptions, Target};
 
-const CLUSTER: &str = "booking-dev";
-const INITIAL_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:0";
 const METRIC: &str = "AWS/ApplicationELB/HTTPCode_Target_5XX_Count";
 
 fn config(strategy: &str, extra: &str) -> String {
@@ -71,27 +70,14 @@ follow = {{ regex = "^main-" }}
 }
 
 fn world(strategy: &str, extra: &str) -> (MemoryPorts, Bundle) {
-    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
-    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    let ports = scenario::ports();
     ports.with(|w| {
         w.rollout = RolloutMode::Manual;
         for (k, v) in NATIVE_OUTPUTS {
             w.outputs.insert(k.into(), v.into());
         }
     });
-    let source = MemorySource(
-        [
-            ("harbormaster.toml".to_owned(), config(strategy, extra)),
-            ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
-        ]
-        .into(),
-    );
-    let bundle = block_on(Bundle::load(&source)).expect("config loads");
-    (ports, bundle)
-}
-
-fn send(ports: &MemoryPorts, b: &Bundle, event: &Value) -> DispatchReport {
-    block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
+    (ports, bundle_of(&config(strategy, extra)))
 }
 
 /// The last UpdateService: what ECS was told, and the deployment it named in the hook details.
@@ -164,16 +150,12 @@ fn ecs_id(ports: &MemoryPorts, b: &Bundle) -> String {
     ports
         .state("dev", "web")
         .and_then(|s| s.in_flight)
-        .and_then(|d| d.ecs_deployment_id)
+        .and_then(|d| d.phase.ecs_deployment_id().map(str::to_owned))
         .expect("the deployment has an ECS id")
 }
 
 fn words(reports: &[DispatchReport]) -> Vec<String> {
-    reports
-        .iter()
-        .flat_map(|r| r.targets.iter())
-        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
-        .collect()
+    reports.iter().flat_map(journal_words).collect()
 }
 
 #[test]
@@ -484,8 +466,7 @@ fn an_approval_lets_the_deployment_through_and_a_rejection_fails_it() {
         let r = block_on(record_approval(
             &ports,
             &b,
-            "dev",
-            "web",
+            &Target::new("dev", "web"),
             approved,
             "alice",
             Some("looked at the test listener".into()),
@@ -497,8 +478,7 @@ fn an_approval_lets_the_deployment_through_and_a_rejection_fails_it() {
         let again = block_on(record_approval(
             &ports,
             &b,
-            "dev",
-            "web",
+            &Target::new("dev", "web"),
             !approved,
             "bob",
             None,

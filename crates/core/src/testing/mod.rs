@@ -1,4 +1,8 @@
-//! A small config and template shared by the core's tests and by scenario tests elsewhere.
+//! Test support, never in a production build (the `testing` feature): a small config and
+//! template, AWS's event shapes for them, and the scenario helpers every scenario test shares
+//! ([`scenario`]).
+
+pub mod scenario;
 
 use std::collections::BTreeMap;
 
@@ -65,6 +69,27 @@ pub fn push_event(id: &str, tag: &str, fill: char, secs: i64) -> serde_json::Val
     })
 }
 
+/// AWS's "CloudWatch Alarm State Change" shape (CloudWatch's own timestamp format included).
+pub fn alarm_event(
+    id: &str,
+    name: &str,
+    (from, to): (&str, &str),
+    at: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    let ts = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    serde_json::json!({
+        "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch", "account": "123456789012", "time": at.to_rfc3339(),
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": to, "reason": "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (10.0).", "timestamp": ts},
+            "previousState": {"value": from, "reason": "", "timestamp": ts}
+        }
+    })
+}
+
 /// The SSM outputs a native deployment of `web` in dev reads (the bootstrap's and the agent's).
 pub const NATIVE_OUTPUTS: [(&str, &str); 6] = [
     (
@@ -88,13 +113,23 @@ pub const NATIVE_OUTPUTS: [(&str, &str); 6] = [
 ];
 
 pub fn source() -> MemorySource {
+    source_of(CONFIG)
+}
+
+/// `config` with [`WEB_TEMPLATE`] beside it.
+pub fn source_of(config: &str) -> MemorySource {
     MemorySource(BTreeMap::from([
-        ("harbormaster.toml".to_owned(), CONFIG.to_owned()),
+        ("harbormaster.toml".to_owned(), config.to_owned()),
         ("taskdefs/web.json".to_owned(), WEB_TEMPLATE.to_owned()),
     ]))
 }
 
 /// The bundle of [`CONFIG`] and [`WEB_TEMPLATE`].
 pub fn bundle() -> Bundle {
-    futures::executor::block_on(Bundle::load(&source())).expect("the test bundle loads")
+    bundle_of(CONFIG)
+}
+
+/// The bundle of `config` and [`WEB_TEMPLATE`].
+pub fn bundle_of(config: &str) -> Bundle {
+    futures::executor::block_on(Bundle::load(&source_of(config))).expect("the test config loads")
 }

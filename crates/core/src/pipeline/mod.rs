@@ -1,6 +1,9 @@
 //! CodePipeline: the Lambda invoke action's parameters, the build's image artifacts, the
-//! continuation token, and how a job stands given the state documents. Pure; the job API calls
-//! and the artifact download are the adapters'.
+//! continuation token, and how a job stands given the state documents; the job's flow is in
+//! `job.rs`, over the ports. The job API calls and the artifact download are the adapters'
+//! (the [`crate::ports::Pipelines`] port).
+
+pub mod job;
 
 use std::collections::BTreeMap;
 

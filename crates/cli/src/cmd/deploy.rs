@@ -1,0 +1,90 @@
+//! `harbormaster deploy`: a person's or a build's release of an image, optionally followed to
+//! its end.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use harbormaster_core::bundle::Bundle;
+use harbormaster_core::dispatch::request_deploy;
+use harbormaster_core::image::resolve_image;
+use harbormaster_core::RunOptions;
+
+use super::{wait, TargetArgs};
+use crate::context::Context;
+use crate::exit::Exit;
+use crate::output::print_json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// A tag, sha256:…, repo:tag or repo@sha256:… of the service's repository.
+    #[arg(
+        long,
+        required_unless_present = "image_detail",
+        conflicts_with = "image_detail"
+    )]
+    image: Option<String>,
+    /// The build's imageDetail.json or imagedefinitions.json, instead of --image.
+    #[arg(long)]
+    image_detail: Option<PathBuf>,
+    /// Deploy even if the release is marked bad, or while a guard alarm is in ALARM.
+    #[arg(long)]
+    force: bool,
+    /// Follow the deployment until it ends: exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many minutes (exit 4).
+    #[arg(long, default_value_t = 30)]
+    timeout_minutes: u64,
+    /// Decide and print what would happen; make no mutating call.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl Args {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        let TargetArgs { env, service } = &self.target;
+        let (ports, bundle) = cx.prepare().await?;
+        let image = match (self.image, &self.image_detail) {
+            (Some(i), _) => i,
+            (None, Some(path)) => image_from_file(&bundle, service, path)?,
+            (None, None) => bail!("give --image or --image-detail"),
+        };
+        let opts = RunOptions {
+            dry_run: self.dry_run,
+        };
+        let target = self.target.target();
+        let by = &cx.caller;
+        let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
+        print_json(&report, self.dry_run);
+        if self.wait && !self.dry_run {
+            let Some((_, svc, _)) = bundle.config.target(env, service) else {
+                bail!("service `{service}` is not deployed to `{env}` by the config");
+            };
+            let digest = resolve_image(&ports, &svc.repository, &image).await?.digest;
+            let minutes = self.timeout_minutes;
+            return wait::until_done(&ports, &bundle, &target, &digest, minutes).await;
+        }
+        Ok(Exit::of_targets(std::slice::from_ref(&report)))
+    }
+}
+
+/// The image reference for `service` in a build's imageDetail.json or imagedefinitions.json.
+fn image_from_file(bundle: &Bundle, service: &str, path: &Path) -> Result<String> {
+    use harbormaster_core::pipeline::BuiltImages;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files = std::collections::BTreeMap::from([(name, bytes)]);
+    let built = BuiltImages::from_artifact(&path.display().to_string(), &files)?;
+    let containers = bundle
+        .config
+        .services
+        .get(service)
+        .and_then(|s| s.containers.clone())
+        .unwrap_or_default();
+    Ok(built.for_service(service, &containers)?)
+}

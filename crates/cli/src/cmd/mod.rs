@@ -1,0 +1,84 @@
+//! One module per verb, like cargo-lambda's command crates: each has its `Args` and a
+//! `run(self, &Context) -> Result<Exit>`; `main` only dispatches.
+
+pub mod alarms;
+pub mod approve;
+pub mod deploy;
+pub mod invoke;
+pub mod render;
+pub mod rollback;
+pub mod scale;
+pub mod status;
+pub mod tick;
+pub mod validate;
+mod wait;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Check harbormaster.toml and every task-definition template, without calling AWS.
+    Validate(validate::Args),
+    /// Print the task definition that would be registered.
+    Render(render::Args),
+    /// Deploy an image of a service to an environment.
+    Deploy(deploy::Args),
+    /// Put a service back on a known good revision: the one before the current release, or one
+    /// from its history. The release taken off is marked bad.
+    Rollback(rollback::Args),
+    /// Size a worker service from its backlog now (what the tick does every minute); with
+    /// --dry-run, print the decision and its inputs and change nothing.
+    Scale(scale::Args),
+    /// Create the standard rollback alarms of a service (CPU, memory; 5XX and response time
+    /// behind a load balancer), tagged so the `alarm` function maps them to it.
+    Alarms(alarms::Args),
+    /// Show deployments in flight, pending releases, last known good and history.
+    Status(status::Args),
+    /// Approve the deployment in flight at its approval gate (blue/green, canary, linear).
+    Approve(approve::ApproveArgs),
+    /// Reject the deployment in flight at its approval gate (same as `approve --reject`).
+    Reject(approve::RejectArgs),
+    /// Advance what is in flight and reconcile lost pushes (what the `tick` function does).
+    Tick(tick::Args),
+    /// Run an event file through exactly the dispatch the Lambda functions use.
+    Invoke(invoke::Args),
+}
+
+impl Cmd {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        match self {
+            Cmd::Validate(a) => a.run(cx).await,
+            Cmd::Render(a) => a.run(cx).await,
+            Cmd::Deploy(a) => a.run(cx).await,
+            Cmd::Rollback(a) => a.run(cx).await,
+            Cmd::Scale(a) => a.run(cx).await,
+            Cmd::Alarms(a) => a.run(cx).await,
+            Cmd::Status(a) => a.run(cx).await,
+            Cmd::Approve(a) => a.run(cx).await,
+            Cmd::Reject(a) => a.run(cx).await,
+            Cmd::Tick(a) => a.run(cx).await,
+            Cmd::Invoke(a) => a.run(cx).await,
+        }
+    }
+}
+
+/// `--env` and `--service`: the deployment target most commands act on.
+#[derive(clap::Args, Clone)]
+pub struct TargetArgs {
+    /// The environment, as named in harbormaster.toml.
+    #[arg(long)]
+    pub env: String,
+    /// The service, as named in harbormaster.toml.
+    #[arg(long)]
+    pub service: String,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> harbormaster_core::Target {
+        harbormaster_core::Target::new(&self.env, &self.service)
+    }
+}

@@ -1,0 +1,152 @@
+//! `harbormaster status`: deployments in flight, pending releases, last known good, history.
+
+use anyhow::{bail, Result};
+use harbormaster_core::ports::StateStore;
+use harbormaster_core::state::{GateRecord, ServiceState};
+use serde_json::{json, Value};
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this environment.
+    #[arg(long)]
+    env: Option<String>,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// The state documents as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// History entries to show per service.
+    #[arg(long, default_value_t = 5)]
+    history: usize,
+}
+
+impl Args {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        let (ports, bundle) = cx.prepare().await?;
+        let mut docs = Vec::new();
+        for (e, s, _) in bundle.config.targets() {
+            if self.env.as_ref().is_some_and(|x| x != &e.name)
+                || self.service.as_ref().is_some_and(|x| x != &s.name)
+            {
+                continue;
+            }
+            let key = ServiceState::key(&e.name, &s.name);
+            let state = ports.load(&key).await?.map(|(s, _)| s);
+            docs.push((e.name.clone(), s.name.clone(), state));
+        }
+        if docs.is_empty() {
+            bail!("no service matches --env/--service in the config");
+        }
+        if self.json {
+            let v: Vec<Value> = docs
+                .iter()
+                .map(|(e, s, st)| json!({"environment": e, "service": s, "state": st}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for (e, s, st) in &docs {
+                print_status(e, s, st.as_ref(), self.history);
+            }
+        }
+        // A service whose latest release failed or was rolled back is a failure here too.
+        let failing = docs.iter().any(|(_, _, st)| {
+            st.as_ref()
+                .and_then(|s| s.history.iter().find(|h| h.deployment_id.is_some()))
+                .is_some_and(|h| h.verdict.is_failure())
+        });
+        Ok(if failing { Exit::Failed } else { Exit::Done })
+    }
+}
+
+fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: usize) {
+    println!("{env}/{service}");
+    let Some(st) = st else {
+        println!("  no deployments recorded yet\n");
+        return;
+    };
+    print_in_flight(st);
+    match (&st.pending, &st.guard_wait) {
+        (Some(p), Some(g)) => println!(
+            "  pending:         {} (held since {}: guard alarms in ALARM: {})",
+            p.image.label(),
+            g.since.format("%H:%M:%S"),
+            g.alarms.join(", ")
+        ),
+        (Some(p), None) => println!("  pending:         {}", p.image.label()),
+        (None, _) => println!("  pending:         -"),
+    }
+    match &st.last_known_good {
+        Some(g) => println!(
+            "  last known good: {} {}",
+            g.image.label(),
+            g.task_definition_arn
+        ),
+        None => println!("  last known good: -"),
+    }
+    for b in &st.bad_releases {
+        let at = b.at.format("%Y-%m-%d %H:%M");
+        println!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);
+    }
+    if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
+        if st.in_flight.is_none() && !last.gates.is_empty() {
+            println!("  gates of the last deployment:");
+            print_gates(&last.gates);
+        }
+    }
+    if !st.history.is_empty() {
+        println!("  history:");
+        for h in st.history.iter().take(history) {
+            let reason = h.reason.as_ref().map(|r| format!(": {r}"));
+            println!(
+                "    {}  {:<11} {}{}",
+                h.at.format("%Y-%m-%d %H:%M:%S"),
+                h.verdict.to_string(),
+                h.image.label(),
+                reason.unwrap_or_default()
+            );
+        }
+    }
+    println!();
+}
+
+fn print_in_flight(st: &ServiceState) {
+    let Some(d) = &st.in_flight else {
+        println!("  in flight:       -");
+        return;
+    };
+    let stage = d.stage.map(|s| format!(", at {s}")).unwrap_or_default();
+    println!(
+        "  in flight:       {} {} ({}{stage}, since {})",
+        d.id,
+        d.release.image.label(),
+        d.phase,
+        d.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(a) = &d.approval {
+        let word = if a.approved { "approved" } else { "rejected" };
+        let summary = a.summary.as_ref().map(|s| format!(": {s}"));
+        println!(
+            "  approval:        {word} by {}{}",
+            a.by,
+            summary.unwrap_or_default()
+        );
+    }
+    print_gates(&d.gates);
+}
+
+fn print_gates(gates: &[GateRecord]) {
+    for g in gates {
+        println!(
+            "    {:<30} {:<18} {:<12} {} (at {})",
+            g.stage.to_string(),
+            g.gate,
+            g.status.to_string(),
+            g.detail,
+            g.at.format("%H:%M:%S")
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! What every command shares, built once: the config location, the caller's name, and the
+//! agent (AWS clients and config source), made only when a command first needs it.
+
+use anyhow::Result;
+use harbormaster_aws::{Agent, AwsPorts};
+use harbormaster_core::bundle::Bundle;
+use tokio::sync::OnceCell;
+
+pub struct Context {
+    /// `s3://bucket/prefix` or a folder.
+    pub config: String,
+    /// Who asks: recorded with deployments, rollbacks and approvals.
+    pub caller: String,
+    agent: OnceCell<Agent>,
+}
+
+impl Context {
+    pub fn new(config: String) -> Self {
+        Context {
+            config,
+            caller: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+            agent: OnceCell::new(),
+        }
+    }
+
+    /// The AWS clients and config source; built on first use (`validate` of a folder never
+    /// needs them).
+    pub async fn agent(&self) -> Result<&Agent> {
+        let agent = self
+            .agent
+            .get_or_try_init(|| Agent::new(&self.config))
+            .await?;
+        Ok(agent)
+    }
+
+    /// The checked config, and ports pointed at its state bucket.
+    pub async fn prepare(&self) -> Result<(AwsPorts, Bundle)> {
+        Ok(self.agent().await?.prepare().await?)
+    }
+}

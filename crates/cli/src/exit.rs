@@ -1,0 +1,68 @@
+//! The CLI's exit codes, one table (the README's "Exit codes" lists the same):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | done: everything asked went through |
+//! | 1 | a deployment failed or was rolled back, a hook failed it, or the request was refused (nothing to approve, nothing to roll back to) |
+//! | 2 | usage or config error, or an AWS error that stopped the command |
+//! | 3 | a step was interrupted by a retryable AWS error: the tick carries it on |
+//! | 4 | `--wait` timed out (the deployment goes on) |
+
+use std::process::ExitCode;
+
+use harbormaster_core::engine::TargetReport;
+use harbormaster_core::machine::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Done,
+    Failed,
+    Error,
+    Retryable,
+    TimedOut,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::Failed => 1,
+            Exit::Error => 2,
+            Exit::Retryable => 3,
+            Exit::TimedOut => 4,
+        }
+    }
+
+    /// 1 when a deployment failed or was rolled back; 3 when a step was interrupted; else 0.
+    pub fn of_targets(targets: &[TargetReport]) -> Exit {
+        let failed = targets.iter().any(
+            |t| matches!(&t.outcome, Outcome::Finished { verdict, .. } if verdict.is_failure()),
+        );
+        if failed {
+            Exit::Failed
+        } else if targets.iter().any(|t| t.error.is_some()) {
+            Exit::Retryable
+        } else {
+            Exit::Done
+        }
+    }
+
+    /// A person's request (approve, reject, rollback): 3 when a step was interrupted; 1 when
+    /// nothing was done (nothing waiting for the decision, nothing to roll back: scripts see
+    /// it), or as [`Exit::of_targets`].
+    pub fn of_request(report: &TargetReport) -> Exit {
+        if report.error.is_some() {
+            Exit::Retryable
+        } else if matches!(report.outcome, Outcome::Ignored { .. }) {
+            Exit::Failed
+        } else {
+            Exit::of_targets(std::slice::from_ref(report))
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e.code())
+    }
+}

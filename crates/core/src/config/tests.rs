@@ -1,0 +1,240 @@
+//! The config's table tests: every field named, every problem at once.
+
+use super::*;
+
+pub const GOOD: &str = r#"
+project = "booking"
+state_bucket = "booking-state"
+notification_topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments"
+
+[environments.dev]
+cluster = "booking-dev"
+
+[environments.prod]
+cluster = "booking-prod"
+auto_deploy = false
+
+[services.web]
+repository = "booking/web"
+task_definition = "taskdefs/web.json"
+desired_count = 2
+variables = { DJANGO_SETTINGS_MODULE = "booking.settings" }
+secrets = { DATABASE_PASSWORD = "database/password" }
+
+[services.web.environments.dev]
+follow = { regex = "^main-[0-9a-f]{7}$" }
+desired_count = 1
+variables = { DEBUG = "true" }
+
+[services.web.environments.prod]
+follow = { semver = ">=1.0.0" }
+"#;
+
+#[test]
+fn a_good_config_merges_service_settings_into_each_target() {
+    let cfg = Config::parse("harbormaster.toml", GOOD).unwrap();
+    let (env, svc, t) = cfg.target("dev", "web").unwrap();
+    assert_eq!(env.cluster, "booking-dev");
+    assert_eq!(svc.ecs_service, "web");
+    assert_eq!(t.desired_count, Some(1));
+    assert_eq!(t.variables.get("DEBUG").map(String::as_str), Some("true"));
+    assert!(t.variables.contains_key("DJANGO_SETTINGS_MODULE"));
+    assert_eq!(
+        t.secrets["DATABASE_PASSWORD"].value_from("booking", "dev", "us-east-1", "123456789012"),
+        "arn:aws:ssm:us-east-1:123456789012:parameter/booking/dev/database/password"
+    );
+    let (_, _, p) = cfg.target("prod", "web").unwrap();
+    assert_eq!(p.desired_count, Some(2));
+    assert_eq!(p.order(), ImageOrder::Semver);
+    assert_eq!(cfg.targets().count(), 2);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line_and_name() {
+    let text = GOOD.replace("desired_count = 2", "desired_cuont = 2");
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("harbormaster.toml: line "), "{err}");
+    assert!(err.contains("desired_cuont"), "{err}");
+}
+
+#[test]
+fn every_invalid_field_is_named_at_once() {
+    let text = GOOD
+        .replace("strategy", "x")
+        .replace("^main-[0-9a-f]{7}$", "([")
+        .replace(">=1.0.0", "not a version")
+        .replace("database/password", "no-slash")
+        .replace(
+            "[services.web.environments.prod]",
+            "[services.web.environments.qa]",
+        );
+    let errs = Config::parse("harbormaster.toml", &text).unwrap_err();
+    let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+    assert!(
+        fields.contains(&"services.web.environments.dev.follow.regex"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"services.web.environments.qa.follow.semver"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"services.web.secrets.DATABASE_PASSWORD"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"services.web.environments.qa"),
+        "{fields:?}"
+    );
+    assert!(errs.0.iter().all(|e| e.file == "harbormaster.toml"));
+}
+
+#[test]
+fn unsupported_strategy_names_what_is_allowed() {
+    let text = GOOD.replace(
+        "desired_count = 2",
+        "desired_count = 2\nstrategy = \"yolo\"",
+    );
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`services.web.strategy`"), "{err}");
+    assert!(
+        err.contains("allowed: \"rolling\", \"blue_green\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn plaintext_secret_in_variables_is_rejected_without_echoing_it() {
+    let text = GOOD.replace("DEBUG = \"true\"", "DB_PASSWORD = \"hunter2-very-secret\"");
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.web.environments.dev.variables.DB_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_variable_and_a_secret_may_not_share_a_name() {
+    let text = GOOD.replace("DEBUG = \"true\"", "DATABASE_PASSWORD = \"\"");
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("both a variable and a secret"), "{err}");
+}
+
+#[test]
+fn native_strategies_need_a_load_balancer_and_gates_need_a_native_strategy() {
+    let text = GOOD.replace(
+        "desired_count = 2\n",
+        "desired_count = 2\nstrategy = \"canary\"\n",
+    );
+    let errs = Config::parse("harbormaster.toml", &text).unwrap_err();
+    let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"services.web.load_balancer"), "{fields:?}");
+    assert!(fields.contains(&"services.web.canary"), "{fields:?}");
+
+    let text = GOOD.replace(
+        "[services.web.environments.dev]\n",
+        "[services.web.environments.dev]\napproval = { stage = \"post_test_traffic_shift\" }\n",
+    );
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.web.environments.dev") && err.contains("lifecycle hooks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_canary_with_gates_parses_and_bad_gates_are_named() {
+    let native = r#"
+strategy = "canary"
+canary = { percent = 10, interval_minutes = 5 }
+load_balancer = { container = "web", port = 8000 }
+"#;
+    let check = r#"
+[services.web.checks.latency]
+stages = ["post_production_traffic_shift"]
+threshold = 2
+queries = [
+  { id = "p99", namespace = "AWS/ApplicationELB", metric = "TargetResponseTime", stat = "p99" },
+]
+
+[services.web.environments.dev]
+"#;
+    let text = GOOD
+        .replace(
+            "desired_count = 2\n",
+            &format!("desired_count = 2\n{native}"),
+        )
+        .replace("[services.web.environments.dev]\n", check);
+    let cfg = Config::parse("harbormaster.toml", &text).unwrap();
+    let (_, s, t) = cfg.target("dev", "web").unwrap();
+    assert_eq!(s.strategy, Strategy::Canary);
+    assert_eq!(
+        s.native.as_ref().unwrap().canary.as_ref().unwrap().percent,
+        10.0
+    );
+    assert_eq!(t.gates.checks[0].value, "p99");
+
+    let bad = text
+        .replace("post_production_traffic_shift", "after_lunch")
+        .replace("id = \"p99\"", "id = \"P99\"")
+        .replace("percent = 10", "percent = 100");
+    let errs = Config::parse("harbormaster.toml", &bad).unwrap_err();
+    let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+    for f in [
+        "services.web.checks.latency.stages",
+        "services.web.checks.latency.queries[0].id",
+        "services.web.canary.percent",
+    ] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+}
+
+#[test]
+fn worker_scaling_parses_and_bad_sources_are_named() {
+    let scaled = GOOD.replace(
+        "[services.web.environments.prod]\n",
+        "[services.web.environments.prod]\nscaling = { max = 10, latency_seconds = 600, processing_ms = 250, sqs = { queue = \"jobs\" } }\n",
+    );
+    let cfg = Config::parse("harbormaster.toml", &scaled).unwrap();
+    let s = cfg
+        .target("prod", "web")
+        .unwrap()
+        .2
+        .scaling
+        .clone()
+        .unwrap();
+    assert_eq!(s.per_task, 2400.0);
+    assert_eq!((s.min, s.max), (0, 10));
+    assert_eq!(s.scale_in_cooldown.num_seconds(), 300);
+    assert!(cfg.target("prod", "web").unwrap().2.desired_count.is_some());
+
+    for (bad, field, words) in [
+        ("{ max = 3, per_task = 10 }", "scaling", "exactly one backlog source"),
+        ("{ max = 3, per_task = 10, sqs = { queue = \"a\" }, metric = { namespace = \"n\", metric = \"m\" } }", "scaling", "exactly one"),
+        ("{ max = 3, per_task = 10, redis = { url = \"redis://:hunter2-secret@cache:6379/0\" } }", "scaling.redis.url", "url_secret"),
+        ("{ max = 3, sqs = { queue = \"a\" } }", "scaling", "per_task"),
+        ("{ min = 4, max = 3, per_task = 1, sqs = { queue = \"a\" } }", "scaling.max", "at least `min`"),
+    ] {
+        let text = GOOD.replace(
+            "[services.web.environments.prod]\n",
+            &format!("[services.web.environments.prod]\nscaling = {bad}\n"),
+        );
+        let err = Config::parse("harbormaster.toml", &text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("services.web.environments.prod.{field}")) && err.contains(words),
+            "{bad}: {err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,509 @@
+//! Parse, then validate (as ripgrep's flags go from raw to checked): the raw config becomes a
+//! typed [`Config`], and every problem is collected with its field's path, reported at once.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use super::raw::{RawAgent, RawConfig, RawEnvironment, RawFollow, RawService, RawTarget};
+use super::{
+    AgentSettings, Config, ConfigError, ConfigErrors, Environment, RollingSettings, SecretRef,
+    Service, TargetSettings,
+};
+use crate::alarm::{AlarmPolicy, Thresholds};
+use crate::image::TagRule;
+use crate::strategy::{
+    parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, RawNative,
+    Strategy,
+};
+
+pub(super) struct Collector<'a> {
+    file: &'a str,
+    pub(super) errors: Vec<ConfigError>,
+}
+
+impl crate::strategy::Errors for Collector<'_> {
+    fn err(&mut self, field: String, problem: String) {
+        Collector::err(self, field, problem);
+    }
+}
+
+impl Collector<'_> {
+    pub(super) fn err(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 48
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+const NAME_RULE: &str = "lowercase letters, digits and `-`, at most 48, not starting with `-`";
+
+pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut c = Collector {
+        file,
+        errors: Vec::new(),
+    };
+    if !name_ok(&raw.project) {
+        c.err(
+            "project",
+            format!("`{}` is not allowed: use {NAME_RULE}", raw.project),
+        );
+    }
+    if raw.state_bucket.len() < 3 || raw.state_bucket.len() > 63 {
+        c.err("state_bucket", "an S3 bucket name has 3 to 63 characters");
+    }
+    if !raw.notification_topic.starts_with("arn:aws") || !raw.notification_topic.contains(":sns:") {
+        c.err(
+            "notification_topic",
+            "expected an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+        );
+    }
+    let agent = agent(&mut c, raw.agent);
+    let environments = environments(&mut c, raw.environments);
+    let mut services = BTreeMap::new();
+    for (name, s) in raw.services {
+        let s = service(&mut c, &raw.project, &environments, name.clone(), s);
+        services.insert(name, s);
+    }
+    // A service-wide setting checked once per environment reports the same error each time.
+    let mut seen = std::collections::BTreeSet::new();
+    c.errors.retain(|e| seen.insert(e.to_string()));
+    if !c.errors.is_empty() {
+        return Err(ConfigErrors(c.errors));
+    }
+    Ok(Config {
+        project: raw.project,
+        state_bucket: raw.state_bucket,
+        notification_topic: raw.notification_topic,
+        region: raw.region,
+        agent,
+        environments,
+        services,
+    })
+}
+
+fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
+    let d = AgentSettings::default();
+    let agent = AgentSettings {
+        lease_seconds: raw.lease_seconds.unwrap_or(d.lease_seconds),
+        settle_seconds: raw.settle_seconds.unwrap_or(d.settle_seconds),
+        stabilize_timeout_minutes: raw
+            .stabilize_timeout_minutes
+            .unwrap_or(d.stabilize_timeout_minutes),
+        max_attempts: raw.max_attempts.unwrap_or(d.max_attempts),
+        reconcile: raw.reconcile.unwrap_or(d.reconcile),
+        history_limit: raw.history_limit.unwrap_or(d.history_limit),
+        hook_function_arn: raw.hook_function_arn,
+        hook_role_arn: raw.hook_role_arn,
+        hook_callback_seconds: raw.hook_callback_seconds.unwrap_or(d.hook_callback_seconds),
+    };
+    if !(5..=900).contains(&agent.hook_callback_seconds) {
+        c.err("agent.hook_callback_seconds", "allowed: 5 to 900");
+    }
+    for (key, v) in [
+        ("agent.hook_function_arn", &agent.hook_function_arn),
+        ("agent.hook_role_arn", &agent.hook_role_arn),
+    ] {
+        if v.as_ref().is_some_and(|v| !v.starts_with("arn:")) {
+            c.err(key, "expected an ARN");
+        }
+    }
+    if !(10..=3600).contains(&agent.lease_seconds) {
+        c.err("agent.lease_seconds", "allowed: 10 to 3600");
+    }
+    if agent.settle_seconds > 900 {
+        c.err(
+            "agent.settle_seconds",
+            "allowed: 0 to 900 (the tick starts a settled release; longer only delays deploys)",
+        );
+    }
+    if agent.max_attempts == 0 {
+        c.err("agent.max_attempts", "allowed: 1 or more");
+    }
+    if !(1..=200).contains(&agent.history_limit) {
+        c.err("agent.history_limit", "allowed: 1 to 200");
+    }
+    agent
+}
+
+fn environments(
+    c: &mut Collector<'_>,
+    raw: BTreeMap<String, RawEnvironment>,
+) -> BTreeMap<String, Environment> {
+    let mut environments = BTreeMap::new();
+    for (name, e) in raw {
+        let field = format!("environments.{name}");
+        if !name_ok(&name) {
+            let why = format!("environment name not allowed: use {NAME_RULE}");
+            c.err(&field, why);
+        }
+        if e.cluster.is_empty() {
+            c.err(format!("{field}.cluster"), "must not be empty");
+        }
+        if let Some(a) = &e.account_id {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                c.err(format!("{field}.account_id"), "expected 12 digits");
+            }
+        }
+        let env = Environment {
+            name: name.clone(),
+            cluster: e.cluster,
+            auto_deploy: e.auto_deploy,
+            account_id: e.account_id,
+            bootstrap: e.bootstrap,
+        };
+        environments.insert(name, env);
+    }
+    if environments.is_empty() {
+        c.err("environments", "at least one environment is required");
+    }
+    environments
+}
+
+/// What a service says for all its environments, checked once.
+struct ServiceDefaults {
+    field: String,
+    strategy: Strategy,
+    checks: Vec<MetricCheck>,
+    approval: Option<ApprovalGate>,
+    secrets: BTreeMap<String, SecretRef>,
+}
+
+fn service(
+    c: &mut Collector<'_>,
+    project: &str,
+    environments: &BTreeMap<String, Environment>,
+    name: String,
+    mut s: RawService,
+) -> Service {
+    let field = format!("services.{name}");
+    if !name_ok(&name) {
+        c.err(&field, format!("service name not allowed: use {NAME_RULE}"));
+    }
+    if s.repository.is_empty() {
+        c.err(format!("{field}.repository"), "must not be empty");
+    }
+    let strategy = strategy(c, &field, s.strategy.as_deref());
+    let raw_native = RawNative {
+        bake_time_minutes: s.bake_time_minutes,
+        canary: s.canary.take(),
+        linear: s.linear.take(),
+        load_balancer: s.load_balancer.take(),
+    };
+    let native = parse_native(c, &field, strategy, raw_native);
+    let checks = parse_checks(c, &format!("{field}.checks"), std::mem::take(&mut s.checks));
+    let thresholds = thresholds(c, &field, &s);
+    let approval =
+        (s.approval.take()).and_then(|a| parse_approval(c, &format!("{field}.approval"), a));
+    let rolling = rolling(c, &field, &s);
+    if s.containers.as_ref().is_some_and(|c| c.is_empty()) {
+        let why = "name at least one container, or leave it out";
+        c.err(format!("{field}.containers"), why);
+    }
+    check_variables(c, &format!("{field}.variables"), &s.variables);
+    let secrets = parse_secrets(c, &format!("{field}.secrets"), &s.secrets);
+    let defaults = ServiceDefaults {
+        field,
+        strategy,
+        checks,
+        approval,
+        secrets,
+    };
+    let mut targets = BTreeMap::new();
+    for (env, t) in std::mem::take(&mut s.environments) {
+        let settings = target(c, project, environments, &defaults, &s, &env, t);
+        targets.insert(env, settings);
+    }
+    Service {
+        ecs_service: s.ecs_service.unwrap_or_else(|| name.clone()),
+        name,
+        repository: s.repository,
+        task_definition: s.task_definition,
+        containers: s.containers,
+        strategy,
+        rolling,
+        native,
+        thresholds,
+        targets,
+    }
+}
+
+fn strategy(c: &mut Collector<'_>, field: &str, raw: Option<&str>) -> Strategy {
+    Strategy::parse(raw.unwrap_or("rolling")).unwrap_or_else(|| {
+        c.err(
+            format!("{field}.strategy"),
+            format!(
+                "`{}` is not supported; allowed: \"rolling\", \"blue_green\", \"canary\", \"linear\"",
+                raw.unwrap_or_default()
+            ),
+        );
+        Strategy::Rolling
+    })
+}
+
+fn thresholds(c: &mut Collector<'_>, field: &str, s: &RawService) -> Thresholds {
+    let d = Thresholds::default();
+    let thresholds = match &s.alarm_thresholds {
+        None => d,
+        Some(t) => Thresholds {
+            cpu_percent: t.cpu_percent.unwrap_or(d.cpu_percent),
+            memory_percent: t.memory_percent.unwrap_or(d.memory_percent),
+            http_5xx_per_minute: t.http_5xx_per_minute.unwrap_or(d.http_5xx_per_minute),
+            response_time_seconds: t.response_time_seconds.unwrap_or(d.response_time_seconds),
+        },
+    };
+    for (k, v) in [
+        ("cpu_percent", thresholds.cpu_percent),
+        ("memory_percent", thresholds.memory_percent),
+        ("http_5xx_per_minute", thresholds.http_5xx_per_minute),
+        ("response_time_seconds", thresholds.response_time_seconds),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            let field = format!("{field}.alarm_thresholds.{k}");
+            c.err(field, "must be a positive number");
+        }
+    }
+    thresholds
+}
+
+fn rolling(c: &mut Collector<'_>, field: &str, s: &RawService) -> RollingSettings {
+    let rolling = RollingSettings {
+        min_healthy_percent: s.min_healthy_percent.unwrap_or(100),
+        max_percent: s.max_percent.unwrap_or(200),
+        health_check_grace_period_seconds: s.health_check_grace_period_seconds,
+    };
+    if rolling.min_healthy_percent > 100 {
+        c.err(format!("{field}.min_healthy_percent"), "allowed: 0 to 100");
+    }
+    if rolling.max_percent < 100 || rolling.max_percent > 200 {
+        c.err(format!("{field}.max_percent"), "allowed: 100 to 200");
+    }
+    if rolling.min_healthy_percent == 0 && rolling.max_percent == 100 {
+        c.err(
+            format!("{field}.max_percent"),
+            "with min_healthy_percent = 0, max_percent must exceed 100 or no task can ever be replaced",
+        );
+    }
+    rolling
+}
+
+/// One environment's settings of a service: its own where given, the service's otherwise.
+fn target(
+    c: &mut Collector<'_>,
+    project: &str,
+    environments: &BTreeMap<String, Environment>,
+    base: &ServiceDefaults,
+    s: &RawService,
+    env: &str,
+    mut t: RawTarget,
+) -> TargetSettings {
+    let tfield = format!("{}.environments.{env}", base.field);
+    if !environments.contains_key(env) {
+        let defined: Vec<&str> = environments.keys().map(String::as_str).collect();
+        let why = format!(
+            "no environment `{env}` is defined; defined: {}",
+            defined.join(", ")
+        );
+        c.err(&tfield, why);
+    }
+    let follow = (t.follow.take()).and_then(|f| parse_follow(c, &format!("{tfield}.follow"), f));
+    check_variables(c, &format!("{tfield}.variables"), &t.variables);
+    let mut variables = s.variables.clone();
+    variables.extend(std::mem::take(&mut t.variables));
+    let mut secrets = base.secrets.clone();
+    secrets.extend(parse_secrets(c, &format!("{tfield}.secrets"), &t.secrets));
+    for k in secrets.keys().filter(|k| variables.contains_key(*k)) {
+        let why =
+            format!("`{k}` is both a variable and a secret; a container gets one value per name");
+        c.err(&tfield, why);
+    }
+    let rollback_alarms = (t.rollback_alarms.clone()).unwrap_or_else(|| s.rollback_alarms.clone());
+    let checks = match t.checks.take() {
+        Some(raw) => parse_checks(c, &format!("{tfield}.checks"), raw),
+        None => base.checks.clone(),
+    };
+    let approval = match t.approval.take() {
+        Some(raw) => parse_approval(c, &format!("{tfield}.approval"), raw),
+        None => base.approval.clone(),
+    };
+    let gates = Gates { checks, approval };
+    let alarms = alarm_policy(c, &tfield, s, &t, &rollback_alarms);
+    if !base.strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
+        c.err(
+            &tfield,
+            "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
+        );
+    }
+    let scaling = match t.scaling {
+        Some(raw) => {
+            crate::scaling::parse_scaling(c, &format!("{tfield}.scaling"), project, env, raw)
+        }
+        None => s.scaling.as_ref().and_then(|raw| {
+            let field = format!("{}.scaling", base.field);
+            crate::scaling::parse_scaling(c, &field, project, env, raw.clone())
+        }),
+    };
+    TargetSettings {
+        gates,
+        alarms,
+        scaling,
+        follow,
+        desired_count: t.desired_count.or(s.desired_count),
+        rollback_alarms,
+        variables,
+        secrets,
+    }
+}
+
+fn alarm_policy(
+    c: &mut Collector<'_>,
+    tfield: &str,
+    s: &RawService,
+    t: &RawTarget,
+    rollback_alarms: &[String],
+) -> AlarmPolicy {
+    let mut alarm_names = (t.alarms.clone()).unwrap_or_else(|| s.alarms.clone());
+    // The ECS deployment alarms speak for the service too.
+    for a in rollback_alarms {
+        if !alarm_names.contains(a) {
+            alarm_names.push(a.clone());
+        }
+    }
+    let alarms = AlarmPolicy {
+        alarms: alarm_names,
+        window_minutes: (t.rollback_window_minutes)
+            .or(s.rollback_window_minutes)
+            .unwrap_or(30),
+        guards: (t.guard_alarms.clone()).unwrap_or_else(|| s.guard_alarms.clone()),
+        guard_timeout_minutes: (t.guard_timeout_minutes)
+            .or(s.guard_timeout_minutes)
+            .unwrap_or(60),
+    };
+    if alarms.window_minutes > 1440 {
+        c.err(
+            format!("{tfield}.rollback_window_minutes"),
+            "allowed: 0 to 1440",
+        );
+    }
+    if !(1..=1440).contains(&alarms.guard_timeout_minutes) {
+        c.err(
+            format!("{tfield}.guard_timeout_minutes"),
+            "allowed: 1 to 1440",
+        );
+    }
+    for a in alarms.alarms.iter().chain(&alarms.guards) {
+        if a.is_empty() || a.len() > 255 {
+            c.err(tfield, "alarm names have 1 to 255 characters");
+        }
+    }
+    if alarms.guards.iter().any(|g| g.contains('*')) {
+        let why = "name each guard alarm: patterns are only for `alarms`";
+        c.err(format!("{tfield}.guard_alarms"), why);
+    }
+    alarms
+}
+
+fn parse_follow(c: &mut Collector<'_>, field: &str, f: RawFollow) -> Option<TagRule> {
+    match (f.regex, f.semver) {
+        (Some(r), None) => match Regex::new(&r) {
+            Ok(re) => Some(TagRule::Regex(re)),
+            Err(e) => {
+                c.err(
+                    format!("{field}.regex"),
+                    format!("not a valid regular expression: {e}"),
+                );
+                None
+            }
+        },
+        (None, Some(s)) => match semver::VersionReq::parse(&s) {
+            Ok(req) => Some(TagRule::Semver(req)),
+            Err(e) => {
+                c.err(
+                    format!("{field}.semver"),
+                    format!("not a valid semver requirement (e.g. \">=1.2, <2\"): {e}"),
+                );
+                None
+            }
+        },
+        _ => {
+            c.err(field, "give exactly one of `regex` or `semver`");
+            None
+        }
+    }
+}
+
+fn var_name_ok(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|ch: char| ch.is_ascii_digit())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn check_variables(c: &mut Collector<'_>, field: &str, vars: &BTreeMap<String, String>) {
+    for (k, v) in vars {
+        if !var_name_ok(k) {
+            c.err(
+                format!("{field}.{k}"),
+                "variable names use letters, digits and `_`",
+            );
+        }
+        if let Some(why) = crate::secrets::looks_like_secret(k, v) {
+            // The value itself is never repeated: it may be the secret.
+            c.err(
+                format!("{field}.{k}"),
+                format!("{why}; plaintext secrets are not allowed in variables: move it to `secrets` (an SSM parameter or Secrets Manager ARN)"),
+            );
+        }
+    }
+}
+
+fn parse_secrets(
+    c: &mut Collector<'_>,
+    field: &str,
+    secrets: &BTreeMap<String, String>,
+) -> BTreeMap<String, SecretRef> {
+    let mut out = BTreeMap::new();
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    for (k, v) in secrets {
+        if !var_name_ok(k) {
+            c.err(
+                format!("{field}.{k}"),
+                "secret names use letters, digits and `_`",
+            );
+        }
+        let r = if v.starts_with("arn:aws:ssm:") || v.starts_with("arn:aws:secretsmanager:") {
+            Some(SecretRef::Arn(v.clone()))
+        } else {
+            match v.split('/').collect::<Vec<_>>().as_slice() {
+                [group, name] if seg_ok(group) && seg_ok(name) => Some(SecretRef::Parameter {
+                    group: (*group).to_owned(),
+                    name: (*name).to_owned(),
+                }),
+                _ => None,
+            }
+        };
+        match r {
+            Some(r) => {
+                out.insert(k.clone(), r);
+            }
+            None => c.err(
+                format!("{field}.{k}"),
+                "expected `<group>/<name>` (the SSM parameter /<project>/<env>/<group>/<name>) or an SSM or Secrets Manager ARN",
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,79 @@
+//! Every minute: reconcile pushes whose events were lost, then follow what is in flight, then
+//! size the workers.
+
+use std::collections::BTreeMap;
+
+use super::{run_reported, DispatchReport};
+use crate::bundle::Bundle;
+use crate::engine::RunOptions;
+use crate::image::Image;
+use crate::machine::Observation;
+use crate::ports::{PortError, Ports};
+use crate::target::Target;
+
+pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> DispatchReport {
+    let (found, errors) = if bundle.config.agent.reconcile {
+        listed(ports, bundle).await
+    } else {
+        Default::default()
+    };
+    let runs = bundle.config.targets().map(|(e, s, t)| {
+        let target = Target::new(&e.name, &s.name);
+        let images = found.get(&target).cloned();
+        let error = errors.get(&target).cloned();
+        let scaled = t.scaling.is_some();
+        async move {
+            // The reconcile, then the tick, on one reading of the state document.
+            let mut observations: Vec<Observation> = images
+                .map(|images| Observation::ImagesListed { images })
+                .into_iter()
+                .collect();
+            observations.push(Observation::Tick);
+            // After the deployment's turn, so a release that just started holds the scaler.
+            if scaled {
+                observations.push(Observation::ScaleTick);
+            }
+            let mut r = run_reported(ports, bundle, &target, observations, opts).await;
+            if r.error.is_none() {
+                r.error = error;
+            }
+            r
+        }
+    });
+    DispatchReport::of("tick".into(), futures::future::join_all(runs).await)
+}
+
+type Listed = (BTreeMap<Target, Vec<Image>>, BTreeMap<Target, String>);
+
+/// Each auto-deploying target's followed images in ECR (each repository read once), or why
+/// they could not be read.
+async fn listed<P: Ports>(ports: &P, bundle: &Bundle) -> Listed {
+    let (mut found, mut errors) = Listed::default();
+    let mut by_repo: BTreeMap<String, Result<Vec<Image>, PortError>> = BTreeMap::new();
+    for (e, s, t) in bundle.config.targets() {
+        let Some(rule) = t.follow.as_ref().filter(|_| e.auto_deploy) else {
+            continue;
+        };
+        if !by_repo.contains_key(&s.repository) {
+            let images = ports.tagged(&s.repository).await;
+            by_repo.insert(s.repository.clone(), images);
+        }
+        let target = Target::new(&e.name, &s.name);
+        match &by_repo[&s.repository] {
+            Ok(images) => {
+                let followed: Vec<Image> = images
+                    .iter()
+                    .filter(|i| i.tag.as_deref().is_some_and(|tag| rule.matches(tag)))
+                    .cloned()
+                    .collect();
+                if !followed.is_empty() {
+                    found.insert(target, followed);
+                }
+            }
+            Err(err) => {
+                errors.insert(target, format!("reconcile: {err}"));
+            }
+        }
+    }
+    (found, errors)
+}

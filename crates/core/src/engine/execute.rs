@@ -1,0 +1,375 @@
+//! The executor: one function per command, each making its AWS calls through the ports and
+//! answering with the observation the machine decides on next.
+
+use super::ecs_view::{rollout_of, with_stopped_tasks};
+use super::render::{native_for, render_for, RenderError};
+use crate::bundle::Bundle;
+use crate::image::{Digest, Image};
+use crate::machine::{Command, Measurement, Observation, Rollout};
+use crate::ports::{PortError, Ports, ServiceTarget};
+use crate::scaling::{Measured, ScalingPolicy};
+use crate::state::{DeploymentId, ServiceState};
+use crate::strategy::{MetricCheck, Stage};
+use crate::template::RenderedTaskDefinition;
+
+/// Why a command did not produce an observation.
+pub(super) enum Failure {
+    /// Throttling, 5xx, a lost connection: the next tick takes over.
+    Retryable(DeploymentId, PortError),
+    /// Retrying will not help: the deployment fails with this reason.
+    Permanent(DeploymentId, String),
+}
+
+fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
+    if e.kind.is_retryable() {
+        Failure::Retryable(deployment.clone(), e)
+    } else {
+        Failure::Permanent(deployment.clone(), e.to_string())
+    }
+}
+
+fn render_failure(deployment: &DeploymentId, e: RenderError) -> Failure {
+    match e {
+        RenderError::Port(p) => classify(deployment, p),
+        RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
+    }
+}
+
+pub(super) struct Executor<'a, P> {
+    pub ports: &'a P,
+    pub bundle: &'a Bundle,
+    pub env: &'a str,
+    pub service: &'a str,
+}
+
+type Executed = Result<Observation, Failure>;
+
+impl<P: Ports> Executor<'_, P> {
+    pub async fn execute(&self, state: &ServiceState, command: &Command) -> Executed {
+        match command {
+            Command::FindRevision { deployment, image } => self.find(deployment, image).await,
+            Command::RegisterRevision { deployment, image } => {
+                self.register(deployment, image).await
+            }
+            Command::UpdateService {
+                deployment,
+                task_definition_arn,
+                adopt,
+            } => self.update(deployment, task_definition_arn, *adopt).await,
+            Command::ObserveRollout {
+                deployment,
+                task_definition_arn,
+                ecs_deployment_id,
+            } => {
+                let ecs_id = ecs_deployment_id.as_deref();
+                self.observe(state, deployment, task_definition_arn, ecs_id)
+                    .await
+            }
+            Command::MeasureChecks { deployment, stage } => self.measure(deployment, *stage).await,
+            Command::MeasureBacklog => Ok(self.backlog().await),
+            Command::SetDesired { desired } => Ok(self.set_desired(*desired).await),
+            Command::CheckGuards => Ok(self.guards().await),
+            Command::StopRollout { deployment } => self.stop(deployment).await,
+            Command::ExplainFailure {
+                deployment,
+                task_definition_arn,
+                reason,
+            } => self.explain(deployment, task_definition_arn, reason).await,
+        }
+    }
+
+    async fn render(
+        &self,
+        deployment: &DeploymentId,
+        digest: &Digest,
+    ) -> Result<RenderedTaskDefinition, Failure> {
+        render_for(
+            self.ports,
+            self.bundle,
+            self.env,
+            self.service,
+            digest,
+            &deployment.0,
+        )
+        .await
+        .map_err(|e| render_failure(deployment, e))
+    }
+
+    fn target(&self, deployment: &DeploymentId) -> Result<ServiceTarget, Failure> {
+        self.bundle
+            .service_target(self.env, self.service)
+            .ok_or_else(|| left_the_config(deployment))
+    }
+
+    async fn find(&self, deployment: &DeploymentId, image: &Image) -> Executed {
+        let td = self.render(deployment, &image.digest).await?;
+        let found = self
+            .ports
+            .find_by_deployment(&td.family, deployment)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::RevisionSearched {
+            deployment: deployment.clone(),
+            found,
+        })
+    }
+
+    async fn register(&self, deployment: &DeploymentId, image: &Image) -> Executed {
+        // A native deployment missing a target group or listener rule fails here, before
+        // anything is registered.
+        native_for(self.ports, self.bundle, self.env, self.service)
+            .await
+            .map_err(|e| render_failure(deployment, e))?;
+        let td = self.render(deployment, &image.digest).await?;
+        self.check_secrets(deployment).await?;
+        let arn = self
+            .ports
+            .register(&td)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::RevisionRegistered {
+            deployment: deployment.clone(),
+            task_definition_arn: arn,
+        })
+    }
+
+    /// A task whose secret is missing fails to start long after the deploy "worked"; checking
+    /// the parameters exist first fails the deployment now, saying which.
+    async fn check_secrets(&self, deployment: &DeploymentId) -> Result<(), Failure> {
+        let config = &self.bundle.config;
+        let names: Vec<String> = config
+            .target(self.env, self.service)
+            .map(|(_, _, t)| {
+                t.secrets
+                    .values()
+                    .filter_map(|s| s.parameter_name(&config.project, self.env))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let missing = self
+            .ports
+            .missing(&names)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::Permanent(
+            deployment.clone(),
+            format!(
+                "SSM parameters referenced as secrets do not exist: {} (create them, then deploy again)",
+                missing.join(", ")
+            ),
+        ))
+    }
+
+    async fn update(&self, deployment: &DeploymentId, arn: &str, adopt: bool) -> Executed {
+        let mut target = self.target(deployment)?;
+        target.native = native_for(self.ports, self.bundle, self.env, self.service)
+            .await
+            .map_err(|e| render_failure(deployment, e))?;
+        if adopt {
+            // A takeover: the crashed attempt's UpdateService may have gone through.
+            let snap = self
+                .ports
+                .describe(&target.cluster, &target.service)
+                .await
+                .map_err(|e| classify(deployment, e))?;
+            if let Some(p) = snap.primary().filter(|p| p.task_definition == arn) {
+                return Ok(Observation::ServiceUpdated {
+                    deployment: deployment.clone(),
+                    ecs_deployment_id: Some(p.id.clone()),
+                });
+            }
+        }
+        let id = self
+            .ports
+            .update(&target, arn, deployment)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::ServiceUpdated {
+            deployment: deployment.clone(),
+            ecs_deployment_id: id,
+        })
+    }
+
+    async fn observe(
+        &self,
+        state: &ServiceState,
+        deployment: &DeploymentId,
+        arn: &str,
+        ecs_id: Option<&str>,
+    ) -> Executed {
+        let target = self.target(deployment)?;
+        let snap = self
+            .ports
+            .describe(&target.cluster, &target.service)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        let previous = state.last_known_good.as_ref();
+        let previous = previous.map(|g| g.task_definition_arn.as_str());
+        let mut rollout = rollout_of(&snap, arn, ecs_id, previous);
+        if let Rollout::Failed { reason } | Rollout::RolledBack { reason, .. } = &mut rollout {
+            // Best effort: the verdict stands without the explanation.
+            let stopped = self
+                .ports
+                .stopped_tasks(&target.cluster, &target.service, arn)
+                .await
+                .unwrap_or_default();
+            *reason = with_stopped_tasks(std::mem::take(reason), &stopped);
+        }
+        Ok(Observation::RolloutObserved {
+            deployment: deployment.clone(),
+            rollout,
+        })
+    }
+
+    async fn measure(&self, deployment: &DeploymentId, stage: Stage) -> Executed {
+        let policy = self
+            .bundle
+            .policy(self.env, self.service)
+            .ok_or_else(|| left_the_config(deployment))?;
+        let mut measurements = Vec::new();
+        for check in policy.gates.checks_at(stage) {
+            measurements.push(Measurement {
+                check: check.name.clone(),
+                value: self.measure_check(check).await,
+            });
+        }
+        Ok(Observation::ChecksMeasured {
+            deployment: deployment.clone(),
+            stage,
+            measurements,
+        })
+    }
+
+    /// Anything that keeps a value from being measured is inconclusive, never a pass.
+    async fn measure_check(&self, check: &MetricCheck) -> Result<f64, String> {
+        let now = self.ports.now();
+        let start = now - chrono::Duration::minutes(check.window_minutes.into());
+        let series = match self.ports.measure(&check.queries, start, now).await {
+            Err(e) => return Err(format!("GetMetricData failed: {e}")),
+            Ok(series) => series,
+        };
+        let Some(s) = series.iter().find(|s| s.id == check.value) else {
+            return Err(format!(
+                "CloudWatch returned no result for `{}`",
+                check.value
+            ));
+        };
+        if let Some(p) = &s.problem {
+            return Err(p.clone());
+        }
+        check
+            .worst(&s.values)
+            .ok_or_else(|| format!("no datapoints in the last {} min", check.window_minutes))
+    }
+
+    /// Nothing here fails a deployment: an unreadable backlog leaves the count alone.
+    async fn backlog(&self) -> Observation {
+        let policy = self
+            .bundle
+            .policy(self.env, self.service)
+            .and_then(|p| p.scaling);
+        let target = self.bundle.service_target(self.env, self.service);
+        let measured = match (policy, target) {
+            (None, _) => Err("no scaling in the config".into()),
+            (_, None) => Err("service left the config".into()),
+            (Some(policy), Some(target)) => measure_backlog(self.ports, &policy, &target)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        Observation::BacklogMeasured { measured }
+    }
+
+    async fn set_desired(&self, desired: u32) -> Observation {
+        let error = match self.bundle.service_target(self.env, self.service) {
+            None => Some("service left the config".to_owned()),
+            Some(t) => self
+                .ports
+                .set_desired(&t.cluster, &t.service, desired)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
+        Observation::DesiredSet { desired, error }
+    }
+
+    async fn guards(&self) -> Observation {
+        let guards = self
+            .bundle
+            .config
+            .target(self.env, self.service)
+            .map(|(_, _, t)| t.alarms.guards.clone())
+            .unwrap_or_default();
+        // Unknown is not clear: if CloudWatch cannot say, the release keeps waiting.
+        let firing = match self.ports.firing(&guards).await {
+            Ok(f) => f,
+            Err(e) => vec![format!("(guard alarms unreadable: {e})")],
+        };
+        Observation::GuardsChecked { firing }
+    }
+
+    async fn stop(&self, deployment: &DeploymentId) -> Executed {
+        let target = self.target(deployment)?;
+        let stopped = self
+            .ports
+            .stop_rollout(&target.cluster, &target.service)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::RolloutStopped {
+            deployment: deployment.clone(),
+            stopped,
+        })
+    }
+
+    async fn explain(&self, deployment: &DeploymentId, arn: &str, reason: &str) -> Executed {
+        let target = self.target(deployment)?;
+        let snap = self
+            .ports
+            .describe(&target.cluster, &target.service)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        let stopped = self
+            .ports
+            .stopped_tasks(&target.cluster, &target.service, arn)
+            .await
+            .unwrap_or_default();
+        let events: Vec<&str> = snap.events.iter().take(3).map(String::as_str).collect();
+        let mut why = with_stopped_tasks(reason.to_owned(), &stopped);
+        if !events.is_empty() {
+            why = format!("{why} (service events: {})", events.join(" | "));
+        }
+        let rolled_back_to = snap
+            .primary()
+            .filter(|p| p.task_definition != arn)
+            .map(|p| p.task_definition.clone());
+        Ok(Observation::FailureExplained {
+            deployment: deployment.clone(),
+            rolled_back_to,
+            reason: why,
+        })
+    }
+}
+
+fn left_the_config(deployment: &DeploymentId) -> Failure {
+    Failure::Permanent(deployment.clone(), "service left the config".into())
+}
+
+/// A worker's backlog and its service's desired and running counts: what scaling decides on.
+pub async fn measure_backlog<P: Ports>(
+    ports: &P,
+    policy: &ScalingPolicy,
+    target: &ServiceTarget,
+) -> Result<Measured, PortError> {
+    let backlog = ports.backlog(&policy.source).await?;
+    let snap = ports.describe(&target.cluster, &target.service).await?;
+    Ok(Measured {
+        backlog,
+        desired: snap.desired_count.max(0) as u32,
+        running: snap.running_count.max(0) as u32,
+    })
+}

@@ -1,0 +1,125 @@
+//! The engine drives the state machine through the ports: the runner (`runner.rs`) persists
+//! each step and feeds results back; the executor (`execute.rs`) makes each command's calls;
+//! `ecs_view.rs` reads ECS's answers; `render.rs` renders what a deployment registers.
+
+mod ecs_view;
+mod execute;
+mod render;
+mod runner;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+pub use ecs_view::rollout_of;
+pub use execute::measure_backlog;
+pub use render::{native_for, render_for, RenderError};
+
+use crate::bundle::Bundle;
+use crate::machine::{Observation, Outcome, Transition};
+use crate::ports::{PortError, Ports};
+use crate::target::Target;
+use execute::Executor;
+use runner::Runner;
+
+/// Lost compare-and-swap races before giving up (each re-reads and decides again).
+const MAX_CONFLICTS: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub environment: String,
+    pub service: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub journal: Vec<Transition>,
+    /// With `--dry-run`: the commands that would run, none of which did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
+    /// Worker scaling: the decision and its inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<crate::scaling::ScaleDecision>,
+    /// CloudWatch embedded-metric-format lines; the edges print them to the log.
+    #[serde(skip)]
+    pub metrics: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    /// A report of nothing done yet for `target`.
+    pub fn new(target: &Target) -> Self {
+        TargetReport {
+            environment: target.environment.clone(),
+            service: target.service.clone(),
+            outcome: Outcome::Nothing,
+            journal: Vec::new(),
+            planned: Vec::new(),
+            scaling: None,
+            metrics: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no service `{service}` in environment `{environment}` in the config")]
+    UnknownTarget {
+        environment: String,
+        service: String,
+    },
+    #[error("state document {key}: gave up after {MAX_CONFLICTS} concurrent changes")]
+    Contention { key: String },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Decide and report, but save nothing and execute no command.
+    pub dry_run: bool,
+}
+
+/// Runs `observations` in order, each once the previous one has settled, on one reading of the
+/// state document. The report's outcome is the last observation's.
+pub async fn run<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    target: &Target,
+    observations: Vec<Observation>,
+    opts: RunOptions,
+) -> Result<TargetReport, RunError> {
+    let (env, service) = (target.environment.as_str(), target.service.as_str());
+    let policy = bundle
+        .policy(env, service)
+        .ok_or_else(|| RunError::UnknownTarget {
+            environment: env.into(),
+            service: service.into(),
+        })?;
+    let mut queue = observations.into_iter();
+    let Some(first) = queue.next() else {
+        return Ok(TargetReport::new(target));
+    };
+    let key = target.state_key();
+    let current = runner::load(ports, &key, env, service).await?;
+    let runner = Runner {
+        exec: Executor {
+            ports,
+            bundle,
+            env,
+            service,
+        },
+        policy,
+        key,
+        topic: &bundle.config.notification_topic,
+        current,
+        sent: BTreeSet::new(),
+        unsaved_outbox: false,
+        conflicts: 0,
+        report: TargetReport::new(target),
+    };
+    if opts.dry_run {
+        return Ok(runner.plan(first, queue));
+    }
+    runner.drive(first, queue).await
+}

@@ -1,0 +1,295 @@
+//! The runner: feeds observations to the state machine, persists each step with
+//! compare-and-swap, then executes the step's command and feeds its result back, until nothing
+//! is left to do.
+//!
+//! Order matters for crash safety: a step's state (the intent) is saved *before* its command
+//! runs, so a crash between the two is seen by the next invocation, which adopts what the first
+//! attempt did instead of doing it again.
+
+use std::collections::BTreeSet;
+
+use tracing::{info, warn};
+
+use super::execute::{Executor, Failure};
+use super::{RunError, TargetReport, MAX_CONFLICTS};
+use crate::machine::{decide, Observation, Outcome, Policy, Step};
+use crate::ports::{PortError, Ports, SaveError, Version};
+use crate::state::{DeploymentId, ServiceState};
+
+/// Steps one invocation takes at most; a deployment needs four, plus one to start what is pending.
+const MAX_STEPS: usize = 12;
+
+pub(super) struct Runner<'a, P> {
+    pub exec: Executor<'a, P>,
+    pub policy: Policy,
+    pub key: String,
+    pub topic: &'a str,
+    /// The state as last read or written, and its version (the fencing token).
+    pub current: (ServiceState, Option<Version>),
+    /// Notifications SNS has taken during this run.
+    pub sent: BTreeSet<String>,
+    /// Whether the stored outbox still lists notifications that were sent.
+    pub unsaved_outbox: bool,
+    pub conflicts: usize,
+    pub report: TargetReport,
+}
+
+impl<P: Ports> Runner<'_, P> {
+    fn ports(&self) -> &P {
+        self.exec.ports
+    }
+
+    /// Decides and reports each observation on the state the previous one would leave; nothing
+    /// is saved or executed.
+    pub fn plan(
+        mut self,
+        mut obs: Observation,
+        queue: impl Iterator<Item = Observation>,
+    ) -> TargetReport {
+        let mut queue = queue;
+        loop {
+            let step = decide(&self.current.0, &obs, self.ports().now(), &self.policy);
+            self.report.outcome = step.outcome.clone();
+            self.report.journal.extend(step.journal.iter().cloned());
+            self.report
+                .planned
+                .extend(step.command.iter().map(|c| c.to_string()));
+            let published = step
+                .notices
+                .iter()
+                .map(|n| format!("Publish \"{}\"", n.subject()));
+            self.report.planned.extend(published);
+            match queue.next() {
+                Some(next) => {
+                    self.current.0 = step.state;
+                    obs = next;
+                }
+                None => return self.report,
+            }
+        }
+    }
+
+    /// Runs `obs`, then each of `queue` once the previous one has settled.
+    pub async fn drive(
+        mut self,
+        mut obs: Observation,
+        mut queue: impl Iterator<Item = Observation>,
+    ) -> Result<TargetReport, RunError> {
+        let mut first_outcome = true;
+        let mut steps = 0;
+        while steps < MAX_STEPS {
+            let step = decide(&self.current.0, &obs, self.ports().now(), &self.policy);
+            if !self.persist(&step.state).await? {
+                continue;
+            }
+            steps += 1;
+            self.record(&step, first_outcome);
+            first_outcome = false;
+            self.flush_outbox().await;
+            let Some(command) = step.command else {
+                match queue.next() {
+                    Some(next) => (obs, first_outcome) = (next, true),
+                    None => break,
+                }
+                continue;
+            };
+            obs = match self.exec.execute(&self.current.0, &command).await {
+                Ok(next) => next,
+                Err(Failure::Permanent(deployment, error)) => {
+                    Observation::StepFailed { deployment, error }
+                }
+                Err(Failure::Retryable(deployment, e)) => {
+                    self.interrupted(deployment, e).await;
+                    // What else was asked still gets its turn (the tick after its reconcile).
+                    match queue.next() {
+                        Some(next) => {
+                            first_outcome = true;
+                            next
+                        }
+                        None => return Ok(self.report),
+                    }
+                }
+            };
+        }
+        if self.unsaved_outbox {
+            self.persist_sent().await;
+        }
+        Ok(self.report)
+    }
+
+    /// Saves `state` with compare-and-swap, unless nothing changed. `Ok(false)`: someone moved
+    /// first; `current` is now what they wrote, to decide again on.
+    async fn persist(&mut self, state: &ServiceState) -> Result<bool, RunError> {
+        if *state == self.current.0 && !self.unsaved_outbox {
+            return Ok(true);
+        }
+        match self
+            .ports()
+            .save(&self.key, state, self.current.1.as_ref())
+            .await
+        {
+            Ok(v) => {
+                self.current = (state.clone(), Some(v));
+                self.unsaved_outbox = false;
+                Ok(true)
+            }
+            Err(SaveError::Conflict) => {
+                self.conflicts += 1;
+                if self.conflicts > MAX_CONFLICTS {
+                    return Err(RunError::Contention {
+                        key: self.key.clone(),
+                    });
+                }
+                self.current = self.load().await?;
+                self.unsaved_outbox = forget_sent(&mut self.current.0, &self.sent);
+                Ok(false)
+            }
+            Err(SaveError::Port(e)) => Err(e.into()),
+        }
+    }
+
+    pub async fn load(&self) -> Result<(ServiceState, Option<Version>), PortError> {
+        load(
+            self.ports(),
+            &self.key,
+            &self.report.environment,
+            &self.report.service,
+        )
+        .await
+    }
+
+    /// Puts a saved step into the report and the log. The first step says what the observation
+    /// did (queued, progressed…); a later step that starts or ends a deployment, or answers a
+    /// hook, says more and is what a caller acts on.
+    fn record(&mut self, step: &Step, first_outcome: bool) {
+        let decisive = matches!(
+            step.outcome,
+            Outcome::HookAnswered { .. } | Outcome::Finished { .. } | Outcome::Started { .. }
+        );
+        if first_outcome || decisive {
+            self.report.outcome = step.outcome.clone();
+        }
+        self.log(step);
+        self.report.journal.extend(step.journal.iter().cloned());
+        if let Some(d) = &step.scaled {
+            let (env, service) = (&self.report.environment, &self.report.service);
+            let line = crate::scaling::emf_line(env, service, d, self.ports().now());
+            self.report.metrics.push(line);
+            self.report.scaling = Some(d.clone());
+        }
+    }
+
+    /// A retryable failure: the lease is released so the next tick takes over at once.
+    async fn interrupted(&mut self, deployment: DeploymentId, e: PortError) {
+        let (env, service) = (&self.report.environment, &self.report.service);
+        warn!(environment = %env, service = %service, deployment_id = %deployment, error = %e, "step interrupted; the next tick retries it");
+        self.report.error = Some(e.to_string());
+        let interrupted = Observation::StepInterrupted {
+            deployment,
+            error: e.to_string(),
+        };
+        let step = decide(
+            &self.current.0,
+            &interrupted,
+            self.ports().now(),
+            &self.policy,
+        );
+        if step.state == self.current.0 && !self.unsaved_outbox {
+            return;
+        }
+        // Best effort: if this write fails too, the lease lapses by itself.
+        let saved = self
+            .ports()
+            .save(&self.key, &step.state, self.current.1.as_ref())
+            .await;
+        if let Ok(v) = saved {
+            self.log(&step);
+            self.report.journal.extend(step.journal);
+            self.current = (step.state, Some(v));
+            self.unsaved_outbox = false;
+        }
+    }
+
+    /// Publishes what waits in the outbox; keeps what SNS did not take.
+    async fn flush_outbox(&mut self) {
+        let waiting = std::mem::take(&mut self.current.0.outbox);
+        let before = waiting.len();
+        for n in waiting {
+            if self.sent.contains(&n.id) {
+                continue;
+            }
+            match self.exec.ports.publish(self.topic, &n).await {
+                Ok(()) => {
+                    self.sent.insert(n.id.clone());
+                }
+                Err(e) => {
+                    let s = &self.current.0;
+                    warn!(environment = %s.environment, service = %s.service, deployment_id = %n.deployment_id, error = %e, "notification not sent yet; kept for the next invocation");
+                    self.current.0.outbox.push(n);
+                }
+            }
+        }
+        self.unsaved_outbox |= self.current.0.outbox.len() != before;
+    }
+
+    /// Removes sent notifications from the stored outbox; if this fails, the next invocation
+    /// sends them again (at least once, never lost).
+    async fn persist_sent(&mut self) {
+        for _ in 0..MAX_CONFLICTS {
+            let saved = self
+                .ports()
+                .save(&self.key, &self.current.0, self.current.1.as_ref());
+            match saved.await {
+                Ok(_) => return,
+                Err(SaveError::Conflict) => match self.load().await {
+                    Ok(mut fresh) => {
+                        if !forget_sent(&mut fresh.0, &self.sent) {
+                            return;
+                        }
+                        self.current = fresh;
+                    }
+                    Err(_) => return,
+                },
+                Err(SaveError::Port(e)) => {
+                    let (env, service) = (&self.report.environment, &self.report.service);
+                    warn!(environment = %env, service = %service, error = %e, "sent notifications stay in the outbox; they may be sent twice");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One log line per state transition, with the fields a person filters on.
+    fn log(&self, step: &Step) {
+        for t in &step.journal {
+            info!(
+                environment = %self.report.environment,
+                service = %self.report.service,
+                deployment_id = t.deployment.as_ref().map(|d| d.0.as_str()).unwrap_or(""),
+                digest = t.digest.as_ref().map(|d| d.as_str()).unwrap_or(""),
+                from = %t.from,
+                to = %t.to,
+                note = %t.note,
+                "transition"
+            );
+        }
+    }
+}
+
+fn forget_sent(state: &mut ServiceState, sent: &BTreeSet<String>) -> bool {
+    let before = state.outbox.len();
+    state.outbox.retain(|n| !sent.contains(&n.id));
+    state.outbox.len() != before
+}
+
+pub(super) async fn load<P: Ports>(
+    ports: &P,
+    key: &str,
+    env: &str,
+    service: &str,
+) -> Result<(ServiceState, Option<Version>), PortError> {
+    Ok(match ports.load(key).await? {
+        Some((s, v)) => (s, Some(v)),
+        None => (ServiceState::new(env, service), None),
+    })
+}

@@ -1,0 +1,220 @@
+//! Events as AWS sends them, and as they go wrong.
+
+use super::*;
+use crate::alarm::AlarmState;
+use serde_json::json;
+
+fn push() -> Value {
+    json!({
+        "version": "0", "id": "13cde686-328b-6117-af20-0e5566167482",
+        "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": "2019-11-16T01:54:34Z", "region": "us-west-2",
+        "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "my-repository-name",
+          "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678",
+          "action-type": "PUSH", "image-tag": "latest"}
+    })
+}
+
+#[test]
+fn a_successful_push_becomes_an_image() {
+    let Event::EcrImageAction {
+        action: EcrAction::Pushed(img),
+        id,
+        ..
+    } = Event::parse(&push()).unwrap()
+    else {
+        panic!("expected a push")
+    };
+    assert_eq!(id, "13cde686-328b-6117-af20-0e5566167482");
+    assert_eq!(img.repository, "my-repository-name");
+    assert_eq!(img.tag.as_deref(), Some("latest"));
+    assert_eq!(img.pushed_at.to_rfc3339(), "2019-11-16T01:54:34+00:00");
+}
+
+#[test]
+fn delete_failed_and_untagged_pushes_deploy_nothing() {
+    for (path, v) in [
+        ("action-type", json!("DELETE")),
+        ("result", json!("FAILURE")),
+        ("image-tag", Value::Null),
+    ] {
+        let mut e = push();
+        e["detail"][path] = v;
+        let parsed = Event::parse(&e).unwrap();
+        assert!(
+            matches!(
+                parsed,
+                Event::EcrImageAction {
+                    action: EcrAction::NothingToDeploy(_),
+                    ..
+                }
+            ),
+            "{path}: {parsed:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_pushes_name_the_field() {
+    let mut e = push();
+    e["detail"]["image-digest"] = json!("sha256:short");
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(
+        err.contains("`detail.image-digest`") && err.contains("13cde686"),
+        "{err}"
+    );
+
+    let mut e = push();
+    e["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("repository-name");
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(err.contains("repository-name"), "{err}");
+
+    let mut e = push();
+    e.as_object_mut().unwrap().remove("time");
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(err.contains("`time`"), "{err}");
+}
+
+#[test]
+fn unknown_events_say_what_is_handled() {
+    let err = Event::parse(&json!({"source": "aws.s3", "detail-type": "Object Created"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("aws.s3") && err.contains("ECR Image Action"),
+        "{err}"
+    );
+    assert_eq!(
+        Event::parse(&json!([1])).unwrap_err(),
+        EventError::NotAnObject
+    );
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn ecs_fixtures_parse_and_round_trip() {
+    let hook = fixture("ecs-hook-post-test-traffic-shift.json");
+    let Event::Hook { stage, payload } = Event::parse(&hook).unwrap() else {
+        panic!("a hook")
+    };
+    assert_eq!(stage, Stage::PostTestTrafficShift);
+    assert_eq!(serde_json::to_value(&payload).unwrap(), hook);
+    assert_eq!(Event::kind_of(&hook), Some(HOOK_KIND));
+
+    for (name, event_name) in [
+        (
+            "ecs-deployment-in-progress.json",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+        ),
+        (
+            "ecs-deployment-completed.json",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+        ),
+        ("ecs-deployment-failed.json", "SERVICE_DEPLOYMENT_FAILED"),
+    ] {
+        let v = fixture(name);
+        let Event::EcsDeployment {
+            service, detail, ..
+        } = Event::parse(&v).unwrap()
+        else {
+            panic!("{name}: a deployment event")
+        };
+        assert_eq!(service, ("booking-dev".into(), "web".into()));
+        assert_eq!(detail.event_name, event_name);
+        let typed: EventBridgeEvent<EcsDeploymentDetail> =
+            serde_json::from_value(v.clone()).unwrap();
+        let mut back = serde_json::to_value(&typed).unwrap();
+        // The detail round-trips exactly; timestamps re-serialise in RFC 3339.
+        assert_eq!(back["detail"]["deploymentId"], v["detail"]["deploymentId"]);
+        back["detail"]["updatedAt"] = v["detail"]["updatedAt"].clone();
+        back["time"] = v["time"].clone();
+        assert_eq!(back["detail"], v["detail"], "{name}");
+    }
+    let v = fixture("ecs-service-action-steady-state.json");
+    assert!(matches!(
+        Event::parse(&v).unwrap(),
+        Event::EcsServiceAction { detail, .. } if detail.event_name == "SERVICE_STEADY_STATE"
+    ));
+}
+
+#[test]
+fn malformed_hook_payloads_name_the_field() {
+    let mut hook = fixture("ecs-hook-post-test-traffic-shift.json");
+    hook["lifecycleStage"] = json!("LUNCH_BREAK");
+    let err = Event::parse(&hook).unwrap_err().to_string();
+    assert!(
+        err.contains("`lifecycleStage`") && err.contains("e8d5a28f"),
+        "{err}"
+    );
+    let mut hook = fixture("ecs-hook-post-test-traffic-shift.json");
+    hook["executionDetails"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceArn");
+    let err = Event::parse(&hook).unwrap_err().to_string();
+    assert!(err.contains("serviceArn"), "{err}");
+    let mut e = fixture("ecs-deployment-failed.json");
+    e["resources"] = json!([]);
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(err.contains("`resources`"), "{err}");
+}
+
+#[test]
+fn alarm_fixtures_parse_from_eventbridge_and_from_sns() {
+    let eb = fixture("cloudwatch-alarm-state-change.json");
+    let Event::Alarms(changes) = Event::parse(&eb).unwrap() else {
+        panic!("an alarm")
+    };
+    let c = &changes[0];
+    assert_eq!(c.alarm, "booking-dev-web-5xx");
+    assert_eq!(
+        (c.state, c.previous),
+        (AlarmState::Alarm, Some(AlarmState::Ok))
+    );
+    assert_eq!(c.at.to_rfc3339(), "2026-11-23T12:15:00.235+00:00");
+    assert!(c
+        .arn
+        .as_deref()
+        .unwrap()
+        .ends_with(":alarm:booking-dev-web-5xx"));
+    let typed: EventBridgeEvent<AlarmDetail> = serde_json::from_value(eb.clone()).unwrap();
+    let back = serde_json::to_value(&typed.detail).unwrap();
+    assert_eq!(
+        back["state"]["timestamp"],
+        eb["detail"]["state"]["timestamp"]
+    );
+    assert_eq!(back["alarmName"], eb["detail"]["alarmName"]);
+
+    let sns = fixture("sns-alarm.json");
+    assert_eq!(Event::kind_of(&sns), Some(ALARM_SNS_KIND));
+    let Event::Alarms(from_sns) = Event::parse(&sns).unwrap() else {
+        panic!("an alarm")
+    };
+    assert_eq!(from_sns[0].alarm, c.alarm);
+    assert_eq!(from_sns[0].at, c.at);
+    assert_eq!(from_sns[0].id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+    let text = sns["Records"][0]["Sns"]["Message"].as_str().unwrap();
+    let m: SnsAlarmMessage = serde_json::from_str(text).unwrap();
+    let round: SnsAlarmMessage = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+    assert_eq!(round, m);
+
+    let mut bad = sns.clone();
+    bad["Records"][0]["Sns"]["Message"] = json!("{\"AlarmName\": \"x\"}");
+    let err = Event::parse(&bad).unwrap_err().to_string();
+    assert!(err.contains("Records[0].Sns.Message"), "{err}");
+    let mut bad = eb;
+    bad["detail"]["state"]["value"] = json!("ON_FIRE");
+    let err = Event::parse(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("detail.state.value") && err.contains("ON_FIRE"),
+        "{err}"
+    );
+}

@@ -1,0 +1,340 @@
+//! Admission: a release comes in (a push, a person's request, a push the tick found) and is
+//! deployed now, queued behind the deployment in flight, left to settle, held while a guard alarm
+//! fires, or ignored — and the one it replaces is recorded as superseded.
+
+use std::cmp::Ordering;
+
+use chrono::Duration;
+
+use super::context::Ctx;
+use super::{Command, Outcome, Point};
+use crate::image::{Image, ImageOrder};
+use crate::notify::NoticeKind;
+use crate::state::{
+    Deployment, DeploymentId, GuardWait, HistoryEntry, Phase, PhaseKind, Release, ServiceState,
+    Trigger, Verdict,
+};
+
+/// How a release came in decides which checks it passes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// A push event: must not be older than what was accepted, nor what runs already.
+    Pushed,
+    /// Found by reconciling (already compared on ECR's clock): must not be what runs already.
+    Reconciled,
+    /// Asked for by a person: deployed as asked (a redeploy of the same image included).
+    Requested,
+}
+
+/// The image a lost push event would have announced: the newest of the listing, if it is newer
+/// than the accepted one *by the listing's own clock*. Event times and ECR's push times come from
+/// different clocks and are never compared with each other here.
+fn lost_push(s: &ServiceState, images: &[Image], order: ImageOrder) -> Option<Image> {
+    // Without a reference point the agent would deploy whatever is newest in the repository on
+    // its first tick, which nobody asked for.
+    let accepted = s.newest_accepted.as_ref()?;
+    let reference = images
+        .iter()
+        .find(|i| i.digest == accepted.digest)
+        .unwrap_or(accepted);
+    let newest = images.iter().max_by(|a, b| order.compare(a, b))?;
+    let tied = images
+        .iter()
+        .any(|i| i.digest != newest.digest && order.compare(i, newest) == Ordering::Equal);
+    // A tie means two images were pushed in the same second: which one is newer is unknown, so
+    // the tick leaves it to the push events rather than guess.
+    (!tied && newest.digest != accepted.digest && order.is_newer(newest, reference))
+        .then(|| newest.clone())
+}
+
+impl Ctx<'_> {
+    pub(super) fn pushed(&mut self, event_id: &str, image: &Image) -> Outcome {
+        if self.s.has_processed(event_id) {
+            return Outcome::Duplicate;
+        }
+        self.s.remember_event(event_id);
+        let trigger = Trigger::Push {
+            event_id: event_id.to_owned(),
+        };
+        self.accept(self.release(image, trigger, false), Admission::Pushed)
+    }
+
+    pub(super) fn requested(&mut self, image: &Image, by: &str, force: bool) -> Outcome {
+        let trigger = Trigger::Request { by: by.to_owned() };
+        self.accept(self.release(image, trigger, force), Admission::Requested)
+    }
+
+    pub(super) fn listed(&mut self, images: &[Image]) -> Outcome {
+        match lost_push(&self.s, images, self.policy.order) {
+            Some(image) => {
+                let release = self.release(&image, Trigger::Reconcile, false);
+                self.accept(release, Admission::Reconciled)
+            }
+            None => Outcome::Nothing,
+        }
+    }
+
+    fn release(&self, image: &Image, trigger: Trigger, force: bool) -> Release {
+        Release {
+            image: image.clone(),
+            trigger,
+            requested_at: self.now,
+            force,
+        }
+    }
+
+    /// A release arrives: deploy it now, queue it, or ignore it.
+    fn accept(&mut self, release: Release, admission: Admission) -> Outcome {
+        if let Some(refusal) = self.refuse(&release, admission) {
+            return refusal;
+        }
+        let raise_watermark = match &self.s.newest_accepted {
+            // Found by reconciling: already known to be newer, on ECR's clock.
+            _ if admission == Admission::Reconciled => true,
+            Some(n) => self.policy.order.compare(&release.image, n) != Ordering::Less,
+            None => true,
+        };
+        if raise_watermark {
+            self.s.newest_accepted = Some(release.image.clone());
+        }
+        let settling = self.s.settle_until.filter(|until| *until > self.now);
+        if admission == Admission::Pushed
+            && self.s.in_flight.is_none()
+            && (settling.is_some() || self.policy.settle > Duration::zero())
+        {
+            // The window runs from the burst's first push, so a steady stream of pushes cannot
+            // hold deployments off for ever.
+            let until = settling.unwrap_or(self.now + self.policy.settle);
+            self.s.settle_until = Some(until);
+            let note = format!(
+                "deploys at {} unless a newer push arrives first",
+                until.format("%H:%M:%S UTC")
+            );
+            return self.queue(release, Point::Settling, note);
+        }
+        if self.s.in_flight.is_some() {
+            let note = "a deployment is in flight; this release follows it";
+            self.queue(release, Point::Pending, note.into())
+        } else {
+            self.begin(release)
+        }
+    }
+
+    /// Why `release` is not taken, if it is not: marked bad, already deploying or pending,
+    /// already deployed, accepted before, or older than what was accepted.
+    fn refuse(&mut self, release: &Release, admission: Admission) -> Option<Outcome> {
+        let digest = &release.image.digest;
+        if let Some(bad) = self.s.bad(digest).filter(|_| !release.force).cloned() {
+            let label = release.image.label();
+            let reason = match admission {
+                Admission::Requested => format!(
+                    "{label} is marked bad ({}); deploy it with --force to override",
+                    bad.why
+                ),
+                _ => format!("{label} is marked bad ({}); it is not deployed again by itself (a person can, with --force)", bad.why),
+            };
+            if admission == Admission::Pushed {
+                let about = self.deployment_of(digest);
+                self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
+            }
+            return Some(Outcome::Ignored { reason });
+        }
+        if let Some(d) = self
+            .s
+            .in_flight
+            .as_ref()
+            .filter(|d| &d.release.image.digest == digest)
+        {
+            let reason = format!("{} is already being deployed ({})", digest.short(), d.id);
+            return Some(Outcome::ignored(reason));
+        }
+        if self
+            .s
+            .pending
+            .as_ref()
+            .is_some_and(|p| &p.image.digest == digest)
+        {
+            return Some(Outcome::ignored(format!(
+                "{} is already pending",
+                digest.short()
+            )));
+        }
+        let idle = self.s.in_flight.is_none() && self.s.pending.is_none();
+        let deployed = self
+            .s
+            .last_known_good
+            .as_ref()
+            .is_some_and(|g| &g.image.digest == digest);
+        if admission != Admission::Requested && idle && deployed {
+            return Some(Outcome::ignored(format!(
+                "{} is already deployed",
+                digest.short()
+            )));
+        }
+        if admission == Admission::Pushed {
+            return self.refuse_push(release);
+        }
+        None
+    }
+
+    fn refuse_push(&mut self, release: &Release) -> Option<Outcome> {
+        let newest = self.s.newest_accepted.clone()?;
+        let digest = &release.image.digest;
+        if &newest.digest == digest {
+            // The image was accepted before (pushed again under another tag, or re-pushed after
+            // its deployment failed): not a new release. A person can still deploy it.
+            let verdict = self
+                .s
+                .history
+                .iter()
+                .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
+                .map(|h| format!("; its last deployment {}", h.verdict))
+                .unwrap_or_default();
+            let reason = format!("{} was already accepted{verdict}", newest.label());
+            return Some(Outcome::Ignored { reason });
+        }
+        // Same second, other digest: both are "the latest"; the later processed wins.
+        if self.policy.order.compare(&release.image, &newest) == Ordering::Less {
+            let reason = format!("older than {}, which was already accepted", newest.label());
+            self.supersede(&release.image, Point::Received, &reason);
+            return Some(Outcome::Ignored { reason });
+        }
+        None
+    }
+
+    /// Puts `release` in `pending`, replacing (as superseded) what waited there.
+    pub(super) fn queue(&mut self, release: Release, to: Point, note: String) -> Outcome {
+        if let Some(old) = self.s.pending.take() {
+            let reason = format!("replaced by {} before it started", release.image.label());
+            self.supersede(&old.image, Point::Pending, &reason);
+        }
+        let digest = Some(release.image.digest.clone());
+        self.journal_line(None, digest, (Point::Received, to), note);
+        self.s.pending = Some(release);
+        Outcome::Queued
+    }
+
+    /// Starts a release unless a guard alarm may be firing: then it waits as pending while
+    /// CloudWatch is asked.
+    pub(super) fn begin(&mut self, release: Release) -> Outcome {
+        if self.policy.alarms.guards.is_empty() || release.force {
+            self.s.guard_wait = None;
+            return self.start(release);
+        }
+        self.s.pending = Some(release);
+        self.run(Command::CheckGuards);
+        Outcome::Queued
+    }
+
+    pub(super) fn guards_checked(&mut self, firing: &[String]) -> Outcome {
+        if self.s.in_flight.is_some() {
+            return Outcome::Stale;
+        }
+        let Some(p) = self.s.pending.clone() else {
+            return Outcome::Nothing;
+        };
+        if firing.is_empty() {
+            self.s.guard_wait = None;
+            self.s.pending = None;
+            return self.start(p);
+        }
+        let since = self
+            .s
+            .guard_wait
+            .as_ref()
+            .map(|g| g.since)
+            .unwrap_or(self.now);
+        let minutes = self.policy.alarms.guard_timeout_minutes;
+        let alarms = firing.join(", ");
+        if self.now - since >= Duration::minutes(minutes.into()) {
+            return self.give_up_held(p, &alarms);
+        }
+        if self.s.guard_wait.is_none() {
+            let note = format!("guard alarms in ALARM: {alarms}; it deploys when they clear (gives up after {minutes} min)");
+            let digest = Some(p.image.digest.clone());
+            self.journal_line(None, digest, (Point::Pending, Point::Held), note);
+        }
+        self.s.guard_wait = Some(GuardWait {
+            since,
+            alarms: firing.to_vec(),
+        });
+        Outcome::Queued
+    }
+
+    /// A release held past the guard timeout is not deployed: recorded failed, the team told.
+    fn give_up_held(&mut self, p: Release, alarms: &str) -> Outcome {
+        let minutes = self.policy.alarms.guard_timeout_minutes;
+        let reason = format!(
+            "guard alarms still in ALARM after {minutes} min: {alarms}; not deployed (deploy it again when they clear, or with --force)"
+        );
+        self.s.pending = None;
+        self.s.guard_wait = None;
+        self.skipped(&p.image, Verdict::Failed, &reason);
+        let digest = Some(p.image.digest.clone());
+        let to = Point::Verdict(Verdict::Failed);
+        self.journal_line(None, digest, (Point::Held, to), reason.clone());
+        let about = DeploymentId(format!("held-{}", &p.image.digest.short()[..8]));
+        self.notice_now(NoticeKind::Failed, about, p.image.clone(), &reason);
+        Outcome::Ignored { reason }
+    }
+
+    /// A release that will never be deployed: in the history, with why.
+    pub(super) fn supersede(&mut self, image: &Image, from: Point, reason: &str) {
+        self.skipped(image, Verdict::Superseded, reason);
+        let to = Point::Verdict(Verdict::Superseded);
+        self.journal_line(None, Some(image.digest.clone()), (from, to), reason);
+    }
+
+    /// A history entry for a release that never reached ECS.
+    fn skipped(&mut self, image: &Image, verdict: Verdict, reason: &str) {
+        self.record(HistoryEntry {
+            deployment_id: None,
+            image: image.clone(),
+            verdict,
+            task_definition_arn: None,
+            reason: Some(reason.to_owned()),
+            at: self.now,
+            gates: Vec::new(),
+        });
+    }
+
+    /// The deployment begins: its intent is recorded with a lease, then the revision registered.
+    fn start(&mut self, release: Release) -> Outcome {
+        let id = self.mint_id(&release.image.digest);
+        let image = release.image.clone();
+        self.s.in_flight = Some(Deployment::new(
+            id.clone(),
+            release,
+            Phase::Registering,
+            self,
+        ));
+        self.transition(Point::Pending, PhaseKind::Registering, "");
+        self.notify(NoticeKind::Started, None);
+        self.run(Command::RegisterRevision {
+            deployment: id.clone(),
+            image,
+        });
+        Outcome::Started { deployment: id }
+    }
+}
+
+impl Deployment {
+    /// A deployment starting now in `phase`, its lease held by this step.
+    pub(super) fn new(id: DeploymentId, release: Release, phase: Phase, cx: &Ctx<'_>) -> Self {
+        Deployment {
+            id,
+            release,
+            phase,
+            started_at: cx.now,
+            updated_at: cx.now,
+            lease_until: Some(cx.now + cx.policy.lease),
+            attempts: 0,
+            stage: None,
+            gates: Vec::new(),
+            approval: None,
+            gate_failure: None,
+            ecs_event_at: None,
+            rollback: None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! What the machine asks the runner to do: at most one command per step.
+
+use std::fmt;
+
+use crate::image::Image;
+use crate::state::DeploymentId;
+use crate::strategy::Stage;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Look in the family for a revision tagged with this deployment (adopt, don't re-register).
+    FindRevision {
+        deployment: DeploymentId,
+        image: Image,
+    },
+    RegisterRevision {
+        deployment: DeploymentId,
+        image: Image,
+    },
+    /// `adopt`: first check whether the service already runs the revision (a takeover).
+    UpdateService {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        adopt: bool,
+    },
+    ObserveRollout {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        ecs_deployment_id: Option<String>,
+    },
+    /// Measure the checks gating `stage` (CloudWatch GetMetricData).
+    MeasureChecks {
+        deployment: DeploymentId,
+        stage: Stage,
+    },
+    /// Ask CloudWatch which guard alarms are in ALARM.
+    CheckGuards,
+    /// Read the worker's backlog and its desired and running counts.
+    MeasureBacklog,
+    /// UpdateService with only the desired count.
+    SetDesired { desired: u32 },
+    /// StopServiceDeployment with rollback, for the native deployment in flight.
+    StopRollout { deployment: DeploymentId },
+    /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
+    ExplainFailure {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+        reason: String,
+    },
+}
+
+/// The AWS calls a command makes, in words (`--dry-run` lists them).
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::FindRevision { deployment, .. } => {
+                write!(f, "look for a revision tagged {deployment}")
+            }
+            Command::RegisterRevision { image, .. } => write!(
+                f,
+                "RegisterTaskDefinition with {}@{}",
+                image.repository, image.digest
+            ),
+            Command::UpdateService {
+                task_definition_arn,
+                adopt: true,
+                ..
+            } => write!(
+                f,
+                "UpdateService to {task_definition_arn} (unless it already runs it)"
+            ),
+            Command::UpdateService {
+                task_definition_arn,
+                ..
+            } => write!(f, "UpdateService to {task_definition_arn}"),
+            Command::ObserveRollout {
+                task_definition_arn,
+                ..
+            } => write!(f, "DescribeServices (rollout of {task_definition_arn})"),
+            Command::MeasureChecks { stage, .. } => {
+                write!(f, "GetMetricData for the checks at {stage}")
+            }
+            Command::CheckGuards => f.write_str("DescribeAlarms (guard alarms)"),
+            Command::MeasureBacklog => f.write_str("read the backlog and DescribeServices"),
+            Command::SetDesired { desired } => write!(f, "UpdateService desiredCount={desired}"),
+            Command::StopRollout { .. } => {
+                f.write_str("StopServiceDeployment (rollback) of the deployment in progress")
+            }
+            Command::ExplainFailure {
+                task_definition_arn,
+                ..
+            } => write!(
+                f,
+                "DescribeServices and stopped tasks of {task_definition_arn}"
+            ),
+        }
+    }
+}

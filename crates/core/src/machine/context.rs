@@ -1,0 +1,186 @@
+//! What every concern shares while deciding one step: the state being changed, the step's
+//! outputs, and the helpers that keep their rules in one place (the deployment in flight,
+//! journal lines, leases, ids, and closing a deployment with its verdict).
+
+use chrono::{DateTime, Utc};
+
+use super::{Command, Outcome, Point, Policy, Step, Transition};
+use crate::image::Digest;
+use crate::notify::{NoticeKind, Notification};
+use crate::scaling::ScaleDecision;
+use crate::state::{
+    Deployment, DeploymentId, HistoryEntry, KnownGood, PhaseKind, ServiceState, Verdict,
+};
+
+pub(super) struct Ctx<'a> {
+    pub(super) s: ServiceState,
+    pub(super) scaled: Option<ScaleDecision>,
+    command: Option<Command>,
+    pub(super) notices: Vec<Notification>,
+    journal: Vec<Transition>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) policy: &'a Policy,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn new(state: &ServiceState, now: DateTime<Utc>, policy: &'a Policy) -> Self {
+        Ctx {
+            s: state.clone(),
+            scaled: None,
+            command: None,
+            notices: Vec::new(),
+            journal: Vec::new(),
+            now,
+            policy,
+        }
+    }
+
+    pub(super) fn into_step(self, outcome: Outcome) -> Step {
+        Step {
+            state: self.s,
+            command: self.command,
+            notices: self.notices,
+            journal: self.journal,
+            outcome,
+            scaled: self.scaled,
+        }
+    }
+
+    /// The step's one effect. A second would be a bug in the machine, not in the input.
+    pub(super) fn run(&mut self, command: Command) {
+        debug_assert!(self.command.is_none(), "one command per step: {command:?}");
+        self.command = Some(command);
+    }
+
+    /// The deployment in flight, if it is `id`.
+    pub(super) fn ours(&self, id: &DeploymentId) -> Option<Deployment> {
+        self.s.in_flight.clone().filter(|d| &d.id == id)
+    }
+
+    /// The deployment in flight, if it is `id` and in phase `kind`.
+    pub(super) fn current(&self, id: &DeploymentId, kind: PhaseKind) -> Option<Deployment> {
+        self.ours(id).filter(|d| d.phase.kind() == kind)
+    }
+
+    /// Changes the deployment in flight (if any) and stamps the change.
+    pub(super) fn edit(&mut self, f: impl FnOnce(&mut Deployment)) {
+        if let Some(d) = self.s.in_flight.as_mut() {
+            f(d);
+            d.updated_at = self.now;
+        }
+    }
+
+    /// A journal line about the deployment in flight.
+    pub(super) fn transition(
+        &mut self,
+        from: impl Into<Point>,
+        to: impl Into<Point>,
+        note: impl Into<String>,
+    ) {
+        let d = self.s.in_flight.as_ref();
+        self.journal.push(Transition {
+            deployment: d.map(|d| d.id.clone()),
+            digest: d.map(|d| d.release.image.digest.clone()),
+            from: from.into(),
+            to: to.into(),
+            note: note.into(),
+        });
+    }
+
+    /// A journal line about a release that is not (or no longer) in flight.
+    pub(super) fn journal_line(
+        &mut self,
+        deployment: Option<DeploymentId>,
+        digest: Option<Digest>,
+        (from, to): (Point, Point),
+        note: impl Into<String>,
+    ) {
+        self.journal.push(Transition {
+            deployment,
+            digest,
+            from,
+            to,
+            note: note.into(),
+        });
+    }
+
+    pub(super) fn renew_lease(&mut self) {
+        let until = self.now + self.policy.lease;
+        self.edit(|d| d.lease_until = Some(until));
+    }
+
+    /// A new deployment id: readable and sortable; the serial makes it unique even for the same
+    /// image in the same millisecond.
+    pub(super) fn mint_id(&mut self, digest: &Digest) -> DeploymentId {
+        self.s.deployments_started += 1;
+        DeploymentId(format!(
+            "{}-{}-{}",
+            self.now.format("%Y%m%dT%H%M%S%3fZ"),
+            &digest.short()[..8],
+            self.s.deployments_started
+        ))
+    }
+
+    /// Puts `entry` in the history (newest first, bounded).
+    pub(super) fn record(&mut self, entry: HistoryEntry) {
+        self.s.record(entry, self.policy.history_limit);
+    }
+
+    /// Closes the deployment in flight with a verdict: journal line, notification, last known
+    /// good and history entry together; then starts what is pending.
+    pub(super) fn finish(&mut self, verdict: Verdict, reason: Option<String>) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return Outcome::Stale;
+        };
+        // A rollback that fails is not retried: the service is in a state a person must judge.
+        let verdict = if d.rollback.is_some() && verdict.is_failure() {
+            Verdict::RollbackFailed
+        } else {
+            verdict
+        };
+        let reason = with_gate_failure(d.gate_failure.as_deref(), verdict, reason);
+        self.transition(d.phase.kind(), verdict, reason.clone().unwrap_or_default());
+        self.notify(NoticeKind::of_verdict(verdict), reason.clone());
+        let arn = d.task_definition_arn().map(str::to_owned);
+        if let (Verdict::Succeeded, Some(arn)) = (verdict, &arn) {
+            self.s.last_known_good = Some(KnownGood {
+                task_definition_arn: arn.clone(),
+                image: d.release.image.clone(),
+                deployment_id: d.id.clone(),
+                at: self.now,
+                started_at: Some(d.started_at),
+                restored: d.rollback.is_some(),
+            });
+        }
+        self.record(HistoryEntry {
+            deployment_id: Some(d.id.clone()),
+            image: d.release.image.clone(),
+            verdict,
+            task_definition_arn: arn,
+            reason,
+            at: self.now,
+            gates: d.gates.clone(),
+        });
+        self.s.in_flight = None;
+        if let Some(p) = self.s.pending.take() {
+            self.begin(p);
+        }
+        Outcome::Finished {
+            deployment: d.id,
+            verdict,
+        }
+    }
+}
+
+/// The gate that failed a deployment is the first thing a person needs to read.
+fn with_gate_failure(
+    gate: Option<&str>,
+    verdict: Verdict,
+    reason: Option<String>,
+) -> Option<String> {
+    match (gate, reason) {
+        (Some(g), Some(r)) if verdict.is_failure() && !r.contains(g) => Some(format!("{g}; {r}")),
+        (Some(g), None) if verdict.is_failure() => Some(g.to_owned()),
+        (_, r) => r,
+    }
+}

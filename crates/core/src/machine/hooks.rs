@@ -1,0 +1,117 @@
+//! ECS lifecycle hooks (native blue/green, canary, linear): whether this call gates our
+//! deployment at all, and which gates it runs. The gates themselves are in `gates.rs`.
+
+use super::context::Ctx;
+use super::{Command, HookStatus, Outcome, Point};
+use crate::state::{ApprovalDecision, DeploymentId};
+use crate::strategy::Stage;
+
+impl Ctx<'_> {
+    /// ECS asks whether the deployment may go on at `stage`.
+    pub(super) fn hook(
+        &mut self,
+        stage: Stage,
+        deployment: Option<&DeploymentId>,
+        revision_task_definition: Option<&str>,
+    ) -> Outcome {
+        let service = self.s.service.clone();
+        let Some(d) = self.s.in_flight.clone() else {
+            let why = format!("no deployment of {service} is in flight; nothing to gate");
+            return Outcome::hook(HookStatus::Succeeded, why);
+        };
+        if let Some(id) = deployment.filter(|id| **id != d.id) {
+            // Its deployment finished already: this is ECS rolling it back, or a late call.
+            let why = format!("the hook is for {id}, which is no longer in flight; not gating it");
+            return Outcome::hook(HookStatus::Succeeded, why);
+        }
+        let Some(ours) = d.task_definition_arn() else {
+            let why = format!(
+                "{} has not updated the service yet; this ECS deployment is not the agent's",
+                d.id
+            );
+            return Outcome::hook(HookStatus::Succeeded, why);
+        };
+        if let Some(rev) = revision_task_definition.filter(|rev| *rev != ours) {
+            // A rollback runs hooks too: never stand in its way.
+            let why = format!("the target revision runs {rev}, not {ours} of {}: a rollback or a change from elsewhere; not gating it", d.id);
+            return Outcome::hook(HookStatus::Succeeded, why);
+        }
+        if d.rollback.is_some() {
+            let why = format!(
+                "{} is a rollback to the last known good; rollbacks are not gated",
+                d.id
+            );
+            return Outcome::hook(HookStatus::Succeeded, why);
+        }
+        if let Some(failure) = &d.gate_failure {
+            return Outcome::hook(HookStatus::Failed, failure.clone());
+        }
+        self.enter_stage(stage);
+        if let Some(p) = self.s.pending.clone() {
+            let why = format!(
+                "{} is waiting to deploy; this release gives way (ECS rolls it back) and the newer one follows",
+                p.image.label()
+            );
+            return self.fail_gate(stage, "supersession", why);
+        }
+        if self.policy.gates.checks_at(stage).next().is_some() {
+            self.run(Command::MeasureChecks {
+                deployment: d.id.clone(),
+                stage,
+            });
+            return Outcome::Progressed;
+        }
+        self.approval_gate(stage)
+    }
+
+    /// Records the stage ECS called at, once per stage.
+    fn enter_stage(&mut self, stage: Stage) {
+        let Some(d) = self.s.in_flight.as_ref().filter(|d| d.stage != Some(stage)) else {
+            return;
+        };
+        let from = match d.stage {
+            Some(s) => Point::Stage(s),
+            None => Point::Phase(d.phase.kind()),
+        };
+        self.edit(|d| d.stage = Some(stage));
+        self.transition(from, Point::Stage(stage), "lifecycle hook");
+    }
+
+    pub(super) fn record_approval(
+        &mut self,
+        approved: bool,
+        by: &str,
+        summary: Option<String>,
+    ) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return Outcome::ignored(format!("no deployment of {} is in flight", self.s.service));
+        };
+        if self.policy.gates.approval.is_none() {
+            let (service, env) = (&self.s.service, &self.s.environment);
+            return Outcome::ignored(format!("{service} in {env} has no approval gate"));
+        }
+        if let Some(a) = &d.approval {
+            let word = if a.approved { "approved" } else { "rejected" };
+            return Outcome::ignored(format!("{} was already {word} by {}", d.id, a.by));
+        }
+        let decision = ApprovalDecision {
+            approved,
+            by: by.to_owned(),
+            summary: summary.clone(),
+            at: self.now,
+        };
+        self.edit(|d| d.approval = Some(decision));
+        let (word, to) = if approved {
+            ("approved", Point::Approved)
+        } else {
+            ("rejected", Point::Rejected)
+        };
+        let summary = summary.map(|s| format!(": {s}")).unwrap_or_default();
+        self.transition(
+            Point::AwaitingApproval,
+            to,
+            format!("{word} by {by}{summary}"),
+        );
+        Outcome::Progressed
+    }
+}

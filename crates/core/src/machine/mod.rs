@@ -1,0 +1,202 @@
+//! The deployment state machine: `decide(state, observation, now, policy) -> step`.
+//!
+//! Pure: no I/O, no clock, no randomness. Handlers turn events and AWS answers into
+//! observations; the runner executes the step's command through ports and feeds the result
+//! back. Each concern has its file, as Argo Rollouts keeps a file per strategy:
+//!
+//! | file | decides |
+//! | --- | --- |
+//! | `admission.rs` | whether a release deploys now, waits (pending, settling, held) or is ignored |
+//! | `rollout.rs` | register → update → stabilize, takeovers after a lapsed lease |
+//! | `hooks.rs`, `gates.rs` | lifecycle hooks of native strategies: metric checks, approval |
+//! | `ecs_events.rs` | "ECS Deployment State Change" events |
+//! | `rollback.rs` | alarms and rollbacks to the last known good |
+//! | `scaling.rs` | worker desired counts from the backlog |
+//! | `notices.rs` | what goes into the outbox |
+//! | `context.rs` | what the others share: the deployment in flight, closing it, ids |
+
+mod admission;
+mod command;
+mod context;
+mod ecs_events;
+mod gates;
+mod hooks;
+mod journal;
+mod notices;
+mod observation;
+mod rollback;
+mod rollout;
+mod scaling;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+pub use command::Command;
+pub use journal::{Point, Transition};
+pub use observation::{EcsChange, Measurement, Observation, Rollout};
+
+use crate::alarm::AlarmPolicy;
+use crate::image::ImageOrder;
+use crate::scaling::{ScaleDecision, ScalingPolicy};
+use crate::state::{DeploymentId, ServiceState, Verdict};
+use crate::strategy::Gates;
+use context::Ctx;
+
+/// The settings of one (environment, service) that the machine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub project: String,
+    pub order: ImageOrder,
+    pub lease: Duration,
+    /// How long a pushed release waits for newer pushes before it starts (0: at once).
+    pub settle: Duration,
+    pub stabilize_timeout: Duration,
+    pub max_attempts: u32,
+    pub history_limit: usize,
+    /// Checks and approval at the lifecycle hooks (native strategies), checks localised.
+    pub gates: Gates,
+    pub alarms: AlarmPolicy,
+    /// Blue/green, canary or linear: a deployment in flight is stopped through ECS.
+    pub native: bool,
+    /// Worker services: desired count from the backlog.
+    pub scaling: Option<ScalingPolicy>,
+}
+
+/// The answer to an ECS lifecycle hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStatus {
+    Succeeded,
+    Failed,
+    /// Ask again after the callback delay.
+    InProgress,
+}
+
+/// What happened to the observation, for the caller's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Started {
+        deployment: DeploymentId,
+    },
+    Queued,
+    Duplicate,
+    Ignored {
+        reason: String,
+    },
+    Progressed,
+    Finished {
+        deployment: DeploymentId,
+        verdict: Verdict,
+    },
+    /// Another invocation holds the lease on the deployment in flight.
+    Busy,
+    /// The observation is about a deployment that is no longer in flight.
+    Stale,
+    Nothing,
+    /// The lifecycle hook's answer.
+    HookAnswered {
+        status: HookStatus,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn ignored(reason: impl Into<String>) -> Self {
+        Outcome::Ignored {
+            reason: reason.into(),
+        }
+    }
+
+    fn hook(status: HookStatus, reason: impl Into<String>) -> Self {
+        Outcome::HookAnswered {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub state: ServiceState,
+    /// The command that moves the deployment on: one step makes at most one effect.
+    pub command: Option<Command>,
+    /// Notifications this step put in the state's outbox.
+    pub notices: Vec<crate::notify::Notification>,
+    pub journal: Vec<Transition>,
+    pub outcome: Outcome,
+    /// A worker scaling decision this step made.
+    pub scaled: Option<ScaleDecision>,
+}
+
+pub fn decide(
+    state: &ServiceState,
+    obs: &Observation,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Step {
+    let mut cx = Ctx::new(state, now, policy);
+    let outcome = match obs {
+        Observation::ImagePushed { event_id, image } => cx.pushed(event_id, image),
+        Observation::DeployRequested { image, by, force } => cx.requested(image, by, *force),
+        Observation::ImagesListed { images } => cx.listed(images),
+        Observation::Tick => cx.tick(),
+        Observation::RevisionRegistered {
+            deployment,
+            task_definition_arn,
+        } => cx.registered(deployment, task_definition_arn, "registered"),
+        Observation::RevisionSearched { deployment, found } => cx.searched(deployment, found),
+        Observation::ServiceUpdated {
+            deployment,
+            ecs_deployment_id,
+        } => cx.service_updated(deployment, ecs_deployment_id),
+        Observation::RolloutObserved {
+            deployment,
+            rollout,
+        } => cx.rollout_observed(deployment, rollout),
+        Observation::StepInterrupted { deployment, error } => cx.interrupted(deployment, error),
+        Observation::StepFailed { deployment, error } => cx.step_failed(deployment, error),
+        Observation::HookInvoked {
+            stage,
+            deployment,
+            revision_task_definition,
+        } => cx.hook(
+            *stage,
+            deployment.as_ref(),
+            revision_task_definition.as_deref(),
+        ),
+        Observation::ChecksMeasured {
+            deployment,
+            stage,
+            measurements,
+        } => cx.checks_measured(deployment, *stage, measurements),
+        Observation::ApprovalRecorded {
+            approved,
+            by,
+            summary,
+        } => cx.record_approval(*approved, by, summary.clone()),
+        Observation::EcsDeploymentChanged {
+            event_id,
+            ecs_deployment_id,
+            change,
+            reason,
+            updated_at,
+        } => cx.ecs_changed(event_id, ecs_deployment_id, *change, reason, *updated_at),
+        Observation::AlarmChanged { change } => cx.alarm(change),
+        Observation::RollbackRequested { to, by } => cx.rollback_requested(to.as_deref(), by),
+        Observation::GuardsChecked { firing } => cx.guards_checked(firing),
+        Observation::RolloutStopped {
+            deployment,
+            stopped,
+        } => cx.rollout_stopped(deployment, *stopped),
+        Observation::ScaleTick => cx.scale_tick(),
+        Observation::BacklogMeasured { measured } => cx.scale(measured),
+        Observation::DesiredSet { desired, error } => cx.desired_set(*desired, error.as_deref()),
+        Observation::FailureExplained {
+            deployment,
+            rolled_back_to,
+            reason,
+        } => cx.failure_explained(deployment, rolled_back_to.as_deref(), reason),
+    };
+    cx.into_step(outcome)
+}

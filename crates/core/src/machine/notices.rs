@@ -1,0 +1,86 @@
+//! What goes into the outbox: a notice per event worth telling the team, each with an id that
+//! is unique per event, so a redelivery or a retry never tells them twice.
+
+use super::context::Ctx;
+use crate::image::{Digest, Image};
+use crate::notify::{NoticeKind, Notification};
+use crate::state::DeploymentId;
+
+impl Ctx<'_> {
+    /// A notice about the deployment in flight (nothing when none is).
+    pub(super) fn notify(&mut self, kind: NoticeKind, reason: Option<String>) {
+        let Some(d) = self.s.in_flight.clone() else {
+            return;
+        };
+        let previous = self
+            .s
+            .last_known_good
+            .as_ref()
+            .filter(|g| g.deployment_id != d.id)
+            .map(|g| g.image.label());
+        let id = format!("{}/{}", d.id, kind.word());
+        let arn = d.task_definition_arn().map(str::to_owned);
+        self.notice_about(kind, id, d.id, d.release.image, arn, reason);
+        self.set_previous(previous);
+    }
+
+    /// Names the release before the one the last notice is about.
+    pub(super) fn set_previous(&mut self, previous: Option<String>) {
+        if let Some(n) = self.notices.last_mut() {
+            n.previous = previous.clone();
+        }
+        if let Some(n) = self.s.outbox.last_mut() {
+            n.previous = previous;
+        }
+    }
+
+    /// A notification about any release, in flight or not; `id` must be unique per event.
+    pub(super) fn notice_about(
+        &mut self,
+        kind: NoticeKind,
+        id: String,
+        deployment: DeploymentId,
+        image: Image,
+        task_definition_arn: Option<String>,
+        reason: Option<String>,
+    ) {
+        let notice = Notification {
+            id,
+            kind,
+            project: self.policy.project.clone(),
+            environment: self.s.environment.clone(),
+            service: self.s.service.clone(),
+            deployment_id: deployment,
+            image,
+            task_definition_arn,
+            previous: None,
+            reason,
+            at: self.now,
+        };
+        self.notices.push(notice.clone());
+        self.s.outbox.push(notice);
+    }
+
+    /// A notice about a release that is not in flight, unique to this moment (the event that
+    /// caused it is de-duplicated before it gets here).
+    pub(super) fn notice_now(
+        &mut self,
+        kind: NoticeKind,
+        about: DeploymentId,
+        image: Image,
+        reason: &str,
+    ) {
+        let id = format!("{about}/{}/{}", kind.word(), self.now.timestamp_millis());
+        self.notice_about(kind, id, about, image, None, Some(reason.to_owned()));
+    }
+
+    /// The deployment that last deployed `digest`, for notices about it.
+    pub(super) fn deployment_of(&self, digest: &Digest) -> DeploymentId {
+        self.s
+            .history
+            .iter()
+            .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
+            .and_then(|h| h.deployment_id.clone())
+            .unwrap_or_else(|| DeploymentId(format!("release-{}", &digest.short()[..8])))
+    }
+}

@@ -1,0 +1,290 @@
+//! Alarms and rollbacks: an alarm within the window (or a person) puts the service back on its
+//! last known good revision and marks the release that caused it bad.
+
+use chrono::Duration;
+
+use super::context::Ctx;
+use super::{Command, Outcome, Point};
+use crate::alarm::{AlarmChange, AlarmState};
+use crate::notify::NoticeKind;
+use crate::state::{
+    BadRelease, Deployment, HistoryEntry, KnownGood, Phase, PhaseKind, Release, RollbackOf,
+    Trigger, Verdict,
+};
+
+/// CloudWatch's clock against the agent's, and alarm times given in whole seconds: a change
+/// this close to a deployment's start is not taken as older than it.
+const CLOCK_SLACK: Duration = Duration::seconds(5);
+
+impl Ctx<'_> {
+    pub(super) fn alarm(&mut self, c: &AlarmChange) -> Outcome {
+        if self.s.has_processed(&c.id) {
+            return Outcome::Duplicate;
+        }
+        self.s.remember_event(&c.id);
+        if c.state != AlarmState::Alarm {
+            return Outcome::ignored(format!(
+                "{} is {:?}: nothing to roll back",
+                c.alarm, c.state
+            ));
+        }
+        if c.previous == Some(AlarmState::Alarm) {
+            return Outcome::ignored(format!("{} was already in ALARM: a repeat", c.alarm));
+        }
+        let why = format!(
+            "alarm {} went to ALARM at {}: {}",
+            c.alarm,
+            c.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            c.reason
+        );
+        match self.s.in_flight.clone() {
+            Some(d) => self.alarm_in_flight(c, &d, why),
+            None => self.alarm_after_release(c, why),
+        }
+    }
+
+    fn alarm_in_flight(&mut self, c: &AlarmChange, d: &Deployment, why: String) -> Outcome {
+        if d.rollback.is_some() {
+            return Outcome::ignored(format!("{}: a rollback is already under way", c.alarm));
+        }
+        if c.at + CLOCK_SLACK < d.started_at {
+            return Outcome::ignored(format!("{} changed state before {} began", c.alarm, d.id));
+        }
+        self.roll_back_in_flight(why)
+    }
+
+    /// No deployment in flight: the release that completed last is to blame, if it completed
+    /// within the rollback window and the alarm is not older than it.
+    fn alarm_after_release(&mut self, c: &AlarmChange, why: String) -> Outcome {
+        let Some(good) = self.s.last_known_good.clone() else {
+            return self.alarm_noted(c, &why, "the agent has deployed nothing here yet");
+        };
+        if good.restored {
+            let note =
+                "the service is already back on its last known good; a rollback would not help";
+            return self.alarm_noted(c, &why, note);
+        }
+        let last_ran = self.s.history.iter().find(|h| h.deployment_id.is_some());
+        if last_ran.is_some_and(|h| h.verdict == Verdict::RollbackFailed) {
+            return self.alarm_noted(c, &why, "the last rollback failed; a person must act");
+        }
+        if c.at + CLOCK_SLACK < good.started_at.unwrap_or(good.at) {
+            let label = good.image.label();
+            return Outcome::ignored(format!(
+                "{} changed state before {label} was deployed",
+                c.alarm
+            ));
+        }
+        let window = self.policy.alarms.window_minutes;
+        if c.at - good.at > Duration::minutes(window.into()) {
+            let note = format!(
+                "{} completed at {}, more than {window} min before; not rolling back",
+                good.image.label(),
+                good.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return self.alarm_noted(c, &why, &note);
+        }
+        self.roll_back_release(good, why)
+    }
+
+    /// Tells the team about an alarm the agent does not act on, and why.
+    fn alarm_noted(&mut self, c: &AlarmChange, why: &str, note: &str) -> Outcome {
+        let reason = format!("{why}; {note}");
+        let Some(g) = self.s.last_known_good.clone() else {
+            return Outcome::Ignored { reason };
+        };
+        let id = format!("{}/alarm/{}", g.deployment_id, c.id);
+        let arn = Some(g.task_definition_arn);
+        let r = Some(reason.clone());
+        self.notice_about(NoticeKind::Alarm, id, g.deployment_id, g.image, arn, r);
+        Outcome::Ignored { reason }
+    }
+
+    fn mark_bad(&mut self, image: &crate::image::Image, why: &str) {
+        if self.s.bad(&image.digest).is_some() {
+            return;
+        }
+        let bad = BadRelease {
+            image: image.clone(),
+            why: why.to_owned(),
+            at: self.now,
+        };
+        self.s.bad_releases.insert(0, bad);
+        self.s.bad_releases.truncate(self.policy.history_limit);
+    }
+
+    /// The deployment in flight caused it: stop it and go back to the last known good.
+    fn roll_back_in_flight(&mut self, why: String) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            return Outcome::Stale;
+        };
+        self.mark_bad(&d.release.image, &why);
+        // The rollback goes first; what is pending follows it.
+        let pending = self.s.pending.take();
+        let stop_first = self.policy.native && d.phase.kind() != PhaseKind::Registering;
+        let outcome = match self.s.last_known_good.clone() {
+            Some(good) => {
+                let reason = format!("{why}; returning to {}", good.image.label());
+                self.finish(Verdict::RolledBack, Some(reason));
+                self.start_rollback(good, d.release.image.label(), why, stop_first)
+            }
+            None => {
+                let reason = format!("{why}; there is no last known good to return to");
+                self.finish(Verdict::RollbackFailed, Some(reason))
+            }
+        };
+        self.s.pending = pending;
+        outcome
+    }
+
+    /// A release that completed caused it: back to the good one before it.
+    fn roll_back_release(&mut self, good: KnownGood, why: String) -> Outcome {
+        self.mark_bad(&good.image, &why);
+        let Some(target) = self.s.good_before(&good) else {
+            return self.nothing_to_return_to(good, &why);
+        };
+        let reason = format!(
+            "{why}; rolling back to {} ({})",
+            target.image.label(),
+            target.task_definition_arn
+        );
+        let id = format!("{}/rolled_back", good.deployment_id);
+        let arn = Some(good.task_definition_arn.clone());
+        let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
+        self.notice_about(
+            NoticeKind::RolledBack,
+            id,
+            deployment,
+            image,
+            arn,
+            Some(reason),
+        );
+        self.set_previous(Some(target.image.label()));
+        self.start_rollback(target, good.image.label(), why, false)
+    }
+
+    /// An alarm after a release, with no earlier good release recorded: a person must act.
+    fn nothing_to_return_to(&mut self, good: KnownGood, why: &str) -> Outcome {
+        let reason = format!(
+            "{why}; no earlier good release of {} is recorded to return to",
+            self.s.service
+        );
+        let id = format!("{}/rollback_failed", good.deployment_id);
+        let arn = Some(good.task_definition_arn.clone());
+        let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
+        let r = Some(reason.clone());
+        self.notice_about(NoticeKind::RollbackFailed, id, deployment, image, arn, r);
+        self.record(HistoryEntry {
+            deployment_id: Some(good.deployment_id.clone()),
+            image: good.image.clone(),
+            verdict: Verdict::RollbackFailed,
+            task_definition_arn: Some(good.task_definition_arn.clone()),
+            reason: Some(reason.clone()),
+            at: self.now,
+            gates: Vec::new(),
+        });
+        let points = (
+            Point::Verdict(Verdict::Succeeded),
+            Point::Verdict(Verdict::RollbackFailed),
+        );
+        let (deployment, digest) = (Some(good.deployment_id.clone()), Some(good.image.digest));
+        self.journal_line(deployment, digest, points, reason);
+        Outcome::Finished {
+            deployment: good.deployment_id,
+            verdict: Verdict::RollbackFailed,
+        }
+    }
+
+    /// A deployment of a known revision: nothing to register; UpdateService (or, for a native
+    /// deployment in flight, StopServiceDeployment first).
+    fn start_rollback(
+        &mut self,
+        target: KnownGood,
+        from: String,
+        why: String,
+        stop_first: bool,
+    ) -> Outcome {
+        let id = self.mint_id(&target.image.digest);
+        let release = Release {
+            image: target.image.clone(),
+            trigger: Trigger::Rollback { why: why.clone() },
+            requested_at: self.now,
+            force: true,
+        };
+        let arn = target.task_definition_arn.clone();
+        let phase = Phase::Updating {
+            task_definition_arn: arn.clone(),
+        };
+        let mut d = Deployment::new(id.clone(), release, phase, self);
+        d.rollback = Some(RollbackOf {
+            release: from.clone(),
+            why,
+        });
+        self.s.in_flight = Some(d);
+        let note = format!("from {from} back to {} ({arn})", target.image.label());
+        self.transition(Point::Rollback, PhaseKind::Updating, note);
+        self.run(if stop_first {
+            Command::StopRollout {
+                deployment: id.clone(),
+            }
+        } else {
+            Command::UpdateService {
+                deployment: id.clone(),
+                task_definition_arn: arn,
+                adopt: false,
+            }
+        });
+        Outcome::Started { deployment: id }
+    }
+
+    pub(super) fn rollback_requested(&mut self, to: Option<&str>, by: &str) -> Outcome {
+        let why = format!("rollback requested by {by}");
+        if let Some(d) = self.s.in_flight.clone() {
+            if d.rollback.is_some() {
+                return Outcome::ignored(format!("{} is already a rollback", d.id));
+            }
+            if to.is_some() {
+                return Outcome::ignored(format!(
+                    "{} is in flight: roll back without --to to return to the last known good first",
+                    d.id
+                ));
+            }
+            return self.roll_back_in_flight(why);
+        }
+        let Some(good) = self.s.last_known_good.clone() else {
+            return Outcome::ignored(
+                "no release of this service is recorded: nothing to roll back",
+            );
+        };
+        let target = match to {
+            None => self.s.good_before(&good),
+            Some(r) => self.succeeded_revision(r),
+        };
+        let Some(target) = target else {
+            return Outcome::ignored(match to {
+                Some(r) => format!("`{r}` is not a revision this service ran successfully (see `harbormaster status`)"),
+                None => "no earlier good release is recorded (see `harbormaster status`)".into(),
+            });
+        };
+        if target.task_definition_arn == good.task_definition_arn {
+            let arn = &target.task_definition_arn;
+            return Outcome::ignored(format!("the service is already on {arn}"));
+        }
+        self.mark_bad(&good.image, &why);
+        self.start_rollback(target, good.image.label(), why, false)
+    }
+
+    /// A revision the service ran successfully, by ARN, `family:revision` or revision number.
+    fn succeeded_revision(&self, r: &str) -> Option<KnownGood> {
+        self.s
+            .history
+            .iter()
+            .filter(|h| h.verdict == Verdict::Succeeded)
+            .find(|h| {
+                h.task_definition_arn.as_deref().is_some_and(|arn| {
+                    arn == r || arn.ends_with(&format!("/{r}")) || arn.ends_with(&format!(":{r}"))
+                })
+            })
+            .and_then(HistoryEntry::known_good)
+    }
+}

@@ -1,0 +1,223 @@
+//! The rollout of a deployment in flight: registering → updating → stabilizing → a verdict,
+//! and taking over a step whose invocation crashed (its lease lapsed).
+
+use super::context::Ctx;
+use super::{Command, Outcome, Rollout};
+use crate::state::{DeploymentId, Phase, PhaseKind, Verdict};
+
+impl Ctx<'_> {
+    pub(super) fn registered(&mut self, id: &DeploymentId, arn: &str, note: &str) -> Outcome {
+        if self.current(id, PhaseKind::Registering).is_none() {
+            return Outcome::Stale;
+        }
+        let until = self.now + self.policy.lease;
+        self.edit(|d| {
+            d.phase = Phase::Updating {
+                task_definition_arn: arn.to_owned(),
+            };
+            d.lease_until = Some(until);
+        });
+        let note = format!("{note} {arn}");
+        self.transition(PhaseKind::Registering, PhaseKind::Updating, note);
+        self.run(Command::UpdateService {
+            deployment: id.clone(),
+            task_definition_arn: arn.to_owned(),
+            adopt: false,
+        });
+        Outcome::Progressed
+    }
+
+    pub(super) fn searched(&mut self, id: &DeploymentId, found: &Option<String>) -> Outcome {
+        let Some(d) = self.current(id, PhaseKind::Registering) else {
+            return Outcome::Stale;
+        };
+        match found {
+            Some(arn) => {
+                let note = "adopted the revision an earlier attempt registered";
+                self.registered(id, arn, note)
+            }
+            None => {
+                self.renew_lease();
+                self.run(Command::RegisterRevision {
+                    deployment: id.clone(),
+                    image: d.release.image,
+                });
+                Outcome::Progressed
+            }
+        }
+    }
+
+    pub(super) fn service_updated(
+        &mut self,
+        id: &DeploymentId,
+        ecs_id: &Option<String>,
+    ) -> Outcome {
+        let Some(arn) = self.updating_arn(id) else {
+            return Outcome::Stale;
+        };
+        self.stabilizing(arn, ecs_id.clone(), "");
+        Outcome::Progressed
+    }
+
+    /// The revision of deployment `id`, if it is in flight and updating.
+    fn updating_arn(&self, id: &DeploymentId) -> Option<String> {
+        let d = self.current(id, PhaseKind::Updating)?;
+        d.task_definition_arn().map(str::to_owned)
+    }
+
+    /// ECS owns the rollout now; nobody needs exclusive access to follow it.
+    fn stabilizing(&mut self, arn: String, ecs_deployment_id: Option<String>, note: &str) {
+        self.edit(|d| {
+            d.phase = Phase::Stabilizing {
+                task_definition_arn: arn,
+                ecs_deployment_id,
+            };
+            d.lease_until = None;
+        });
+        self.transition(PhaseKind::Updating, PhaseKind::Stabilizing, note);
+    }
+
+    pub(super) fn rollout_observed(&mut self, id: &DeploymentId, rollout: &Rollout) -> Outcome {
+        let Some(d) = self.current(id, PhaseKind::Stabilizing) else {
+            return Outcome::Stale;
+        };
+        match rollout {
+            Rollout::InProgress if self.now - d.started_at > self.policy.stabilize_timeout => {
+                let minutes = self.policy.stabilize_timeout.num_minutes();
+                let reason = format!("did not stabilize within {minutes} minutes");
+                self.finish(Verdict::Failed, Some(reason))
+            }
+            Rollout::InProgress => Outcome::Nothing,
+            Rollout::Completed => self.finish(Verdict::Succeeded, None),
+            Rollout::Failed { reason } => self.finish(Verdict::Failed, Some(reason.clone())),
+            Rollout::RolledBack { reason, to } => {
+                let reason = format!("{reason}; the service is back on {to}");
+                self.finish(Verdict::RolledBack, Some(reason))
+            }
+            Rollout::Replaced { by } => {
+                let reason =
+                    format!("the service was moved to {by} by someone else during the rollout");
+                self.finish(Verdict::Failed, Some(reason))
+            }
+        }
+    }
+
+    /// A retryable failure: the lease is released so the next tick takes over at once.
+    pub(super) fn interrupted(&mut self, id: &DeploymentId, error: &str) -> Outcome {
+        let Some(d) = self
+            .ours(id)
+            .filter(|d| d.phase.kind() != PhaseKind::Stabilizing)
+        else {
+            return Outcome::Stale;
+        };
+        let now = self.now;
+        self.edit(|d| d.lease_until = Some(now));
+        let phase = d.phase.kind();
+        self.transition(phase, phase, format!("interrupted, will retry: {error}"));
+        Outcome::Progressed
+    }
+
+    pub(super) fn step_failed(&mut self, id: &DeploymentId, error: &str) -> Outcome {
+        match self.ours(id) {
+            None => Outcome::Stale,
+            Some(_) => self.finish(Verdict::Failed, Some(error.to_owned())),
+        }
+    }
+
+    pub(super) fn failure_explained(
+        &mut self,
+        id: &DeploymentId,
+        rolled_back_to: Option<&str>,
+        reason: &str,
+    ) -> Outcome {
+        if self
+            .ours(id)
+            .is_none_or(|d| d.phase.kind() == PhaseKind::Registering)
+        {
+            return Outcome::Stale;
+        }
+        match rolled_back_to {
+            Some(to) => {
+                let reason = format!("{reason}; the service is back on {to}");
+                self.finish(Verdict::RolledBack, Some(reason))
+            }
+            None => self.finish(Verdict::Failed, Some(reason.to_owned())),
+        }
+    }
+
+    /// Whether ECS stopped the native deployment in flight; if it did not (nothing was in
+    /// progress), the rollback updates the service itself.
+    pub(super) fn rollout_stopped(&mut self, id: &DeploymentId, stopped: bool) -> Outcome {
+        let Some(arn) = self.updating_arn(id) else {
+            return Outcome::Stale;
+        };
+        if stopped {
+            let note = "ECS stopped the deployment and rolls it back itself";
+            self.stabilizing(arn, None, note);
+        } else {
+            self.renew_lease();
+            self.run(Command::UpdateService {
+                deployment: id.clone(),
+                task_definition_arn: arn,
+                adopt: false,
+            });
+        }
+        Outcome::Progressed
+    }
+
+    pub(super) fn tick(&mut self) -> Outcome {
+        let Some(d) = self.s.in_flight.clone() else {
+            if self.s.settle_until.is_some_and(|until| until > self.now) {
+                return Outcome::Nothing;
+            }
+            self.s.settle_until = None;
+            return match self.s.pending.take() {
+                Some(p) => self.begin(p),
+                None => Outcome::Nothing,
+            };
+        };
+        let command = match &d.phase {
+            Phase::Stabilizing {
+                task_definition_arn,
+                ecs_deployment_id,
+            } => Command::ObserveRollout {
+                deployment: d.id.clone(),
+                task_definition_arn: task_definition_arn.clone(),
+                ecs_deployment_id: ecs_deployment_id.clone(),
+            },
+            _ if d.lease_until.is_some_and(|until| until > self.now) => return Outcome::Busy,
+            _ if d.attempts + 1 > self.policy.max_attempts => {
+                let reason = format!(
+                    "gave up after {} attempts while {}",
+                    d.attempts + 1,
+                    d.phase
+                );
+                return self.finish(Verdict::Failed, Some(reason));
+            }
+            Phase::Registering => Command::FindRevision {
+                deployment: d.id.clone(),
+                image: d.release.image.clone(),
+            },
+            Phase::Updating {
+                task_definition_arn,
+            } => Command::UpdateService {
+                deployment: d.id.clone(),
+                task_definition_arn: task_definition_arn.clone(),
+                adopt: true,
+            },
+        };
+        if !matches!(d.phase, Phase::Stabilizing { .. }) {
+            self.take_over(d.phase.kind(), d.attempts);
+        }
+        self.run(command);
+        Outcome::Progressed
+    }
+
+    /// The invocation that held the lease crashed or timed out: this one carries on.
+    fn take_over(&mut self, phase: PhaseKind, attempts: u32) {
+        self.edit(|d| d.attempts += 1);
+        self.renew_lease();
+        let note = format!("lease lapsed; taking over (attempt {})", attempts + 1);
+        self.transition(phase, phase, note);
+    }
+}

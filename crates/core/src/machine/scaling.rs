@@ -1,0 +1,62 @@
+//! Worker scaling: the desired count from the backlog (the math is in `crate::scaling`; this
+//! file turns its decision into a command, a journal line and, at the ceiling, a notice).
+
+use super::context::Ctx;
+use super::{Command, Outcome, Point};
+use crate::notify::NoticeKind;
+use crate::scaling::Measured;
+use crate::state::DeploymentId;
+
+impl Ctx<'_> {
+    pub(super) fn scale_tick(&mut self) -> Outcome {
+        if self.policy.scaling.is_none() {
+            return Outcome::Nothing;
+        }
+        self.run(Command::MeasureBacklog);
+        Outcome::Progressed
+    }
+
+    pub(super) fn scale(&mut self, measured: &Result<Measured, String>) -> Outcome {
+        let Some(policy) = self.policy.scaling.clone() else {
+            return Outcome::Nothing;
+        };
+        let m = match measured {
+            Ok(m) => *m,
+            Err(e) => {
+                return Outcome::ignored(format!(
+                    "backlog not measured ({e}); the desired count stays"
+                ))
+            }
+        };
+        let deploying = self.s.in_flight.is_some();
+        let (d, state) = crate::scaling::decide(&policy, &self.s.scaling, m, deploying, self.now);
+        self.s.scaling = state;
+        if let (Some(alert), Some(good)) = (&d.alert, self.s.last_known_good.clone()) {
+            let about = DeploymentId(format!("scaling-{}", self.s.service));
+            self.notice_now(NoticeKind::AtMax, about, good.image, alert);
+        }
+        let outcome = if d.changes() {
+            let points = (Point::Tasks(d.current), Point::Tasks(d.desired));
+            self.journal_line(None, None, points, d.reason.clone());
+            self.run(Command::SetDesired { desired: d.desired });
+            Outcome::Progressed
+        } else {
+            Outcome::Nothing
+        };
+        self.scaled = Some(d);
+        outcome
+    }
+
+    pub(super) fn desired_set(&mut self, desired: u32, error: Option<&str>) -> Outcome {
+        let Some(e) = error else {
+            return Outcome::Nothing;
+        };
+        let note = format!(
+            "setting the desired count to {desired} failed: {e}; the next tick tries again"
+        );
+        self.journal_line(None, None, (Point::Scaling, Point::Scaling), note);
+        Outcome::ignored(format!(
+            "UpdateService (desired count {desired}) failed: {e}"
+        ))
+    }
+}

@@ -1,0 +1,242 @@
+//! The simulated ECS and S3 state store: revisions, services and their rollouts, documents
+//! with compare-and-swap.
+
+use super::{finish, yield_once, MemoryPorts, Revision, RolloutMode};
+use crate::ports::*;
+use crate::state::{DeploymentId, ServiceState};
+use crate::template::{RenderedTaskDefinition, TAG_DEPLOYMENT};
+
+impl StateStore for MemoryPorts {
+    async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("GetObject")?;
+            let v = w.states.get(key).map(|(j, v)| {
+                (
+                    serde_json::from_str(j).expect("state parses"),
+                    Version(v.to_string()),
+                )
+            });
+            finish(g, "GetObject", v)
+        })
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        state: &ServiceState,
+        expected: Option<&Version>,
+    ) -> Result<Version, SaveError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("PutObject")?;
+            let current = w.states.get(key).map(|(_, v)| v.to_string());
+            if current.as_deref() != expected.map(|v| v.0.as_str()) {
+                return Err(SaveError::Conflict);
+            }
+            let v = w.next_version;
+            w.next_version += 1;
+            w.states.insert(
+                key.to_owned(),
+                (serde_json::to_string(state).expect("serialises"), v),
+            );
+            Ok(finish(g, "PutObject", Version(v.to_string()))?)
+        })
+    }
+}
+
+impl TaskDefinitions for MemoryPorts {
+    async fn register(&self, td: &RenderedTaskDefinition) -> Result<String, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("RegisterTaskDefinition")?;
+            let n = w.revisions.iter().filter(|r| r.family == td.family).count() + 1;
+            let arn = format!(
+                "arn:aws:ecs:us-east-1:{}:task-definition/{}:{n}",
+                w.account, td.family
+            );
+            w.revisions.push(Revision {
+                arn: arn.clone(),
+                family: td.family.clone(),
+                body: td.body.clone(),
+            });
+            finish(g, "RegisterTaskDefinition", arn)
+        })
+    }
+
+    async fn find_by_deployment(
+        &self,
+        family: &str,
+        deployment: &DeploymentId,
+    ) -> Result<Option<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("ListTaskDefinitions")?;
+            let found = w
+                .revisions
+                .iter()
+                .rev()
+                .find(|r| {
+                    r.family == family
+                        && r.body["tags"].as_array().is_some_and(|t| {
+                            t.iter().any(|t| {
+                                t["key"] == TAG_DEPLOYMENT && t["value"] == deployment.0.as_str()
+                            })
+                        })
+                })
+                .map(|r| r.arn.clone());
+            finish(g, "ListTaskDefinitions", found)
+        })
+    }
+}
+
+impl Services for MemoryPorts {
+    async fn update(
+        &self,
+        target: &ServiceTarget,
+        task_definition_arn: &str,
+        deployment: &DeploymentId,
+    ) -> Result<Option<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("UpdateService")?;
+            w.updates.push((
+                target.clone(),
+                task_definition_arn.to_owned(),
+                deployment.clone(),
+            ));
+            let id = w.next_deployment;
+            w.next_deployment += 1;
+            let instant = w.rollout == RolloutMode::Instant;
+            let s = w
+                .services
+                .get_mut(&(target.cluster.clone(), target.service.clone()))
+                .ok_or_else(|| {
+                    PortError::new(
+                        ErrorKind::NotFound,
+                        "UpdateService",
+                        format!(
+                            "service {} not found in cluster {}",
+                            target.service, target.cluster
+                        ),
+                    )
+                })?;
+            s.updates += 1;
+            for d in &mut s.deployments {
+                if d.is_primary() {
+                    d.status = DeploymentStatus::Active;
+                }
+            }
+            let ecs_id = format!("ecs-svc/{id}");
+            s.deployments.insert(
+                0,
+                EcsDeployment {
+                    id: ecs_id.clone(),
+                    status: DeploymentStatus::Primary,
+                    task_definition: task_definition_arn.into(),
+                    rollout_state: Some(if instant {
+                        RolloutState::Completed
+                    } else {
+                        RolloutState::InProgress
+                    }),
+                    ..Default::default()
+                },
+            );
+            if instant {
+                s.deployments.retain(|d| d.is_primary());
+            }
+            s.task_definition = task_definition_arn.into();
+            finish(g, "UpdateService", Some(ecs_id))
+        })
+    }
+
+    async fn describe(&self, cluster: &str, service: &str) -> Result<ServiceSnapshot, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("DescribeServices")?;
+            let s = w
+                .services
+                .get(&(cluster.into(), service.into()))
+                .ok_or_else(|| {
+                    PortError::new(ErrorKind::NotFound, "DescribeServices", "service not found")
+                })?;
+            let snap = ServiceSnapshot {
+                task_definition: s.task_definition.clone(),
+                desired_count: s.desired as i32,
+                running_count: s.desired as i32,
+                deployments: s.deployments.clone(),
+                events: s.events.clone(),
+            };
+            finish(g, "DescribeServices", snap)
+        })
+    }
+
+    async fn revision_task_definition(
+        &self,
+        revision_arn: &str,
+    ) -> Result<Option<String>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("DescribeServiceRevisions")?;
+            let td = w.service_revisions.get(revision_arn).cloned();
+            finish(g, "DescribeServiceRevisions", td)
+        })
+    }
+
+    async fn set_desired(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<(), PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("UpdateService")?;
+            if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
+                s.desired = desired;
+            }
+            finish(g, "UpdateService", ())
+        })
+    }
+
+    async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("StopServiceDeployment")?;
+            let stopped = w.stoppable;
+            if stopped {
+                // ECS puts the service back on the revision before the one in progress.
+                if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
+                    let previous = s
+                        .deployments
+                        .iter()
+                        .find(|d| d.status == DeploymentStatus::Active)
+                        .map(|d| d.task_definition.clone());
+                    if let Some(td) = previous {
+                        s.deployments.retain(|d| d.task_definition == td);
+                        for d in &mut s.deployments {
+                            d.status = DeploymentStatus::Primary;
+                            d.rollout_state = Some(RolloutState::Completed);
+                        }
+                        s.task_definition = td;
+                    }
+                }
+            }
+            finish(g, "StopServiceDeployment", stopped)
+        })
+    }
+
+    async fn stopped_tasks(
+        &self,
+        _cluster: &str,
+        _service: &str,
+        _task_definition_arn: &str,
+    ) -> Result<Vec<StoppedTask>, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate("ListTasks")?;
+            let stopped = w.stopped.clone();
+            finish(g, "ListTasks", stopped)
+        })
+    }
+}

@@ -1,0 +1,444 @@
+//! `cargo xtask bench`: start-up, push-to-update side by side with ecs-deploy, and the load
+//! run; writes BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_core::RunOptions;
+use harbormaster_e2e::{World, CLUSTER};
+use harbormaster_testkit::proxy::{is_mutating, CountingProxy};
+use harbormaster_testkit::runtime_api::{self, Seen};
+use harbormaster_testkit::MINISTACK;
+use serde_json::Value;
+
+use crate::demo::tick;
+use crate::{cargo, root};
+
+struct StartUp {
+    median_ms: f64,
+    p90_ms: f64,
+    rss_kib: u64,
+    size_kib: u64,
+}
+
+/// Pinned: the comparison is with this release.
+const ECS_DEPLOY: &str = "ecs-deploy==1.17.0";
+const ROUNDS: usize = 5;
+
+struct ToolRuns {
+    /// Process wall times, ms, sorted.
+    walls: Vec<f64>,
+    /// The calls of the last round.
+    calls: Vec<harbormaster_testkit::proxy::Call>,
+}
+
+impl ToolRuns {
+    fn mutating(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| is_mutating(&c.operation))
+            .count()
+    }
+
+    fn ops(&self) -> String {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for c in &self.calls {
+            *counts.entry(c.operation.as_str()).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(o, n)| format!("{o} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `harbormaster deploy` and `ecs deploy`, alternating, each on a freshly pushed image.
+async fn side_by_side(
+    w: &World,
+    cli: &Path,
+    proxy: &CountingProxy,
+) -> Result<(ToolRuns, ToolRuns)> {
+    let venv = harbormaster_testkit::ensure_python_tool(
+        &harbormaster_testkit::cache_dir(&format!("venv-{}", ECS_DEPLOY.replace("==", "-"))),
+        &[ECS_DEPLOY],
+        "ecs",
+    )?;
+    let mut env = w.cli_env_at(&proxy.endpoint);
+    env.push(("AWS_DEFAULT_REGION", harbormaster_e2e::REGION.into()));
+    let run = |program: &Path, args: &[&str]| -> Result<f64> {
+        let t = Instant::now();
+        let out = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+            .output()?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!(
+                "{} {}: {}{}",
+                program.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(ms)
+    };
+    let mut ours = ToolRuns {
+        walls: Vec::new(),
+        calls: Vec::new(),
+    };
+    let mut theirs = ToolRuns {
+        walls: Vec::new(),
+        calls: Vec::new(),
+    };
+    for round in 0..ROUNDS {
+        let digest = w.push_image(&format!("main-h{round:06}")).await?;
+        proxy.reset();
+        ours.walls.push(run(
+            cli,
+            &[
+                "deploy",
+                "--env",
+                "dev",
+                "--service",
+                "web",
+                "--image",
+                &digest,
+            ],
+        )?);
+        ours.calls = proxy.calls();
+        // Let the emulator's finished rollout be recorded, outside the measurement.
+        run(cli, &["tick"])?;
+
+        let digest = w.push_image(&format!("main-e{round:06}")).await?;
+        let image = format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{}@{digest}",
+            harbormaster_e2e::ACCOUNT,
+            harbormaster_e2e::REGION,
+            harbormaster_e2e::REPOSITORY
+        );
+        proxy.reset();
+        theirs.walls.push(run(
+            &venv.join("bin/ecs"),
+            &[
+                "deploy",
+                CLUSTER,
+                "web",
+                "--image",
+                "web",
+                &image,
+                "--timeout",
+                "-1",
+            ],
+        )?);
+        theirs.calls = proxy.calls();
+    }
+    ours.walls.sort_by(|a, b| a.total_cmp(b));
+    theirs.walls.sort_by(|a, b| a.total_cmp(b));
+    Ok((ours, theirs))
+}
+
+fn side_by_side_table(ours: &ToolRuns, theirs: &ToolRuns) -> String {
+    let (o, t) = (percentile(&ours.walls, 0.5), percentile(&theirs.walls, 0.5));
+    format!(
+        "| measure | Harbormaster (`harbormaster deploy`) | {ECS_DEPLOY} (`ecs deploy`) | ratio (Harbormaster / ecs-deploy) |\n\
+         | --- | --- | --- | --- |\n\
+         | wall time, process start → exit after UpdateService, median of {ROUNDS} | {o:.0} ms | {t:.0} ms | {:.2}× |\n\
+         | same, min – max | {:.0} – {:.0} ms | {:.0} – {:.0} ms | – |\n\
+         | AWS API calls | {} | {} | {:.2}× |\n\
+         | of which mutating | {} | {} | {:.2}× |\n\
+         | calls | {} | {} | – |\n",
+        o / t,
+        ours.walls[0],
+        ours.walls[ours.walls.len() - 1],
+        theirs.walls[0],
+        theirs.walls[theirs.walls.len() - 1],
+        ours.calls.len(),
+        theirs.calls.len(),
+        ours.calls.len() as f64 / theirs.calls.len().max(1) as f64,
+        ours.mutating(),
+        theirs.mutating(),
+        ours.mutating() as f64 / theirs.mutating().max(1) as f64,
+        ours.ops(),
+        theirs.ops(),
+    )
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Exec → first Runtime API request, `runs` times; peak RSS at that moment.
+fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Result<StartUp> {
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let (port, seen) = runtime_api::serve(Vec::new())?;
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+            .envs(runtime_api::lambda_env(port, "bench"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let first = loop {
+            match seen.recv_timeout(Duration::from_secs(10)) {
+                Ok(Seen::FirstRequest(at)) => break at,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!("{} never called the Runtime API", binary.display());
+                }
+            }
+        };
+        times.push((first - started).as_secs_f64() * 1000.0);
+        rss = rss.max(runtime_api::peak_rss_kib(child.id()).unwrap_or(0));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(StartUp {
+        median_ms: percentile(&times, 0.5),
+        p90_ms: percentile(&times, 0.9),
+        rss_kib: rss,
+        size_kib: std::fs::metadata(binary)?.len() / 1024,
+    })
+}
+
+pub(crate) async fn bench() -> Result<()> {
+    println!(
+        "building release binaries of ecr-push, hello-lambda and the CLI (opt-level s, fat LTO)…"
+    );
+    let status = cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ecr-push",
+            "-p",
+            "hello-lambda",
+            "-p",
+            "harbormaster",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    let release = target.join("release");
+    let w = World::start().await?;
+    let mut env: Vec<(&str, String)> = w.emulator.env();
+    env.push(("HARBORMASTER_CONFIG", w.config_dir.display().to_string()));
+
+    const RUNS: usize = 20;
+    println!("start-up: {RUNS} runs each, exec → first Runtime API request…");
+    let ours = start_up(&release.join("ecr-push"), &env, RUNS)?;
+    let hello = start_up(&release.join("hello-lambda"), &env, RUNS)?;
+
+    // One real invocation of the release ecr-push binary against the emulator: its peak RSS
+    // after handling a push (clients built, config read, a deployment started).
+    let digest = w.push_image("main-bec0000").await?;
+    let event = w
+        .push_event("bench-invocation", "main-bec0000", &digest)
+        .to_string();
+    let (port, seen) = runtime_api::serve(vec![event])?;
+    let t0 = Instant::now();
+    let mut child = Command::new(release.join("ecr-push"))
+        .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+        .envs(runtime_api::lambda_env(port, "ecr-push"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut handled = None;
+    while let Ok(s) = seen.recv_timeout(Duration::from_secs(30)) {
+        if let Seen::Answer(path, body) = s {
+            if !path.ends_with("/response") {
+                let _ = child.kill();
+                bail!("ecr-push answered with an error: {body}");
+            }
+            handled = Some(t0.elapsed());
+            let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let started = answer["targets"]
+                .as_array()
+                .map(|t| t.iter().filter(|t| t["outcome"] == "started").count())
+                .unwrap_or(0);
+            if started != 2 {
+                let _ = child.kill();
+                bail!("the bench invocation did not start two deployments: {body}");
+            }
+            break;
+        }
+    }
+    let handled = handled.context("ecr-push never answered the event")?;
+    let invoked_rss = runtime_api::peak_rss_kib(child.id()).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!("push → UpdateService through a counting proxy…");
+    let proxy = CountingProxy::start(w.emulator.port)?;
+    let sdk = harbormaster_e2e::sdk_at(&proxy.endpoint).await;
+    let agent = harbormaster_aws::Agent {
+        ports: harbormaster_aws::AwsPorts::new(&sdk, ""),
+        source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
+    };
+    // Settle what the invocation above started, so every round starts from a quiet service.
+    tick(&agent).await?;
+    let mut walls = Vec::new();
+    let mut calls = Vec::new();
+    for round in 0..5 {
+        let tag = format!("main-b{round:06}");
+        let digest = w.push_image(&tag).await?;
+        let event: Value = w.push_event(&format!("bench-{round}"), &tag, &digest);
+        proxy.reset();
+        let t = Instant::now();
+        let r = handler::dispatch(&agent, ECR_PUSH, &event, RunOptions::default()).await?;
+        walls.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !r.errors().is_empty() {
+            bail!("bench push failed: {:?}", r.errors());
+        }
+        calls = proxy.calls();
+        tick(&agent).await?;
+    }
+    walls.sort_by(|a, b| a.total_cmp(b));
+    let services = 2; // the push deploys dev/web and dev/worker
+    let per_service = calls.len() as f64 / services as f64;
+    let mutating = calls.iter().filter(|c| is_mutating(&c.operation)).count();
+    let mut ops: Vec<String> = calls.iter().map(|c| c.operation.clone()).collect();
+    ops.sort();
+    ops.dedup_by(|a, b| a == b);
+    let ops_count: Vec<String> = ops
+        .iter()
+        .map(|o| {
+            format!(
+                "{o} ×{}",
+                calls.iter().filter(|c| &c.operation == o).count()
+            )
+        })
+        .collect();
+
+    let table = format!(
+        "| measure | ecr-push (Harbormaster) | hello-world lambda_runtime | ratio |\n\
+         | --- | --- | --- | --- |\n\
+         | exec → first Runtime API request, median of {RUNS} | {:.1} ms | {:.1} ms | {:.2}× |\n\
+         | same, p90 | {:.1} ms | {:.1} ms | {:.2}× |\n\
+         | peak RSS at first request | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
+         | binary size (release, stripped) | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
+         | peak RSS after handling one push (2 services) | {:.1} MiB | – | – |\n\
+         | exec → push handled (cold start + 2 deployments) | {:.0} ms | – | – |\n",
+        ours.median_ms,
+        hello.median_ms,
+        ours.median_ms / hello.median_ms,
+        ours.p90_ms,
+        hello.p90_ms,
+        ours.p90_ms / hello.p90_ms,
+        ours.rss_kib as f64 / 1024.0,
+        hello.rss_kib as f64 / 1024.0,
+        ours.rss_kib as f64 / hello.rss_kib.max(1) as f64,
+        ours.size_kib as f64 / 1024.0,
+        hello.size_kib as f64 / 1024.0,
+        ours.size_kib as f64 / hello.size_kib.max(1) as f64,
+        invoked_rss as f64 / 1024.0,
+        handled.as_secs_f64() * 1000.0,
+    );
+    let push_table = format!(
+        "| measure | value |\n| --- | --- |\n\
+         | push event → UpdateService answered, 2 services, median of 5 (min {:.0}, max {:.0}) | {:.0} ms |\n\
+         | AWS calls per push | {} ({:.1} per service, {} mutating) |\n\
+         | calls | {} |\n",
+        walls[0],
+        walls[walls.len() - 1],
+        percentile(&walls, 0.5),
+        calls.len(),
+        per_service,
+        mutating,
+        ops_count.join(", "),
+    );
+    println!("\n{table}\n{push_table}");
+
+    println!(
+        "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
+    );
+    let (ours_deploy, theirs) = side_by_side(&w, &release.join("harbormaster"), &proxy).await?;
+    let side_table = side_by_side_table(&ours_deploy, &theirs);
+    println!("\n{side_table}");
+
+    println!("load: 1,000 pushes over 50 services, concurrent…");
+    let load = harbormaster_e2e::load::run(&World::start().await?).await?;
+    let wrong = load.deployments.values().filter(|(_, ok)| !ok).count();
+    if wrong > 0 {
+        bail!("load: {wrong} services without exactly one deployment of their newest image");
+    }
+    let load_table = format!(
+        "| measure | value |\n| --- | --- |\n\
+         | events (50 services × 10 images × 2 deliveries, shuffled) | {} |\n\
+         | all decided (recorded, or ignored as older or repeated), {} in flight at once | {:.1} s ({:.0} events/s) |\n\
+         | one delivery, median / worst | {:.0} ms / {:.0} ms |\n\
+         | deliveries Lambda would have retried | {} |\n\
+         | the tick after the {} s settle window starts all 50 deployments | {:.2} s |\n\
+         | services with exactly one deployment, of the newest image | {} of {} |\n",
+        load.events,
+        harbormaster_e2e::load::CONCURRENCY,
+        load.decide.as_secs_f64(),
+        load.events as f64 / load.decide.as_secs_f64(),
+        load.delivery_p50.as_secs_f64() * 1000.0,
+        load.delivery_max.as_secs_f64() * 1000.0,
+        load.redeliveries,
+        harbormaster_e2e::load::SETTLE_SECONDS,
+        load.start_all.as_secs_f64(),
+        load.services - wrong,
+        load.services,
+    );
+    println!("\n{load_table}");
+
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        String::from_utf8_lossy(&Command::new("rustc").arg("--version").output()?.stdout).trim()
+    );
+    let doc = format!(
+        "# Benchmarks\n\n\
+         Measured by `cargo xtask bench` on {} ({machine}), against {MINISTACK} on loopback.\n\
+         Re-run it to refresh this file; the numbers below are the last run's.\n\n\
+         ## Lambda start-up\n\n\
+         Release builds (`opt-level = \"s\"`, fat LTO, one codegen unit, stripped), x86_64. Each binary is\n\
+         started against a stand-in Runtime API on loopback; the clock stops at its first request\n\
+         (`GET /2018-06-01/runtime/invocation/next`), i.e. when it is ready for events. `ecr-push` builds\n\
+         its SDK clients and reads its settings before that; the hello-world does nothing.\n\n{table}\n\
+         ## Push to UpdateService\n\n\
+         The ECR push event goes through the `ecr-push` dispatch (in process) with the SDK pointed at a\n\
+         counting HTTP proxy in front of the emulator; the clock runs from the event to the answer of\n\
+         the last UpdateService. The booking example deploys two services (web and worker) per push.\n\
+         The emulator answers at once, so the wall time is the agent's own cost plus loopback HTTP.\n\n{push_table}\n\
+         ## Side by side: Harbormaster vs ecs-deploy\n\n\
+         The same emulator, the same service (`booking-dev/web`), the same kind of change: a new\n\
+         image pushed to ECR, deployed by digest. Each round pushes one image for each tool and\n\
+         runs the tool as a process with its endpoint at a counting proxy, so the wall time\n\
+         includes each one's start-up (Rust binary vs Python interpreter). `harbormaster deploy`\n\
+         renders the task definition from the GitOps template, checks the secrets' parameters, registers,\n\
+         updates and records the deployment in S3 with a notification; `{ECS_DEPLOY}` copies\n\
+         the running task definition with the new image, registers it, updates the service and\n\
+         deregisters the old revision (its defaults, with `--timeout -1`: no waiting, like\n\
+         `harbormaster deploy` without `--wait`). Both exit once UpdateService has answered.\n\n{side_table}\n\
+         ## Load: a burst of pushes\n\n\
+         1,000 ECR push events over 50 services go through the `ecr-push` dispatch in process (in\n\
+         the xtask binary, a debug build; the functions are release builds), concurrently, against the emulator (state in its S3, compare-and-swap on every write). Each\n\
+         image arrives twice and the order is shuffled, so older pushes arrive after newer ones. With\n\
+         `agent.settle_seconds = {}`, each service must end with one deployment, of its newest image\n\
+         (`tests/tests/load.rs` asserts the same).\n\n{load_table}\n\
+         ## Reproduce\n\n```\ncargo xtask bench\n```\n",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        harbormaster_e2e::load::SETTLE_SECONDS,
+    );
+    std::fs::write(root().join("BENCHMARKS.md"), doc)?;
+    println!("wrote BENCHMARKS.md");
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! `cargo xtask demo`: bootstrap, push, deploy, alarm and rollback on the local emulator, with
+//! the real Lambda functions running in its Lambda service.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+use harbormaster_core::RunOptions;
+use harbormaster_e2e::{fixture, World, CLUSTER};
+use harbormaster_testkit::MINISTACK;
+use serde_json::{json, Value};
+
+use crate::{cargo, root, target_dir};
+
+struct Timeline(Instant);
+impl Timeline {
+    fn say(&self, what: impl AsRef<str>) {
+        println!(
+            "[{:>6.2}s] {}",
+            self.0.elapsed().as_secs_f64(),
+            what.as_ref()
+        );
+    }
+}
+
+pub(crate) async fn demo() -> Result<()> {
+    use harbormaster_aws::handler::ALARM;
+    use harbormaster_bootstrap::{cloud::Cloud, run, spec::Spec};
+    use harbormaster_core::config::Config;
+
+    let t = Timeline(Instant::now());
+    t.say("starting the local AWS emulator (the first run also creates its venv)…");
+    let emulator = harbormaster_testkit::Emulator::start()?;
+    t.say(format!("emulator {MINISTACK} at {}", emulator.endpoint));
+
+    // 1. The environment, as `harbormaster-bootstrap apply --env dev` makes it.
+    let file = root().join("examples/booking/harbormaster.toml");
+    let shown = file.display().to_string();
+    let config = Config::parse(&shown, &std::fs::read_to_string(&file)?)?;
+    let spec = Spec::from_config(&shown, &config, "dev")?;
+    let sdk = harbormaster_e2e::sdk_for(&emulator).await;
+    let report = run::apply(&Cloud::new(&sdk), &spec, true).await?;
+    if !report.errors.is_empty() {
+        bail!("bootstrap failed: {}", report.errors.join("; "));
+    }
+    t.say(format!(
+        "bootstrap: {} resources for booking/dev (VPC, ALB with blue/green target groups, cluster, ECR, IAM, RDS, ElastiCache, SNS, state bucket, SSM outputs)",
+        report.changes()
+    ));
+
+    // 2. What the team adds: its services on a first revision, a secret, an inbox on the topic.
+    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped).await?;
+    t.say(format!(
+        "team: services web and worker in {CLUSTER}, the Django secret in SSM, an SQS inbox on {}",
+        w.topic_arn
+    ));
+    let agent = w.agent();
+    let (ports, bundle) = agent.prepare().await?;
+    {
+        use harbormaster_core::alarm::standard_alarms;
+        use harbormaster_core::ports::Alarms;
+        let (e, s, _) = bundle.config.target("dev", "web").context("dev/web")?;
+        for a in standard_alarms(
+            "booking",
+            "dev",
+            "web",
+            &e.cluster,
+            &s.ecs_service,
+            None,
+            &s.thresholds,
+        ) {
+            ports.put_alarm(&a).await?;
+        }
+        t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
+    }
+
+    // The functions, as Lambda runs them: ministack runs a provided.al2023 zip's `bootstrap`.
+    let lambda = EmulatorLambda::new(&w, &t)?;
+    for f in [ECR_PUSH, TICK, ALARM] {
+        lambda.create(f.name)?;
+    }
+    t.say("functions ecr-push, tick and alarm created in the emulator's Lambda (provided.al2023)");
+
+    // 3. Two releases, each pushed and deployed by the functions.
+    let mut revisions = Vec::new();
+    for (n, suffix) in ["a11ce01", "b0b0b02"].iter().enumerate() {
+        let tag = format!("main-{suffix}");
+        let digest = w.push_image(&tag).await?;
+        t.say(format!("push booking/web:{tag} → {}", &digest[..19]));
+        let event = w.push_event(&format!("demo-push-{n}"), &tag, &digest);
+        t.say("EventBridge \"ECR Image Action\" → Lambda ecr-push");
+        print_answer(&t, &lambda.invoke("ecr-push", &event)?);
+        t.say("EventBridge schedule → Lambda tick");
+        print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+        revisions.push(w.service_task_definition("web").await?);
+    }
+    let (v1, v2) = (&revisions[0], &revisions[1]);
+    t.say(format!("web runs {v2}"));
+
+    // 4. The second release makes an alarm fire: EventBridge's event goes to the alarm function.
+    let alarm = "booking-dev-web-cpu";
+    let event = w
+        .fire_alarm(
+            alarm,
+            "Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).",
+        )
+        .await?;
+    t.say(format!(
+        "CloudWatch: {alarm} → ALARM; \"CloudWatch Alarm State Change\" → Lambda alarm"
+    ));
+    print_answer(&t, &lambda.invoke("alarm", &event)?);
+    t.say("EventBridge schedule → Lambda tick");
+    print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+
+    // 5. What the team was told, in order.
+    let inbox = w.inbox().await?;
+    t.say(format!("{} notifications in the SQS inbox:", inbox.len()));
+    let mut rolled_back = false;
+    for (subject, message, attrs) in &inbox {
+        println!(
+            "           {subject}   [severity={}, kind={}]",
+            attrs["severity"]["Value"].as_str().unwrap_or("?"),
+            message["kind"].as_str().unwrap_or("?")
+        );
+        if message["kind"] == "rolled_back" {
+            rolled_back = true;
+            println!(
+                "             why: {}",
+                message["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    let now = w.service_task_definition("web").await?;
+    if &now != v1 || !rolled_back {
+        bail!(
+            "the story did not end as it should: web runs {now}, rollback notified: {rolled_back}"
+        );
+    }
+    t.say(format!("done: web is back on the first release, {v1}"));
+    Ok(())
+}
+
+/// The emulator's Lambda API, spoken over plain HTTP (the demo's only Lambda calls; the agent
+/// itself never calls Lambda, so it carries no Lambda SDK).
+struct EmulatorLambda {
+    port: u16,
+    env: Value,
+}
+
+impl EmulatorLambda {
+    fn new(w: &World, t: &Timeline) -> Result<EmulatorLambda> {
+        t.say("building the functions (debug, as the tests use them)…");
+        let mut build = cargo();
+        build.args(["build", "--quiet"]);
+        for f in [ECR_PUSH, TICK, handler::ALARM] {
+            build.args(["-p", f.name]);
+        }
+        if !build.status()?.success() {
+            bail!("building the functions failed");
+        }
+        let mut vars = serde_json::Map::new();
+        for (k, v) in w.cli_env() {
+            vars.insert(k.into(), v.into());
+        }
+        Ok(EmulatorLambda {
+            port: w.emulator.port,
+            env: json!({"Variables": vars}),
+        })
+    }
+
+    fn request(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        )?;
+        s.write_all(body)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("no HTTP response")?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut body = raw[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Ok((status, body, head))
+    }
+
+    fn create(&self, name: &str) -> Result<()> {
+        use std::io::Write;
+        let binary = target_dir().join("debug").join(name);
+        let mut zip = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut zip);
+            z.start_file(
+                "bootstrap",
+                zip::write::SimpleFileOptions::default().unix_permissions(0o755),
+            )?;
+            z.write_all(&std::fs::read(&binary).with_context(|| binary.display().to_string())?)?;
+            z.finish()?;
+        }
+        let body = json!({
+            "FunctionName": name,
+            "Runtime": "provided.al2023",
+            "Handler": "bootstrap",
+            "Role": "arn:aws:iam::000000000000:role/booking-harbormaster",
+            "Code": {"ZipFile": aws_smithy_types::base64::encode(zip.into_inner())},
+            "Environment": self.env,
+            "Timeout": 60,
+        });
+        let (status, body, _) =
+            self.request("/2015-03-31/functions", body.to_string().as_bytes())?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "CreateFunction {name}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(())
+    }
+
+    /// Invokes a function with an event and returns what it answered.
+    fn invoke(&self, name: &str, event: &Value) -> Result<Value> {
+        let (status, body, head) = self.request(
+            &format!("/2015-03-31/functions/{name}/invocations"),
+            event.to_string().as_bytes(),
+        )?;
+        if status != 200 || head.to_ascii_lowercase().contains("x-amz-function-error") {
+            bail!("{name} failed: {status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + size]);
+        b = &b[i + 4 + size..];
+    }
+    out
+}
+
+/// A function's answer (a dispatch report), as the timeline's transitions.
+fn print_answer(t: &Timeline, answer: &Value) {
+    for target in answer["targets"].as_array().into_iter().flatten() {
+        let who = format!(
+            "{}/{}",
+            target["environment"].as_str().unwrap_or("?"),
+            target["service"].as_str().unwrap_or("?")
+        );
+        for j in target["journal"].as_array().into_iter().flatten() {
+            let note = j["note"].as_str().filter(|n| !n.is_empty());
+            t.say(format!(
+                "  {who}: {} → {}{}",
+                j["from"].as_str().unwrap_or(""),
+                j["to"].as_str().unwrap_or(""),
+                note.map(|n| format!(" ({n})")).unwrap_or_default()
+            ));
+        }
+        if let Some(e) = target["error"].as_str() {
+            t.say(format!("  {who}: error: {e}"));
+        }
+    }
+}
+
+/// What the `tick` function does every minute.
+pub(crate) async fn tick(
+    agent: &harbormaster_aws::Agent,
+) -> Result<harbormaster_core::dispatch::DispatchReport> {
+    Ok(handler::dispatch(
+        agent,
+        TICK,
+        &fixture("scheduled.json"),
+        RunOptions::default(),
+    )
+    .await?)
+}

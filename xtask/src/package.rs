@@ -1,0 +1,84 @@
+//! `cargo xtask package`: every function's deployment zip, built with cargo-lambda.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use harbormaster_aws::handler::{self};
+
+use crate::{cache_dir, cargo, target_dir};
+
+/// Every function's deployment zip, built with cargo-lambda (installed from PyPI into a venv of
+/// its own when missing; it brings zig for linking). arm64 where the aarch64 standard library is
+/// installed, x86_64 otherwise, and the output says which.
+pub(crate) fn package() -> Result<()> {
+    let venv = cache_dir().join("venv-cargo-lambda");
+    let bin = venv.join("bin");
+    if !bin.join("cargo-lambda").exists() {
+        println!("installing cargo-lambda from PyPI into {}…", venv.display());
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(bin.join("pip"))
+                .args(["install", "-q", "cargo-lambda"])
+                .status()?
+                .success();
+        if !ok {
+            bail!("could not install cargo-lambda (pip install cargo-lambda)");
+        }
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let arm = installed
+        .lines()
+        .any(|l| l.trim() == "aarch64-unknown-linux-gnu");
+    let arch = if arm {
+        println!("building for arm64 (as deploy/template.yaml says)");
+        "--arm64"
+    } else {
+        println!(
+            "NOTE: the aarch64 standard library is not installed here (and rustup's server is out of reach), so these zips are x86_64. \
+             Deploy them with `Architectures: [x86_64]`, or build where `rustup target add aarch64-unknown-linux-gnu` works."
+        );
+        "--x86-64"
+    };
+    let out_dir = target_dir().join("lambda");
+    let mut cmd = cargo();
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .args([
+        "lambda",
+        "build",
+        "--release",
+        arch,
+        "--output-format",
+        "zip",
+        "--lambda-dir",
+    ])
+    .arg(&out_dir);
+    for f in handler::FUNCTIONS {
+        cmd.args(["--bin", f.name]);
+    }
+    if !cmd.status()?.success() {
+        bail!("cargo lambda build failed");
+    }
+    println!("\n{:<14} {:>10}", "function", "zip");
+    for f in handler::FUNCTIONS {
+        let zip = out_dir.join(f.name).join("bootstrap.zip");
+        let size = std::fs::metadata(&zip)
+            .with_context(|| format!("{} was not built", zip.display()))?
+            .len();
+        println!("{:<14} {:>7} KiB  {}", f.name, size / 1024, zip.display());
+    }
+    Ok(())
+}
