@@ -1,0 +1,120 @@
+//! ECR: tags and digests resolved to images with their push times.
+
+use harbormaster_core::image::{Digest, Image};
+use harbormaster_core::ports::*;
+
+use crate::errors::classify;
+
+use super::*;
+
+impl AwsPorts {
+    async fn describe_images(
+        &self,
+        repository: &str,
+        id: Option<aws_sdk_ecr::types::ImageIdentifier>,
+    ) -> Result<Vec<aws_sdk_ecr::types::ImageDetail>, PortError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .clients
+                .ecr
+                .describe_images()
+                .repository_name(repository)
+                .set_next_token(token.clone());
+            match &id {
+                Some(id) => req = req.image_ids(id.clone()),
+                None => {
+                    req = req.filter(
+                        aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                            .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                            .build(),
+                    )
+                }
+            }
+            match req.send().await {
+                Ok(page) => {
+                    out.extend(page.image_details().iter().cloned());
+                    token = page.next_token().map(str::to_owned);
+                    if token.is_none() || id.is_some() {
+                        return Ok(out);
+                    }
+                }
+                Err(e) => {
+                    let pe = classify("DescribeImages", &e);
+                    return if pe.kind == ErrorKind::NotFound
+                        && id.is_some()
+                        && pe.message.contains("ImageNotFound")
+                    {
+                        Ok(Vec::new())
+                    } else {
+                        Err(pe)
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn images_of(
+    repository: &str,
+    detail: &aws_sdk_ecr::types::ImageDetail,
+    only_tag: Option<&str>,
+) -> Vec<Image> {
+    let Some(digest) = detail.image_digest().and_then(|d| Digest::parse(d).ok()) else {
+        return Vec::new();
+    };
+    let pushed_at = to_utc(detail.image_pushed_at());
+    let tags: Vec<Option<String>> = match only_tag {
+        Some(t) => vec![Some(t.to_owned())],
+        None if detail.image_tags().is_empty() => vec![None],
+        None => detail
+            .image_tags()
+            .iter()
+            .map(|t| Some(t.clone()))
+            .collect(),
+    };
+    tags.into_iter()
+        .map(|tag| Image {
+            repository: repository.to_owned(),
+            digest: digest.clone(),
+            tag,
+            pushed_at,
+        })
+        .collect()
+}
+
+impl Images for AwsPorts {
+    async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Option<Image>, PortError> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_tag(tag)
+            .build();
+        let found = self.describe_images(repository, Some(id)).await?;
+        Ok(found
+            .first()
+            .and_then(|d| images_of(repository, d, Some(tag)).into_iter().next()))
+    }
+
+    async fn by_digest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Image>, PortError> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest.as_str())
+            .build();
+        let found = self.describe_images(repository, Some(id)).await?;
+        Ok(found.first().and_then(|d| {
+            let tag = d.image_tags().first().map(String::as_str);
+            images_of(repository, d, tag).into_iter().next()
+        }))
+    }
+
+    async fn tagged(&self, repository: &str) -> Result<Vec<Image>, PortError> {
+        let found = self.describe_images(repository, None).await?;
+        Ok(found
+            .iter()
+            .flat_map(|d| images_of(repository, d, None))
+            .collect())
+    }
+}

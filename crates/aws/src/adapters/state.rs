@@ -1,0 +1,90 @@
+//! The state store: one JSON document per target in S3, written with compare-and-swap
+//! (`If-None-Match: *` to create, `If-Match: <etag>` to update).
+
+use harbormaster_core::ports::*;
+use harbormaster_core::state::ServiceState;
+
+use crate::errors::classify;
+
+use super::*;
+
+impl StateStore for AwsPorts {
+    async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
+        let out = match self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                let pe = classify("GetObject", &e);
+                return if pe.kind == ErrorKind::NotFound && pe.message.contains("NoSuchKey") {
+                    Ok(None)
+                } else {
+                    Err(pe)
+                };
+            }
+        };
+        let etag = out.e_tag.clone().ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Invalid,
+                "GetObject",
+                "no ETag on the state document",
+            )
+        })?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|_| PortError::new(ErrorKind::Transient, "GetObject", "the body was cut off"))?
+            .into_bytes();
+        let state: ServiceState = serde_json::from_slice(&bytes).map_err(|e| {
+            PortError::new(
+                ErrorKind::Invalid,
+                "GetObject",
+                format!(
+                    "s3://{}/{key} is not a state document: {e}",
+                    self.state_bucket
+                ),
+            )
+        })?;
+        Ok(Some((state, Version(etag))))
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        state: &ServiceState,
+        expected: Option<&Version>,
+    ) -> Result<Version, SaveError> {
+        let body = serde_json::to_vec_pretty(state).expect("state serialises");
+        let req = self
+            .clients
+            .s3
+            .put_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.into());
+        // The ETag is the fencing token: create only if absent, replace only the version read.
+        let req = match expected {
+            None => req.if_none_match("*"),
+            Some(v) => req.if_match(&v.0),
+        };
+        match req.send().await {
+            Ok(out) => Ok(Version(out.e_tag.unwrap_or_default())),
+            Err(e) => {
+                let pe = classify("PutObject", &e);
+                if pe.kind == ErrorKind::Conflict {
+                    Err(SaveError::Conflict)
+                } else {
+                    Err(SaveError::Port(pe))
+                }
+            }
+        }
+    }
+}

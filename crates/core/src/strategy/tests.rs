@@ -1,0 +1,92 @@
+//! The strategies' table tests.
+
+use super::*;
+
+fn native() -> NativeSettings {
+    NativeSettings {
+        strategy: Strategy::Canary,
+        bake_time_minutes: 5,
+        canary: Some(Shift {
+            percent: 10.0,
+            interval_minutes: 3,
+        }),
+        linear: None,
+        load_balancer: LoadBalancerSettings {
+            container: "web".into(),
+            port: 8000,
+            ..Default::default()
+        },
+    }
+}
+
+fn outputs() -> BTreeMap<String, String> {
+    [
+        ("target-groups/web/blue", "arn:tg/blue"),
+        ("target-groups/web/green", "arn:tg/green"),
+        ("production-rules/web", "arn:rule/prod"),
+        ("roles/ecs-infrastructure", "arn:role/infra"),
+        (HOOK_FUNCTION_OUTPUT, "arn:lambda:hook"),
+        (HOOK_ROLE_OUTPUT, "arn:role/hook"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[test]
+fn outputs_fill_what_the_config_leaves_out() {
+    let d = NativeDeployment::resolve(
+        "web",
+        &native(),
+        &Gates::default(),
+        (None, None),
+        &outputs(),
+    )
+    .unwrap();
+    assert_eq!(d.alternate_target_group, "arn:tg/green");
+    assert_eq!(d.hook_function, "arn:lambda:hook");
+    assert_eq!(d.hook_stages, vec![Stage::ProductionTrafficShift]);
+    assert_eq!(d.test_listener_rule, None);
+}
+
+#[test]
+fn every_missing_piece_is_named() {
+    let mut o = outputs();
+    o.remove("target-groups/web/green");
+    o.remove(HOOK_ROLE_OUTPUT);
+    let gates = Gates {
+        approval: Some(ApprovalGate {
+            stage: Stage::PostTestTrafficShift,
+            timeout_minutes: 10,
+            on_timeout: OnTimeout::Reject,
+        }),
+        ..Default::default()
+    };
+    let err = NativeDeployment::resolve("web", &native(), &gates, (None, None), &o).unwrap_err();
+    assert!(
+        err.contains("load_balancer.alternate_target_group"),
+        "{err}"
+    );
+    assert!(err.contains("agent.hook_role_arn"), "{err}");
+    assert!(err.contains("test_listener_rule"), "{err}");
+}
+
+#[test]
+fn worst_datapoint_decides_by_direction() {
+    let mut c = MetricCheck {
+        name: "x".into(),
+        stages: vec![Stage::PostProductionTrafficShift],
+        fail_when: Direction::Above,
+        threshold: 5.0,
+        window_minutes: 5,
+        max_inconclusive: 3,
+        value: "v".into(),
+        queries: vec![],
+    };
+    assert_eq!(c.worst(&[1.0, 7.0, 2.0]), Some(7.0));
+    assert!(c.breached(7.0));
+    c.fail_when = Direction::Below;
+    assert_eq!(c.worst(&[1.0, 7.0, f64::NAN]), Some(1.0));
+    assert!(c.breached(1.0));
+    assert_eq!(c.worst(&[]), None);
+}

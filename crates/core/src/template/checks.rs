@@ -1,0 +1,136 @@
+//! What a template must be before anything is rendered from it: RegisterTaskDefinition's input
+//! fields only, named containers with images, no plaintext secrets, Fargate's network mode, and
+//! only the placeholders the agent fills.
+
+use serde_json::{Map, Value};
+
+use super::{TemplateError, INPUT_FIELDS, OUTPUT_FIELDS, PLACEHOLDERS};
+
+/// The template file errors point at.
+pub(super) struct At<'a>(pub &'a str);
+
+impl At<'_> {
+    pub(super) fn err(&self, field: &str, problem: String) -> TemplateError {
+        TemplateError {
+            file: self.0.to_owned(),
+            field: field.to_owned(),
+            problem,
+        }
+    }
+}
+
+pub(super) fn fields(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+    for k in body.keys() {
+        if OUTPUT_FIELDS.contains(&k.as_str()) {
+            return Err(at.err(
+                k,
+                "is part of DescribeTaskDefinition's output, not RegisterTaskDefinition's input: remove it".into(),
+            ));
+        }
+        if !INPUT_FIELDS.contains(&k.as_str()) {
+            let why = format!("unknown field; allowed: {}", INPUT_FIELDS.join(", "));
+            return Err(at.err(k, why));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn containers(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+    let Some(Value::Array(containers)) = body.get("containerDefinitions") else {
+        let why = "required: a list of container definitions".into();
+        return Err(at.err("containerDefinitions", why));
+    };
+    if containers.is_empty() {
+        let why = "must hold at least one container".into();
+        return Err(at.err("containerDefinitions", why));
+    }
+    let mut names = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        let field = format!("containerDefinitions[{i}]");
+        let Value::Object(c) = c else {
+            return Err(at.err(&field, "expected an object".into()));
+        };
+        let Some(Value::String(name)) = c.get("name") else {
+            return Err(at.err(&format!("{field}.name"), "required: a string".into()));
+        };
+        if names.contains(name) {
+            let why = format!("`{name}` is used twice");
+            return Err(at.err(&format!("{field}.name"), why));
+        }
+        names.push(name.clone());
+        if !matches!(c.get("image"), Some(Value::String(_))) {
+            return Err(at.err(&format!("{field}.image"), "required: a string".into()));
+        }
+        if let Some(env) = c.get("environment") {
+            environment(at, &field, env)?;
+        }
+    }
+    Ok(())
+}
+
+/// A container's plain variables: `{"name", "value"}` pairs, none of them a secret.
+fn environment(at: &At<'_>, field: &str, env: &Value) -> Result<(), TemplateError> {
+    let Value::Array(env) = env else {
+        return Err(at.err(&format!("{field}.environment"), "expected a list".into()));
+    };
+    for (j, kv) in env.iter().enumerate() {
+        let entry = format!("{field}.environment[{j}]");
+        let (Some(Value::String(n)), Some(Value::String(v))) = (kv.get("name"), kv.get("value"))
+        else {
+            let why = "expected {\"name\": …, \"value\": …} with string values".into();
+            return Err(at.err(&entry, why));
+        };
+        if let Some(why) = crate::secrets::looks_like_secret(n, v) {
+            let why = format!("`{n}`: {why}; put it in `secrets` as an SSM or Secrets Manager ARN");
+            return Err(at.err(&entry, why));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn fargate_mode(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+    if body.get("networkMode").is_some_and(|m| m != "awsvpc") {
+        return Err(at.err("networkMode", "Fargate requires \"awsvpc\"".into()));
+    }
+    if let Some(rc) = body.get("requiresCompatibilities") {
+        let ok = rc
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "FARGATE"));
+        if !ok {
+            let why = "must include \"FARGATE\"".into();
+            return Err(at.err("requiresCompatibilities", why));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn placeholders(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+    let text = Value::Object(body.clone()).to_string();
+    for p in placeholders_in(&text) {
+        if !PLACEHOLDERS.contains(&p.as_str()) {
+            let allowed: Vec<String> = PLACEHOLDERS.iter().map(|p| format!("${{{p}}}")).collect();
+            let why = format!(
+                "unknown placeholder `${{{p}}}`; allowed: {}",
+                allowed.join(", ")
+            );
+            return Err(at.err("", why));
+        }
+    }
+    Ok(())
+}
+
+fn placeholders_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                out.push(after[..j].to_owned());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}

@@ -1,0 +1,162 @@
+//! Rendering a template for one target: placeholders filled, the image pinned by digest into
+//! the service's containers, variables and secrets merged by name, the agent's tags added.
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    Placement, RenderedTaskDefinition, Template, TemplateError, TAG_DEPLOYMENT, TAG_DIGEST,
+    TAG_ENVIRONMENT, TAG_SERVICE,
+};
+use crate::config::{Config, Environment, Service, TargetSettings};
+use crate::image::Digest;
+
+/// Everything rendering needs besides the template.
+#[derive(Clone, Copy)]
+pub struct RenderInput<'a> {
+    pub config: &'a Config,
+    pub environment: &'a Environment,
+    pub service: &'a Service,
+    pub target: &'a TargetSettings,
+    pub digest: &'a Digest,
+    pub placement: &'a Placement,
+    pub deployment_id: &'a str,
+}
+
+impl Template {
+    pub fn render(&self, input: &RenderInput<'_>) -> Result<RenderedTaskDefinition, TemplateError> {
+        let RenderInput {
+            config,
+            environment,
+            service,
+            target,
+            digest,
+            placement,
+            deployment_id,
+        } = *input;
+        let targets = self.image_containers(service)?;
+        let repo_uri = format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{}",
+            placement.account, placement.region, service.repository
+        );
+        let image = format!("{repo_uri}@{digest}");
+        let vars = [
+            ("project", config.project.as_str()),
+            ("env", environment.name.as_str()),
+            ("service", service.name.as_str()),
+            ("account", placement.account.as_str()),
+            ("region", placement.region.as_str()),
+        ];
+        let mut body = substitute(Value::Object(self.body.clone()), &vars);
+        let obj = body.as_object_mut().expect("template body is an object");
+        let family = obj
+            .get("family")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}-{}-{}", config.project, environment.name, service.name));
+        obj.insert("family".into(), Value::String(family.clone()));
+
+        if let Some(Value::Array(containers)) = obj.get_mut("containerDefinitions") {
+            for c in containers.iter_mut() {
+                let name = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if !targets.contains(&name) {
+                    continue;
+                }
+                let c = c.as_object_mut().expect("checked at parse");
+                c.insert("image".into(), Value::String(image.clone()));
+                merge_named(
+                    c,
+                    "environment",
+                    target
+                        .variables
+                        .iter()
+                        .map(|(k, v)| json!({"name": k, "value": v})),
+                );
+                merge_named(
+                    c,
+                    "secrets",
+                    target.secrets.iter().map(|(k, s)| {
+                        json!({
+                            "name": k,
+                            "valueFrom": s.value_from(&config.project, &environment.name, &placement.region, &placement.account)
+                        })
+                    }),
+                );
+            }
+        }
+        let ours = [
+            (TAG_DEPLOYMENT, deployment_id.to_owned()),
+            (TAG_DIGEST, digest.to_string()),
+            (TAG_ENVIRONMENT, environment.name.clone()),
+            (TAG_SERVICE, service.name.clone()),
+        ];
+        let mut tags: Vec<Value> = obj
+            .get("tags")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| {
+                !t.get("key")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.starts_with("harbormaster:"))
+            })
+            .collect();
+        tags.extend(ours.iter().map(|(k, v)| json!({"key": k, "value": v})));
+        obj.insert("tags".into(), Value::Array(tags));
+        Ok(RenderedTaskDefinition {
+            family,
+            body,
+            image,
+            containers: targets,
+        })
+    }
+}
+
+/// Config entries replace template entries with the same name; the rest of the template's stay.
+fn merge_named(c: &mut Map<String, Value>, key: &str, entries: impl Iterator<Item = Value>) {
+    let entries: Vec<Value> = entries.collect();
+    if entries.is_empty() {
+        return;
+    }
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let mut list: Vec<Value> = c
+        .get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            !e.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| names.iter().any(|x| x == n))
+        })
+        .collect();
+    list.extend(entries);
+    c.insert(key.into(), Value::Array(list));
+}
+
+fn substitute(v: Value, vars: &[(&str, &str)]) -> Value {
+    match v {
+        Value::String(s) if s.contains("${") => {
+            let mut s = s;
+            for (k, val) in vars {
+                s = s.replace(&format!("${{{k}}}"), val);
+            }
+            Value::String(s)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| substitute(x, vars)).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| (k, substitute(x, vars)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

@@ -1,0 +1,154 @@
+//! Templates as teams write them, and as they go wrong.
+
+use super::*;
+use crate::config::Config;
+use crate::image::Digest;
+
+pub const WEB: &str = r#"{
+  "family": "booking-${env}-web",
+  "executionRoleArn": "arn:aws:iam::${account}:role/booking-${env}-execution",
+  "cpu": "256", "memory": "512",
+  "containerDefinitions": [
+    {"name": "web", "image": "booking/web:latest", "essential": true,
+     "portMappings": [{"containerPort": 8000}],
+     "environment": [{"name": "DEBUG", "value": "false"}, {"name": "PORT", "value": "8000"}]},
+    {"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"}
+  ]
+}"#;
+
+fn cfg() -> Config {
+    Config::parse("harbormaster.toml", crate::testing::CONFIG).unwrap()
+}
+
+fn render(t: &Template, cfg: &Config) -> RenderedTaskDefinition {
+    let (e, s, tg) = cfg.target("dev", "web").unwrap();
+    let d = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    t.render(&RenderInput {
+        config: cfg,
+        environment: e,
+        service: s,
+        target: tg,
+        digest: &d,
+        placement: &Placement {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        },
+        deployment_id: "d-1",
+    })
+    .unwrap()
+}
+
+#[test]
+fn renders_the_image_by_digest_only_into_the_service_containers() {
+    let t = Template::parse("web.json", WEB).unwrap();
+    let r = render(&t, &cfg());
+    let c = &r.body["containerDefinitions"];
+    assert_eq!(
+        c[0]["image"],
+        format!(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/booking/web@sha256:{}",
+            "ab".repeat(32)
+        )
+    );
+    assert_eq!(
+        c[1]["image"],
+        "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
+    );
+    assert_eq!(r.family, "booking-dev-web");
+    assert_eq!(
+        r.body["executionRoleArn"],
+        "arn:aws:iam::123456789012:role/booking-dev-execution"
+    );
+    assert_eq!(r.body["networkMode"], "awsvpc");
+    assert_eq!(r.body["requiresCompatibilities"], json!(["FARGATE"]));
+}
+
+#[test]
+fn variables_override_by_name_and_secrets_are_arns() {
+    let t = Template::parse("web.json", WEB).unwrap();
+    let r = render(&t, &cfg());
+    let c = &r.body["containerDefinitions"][0];
+    let env = c["environment"].as_array().unwrap();
+    let debug: Vec<_> = env.iter().filter(|e| e["name"] == "DEBUG").collect();
+    assert_eq!(debug.len(), 1);
+    assert_eq!(debug[0]["value"], "true");
+    assert!(env.iter().any(|e| e["name"] == "PORT"));
+    assert_eq!(
+        c["secrets"],
+        json!([{"name": "DATABASE_PASSWORD", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/booking/dev/database/password"}])
+    );
+    assert!(r.body["containerDefinitions"][1].get("secrets").is_none());
+    let tags = r.body["tags"].as_array().unwrap();
+    assert!(tags.contains(&json!({"key": TAG_DEPLOYMENT, "value": "d-1"})));
+}
+
+#[test]
+fn fargate_sizes_follow_the_aws_table() {
+    let ok = [
+        (256, 512),
+        (256, 2048),
+        (512, 4096),
+        (1024, 8192),
+        (2048, 4096),
+        (4096, 30720),
+        (8192, 16384 + 4096 * 3),
+        (16384, 122880),
+    ];
+    for (c, m) in ok {
+        assert!(check_fargate_size(c, m).is_ok(), "{c}/{m}");
+    }
+    let bad = [
+        (256, 4096),
+        (512, 512),
+        (1024, 9216),
+        (8192, 17408),
+        (300, 1024),
+        (16384, 32768 + 4096),
+    ];
+    for (c, m) in bad {
+        assert!(check_fargate_size(c, m).is_err(), "{c}/{m}");
+    }
+}
+
+#[test]
+fn template_errors_name_file_and_field() {
+    let cases = [
+        (
+            WEB.replace("\"memory\": \"512\"", "\"memory\": \"4096\""),
+            "memory",
+        ),
+        (WEB.replace("\"family\"", "\"famliy\""), "famliy"),
+        (
+            WEB.replace("\"family\"", "\"taskDefinitionArn\""),
+            "taskDefinitionArn",
+        ),
+        (
+            WEB.replace("\"value\": \"false\"", "\"value\": \"postgres://u:p@h/db\""),
+            "containerDefinitions[0].environment[0]",
+        ),
+        (WEB.replace("${env}-web", "${stage}-web"), ""),
+        (WEB.replace("\"cpu\": \"256\", ", ""), "cpu"),
+    ];
+    for (text, field) in cases {
+        let e = Template::parse("taskdefs/web.json", &text).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.to_string().starts_with("taskdefs/web.json"), "{e}");
+    }
+    let e = Template::parse("t.json", "{ nope").unwrap_err();
+    assert!(e.problem.contains("line 1"), "{e}");
+}
+
+#[test]
+fn vcpu_and_gb_forms_are_normalised() {
+    let t = Template::parse(
+        "t.json",
+        &WEB.replace("\"256\"", "\"0.5 vCPU\"")
+            .replace("\"512\"", "\"1 GB\""),
+    )
+    .unwrap();
+    let r = render(&t, &cfg());
+    assert_eq!(
+        (r.body["cpu"].as_str(), r.body["memory"].as_str()),
+        (Some("512"), Some("1024"))
+    );
+}
