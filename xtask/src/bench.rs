@@ -211,39 +211,67 @@ fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Result<StartU
 }
 
 pub(crate) async fn bench() -> Result<()> {
+    let release = release_build()?;
+    let w = World::start().await?;
+    let mut env: Vec<(&str, String)> = w.emulator.env();
+    env.push(("HARBORMASTER_CONFIG", w.config_dir.display().to_string()));
+
+    println!("start-up: {RUNS} runs each, exec → first Runtime API request…");
+    let ours = start_up(&release.join("ecr-push"), &env, RUNS)?;
+    let hello = start_up(&release.join("hello-lambda"), &env, RUNS)?;
+    let (handled, invoked_rss) = one_invocation(&w, &release, &env).await?;
+    let table = start_up_table(&ours, &hello, invoked_rss, handled);
+
+    println!("push → UpdateService through a counting proxy…");
+    let proxy = CountingProxy::start(w.emulator.port)?;
+    let push_table = push_rounds(&w, &proxy).await?;
+    println!("\n{table}\n{push_table}");
+
+    println!(
+        "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
+    );
+    let (ours_deploy, theirs) = side_by_side(&w, &release.join("harbormaster"), &proxy).await?;
+    let side_table = side_by_side_table(&ours_deploy, &theirs);
+    println!("\n{side_table}");
+
+    println!("load: 1,000 pushes over 50 services, concurrent…");
+    let load_table = load_run().await?;
+    println!("\n{load_table}");
+
+    let doc = document(&table, &push_table, &side_table, &load_table)?;
+    std::fs::write(root().join("BENCHMARKS.md"), doc)?;
+    println!("wrote BENCHMARKS.md");
+    Ok(())
+}
+
+/// Start-up runs of each binary.
+const RUNS: usize = 20;
+
+/// Release builds of what is measured: ecr-push, the hello-world baseline and the CLI.
+fn release_build() -> Result<PathBuf> {
     println!(
         "building release binaries of ecr-push, hello-lambda and the CLI (opt-level s, fat LTO)…"
     );
-    let status = cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ecr-push",
-            "-p",
-            "hello-lambda",
-            "-p",
-            "harbormaster",
-        ])
-        .status()?;
+    let packages = ["ecr-push", "hello-lambda", "harbormaster"];
+    let args = packages.iter().flat_map(|p| ["-p", p]);
+    let status = cargo().args(["build", "--release"]).args(args).status()?;
     if !status.success() {
         bail!("release build failed");
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("target"));
-    let release = target.join("release");
-    let w = World::start().await?;
-    let mut env: Vec<(&str, String)> = w.emulator.env();
-    env.push(("HARBORMASTER_CONFIG", w.config_dir.display().to_string()));
+    Ok(target.join("release"))
+}
 
-    const RUNS: usize = 20;
-    println!("start-up: {RUNS} runs each, exec → first Runtime API request…");
-    let ours = start_up(&release.join("ecr-push"), &env, RUNS)?;
-    let hello = start_up(&release.join("hello-lambda"), &env, RUNS)?;
-
-    // One real invocation of the release ecr-push binary against the emulator: its peak RSS
-    // after handling a push (clients built, config read, a deployment started).
+/// One real invocation of the release ecr-push binary against the emulator: how long from exec
+/// to the push handled, and its peak RSS after (clients built, config read, deployments
+/// started).
+async fn one_invocation(
+    w: &World,
+    release: &Path,
+    env: &[(&str, String)],
+) -> Result<(Duration, u64)> {
     let digest = w.push_image("main-bec0000").await?;
     let event = w
         .push_event("bench-invocation", "main-bec0000", &digest)
@@ -281,8 +309,38 @@ pub(crate) async fn bench() -> Result<()> {
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("push → UpdateService through a counting proxy…");
-    let proxy = CountingProxy::start(w.emulator.port)?;
+    Ok((handled, invoked_rss))
+}
+
+fn start_up_table(ours: &StartUp, hello: &StartUp, invoked_rss: u64, handled: Duration) -> String {
+    format!(
+        "| measure | ecr-push (Harbormaster) | hello-world lambda_runtime | ratio |\n\
+         | --- | --- | --- | --- |\n\
+         | exec → first Runtime API request, median of {RUNS} | {:.1} ms | {:.1} ms | {:.2}× |\n\
+         | same, p90 | {:.1} ms | {:.1} ms | {:.2}× |\n\
+         | peak RSS at first request | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
+         | binary size (release, stripped) | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
+         | peak RSS after handling one push (2 services) | {:.1} MiB | – | – |\n\
+         | exec → push handled (cold start + 2 deployments) | {:.0} ms | – | – |\n",
+        ours.median_ms,
+        hello.median_ms,
+        ours.median_ms / hello.median_ms,
+        ours.p90_ms,
+        hello.p90_ms,
+        ours.p90_ms / hello.p90_ms,
+        ours.rss_kib as f64 / 1024.0,
+        hello.rss_kib as f64 / 1024.0,
+        ours.rss_kib as f64 / hello.rss_kib.max(1) as f64,
+        ours.size_kib as f64 / 1024.0,
+        hello.size_kib as f64 / 1024.0,
+        ours.size_kib as f64 / hello.size_kib.max(1) as f64,
+        invoked_rss as f64 / 1024.0,
+        handled.as_secs_f64() * 1000.0,
+    )
+}
+
+/// Push → UpdateService, in process, through the counting proxy: wall times and calls.
+async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
     let sdk = harbormaster_e2e::sdk_at(&proxy.endpoint).await;
     let agent = harbormaster_aws::Agent {
         ports: harbormaster_aws::AwsPorts::new(&sdk, ""),
@@ -323,31 +381,7 @@ pub(crate) async fn bench() -> Result<()> {
         })
         .collect();
 
-    let table = format!(
-        "| measure | ecr-push (Harbormaster) | hello-world lambda_runtime | ratio |\n\
-         | --- | --- | --- | --- |\n\
-         | exec → first Runtime API request, median of {RUNS} | {:.1} ms | {:.1} ms | {:.2}× |\n\
-         | same, p90 | {:.1} ms | {:.1} ms | {:.2}× |\n\
-         | peak RSS at first request | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
-         | binary size (release, stripped) | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
-         | peak RSS after handling one push (2 services) | {:.1} MiB | – | – |\n\
-         | exec → push handled (cold start + 2 deployments) | {:.0} ms | – | – |\n",
-        ours.median_ms,
-        hello.median_ms,
-        ours.median_ms / hello.median_ms,
-        ours.p90_ms,
-        hello.p90_ms,
-        ours.p90_ms / hello.p90_ms,
-        ours.rss_kib as f64 / 1024.0,
-        hello.rss_kib as f64 / 1024.0,
-        ours.rss_kib as f64 / hello.rss_kib.max(1) as f64,
-        ours.size_kib as f64 / 1024.0,
-        hello.size_kib as f64 / 1024.0,
-        ours.size_kib as f64 / hello.size_kib.max(1) as f64,
-        invoked_rss as f64 / 1024.0,
-        handled.as_secs_f64() * 1000.0,
-    );
-    let push_table = format!(
+    Ok(format!(
         "| measure | value |\n| --- | --- |\n\
          | push event → UpdateService answered, 2 services, median of 5 (min {:.0}, max {:.0}) | {:.0} ms |\n\
          | AWS calls per push | {} ({:.1} per service, {} mutating) |\n\
@@ -359,17 +393,11 @@ pub(crate) async fn bench() -> Result<()> {
         per_service,
         mutating,
         ops_count.join(", "),
-    );
-    println!("\n{table}\n{push_table}");
+    ))
+}
 
-    println!(
-        "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
-    );
-    let (ours_deploy, theirs) = side_by_side(&w, &release.join("harbormaster"), &proxy).await?;
-    let side_table = side_by_side_table(&ours_deploy, &theirs);
-    println!("\n{side_table}");
-
-    println!("load: 1,000 pushes over 50 services, concurrent…");
+/// The 1,000-event run over 50 services.
+async fn load_run() -> Result<String> {
     let load = harbormaster_e2e::load::run(&World::start().await?).await?;
     let wrong = load.deployments.values().filter(|(_, ok)| !ok).count();
     if wrong > 0 {
@@ -397,6 +425,10 @@ pub(crate) async fn bench() -> Result<()> {
     );
     println!("\n{load_table}");
 
+    Ok(load_table)
+}
+
+fn document(table: &str, push_table: &str, side_table: &str, load_table: &str) -> Result<String> {
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism()
@@ -438,7 +470,5 @@ pub(crate) async fn bench() -> Result<()> {
         chrono::Utc::now().format("%Y-%m-%d"),
         harbormaster_e2e::load::SETTLE_SECONDS,
     );
-    std::fs::write(root().join("BENCHMARKS.md"), doc)?;
-    println!("wrote BENCHMARKS.md");
-    Ok(())
+    Ok(doc)
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use harbormaster_aws::handler::{self, ECR_PUSH, TICK};
+use harbormaster_aws::handler::{self, ALARM, ECR_PUSH, TICK};
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{fixture, World, CLUSTER};
 use harbormaster_testkit::MINISTACK;
@@ -24,21 +24,49 @@ impl Timeline {
 }
 
 pub(crate) async fn demo() -> Result<()> {
-    use harbormaster_aws::handler::ALARM;
-    use harbormaster_bootstrap::{cloud::Cloud, run, spec::Spec};
-    use harbormaster_core::config::Config;
-
     let t = Timeline(Instant::now());
     t.say("starting the local AWS emulator (the first run also creates its venv)…");
     let emulator = harbormaster_testkit::Emulator::start()?;
     t.say(format!("emulator {MINISTACK} at {}", emulator.endpoint));
+    bootstrap(&t, &emulator).await?;
 
-    // 1. The environment, as `harbormaster-bootstrap apply --env dev` makes it.
+    // What the team adds: its services on a first revision, a secret, an inbox on the topic.
+    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped).await?;
+    t.say(format!(
+        "team: services web and worker in {CLUSTER}, the Django secret in SSM, an SQS inbox on {}",
+        w.topic_arn
+    ));
+    put_alarms(&t, &w).await?;
+
+    // The functions, as Lambda runs them: ministack runs a provided.al2023 zip's `bootstrap`.
+    let lambda = EmulatorLambda::new(&w, &t)?;
+    for f in [ECR_PUSH, TICK, ALARM] {
+        lambda.create(f.name)?;
+    }
+    t.say("functions ecr-push, tick and alarm created in the emulator's Lambda (provided.al2023)");
+    let (v1, v2) = two_releases(&t, &w, &lambda).await?;
+    t.say(format!("web runs {v2}"));
+    alarm_fires(&t, &w, &lambda).await?;
+    let rolled_back = show_inbox(&t, &w).await?;
+    let now = w.service_task_definition("web").await?;
+    if now != v1 || !rolled_back {
+        bail!(
+            "the story did not end as it should: web runs {now}, rollback notified: {rolled_back}"
+        );
+    }
+    t.say(format!("done: web is back on the first release, {v1}"));
+    Ok(())
+}
+
+/// The environment, as `harbormaster-bootstrap apply --env dev` makes it.
+async fn bootstrap(t: &Timeline, emulator: &harbormaster_testkit::Emulator) -> Result<()> {
+    use harbormaster_bootstrap::{cloud::Cloud, run, spec::Spec};
+    use harbormaster_core::config::Config;
     let file = root().join("examples/booking/harbormaster.toml");
     let shown = file.display().to_string();
     let config = Config::parse(&shown, &std::fs::read_to_string(&file)?)?;
     let spec = Spec::from_config(&shown, &config, "dev")?;
-    let sdk = harbormaster_e2e::sdk_for(&emulator).await;
+    let sdk = harbormaster_e2e::sdk_for(emulator).await;
     let report = run::apply(&Cloud::new(&sdk), &spec, true).await?;
     if !report.errors.is_empty() {
         bail!("bootstrap failed: {}", report.errors.join("; "));
@@ -47,41 +75,37 @@ pub(crate) async fn demo() -> Result<()> {
         "bootstrap: {} resources for booking/dev (VPC, ALB with blue/green target groups, cluster, ECR, IAM, RDS, ElastiCache, SNS, state bucket, SSM outputs)",
         report.changes()
     ));
+    Ok(())
+}
 
-    // 2. What the team adds: its services on a first revision, a secret, an inbox on the topic.
-    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped).await?;
-    t.say(format!(
-        "team: services web and worker in {CLUSTER}, the Django secret in SSM, an SQS inbox on {}",
-        w.topic_arn
-    ));
-    let agent = w.agent();
-    let (ports, bundle) = agent.prepare().await?;
-    {
-        use harbormaster_core::alarm::standard_alarms;
-        use harbormaster_core::ports::Alarms;
-        let (e, s, _) = bundle.config.target("dev", "web").context("dev/web")?;
-        for a in standard_alarms(
-            "booking",
-            "dev",
-            "web",
-            &e.cluster,
-            &s.ecs_service,
-            None,
-            &s.thresholds,
-        ) {
-            ports.put_alarm(&a).await?;
-        }
-        t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
+/// What `harbormaster alarms --env dev --service web --apply` does.
+async fn put_alarms(t: &Timeline, w: &World) -> Result<()> {
+    use harbormaster_core::alarm::standard_alarms;
+    use harbormaster_core::ports::Alarms;
+    let (ports, bundle) = w.agent().prepare().await?;
+    let (e, s, _) = bundle.config.target("dev", "web").context("dev/web")?;
+    let (cluster, service) = (&e.cluster, &s.ecs_service);
+    for a in standard_alarms(
+        "booking",
+        "dev",
+        "web",
+        cluster,
+        service,
+        None,
+        &s.thresholds,
+    ) {
+        ports.put_alarm(&a).await?;
     }
+    t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
+    Ok(())
+}
 
-    // The functions, as Lambda runs them: ministack runs a provided.al2023 zip's `bootstrap`.
-    let lambda = EmulatorLambda::new(&w, &t)?;
-    for f in [ECR_PUSH, TICK, ALARM] {
-        lambda.create(f.name)?;
-    }
-    t.say("functions ecr-push, tick and alarm created in the emulator's Lambda (provided.al2023)");
-
-    // 3. Two releases, each pushed and deployed by the functions.
+/// Two releases, each pushed and deployed by the functions: the revisions web ran.
+async fn two_releases(
+    t: &Timeline,
+    w: &World,
+    lambda: &EmulatorLambda,
+) -> Result<(String, String)> {
     let mut revisions = Vec::new();
     for (n, suffix) in ["a11ce01", "b0b0b02"].iter().enumerate() {
         let tag = format!("main-{suffix}");
@@ -89,30 +113,32 @@ pub(crate) async fn demo() -> Result<()> {
         t.say(format!("push booking/web:{tag} → {}", &digest[..19]));
         let event = w.push_event(&format!("demo-push-{n}"), &tag, &digest);
         t.say("EventBridge \"ECR Image Action\" → Lambda ecr-push");
-        print_answer(&t, &lambda.invoke("ecr-push", &event)?);
+        print_answer(t, &lambda.invoke("ecr-push", &event)?);
         t.say("EventBridge schedule → Lambda tick");
-        print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+        print_answer(t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
         revisions.push(w.service_task_definition("web").await?);
     }
-    let (v1, v2) = (&revisions[0], &revisions[1]);
-    t.say(format!("web runs {v2}"));
+    let second = revisions.pop().context("two releases")?;
+    let first = revisions.pop().context("two releases")?;
+    Ok((first, second))
+}
 
-    // 4. The second release makes an alarm fire: EventBridge's event goes to the alarm function.
+/// The second release makes an alarm fire: EventBridge's event goes to the alarm function.
+async fn alarm_fires(t: &Timeline, w: &World, lambda: &EmulatorLambda) -> Result<()> {
     let alarm = "booking-dev-web-cpu";
-    let event = w
-        .fire_alarm(
-            alarm,
-            "Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).",
-        )
-        .await?;
+    let why = "Threshold Crossed: 3 datapoints [97.1, 98.4, 99.0] were greater than the threshold (80.0).";
+    let event = w.fire_alarm(alarm, why).await?;
     t.say(format!(
         "CloudWatch: {alarm} → ALARM; \"CloudWatch Alarm State Change\" → Lambda alarm"
     ));
-    print_answer(&t, &lambda.invoke("alarm", &event)?);
+    print_answer(t, &lambda.invoke("alarm", &event)?);
     t.say("EventBridge schedule → Lambda tick");
-    print_answer(&t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+    print_answer(t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
+    Ok(())
+}
 
-    // 5. What the team was told, in order.
+/// What the team was told, in order; whether a rollback was among it.
+async fn show_inbox(t: &Timeline, w: &World) -> Result<bool> {
     let inbox = w.inbox().await?;
     t.say(format!("{} notifications in the SQS inbox:", inbox.len()));
     let mut rolled_back = false;
@@ -124,20 +150,11 @@ pub(crate) async fn demo() -> Result<()> {
         );
         if message["kind"] == "rolled_back" {
             rolled_back = true;
-            println!(
-                "             why: {}",
-                message["reason"].as_str().unwrap_or("")
-            );
+            let why = message["reason"].as_str().unwrap_or("");
+            println!("             why: {why}");
         }
     }
-    let now = w.service_task_definition("web").await?;
-    if &now != v1 || !rolled_back {
-        bail!(
-            "the story did not end as it should: web runs {now}, rollback notified: {rolled_back}"
-        );
-    }
-    t.say(format!("done: web is back on the first release, {v1}"));
-    Ok(())
+    Ok(rolled_back)
 }
 
 /// The emulator's Lambda API, spoken over plain HTTP (the demo's only Lambda calls; the agent

@@ -126,14 +126,38 @@ pub fn decide(
         reason: String::new(),
         alert: None,
     };
+    d.alert = watch_ceiling(policy, state, &mut s, &m, wanted, now);
+    s.last_backlog = Some(m.backlog);
+    s.waiting_for_deployment = deploying;
+    if deploying {
+        d.reason = "a deployment of the service is in flight; scaling waits for it".into();
+    } else if target > current {
+        scale_out(policy, &mut s, &mut d, now);
+    } else if target < current {
+        scale_in(policy, &mut s, &mut d, now);
+    } else {
+        s.low_since = None;
+        d.reason = format!("{current} tasks carry a backlog of {}", m.backlog);
+    }
+    (d, s)
+}
 
-    // Sitting at max while the backlog grows: once, after `alert_after`.
-    let growing = state.last_backlog.is_none_or(|b| m.backlog >= b);
-    if current >= policy.max && wanted > u64::from(policy.max) && growing {
+/// Sitting at max while the backlog grows: an alert, once, after `alert_after`.
+fn watch_ceiling(
+    policy: &ScalingPolicy,
+    before: &ScalingState,
+    s: &mut ScalingState,
+    m: &Measured,
+    wanted: u64,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let growing = before.last_backlog.is_none_or(|b| m.backlog >= b);
+    let over = wanted > u64::from(policy.max);
+    if m.desired >= policy.max && over && growing {
         let since = *s.at_max_since.get_or_insert(now);
         if now - since >= policy.alert_after && !s.alerted {
             s.alerted = true;
-            d.alert = Some(format!(
+            return Some(format!(
                 "at its maximum of {} tasks for {} min with the backlog still growing ({} waiting, {} per task)",
                 policy.max,
                 (now - since).num_minutes(),
@@ -141,74 +165,76 @@ pub fn decide(
                 policy.per_task
             ));
         }
-    } else if current < policy.max || wanted <= u64::from(policy.max) {
+    } else if m.desired < policy.max || !over {
         s.at_max_since = None;
         s.alerted = false;
     }
-    s.last_backlog = Some(m.backlog);
-    s.waiting_for_deployment = deploying;
+    None
+}
 
-    if deploying {
-        d.reason = "a deployment of the service is in flight; scaling waits for it".into();
-        return (d, s);
-    }
-    if target > current {
-        s.low_since = None;
-        if let Some(t) = s.last_out.filter(|t| now - *t < policy.scale_out_cooldown) {
-            d.reason = format!(
-                "wants {target}, but scaled out {}s ago (cooldown {}s)",
-                (now - t).num_seconds(),
-                policy.scale_out_cooldown.num_seconds()
-            );
-            return (d, s);
-        }
-        let next = match policy.step {
-            Some(step) => target.min(current.saturating_add(step)),
-            None => target,
-        };
-        s.last_out = Some(now);
-        d.desired = next;
+/// More tasks, unless the last scale-out was within the cooldown; at most `step` more.
+fn scale_out(
+    policy: &ScalingPolicy,
+    s: &mut ScalingState,
+    d: &mut ScaleDecision,
+    now: DateTime<Utc>,
+) {
+    let (target, current) = (d.target, d.current);
+    s.low_since = None;
+    if let Some(t) = s.last_out.filter(|t| now - *t < policy.scale_out_cooldown) {
         d.reason = format!(
-            "backlog {} at {} per task wants {target}{}",
-            m.backlog,
-            policy.per_task,
-            if next < target {
-                format!(
-                    "; {next} this step (step limit {})",
-                    policy.step.unwrap_or_default()
-                )
-            } else {
-                String::new()
-            }
+            "wants {target}, but scaled out {}s ago (cooldown {}s)",
+            (now - t).num_seconds(),
+            policy.scale_out_cooldown.num_seconds()
         );
-        return (d, s);
+        return;
     }
-    if target < current {
-        let low_since = *s.low_since.get_or_insert(now);
-        let calm = now - low_since >= policy.scale_in_cooldown
-            && s.last_in
-                .is_none_or(|t| now - t >= policy.scale_in_cooldown);
-        if !calm {
-            d.reason = format!(
-                "wants {target}; scaling in once the backlog stays low for {}s (low for {}s)",
-                policy.scale_in_cooldown.num_seconds(),
-                (now - low_since).num_seconds()
-            );
-            return (d, s);
-        }
-        s.last_in = Some(now);
-        s.low_since = None;
-        d.desired = target;
+    let next = match policy.step {
+        Some(step) => target.min(current.saturating_add(step)),
+        None => target,
+    };
+    s.last_out = Some(now);
+    d.desired = next;
+    let limited = if next < target {
+        let step = policy.step.unwrap_or_default();
+        format!("; {next} this step (step limit {step})")
+    } else {
+        String::new()
+    };
+    d.reason = format!(
+        "backlog {} at {} per task wants {target}{limited}",
+        d.backlog, policy.per_task
+    );
+}
+
+/// Fewer tasks, once the backlog has stayed low for the cooldown.
+fn scale_in(
+    policy: &ScalingPolicy,
+    s: &mut ScalingState,
+    d: &mut ScaleDecision,
+    now: DateTime<Utc>,
+) {
+    let target = d.target;
+    let low_since = *s.low_since.get_or_insert(now);
+    let calm = now - low_since >= policy.scale_in_cooldown
+        && s.last_in
+            .is_none_or(|t| now - t >= policy.scale_in_cooldown);
+    if !calm {
         d.reason = format!(
-            "backlog {} stayed low for {}s: {target} is enough",
-            m.backlog,
+            "wants {target}; scaling in once the backlog stays low for {}s (low for {}s)",
+            policy.scale_in_cooldown.num_seconds(),
             (now - low_since).num_seconds()
         );
-        return (d, s);
+        return;
     }
+    s.last_in = Some(now);
     s.low_since = None;
-    d.reason = format!("{current} tasks carry a backlog of {}", m.backlog);
-    (d, s)
+    d.desired = target;
+    d.reason = format!(
+        "backlog {} stayed low for {}s: {target} is enough",
+        d.backlog,
+        (now - low_since).num_seconds()
+    );
 }
 
 /// The decision as a CloudWatch embedded-metric-format log line, so a dashboard can plot it.

@@ -338,3 +338,128 @@ impl Deployment {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::Observation;
+
+    fn pushed(id: &str, fill: char, secs: i64) -> Observation {
+        Observation::ImagePushed {
+            event_id: id.into(),
+            image: image(fill, secs),
+        }
+    }
+
+    #[test]
+    fn admission_decides_whether_a_release_starts_waits_or_is_ignored() {
+        let mut seen = deployed();
+        seen.remember_event("e-1");
+        let mut guarded = policy();
+        guarded.alarms.guards = vec!["db-cpu".into()];
+        let mut pending = idle();
+        pending.pending = Some(crate::state::Release {
+            image: image('c', 30),
+            trigger: crate::state::Trigger::Reconcile,
+            requested_at: t0(),
+            force: false,
+        });
+        let rows = vec![
+            Row {
+                case: "a newer push to an idle service starts at once",
+                state: deployed(),
+                obs: pushed("e-1", 'c', 30),
+                outcome: "started",
+                journal: &["pending->registering"],
+                command: "RegisterRevision",
+            },
+            Row {
+                case: "a redelivered event changes nothing",
+                state: seen,
+                obs: pushed("e-1", 'c', 30),
+                outcome: "duplicate",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "an image older than the accepted one is superseded",
+                state: deployed(),
+                obs: pushed("e-2", 'e', 3600),
+                outcome: "ignored",
+                journal: &["received->superseded"],
+                command: "-",
+            },
+            Row {
+                case: "the image already running is not a new release",
+                state: deployed(),
+                obs: pushed("e-3", 'a', 600),
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a push while a deployment is in flight waits behind it",
+                state: stabilizing(),
+                obs: pushed("e-4", 'c', 30),
+                outcome: "queued",
+                journal: &["received->pending"],
+                command: "-",
+            },
+            Row {
+                case: "a person may redeploy what runs",
+                state: deployed(),
+                obs: Observation::DeployRequested {
+                    image: image('a', 600),
+                    by: "alice".into(),
+                    force: false,
+                },
+                outcome: "started",
+                journal: &["pending->registering"],
+                command: "RegisterRevision",
+            },
+            Row {
+                case: "the tick finds a newer image whose push event was lost",
+                state: deployed(),
+                obs: Observation::ImagesListed {
+                    images: vec![image('a', 600), image('c', 30)],
+                },
+                outcome: "started",
+                journal: &["pending->registering"],
+                command: "RegisterRevision",
+            },
+            Row {
+                case: "nothing newer in ECR: nothing to do",
+                state: deployed(),
+                obs: Observation::ImagesListed {
+                    images: vec![image('a', 600)],
+                },
+                outcome: "nothing",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a firing guard holds a pending release",
+                state: pending,
+                obs: Observation::GuardsChecked {
+                    firing: vec!["db-cpu".into()],
+                },
+                outcome: "queued",
+                journal: &["pending->held"],
+                command: "-",
+            },
+        ];
+        check(&policy(), rows);
+        // With guard alarms, a release first asks CloudWatch.
+        check(
+            &guarded,
+            vec![Row {
+                case: "guard alarms are read before a release starts",
+                state: deployed(),
+                obs: pushed("e-5", 'c', 30),
+                outcome: "queued",
+                journal: &[],
+                command: "CheckGuards",
+            }],
+        );
+    }
+}

@@ -184,3 +184,95 @@ fn with_gate_failure(
         (_, r) => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{decide, Observation, Rollout};
+    use crate::state::{RollbackOf, Verdict};
+
+    #[test]
+    fn closing_a_deployment_keeps_its_verdict_history_and_last_known_good_together() {
+        let rollback = {
+            let mut s = stabilizing();
+            if let Some(d) = s.in_flight.as_mut() {
+                d.rollback = Some(RollbackOf {
+                    release: "main-x".into(),
+                    why: "alarm".into(),
+                });
+            }
+            s
+        };
+        let gated = {
+            let mut s = stabilizing();
+            if let Some(d) = s.in_flight.as_mut() {
+                d.gate_failure = Some("metric gate failed at X".into());
+            }
+            s
+        };
+        let completed = Observation::RolloutObserved {
+            deployment: d_b(),
+            rollout: Rollout::Completed,
+        };
+        let failed = Observation::StepFailed {
+            deployment: d_b(),
+            error: "boom".into(),
+        };
+        // (case, state, observation, verdict, reason starts with, last known good after)
+        let cases = [
+            (
+                "success moves the last known good",
+                stabilizing(),
+                completed.clone(),
+                Verdict::Succeeded,
+                None,
+                TD2,
+            ),
+            (
+                "a failure leaves it",
+                stabilizing(),
+                failed.clone(),
+                Verdict::Failed,
+                Some("boom"),
+                TD1,
+            ),
+            (
+                "a failed rollback is a rollback failure",
+                rollback,
+                failed,
+                Verdict::RollbackFailed,
+                Some("boom"),
+                TD1,
+            ),
+            (
+                "the gate that failed it is said first",
+                gated,
+                Observation::RolloutObserved {
+                    deployment: d_b(),
+                    rollout: Rollout::RolledBack {
+                        reason: "ECS rolled back".into(),
+                        to: TD1.into(),
+                    },
+                },
+                Verdict::RolledBack,
+                Some("metric gate failed at X; ECS rolled back"),
+                TD1,
+            ),
+        ];
+        for (case, state, obs, verdict, reason, good) in cases {
+            let step = decide(&state, &obs, t0(), &policy());
+            let h = &step.state.history[0];
+            assert_eq!(h.verdict, verdict, "{case}");
+            match reason {
+                Some(r) => assert!(
+                    h.reason.as_deref().unwrap_or("").starts_with(r),
+                    "{case}: {h:?}"
+                ),
+                None => assert!(h.reason.is_none(), "{case}"),
+            }
+            let lkg = step.state.last_known_good.as_ref().unwrap();
+            assert_eq!(lkg.task_definition_arn, good, "{case}");
+            assert!(step.state.in_flight.is_none(), "{case}");
+        }
+    }
+}

@@ -57,3 +57,68 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{EcsChange, Observation};
+
+    fn event(id: &str, ecs_id: &str, change: EcsChange) -> Observation {
+        Observation::EcsDeploymentChanged {
+            event_id: id.into(),
+            ecs_deployment_id: ecs_id.into(),
+            change,
+            reason: "ECS says so".into(),
+            updated_at: t0(),
+        }
+    }
+
+    #[test]
+    fn ecs_deployment_events_give_the_deployment_in_flight_its_verdict() {
+        let mut seen = stabilizing();
+        seen.remember_event("ev-1");
+        let rows = vec![
+            Row {
+                case: "completed: succeeded",
+                state: stabilizing(),
+                obs: event("ev-1", "ecs-svc/2", EcsChange::Completed),
+                outcome: "finished",
+                journal: &["stabilizing->succeeded"],
+                command: "-",
+            },
+            Row {
+                case: "failed: first find out why",
+                state: stabilizing(),
+                obs: event("ev-1", "ecs-svc/2", EcsChange::Failed),
+                outcome: "progressed",
+                journal: &[],
+                command: "ExplainFailure",
+            },
+            Row {
+                case: "in progress: nothing to decide",
+                state: stabilizing(),
+                obs: event("ev-1", "ecs-svc/2", EcsChange::InProgress),
+                outcome: "nothing",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "another ECS deployment is not ours",
+                state: stabilizing(),
+                obs: event("ev-1", "ecs-svc/9", EcsChange::Completed),
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a redelivered event changes nothing",
+                state: seen,
+                obs: event("ev-1", "ecs-svc/2", EcsChange::Completed),
+                outcome: "duplicate",
+                journal: &[],
+                command: "-",
+            },
+        ];
+        check(&policy(), rows);
+    }
+}

@@ -222,3 +222,161 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{Measurement, Observation, Policy};
+    use crate::state::DeploymentId;
+    use crate::strategy::{ApprovalGate, Direction, MetricCheck, OnTimeout, Stage};
+
+    const STAGE: Stage = Stage::PostTestTrafficShift;
+
+    fn gated() -> Policy {
+        let mut p = policy();
+        p.native = true;
+        p.gates.checks = vec![MetricCheck {
+            name: "errors".into(),
+            stages: vec![STAGE],
+            fail_when: Direction::Above,
+            threshold: 5.0,
+            window_minutes: 5,
+            max_inconclusive: 1,
+            value: "m".into(),
+            queries: Vec::new(),
+        }];
+        p
+    }
+
+    fn measured(value: Result<f64, String>) -> Observation {
+        Observation::ChecksMeasured {
+            deployment: d_b(),
+            stage: STAGE,
+            measurements: vec![Measurement {
+                check: "errors".into(),
+                value,
+            }],
+        }
+    }
+
+    fn at_stage() -> crate::state::ServiceState {
+        let mut s = stabilizing();
+        if let Some(d) = s.in_flight.as_mut() {
+            d.stage = Some(STAGE);
+        }
+        s
+    }
+
+    #[test]
+    fn metric_checks_pass_fail_or_wait_and_never_pass_unmeasured() {
+        let rows = vec![
+            Row {
+                case: "a hook at a checked stage measures first",
+                state: stabilizing(),
+                obs: Observation::HookInvoked {
+                    stage: STAGE,
+                    deployment: Some(DeploymentId("d-b".into())),
+                    revision_task_definition: None,
+                },
+                outcome: "progressed",
+                journal: &["stabilizing->POST_TEST_TRAFFIC_SHIFT"],
+                command: "MeasureChecks",
+            },
+            Row {
+                case: "within the threshold: the stage passes",
+                state: at_stage(),
+                obs: measured(Ok(1.0)),
+                outcome: "hook_answered",
+                journal: &["POST_TEST_TRAFFIC_SHIFT->POST_TEST_TRAFFIC_SHIFT passed"],
+                command: "-",
+            },
+            Row {
+                case: "over the threshold: the gate fails",
+                state: at_stage(),
+                obs: measured(Ok(9.0)),
+                outcome: "hook_answered",
+                journal: &["POST_TEST_TRAFFIC_SHIFT->gate failed"],
+                command: "-",
+            },
+            Row {
+                case: "unmeasured once: ask again",
+                state: at_stage(),
+                obs: measured(Err("no datapoints".into())),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+        ];
+        check(&gated(), rows);
+    }
+
+    #[test]
+    fn an_approval_gate_waits_for_a_person_then_passes_or_fails() {
+        let mut p = policy();
+        p.native = true;
+        p.gates.approval = Some(ApprovalGate {
+            stage: STAGE,
+            timeout_minutes: 30,
+            on_timeout: OnTimeout::Reject,
+        });
+        let hook = Observation::HookInvoked {
+            stage: STAGE,
+            deployment: Some(DeploymentId("d-b".into())),
+            revision_task_definition: None,
+        };
+        let decided = |approved: bool| {
+            let mut s = at_stage();
+            if let Some(d) = s.in_flight.as_mut() {
+                d.approval = Some(crate::state::ApprovalDecision {
+                    approved,
+                    by: "alice".into(),
+                    summary: None,
+                    at: t0(),
+                });
+            }
+            s
+        };
+        let rows = vec![
+            Row {
+                case: "no decision yet: the team is asked once",
+                state: stabilizing(),
+                obs: hook.clone(),
+                outcome: "hook_answered",
+                journal: &[
+                    "stabilizing->POST_TEST_TRAFFIC_SHIFT",
+                    "POST_TEST_TRAFFIC_SHIFT->awaiting approval",
+                ],
+                command: "-",
+            },
+            Row {
+                case: "approved: the stage passes",
+                state: decided(true),
+                obs: hook.clone(),
+                outcome: "hook_answered",
+                journal: &["POST_TEST_TRAFFIC_SHIFT->POST_TEST_TRAFFIC_SHIFT passed"],
+                command: "-",
+            },
+            Row {
+                case: "rejected: the gate fails",
+                state: decided(false),
+                obs: hook,
+                outcome: "hook_answered",
+                journal: &["POST_TEST_TRAFFIC_SHIFT->gate failed"],
+                command: "-",
+            },
+            Row {
+                case: "a person's decision is recorded",
+                state: at_stage(),
+                obs: Observation::ApprovalRecorded {
+                    approved: true,
+                    by: "alice".into(),
+                    summary: Some("looks good".into()),
+                },
+                outcome: "progressed",
+                journal: &["awaiting approval->approved"],
+                command: "-",
+            },
+        ];
+        check(&p, rows);
+    }
+}

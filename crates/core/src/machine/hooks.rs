@@ -115,3 +115,98 @@ impl Ctx<'_> {
         Outcome::Progressed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::Observation;
+    use crate::state::{DeploymentId, Phase};
+    use crate::strategy::Stage;
+
+    fn hook(deployment: Option<&str>, revision: Option<&str>) -> Observation {
+        Observation::HookInvoked {
+            stage: Stage::PostTestTrafficShift,
+            deployment: deployment.map(|d| DeploymentId(d.into())),
+            revision_task_definition: revision.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_hook_gates_only_the_agents_own_deployment() {
+        let mut native = policy();
+        native.native = true;
+        let mut rollback = stabilizing();
+        if let Some(d) = rollback.in_flight.as_mut() {
+            d.rollback = Some(crate::state::RollbackOf {
+                release: "x".into(),
+                why: "alarm".into(),
+            });
+        }
+        let rows = vec![
+            Row {
+                case: "nothing in flight: nothing to gate",
+                state: deployed(),
+                obs: hook(None, None),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "no gates at this stage: it passes, journaled",
+                state: stabilizing(),
+                obs: hook(Some("d-b"), Some(TD2)),
+                outcome: "hook_answered",
+                journal: &[
+                    "stabilizing->POST_TEST_TRAFFIC_SHIFT",
+                    "POST_TEST_TRAFFIC_SHIFT->POST_TEST_TRAFFIC_SHIFT passed",
+                ],
+                command: "-",
+            },
+            Row {
+                case: "a hook for a deployment no longer in flight is not gated",
+                state: stabilizing(),
+                obs: hook(Some("d-old"), None),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a target revision running something else is not gated",
+                state: stabilizing(),
+                obs: hook(Some("d-b"), Some(TD1)),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a deployment that has not updated the service is not gated",
+                state: in_flight(Phase::Registering),
+                obs: hook(None, None),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a rollback is never gated",
+                state: rollback,
+                obs: hook(Some("d-b"), Some(TD2)),
+                outcome: "hook_answered",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "an approval where no gate asks for one is ignored",
+                state: stabilizing(),
+                obs: Observation::ApprovalRecorded {
+                    approved: true,
+                    by: "alice".into(),
+                    summary: None,
+                },
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+        ];
+        check(&native, rows);
+    }
+}

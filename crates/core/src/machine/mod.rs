@@ -19,6 +19,8 @@ mod admission;
 mod command;
 mod context;
 mod ecs_events;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod gates;
 mod hooks;
 mod journal;

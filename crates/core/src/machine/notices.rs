@@ -84,3 +84,68 @@ impl Ctx<'_> {
             .unwrap_or_else(|| DeploymentId(format!("release-{}", &digest.short()[..8])))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{decide, Observation, Rollout};
+    use crate::notify::NoticeKind;
+
+    #[test]
+    fn each_event_worth_telling_puts_one_notice_in_the_outbox() {
+        let mut bad = deployed();
+        bad.bad_releases.push(crate::state::BadRelease {
+            image: image('c', 30),
+            why: "alarm".into(),
+            at: t0(),
+        });
+        let cases = [
+            (
+                "a deployment starts",
+                deployed(),
+                Observation::ImagePushed {
+                    event_id: "e-1".into(),
+                    image: image('c', 30),
+                },
+                vec![NoticeKind::Started],
+            ),
+            (
+                "a deployment succeeds",
+                stabilizing(),
+                Observation::RolloutObserved {
+                    deployment: d_b(),
+                    rollout: Rollout::Completed,
+                },
+                vec![NoticeKind::Succeeded],
+            ),
+            (
+                "a push of a release marked bad is not deployed, and the team hears why",
+                bad,
+                Observation::ImagePushed {
+                    event_id: "e-2".into(),
+                    image: image('c', 30),
+                },
+                vec![NoticeKind::Ignored],
+            ),
+            (
+                "nothing happened: nothing to tell",
+                stabilizing(),
+                Observation::RolloutObserved {
+                    deployment: d_b(),
+                    rollout: Rollout::InProgress,
+                },
+                vec![],
+            ),
+        ];
+        for (case, state, obs, kinds) in cases {
+            let step = decide(&state, &obs, t0(), &policy());
+            let got: Vec<NoticeKind> = step.notices.iter().map(|n| n.kind).collect();
+            assert_eq!(got, kinds, "{case}");
+            // What is told is also kept in the outbox until SNS takes it.
+            assert_eq!(step.state.outbox.len(), step.notices.len(), "{case}");
+            let mut ids: Vec<&str> = step.notices.iter().map(|n| n.id.as_str()).collect();
+            ids.dedup();
+            assert_eq!(ids.len(), step.notices.len(), "{case}: unique ids");
+        }
+    }
+}

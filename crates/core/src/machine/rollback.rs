@@ -288,3 +288,98 @@ impl Ctx<'_> {
             .and_then(HistoryEntry::known_good)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::Observation;
+    use crate::alarm::{AlarmChange, AlarmState};
+
+    fn alarm(id: &str, state: AlarmState, minutes_ago: i64) -> Observation {
+        Observation::AlarmChanged {
+            change: AlarmChange {
+                id: id.into(),
+                alarm: "booking-dev-web-5xx".into(),
+                arn: None,
+                state,
+                previous: Some(AlarmState::Ok),
+                at: t0() - chrono::Duration::minutes(minutes_ago),
+                reason: "Threshold Crossed".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_alarm_or_a_person_returns_the_service_to_its_last_known_good() {
+        let rows = vec![
+            Row {
+                case: "an alarm during a deployment rolls it back to the last known good",
+                state: stabilizing(),
+                obs: alarm("al-1", AlarmState::Alarm, 0),
+                outcome: "started",
+                journal: &["stabilizing->rolled back", "rollback->updating"],
+                command: "UpdateService",
+            },
+            Row {
+                case: "an alarm from before the deployment began is not its fault",
+                state: stabilizing(),
+                obs: alarm("al-2", AlarmState::Alarm, 10),
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "an alarm going back to OK does nothing",
+                state: stabilizing(),
+                obs: alarm("al-3", AlarmState::Ok, 0),
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "after a release with nothing good before it, the rollback fails urgently",
+                state: deployed(),
+                obs: alarm("al-4", AlarmState::Alarm, 0),
+                outcome: "finished",
+                journal: &["succeeded->rollback failed"],
+                command: "-",
+            },
+            Row {
+                case: "a person's rollback with nothing recorded is refused",
+                state: idle(),
+                obs: Observation::RollbackRequested {
+                    to: None,
+                    by: "alice".into(),
+                },
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a person's rollback of the deployment in flight",
+                state: stabilizing(),
+                obs: Observation::RollbackRequested {
+                    to: None,
+                    by: "alice".into(),
+                },
+                outcome: "started",
+                journal: &["stabilizing->rolled back", "rollback->updating"],
+                command: "UpdateService",
+            },
+        ];
+        check(&policy(), rows);
+        let mut native = policy();
+        native.native = true;
+        check(
+            &native,
+            vec![Row {
+                case: "a native deployment in flight is stopped through ECS first",
+                state: stabilizing(),
+                obs: alarm("al-5", AlarmState::Alarm, 0),
+                outcome: "started",
+                journal: &["stabilizing->rolled back", "rollback->updating"],
+                command: "StopRollout",
+            }],
+        );
+    }
+}

@@ -221,3 +221,154 @@ impl Ctx<'_> {
         self.transition(phase, phase, note);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{Observation, Rollout};
+    use crate::state::{DeploymentId, Phase};
+
+    fn updating() -> crate::state::ServiceState {
+        in_flight(Phase::Updating {
+            task_definition_arn: TD2.into(),
+        })
+    }
+
+    fn lapsed(mut s: crate::state::ServiceState) -> crate::state::ServiceState {
+        if let Some(d) = s.in_flight.as_mut() {
+            d.lease_until = Some(t0() - chrono::Duration::seconds(1));
+        }
+        s
+    }
+
+    fn observed(rollout: Rollout) -> Observation {
+        Observation::RolloutObserved {
+            deployment: d_b(),
+            rollout,
+        }
+    }
+
+    #[test]
+    fn a_rollout_goes_register_update_stabilize_verdict() {
+        let rows = vec![
+            Row {
+                case: "a registered revision is rolled out next",
+                state: in_flight(Phase::Registering),
+                obs: Observation::RevisionRegistered {
+                    deployment: d_b(),
+                    task_definition_arn: TD2.into(),
+                },
+                outcome: "progressed",
+                journal: &["registering->updating"],
+                command: "UpdateService",
+            },
+            Row {
+                case: "no revision from an earlier attempt: register it",
+                state: in_flight(Phase::Registering),
+                obs: Observation::RevisionSearched {
+                    deployment: d_b(),
+                    found: None,
+                },
+                outcome: "progressed",
+                journal: &[],
+                command: "RegisterRevision",
+            },
+            Row {
+                case: "the service updated: ECS owns the rollout",
+                state: updating(),
+                obs: Observation::ServiceUpdated {
+                    deployment: d_b(),
+                    ecs_deployment_id: Some("ecs-svc/2".into()),
+                },
+                outcome: "progressed",
+                journal: &["updating->stabilizing"],
+                command: "-",
+            },
+            Row {
+                case: "a completed rollout succeeds",
+                state: stabilizing(),
+                obs: observed(Rollout::Completed),
+                outcome: "finished",
+                journal: &["stabilizing->succeeded"],
+                command: "-",
+            },
+            Row {
+                case: "the circuit breaker's rollback is a failure",
+                state: stabilizing(),
+                obs: observed(Rollout::RolledBack {
+                    reason: "tasks failed".into(),
+                    to: TD1.into(),
+                }),
+                outcome: "finished",
+                journal: &["stabilizing->rolled back"],
+                command: "-",
+            },
+            Row {
+                case: "a rollout in progress within its time waits",
+                state: stabilizing(),
+                obs: observed(Rollout::InProgress),
+                outcome: "nothing",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "an answer about another deployment is stale",
+                state: stabilizing(),
+                obs: Observation::RolloutObserved {
+                    deployment: DeploymentId("d-old".into()),
+                    rollout: Rollout::Completed,
+                },
+                outcome: "stale",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "the tick follows a stabilizing rollout",
+                state: stabilizing(),
+                obs: Observation::Tick,
+                outcome: "progressed",
+                journal: &[],
+                command: "ObserveRollout",
+            },
+            Row {
+                case: "the tick leaves a step whose lease is held alone",
+                state: updating(),
+                obs: Observation::Tick,
+                outcome: "busy",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "the tick takes over a step whose lease lapsed, adopting what it did",
+                state: lapsed(updating()),
+                obs: Observation::Tick,
+                outcome: "progressed",
+                journal: &["updating->updating"],
+                command: "UpdateService",
+            },
+            Row {
+                case: "a retryable failure releases the lease",
+                state: in_flight(Phase::Registering),
+                obs: Observation::StepInterrupted {
+                    deployment: d_b(),
+                    error: "throttled".into(),
+                },
+                outcome: "progressed",
+                journal: &["registering->registering"],
+                command: "-",
+            },
+            Row {
+                case: "a permanent failure fails the deployment",
+                state: updating(),
+                obs: Observation::StepFailed {
+                    deployment: d_b(),
+                    error: "invalid".into(),
+                },
+                outcome: "finished",
+                journal: &["updating->failed"],
+                command: "-",
+            },
+        ];
+        check(&policy(), rows);
+    }
+}

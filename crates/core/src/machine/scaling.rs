@@ -60,3 +60,103 @@ impl Ctx<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::super::fixture::*;
+    use super::super::{Observation, Policy};
+    use crate::scaling::{BacklogSource, Measured, ScalingPolicy};
+
+    fn worker() -> Policy {
+        let mut p = policy();
+        p.scaling = Some(ScalingPolicy {
+            source: BacklogSource::Sqs {
+                queue: "jobs".into(),
+                in_flight: false,
+            },
+            per_task: 10.0,
+            min: 1,
+            max: 5,
+            step: None,
+            scale_in_cooldown: Duration::minutes(5),
+            scale_out_cooldown: Duration::minutes(1),
+            alert_after: Duration::minutes(10),
+        });
+        p
+    }
+
+    fn backlog(backlog: u64, desired: u32) -> Observation {
+        Observation::BacklogMeasured {
+            measured: Ok(Measured {
+                backlog,
+                desired,
+                running: desired,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_worker_is_sized_from_its_backlog() {
+        let rows = vec![
+            Row {
+                case: "the tick measures the backlog",
+                state: deployed(),
+                obs: Observation::ScaleTick,
+                outcome: "progressed",
+                journal: &[],
+                command: "MeasureBacklog",
+            },
+            Row {
+                case: "30 waiting at 10 per task: 3 tasks",
+                state: deployed(),
+                obs: backlog(30, 1),
+                outcome: "progressed",
+                journal: &["1 tasks->3 tasks"],
+                command: "SetDesired",
+            },
+            Row {
+                case: "enough tasks already",
+                state: deployed(),
+                obs: backlog(20, 2),
+                outcome: "nothing",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "an unreadable backlog leaves the count alone",
+                state: deployed(),
+                obs: Observation::BacklogMeasured {
+                    measured: Err("queue gone".into()),
+                },
+                outcome: "ignored",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a failed UpdateService is journaled; the next tick tries again",
+                state: deployed(),
+                obs: Observation::DesiredSet {
+                    desired: 3,
+                    error: Some("throttled".into()),
+                },
+                outcome: "ignored",
+                journal: &["scaling->scaling"],
+                command: "-",
+            },
+        ];
+        check(&worker(), rows);
+        check(
+            &policy(),
+            vec![Row {
+                case: "a service without scaling is never sized",
+                state: deployed(),
+                obs: Observation::ScaleTick,
+                outcome: "nothing",
+                journal: &[],
+                command: "-",
+            }],
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! template, AWS's event shapes for them, and the scenario helpers every scenario test shares
 //! ([`scenario`]).
 
+pub mod native;
 pub mod scenario;
 
 use std::collections::BTreeMap;
