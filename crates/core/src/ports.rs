@@ -344,37 +344,30 @@ pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// Everything the engine uses. One struct implements all of it per environment (AWS, memory).
-pub trait Ports:
-    StateStore
-    + TaskDefinitions
-    + Services
-    + Images
-    + Notifier
-    + Parameters
-    + Placements
-    + Metrics
-    + Alarms
-    + Backlogs
-    + Clock
-    + Sync
-{
+/// Declares [`Ports`] as every port at once, and implements it for whatever implements them
+/// all (one list, so the trait and its blanket impl cannot drift apart).
+macro_rules! ports {
+    ($($port:ident),+) => {
+        /// Everything the engine uses. One struct implements all of it per environment (AWS,
+        /// memory).
+        pub trait Ports: $($port +)+ Sync {}
+        impl<T> Ports for T where T: $($port +)+ Sync {}
+    };
 }
-impl<T> Ports for T where
-    T: StateStore
-        + TaskDefinitions
-        + Services
-        + Images
-        + Notifier
-        + Parameters
-        + Placements
-        + Metrics
-        + Alarms
-        + Backlogs
-        + Clock
-        + Sync
-{
-}
+
+ports!(
+    StateStore,
+    TaskDefinitions,
+    Services,
+    Images,
+    Notifier,
+    Parameters,
+    Placements,
+    Metrics,
+    Alarms,
+    Backlogs,
+    Clock
+);
 
 /// Where CodePipeline put a job's input artifact (a zip in its artifact bucket).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

@@ -265,11 +265,12 @@ pub fn emf_line(env: &str, service: &str, d: &ScaleDecision, now: DateTime<Utc>)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn policy() -> ScalingPolicy {
+    /// An SQS worker: 100 messages a task, 1 to 5 tasks.
+    pub(crate) fn policy() -> ScalingPolicy {
         ScalingPolicy {
             source: BacklogSource::Sqs {
                 queue: "q".into(),

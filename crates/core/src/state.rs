@@ -49,7 +49,12 @@ pub struct Release {
 
 /// The phase of the deployment in flight, with what that phase has learned. Pending releases
 /// wait in `ServiceState::pending`; finished ones are in the history with their verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Stored flat in the deployment (`phase`, `task_definition_arn`, `ecs_deployment_id` side by
+/// side, as schema 1 always was), so documents written before phases carried their data read
+/// the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PhaseDoc", into = "PhaseDoc")]
 pub enum Phase {
     /// Intent recorded; RegisterTaskDefinition is being (or may have been) called.
     Registering,
@@ -171,125 +176,108 @@ pub struct ApprovalDecision {
     pub at: DateTime<Utc>,
 }
 
-/// The deployment in flight. Stored flat (`phase`, `task_definition_arn`, `ecs_deployment_id`
-/// side by side, as schema 1 always was) through [`DeploymentDoc`]; in memory the phase carries
-/// what it has learned, so a phase that needs an ARN cannot lack one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "DeploymentDoc", into = "DeploymentDoc")]
 pub struct Deployment {
     pub id: DeploymentId,
     pub release: Release,
+    #[serde(flatten)]
     pub phase: Phase,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Until then the invocation that wrote this phase owns the next step; after it, anyone may
     /// take over (that invocation crashed or timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime<Utc>>,
     /// Times the deployment was taken over after a lapsed lease.
-    pub attempts: u32,
-    /// The lifecycle stage ECS last called the hook at (native strategies).
-    pub stage: Option<Stage>,
-    pub gates: Vec<GateRecord>,
-    pub approval: Option<ApprovalDecision>,
-    /// Why the hook failed this deployment: said again when ECS reports the rollback.
-    pub gate_failure: Option<String>,
-    /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
-    pub ecs_event_at: Option<DateTime<Utc>>,
-    /// Set when this deployment puts the service back on a known good revision.
-    pub rollback: Option<RollbackOf>,
-}
-
-impl Deployment {
-    pub fn task_definition_arn(&self) -> Option<&str> {
-        self.phase.task_definition_arn()
-    }
-}
-
-/// The stored shape of [`Deployment`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeploymentDoc {
-    pub id: DeploymentId,
-    pub release: Release,
-    pub phase: PhaseKind,
-    pub started_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_definition_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecs_deployment_id: Option<String>,
+    /// The lifecycle stage ECS last called the hook at (native strategies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalDecision>,
+    /// Why the hook failed this deployment: said again when ECS reports the rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_failure: Option<String>,
+    /// `updatedAt` of the newest ECS deployment event applied: older ones arrive late.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_event_at: Option<DateTime<Utc>>,
+    /// Set when this deployment puts the service back on a known good revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackOf>,
 }
 
-impl TryFrom<DeploymentDoc> for Deployment {
+impl Deployment {
+    /// A deployment starting `now` in `phase`, its lease held until `lease_until`.
+    pub fn new(
+        id: DeploymentId,
+        release: Release,
+        phase: Phase,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Self {
+        Deployment {
+            id,
+            release,
+            phase,
+            started_at: now,
+            updated_at: now,
+            lease_until: Some(lease_until),
+            attempts: 0,
+            stage: None,
+            gates: Vec::new(),
+            approval: None,
+            gate_failure: None,
+            ecs_event_at: None,
+            rollback: None,
+        }
+    }
+
+    pub fn task_definition_arn(&self) -> Option<&str> {
+        self.phase.task_definition_arn()
+    }
+}
+
+/// The stored shape of [`Phase`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PhaseDoc {
+    phase: PhaseKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task_definition_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ecs_deployment_id: Option<String>,
+}
+
+impl TryFrom<PhaseDoc> for Phase {
     type Error = String;
 
-    fn try_from(d: DeploymentDoc) -> Result<Self, String> {
-        let arn = |phase: PhaseKind| {
-            d.task_definition_arn
-                .clone()
-                .ok_or_else(|| format!("in_flight: phase `{phase}` needs `task_definition_arn`"))
+    fn try_from(d: PhaseDoc) -> Result<Self, String> {
+        let arn = || {
+            (d.task_definition_arn.clone()).ok_or_else(|| {
+                format!("in_flight: phase `{}` needs `task_definition_arn`", d.phase)
+            })
         };
-        let phase = match d.phase {
+        Ok(match d.phase {
             PhaseKind::Registering => Phase::Registering,
             PhaseKind::Updating => Phase::Updating {
-                task_definition_arn: arn(d.phase)?,
+                task_definition_arn: arn()?,
             },
             PhaseKind::Stabilizing => Phase::Stabilizing {
-                task_definition_arn: arn(d.phase)?,
+                task_definition_arn: arn()?,
                 ecs_deployment_id: d.ecs_deployment_id.clone(),
             },
-        };
-        Ok(Deployment {
-            id: d.id,
-            release: d.release,
-            phase,
-            started_at: d.started_at,
-            updated_at: d.updated_at,
-            lease_until: d.lease_until,
-            attempts: d.attempts,
-            stage: d.stage,
-            gates: d.gates,
-            approval: d.approval,
-            gate_failure: d.gate_failure,
-            ecs_event_at: d.ecs_event_at,
-            rollback: d.rollback,
         })
     }
 }
 
-impl From<Deployment> for DeploymentDoc {
-    fn from(d: Deployment) -> Self {
-        DeploymentDoc {
-            phase: d.phase.kind(),
-            task_definition_arn: d.phase.task_definition_arn().map(str::to_owned),
-            ecs_deployment_id: d.phase.ecs_deployment_id().map(str::to_owned),
-            id: d.id,
-            release: d.release,
-            started_at: d.started_at,
-            updated_at: d.updated_at,
-            lease_until: d.lease_until,
-            attempts: d.attempts,
-            stage: d.stage,
-            gates: d.gates,
-            approval: d.approval,
-            gate_failure: d.gate_failure,
-            ecs_event_at: d.ecs_event_at,
-            rollback: d.rollback,
+impl From<Phase> for PhaseDoc {
+    fn from(p: Phase) -> Self {
+        PhaseDoc {
+            phase: p.kind(),
+            task_definition_arn: p.task_definition_arn().map(str::to_owned),
+            ecs_deployment_id: p.ecs_deployment_id().map(str::to_owned),
         }
     }
 }
@@ -498,5 +486,48 @@ impl ServiceState {
     /// The storage key of this document in the state bucket.
     pub fn key(environment: &str, service: &str) -> String {
         format!("state/{environment}/{service}.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document as the agent before typed phases wrote it (schema 1): the phase, its ARN and
+    /// ECS's deployment id side by side.
+    const WRITTEN_BEFORE: &str = r#"{
+      "schema": 1, "environment": "dev", "service": "web",
+      "in_flight": {
+        "id": "20261123T120000000Z-aaaaaaaa-1",
+        "release": {"image": {"repository": "booking/web", "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tag": "main-1", "pushed_at": "2026-11-23T11:00:00Z"},
+                    "trigger": {"kind": "push", "event_id": "e1"}, "requested_at": "2026-11-23T12:00:00Z"},
+        "phase": "stabilizing", "started_at": "2026-11-23T12:00:00Z", "updated_at": "2026-11-23T12:00:01Z",
+        "attempts": 0, "task_definition_arn": "arn:td/web:1", "ecs_deployment_id": "ecs-svc/1"
+      },
+      "history": [], "processed_events": ["e1"], "deployments_started": 1
+    }"#;
+
+    #[test]
+    fn a_document_written_before_typed_phases_reads_and_writes_back_the_same() {
+        let s: ServiceState = serde_json::from_str(WRITTEN_BEFORE).unwrap();
+        let d = s.in_flight.as_ref().unwrap();
+        assert_eq!(
+            d.phase,
+            Phase::Stabilizing {
+                task_definition_arn: "arn:td/web:1".into(),
+                ecs_deployment_id: Some("ecs-svc/1".into()),
+            }
+        );
+        let before: serde_json::Value = serde_json::from_str(WRITTEN_BEFORE).unwrap();
+        assert_eq!(serde_json::to_value(&s).unwrap(), before);
+    }
+
+    #[test]
+    fn a_phase_that_needs_an_arn_without_one_is_refused_naming_it() {
+        let broken = WRITTEN_BEFORE
+            .replace(r#""phase": "stabilizing""#, r#""phase": "updating""#)
+            .replace(r#""task_definition_arn": "arn:td/web:1", "#, "");
+        let e = serde_json::from_str::<ServiceState>(&broken).unwrap_err();
+        assert!(e.to_string().contains("task_definition_arn"), "{e}");
     }
 }

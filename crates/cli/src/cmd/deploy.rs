@@ -7,9 +7,8 @@ use anyhow::{bail, Context as _, Result};
 use harbormaster_core::bundle::Bundle;
 use harbormaster_core::dispatch::request_deploy;
 use harbormaster_core::image::resolve_image;
-use harbormaster_core::RunOptions;
 
-use super::{wait, TargetArgs};
+use super::{wait, DryRun, TargetArgs};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::print_json;
@@ -37,9 +36,8 @@ pub struct Args {
     /// With --wait: give up after this many minutes (exit 4).
     #[arg(long, default_value_t = 30)]
     timeout_minutes: u64,
-    /// Decide and print what would happen; make no mutating call.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    plan: DryRun,
 }
 
 impl Args {
@@ -51,14 +49,12 @@ impl Args {
             (None, Some(path)) => image_from_file(&bundle, service, path)?,
             (None, None) => bail!("give --image or --image-detail"),
         };
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-        };
+        let opts = self.plan.options();
         let target = self.target.target();
         let by = &cx.caller;
         let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
-        print_json(&report, self.dry_run);
-        if self.wait && !self.dry_run {
+        print_json(&report, self.plan.dry_run);
+        if self.wait && !self.plan.dry_run {
             let Some((_, svc, _)) = bundle.config.target(env, service) else {
                 bail!("service `{service}` is not deployed to `{env}` by the config");
             };

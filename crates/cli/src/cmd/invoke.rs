@@ -6,9 +6,9 @@ use anyhow::{Context as _, Result};
 use harbormaster_aws::handler;
 use harbormaster_core::machine::HookStatus;
 use harbormaster_core::pipeline::job::JobResult;
-use harbormaster_core::RunOptions;
 use serde_json::Value;
 
+use super::DryRun;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::print_json;
@@ -18,9 +18,8 @@ pub struct Args {
     /// A JSON event file, or - for standard input.
     #[arg(long)]
     event: PathBuf,
-    /// Decide and print what would happen; make no mutating call.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    plan: DryRun,
 }
 
 impl Args {
@@ -28,21 +27,19 @@ impl Args {
         let value = self.read()?;
         let function = handler::route(&value).with_context(|| self.unrouted(&value))?;
         let agent = cx.agent().await?;
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-        };
+        let opts = self.plan.options();
         if function == handler::PIPELINE_JOB {
             let report = harbormaster_aws::pipeline::handle_job(agent, &value, None, opts)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            print_json(&report, self.dry_run);
+            print_json(&report, self.plan.dry_run);
             let failed = matches!(report.result, JobResult::Failed { .. });
             return Ok(if failed { Exit::Failed } else { Exit::Done });
         }
         let report = handler::dispatch(agent, function, &value, opts)
             .await
             .with_context(|| format!("{} ({})", self.event.display(), function.name))?;
-        print_json(&report, self.dry_run);
+        print_json(&report, self.plan.dry_run);
         // A hook that fails a deployment is a failure here too.
         let hook = report.hook.as_ref();
         if hook.is_some_and(|h| h.hook_status == HookStatus::Failed) {

@@ -66,6 +66,27 @@ impl Cmd {
     }
 }
 
+/// `--dry-run`: every mutating command has it.
+#[derive(clap::Args, Clone, Copy)]
+pub struct DryRun {
+    /// Decide and print what would happen; make no mutating call.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl DryRun {
+    /// The report on stdout, and on stderr that nothing was changed when nothing was.
+    pub fn print(self, report: &impl serde::Serialize) {
+        crate::output::print_json(report, self.dry_run);
+    }
+
+    pub fn options(self) -> harbormaster_core::RunOptions {
+        harbormaster_core::RunOptions {
+            dry_run: self.dry_run,
+        }
+    }
+}
+
 /// `--env` and `--service`: the deployment target most commands act on.
 #[derive(clap::Args, Clone)]
 pub struct TargetArgs {

@@ -2,12 +2,10 @@
 
 use anyhow::Result;
 use harbormaster_core::dispatch::request_rollback;
-use harbormaster_core::RunOptions;
 
-use super::TargetArgs;
+use super::{DryRun, TargetArgs};
 use crate::context::Context;
 use crate::exit::Exit;
-use crate::output::print_json;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,20 +15,17 @@ pub struct Args {
     /// history (see `status`); default: the good release before the current one.
     #[arg(long)]
     to: Option<String>,
-    /// Decide and print what would happen; make no mutating call.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    plan: DryRun,
 }
 
 impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
-        let (ports, bundle) = cx.prepare().await?;
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-        };
         let target = self.target.target();
-        let report = request_rollback(&ports, &bundle, &target, self.to, &cx.caller, opts).await?;
-        print_json(&report, self.dry_run);
+        let (ports, bundle) = cx.prepare().await?;
+        let (to, by, opts) = (self.to, &cx.caller, self.plan.options());
+        let report = request_rollback(&ports, &bundle, &target, to, by, opts).await?;
+        self.plan.print(&report);
         Ok(Exit::of_request(&report))
     }
 }

@@ -1,33 +1,30 @@
 //! `harbormaster scale`: size a worker service from its backlog now.
 
 use anyhow::Result;
-use harbormaster_core::RunOptions;
 
-use super::TargetArgs;
+use super::{DryRun, TargetArgs};
 use crate::context::Context;
 use crate::exit::Exit;
-use crate::output::{print_json, print_metrics};
+use crate::output::print_metrics;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     target: TargetArgs,
-    /// Print the decision and its inputs; change nothing.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    plan: DryRun,
 }
 
 impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-        };
         let target = self.target.target();
-        let report = harbormaster_core::dispatch::scale(&ports, &bundle, &target, opts).await?;
+        let scaled =
+            harbormaster_core::dispatch::scale(&ports, &bundle, &target, self.plan.options());
+        let report = scaled.await?;
         let reports = std::slice::from_ref(&report);
         print_metrics(reports);
-        print_json(&report, self.dry_run);
+        self.plan.print(&report);
         Ok(Exit::of_targets(reports))
     }
 }

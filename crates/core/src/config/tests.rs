@@ -2,37 +2,14 @@
 
 use super::*;
 
-pub const GOOD: &str = r#"
-project = "booking"
-state_bucket = "booking-state"
-notification_topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments"
-
-[environments.dev]
-cluster = "booking-dev"
-
-[environments.prod]
-cluster = "booking-prod"
-auto_deploy = false
-
-[services.web]
-repository = "booking/web"
-task_definition = "taskdefs/web.json"
-desired_count = 2
-variables = { DJANGO_SETTINGS_MODULE = "booking.settings" }
-secrets = { DATABASE_PASSWORD = "database/password" }
-
-[services.web.environments.dev]
-follow = { regex = "^main-[0-9a-f]{7}$" }
-desired_count = 1
-variables = { DEBUG = "true" }
-
-[services.web.environments.prod]
-follow = { semver = ">=1.0.0" }
-"#;
+/// The shared test config, following commits' tags in dev.
+fn good() -> String {
+    crate::testing::CONFIG.replace(r#"regex = "^main-""#, r#"regex = "^main-[0-9a-f]{7}$""#)
+}
 
 #[test]
 fn a_good_config_merges_service_settings_into_each_target() {
-    let cfg = Config::parse("harbormaster.toml", GOOD).unwrap();
+    let cfg = Config::parse("harbormaster.toml", &good()).unwrap();
     let (env, svc, t) = cfg.target("dev", "web").unwrap();
     assert_eq!(env.cluster, "booking-dev");
     assert_eq!(svc.ecs_service, "web");
@@ -51,7 +28,7 @@ fn a_good_config_merges_service_settings_into_each_target() {
 
 #[test]
 fn unknown_keys_are_errors_with_line_and_name() {
-    let text = GOOD.replace("desired_count = 2", "desired_cuont = 2");
+    let text = good().replace("desired_count = 2", "desired_cuont = 2");
     let err = Config::parse("harbormaster.toml", &text)
         .unwrap_err()
         .to_string();
@@ -61,7 +38,7 @@ fn unknown_keys_are_errors_with_line_and_name() {
 
 #[test]
 fn every_invalid_field_is_named_at_once() {
-    let text = GOOD
+    let text = good()
         .replace("strategy", "x")
         .replace("^main-[0-9a-f]{7}$", "([")
         .replace(">=1.0.0", "not a version")
@@ -93,7 +70,7 @@ fn every_invalid_field_is_named_at_once() {
 
 #[test]
 fn unsupported_strategy_names_what_is_allowed() {
-    let text = GOOD.replace(
+    let text = good().replace(
         "desired_count = 2",
         "desired_count = 2\nstrategy = \"yolo\"",
     );
@@ -109,7 +86,7 @@ fn unsupported_strategy_names_what_is_allowed() {
 
 #[test]
 fn plaintext_secret_in_variables_is_rejected_without_echoing_it() {
-    let text = GOOD.replace("DEBUG = \"true\"", "DB_PASSWORD = \"hunter2-very-secret\"");
+    let text = good().replace("DEBUG = \"true\"", "DB_PASSWORD = \"hunter2-very-secret\"");
     let err = Config::parse("harbormaster.toml", &text)
         .unwrap_err()
         .to_string();
@@ -122,7 +99,7 @@ fn plaintext_secret_in_variables_is_rejected_without_echoing_it() {
 
 #[test]
 fn a_variable_and_a_secret_may_not_share_a_name() {
-    let text = GOOD.replace("DEBUG = \"true\"", "DATABASE_PASSWORD = \"\"");
+    let text = good().replace("DEBUG = \"true\"", "DATABASE_PASSWORD = \"\"");
     let err = Config::parse("harbormaster.toml", &text)
         .unwrap_err()
         .to_string();
@@ -131,7 +108,7 @@ fn a_variable_and_a_secret_may_not_share_a_name() {
 
 #[test]
 fn native_strategies_need_a_load_balancer_and_gates_need_a_native_strategy() {
-    let text = GOOD.replace(
+    let text = good().replace(
         "desired_count = 2\n",
         "desired_count = 2\nstrategy = \"canary\"\n",
     );
@@ -140,7 +117,7 @@ fn native_strategies_need_a_load_balancer_and_gates_need_a_native_strategy() {
     assert!(fields.contains(&"services.web.load_balancer"), "{fields:?}");
     assert!(fields.contains(&"services.web.canary"), "{fields:?}");
 
-    let text = GOOD.replace(
+    let text = good().replace(
         "[services.web.environments.dev]\n",
         "[services.web.environments.dev]\napproval = { stage = \"post_test_traffic_shift\" }\n",
     );
@@ -170,7 +147,7 @@ queries = [
 
 [services.web.environments.dev]
 "#;
-    let text = GOOD
+    let text = good()
         .replace(
             "desired_count = 2\n",
             &format!("desired_count = 2\n{native}"),
@@ -202,7 +179,7 @@ queries = [
 
 #[test]
 fn worker_scaling_parses_and_bad_sources_are_named() {
-    let scaled = GOOD.replace(
+    let scaled = good().replace(
         "[services.web.environments.prod]\n",
         "[services.web.environments.prod]\nscaling = { max = 10, latency_seconds = 600, processing_ms = 250, sqs = { queue = \"jobs\" } }\n",
     );
@@ -226,7 +203,7 @@ fn worker_scaling_parses_and_bad_sources_are_named() {
         ("{ max = 3, sqs = { queue = \"a\" } }", "scaling", "per_task"),
         ("{ min = 4, max = 3, per_task = 1, sqs = { queue = \"a\" } }", "scaling.max", "at least `min`"),
     ] {
-        let text = GOOD.replace(
+        let text = good().replace(
             "[services.web.environments.prod]\n",
             &format!("[services.web.environments.prod]\nscaling = {bad}\n"),
         );

@@ -6,7 +6,7 @@ use super::render::{native_for, render_for, RenderError};
 use crate::bundle::Bundle;
 use crate::image::{Digest, Image};
 use crate::machine::{Command, Measurement, Observation, Rollout};
-use crate::ports::{PortError, Ports, ServiceTarget};
+use crate::ports::{PortError, Ports, ServiceSnapshot, ServiceTarget};
 use crate::scaling::{Measured, ScalingPolicy};
 use crate::state::{DeploymentId, ServiceState};
 use crate::strategy::{MetricCheck, Stage};
@@ -99,6 +99,20 @@ impl<P: Ports> Executor<'_, P> {
         self.bundle
             .service_target(self.env, self.service)
             .ok_or_else(|| left_the_config(deployment))
+    }
+
+    /// The service's target and ECS's view of it now.
+    async fn snapshot(
+        &self,
+        deployment: &DeploymentId,
+    ) -> Result<(ServiceTarget, ServiceSnapshot), Failure> {
+        let target = self.target(deployment)?;
+        let snap = self
+            .ports
+            .describe(&target.cluster, &target.service)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok((target, snap))
     }
 
     async fn find(&self, deployment: &DeploymentId, image: &Image) -> Executed {
@@ -203,12 +217,7 @@ impl<P: Ports> Executor<'_, P> {
         arn: &str,
         ecs_id: Option<&str>,
     ) -> Executed {
-        let target = self.target(deployment)?;
-        let snap = self
-            .ports
-            .describe(&target.cluster, &target.service)
-            .await
-            .map_err(|e| classify(deployment, e))?;
+        let (target, snap) = self.snapshot(deployment).await?;
         let previous = state.last_known_good.as_ref();
         let previous = previous.map(|g| g.task_definition_arn.as_str());
         let mut rollout = rollout_of(&snap, arn, ecs_id, previous);
@@ -327,12 +336,7 @@ impl<P: Ports> Executor<'_, P> {
     }
 
     async fn explain(&self, deployment: &DeploymentId, arn: &str, reason: &str) -> Executed {
-        let target = self.target(deployment)?;
-        let snap = self
-            .ports
-            .describe(&target.cluster, &target.service)
-            .await
-            .map_err(|e| classify(deployment, e))?;
+        let (target, snap) = self.snapshot(deployment).await?;
         let stopped = self
             .ports
             .stopped_tasks(&target.cluster, &target.service, arn)

@@ -302,12 +302,9 @@ impl Ctx<'_> {
     fn start(&mut self, release: Release) -> Outcome {
         let id = self.mint_id(&release.image.digest);
         let image = release.image.clone();
-        self.s.in_flight = Some(Deployment::new(
-            id.clone(),
-            release,
-            Phase::Registering,
-            self,
-        ));
+        let lease = self.now + self.policy.lease;
+        let d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
+        self.s.in_flight = Some(d);
         self.transition(Point::Pending, PhaseKind::Registering, "");
         self.notify(NoticeKind::Started, None);
         self.run(Command::RegisterRevision {
@@ -315,27 +312,6 @@ impl Ctx<'_> {
             image,
         });
         Outcome::Started { deployment: id }
-    }
-}
-
-impl Deployment {
-    /// A deployment starting now in `phase`, its lease held by this step.
-    pub(super) fn new(id: DeploymentId, release: Release, phase: Phase, cx: &Ctx<'_>) -> Self {
-        Deployment {
-            id,
-            release,
-            phase,
-            started_at: cx.now,
-            updated_at: cx.now,
-            lease_until: Some(cx.now + cx.policy.lease),
-            attempts: 0,
-            stage: None,
-            gates: Vec::new(),
-            approval: None,
-            gate_failure: None,
-            ecs_event_at: None,
-            rollback: None,
-        }
     }
 }
 

@@ -82,28 +82,17 @@ pub fn in_flight(phase: Phase) -> ServiceState {
     let mut s = deployed();
     let b = image('b', 60);
     s.newest_accepted = Some(b.clone());
-    s.in_flight = Some(Deployment {
-        id: DeploymentId("d-b".into()),
-        release: Release {
-            image: b,
-            trigger: Trigger::Push {
-                event_id: "e-b".into(),
-            },
-            requested_at: t0(),
-            force: false,
+    let release = Release {
+        image: b,
+        trigger: Trigger::Push {
+            event_id: "e-b".into(),
         },
-        phase,
-        started_at: t0(),
-        updated_at: t0(),
-        lease_until: Some(t0() + Duration::seconds(60)),
-        attempts: 0,
-        stage: None,
-        gates: Vec::new(),
-        approval: None,
-        gate_failure: None,
-        ecs_event_at: None,
-        rollback: None,
-    });
+        requested_at: t0(),
+        force: false,
+    };
+    let lease = t0() + Duration::seconds(60);
+    let d = Deployment::new(DeploymentId("d-b".into()), release, phase, t0(), lease);
+    s.in_flight = Some(d);
     s
 }
 

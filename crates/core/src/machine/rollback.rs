@@ -215,7 +215,8 @@ impl Ctx<'_> {
         let phase = Phase::Updating {
             task_definition_arn: arn.clone(),
         };
-        let mut d = Deployment::new(id.clone(), release, phase, self);
+        let lease = self.now + self.policy.lease;
+        let mut d = Deployment::new(id.clone(), release, phase, self.now, lease);
         d.rollback = Some(RollbackOf {
             release: from.clone(),
             why,

@@ -63,27 +63,13 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
-
     use super::super::fixture::*;
     use super::super::{Observation, Policy};
-    use crate::scaling::{BacklogSource, Measured, ScalingPolicy};
+    use crate::scaling::Measured;
 
     fn worker() -> Policy {
         let mut p = policy();
-        p.scaling = Some(ScalingPolicy {
-            source: BacklogSource::Sqs {
-                queue: "jobs".into(),
-                in_flight: false,
-            },
-            per_task: 10.0,
-            min: 1,
-            max: 5,
-            step: None,
-            scale_in_cooldown: Duration::minutes(5),
-            scale_out_cooldown: Duration::minutes(1),
-            alert_after: Duration::minutes(10),
-        });
+        p.scaling = Some(crate::scaling::tests::policy());
         p
     }
 
@@ -109,9 +95,9 @@ mod tests {
                 command: "MeasureBacklog",
             },
             Row {
-                case: "30 waiting at 10 per task: 3 tasks",
+                case: "300 waiting at 100 per task: 3 tasks",
                 state: deployed(),
-                obs: backlog(30, 1),
+                obs: backlog(300, 1),
                 outcome: "progressed",
                 journal: &["1 tasks->3 tasks"],
                 command: "SetDesired",
@@ -119,7 +105,7 @@ mod tests {
             Row {
                 case: "enough tasks already",
                 state: deployed(),
-                obs: backlog(20, 2),
+                obs: backlog(200, 2),
                 outcome: "nothing",
                 journal: &[],
                 command: "-",

@@ -35,35 +35,32 @@ impl Backlogs for MemoryPorts {
 
 impl Alarms for MemoryPorts {
     async fn firing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeAlarms")?;
+        self.call("DescribeAlarms", |w| {
             let firing = names
                 .iter()
                 .filter(|n| w.firing.contains(*n))
                 .cloned()
                 .collect();
-            finish(g, "DescribeAlarms", firing)
+            Ok(firing)
         })
+        .await
     }
 
     async fn alarm_tags(&self, alarm_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("ListTagsForResource")?;
+        self.call("ListTagsForResource", |w| {
             let tags = w.alarm_tags.get(alarm_arn).cloned().unwrap_or_default();
-            finish(g, "ListTagsForResource", tags)
+            Ok(tags)
         })
+        .await
     }
 
     async fn put_alarm(&self, spec: &crate::alarm::AlarmSpec) -> Result<(), PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("PutMetricAlarm")?;
+        self.call("PutMetricAlarm", |w| {
             w.alarms_put.retain(|a| a.name != spec.name);
             w.alarms_put.push(spec.clone());
-            finish(g, "PutMetricAlarm", ())
+            Ok(())
         })
+        .await
     }
 }
 
@@ -75,9 +72,7 @@ impl Metrics for MemoryPorts {
         end: DateTime<Utc>,
     ) -> Result<Vec<Series>, PortError> {
         use crate::strategy::QueryKind;
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("GetMetricData")?;
+        self.call("GetMetricData", |w| {
             let series = queries
                 .iter()
                 .map(|q| match &q.kind {
@@ -111,23 +106,23 @@ impl Metrics for MemoryPorts {
                     },
                 })
                 .collect();
-            finish(g, "GetMetricData", series)
+            Ok(series)
         })
+        .await
     }
 }
 
 impl Images for MemoryPorts {
     async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Option<Image>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("BatchGetImage")?;
+        self.call("BatchGetImage", |w| {
             let found = w
                 .images
                 .iter()
                 .find(|i| i.repository == repository && i.tag.as_deref() == Some(tag))
                 .cloned();
-            finish(g, "BatchGetImage", found)
+            Ok(found)
         })
+        .await
     }
 
     async fn by_digest(
@@ -135,49 +130,44 @@ impl Images for MemoryPorts {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<Image>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeImages")?;
+        self.call("DescribeImages", |w| {
             let found = w
                 .images
                 .iter()
                 .find(|i| i.repository == repository && &i.digest == digest)
                 .cloned();
-            finish(g, "DescribeImages", found)
+            Ok(found)
         })
+        .await
     }
 
     async fn tagged(&self, repository: &str) -> Result<Vec<Image>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeImages")?;
+        self.call("DescribeImages", |w| {
             let found = w
                 .images
                 .iter()
                 .filter(|i| i.repository == repository && i.tag.is_some())
                 .cloned()
                 .collect();
-            finish(g, "DescribeImages", found)
+            Ok(found)
         })
+        .await
     }
 }
 
 impl Notifier for MemoryPorts {
     async fn publish(&self, _topic: &str, n: &Notification) -> Result<(), PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("Publish")?;
+        self.call("Publish", |w| {
             w.published.push(n.clone());
-            finish(g, "Publish", ())
+            Ok(())
         })
+        .await
     }
 }
 
 impl Parameters for MemoryPorts {
     async fn missing(&self, names: &[String]) -> Result<Vec<String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeParameters")?;
+        self.call("DescribeParameters", |w| {
             let missing = match &w.parameters {
                 None => Vec::new(),
                 Some(known) => names
@@ -186,20 +176,20 @@ impl Parameters for MemoryPorts {
                     .cloned()
                     .collect(),
             };
-            finish(g, "DescribeParameters", missing)
+            Ok(missing)
         })
+        .await
     }
 
     async fn outputs(&self, names: &[String]) -> Result<BTreeMap<String, String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("GetParameters")?;
+        self.call("GetParameters", |w| {
             let found = names
                 .iter()
                 .filter_map(|n| w.outputs.get(n).map(|v| (n.clone(), v.clone())))
                 .collect();
-            finish(g, "GetParameters", found)
+            Ok(found)
         })
+        .await
     }
 }
 
@@ -220,12 +210,11 @@ impl Placements for MemoryPorts {
 
 impl Pipelines for MemoryPorts {
     async fn report_job(&self, job_id: &str, result: &JobResult) -> Result<(), PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("PutJobResult")?;
+        self.call("PutJobResult", |w| {
             w.job_results.push((job_id.to_owned(), result.clone()));
-            finish(g, "PutJobResult", ())
+            Ok(())
         })
+        .await
     }
 
     async fn artifact_files(
@@ -256,12 +245,11 @@ impl Pipelines for MemoryPorts {
         approved: bool,
         _summary: &str,
     ) -> Result<(), PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("PutApprovalResult")?;
+        self.call("PutApprovalResult", |w| {
             w.approvals
                 .push((format!("{pipeline}/{stage}/{action}"), approved));
-            finish(g, "PutApprovalResult", ())
+            Ok(())
         })
+        .await
     }
 }

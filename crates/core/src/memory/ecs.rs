@@ -8,17 +8,16 @@ use crate::template::{RenderedTaskDefinition, TAG_DEPLOYMENT};
 
 impl StateStore for MemoryPorts {
     async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("GetObject")?;
+        self.call("GetObject", |w| {
             let v = w.states.get(key).map(|(j, v)| {
                 (
                     serde_json::from_str(j).expect("state parses"),
                     Version(v.to_string()),
                 )
             });
-            finish(g, "GetObject", v)
+            Ok(v)
         })
+        .await
     }
 
     async fn save(
@@ -47,9 +46,7 @@ impl StateStore for MemoryPorts {
 
 impl TaskDefinitions for MemoryPorts {
     async fn register(&self, td: &RenderedTaskDefinition) -> Result<String, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("RegisterTaskDefinition")?;
+        self.call("RegisterTaskDefinition", |w| {
             let n = w.revisions.iter().filter(|r| r.family == td.family).count() + 1;
             let arn = format!(
                 "arn:aws:ecs:us-east-1:{}:task-definition/{}:{n}",
@@ -60,8 +57,9 @@ impl TaskDefinitions for MemoryPorts {
                 family: td.family.clone(),
                 body: td.body.clone(),
             });
-            finish(g, "RegisterTaskDefinition", arn)
+            Ok(arn)
         })
+        .await
     }
 
     async fn find_by_deployment(
@@ -69,9 +67,7 @@ impl TaskDefinitions for MemoryPorts {
         family: &str,
         deployment: &DeploymentId,
     ) -> Result<Option<String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("ListTaskDefinitions")?;
+        self.call("ListTaskDefinitions", |w| {
             let found = w
                 .revisions
                 .iter()
@@ -85,8 +81,9 @@ impl TaskDefinitions for MemoryPorts {
                         })
                 })
                 .map(|r| r.arn.clone());
-            finish(g, "ListTaskDefinitions", found)
+            Ok(found)
         })
+        .await
     }
 }
 
@@ -97,9 +94,7 @@ impl Services for MemoryPorts {
         task_definition_arn: &str,
         deployment: &DeploymentId,
     ) -> Result<Option<String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("UpdateService")?;
+        self.call("UpdateService", |w| {
             w.updates.push((
                 target.clone(),
                 task_definition_arn.to_owned(),
@@ -146,14 +141,13 @@ impl Services for MemoryPorts {
                 s.deployments.retain(|d| d.is_primary());
             }
             s.task_definition = task_definition_arn.into();
-            finish(g, "UpdateService", Some(ecs_id))
+            Ok(Some(ecs_id))
         })
+        .await
     }
 
     async fn describe(&self, cluster: &str, service: &str) -> Result<ServiceSnapshot, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeServices")?;
+        self.call("DescribeServices", |w| {
             let s = w
                 .services
                 .get(&(cluster.into(), service.into()))
@@ -167,20 +161,20 @@ impl Services for MemoryPorts {
                 deployments: s.deployments.clone(),
                 events: s.events.clone(),
             };
-            finish(g, "DescribeServices", snap)
+            Ok(snap)
         })
+        .await
     }
 
     async fn revision_task_definition(
         &self,
         revision_arn: &str,
     ) -> Result<Option<String>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("DescribeServiceRevisions")?;
+        self.call("DescribeServiceRevisions", |w| {
             let td = w.service_revisions.get(revision_arn).cloned();
-            finish(g, "DescribeServiceRevisions", td)
+            Ok(td)
         })
+        .await
     }
 
     async fn set_desired(
@@ -189,20 +183,17 @@ impl Services for MemoryPorts {
         service: &str,
         desired: u32,
     ) -> Result<(), PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("UpdateService")?;
+        self.call("UpdateService", |w| {
             if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
                 s.desired = desired;
             }
-            finish(g, "UpdateService", ())
+            Ok(())
         })
+        .await
     }
 
     async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("StopServiceDeployment")?;
+        self.call("StopServiceDeployment", |w| {
             let stopped = w.stoppable;
             if stopped {
                 // ECS puts the service back on the revision before the one in progress.
@@ -222,8 +213,9 @@ impl Services for MemoryPorts {
                     }
                 }
             }
-            finish(g, "StopServiceDeployment", stopped)
+            Ok(stopped)
         })
+        .await
     }
 
     async fn stopped_tasks(
@@ -232,11 +224,10 @@ impl Services for MemoryPorts {
         _service: &str,
         _task_definition_arn: &str,
     ) -> Result<Vec<StoppedTask>, PortError> {
-        yield_once().await;
-        self.with(|w| {
-            let g = w.gate("ListTasks")?;
+        self.call("ListTasks", |w| {
             let stopped = w.stopped.clone();
-            finish(g, "ListTasks", stopped)
+            Ok(stopped)
         })
+        .await
     }
 }

@@ -134,6 +134,21 @@ impl MemoryPorts {
         }
     }
 
+    /// One port call: other futures get a turn first (concurrent invocations interleave at
+    /// every AWS call), then the call is recorded, faults and crashes applied.
+    pub(super) async fn call<T>(
+        &self,
+        op: &str,
+        f: impl FnOnce(&mut World) -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        yield_once().await;
+        self.with(|w| {
+            let g = w.gate(op)?;
+            let v = f(w)?;
+            finish(g, op, v)
+        })
+    }
+
     pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         f(&mut self.world.lock().expect("world lock"))
     }

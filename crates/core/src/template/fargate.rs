@@ -31,32 +31,28 @@ pub(super) fn size(at: &At<'_>, body: &Map<String, Value>) -> Result<(u32, u32),
     Ok((cpu, memory))
 }
 
-fn parse_cpu(v: &Value) -> Option<u32> {
-    match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Some(v) = s.strip_suffix("vCPU").or_else(|| s.strip_suffix("vcpu")) {
-                let f: f64 = v.trim().parse().ok()?;
-                Some((f * 1024.0).round() as u32)
-            } else {
-                s.parse().ok()
-            }
-        }
-        _ => None,
-    }
+/// CPU units (`256`, `"256"`) or vCPU (`"0.25 vCPU"`).
+pub(super) fn parse_cpu(v: &Value) -> Option<u32> {
+    parse_size(v, &["vCPU", "vcpu"])
 }
 
-fn parse_memory(v: &Value) -> Option<u32> {
+/// MiB (`512`, `"512"`) or GB (`"1 GB"`).
+pub(super) fn parse_memory(v: &Value) -> Option<u32> {
+    parse_size(v, &["GB", "gb"])
+}
+
+/// A whole number of the small unit, or a decimal of the large one (1,024 small units each).
+fn parse_size(v: &Value, large: &[&str]) -> Option<u32> {
     match v {
         Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
         Value::String(s) => {
             let s = s.trim();
-            if let Some(v) = s.strip_suffix("GB").or_else(|| s.strip_suffix("gb")) {
-                let f: f64 = v.trim().parse().ok()?;
-                Some((f * 1024.0).round() as u32)
-            } else {
-                s.parse().ok()
+            match large.iter().find_map(|u| s.strip_suffix(u)) {
+                Some(v) => {
+                    let f: f64 = v.trim().parse().ok()?;
+                    Some((f * 1024.0).round() as u32)
+                }
+                None => s.parse().ok(),
             }
         }
         _ => None,

@@ -4,17 +4,19 @@ use super::*;
 use crate::config::Config;
 use crate::image::Digest;
 
-pub const WEB: &str = r#"{
-  "family": "booking-${env}-web",
-  "executionRoleArn": "arn:aws:iam::${account}:role/booking-${env}-execution",
-  "cpu": "256", "memory": "512",
-  "containerDefinitions": [
-    {"name": "web", "image": "booking/web:latest", "essential": true,
-     "portMappings": [{"containerPort": 8000}],
-     "environment": [{"name": "DEBUG", "value": "false"}, {"name": "PORT", "value": "8000"}]},
-    {"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"}
-  ]
-}"#;
+/// The shared web template, with a log-router sidecar beside web and one more variable.
+fn web() -> String {
+    crate::testing::WEB_TEMPLATE
+        .replace(
+            r#""image": "booking/web","#,
+            r#""image": "booking/web:latest","#,
+        )
+        .replace(
+            r#"{"name": "DEBUG", "value": "false"}]}"#,
+            r#"{"name": "DEBUG", "value": "false"}, {"name": "PORT", "value": "8000"}]},
+    {"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"}"#,
+        )
+}
 
 fn cfg() -> Config {
     Config::parse("harbormaster.toml", crate::testing::CONFIG).unwrap()
@@ -40,7 +42,7 @@ fn render(t: &Template, cfg: &Config) -> RenderedTaskDefinition {
 
 #[test]
 fn renders_the_image_by_digest_only_into_the_service_containers() {
-    let t = Template::parse("web.json", WEB).unwrap();
+    let t = Template::parse("web.json", &web()).unwrap();
     let r = render(&t, &cfg());
     let c = &r.body["containerDefinitions"];
     assert_eq!(
@@ -65,7 +67,7 @@ fn renders_the_image_by_digest_only_into_the_service_containers() {
 
 #[test]
 fn variables_override_by_name_and_secrets_are_arns() {
-    let t = Template::parse("web.json", WEB).unwrap();
+    let t = Template::parse("web.json", &web()).unwrap();
     let r = render(&t, &cfg());
     let c = &r.body["containerDefinitions"][0];
     let env = c["environment"].as_array().unwrap();
@@ -114,20 +116,20 @@ fn fargate_sizes_follow_the_aws_table() {
 fn template_errors_name_file_and_field() {
     let cases = [
         (
-            WEB.replace("\"memory\": \"512\"", "\"memory\": \"4096\""),
+            web().replace("\"memory\": \"512\"", "\"memory\": \"4096\""),
             "memory",
         ),
-        (WEB.replace("\"family\"", "\"famliy\""), "famliy"),
+        (web().replace("\"family\"", "\"famliy\""), "famliy"),
         (
-            WEB.replace("\"family\"", "\"taskDefinitionArn\""),
+            web().replace("\"family\"", "\"taskDefinitionArn\""),
             "taskDefinitionArn",
         ),
         (
-            WEB.replace("\"value\": \"false\"", "\"value\": \"postgres://u:p@h/db\""),
+            web().replace("\"value\": \"false\"", "\"value\": \"postgres://u:p@h/db\""),
             "containerDefinitions[0].environment[0]",
         ),
-        (WEB.replace("${env}-web", "${stage}-web"), ""),
-        (WEB.replace("\"cpu\": \"256\", ", ""), "cpu"),
+        (web().replace("${env}-web", "${stage}-web"), ""),
+        (web().replace("\"cpu\": \"256\", ", ""), "cpu"),
     ];
     for (text, field) in cases {
         let e = Template::parse("taskdefs/web.json", &text).unwrap_err();
@@ -142,7 +144,8 @@ fn template_errors_name_file_and_field() {
 fn vcpu_and_gb_forms_are_normalised() {
     let t = Template::parse(
         "t.json",
-        &WEB.replace("\"256\"", "\"0.5 vCPU\"")
+        &web()
+            .replace("\"256\"", "\"0.5 vCPU\"")
             .replace("\"512\"", "\"1 GB\""),
     )
     .unwrap();

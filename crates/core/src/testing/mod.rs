@@ -10,7 +10,13 @@ use std::collections::BTreeMap;
 use crate::bundle::Bundle;
 use crate::memory::MemorySource;
 
-pub const CONFIG: &str = r#"
+/// The project, the agent and dev: what every test config starts with (a macro, so that
+/// `concat!` and `format!` can build on it).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! test_config_head {
+    () => {
+        r#"
 project = "booking"
 state_bucket = "booking-state"
 notification_topic = "arn:aws:sns:us-east-1:123456789012:booking-deployments"
@@ -20,7 +26,13 @@ lease_seconds = 60
 
 [environments.dev]
 cluster = "booking-dev"
+"#
+    };
+}
 
+pub const CONFIG: &str = concat!(
+    test_config_head!(),
+    r#"
 [environments.prod]
 cluster = "booking-prod"
 auto_deploy = false
@@ -40,7 +52,8 @@ variables = { DEBUG = "true" }
 
 [services.web.environments.prod]
 follow = { semver = ">=1.0.0" }
-"#;
+"#
+);
 
 pub const WEB_TEMPLATE: &str = r#"{
   "family": "booking-${env}-web",

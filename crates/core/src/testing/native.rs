@@ -26,17 +26,9 @@ pub fn config(strategy: &str, extra: &str) -> String {
         _ => "",
     };
     format!(
-        r#"
-project = "booking"
-state_bucket = "booking-state"
-notification_topic = "arn:aws:sns:us-east-1:123456789012:booking-deployments"
-
-[agent]
-lease_seconds = 60
-
-[environments.dev]
-cluster = "booking-dev"
-
+        concat!(
+            crate::test_config_head!(),
+            r#"
 [services.web]
 repository = "booking/web"
 task_definition = "taskdefs/web.json"
@@ -66,6 +58,10 @@ stat = "Sum"
 follow = {{ regex = "^main-" }}
 {extra}
 "#
+        ),
+        strategy = strategy,
+        shift = shift,
+        extra = extra,
     )
 }
 
