@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use harbormaster_core::ports::StateStore;
-use harbormaster_core::state::{GateRecord, ServiceState};
+use harbormaster_core::state::{GateRecord, ServiceState, Wait};
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -69,15 +69,13 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         return;
     };
     print_in_flight(st);
-    match (&st.pending, &st.guard_wait) {
-        (Some(p), Some(g)) => println!(
-            "  pending:         {} (held since {}: guard alarms in ALARM: {})",
-            p.image.label(),
-            g.since.format("%H:%M:%S"),
-            g.alarms.join(", ")
+    match &st.pending {
+        Some(p) => println!(
+            "  pending:         {}{}",
+            p.release.image.label(),
+            waiting(&p.wait)
         ),
-        (Some(p), None) => println!("  pending:         {}", p.image.label()),
-        (None, _) => println!("  pending:         -"),
+        None => println!("  pending:         -"),
     }
     match &st.last_known_good {
         Some(g) => println!(
@@ -111,6 +109,24 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         }
     }
     println!();
+}
+
+/// What a pending release waits for, in words.
+fn waiting(wait: &Wait) -> String {
+    match wait {
+        Wait::Turn => String::new(),
+        Wait::Settling { until } => {
+            format!(
+                " (settling: deploys at {} unless a newer push arrives)",
+                until.format("%H:%M:%S")
+            )
+        }
+        Wait::Held(g) => format!(
+            " (held since {}: guard alarms in ALARM: {})",
+            g.since.format("%H:%M:%S"),
+            g.alarms.join(", ")
+        ),
+    }
 }
 
 fn print_in_flight(st: &ServiceState) {

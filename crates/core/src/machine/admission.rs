@@ -11,8 +11,8 @@ use super::{Command, Outcome, Point};
 use crate::image::{Image, ImageOrder};
 use crate::notify::NoticeKind;
 use crate::state::{
-    Deployment, DeploymentId, GuardWait, HistoryEntry, Phase, PhaseKind, Release, ServiceState,
-    Trigger, Verdict,
+    Deployment, DeploymentId, GuardWait, HistoryEntry, Pending, Phase, PhaseKind, Release,
+    ServiceState, Trigger, Verdict, Wait,
 };
 
 /// How a release came in decides which checks it passes.
@@ -97,7 +97,9 @@ impl Ctx<'_> {
         if raise_watermark {
             self.s.newest_accepted = Some(release.image.clone());
         }
-        let settling = self.s.settle_until.filter(|until| *until > self.now);
+        let settling = (self.s.pending.as_ref())
+            .and_then(Pending::settling_until)
+            .filter(|until| *until > self.now);
         if admission == Admission::Pushed
             && self.s.in_flight.is_none()
             && (settling.is_some() || self.policy.settle > Duration::zero())
@@ -105,18 +107,18 @@ impl Ctx<'_> {
             // The window runs from the burst's first push, so a steady stream of pushes cannot
             // hold deployments off for ever.
             let until = settling.unwrap_or(self.now + self.policy.settle);
-            self.s.settle_until = Some(until);
             let note = format!(
                 "deploys at {} unless a newer push arrives first",
                 until.format("%H:%M:%S UTC")
             );
-            return self.queue(release, Point::Settling, note);
+            let wait = Wait::Settling { until };
+            return self.queue(Pending { release, wait }, Point::Settling, note);
         }
         if self.s.in_flight.is_some() {
             let note = "a deployment is in flight; this release follows it";
-            self.queue(release, Point::Pending, note.into())
+            self.queue(Pending::new(release), Point::Pending, note.into())
         } else {
-            self.begin(release)
+            self.begin(Pending::new(release))
         }
     }
 
@@ -152,7 +154,7 @@ impl Ctx<'_> {
             .s
             .pending
             .as_ref()
-            .is_some_and(|p| &p.image.digest == digest)
+            .is_some_and(|p| &p.release.image.digest == digest)
         {
             return Some(Outcome::ignored(format!(
                 "{} is already pending",
@@ -202,26 +204,30 @@ impl Ctx<'_> {
         None
     }
 
-    /// Puts `release` in `pending`, replacing (as superseded) what waited there.
-    pub(super) fn queue(&mut self, release: Release, to: Point, note: String) -> Outcome {
+    /// Makes `p` the pending release, replacing (as superseded) what waited there.
+    fn queue(&mut self, p: Pending, to: Point, note: String) -> Outcome {
+        let label = p.release.image.label();
         if let Some(old) = self.s.pending.take() {
-            let reason = format!("replaced by {} before it started", release.image.label());
-            self.supersede(&old.image, Point::Pending, &reason);
+            let reason = format!("replaced by {label} before it started");
+            self.supersede(&old.release.image, Point::Pending, &reason);
         }
-        let digest = Some(release.image.digest.clone());
+        let digest = Some(p.release.image.digest.clone());
         self.journal_line(None, digest, (Point::Received, to), note);
-        self.s.pending = Some(release);
+        self.s.pending = Some(p);
         Outcome::Queued
     }
 
-    /// Starts a release unless a guard alarm may be firing: then it waits as pending while
-    /// CloudWatch is asked.
-    pub(super) fn begin(&mut self, release: Release) -> Outcome {
-        if self.policy.alarms.guards.is_empty() || release.force {
-            self.s.guard_wait = None;
-            return self.start(release);
+    /// Starts a release unless a guard alarm may be firing: then it waits its turn while
+    /// CloudWatch is asked (a release already held stays held, its timeout counting on).
+    pub(super) fn begin(&mut self, p: Pending) -> Outcome {
+        if self.policy.alarms.guards.is_empty() || p.release.force {
+            return self.start(p.release);
         }
-        self.s.pending = Some(release);
+        let wait = match p.wait {
+            Wait::Held(g) => Wait::Held(g),
+            _ => Wait::Turn,
+        };
+        self.s.pending = Some(Pending { wait, ..p });
         self.run(Command::CheckGuards);
         Outcome::Queued
     }
@@ -234,30 +240,24 @@ impl Ctx<'_> {
             return Outcome::Nothing;
         };
         if firing.is_empty() {
-            self.s.guard_wait = None;
             self.s.pending = None;
-            return self.start(p);
+            return self.start(p.release);
         }
-        let since = self
-            .s
-            .guard_wait
-            .as_ref()
-            .map(|g| g.since)
-            .unwrap_or(self.now);
+        let held = p.held().map(|g| g.since);
+        let since = held.unwrap_or(self.now);
         let minutes = self.policy.alarms.guard_timeout_minutes;
         let alarms = firing.join(", ");
         if self.now - since >= Duration::minutes(minutes.into()) {
-            return self.give_up_held(p, &alarms);
+            return self.give_up_held(p.release, &alarms);
         }
-        if self.s.guard_wait.is_none() {
+        if held.is_none() {
             let note = format!("guard alarms in ALARM: {alarms}; it deploys when they clear (gives up after {minutes} min)");
-            let digest = Some(p.image.digest.clone());
+            let digest = Some(p.release.image.digest.clone());
             self.journal_line(None, digest, (Point::Pending, Point::Held), note);
         }
-        self.s.guard_wait = Some(GuardWait {
-            since,
-            alarms: firing.to_vec(),
-        });
+        let alarms = firing.to_vec();
+        let wait = Wait::Held(GuardWait { since, alarms });
+        self.s.pending = Some(Pending { wait, ..p });
         Outcome::Queued
     }
 
@@ -268,7 +268,6 @@ impl Ctx<'_> {
             "guard alarms still in ALARM after {minutes} min: {alarms}; not deployed (deploy it again when they clear, or with --force)"
         );
         self.s.pending = None;
-        self.s.guard_wait = None;
         self.skipped(&p.image, Verdict::Failed, &reason);
         let digest = Some(p.image.digest.clone());
         let to = Point::Verdict(Verdict::Failed);
@@ -334,12 +333,12 @@ mod tests {
         let mut guarded = policy();
         guarded.alarms.guards = vec!["db-cpu".into()];
         let mut pending = idle();
-        pending.pending = Some(crate::state::Release {
+        pending.pending = Some(crate::state::Pending::new(crate::state::Release {
             image: image('c', 30),
             trigger: crate::state::Trigger::Reconcile,
             requested_at: t0(),
             force: false,
-        });
+        }));
         let rows = vec![
             Row {
                 case: "a newer push to an idle service starts at once",

@@ -50,7 +50,7 @@ impl Ctx<'_> {
         if let Some(p) = self.s.pending.clone() {
             let why = format!(
                 "{} is waiting to deploy; this release gives way (ECS rolls it back) and the newer one follows",
-                p.image.label()
+                p.release.image.label()
             );
             return self.fail_gate(stage, "supersession", why);
         }

@@ -167,10 +167,10 @@ impl Ctx<'_> {
 
     pub(super) fn tick(&mut self) -> Outcome {
         let Some(d) = self.s.in_flight.clone() else {
-            if self.s.settle_until.is_some_and(|until| until > self.now) {
+            let settling = (self.s.pending.as_ref()).and_then(|p| p.settling_until());
+            if settling.is_some_and(|until| until > self.now) {
                 return Outcome::Nothing;
             }
-            self.s.settle_until = None;
             return match self.s.pending.take() {
                 Some(p) => self.begin(p),
                 None => Outcome::Nothing,

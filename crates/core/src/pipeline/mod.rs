@@ -184,7 +184,7 @@ pub fn release_status(state: Option<&ServiceState>, digest: &Digest) -> ReleaseS
         .is_some_and(|d| &d.release.image.digest == digest && d.rollback.is_none())
         || s.pending
             .as_ref()
-            .is_some_and(|p| &p.image.digest == digest)
+            .is_some_and(|p| &p.release.image.digest == digest)
     {
         return ReleaseStatus::Running;
     }

@@ -6,6 +6,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod pending;
+
+pub use pending::{Pending, Wait};
+
 use crate::image::Image;
 use crate::strategy::Stage;
 
@@ -391,9 +395,9 @@ pub struct ServiceState {
     pub service: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<Deployment>,
-    /// The newest release waiting for the one in flight to finish (latest wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Release>,
+    /// The newest release waiting to deploy (latest wins), and what it waits for.
+    #[serde(flatten, with = "pending::flat")]
+    pub pending: Option<Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_known_good: Option<KnownGood>,
     /// The newest image accepted for deployment; older ones are ignored.
@@ -415,11 +419,6 @@ pub struct ServiceState {
     /// Newest first, bounded by `agent.history_limit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_releases: Vec<BadRelease>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guard_wait: Option<GuardWait>,
-    /// A pushed release waits in `pending` until then for newer pushes (`agent.settle_seconds`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settle_until: Option<DateTime<Utc>>,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -444,8 +443,6 @@ impl ServiceState {
             outbox: Vec::new(),
             deployments_started: 0,
             bad_releases: Vec::new(),
-            guard_wait: None,
-            settle_until: None,
             scaling: Default::default(),
         }
     }
