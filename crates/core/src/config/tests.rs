@@ -165,7 +165,8 @@ queries = [
     let bad = text
         .replace("post_production_traffic_shift", "after_lunch")
         .replace("id = \"p99\"", "id = \"P99\"")
-        .replace("percent = 10", "percent = 100");
+        // 100 is a canary ECS takes (API_CanaryConfiguration); 0.05 is below its 0.1.
+        .replace("percent = 10", "percent = 0.05");
     let errs = Config::parse("harbormaster.toml", &bad).unwrap_err();
     let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
     for f in [
@@ -213,5 +214,62 @@ fn worker_scaling_parses_and_bad_sources_are_named() {
             "{bad}: {err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+/// ECS's API reference: CanaryConfiguration `canaryPercent` takes "multiples of 0.1 from 0.1 to
+/// 100.0", LinearConfiguration `stepPercent` "multiples of 0.1 from 3.0 to 100.0"
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CanaryConfiguration.html,
+/// .../API_LinearConfiguration.html). What ECS would refuse is refused here, naming the field.
+#[test]
+fn traffic_steps_are_checked_as_ecs_checks_them() {
+    let native = |shift: &str| {
+        good().replace(
+            "desired_count = 2\n",
+            &format!(
+                "desired_count = 2\n{shift}\nload_balancer = {{ container = \"web\", port = 8000 }}\n"
+            ),
+        )
+    };
+    let cases = [
+        (
+            "strategy = \"canary\"\ncanary = { percent = 0.1, interval_minutes = 5 }",
+            None,
+        ),
+        (
+            "strategy = \"canary\"\ncanary = { percent = 100, interval_minutes = 5 }",
+            None,
+        ),
+        (
+            "strategy = \"canary\"\ncanary = { percent = 0.05, interval_minutes = 5 }",
+            Some("canary.percent"),
+        ),
+        (
+            "strategy = \"canary\"\ncanary = { percent = 12.34, interval_minutes = 5 }",
+            Some("canary.percent"),
+        ),
+        (
+            "strategy = \"linear\"\nlinear = { percent = 3, interval_minutes = 2 }",
+            None,
+        ),
+        (
+            "strategy = \"linear\"\nlinear = { percent = 2.9, interval_minutes = 2 }",
+            Some("linear.percent"),
+        ),
+        (
+            "strategy = \"linear\"\nlinear = { percent = 100.1, interval_minutes = 2 }",
+            Some("linear.percent"),
+        ),
+    ];
+    for (shift, bad) in cases {
+        let result = Config::parse("harbormaster.toml", &native(shift));
+        match bad {
+            None => assert!(result.is_ok(), "{shift}: {result:?}"),
+            Some(field) => {
+                let errs = result.unwrap_err();
+                let want = format!("services.web.{field}");
+                assert!(errs.0.iter().any(|e| e.field == want), "{shift}: {errs}");
+            }
+        }
     }
 }

@@ -77,8 +77,13 @@ fn shift(
             None
         }
         (true, Some(s)) => {
-            if !(s.percent > 0.0 && s.percent < 100.0) {
-                let why = "allowed: more than 0 and less than 100".into();
+            // ECS's API reference: canaryPercent is a multiple of 0.1 from 0.1 to 100.0,
+            // stepPercent a multiple of 0.1 from 3.0 to 100.0.
+            let min = if key == "linear" { 3.0 } else { 0.1 };
+            let tenths = s.percent * 10.0;
+            let whole_tenths = (tenths - tenths.round()).abs() < 1e-6;
+            if !(s.percent >= min - 1e-9 && s.percent <= 100.0 && whole_tenths) {
+                let why = format!("allowed: {min:.1} to 100.0 in steps of 0.1 (as ECS takes it)");
                 c.err(format!("{field}.{key}.percent"), why);
             }
             if s.interval_minutes > 1440 {
