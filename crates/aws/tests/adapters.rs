@@ -358,3 +358,69 @@ fn http_json(body: &str) -> aws_smithy_runtime_api::http::Response {
         aws_smithy_types::body::SdkBody::from(body.to_owned()),
     )
 }
+
+/// The ECS API reference, DeploymentCircuitBreaker: "The deployment circuit breaker can only be
+/// used for services using the rolling update (ECS) deployment type"
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html).
+/// A rolling update asks for it with rollback; blue/green, canary and linear never send it.
+#[tokio::test]
+async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
+    use harbormaster_core::config::RollingSettings;
+    use harbormaster_core::ports::ServiceTarget;
+    use harbormaster_core::state::DeploymentId;
+    use harbormaster_core::strategy::{NativeDeployment, Strategy};
+
+    const UPDATED: &str = r#"{"service":{"serviceName":"web","deployments":[]}}"#;
+    let rolling = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| {
+            let breaker = r
+                .deployment_configuration()
+                .and_then(|c| c.deployment_circuit_breaker());
+            breaker.is_some_and(|b| b.enable() && b.rollback())
+        })
+        .then_http_response(|| http_json(UPDATED));
+    let native = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| {
+            let c = r.deployment_configuration();
+            c.is_some_and(|c| c.deployment_circuit_breaker().is_none() && c.strategy().is_some())
+        })
+        .then_http_response(|| http_json(UPDATED));
+    let p = ports(client!(aws_sdk_ecs, [&rolling, &native]), no_s3());
+    let mut target = ServiceTarget {
+        environment: "dev".into(),
+        name: "web".into(),
+        cluster: "booking-dev".into(),
+        service: "web".into(),
+        desired_count: None,
+        rolling: RollingSettings {
+            min_healthy_percent: 100,
+            max_percent: 200,
+            health_check_grace_period_seconds: None,
+        },
+        alarms: Vec::new(),
+        native: None,
+    };
+    let d = DeploymentId("d-1".into());
+    p.update(&target, "arn:td:1", &d)
+        .await
+        .expect("rolling: breaker on");
+    target.native = Some(NativeDeployment {
+        strategy: Strategy::BlueGreen,
+        bake_time_minutes: 5,
+        canary: None,
+        linear: None,
+        container: "web".into(),
+        port: 8000,
+        target_group: "arn:tg/blue".into(),
+        alternate_target_group: "arn:tg/green".into(),
+        production_listener_rule: "arn:rule/prod".into(),
+        test_listener_rule: None,
+        role: "arn:role/infra".into(),
+        hook_function: "arn:lambda:hook".into(),
+        hook_role: "arn:role/hook".into(),
+        hook_stages: Vec::new(),
+    });
+    p.update(&target, "arn:td:2", &d)
+        .await
+        .expect("blue/green: no breaker");
+}

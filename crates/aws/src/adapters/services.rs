@@ -28,13 +28,15 @@ impl Services for AwsPorts {
         };
         let mut config = DeploymentConfiguration::builder()
             .minimum_healthy_percent(target.rolling.min_healthy_percent as i32)
-            .maximum_percent(target.rolling.max_percent as i32)
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(true)
-                    .rollback(true)
-                    .build(),
-            );
+            .maximum_percent(target.rolling.max_percent as i32);
+        if target.native.is_none() {
+            // "The deployment circuit breaker can only be used for services using the rolling
+            // update (ECS) deployment type" (ECS API reference, DeploymentCircuitBreaker).
+            let breaker = DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(true);
+            config = config.deployment_circuit_breaker(breaker.build());
+        }
         if !target.alarms.is_empty() {
             config = config.alarms(
                 DeploymentAlarms::builder()
