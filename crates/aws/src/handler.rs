@@ -64,6 +64,8 @@ impl Function {
 const DEPLOYS: &[&str] = &[
     "s3:GetObject",
     "s3:PutObject",
+    // Not a call: without it S3 answers a missing state document 403, not 404.
+    "s3:ListBucket",
     "sns:Publish",
     "sts:GetCallerIdentity",
     "ssm:DescribeParameters",
@@ -107,6 +109,7 @@ pub const ECS_HOOK: Function = Function {
     permissions: &[&[
         "s3:GetObject",
         "s3:PutObject",
+        "s3:ListBucket",
         "sns:Publish",
         "ecs:DescribeServiceRevisions",
         "cloudwatch:GetMetricData",

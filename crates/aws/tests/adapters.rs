@@ -424,3 +424,58 @@ async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
         .await
         .expect("blue/green: no breaker");
 }
+
+/// S3's GetObject reference: without `s3:ListBucket` on the bucket, a missing key is answered
+/// "HTTP status code 403 (Access Denied)" rather than 404 NoSuchKey
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions). The
+/// installed roles grant ListBucket on the state bucket, so real S3 says 404; a bucket whose
+/// policy still hides missing keys must not stop the first deployment of a service: the
+/// document is created with `If-None-Match: *`, which can never overwrite one.
+#[tokio::test]
+async fn a_missing_state_document_answered_403_is_created_and_a_hidden_one_is_named() {
+    const DENIED: &str = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    let denied = || {
+        mock!(aws_sdk_s3::Client::get_object)
+            .sequence()
+            .http_status(403, Some(DENIED.into()))
+            .build()
+    };
+    let (get, get_again) = (denied(), denied());
+    let created = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(|r| r.if_none_match() == Some("*"))
+        .then_http_response(|| {
+            let mut r = http_json("");
+            r.headers_mut().insert("ETag", "\"e1\"");
+            r
+        });
+    let exists = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(|r| r.if_none_match() == Some("*"))
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+                ),
+            )
+        });
+    let p = ports(
+        no_ecs(),
+        client!(aws_sdk_s3, [&get, &created, &get_again, &exists]),
+    );
+    let key = "state/dev/web.json";
+    // The first push: nothing readable, so nothing there; the create goes through.
+    assert!(p.load(key).await.unwrap().is_none());
+    let doc = ServiceState::new("dev", "web");
+    assert!(p.save(key, &doc, None).await.is_ok());
+    // A document that exists but cannot be read: the create is refused, and said so plainly
+    // (not a conflict to retry for ever).
+    assert!(p.load(key).await.unwrap().is_none());
+    let Err(SaveError::Port(e)) = p.save(key, &doc, None).await else {
+        panic!("a document hidden by AccessDenied is an error, not a conflict");
+    };
+    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    assert!(
+        e.message.contains("s3:GetObject") && e.message.contains(key),
+        "{e}"
+    );
+}

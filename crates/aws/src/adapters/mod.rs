@@ -42,6 +42,10 @@ pub struct AwsPorts {
     pub state_bucket: String,
     pub region: String,
     account: Arc<OnceCell<String>>,
+    /// State documents whose GetObject was denied: S3 hides a missing key that way from a
+    /// caller without `s3:ListBucket`, so a create may follow; if that create finds one, it
+    /// exists and cannot be read, which is said plainly instead of retried as a conflict.
+    hidden: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl AwsPorts {
@@ -68,6 +72,7 @@ impl AwsPorts {
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             account: Arc::new(OnceCell::new()),
+            hidden: Default::default(),
         }
     }
 
@@ -78,6 +83,7 @@ impl AwsPorts {
             state_bucket: state_bucket.to_owned(),
             region: region.to_owned(),
             account: Arc::new(OnceCell::new()),
+            hidden: Default::default(),
         }
     }
 

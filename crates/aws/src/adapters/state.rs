@@ -22,13 +22,20 @@ impl StateStore for AwsPorts {
             Ok(o) => o,
             Err(e) => {
                 let pe = classify("GetObject", &e);
-                return if pe.kind == ErrorKind::NotFound && pe.message.contains("NoSuchKey") {
-                    Ok(None)
-                } else {
-                    Err(pe)
+                return match pe.kind {
+                    ErrorKind::NotFound if pe.message.contains("NoSuchKey") => Ok(None),
+                    // What S3 answers for a missing key to a caller without s3:ListBucket
+                    // (GetObject reference, "Permissions"); the create that follows is
+                    // conditional, so it can never overwrite a document it could not read.
+                    ErrorKind::Denied => {
+                        self.hidden(key, true);
+                        Ok(None)
+                    }
+                    _ => Err(pe),
                 };
             }
         };
+        self.hidden(key, false);
         let etag = out.e_tag.clone().ok_or_else(|| {
             PortError::new(
                 ErrorKind::Invalid,
@@ -79,12 +86,39 @@ impl StateStore for AwsPorts {
             Ok(out) => Ok(Version(out.e_tag.unwrap_or_default())),
             Err(e) => {
                 let pe = classify("PutObject", &e);
-                if pe.kind == ErrorKind::Conflict {
-                    Err(SaveError::Conflict)
-                } else {
-                    Err(SaveError::Port(pe))
+                match pe.kind {
+                    ErrorKind::Conflict if expected.is_none() && self.was_hidden(key) => {
+                        Err(SaveError::Port(self.unreadable(key)))
+                    }
+                    ErrorKind::Conflict => Err(SaveError::Conflict),
+                    _ => Err(SaveError::Port(pe)),
                 }
             }
         }
+    }
+}
+
+impl AwsPorts {
+    fn hidden(&self, key: &str, denied: bool) {
+        let mut hidden = self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+        if denied {
+            hidden.insert(key.to_owned());
+        } else {
+            hidden.remove(key);
+        }
+    }
+
+    fn was_hidden(&self, key: &str) -> bool {
+        let hidden = self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+        hidden.contains(key)
+    }
+
+    fn unreadable(&self, key: &str) -> PortError {
+        let bucket = &self.state_bucket;
+        PortError::new(
+            ErrorKind::Denied,
+            "GetObject",
+            format!("s3://{bucket}/{key} exists but reading it is denied: grant s3:GetObject on it and s3:ListBucket on the bucket"),
+        )
     }
 }
