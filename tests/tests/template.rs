@@ -233,3 +233,79 @@ async fn what_each_function_calls_is_on_its_list() {
         .unwrap();
     check(&ECS_HOOK, "a hook call");
 }
+
+/// The resource types the Service Authorization Reference ("Actions, resources, and condition
+/// keys for Amazon Elastic Container Service") lists as required for an action: a statement
+/// granting the action must name an ARN of each, or `*` with the condition key it requires.
+const REQUIRED: &[(&str, &[&str], Option<&str>)] = &[
+    (
+        "ecs:StopServiceDeployment",
+        &[":service/", ":service-deployment/"],
+        None,
+    ),
+    (
+        "ecs:DescribeServiceRevisions",
+        &[":service/", ":service-revision/"],
+        None,
+    ),
+    ("ecs:ListTasks", &[], Some("ecs:cluster")),
+];
+
+/// Every statement of the function's role that grants `action`, as (resources, condition keys).
+fn statements_granting(t: &Yaml, f: &Function, action: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let role = &t["Resources"][format!("{}Role", logical(f.name)).as_str()];
+    let mut out = Vec::new();
+    for policy in role["Properties"]["Policies"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+    {
+        for st in policy["PolicyDocument"]["Statement"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+        {
+            if !strings(&st["Action"]).iter().any(|a| a == action) {
+                continue;
+            }
+            // `!Sub` values load as plain strings here.
+            let resources = strings(&st["Resource"]);
+            let keys = st["Condition"]
+                .as_hash()
+                .into_iter()
+                .flat_map(|ops| ops.values())
+                .filter_map(Yaml::as_hash)
+                .flat_map(|kv| kv.keys().filter_map(Yaml::as_str).map(str::to_owned))
+                .collect();
+            out.push((resources, keys));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_action_is_granted_on_every_resource_type_the_reference_requires() {
+    let t = template();
+    let mut problems = Vec::new();
+    for f in FUNCTIONS {
+        for (action, types, condition) in REQUIRED {
+            if !f.actions().contains(action) {
+                continue;
+            }
+            let granted = statements_granting(&t, f, action);
+            let ok = granted.iter().any(|(resources, keys)| match condition {
+                Some(key) => resources.iter().any(|r| r == "*") && keys.iter().any(|k| k == key),
+                None => types
+                    .iter()
+                    .all(|ty| resources.iter().any(|r| r.contains(ty))),
+            });
+            if !ok {
+                problems.push(format!(
+                    "{}: {action} lacks a resource type it requires",
+                    f.name
+                ));
+            }
+        }
+    }
+    assert_eq!(problems, Vec::<String>::new());
+}
