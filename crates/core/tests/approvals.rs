@@ -247,3 +247,37 @@ fn the_tick_waits_as_long_as_the_strategy_and_the_approval_may_take() {
         r.targets[0].outcome
     );
 }
+
+/// After the agent failed a gate (or gave way to a newer release), ECS rolls the deployment
+/// back and runs the TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again, the target
+/// revision still green and production traffic back on blue: those calls are ECS's rollback and
+/// are never stood in the way of. A call again at the stage that failed is a retry: FAILED again.
+#[test]
+fn the_rollback_after_a_failed_gate_or_a_supersession_is_let_through() {
+    for cause in ["metric", "supersession"] {
+        let (ports, b) = world("blue_green", "");
+        send(&ports, &b, &push_event("e1", "main-1", 'a', 60));
+        if cause == "metric" {
+            measure(&ports, 9.0);
+        } else {
+            send(&ports, &b, &push_event("e2", "main-2", 'b', 120));
+        }
+        let (status, reason) = hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT");
+        assert_eq!(status, HookStatus::Failed, "{cause}: {reason}");
+        assert!(reason.contains(&format!("{cause} gate failed")), "{reason}");
+        for stage in ["PRODUCTION_TRAFFIC_SHIFT", "TEST_TRAFFIC_SHIFT"] {
+            let (status, reason) = rollback_hook(&ports, &b, stage);
+            assert_eq!(
+                status,
+                HookStatus::Succeeded,
+                "{cause} at {stage}: {reason}"
+            );
+        }
+        let (status, _) = hook(&ports, &b, "POST_TEST_TRAFFIC_SHIFT");
+        assert_eq!(
+            status,
+            HookStatus::Failed,
+            "{cause}: a retry of the failed call"
+        );
+    }
+}

@@ -44,7 +44,7 @@ impl Ctx<'_> {
             return Outcome::hook(HookStatus::Succeeded, why);
         }
         if let Some(failure) = &d.gate_failure {
-            return Outcome::hook(HookStatus::Failed, failure.clone());
+            return rolled_back(&d.id, d.stage, stage, failure);
         }
         self.enter_stage(stage);
         if let Some(p) = self.s.pending.clone() {
@@ -114,6 +114,27 @@ impl Ctx<'_> {
         );
         Outcome::Progressed
     }
+}
+
+/// After a gate failed at `failed_at`, ECS rolls the deployment back and runs the
+/// TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again ("Lifecycle hooks for Amazon ECS
+/// service deployments"): those are its rollback, never to be stood in the way of. A call again
+/// at the stage that failed is a retry of that call, and gets the same answer.
+fn rolled_back(
+    id: &DeploymentId,
+    failed_at: Option<Stage>,
+    stage: Stage,
+    failure: &str,
+) -> Outcome {
+    let rollback_stage = matches!(
+        stage,
+        Stage::TestTrafficShift | Stage::ProductionTrafficShift
+    );
+    if rollback_stage && failed_at != Some(stage) {
+        let why = format!("ECS is rolling {id} back ({failure}); not standing in its way");
+        return Outcome::hook(HookStatus::Succeeded, why);
+    }
+    Outcome::hook(HookStatus::Failed, failure.to_owned())
 }
 
 #[cfg(test)]

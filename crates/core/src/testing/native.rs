@@ -86,6 +86,28 @@ pub fn last_update(ports: &MemoryPorts) -> (String, String) {
 
 /// The payload ECS sends the hook (AWS's documented shape), with the details the agent set.
 pub fn hook(ports: &MemoryPorts, b: &Bundle, stage: &str) -> (HookStatus, String) {
+    hook_with(ports, b, stage, json!({}))
+}
+
+/// The call ECS makes while it rolls a deployment back (the ECS guide, "Lifecycle hooks for
+/// Amazon ECS service deployments": during a rollback the TEST_TRAFFIC_SHIFT and
+/// PRODUCTION_TRAFFIC_SHIFT hooks run again): the target revision is still green, and
+/// production traffic is back on blue.
+pub fn rollback_hook(ports: &MemoryPorts, b: &Bundle, stage: &str) -> (HookStatus, String) {
+    let weights = json!({
+        "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/1": 0,
+        "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/0": 100
+    });
+    hook_with(ports, b, stage, weights)
+}
+
+/// The payload ECS sends the hook (AWS's documented shape), with the details the agent set.
+pub fn hook_with(
+    ports: &MemoryPorts,
+    b: &Bundle,
+    stage: &str,
+    production_weights: Value,
+) -> (HookStatus, String) {
     let (_, deployment) = last_update(ports);
     let payload = json!({
         "executionId": format!("exec-{stage}"),
@@ -95,7 +117,7 @@ pub fn hook(ports: &MemoryPorts, b: &Bundle, stage: &str) -> (HookStatus, String
             "serviceArn": "arn:aws:ecs:us-east-1:123456789012:service/booking-dev/web",
             "targetServiceRevisionArn": "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/1",
             "testTrafficWeights": {},
-            "productionTrafficWeights": {}
+            "productionTrafficWeights": production_weights
         },
         "hookDetails": {
             "harbormaster:environment": "dev",
