@@ -24,10 +24,14 @@ pub const INBOX: &str = "booking-deployments-inbox";
 pub const FAMILY: &str = "booking-dev-web";
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    // At run time first: cargo sets CARGO_MANIFEST_DIR for `cargo test` and `cargo run`. Builds
+    // of two checkouts sharing one CARGO_TARGET_DIR share artifacts (cargo's hashes do not
+    // depend on the checkout's path), so the compile-time value may name the other checkout.
+    // Every caller (the tests here, xtask) sits one level below the workspace root.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().expect("workspace root").to_path_buf()
 }
 
 pub fn fixture(name: &str) -> Value {

@@ -278,8 +278,10 @@ impl NativeSettings {
         let steps = match (&self.canary, &self.linear) {
             (Some(c), _) => i64::from(c.interval_minutes),
             (None, Some(l)) => {
-                let n = (100.0 / l.percent).ceil() as i64;
-                n * i64::from(l.interval_minutes)
+                // ECS bakes between shifts, not after the one that reaches 100 %
+                // (LinearConfiguration, `stepBakeTimeInMinutes`).
+                let shifts = (100.0 / l.percent).ceil() as i64;
+                (shifts - 1).max(0) * i64::from(l.interval_minutes)
             }
             (None, None) => 0,
         };

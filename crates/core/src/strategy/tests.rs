@@ -90,3 +90,29 @@ fn worst_datapoint_decides_by_direction() {
     assert!(c.breached(1.0));
     assert_eq!(c.worst(&[]), None);
 }
+
+/// ECS's API reference, LinearConfiguration `stepBakeTimeInMinutes`: "This bake time is not
+/// applied after reaching 100 percent traffic." Shifting 25 % at a time is four shifts and three
+/// step bakes; 30 % is four shifts (30, 60, 90, 100) and three bakes too. The canary waits once.
+#[test]
+fn the_time_budget_counts_the_bakes_ecs_makes() {
+    let gates = Gates::default();
+    let mut linear = native();
+    linear.strategy = Strategy::Linear;
+    linear.canary = None;
+    let cases = [
+        (25.0, 2, 3 * 2),
+        (30.0, 2, 3 * 2),
+        (100.0, 7, 0),
+        (3.0, 1, 33),
+    ];
+    for (percent, interval_minutes, bakes) in cases {
+        linear.linear = Some(Shift {
+            percent,
+            interval_minutes,
+        });
+        let want = i64::from(linear.bake_time_minutes) + bakes;
+        assert_eq!(linear.extra_minutes(&gates, 30), want, "{percent} %");
+    }
+    assert_eq!(native().extra_minutes(&gates, 30), 5 + 3);
+}
