@@ -35,26 +35,30 @@ fn strings(y: &Yaml) -> Vec<String> {
     }
 }
 
-/// The actions the function's role grants for its code (statements whose Sid starts `Code`).
-fn granted(t: &Yaml, f: &Function) -> BTreeSet<String> {
+/// The statements of the function's role that grant what its code calls (Sid `Code…`).
+fn code_statements<'t>(t: &'t Yaml, f: &Function) -> Vec<&'t Yaml> {
     let role = &t["Resources"][format!("{}Role", logical(f.name)).as_str()];
-    let mut out = BTreeSet::new();
-    for policy in role["Properties"]["Policies"]
+    let policies = role["Properties"]["Policies"]
         .as_vec()
         .into_iter()
-        .flatten()
-    {
-        for st in policy["PolicyDocument"]["Statement"]
-            .as_vec()
-            .into_iter()
-            .flatten()
-        {
-            if st["Sid"].as_str().is_some_and(|s| s.starts_with("Code")) {
-                out.extend(strings(&st["Action"]));
-            }
-        }
-    }
-    out
+        .flatten();
+    policies
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|st| st["Sid"].as_str().is_some_and(|s| s.starts_with("Code")))
+        .collect()
+}
+
+/// The actions the function's role grants for its code.
+fn granted(t: &Yaml, f: &Function) -> BTreeSet<String> {
+    code_statements(t, f)
+        .into_iter()
+        .flat_map(|st| strings(&st["Action"]))
+        .collect()
 }
 
 /// What is wrong between the template and the code, in words.
@@ -253,21 +257,10 @@ const REQUIRED: &[(&str, &[&str], Option<&str>)] = &[
 
 /// Every statement of the function's role that grants `action`, as (resources, condition keys).
 fn statements_granting(t: &Yaml, f: &Function, action: &str) -> Vec<(Vec<String>, Vec<String>)> {
-    let role = &t["Resources"][format!("{}Role", logical(f.name)).as_str()];
-    let mut out = Vec::new();
-    for policy in role["Properties"]["Policies"]
-        .as_vec()
+    code_statements(t, f)
         .into_iter()
-        .flatten()
-    {
-        for st in policy["PolicyDocument"]["Statement"]
-            .as_vec()
-            .into_iter()
-            .flatten()
-        {
-            if !strings(&st["Action"]).iter().any(|a| a == action) {
-                continue;
-            }
+        .filter(|st| strings(&st["Action"]).iter().any(|a| a == action))
+        .map(|st| {
             // `!Sub` values load as plain strings here.
             let resources = strings(&st["Resource"]);
             let keys = st["Condition"]
@@ -277,10 +270,9 @@ fn statements_granting(t: &Yaml, f: &Function, action: &str) -> Vec<(Vec<String>
                 .filter_map(Yaml::as_hash)
                 .flat_map(|kv| kv.keys().filter_map(Yaml::as_str).map(str::to_owned))
                 .collect();
-            out.push((resources, keys));
-        }
-    }
-    out
+            (resources, keys)
+        })
+        .collect()
 }
 
 #[test]

@@ -171,7 +171,65 @@ impl Pipelines for AwsPorts {
         approved: bool,
         summary: &str,
     ) -> Result<(), PortError> {
-        answer_approval(self, pipeline, stage, action, approved, summary).await
+        // The token comes from GetPipelineState.
+        use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
+        let cp = &self.clients.codepipeline;
+        let state = cp
+            .get_pipeline_state()
+            .name(pipeline)
+            .send()
+            .await
+            .map_err(|e| classify("GetPipelineState", &e))?;
+        let not_found = |m: String| PortError::new(ErrorKind::NotFound, "GetPipelineState", m);
+        let stages = state.stage_states();
+        let s = stages
+            .iter()
+            .find(|s| s.stage_name() == Some(stage))
+            .ok_or_else(|| {
+                let names: Vec<&str> = stages.iter().filter_map(|s| s.stage_name()).collect();
+                let names = names.join(", ");
+                not_found(format!(
+                    "pipeline {pipeline} has no stage `{stage}` (stages: {names})"
+                ))
+            })?;
+        let a = s
+            .action_states()
+            .iter()
+            .find(|a| a.action_name() == Some(action))
+            .ok_or_else(|| {
+                not_found(format!(
+                    "stage {stage} of {pipeline} has no action `{action}`"
+                ))
+            })?;
+        let token = a
+            .latest_execution()
+            .filter(|e| e.status().map(|s| s.as_str()) == Some("InProgress"))
+            .and_then(|e| e.token())
+            .ok_or_else(|| {
+                not_found(format!(
+                    "no approval is waiting at {pipeline} / {stage} / {action}"
+                ))
+            })?;
+        let status = if approved {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        let result = ApprovalResult::builder()
+            .summary(clip(summary))
+            .status(status)
+            .build()
+            .map_err(|e| invalid("PutApprovalResult", e))?;
+        cp.put_approval_result()
+            .pipeline_name(pipeline)
+            .stage_name(stage)
+            .action_name(action)
+            .result(result)
+            .token(token)
+            .send()
+            .await
+            .map_err(|e| classify("PutApprovalResult", &e))?;
+        Ok(())
     }
 }
 
@@ -211,73 +269,4 @@ fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, PortError> {
         files.insert(path, buf);
     }
     Ok(files)
-}
-
-/// Answers a pipeline's manual approval action: the token comes from GetPipelineState.
-async fn answer_approval(
-    ports: &AwsPorts,
-    pipeline: &str,
-    stage: &str,
-    action: &str,
-    approved: bool,
-    summary: &str,
-) -> Result<(), PortError> {
-    use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
-    let cp = &ports.clients.codepipeline;
-    let state = cp
-        .get_pipeline_state()
-        .name(pipeline)
-        .send()
-        .await
-        .map_err(|e| classify("GetPipelineState", &e))?;
-    let not_found = |m: String| PortError::new(ErrorKind::NotFound, "GetPipelineState", m);
-    let stages = state.stage_states();
-    let s = stages
-        .iter()
-        .find(|s| s.stage_name() == Some(stage))
-        .ok_or_else(|| {
-            let names: Vec<&str> = stages.iter().filter_map(|s| s.stage_name()).collect();
-            let names = names.join(", ");
-            not_found(format!(
-                "pipeline {pipeline} has no stage `{stage}` (stages: {names})"
-            ))
-        })?;
-    let a = s
-        .action_states()
-        .iter()
-        .find(|a| a.action_name() == Some(action))
-        .ok_or_else(|| {
-            not_found(format!(
-                "stage {stage} of {pipeline} has no action `{action}`"
-            ))
-        })?;
-    let token = a
-        .latest_execution()
-        .filter(|e| e.status().map(|s| s.as_str()) == Some("InProgress"))
-        .and_then(|e| e.token())
-        .ok_or_else(|| {
-            not_found(format!(
-                "no approval is waiting at {pipeline} / {stage} / {action}"
-            ))
-        })?;
-    let status = if approved {
-        ApprovalStatus::Approved
-    } else {
-        ApprovalStatus::Rejected
-    };
-    let result = ApprovalResult::builder()
-        .summary(clip(summary))
-        .status(status)
-        .build()
-        .map_err(|e| invalid("PutApprovalResult", e))?;
-    cp.put_approval_result()
-        .pipeline_name(pipeline)
-        .stage_name(stage)
-        .action_name(action)
-        .result(result)
-        .token(token)
-        .send()
-        .await
-        .map_err(|e| classify("PutApprovalResult", &e))?;
-    Ok(())
 }
