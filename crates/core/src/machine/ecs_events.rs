@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::Ctx;
 use super::{Command, EcsChange, Outcome};
-use crate::state::Verdict;
+use crate::state::{Phase, Verdict};
 
 impl Ctx<'_> {
     pub(super) fn ecs_changed(
@@ -23,15 +23,23 @@ impl Ctx<'_> {
         let Some(d) = self.s.in_flight.clone() else {
             return Outcome::ignored(format!("no deployment of {} is in flight; {ecs_id} is not the agent's, or already recorded", self.s.service));
         };
-        let ours = d.phase.ecs_deployment_id();
-        if ours != Some(ecs_id) {
-            let ours = ours.unwrap_or("not started in ECS yet");
-            let why = format!(
-                "the event is about ECS deployment {ecs_id}; {} is {ours}",
-                d.id
-            );
-            return Outcome::ignored(why);
-        }
+        // Only a stabilizing deployment has an ECS deployment id, and it carries its revision.
+        let arn = match &d.phase {
+            Phase::Stabilizing {
+                task_definition_arn,
+                ecs_deployment_id: Some(ours),
+            } if ours == ecs_id => task_definition_arn.clone(),
+            phase => {
+                let ours = phase
+                    .ecs_deployment_id()
+                    .unwrap_or("not started in ECS yet");
+                let why = format!(
+                    "the event is about ECS deployment {ecs_id}; {} is {ours}",
+                    d.id
+                );
+                return Outcome::ignored(why);
+            }
+        };
         if d.ecs_event_at.is_some_and(|at| updated_at < at) {
             return Outcome::ignored(
                 "older than an event already applied (delivered out of order)",
@@ -45,8 +53,6 @@ impl Ctx<'_> {
             EcsChange::InProgress => Outcome::Nothing,
             EcsChange::Completed => self.finish(Verdict::Succeeded, None),
             EcsChange::Failed => {
-                // An ECS id is only known once the service was updated, so the ARN is there.
-                let arn = d.task_definition_arn().unwrap_or_default().to_owned();
                 self.run(Command::ExplainFailure {
                     deployment: d.id.clone(),
                     task_definition_arn: arn,
