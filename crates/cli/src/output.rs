@@ -8,14 +8,3 @@ pub fn print_metrics(targets: &[TargetReport]) {
         eprintln!("{line}");
     }
 }
-
-/// Reports are JSON on stdout (for scripts and CodeBuild); the dry-run note goes to stderr.
-pub fn print_json(report: &impl serde::Serialize, dry_run: bool) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(report).expect("report serialises")
-    );
-    if dry_run {
-        eprintln!("dry run: nothing was written and no mutating call was made");
-    }
-}

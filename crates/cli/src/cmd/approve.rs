@@ -4,11 +4,10 @@
 use anyhow::{bail, Result};
 use harbormaster_core::dispatch::record_approval;
 use harbormaster_core::ports::Pipelines;
-use harbormaster_core::RunOptions;
 
+use super::DryRun;
 use crate::context::Context;
 use crate::exit::Exit;
-use crate::output::print_json;
 
 #[derive(clap::Args)]
 pub struct Decision {
@@ -30,9 +29,8 @@ pub struct Decision {
     /// Why, in a few words: kept with the decision and shown in `status`.
     #[arg(long)]
     summary: Option<String>,
-    /// Decide and print what would happen; make no mutating call.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    plan: DryRun,
 }
 
 #[derive(clap::Args)]
@@ -71,13 +69,11 @@ impl Decision {
             bail!("give --env and --service, or --pipeline, --stage and --action");
         };
         let (ports, bundle) = cx.prepare().await?;
-        let opts = RunOptions {
-            dry_run: self.dry_run,
-        };
+        let opts = self.plan.options();
         let target = harbormaster_core::Target::new(env, service);
         let (by, summary) = (&cx.caller, self.summary);
         let report = record_approval(&ports, &bundle, &target, approved, by, summary, opts).await?;
-        print_json(&report, self.dry_run);
+        self.plan.print(&report);
         Ok(Exit::of_request(&report))
     }
 
@@ -88,7 +84,7 @@ impl Decision {
         approved: bool,
     ) -> Result<Exit> {
         let summary = (self.summary.clone()).unwrap_or_else(|| format!("by {}", cx.caller));
-        if self.dry_run {
+        if self.plan.dry_run {
             eprintln!("dry run: would answer {pipeline} / {stage} / {action}; nothing was sent");
             return Ok(Exit::Done);
         }

@@ -11,7 +11,6 @@ use harbormaster_core::image::resolve_image;
 use super::{wait, DryRun, TargetArgs};
 use crate::context::Context;
 use crate::exit::Exit;
-use crate::output::print_json;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,7 +52,7 @@ impl Args {
         let target = self.target.target();
         let by = &cx.caller;
         let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
-        print_json(&report, self.plan.dry_run);
+        self.plan.print(&report);
         if self.wait && !self.plan.dry_run {
             let Some((_, svc, _)) = bundle.config.target(env, service) else {
                 bail!("service `{service}` is not deployed to `{env}` by the config");

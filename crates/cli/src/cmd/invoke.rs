@@ -11,7 +11,6 @@ use serde_json::Value;
 use super::DryRun;
 use crate::context::Context;
 use crate::exit::Exit;
-use crate::output::print_json;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,14 +31,14 @@ impl Args {
             let report = harbormaster_aws::pipeline::handle_job(agent, &value, None, opts)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            print_json(&report, self.plan.dry_run);
+            self.plan.print(&report);
             let failed = matches!(report.result, JobResult::Failed { .. });
             return Ok(if failed { Exit::Failed } else { Exit::Done });
         }
         let report = handler::dispatch(agent, function, &value, opts)
             .await
             .with_context(|| format!("{} ({})", self.event.display(), function.name))?;
-        print_json(&report, self.plan.dry_run);
+        self.plan.print(&report);
         // A hook that fails a deployment is a failure here too.
         let hook = report.hook.as_ref();
         if hook.is_some_and(|h| h.hook_status == HookStatus::Failed) {

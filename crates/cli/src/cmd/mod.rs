@@ -75,9 +75,16 @@ pub struct DryRun {
 }
 
 impl DryRun {
-    /// The report on stdout, and on stderr that nothing was changed when nothing was.
+    /// The report as JSON on stdout (for scripts and CodeBuild); on stderr, that nothing was
+    /// changed when nothing was.
     pub fn print(self, report: &impl serde::Serialize) {
-        crate::output::print_json(report, self.dry_run);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serialises")
+        );
+        if self.dry_run {
+            eprintln!("dry run: nothing was written and no mutating call was made");
+        }
     }
 
     pub fn options(self) -> harbormaster_core::RunOptions {
