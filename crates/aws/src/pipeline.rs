@@ -6,6 +6,7 @@
 //! GetObject and are never formatted.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
 use futures::FutureExt;
 use harbormaster_core::pipeline::job::{self, JobReport, JobResult};
+use harbormaster_core::pipeline::JobInputError;
 use harbormaster_core::ports::{
     ArtifactCredentials, ArtifactLocation, ErrorKind, Pipelines, PortError,
 };
@@ -36,21 +38,34 @@ pub async fn handle_job(
     opts: RunOptions,
 ) -> Result<JobReport, String> {
     let id = job::job_id(event).map_err(|e| e.0)?;
-    let work = AssertUnwindSafe(async {
+    let work = async {
         let (ports, bundle) = agent
             .prepare()
             .await
-            .map_err(|e| harbormaster_core::pipeline::JobInputError(format!("config: {e}")))?;
+            .map_err(|e| JobInputError(format!("config: {e}")))?;
         job::step(&ports, &bundle, event, opts).await
-    })
-    .catch_unwind();
+    };
+    let result = guarded(work, event, deadline).await;
+    job::report(&agent.ports, id, result, opts)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs one step of a job to a result CodePipeline can be told: an error or a panic becomes
+/// `Failed`, the Lambda deadline a continuation. This is why the release profile unwinds
+/// (`panic = "unwind"` in the workspace's Cargo.toml): with `abort` the guard never runs and
+/// the stage waits for CodePipeline's own timeout.
+pub async fn guarded<F>(work: F, event: &Value, deadline: Option<Instant>) -> JobResult
+where
+    F: Future<Output = Result<JobResult, JobInputError>>,
+{
     let budget = deadline
         .map(|d| {
             d.saturating_duration_since(Instant::now())
                 .saturating_sub(REPORT_MARGIN)
         })
         .unwrap_or(Duration::from_secs(60));
-    let result = match tokio::time::timeout(budget, work).await {
+    match tokio::time::timeout(budget, AssertUnwindSafe(work).catch_unwind()).await {
         Ok(Ok(Ok(r))) => r,
         Ok(Ok(Err(e))) => JobResult::Failed { reason: e.0 },
         Ok(Err(panic)) => {
@@ -73,10 +88,7 @@ pub async fn handle_job(
                 reason: "the deployment could not be started within the function's time".into(),
             },
         },
-    };
-    job::report(&agent.ports, id, result, opts)
-        .await
-        .map_err(|e| e.to_string())
+    }
 }
 
 impl Pipelines for AwsPorts {

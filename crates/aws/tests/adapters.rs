@@ -38,13 +38,31 @@ macro_rules! client {
     }};
 }
 
+/// Clients that answer nothing: a test replaces the ones its calls go to.
+fn silent() -> Clients {
+    Clients {
+        ecs: client!(aws_sdk_ecs, Vec::<&Rule>::new()),
+        ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()),
+        s3: client!(aws_sdk_s3, Vec::<&Rule>::new()),
+        sns: client!(aws_sdk_sns, Vec::<&Rule>::new()),
+        sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
+        ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()),
+        cloudwatch: client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
+        codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
+        sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()),
+    }
+}
+
+fn from(clients: Clients) -> AwsPorts {
+    AwsPorts::from_clients(clients, "state", "us-east-1")
+}
+
 fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
-    ports_with(
+    from(Clients {
         ecs,
         s3,
-        client!(aws_sdk_ssm, Vec::<&Rule>::new()),
-        client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
-    )
+        ..silent()
+    })
 }
 
 fn ports_with(
@@ -53,21 +71,13 @@ fn ports_with(
     ssm: aws_sdk_ssm::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
 ) -> AwsPorts {
-    AwsPorts::from_clients(
-        Clients {
-            ecs,
-            ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()),
-            s3,
-            sns: client!(aws_sdk_sns, Vec::<&Rule>::new()),
-            sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
-            ssm,
-            cloudwatch,
-            codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
-            sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()),
-        },
-        "state",
-        "us-east-1",
-    )
+    from(Clients {
+        ecs,
+        s3,
+        ssm,
+        cloudwatch,
+        ..silent()
+    })
 }
 
 fn no_ecs() -> aws_sdk_ecs::Client {
@@ -478,4 +488,64 @@ async fn a_missing_state_document_answered_403_is_created_and_a_hidden_one_is_na
         e.message.contains("s3:GetObject") && e.message.contains(key),
         "{e}"
     );
+}
+
+/// The release profile unwinds (pinned by the test below),
+/// so a panic inside a job's step is caught here and CodePipeline hears exactly one failure
+/// rather than waiting for its own timeout. The step is made to panic directly: no input of
+/// ours is known to, which is the point of the guard.
+#[tokio::test]
+async fn a_panicking_job_step_is_reported_once_as_a_failure() {
+    use harbormaster_aws::pipeline::guarded;
+    use harbormaster_core::pipeline::job::{self, JobResult};
+    use harbormaster_core::pipeline::JobInputError;
+
+    let failure = mock!(aws_sdk_codepipeline::Client::put_job_failure_result)
+        .match_requests(|r| {
+            r.job_id() == Some("job-1")
+                && r.failure_details()
+                    .is_some_and(|d| d.message().contains("internal error in the agent: boom"))
+        })
+        .then_output(|| {
+            aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput::builder().build()
+        });
+    let success = mock!(aws_sdk_codepipeline::Client::put_job_success_result)
+        .then_output(|| {
+            aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput::builder().build()
+        });
+    let agent = from(Clients {
+        codepipeline: client!(aws_sdk_codepipeline, [&failure, &success]),
+        ..silent()
+    });
+    let event = json!({"CodePipeline.job": {"id": "job-1"}});
+    let step = async {
+        if event.is_object() {
+            panic!("boom");
+        }
+        Err::<JobResult, _>(JobInputError("unreachable".into()))
+    };
+    let result = guarded(step, &event, None).await;
+    let report = job::report(&agent, "job-1".into(), result, Default::default())
+        .await
+        .expect("the failure is reported");
+    assert!(matches!(report.result, JobResult::Failed { .. }));
+    assert_eq!(failure.num_calls(), 1);
+    assert_eq!(success.num_calls(), 0);
+}
+
+/// `catch_unwind` only works when panics unwind: the profiles that build the functions
+/// (`release`, which SAM's rust-cargolambda and `cargo xtask package` use, and `dev`) must not
+/// abort.
+#[test]
+fn the_profiles_that_build_the_functions_unwind() {
+    let manifest: toml::Table = include_str!("../../../Cargo.toml").parse().unwrap();
+    let profiles = manifest["profile"].as_table().unwrap();
+    for name in ["release", "dev"] {
+        let panic = profiles
+            .get(name)
+            .and_then(|p| p.get("panic"))
+            .and_then(|p| p.as_str())
+            .unwrap_or("unwind");
+        assert_eq!(panic, "unwind", "[profile.{name}] panic");
+    }
 }
