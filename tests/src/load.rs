@@ -59,15 +59,15 @@ fn config(topic_arn: &str) -> String {
     for i in 0..SERVICES {
         let s = service(i);
         c.push_str(&format!(
-            "\n[services.{s}]\nrepository = \"load/{s}\"\ntask_definition = \"taskdefs/load.json\"\ndesired_count = 1\n\n[services.{s}.environments.dev]\nfollow = {{ regex = \"^main-\" }}\n"
+            "\n[services.{s}]\nrepository = \"booking/{s}\"\ntask_definition = \"taskdefs/load.json\"\ndesired_count = 1\n\n[services.{s}.environments.dev]\nfollow = {{ regex = \"^main-\" }}\n"
         ));
     }
     c
 }
 
 const TEMPLATE: &str = r#"{
-  "family": "load-${env}-${service}",
-  "executionRoleArn": "arn:aws:iam::${account}:role/load-execution",
+  "family": "booking-${env}-${service}",
+  "executionRoleArn": "arn:aws:iam::${account}:role/booking-load-execution",
   "networkMode": "awsvpc",
   "requiresCompatibilities": ["FARGATE"],
   "cpu": "256",
@@ -84,10 +84,10 @@ pub async fn prepare(w: &World) -> Result<()> {
         w.clients
             .ecr
             .create_repository()
-            .repository_name(format!("load/{s}"))
+            .repository_name(format!("booking/{s}"))
             .send()
             .await?;
-        create_service(&w.clients, &format!("load-dev-{s}"), &s, "app").await?;
+        create_service(&w.clients, &format!("booking-dev-{s}"), &s, "app").await?;
     }
     Ok(())
 }
@@ -106,7 +106,7 @@ pub fn events() -> Vec<Value> {
                     "id": format!("load-{s}-{i}-{}", if copy == 0 { "a" } else { "b" }),
                     "detail-type": "ECR Image Action", "source": "aws.ecr",
                     "account": ACCOUNT, "time": at.to_rfc3339(), "region": REGION, "resources": [],
-                    "detail": {"result": "SUCCESS", "repository-name": format!("load/{}", service(s)),
+                    "detail": {"result": "SUCCESS", "repository-name": format!("booking/{}", service(s)),
                       "image-digest": digest(s, i), "action-type": "PUSH",
                       "image-tag": format!("main-{i:04}")}
                 }));
@@ -200,7 +200,7 @@ pub async fn run(w: &World) -> Result<LoadReport> {
             && ours[0]["verdict"] == "succeeded"
             && image.ends_with(&newest)
             && st["deployments_started"] == 1
-            && w.revisions(&format!("load-dev-{name}")).await?.len() == 2;
+            && w.revisions(&format!("booking-dev-{name}")).await?.len() == 2;
         deployments.insert(name, (ours.len(), ok));
     }
     Ok(LoadReport {

@@ -509,10 +509,11 @@ async fn a_panicking_job_step_is_reported_once_as_a_failure() {
         .then_output(|| {
             aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput::builder().build()
         });
-    let success = mock!(aws_sdk_codepipeline::Client::put_job_success_result)
-        .then_output(|| {
-            aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput::builder().build()
-        });
+    let success = mock!(aws_sdk_codepipeline::Client::put_job_success_result).then_output(|| {
+        aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput::builder(
+        )
+        .build()
+    });
     let agent = from(Clients {
         codepipeline: client!(aws_sdk_codepipeline, [&failure, &success]),
         ..silent()

@@ -555,7 +555,16 @@ pub(crate) fn parse_scaling(
                 }
                 RedisUrl::Plain(u)
             }
+            // Only `redis/<name>`: tick's role may decrypt that group and no other secret of
+            // the environment (deploy/template.yaml, CodeRedisUrl).
             (None, Some(s)) if s.split('/').count() == 2 => {
+                if !s.starts_with("redis/") {
+                    err(
+                        ".redis.url_secret",
+                        "must be `redis/<name>`: the agent is allowed to read no other secret"
+                            .into(),
+                    );
+                }
                 RedisUrl::Parameter(format!("/{project}/{env}/{s}"))
             }
             _ => {

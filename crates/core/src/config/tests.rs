@@ -201,6 +201,7 @@ fn worker_scaling_parses_and_bad_sources_are_named() {
         ("{ max = 3, per_task = 10 }", "scaling", "exactly one backlog source"),
         ("{ max = 3, per_task = 10, sqs = { queue = \"a\" }, metric = { namespace = \"n\", metric = \"m\" } }", "scaling", "exactly one"),
         ("{ max = 3, per_task = 10, redis = { url = \"redis://:hunter2-secret@cache:6379/0\" } }", "scaling.redis.url", "url_secret"),
+        ("{ max = 3, per_task = 10, redis = { url_secret = \"database/password\" } }", "scaling.redis.url_secret", "redis/<name>"),
         ("{ max = 3, sqs = { queue = \"a\" } }", "scaling", "per_task"),
         ("{ min = 4, max = 3, per_task = 1, sqs = { queue = \"a\" } }", "scaling.max", "at least `min`"),
     ] {
@@ -271,5 +272,26 @@ fn traffic_steps_are_checked_as_ecs_checks_them() {
                 assert!(errs.0.iter().any(|e| e.field == want), "{shift}: {errs}");
             }
         }
+    }
+}
+
+/// The installed agent reads images in `repository/<project>/*` only (deploy/template.yaml,
+/// issue 15 point 7): another repository is a config error naming the field.
+#[test]
+fn a_repository_outside_the_project_is_named() {
+    for repo in ["web", "other/web", "booking/", "bookingx/web"] {
+        let text = good().replacen(
+            "repository = \"booking/web\"",
+            &format!("repository = \"{repo}\""),
+            1,
+        );
+        assert_ne!(text, good());
+        let err = Config::parse("harbormaster.toml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.web.repository") && err.contains("booking/<name>"),
+            "{repo}: {err}"
+        );
     }
 }

@@ -190,8 +190,17 @@ fn service(
     if !name_ok(&name) {
         c.err(&field, format!("service name not allowed: use {NAME_RULE}"));
     }
-    if s.repository.is_empty() {
-        c.err(format!("{field}.repository"), "must not be empty");
+    // The installed agent reads images in `repository/<project>/*` only (deploy/template.yaml).
+    if !s
+        .repository
+        .strip_prefix(project)
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|r| !r.is_empty())
+    {
+        c.err(
+            format!("{field}.repository"),
+            format!("must be `{project}/<name>`: the agent may read images there only"),
+        );
     }
     let strategy = strategy(c, &field, s.strategy.as_deref());
     let raw_native = RawNative {

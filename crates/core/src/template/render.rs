@@ -54,6 +54,7 @@ impl Template {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}-{}-{}", config.project, environment.name, service.name));
         obj.insert("family".into(), Value::String(family.clone()));
+        self.within_reach(&config.project, obj)?;
 
         if let Some(Value::Array(containers)) = obj.get_mut("containerDefinitions") {
             for c in containers.iter_mut() {
@@ -113,6 +114,47 @@ impl Template {
             image,
             containers: targets,
         })
+    }
+}
+
+impl Template {
+    /// What the installed agent's roles can reach (deploy/template.yaml): ecs:TagResource on
+    /// `task-definition/<project>-*`, iam:PassRole on `role/<project>-*`. A family or role
+    /// outside is refused here, naming the field, rather than denied by IAM on every attempt.
+    fn within_reach(&self, project: &str, body: &Map<String, Value>) -> Result<(), TemplateError> {
+        let prefix = format!("{project}-");
+        let err = |field: &str, problem: String| TemplateError {
+            file: self.file.clone(),
+            field: field.into(),
+            problem,
+        };
+        let family = body
+            .get("family")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !family.starts_with(&prefix) {
+            return Err(err(
+                "family",
+                format!(
+                    "must start with `{prefix}`: the agent may tag only those task definitions"
+                ),
+            ));
+        }
+        for field in ["executionRoleArn", "taskRoleArn"] {
+            let Some(arn) = body.get(field).and_then(Value::as_str) else {
+                continue;
+            };
+            let name = arn.split_once(":role/").map(|(_, n)| n).unwrap_or_default();
+            if !name.starts_with(&prefix) {
+                return Err(err(
+                    field,
+                    format!(
+                        "must name a role `{prefix}…` (no path): the agent may pass only those"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -155,3 +155,51 @@ fn vcpu_and_gb_forms_are_normalised() {
         (Some("512"), Some("1024"))
     );
 }
+
+/// The installed agent tags `task-definition/<project>-*` and passes `role/<project>-*` only
+/// (deploy/template.yaml, issue 15 point 7): a family or role outside is a template error
+/// naming the field, not an AccessDenied on every attempt.
+#[test]
+fn a_family_or_role_the_agent_cannot_reach_is_named() {
+    let cfg = cfg();
+    let (e, s, tg) = cfg.target("dev", "web").unwrap();
+    let d = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let family = r#""family": "booking-${env}-web","#;
+    for (from, to, field) in [
+        (family, r#""family": "web-${env}","#, "family"),
+        (
+            "role/booking-${env}-execution",
+            "role/ecsTaskExecutionRole",
+            "executionRoleArn",
+        ),
+        (
+            family,
+            r#""family": "booking-${env}-web", "taskRoleArn": "arn:aws:iam::1:role/app/booking-web","#,
+            "taskRoleArn",
+        ),
+    ] {
+        let text = web().replacen(from, to, 1);
+        assert_ne!(text, web(), "{from}");
+        let t = Template::parse("web.json", &text).unwrap_or_else(|e| panic!("{to}: {e}"));
+        let err = t
+            .render(&RenderInput {
+                config: &cfg,
+                environment: e,
+                service: s,
+                target: tg,
+                digest: &d,
+                placement: &Placement {
+                    account: "1".into(),
+                    region: "eu-west-1".into(),
+                },
+                deployment_id: "d-1",
+            })
+            .unwrap_err();
+        assert_eq!(
+            (err.file.as_str(), err.field.as_str()),
+            ("web.json", field),
+            "{to}"
+        );
+        assert!(err.problem.contains("booking-"), "{err}");
+    }
+}
