@@ -7,7 +7,7 @@ use super::{push_targets, run_reported, target_of, tick, DispatchError, Dispatch
 use crate::alarm::{AlarmChange, TAG_ENVIRONMENT, TAG_SERVICE};
 use crate::bundle::Bundle;
 use crate::engine::RunOptions;
-use crate::event::{EcrAction, EcsDeploymentDetail, EcsServiceActionDetail, Event};
+use crate::event::{EcrAction, EcsDeploymentDetail, EcsServiceActionDetail, Event, ServiceArn};
 use crate::machine::Observation;
 use crate::ports::{PortError, Ports};
 use crate::target::Target;
@@ -34,15 +34,13 @@ pub async fn handle_event<P: Ports>(
         }
         Event::EcsDeployment {
             id,
-            service: (cluster, ecs_service),
+            service,
             detail,
-        } => cx.ecs_deployment(id, &cluster, &ecs_service, detail).await,
+        } => cx.ecs_deployment(id, &service, detail).await,
         Event::Alarms(changes) => cx.alarms(changes).await?,
         Event::EcsServiceAction {
-            service: (cluster, ecs_service),
-            detail,
-            ..
-        } => cx.service_action(&cluster, &ecs_service, &detail).await,
+            service, detail, ..
+        } => cx.service_action(&service, &detail).await,
     })
 }
 
@@ -69,9 +67,9 @@ impl<P: Ports> Dispatch<'_, P> {
     }
 
     /// The target of an ECS service, or why the event is not the agent's.
-    fn known(&self, cluster: &str, service: &str) -> Result<Target, String> {
-        target_of(self.bundle, cluster, service)
-            .ok_or_else(|| format!("{cluster}/{service} is not a service the config deploys"))
+    fn known(&self, service: &ServiceArn) -> Result<Target, String> {
+        target_of(self.bundle, service)
+            .ok_or_else(|| format!("{service} is not a service the config deploys"))
     }
 
     async fn ecr(self, id: String, action: EcrAction) -> DispatchReport {
@@ -99,11 +97,10 @@ impl<P: Ports> Dispatch<'_, P> {
     async fn ecs_deployment(
         self,
         id: String,
-        cluster: &str,
-        service: &str,
+        service: &ServiceArn,
         detail: EcsDeploymentDetail,
     ) -> DispatchReport {
-        let target = match self.known(cluster, service) {
+        let target = match self.known(service) {
             Ok(t) => t,
             Err(why) => return self.ignored(why),
         };
@@ -150,11 +147,10 @@ impl<P: Ports> Dispatch<'_, P> {
 
     async fn service_action(
         self,
-        cluster: &str,
-        service: &str,
+        service: &ServiceArn,
         detail: &EcsServiceActionDetail,
     ) -> DispatchReport {
-        let target = match self.known(cluster, service) {
+        let target = match self.known(service) {
             Ok(t) => t,
             Err(why) => return self.ignored(why),
         };

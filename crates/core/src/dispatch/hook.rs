@@ -32,10 +32,7 @@ pub(super) async fn hook<P: Ports>(
         (Some(e), Some(s)) if bundle.config.target(&e, &s).is_some() => Some(Target::new(e, s)),
         _ => None,
     };
-    let target = named.or_else(|| {
-        let (cluster, service) = service_of_arn(service_arn)?;
-        target_of(bundle, &cluster, &service)
-    });
+    let target = named.or_else(|| target_of(bundle, &service_of_arn(service_arn)?));
     let Some(target) = target else {
         let why = format!("{service_arn} is not a service this config deploys; not gating it");
         return DispatchReport {

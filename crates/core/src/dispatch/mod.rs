@@ -19,6 +19,7 @@ use crate::bundle::Bundle;
 use crate::config::{Service, TargetSettings};
 use crate::engine::{run, RunOptions, TargetReport};
 use crate::event::EventError;
+use crate::event::ServiceArn;
 use crate::image::{Image, ResolveError};
 use crate::machine::{HookStatus, Observation};
 use crate::ports::{PortError, Ports};
@@ -123,13 +124,17 @@ impl From<ResolveError> for DispatchError {
     }
 }
 
-/// The target deploying ECS service `service` in cluster `cluster`.
-pub fn target_of(bundle: &Bundle, cluster: &str, service: &str) -> Option<Target> {
-    bundle
-        .config
-        .targets()
-        .find(|(e, s, _)| e.cluster == cluster && s.ecs_service == service)
-        .map(|(e, s, _)| Target::new(&e.name, &s.name))
+/// The target deploying this ECS service. A legacy ARN names no cluster: it is the target
+/// only if no other environment deploys a service of that name.
+pub fn target_of(bundle: &Bundle, arn: &ServiceArn) -> Option<Target> {
+    let mut found = bundle.config.targets().filter(|(e, s, _)| {
+        s.ecs_service == arn.service && arn.cluster.as_ref().is_none_or(|c| *c == e.cluster)
+    });
+    let (e, s, _) = found.next()?;
+    found
+        .next()
+        .is_none()
+        .then(|| Target::new(&e.name, &s.name))
 }
 
 /// The targets that deploy this push automatically.

@@ -131,7 +131,7 @@ pub(super) fn parse_hook(value: &Value) -> Result<Event, EventError> {
     if service_of_arn(&payload.execution_details.service_arn).is_none() {
         return Err(at.malformed(
             "executionDetails.serviceArn",
-            "is not a service ARN (arn:aws:ecs:…:service/<cluster>/<service>)",
+            "is not a service ARN (arn:aws:ecs:…:service/[<cluster>/]<service>)",
         ));
     }
     Ok(Event::Hook { stage, payload })

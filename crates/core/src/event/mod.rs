@@ -6,6 +6,8 @@ mod alarm;
 mod ecr;
 mod ecs;
 
+use std::fmt;
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -84,12 +86,37 @@ impl Source<'_> {
     }
 }
 
-/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → (cluster, service).
-pub fn service_of_arn(arn: &str) -> Option<(String, String)> {
+/// An ECS service as its ARN names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceArn {
+    /// `None` for the legacy format, which names no cluster.
+    pub cluster: Option<String>,
+    pub service: String,
+}
+
+impl fmt::Display for ServiceArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cluster {
+            Some(c) => write!(f, "{c}/{}", self.service),
+            None => f.write_str(&self.service),
+        }
+    }
+}
+
+/// Both formats ECS uses ("Amazon Resource Names (ARNs) and IDs", ECS developer guide):
+/// `…:service/<cluster>/<service>`, and the legacy `…:service/<service>` of services created
+/// before the long ARN format, which they keep.
+pub fn service_of_arn(arn: &str) -> Option<ServiceArn> {
     let rest = arn.split(":service/").nth(1)?;
-    let (cluster, service) = rest.split_once('/')?;
-    (!cluster.is_empty() && !service.is_empty() && !service.contains('/'))
-        .then(|| (cluster.to_owned(), service.to_owned()))
+    let (cluster, service) = match rest.split_once('/') {
+        Some((c, s)) => (Some(c), s),
+        None => (None, rest),
+    };
+    let ok = |s: &str| !s.is_empty() && !s.contains('/');
+    (ok(service) && cluster.is_none_or(ok)).then(|| ServiceArn {
+        cluster: cluster.map(str::to_owned),
+        service: service.to_owned(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,13 +137,13 @@ pub enum Event {
     },
     EcsDeployment {
         id: String,
-        /// (cluster, service) from `resources`.
-        service: (String, String),
+        /// From `resources`.
+        service: ServiceArn,
         detail: EcsDeploymentDetail,
     },
     EcsServiceAction {
         id: String,
-        service: (String, String),
+        service: ServiceArn,
         detail: EcsServiceActionDetail,
     },
     /// Alarm state changes: one from EventBridge, one per record from SNS.
@@ -198,17 +225,14 @@ impl Event {
                 detail,
                 service,
             } => format!(
-                "{} of {}/{} deployment {} (event {id})",
-                detail.event_name, service.0, service.1, detail.deployment_id
+                "{} of {service} deployment {} (event {id})",
+                detail.event_name, detail.deployment_id
             ),
             Event::EcsServiceAction {
                 id,
                 detail,
                 service,
-            } => format!(
-                "{} of {}/{} (event {id})",
-                detail.event_name, service.0, service.1
-            ),
+            } => format!("{} of {service} (event {id})", detail.event_name),
             Event::Alarms(changes) => changes
                 .iter()
                 .map(|c| format!("alarm {} → {:?} (event {})", c.alarm, c.state, c.id))
@@ -222,7 +246,7 @@ impl Event {
 fn ecs_event<D: serde::de::DeserializeOwned + serde::Serialize>(
     value: &Value,
     at: Source<'_>,
-) -> Result<((String, String), D), EventError> {
+) -> Result<(ServiceArn, D), EventError> {
     let ev: EventBridgeEvent<D> =
         serde_json::from_value(value.clone()).map_err(|e| at.malformed_field(&e))?;
     let service = ev
@@ -234,7 +258,7 @@ fn ecs_event<D: serde::de::DeserializeOwned + serde::Serialize>(
         .ok_or_else(|| {
             at.malformed(
                 "resources",
-                "must hold the service's ARN (arn:aws:ecs:…:service/<cluster>/<service>)",
+                "must hold the service's ARN (arn:aws:ecs:…:service/[<cluster>/]<service>)",
             )
         })?;
     Ok((service, ev.detail))

@@ -127,7 +127,14 @@ fn ecs_fixtures_parse_and_round_trip() {
         else {
             panic!("{name}: a deployment event")
         };
-        assert_eq!(service, ("booking-dev".into(), "web".into()));
+        let cluster = Some("booking-dev".to_owned());
+        assert_eq!(
+            service,
+            ServiceArn {
+                cluster,
+                service: "web".into()
+            }
+        );
         assert_eq!(detail.event_name, event_name);
         let typed: EventBridgeEvent<EcsDeploymentDetail> =
             serde_json::from_value(v.clone()).unwrap();
@@ -217,4 +224,68 @@ fn alarm_fixtures_parse_from_eventbridge_and_from_sns() {
         err.contains("detail.state.value") && err.contains("ON_FIRE"),
         "{err}"
     );
+}
+
+/// Services created before ECS's long ARN format keep `…:service/<service>`, without the
+/// cluster ("Amazon Resource Names (ARNs) and IDs", ECS developer guide): their events are
+/// read, not refused as malformed; a name with more parts is still no service ARN.
+#[test]
+fn a_legacy_service_arn_names_the_service_without_a_cluster() {
+    let mut v = fixture("ecs-deployment-completed.json");
+    v["resources"] = json!(["arn:aws:ecs:us-west-2:111122223333:service/web"]);
+    let Event::EcsDeployment { service, .. } = Event::parse(&v).unwrap() else {
+        panic!("a deployment event")
+    };
+    assert_eq!(
+        service,
+        ServiceArn {
+            cluster: None,
+            service: "web".into()
+        }
+    );
+    for bad in [
+        "arn:aws:ecs:us-west-2:1:service/",
+        "arn:aws:ecs:us-west-2:1:service/a/b/c",
+        "arn:aws:ecs:us-west-2:1:service//web",
+    ] {
+        assert_eq!(service_of_arn(bad), None, "{bad}");
+    }
+}
+
+/// A legacy ARN is the target only when one environment deploys a service of that name; with
+/// two, the event cannot say which and is not the agent's to act on.
+#[test]
+fn a_legacy_service_arn_maps_to_the_one_target_deploying_that_name() {
+    use crate::dispatch::target_of;
+    use crate::testing::{bundle, bundle_of, CONFIG};
+
+    let legacy = ServiceArn {
+        cluster: None,
+        service: "web".into(),
+    };
+    let dev_only = CONFIG
+        .split("\n[services.web.environments.prod]")
+        .next()
+        .unwrap();
+    let one = bundle_of(dev_only);
+    assert_eq!(
+        target_of(&one, &legacy),
+        Some(crate::Target::new("dev", "web"))
+    );
+    let long = ServiceArn {
+        cluster: Some("booking-dev".into()),
+        ..legacy.clone()
+    };
+    assert_eq!(target_of(&one, &long), target_of(&one, &legacy));
+    let other = ServiceArn {
+        cluster: Some("booking-prod".into()),
+        ..legacy.clone()
+    };
+    assert_eq!(target_of(&one, &other), None);
+    let two = bundle();
+    assert_eq!(
+        target_of(&two, &other),
+        Some(crate::Target::new("prod", "web"))
+    );
+    assert_eq!(target_of(&two, &legacy), None);
 }
