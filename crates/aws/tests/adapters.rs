@@ -392,7 +392,17 @@ async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
     let native = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(|r| {
             let c = r.deployment_configuration();
-            c.is_some_and(|c| c.deployment_circuit_breaker().is_none() && c.strategy().is_some())
+            // The hook carries the agent's own longest wait, so ECS's 1,440-minute default
+            // cannot decide a longer approval (issue 15, point 8).
+            let hook = c.and_then(|c| c.lifecycle_hooks().first());
+            let timeout = hook.and_then(|h| h.timeout_configuration());
+            let held = timeout.is_some_and(|t| {
+                t.timeout_in_minutes() == Some(10_097)
+                    && t.action()
+                        == Some(&aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback)
+            });
+            held && c
+                .is_some_and(|c| c.deployment_circuit_breaker().is_none() && c.strategy().is_some())
         })
         .then_http_response(|| http_json(UPDATED));
     let p = ports(client!(aws_sdk_ecs, [&rolling, &native]), no_s3());
@@ -429,6 +439,7 @@ async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
         hook_function: "arn:lambda:hook".into(),
         hook_role: "arn:role/hook".into(),
         hook_stages: Vec::new(),
+        hook_timeout_minutes: 10_097,
     });
     p.update(&target, "arn:td:2", &d)
         .await

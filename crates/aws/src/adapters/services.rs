@@ -3,9 +3,10 @@
 
 use aws_sdk_ecs::types::{
     AdvancedConfiguration, CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker,
-    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
-    DeploymentLifecycleHookTargetType, DeploymentStrategy, DesiredStatus, LinearConfiguration,
-    LoadBalancer,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
+    DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
+    DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, DesiredStatus,
+    LinearConfiguration, LoadBalancer,
 };
 use harbormaster_core::event::{HOOK_DEPLOYMENT, HOOK_ENVIRONMENT, HOOK_SERVICE};
 use harbormaster_core::ports::*;
@@ -320,6 +321,13 @@ fn native_configuration(
                     .collect(),
             ))
             .hook_details(details)
+            // ROLLBACK is ECS's default action: a hook the agent stopped answering fails safe.
+            .timeout_configuration(
+                DeploymentLifecycleHookTimeoutConfiguration::builder()
+                    .timeout_in_minutes(n.hook_timeout_minutes as i32)
+                    .action(DeploymentLifecycleHookAction::Rollback)
+                    .build(),
+            )
             .build(),
     )
 }

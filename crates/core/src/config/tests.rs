@@ -295,3 +295,33 @@ fn a_repository_outside_the_project_is_named() {
         );
     }
 }
+
+/// ECS holds a lifecycle hook at most 20,160 minutes (DeploymentLifecycleHookTimeoutConfiguration):
+/// gates that may wait longer at one stage are refused, naming the target.
+#[test]
+fn gates_ecs_cannot_hold_are_refused() {
+    let gated = |rounds: u32| {
+        let check = format!(
+            "[services.web.checks.errors]\nstages = [\"post_production_traffic_shift\"]\nthreshold = 1\n\
+             max_inconclusive = {rounds}\nqueries = [{{ id = \"e\", namespace = \"AWS/ApplicationELB\", \
+             metric = \"HTTPCode_Target_5XX_Count\", stat = \"Sum\" }}]\n\n\
+             [services.web.environments.dev]\n\
+             approval = {{ stage = \"post_production_traffic_shift\", timeout_minutes = 10080, on_timeout = \"approve\" }}\n"
+        );
+        good()
+            .replace(
+                "desired_count = 2\n",
+                "desired_count = 2\nstrategy = \"blue_green\"\nload_balancer = { container = \"web\", port = 8000 }\n",
+            )
+            .replace("[services.web.environments.dev]\n", &check)
+    };
+    let ok = Config::parse("harbormaster.toml", &gated(3));
+    assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+    let err = Config::parse("harbormaster.toml", &gated(30_000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.web.environments.dev") && err.contains("20160"),
+        "{err}"
+    );
+}

@@ -75,6 +75,7 @@ pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError
         let s = service(&mut c, &raw.project, &environments, name.clone(), s);
         services.insert(name, s);
     }
+    hook_timeouts(&mut c, &agent, &services);
     // A service-wide setting checked once per environment reports the same error each time.
     let mut seen = std::collections::BTreeSet::new();
     c.errors.retain(|e| seen.insert(e.to_string()));
@@ -90,6 +91,30 @@ pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError
         environments,
         services,
     })
+}
+
+/// A hook held longer than ECS allows would be rolled back by ECS's timeout, not decided by
+/// the agent: refuse gates whose longest wait ECS cannot hold.
+fn hook_timeouts(
+    c: &mut Collector<'_>,
+    agent: &AgentSettings,
+    services: &BTreeMap<String, Service>,
+) {
+    use crate::strategy::ECS_HOOK_TIMEOUT_MAX_MINUTES as MAX;
+    for (name, s) in services {
+        for (env, t) in &s.targets {
+            let minutes = t.gates.hook_timeout_minutes(agent.hook_callback_seconds);
+            if minutes > u64::from(MAX) {
+                c.err(
+                    format!("services.{name}.environments.{env}"),
+                    format!(
+                        "the gates may hold a lifecycle hook {minutes} minutes (approval timeout, \
+                         then checks' rounds, plus a margin); ECS holds one at most {MAX}"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {

@@ -51,6 +51,7 @@ pub async fn native_for<P: Ports>(
             agent.hook_function_arn.as_deref(),
             agent.hook_role_arn.as_deref(),
         ),
+        agent.hook_callback_seconds,
         &short,
     )
     .map(Some)

@@ -269,6 +269,43 @@ impl Gates {
     }
 }
 
+/// The most minutes ECS lets one lifecycle hook run (DeploymentLifecycleHookTimeoutConfiguration,
+/// `timeoutInMinutes`, "Valid Range: Minimum value of 1. Maximum value of 20160").
+pub const ECS_HOOK_TIMEOUT_MAX_MINUTES: u32 = 20_160;
+
+/// Kept beyond the agent's own longest wait at a stage, so the agent, not ECS's timeout,
+/// decides (a throttled or retried invocation arrives late).
+const HOOK_TIMEOUT_MARGIN_MINUTES: u64 = 15;
+
+impl Gates {
+    /// How long ECS must let the hook answer IN_PROGRESS before its timeout action: the longest
+    /// the agent itself may hold one stage (the approval's timeout, then the checks' rounds
+    /// waiting for data), with a margin. ECS's own default (1,440 minutes) is too short for
+    /// an approval of up to a week, and a timeout the agent did not decide is a rollback.
+    pub fn hook_timeout_minutes(&self, callback_seconds: u32) -> u64 {
+        let stages = self.hook_stages();
+        let longest = stages
+            .iter()
+            .map(|&stage| {
+                let approval = self
+                    .approval
+                    .as_ref()
+                    .filter(|a| a.stage == stage)
+                    .map(|a| u64::from(a.timeout_minutes))
+                    .unwrap_or(0);
+                let rounds = self
+                    .checks_at(stage)
+                    .map(|c| u64::from(c.max_inconclusive) + 1)
+                    .max()
+                    .unwrap_or(0);
+                approval + (rounds * u64::from(callback_seconds)).div_ceil(60)
+            })
+            .max()
+            .unwrap_or(0);
+        longest + HOOK_TIMEOUT_MARGIN_MINUTES
+    }
+}
+
 impl NativeSettings {
     /// How much longer than a rolling update ECS may take, by the config: the bake time, the
     /// traffic steps, the approval's timeout and the rounds checks may wait for data. The tick

@@ -45,6 +45,8 @@ pub struct NativeDeployment {
     pub hook_function: String,
     pub hook_role: String,
     pub hook_stages: Vec<Stage>,
+    /// [`Gates::hook_timeout_minutes`], within ECS's range (the config is refused otherwise).
+    pub hook_timeout_minutes: u32,
 }
 
 impl NativeDeployment {
@@ -55,6 +57,7 @@ impl NativeDeployment {
         native: &NativeSettings,
         gates: &Gates,
         hook: (Option<&str>, Option<&str>),
+        callback_seconds: u32,
         outputs: &BTreeMap<String, String>,
     ) -> Result<NativeDeployment, String> {
         let lb = &native.load_balancer;
@@ -127,6 +130,10 @@ impl NativeDeployment {
             hook_function: hook_function.expect("checked"),
             hook_role: hook_role.expect("checked"),
             hook_stages,
+            hook_timeout_minutes: gates
+                .hook_timeout_minutes(callback_seconds)
+                .clamp(1, u64::from(super::ECS_HOOK_TIMEOUT_MAX_MINUTES))
+                as u32,
         })
     }
 }

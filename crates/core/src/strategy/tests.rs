@@ -40,6 +40,7 @@ fn outputs_fill_what_the_config_leaves_out() {
         &native(),
         &Gates::default(),
         (None, None),
+        30,
         &outputs(),
     )
     .unwrap();
@@ -62,7 +63,8 @@ fn every_missing_piece_is_named() {
         }),
         ..Default::default()
     };
-    let err = NativeDeployment::resolve("web", &native(), &gates, (None, None), &o).unwrap_err();
+    let err =
+        NativeDeployment::resolve("web", &native(), &gates, (None, None), 30, &o).unwrap_err();
     assert!(
         err.contains("load_balancer.alternate_target_group"),
         "{err}"
@@ -71,9 +73,8 @@ fn every_missing_piece_is_named() {
     assert!(err.contains("test_listener_rule"), "{err}");
 }
 
-#[test]
-fn worst_datapoint_decides_by_direction() {
-    let mut c = MetricCheck {
+fn metric_check() -> MetricCheck {
+    MetricCheck {
         name: "x".into(),
         stages: vec![Stage::PostProductionTrafficShift],
         fail_when: Direction::Above,
@@ -82,7 +83,12 @@ fn worst_datapoint_decides_by_direction() {
         max_inconclusive: 3,
         value: "v".into(),
         queries: vec![],
-    };
+    }
+}
+
+#[test]
+fn worst_datapoint_decides_by_direction() {
+    let mut c = metric_check();
     assert_eq!(c.worst(&[1.0, 7.0, 2.0]), Some(7.0));
     assert!(c.breached(7.0));
     c.fail_when = Direction::Below;
@@ -115,4 +121,41 @@ fn the_time_budget_counts_the_bakes_ecs_makes() {
         assert_eq!(linear.extra_minutes(&gates, 30), want, "{percent} %");
     }
     assert_eq!(native().extra_minutes(&gates, 30), 5 + 3);
+}
+
+/// ECS's default hook timeout (1,440 minutes, then ROLLBACK) would decide a week-long approval
+/// for the agent: the hook is registered with the agent's own longest wait at one stage, plus
+/// a margin (DeploymentLifecycleHookTimeoutConfiguration, ECS API reference).
+#[test]
+fn the_hook_timeout_covers_the_longest_wait_at_one_stage() {
+    let check = |stage, max_inconclusive| MetricCheck {
+        stages: vec![stage],
+        max_inconclusive,
+        ..metric_check()
+    };
+    let approval = |timeout_minutes| ApprovalGate {
+        stage: Stage::PostProductionTrafficShift,
+        timeout_minutes,
+        on_timeout: OnTimeout::Approve,
+    };
+    // Nothing gated: only the supersession check at production traffic shift, one answer.
+    assert_eq!(Gates::default().hook_timeout_minutes(30), 15);
+    // 4 rounds of 30 s at one stage = 2 minutes; a check at another stage does not add up.
+    let checks = Gates {
+        checks: vec![
+            check(Stage::PostProductionTrafficShift, 3),
+            check(Stage::ProductionTrafficShift, 1),
+        ],
+        approval: None,
+    };
+    assert_eq!(checks.hook_timeout_minutes(30), 2 + 15);
+    // The approval and the checks at its stage wait one after the other.
+    let both = Gates {
+        approval: Some(approval(10_080)),
+        ..checks
+    };
+    assert_eq!(both.hook_timeout_minutes(30), 10_080 + 2 + 15);
+    let d =
+        NativeDeployment::resolve("web", &native(), &both, (None, None), 30, &outputs()).unwrap();
+    assert_eq!(d.hook_timeout_minutes, 10_097);
 }
