@@ -216,11 +216,10 @@ fn service(
         c.err(&field, format!("service name not allowed: use {NAME_RULE}"));
     }
     // The installed agent reads images in `repository/<project>/*` only (deploy/template.yaml).
-    if !s
-        .repository
-        .strip_prefix(project)
+    let in_project = s.repository.strip_prefix(project);
+    if in_project
         .and_then(|r| r.strip_prefix('/'))
-        .is_some_and(|r| !r.is_empty())
+        .is_none_or(str::is_empty)
     {
         c.err(
             format!("{field}.repository"),
