@@ -402,6 +402,16 @@ impl World {
             .expect("harbormaster runs")
     }
 
+    /// The same, with more environment (a CA to trust: `SSL_CERT_FILE`).
+    pub fn cli_with(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+        std::process::Command::new(cli_binary().expect("the CLI is built"))
+            .args(args)
+            .envs(self.cli_env())
+            .envs(extra.iter().copied())
+            .output()
+            .expect("harbormaster runs")
+    }
+
     /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
     pub fn invoke(&self, file: &str) -> (i32, Value) {
         let out = self.cli(&["invoke", "--event", file]);

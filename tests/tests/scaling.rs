@@ -210,3 +210,81 @@ async fn dramatiqs_redis_lists_are_the_backlog() {
     w.cli_ok(&["scale", "--env", "dev", "--service", "worker"]);
     assert_eq!(desired(&w).await, 4, "250 + 120 delayed at 100 per task");
 }
+
+/// ElastiCache with transit encryption answers TLS only, so the bootstrap writes `rediss://`
+/// (issue 15, point 12). Against a TLS-only redis-server with its own CA: trusted (the CA in
+/// `SSL_CERT_FILE`, as the system's roots hold Amazon's in Lambda), `scale --dry-run` and the
+/// tick read the queue; untrusted, the failure is a reason in the report, a non-zero exit, and
+/// an UNREADABLE backlog in `status`, never a silent "progressed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dramatiq_queue_is_read_over_tls_and_an_unreadable_one_is_visible() {
+    let w = World::start().await.unwrap();
+    let redis = RedisServer::start_tls().unwrap();
+    let ca = redis.ca_file().unwrap().display().to_string();
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(&ca).unwrap()),
+    };
+    let client = redis::Client::build_with_tls(redis.url(), certs).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..250 {
+        let _: () = redis::cmd("RPUSH")
+            .arg("dramatiq:default")
+            .arg(format!("msg-{i}"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    assert!(redis.url().starts_with("rediss://"));
+    scale_worker(
+        &w,
+        &format!(
+            "redis = {{ url = \"{}\", queues = [\"default\"] }}",
+            redis.url()
+        ),
+    );
+    let trusted = [("SSL_CERT_FILE", ca.as_str())];
+
+    // Without the CA the server's certificate is refused, and the reason says so.
+    let untrusted = w.cli(&["scale", "--env", "dev", "--service", "worker", "--dry-run"]);
+    assert!(
+        !untrusted.status.success(),
+        "an unreadable backlog is a failure"
+    );
+    let reason = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        reason.contains("Redis LLEN: invalid peer certificate"),
+        "{reason}"
+    );
+    assert!(!reason.contains("rediss://"), "{reason}");
+
+    let out = w.cli_with(
+        &["scale", "--env", "dev", "--service", "worker", "--dry-run"],
+        &trusted,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["scaling"]["backlog"].as_u64(), Some(250), "{r}");
+
+    // The tick without the CA: the problem is in its report and in the state `status` shows.
+    let tick = w.cli(&["tick"]);
+    assert!(!tick.status.success());
+    let status = w.cli(&["status", "--env", "dev", "--service", "worker"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("backlog:         UNREADABLE since"), "{text}");
+    // With it: read, sized, and the problem gone.
+    let tick = w.cli_with(&["tick"], &trusted);
+    assert!(
+        tick.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tick.stdout)
+    );
+    assert_eq!(desired(&w).await, 3, "250 at 100 per task");
+    let status = w.cli(&["status", "--env", "dev", "--service", "worker"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("backlog:         250"), "{text}");
+}

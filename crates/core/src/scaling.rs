@@ -71,6 +71,16 @@ pub struct ScalingState {
     /// The last decision waited for a deployment of the service to finish.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waiting_for_deployment: bool,
+    /// The backlog could not be read: since when, and the last reason. Cleared once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<Unreadable>,
+}
+
+/// A backlog the agent could not read, kept so `status` shows it and its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub since: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// What was measured for one decision.

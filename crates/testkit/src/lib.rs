@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod redis;
 pub mod runtime_api;
+pub mod tls;
 
 /// Pinned: the emulator's behaviour is part of what the tests assert.
 pub const MINISTACK: &str = "ministack==1.5.33";

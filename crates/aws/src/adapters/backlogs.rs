@@ -124,11 +124,10 @@ async fn redis_backlog(url: &Redacted<String>, keys: &[String]) -> Result<u64, P
         } else {
             ErrorKind::Invalid
         };
-        PortError::new(
-            kind,
-            "Redis LLEN",
-            format!("{:?}: {}", e.kind(), e.detail().unwrap_or("")),
-        )
+        // redis's Display names the kind, its description and the detail; the URL is
+        // scrubbed in case a detail ever quotes it.
+        let words = e.to_string().replace(url.expose().as_str(), "<redis url>");
+        PortError::new(kind, "Redis LLEN", words)
     };
     let client = redis::Client::open(url.expose().as_str()).map_err(fail)?;
     let mut con = tokio::time::timeout(

@@ -85,6 +85,7 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         ),
         None => println!("  last known good: -"),
     }
+    print_backlog(st);
     for b in &st.bad_releases {
         let at = b.at.format("%Y-%m-%d %H:%M");
         println!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);
@@ -126,6 +127,19 @@ fn waiting(wait: &Wait) -> String {
             g.since.format("%H:%M:%S"),
             g.alarms.join(", ")
         ),
+    }
+}
+
+/// A worker's backlog as the last tick read it, or why it could not.
+fn print_backlog(st: &ServiceState) {
+    match (&st.scaling.unreadable, st.scaling.last_backlog) {
+        (Some(u), _) => println!(
+            "  backlog:         UNREADABLE since {}: {}",
+            u.since.format("%Y-%m-%d %H:%M"),
+            u.reason
+        ),
+        (None, Some(n)) => println!("  backlog:         {n}"),
+        (None, None) => {}
     }
 }
 

@@ -170,6 +170,11 @@ impl<P: Ports> Runner<'_, P> {
             self.report.outcome = step.outcome.clone();
         }
         self.log(step);
+        if let Some(problem) = &step.problem {
+            let (env, service) = (&self.report.environment, &self.report.service);
+            warn!(environment = %env, service = %service, problem = %problem, "cannot act");
+            self.report.error = Some(problem.clone());
+        }
         self.report.journal.extend(step.journal.iter().cloned());
         if let Some(d) = &step.scaled {
             let (env, service) = (&self.report.environment, &self.report.service);

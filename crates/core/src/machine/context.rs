@@ -15,6 +15,8 @@ use crate::state::{
 pub(super) struct Ctx<'a> {
     pub(super) s: ServiceState,
     pub(super) scaled: Option<ScaleDecision>,
+    /// Something wrong the step cannot act on but must not hide (an unreadable backlog).
+    pub(super) problem: Option<String>,
     command: Option<Command>,
     pub(super) notices: Vec<Notification>,
     journal: Vec<Transition>,
@@ -27,6 +29,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             s: state.clone(),
             scaled: None,
+            problem: None,
             command: None,
             notices: Vec::new(),
             journal: Vec::new(),
@@ -43,6 +46,7 @@ impl<'a> Ctx<'a> {
             journal: self.journal,
             outcome,
             scaled: self.scaled,
+            problem: self.problem,
         }
     }
 

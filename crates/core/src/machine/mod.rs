@@ -129,6 +129,8 @@ pub struct Step {
     pub outcome: Outcome,
     /// A worker scaling decision this step made.
     pub scaled: Option<ScaleDecision>,
+    /// A problem the step could not act on: the report's error and a warning in the log.
+    pub problem: Option<String>,
 }
 
 pub fn decide(

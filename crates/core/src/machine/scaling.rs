@@ -22,12 +22,12 @@ impl Ctx<'_> {
         };
         let m = match measured {
             Ok(m) => *m,
-            Err(e) => {
-                return Outcome::ignored(format!(
-                    "backlog not measured ({e}); the desired count stays"
-                ))
-            }
+            Err(e) => return self.unreadable(e),
         };
+        if let Some(u) = self.s.scaling.unreadable.take() {
+            let note = format!("the backlog is read again (unreadable since {})", u.since);
+            self.journal_line(None, None, (Point::Scaling, Point::Scaling), note);
+        }
         let deploying = self.s.in_flight.is_some();
         let (d, state) = crate::scaling::decide(&policy, &self.s.scaling, m, deploying, self.now);
         self.s.scaling = state;
@@ -47,6 +47,26 @@ impl Ctx<'_> {
         outcome
     }
 
+    /// The count stays; the problem is reported every time, kept in the state with its
+    /// start, and journaled once when it starts.
+    fn unreadable(&mut self, reason: &str) -> Outcome {
+        let since = match &self.s.scaling.unreadable {
+            Some(u) => u.since,
+            None => {
+                let note = format!("the backlog cannot be read: {reason}");
+                self.journal_line(None, None, (Point::Scaling, Point::Scaling), note);
+                self.now
+            }
+        };
+        self.s.scaling.unreadable = Some(crate::scaling::Unreadable {
+            since,
+            reason: reason.to_owned(),
+        });
+        let problem = format!("backlog not measured ({reason}); the desired count stays");
+        self.problem = Some(problem.clone());
+        Outcome::ignored(problem)
+    }
+
     pub(super) fn desired_set(&mut self, desired: u32, error: Option<&str>) -> Outcome {
         let Some(e) = error else {
             return Outcome::Nothing;
@@ -64,7 +84,7 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::fixture::*;
-    use super::super::{Observation, Policy};
+    use super::super::{decide, Observation, Policy};
     use crate::scaling::Measured;
 
     fn worker() -> Policy {
@@ -81,6 +101,50 @@ mod tests {
                 running: desired,
             }),
         }
+    }
+
+    /// A backlog the agent cannot read (Redis over TLS refused, a queue gone) is visible: the
+    /// step names the problem (the report's error and a warning in the log), the state keeps
+    /// it with its start (`status`), one journal line marks its start and one its end.
+    #[test]
+    fn an_unreadable_backlog_is_a_problem_kept_until_it_is_read_again() {
+        use chrono::Duration;
+        let unreadable = Observation::BacklogMeasured {
+            measured: Err("InvalidClientConfig: TLS refused".into()),
+        };
+        let step = decide(&deployed(), &unreadable, t0(), &worker());
+        let problem = step.problem.clone().expect("a problem");
+        assert!(problem.contains("TLS refused"), "{problem}");
+        let kept = step
+            .state
+            .scaling
+            .unreadable
+            .clone()
+            .expect("kept in the state");
+        assert_eq!(
+            (kept.since, kept.reason.as_str()),
+            (t0(), "InvalidClientConfig: TLS refused")
+        );
+        assert_eq!(step.journal.len(), 1);
+
+        let again = decide(
+            &step.state,
+            &unreadable,
+            t0() + Duration::minutes(1),
+            &worker(),
+        );
+        assert!(again.problem.is_some());
+        assert_eq!(again.state.scaling.unreadable.map(|u| u.since), Some(t0()));
+        assert!(again.journal.is_empty(), "no line a minute while it lasts");
+
+        let read = decide(
+            &step.state,
+            &backlog(100, 1),
+            t0() + Duration::minutes(2),
+            &worker(),
+        );
+        assert_eq!((read.problem, read.state.scaling.unreadable), (None, None));
+        assert_eq!(read.journal.len(), 1, "its end is journaled");
     }
 
     #[test]
@@ -117,7 +181,7 @@ mod tests {
                     measured: Err("queue gone".into()),
                 },
                 outcome: "ignored",
-                journal: &[],
+                journal: &["scaling->scaling"],
                 command: "-",
             },
             Row {
