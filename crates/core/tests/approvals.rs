@@ -281,3 +281,30 @@ fn the_rollback_after_a_failed_gate_or_a_supersession_is_let_through() {
         );
     }
 }
+
+/// The supersession check runs at PRODUCTION_TRAFFIC_SHIFT, so that is where the gate fails;
+/// ECS's rollback then calls PRODUCTION_TRAFFIC_SHIFT again with the same target (green) and
+/// production traffic back on blue (the ECS guide's rollback payload). That call is the
+/// rollback, answered SUCCEEDED; one with production still moving to green is a retry of the
+/// failed call and fails again.
+#[test]
+fn a_rollback_at_the_stage_that_failed_is_told_from_a_retry_by_the_weights() {
+    let (ports, b) = world("blue_green", "");
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 60));
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 120));
+    let (status, reason) = hook(&ports, &b, "PRODUCTION_TRAFFIC_SHIFT");
+    assert_eq!(status, HookStatus::Failed, "{reason}");
+    assert!(reason.contains("supersession gate failed"), "{reason}");
+
+    let forward = serde_json::json!({
+        "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/1": 50,
+        "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/0": 50
+    });
+    let (status, _) = hook_with(&ports, &b, "PRODUCTION_TRAFFIC_SHIFT", forward);
+    assert_eq!(status, HookStatus::Failed, "a retry of the failed call");
+    for stage in ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"] {
+        let (status, reason) = rollback_hook(&ports, &b, stage);
+        assert_eq!(status, HookStatus::Succeeded, "{stage}: {reason}");
+        assert!(reason.contains("rolling"), "{reason}");
+    }
+}

@@ -44,6 +44,7 @@ pub(super) async fn hook<P: Ports>(
         stage,
         deployment: detail(HOOK_DEPLOYMENT).map(DeploymentId),
         revision_task_definition: revision_of(ports, &target, payload).await,
+        shifted_back: shifted_back(payload),
     };
     let report = run_reported(ports, bundle, &target, vec![obs], opts).await;
     let (status, reason) = response(&report, opts);
@@ -52,6 +53,22 @@ pub(super) async fn hook<P: Ports>(
         hook,
         ..DispatchReport::of(String::new(), vec![report])
     }
+}
+
+/// Production traffic is on another revision than the target: the target's weight is 0 and
+/// another's is not. ECS's rollback calls keep the green revision as the target and flip the
+/// weights ("Lifecycle hooks for Amazon ECS service deployments", lifecycle payloads).
+fn shifted_back(payload: &HookPayload) -> bool {
+    let details = &payload.execution_details;
+    let weights = &details.production_traffic_weights;
+    let target = weights
+        .get(&details.target_service_revision_arn)
+        .copied()
+        .unwrap_or(0.0);
+    target == 0.0
+        && weights
+            .iter()
+            .any(|(rev, w)| *rev != details.target_service_revision_arn && *w > 0.0)
 }
 
 /// What the target revision runs. Tells a rollback (whose hooks ECS also runs) from the

@@ -277,6 +277,7 @@ mod tests {
                     stage: STAGE,
                     deployment: Some(DeploymentId("d-b".into())),
                     revision_task_definition: None,
+                    shifted_back: false,
                 },
                 outcome: "progressed",
                 journal: &["stabilizing->POST_TEST_TRAFFIC_SHIFT"],
@@ -323,6 +324,7 @@ mod tests {
             stage: STAGE,
             deployment: Some(DeploymentId("d-b".into())),
             revision_task_definition: None,
+            shifted_back: false,
         };
         let decided = |approved: bool| {
             let mut s = at_stage();

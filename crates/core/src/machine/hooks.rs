@@ -13,6 +13,7 @@ impl Ctx<'_> {
         stage: Stage,
         deployment: Option<&DeploymentId>,
         revision_task_definition: Option<&str>,
+        shifted_back: bool,
     ) -> Outcome {
         let service = self.s.service.clone();
         let Some(d) = self.s.in_flight.clone() else {
@@ -44,7 +45,7 @@ impl Ctx<'_> {
             return Outcome::hook(HookStatus::Succeeded, why);
         }
         if let Some(failure) = &d.gate_failure {
-            return rolled_back(&d.id, d.stage, stage, failure);
+            return rolled_back(&d.id, d.stage, stage, shifted_back, failure);
         }
         self.enter_stage(stage);
         if let Some(p) = self.s.pending.clone() {
@@ -118,19 +119,24 @@ impl Ctx<'_> {
 
 /// After a gate failed at `failed_at`, ECS rolls the deployment back and runs the
 /// TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again ("Lifecycle hooks for Amazon ECS
-/// service deployments"): those are its rollback, never to be stood in the way of. A call again
-/// at the stage that failed is a retry of that call, and gets the same answer.
+/// service deployments"), the target revision still the green one: those calls are its
+/// rollback, never to be stood in the way of. At another stage than the one that failed, a call
+/// at those stages is the rollback; at the failed stage itself (the supersession check runs at
+/// PRODUCTION_TRAFFIC_SHIFT) it is the rollback when production traffic is back on the other
+/// revision, as the guide says to tell, and otherwise a retry of the failed call, which gets
+/// the same answer.
 fn rolled_back(
     id: &DeploymentId,
     failed_at: Option<Stage>,
     stage: Stage,
+    shifted_back: bool,
     failure: &str,
 ) -> Outcome {
     let rollback_stage = matches!(
         stage,
         Stage::TestTrafficShift | Stage::ProductionTrafficShift
     );
-    if rollback_stage && failed_at != Some(stage) {
+    if rollback_stage && (failed_at != Some(stage) || shifted_back) {
         let why = format!("ECS is rolling {id} back ({failure}); not standing in its way");
         return Outcome::hook(HookStatus::Succeeded, why);
     }
@@ -149,6 +155,7 @@ mod tests {
             stage: Stage::PostTestTrafficShift,
             deployment: deployment.map(|d| DeploymentId(d.into())),
             revision_task_definition: revision.map(str::to_owned),
+            shifted_back: false,
         }
     }
 

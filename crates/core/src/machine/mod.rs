@@ -164,10 +164,12 @@ pub fn decide(
             stage,
             deployment,
             revision_task_definition,
+            shifted_back,
         } => cx.hook(
             *stage,
             deployment.as_ref(),
             revision_task_definition.as_deref(),
+            *shifted_back,
         ),
         Observation::ChecksMeasured {
             deployment,

@@ -101,6 +101,9 @@ pub enum Observation {
         stage: Stage,
         deployment: Option<DeploymentId>,
         revision_task_definition: Option<String>,
+        /// The payload's `productionTrafficWeights` give the target revision nothing and
+        /// another revision the traffic: how ECS's rollback calls look (target still green).
+        shifted_back: bool,
     },
     ChecksMeasured {
         deployment: DeploymentId,
