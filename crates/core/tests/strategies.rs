@@ -360,3 +360,72 @@ fn a_hook_dry_run_decides_but_records_nothing() {
     assert_eq!(r.hook.unwrap().hook_status, HookStatus::InProgress);
     assert_eq!(ports.state("dev", "web"), before);
 }
+
+/// For canary and linear, ECS calls PRODUCTION_TRAFFIC_SHIFT at every traffic step (ECS guide,
+/// "Lifecycle hooks for Amazon ECS service deployments"). What that means here, decided:
+/// - checks at that stage run at every step, each against the window before it;
+/// - the inconclusive counter counts unmeasured rounds in a row across steps, and a
+///   measurement resets it, so a gap at one step does not add to a gap at another;
+/// - the approval is asked once per deployment: approved at the first step, later steps
+///   pass without asking again; a breach at a later step still fails the deployment.
+#[test]
+fn each_traffic_step_runs_the_checks_and_the_approval_is_asked_once() {
+    use harbormaster_core::dispatch::record_approval;
+    use harbormaster_core::testing::bundle_of;
+    use harbormaster_core::Target;
+
+    let approval = r#"approval = { stage = "production_traffic_shift", timeout_minutes = 60 }"#;
+    let (ports, _) = world("linear", approval);
+    let b = bundle_of(&config("linear", approval).replace(
+        r#"stages = ["post_test_traffic_shift", "post_production_traffic_shift"]"#,
+        r#"stages = ["production_traffic_shift"]"#,
+    ));
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let green = "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/1";
+    let blue = "arn:aws:ecs:us-east-1:123456789012:service-revision/booking-dev/web/0";
+    let step = |ports: &_, percent: f64| {
+        hook_with(
+            ports,
+            &b,
+            "PRODUCTION_TRAFFIC_SHIFT",
+            json!({ green: percent, blue: 100.0 - percent }),
+        )
+    };
+
+    // Step 1: measured and passing, then the approval is asked.
+    measure(&ports, 0.0);
+    assert_eq!(step(&ports, 0.0).0, HookStatus::InProgress);
+    assert_eq!(approvals_asked(&ports), 1);
+    let approved = block_on(record_approval(
+        &ports,
+        &b,
+        &Target::new("dev", "web"),
+        true,
+        "ops@example.com",
+        None,
+        RunOptions::default(),
+    ));
+    assert!(approved.is_ok());
+    measure(&ports, 0.0);
+    assert_eq!(step(&ports, 0.0).0, HookStatus::Succeeded);
+
+    // Step 2, two minutes on: nothing measured yet in its window; the counter starts afresh
+    // (round 1 of 3), and a measurement then passes without asking anyone again.
+    ports.advance(Duration::minutes(7));
+    let (status, reason) = step(&ports, 25.0);
+    assert_eq!(status, HookStatus::InProgress, "{reason}");
+    assert!(reason.contains("round 1 of 3"), "{reason}");
+    measure(&ports, 1.0);
+    assert_eq!(step(&ports, 25.0).0, HookStatus::Succeeded);
+    assert_eq!(approvals_asked(&ports), 1, "asked once per deployment");
+
+    // Step 3: a breach fails the deployment even though it was approved.
+    ports.advance(Duration::minutes(2));
+    measure(&ports, 9.0);
+    let (status, reason) = step(&ports, 50.0);
+    assert_eq!(status, HookStatus::Failed);
+    assert!(
+        reason.contains("metric gate failed at PRODUCTION_TRAFFIC_SHIFT"),
+        "{reason}"
+    );
+}
