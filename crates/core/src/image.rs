@@ -66,9 +66,15 @@ pub struct Image {
 impl Image {
     /// `repo@sha256:…`, or `repo:tag` style label for people.
     pub fn label(&self) -> String {
+        // Tags and names come from events: shown escaped (crate::text).
+        let repository = crate::text::shown(&self.repository);
         match &self.tag {
-            Some(t) => format!("{}:{} ({})", self.repository, t, self.digest.short()),
-            None => format!("{}@{}", self.repository, self.digest.short()),
+            Some(t) => format!(
+                "{repository}:{} ({})",
+                crate::text::shown(t),
+                self.digest.short()
+            ),
+            None => format!("{repository}@{}", self.digest.short()),
         }
     }
 }

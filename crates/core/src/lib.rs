@@ -24,6 +24,7 @@ pub mod target;
 pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 
 pub use bundle::Bundle;
 pub use engine::{run, RunOptions, TargetReport};

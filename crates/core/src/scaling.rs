@@ -518,11 +518,24 @@ pub(crate) fn parse_scaling(
             format!("allowed: 1 to 1000, and at least `min` ({min})"),
         );
     }
-    if r.scale_out_step == Some(0) {
+    if r.scale_out_step.is_some_and(|s| !(1..=1000).contains(&s)) {
         err(
             ".scale_out_step",
-            "allowed: 1 or more (leave it out for no limit)".into(),
+            "allowed: 1 to 1000 (leave it out for no limit)".into(),
         );
+    }
+    for (key, seconds) in [
+        ("scale_in_cooldown_seconds", r.scale_in_cooldown_seconds),
+        ("scale_out_cooldown_seconds", r.scale_out_cooldown_seconds),
+    ] {
+        if seconds.is_some_and(|s| s > 86_400) {
+            err(&format!(".{key}"), "allowed: 0 to 86400 (a day)".into());
+        }
+    }
+    if r.at_max_alert_minutes
+        .is_some_and(|m| !(1..=1440).contains(&m))
+    {
+        err(".at_max_alert_minutes", "allowed: 1 to 1440".into());
     }
     let sources = [r.sqs.is_some(), r.metric.is_some(), r.redis.is_some()]
         .iter()

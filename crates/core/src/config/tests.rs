@@ -317,11 +317,133 @@ fn gates_ecs_cannot_hold_are_refused() {
     };
     let ok = Config::parse("harbormaster.toml", &gated(3));
     assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+    // The ranges keep every accepted config within what ECS holds: the longest approval,
+    // the most inconclusive rounds and the longest callback still fit.
+    let longest = gated(100).replace(
+        "lease_seconds = 60\n",
+        "lease_seconds = 60\nhook_callback_seconds = 900\n",
+    );
+    let cfg = Config::parse("harbormaster.toml", &longest).unwrap();
+    let (_, _, t) = cfg.target("dev", "web").unwrap();
+    let minutes = t
+        .gates
+        .hook_timeout_minutes(cfg.agent.hook_callback_seconds);
+    assert_eq!(minutes, 10_080 + 101 * 15 + 15);
+    assert!(minutes <= u64::from(crate::strategy::ECS_HOOK_TIMEOUT_MAX_MINUTES));
+    // Beyond the ranges, the config is refused before ECS could be asked to hold it.
     let err = Config::parse("harbormaster.toml", &gated(30_000))
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("services.web.environments.dev") && err.contains("20160"),
-        "{err}"
-    );
+    assert!(err.contains("max_inconclusive"), "{err}");
+}
+
+/// Every number in the config has a range `validate` checks (issue 16, point 14): a zero
+/// `stabilize_timeout_minutes` would fail every rollout, a huge count would be sent to ECS.
+#[test]
+fn every_numeric_setting_has_a_checked_range() {
+    let agent = |line: &str| {
+        good().replace(
+            "lease_seconds = 60\n",
+            &format!("lease_seconds = 60\n{line}\n"),
+        )
+    };
+    let service = |line: &str| {
+        good().replace(
+            "desired_count = 2\n",
+            &format!("desired_count = 2\n{line}\n"),
+        )
+    };
+    let target = |line: &str| {
+        good().replace(
+            "[services.web.environments.dev]\n",
+            &format!("[services.web.environments.dev]\n{line}\n"),
+        )
+    };
+    let scaled = |extra: &str| {
+        target(&format!(
+            "scaling = {{ max = 3, per_task = 10, sqs = {{ queue = \"q\" }}, {extra} }}"
+        ))
+    };
+    let cases = [
+        (
+            agent("stabilize_timeout_minutes = 0"),
+            "agent.stabilize_timeout_minutes",
+        ),
+        (
+            agent("stabilize_timeout_minutes = 100000"),
+            "agent.stabilize_timeout_minutes",
+        ),
+        (agent("max_attempts = 1000000"), "agent.max_attempts"),
+        (
+            service("health_check_grace_period_seconds = 4000000"),
+            "services.web.health_check_grace_period_seconds",
+        ),
+        (
+            service("desired_count = 100000").replacen("desired_count = 2\n", "", 1),
+            "services.web.desired_count",
+        ),
+        (
+            target("desired_count = 100000").replacen("desired_count = 1\n", "", 1),
+            "services.web.environments.dev.desired_count",
+        ),
+        (
+            scaled("scale_in_cooldown_seconds = 1000000"),
+            "services.web.environments.dev.scaling.scale_in_cooldown_seconds",
+        ),
+        (
+            scaled("scale_out_cooldown_seconds = 1000000"),
+            "services.web.environments.dev.scaling.scale_out_cooldown_seconds",
+        ),
+        (
+            scaled("at_max_alert_minutes = 0"),
+            "services.web.environments.dev.scaling.at_max_alert_minutes",
+        ),
+        (
+            scaled("scale_out_step = 5000"),
+            "services.web.environments.dev.scaling.scale_out_step",
+        ),
+        (
+            good().replace(
+                "[services.web.environments.dev]\n",
+                "[services.web.checks.errors]\nstages = [\"post_production_traffic_shift\"]\nthreshold = 1\nmax_inconclusive = 5000\nqueries = [{ id = \"e\", namespace = \"N\", metric = \"M\" }]\n\n[services.web.environments.dev]\n",
+            ),
+            "services.web.checks.errors.max_inconclusive",
+        ),
+    ];
+    for (text, field) in cases {
+        let err = match Config::parse("harbormaster.toml", &text) {
+            Ok(_) => panic!("{field}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("`{field}`")) || err.contains(&format!("{field}:")),
+            "{field}: {err}"
+        );
+        assert!(err.contains("allowed"), "{field}: {err}");
+    }
+}
+
+/// A config bundle (a folder, or a prefix in S3) must never reach outside itself: a template
+/// path that is absolute or climbs out is refused, naming the field (issue 16, point 12).
+#[test]
+fn a_template_path_outside_the_config_folder_is_refused() {
+    for path in [
+        "../outside/evil.json",
+        "/etc/passwd",
+        "taskdefs/../../x.json",
+        "C:\\\\x.json",
+        "taskdefs\\\\..\\\\x.json",
+        "./taskdefs/web.json",
+        "",
+    ] {
+        let text = good().replace("taskdefs/web.json", path);
+        let err = match Config::parse("harbormaster.toml", &text) {
+            Ok(_) => panic!("{path}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("services.web.task_definition"),
+            "{path}: {err}"
+        );
+    }
 }

@@ -46,6 +46,39 @@ fn name_ok(s: &str) -> bool {
         && !s.starts_with('-')
 }
 
+/// ECS's quota of tasks per service.
+const MAX_DESIRED_COUNT: u32 = 5000;
+/// A day: a health check grace longer than that only hides a task that never becomes healthy.
+const MAX_GRACE_SECONDS: u32 = 86_400;
+
+fn desired_count(c: &mut Collector<'_>, field: String, count: Option<u32>) {
+    if count.is_some_and(|n| n > MAX_DESIRED_COUNT) {
+        c.err(
+            format!("{field}.desired_count"),
+            format!("allowed: 0 to {MAX_DESIRED_COUNT} (ECS's tasks per service)"),
+        );
+    }
+}
+
+/// A path relative to the config file that stays inside its folder: the bundle (a folder, or
+/// a prefix in S3) is all the agent may read.
+fn inside_the_bundle(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("name the task definition template, relative to this file");
+    }
+    if path.starts_with('/') || path.contains('\\') || path.contains(':') {
+        return Err("must be a relative path with `/` (it is read from the config's own folder)");
+    }
+    // `.` too: an S3 key is taken literally, so `./x` would name no object.
+    if path
+        .split('/')
+        .any(|part| part == ".." || part == "." || part.is_empty())
+    {
+        return Err("must stay inside the config's folder (no `..`, `.` or empty parts)");
+    }
+    Ok(())
+}
+
 const NAME_RULE: &str = "lowercase letters, digits and `-`, at most 48, not starting with `-`";
 
 pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
@@ -152,8 +185,12 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
             "allowed: 0 to 900 (the tick starts a settled release; longer only delays deploys)",
         );
     }
-    if agent.max_attempts == 0 {
-        c.err("agent.max_attempts", "allowed: 1 or more");
+    if !(1..=100).contains(&agent.max_attempts) {
+        c.err("agent.max_attempts", "allowed: 1 to 100");
+    }
+    // A day: longer hides a stuck rollout; native strategies add their own budget on top.
+    if !(1..=1440).contains(&agent.stabilize_timeout_minutes) {
+        c.err("agent.stabilize_timeout_minutes", "allowed: 1 to 1440");
     }
     if !(1..=200).contains(&agent.history_limit) {
         c.err("agent.history_limit", "allowed: 1 to 200");
@@ -225,6 +262,10 @@ fn service(
             format!("{field}.repository"),
             format!("must be `{project}/<name>`: the agent may read images there only"),
         );
+    }
+    desired_count(c, field.clone(), s.desired_count);
+    if let Err(why) = inside_the_bundle(&s.task_definition) {
+        c.err(format!("{field}.task_definition"), why);
     }
     let strategy = strategy(c, &field, s.strategy.as_deref());
     let raw_native = RawNative {
@@ -315,6 +356,15 @@ fn rolling(c: &mut Collector<'_>, field: &str, s: &RawService) -> RollingSetting
         max_percent: s.max_percent.unwrap_or(200),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds,
     };
+    if rolling
+        .health_check_grace_period_seconds
+        .is_some_and(|s| s > MAX_GRACE_SECONDS)
+    {
+        c.err(
+            format!("{field}.health_check_grace_period_seconds"),
+            format!("allowed: 0 to {MAX_GRACE_SECONDS}"),
+        );
+    }
     if rolling.min_healthy_percent > 100 {
         c.err(format!("{field}.min_healthy_percent"), "allowed: 0 to 100");
     }
@@ -341,6 +391,7 @@ fn target(
     mut t: RawTarget,
 ) -> TargetSettings {
     let tfield = format!("{}.environments.{env}", base.field);
+    desired_count(c, tfield.clone(), t.desired_count);
     if !environments.contains_key(env) {
         let defined: Vec<&str> = environments.keys().map(String::as_str).collect();
         let why = format!(

@@ -52,6 +52,11 @@ pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, 
             None => EcrAction::NothingToDeploy(
                 "untagged push: environments follow tags, nothing to deploy".into(),
             ),
+            // ECR accepts no such tag: this event was not written by it.
+            Some(tag) if !crate::text::is_image_tag(&tag) => EcrAction::NothingToDeploy(format!(
+                "`{}` is not an image tag ECR accepts: nothing to deploy",
+                crate::text::shown(&tag)
+            )),
             Some(tag) => EcrAction::Pushed(Image {
                 repository: d.repository_name,
                 digest,

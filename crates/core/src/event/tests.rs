@@ -289,3 +289,27 @@ fn a_legacy_service_arn_maps_to_the_one_target_deploying_that_name() {
     );
     assert_eq!(target_of(&two, &legacy), None);
 }
+
+/// A tag ECR would never accept (a bidi override that makes `main-1` read backwards, a
+/// newline forging a notification line) is not a release; the reason shows it escaped
+/// (issue 16, point 14).
+#[test]
+fn a_tag_ecr_would_refuse_deploys_nothing_and_is_shown_escaped() {
+    for (tag, escaped) in [
+        ("main-\u{202E}1a2b3c4", "main-\\u{202e}1a2b3c4"),
+        (
+            "main-1\n[prod] web: deployed",
+            "main-1\\u{a}[prod] web: deployed",
+        ),
+    ] {
+        let e = crate::testing::push_event("e1", tag, 'a', 0);
+        let Event::EcrImageAction { action, .. } = Event::parse(&e).unwrap() else {
+            panic!("a push")
+        };
+        let EcrAction::NothingToDeploy(why) = action else {
+            panic!("{tag:?} deployed")
+        };
+        assert!(why.contains(escaped), "{why}");
+        assert!(!why.contains('\u{202E}') && !why.contains('\n'), "{why:?}");
+    }
+}

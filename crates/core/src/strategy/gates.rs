@@ -66,6 +66,10 @@ fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck
     if !r.threshold.is_finite() {
         c.err(format!("{f}.threshold"), "must be a number".into());
     }
+    if r.max_inconclusive.is_some_and(|n| n > MAX_INCONCLUSIVE) {
+        let why = format!("allowed: 0 to {MAX_INCONCLUSIVE}");
+        c.err(format!("{f}.max_inconclusive"), why);
+    }
     let window_minutes = r.window_minutes.unwrap_or(5);
     if !(1..=1440).contains(&window_minutes) {
         c.err(format!("{f}.window_minutes"), "allowed: 1 to 1440".into());
@@ -91,11 +95,15 @@ fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck
         fail_when,
         threshold: r.threshold,
         window_minutes,
-        max_inconclusive: r.max_inconclusive.unwrap_or(3),
+        max_inconclusive: r.max_inconclusive.unwrap_or(3).min(MAX_INCONCLUSIVE),
         value,
         queries,
     }
 }
+
+/// Rounds a check may stay unmeasured in a row: with the longest callback (900 s), 100 rounds
+/// hold a hook 25 hours, beyond which "unmeasured" is an answer, not a wait.
+const MAX_INCONCLUSIVE: u32 = 100;
 
 /// One GetMetricData query: a metric, or metric math over the others.
 fn query(c: &mut impl Errors, qf: &str, q: RawQuery) -> Option<MetricQuery> {

@@ -106,31 +106,14 @@ pub(super) fn fargate_mode(at: &At<'_>, body: &Map<String, Value>) -> Result<(),
 
 pub(super) fn placeholders(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
     let text = Value::Object(body.clone()).to_string();
-    for p in placeholders_in(&text) {
-        if !PLACEHOLDERS.contains(&p.as_str()) {
-            let allowed: Vec<String> = PLACEHOLDERS.iter().map(|p| format!("${{{p}}}")).collect();
-            let why = format!(
-                "unknown placeholder `${{{p}}}`; allowed: {}",
-                allowed.join(", ")
-            );
-            return Err(at.err("", why));
-        }
+    let known = |p: &str| PLACEHOLDERS.contains(&p).then_some("");
+    if let Err(p) = super::placeholder::expand(&text, known) {
+        let allowed: Vec<String> = PLACEHOLDERS.iter().map(|p| format!("${{{p}}}")).collect();
+        let why = format!(
+            "unknown placeholder `${{{p}}}`; allowed: {} (write `$${{…}}` for a literal `${{…}}`)",
+            allowed.join(", ")
+        );
+        return Err(at.err("", why));
     }
     Ok(())
-}
-
-fn placeholders_in(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        let after = &rest[i + 2..];
-        match after.find('}') {
-            Some(j) => {
-                out.push(after[..j].to_owned());
-                rest = &after[j + 1..];
-            }
-            None => break,
-        }
-    }
-    out
 }

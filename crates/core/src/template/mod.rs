@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 mod checks;
 mod fargate;
+mod placeholder;
 mod render;
 
 pub use fargate::check_fargate_size;

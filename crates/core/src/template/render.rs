@@ -186,12 +186,10 @@ fn merge_named(c: &mut Map<String, Value>, key: &str, entries: impl Iterator<Ite
 
 fn substitute(v: Value, vars: &[(&str, &str)]) -> Value {
     match v {
-        Value::String(s) if s.contains("${") => {
-            let mut s = s;
-            for (k, val) in vars {
-                s = s.replace(&format!("${{{k}}}"), val);
-            }
-            Value::String(s)
+        Value::String(s) if s.contains('$') => {
+            let fill = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            // Every placeholder was checked at parse; an unknown one cannot reach here.
+            Value::String(super::placeholder::expand(&s, fill).unwrap_or(s))
         }
         Value::Array(a) => Value::Array(a.into_iter().map(|x| substitute(x, vars)).collect()),
         Value::Object(m) => Value::Object(

@@ -203,3 +203,28 @@ fn a_family_or_role_the_agent_cannot_reach_is_named() {
         assert!(err.problem.contains("booking-"), "{err}");
     }
 }
+
+/// A shell's own `${VAR:-default}` is common in ECS commands; `$${…}` writes it (issue 16,
+/// point 13): rendered as `${…}`, never taken for a placeholder, while `${env}` beside it is.
+#[test]
+fn a_doubled_dollar_escapes_a_placeholder() {
+    let text = web().replacen(
+        r#""name": "web","#,
+        r#""name": "web", "command": ["sh", "-c", "gunicorn -w $${WEB_CONCURRENCY:-2} --name ${env}-$$HOME"],"#,
+        1,
+    );
+    assert_ne!(text, web());
+    let t = Template::parse("web.json", &text).unwrap_or_else(|e| panic!("{e}"));
+    let r = render(&t, &cfg());
+    assert_eq!(
+        r.body["containerDefinitions"][0]["command"][2],
+        "gunicorn -w ${WEB_CONCURRENCY:-2} --name dev-$$HOME"
+    );
+    // Unescaped, it is still an unknown placeholder.
+    let err = Template::parse("web.json", &text.replace("$${WEB", "${WEB")).unwrap_err();
+    assert!(
+        err.problem
+            .contains("unknown placeholder `${WEB_CONCURRENCY:-2}`"),
+        "{err}"
+    );
+}
