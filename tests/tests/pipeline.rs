@@ -298,13 +298,30 @@ async fn bad_artifacts_and_unknown_digests_fail_the_job_saying_which_file() {
         .send()
         .await
         .unwrap();
-    let (_, r, _) = p.invoke(&p.job("bad-zip", params, "plain", None));
+    let (_, r, _) = p.invoke(&p.job("bad-zip", params.clone(), "plain", None));
     assert!(
         r["reason"].as_str().unwrap().contains("not a zip archive"),
         "{r}"
     );
     assert_eq!(p.rec.calls.of("PutJobFailureResult").len(), 4);
     assert!(p.rec.calls.of("PutJobSuccessResult").is_empty());
+
+    // Credentials in the wrong shape (a forged or corrupted job): the reason sent to
+    // CodePipeline, the log and the report name the path, never the value (issue 16, point 10).
+    let file = p.job("bad-credentials", params, "plain", None);
+    let mut e: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    e["CodePipeline.job"]["data"]["artifactCredentials"] = json!(format!("{KEY_ID}:{SECRET}"));
+    std::fs::write(&file, e.to_string()).unwrap();
+    let (code, r, all) = p.invoke(&file);
+    assert_eq!(code, 1, "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("artifactCredentials"), "{r}");
+    assert_no_credentials(&all);
+    let failures = p.rec.calls.of("PutJobFailureResult");
+    assert_eq!(failures.len(), 5);
+    for body in failures {
+        assert_no_credentials(&body.to_string());
+    }
     assert_eq!(
         p.w.revisions(harbormaster_e2e::FAMILY).await.unwrap().len(),
         1,

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod event;
 pub mod image;
+pub mod json;
 pub mod machine;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;

@@ -154,3 +154,26 @@ fn a_malformed_job_fails_naming_the_field_never_the_credentials() {
         "{reason}"
     );
 }
+
+/// `artifactCredentials` given as a string (a forged or corrupted job) used to put the string
+/// itself into the failure reason through serde's "invalid type: string …" (issue 16, point
+/// 10): the reason names the JSON path and what was expected, never the value.
+#[test]
+fn credentials_in_the_wrong_shape_never_reach_the_reason() {
+    let (ports, b) = world();
+    let mut e = job_event(json!({"environment": "dev", "services": ["web"]}), None);
+    e["CodePipeline.job"]["data"]["artifactCredentials"] =
+        json!("AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    let r = invoke(&ports, &b, &e);
+    let JobResult::Failed { reason } = r else {
+        panic!("refused: {r:?}");
+    };
+    assert!(
+        reason.contains("CodePipeline.job.data.artifactCredentials"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("EXAMPLEKEY") && !reason.contains("AKIA"),
+        "{reason}"
+    );
+}

@@ -44,7 +44,7 @@ pub struct SnsAlarmMessage {
 
 pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, EventError> {
     let ev: EventBridgeEvent<AlarmDetail> =
-        serde_json::from_value(value.clone()).map_err(|e| at.malformed_field(&e))?;
+        crate::json::typed(value).map_err(|e| at.malformed_field(&e))?;
     at.require_id(&id)?;
     let d = ev.detail;
     let state = state_of(at, "detail.state.value", &d.state.value)?;
@@ -98,9 +98,18 @@ fn sns_record(i: usize, sns: &Value) -> Result<AlarmChange, EventError> {
     let text = sns["Message"]
         .as_str()
         .ok_or_else(|| at.malformed(&field("Message"), "must be the alarm's JSON, as a string"))?;
-    let m: SnsAlarmMessage = serde_json::from_str(text).map_err(|e| {
-        let why = format!("is not a CloudWatch alarm notification: {e}");
-        at.malformed(&field("Message"), &why)
+    let message: Value = serde_json::from_str(text).map_err(|_| {
+        at.malformed(
+            &field("Message"),
+            "is not JSON (a CloudWatch alarm notification)",
+        )
+    })?;
+    let m: SnsAlarmMessage = crate::json::typed(&message).map_err(|e| {
+        let path = match e.path.as_str() {
+            "" => field("Message"),
+            p => field(&format!("Message.{p}")),
+        };
+        at.malformed(&path, &e.problem)
     })?;
     let state = state_of(at, &field("Message.NewStateValue"), &m.new_state_value)?;
     let previous = match &m.old_state_value {

@@ -31,7 +31,7 @@ pub enum EcrAction {
 
 pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, EventError> {
     let ev: EventBridgeEvent<EcrImageActionDetail> =
-        serde_json::from_value(value.clone()).map_err(|e| at.malformed_field(&e))?;
+        crate::json::typed(value).map_err(|e| at.malformed_field(&e))?;
     at.require_id(&id)?;
     let d = ev.detail;
     let action = if d.action_type != "PUSH" {

@@ -116,10 +116,13 @@ pub(super) fn parse_hook(value: &Value) -> Result<Event, EventError> {
         event: HOOK_KIND,
         id: &id,
     };
-    let payload: HookPayload = serde_json::from_value(value.clone()).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg.split('`').nth(1).unwrap_or("payload").to_owned();
-        at.malformed(&field, &format!("is missing or invalid: {msg}"))
+    let payload: HookPayload = crate::json::typed(value).map_err(|e| {
+        let field = if e.path.is_empty() {
+            "payload"
+        } else {
+            &e.path
+        };
+        at.malformed(field, &e.problem)
     })?;
     let stage = Stage::parse(&payload.lifecycle_stage).ok_or_else(|| {
         let stage = &payload.lifecycle_stage;

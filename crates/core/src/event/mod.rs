@@ -67,15 +67,10 @@ impl Source<'_> {
         }
     }
 
-    /// serde's message names the field, never a value.
-    fn malformed_field(self, e: &serde_json::Error) -> EventError {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map(|f| format!("detail.{f}"))
-            .unwrap_or_else(|| "detail".into());
-        self.malformed(&field, &format!("is missing or invalid: {msg}"))
+    /// The bad field by its JSON path, and what was expected: never the value.
+    fn malformed_field(self, e: &crate::json::JsonError) -> EventError {
+        let field = if e.path.is_empty() { "event" } else { &e.path };
+        self.malformed(field, &e.problem)
     }
 
     fn require_id(self, id: &str) -> Result<(), EventError> {
@@ -176,8 +171,8 @@ impl Event {
                 ecr::parse(value, id.clone(), at("ECR Image Action"))
             }
             ("aws.events", "Scheduled Event") => {
-                let ev: EventBridgeEvent = serde_json::from_value(value.clone())
-                    .map_err(|e| at("Scheduled Event").malformed("time", &e.to_string()))?;
+                let ev: EventBridgeEvent = crate::json::typed(value)
+                    .map_err(|e| at("Scheduled Event").malformed_field(&e))?;
                 Ok(Event::Scheduled { id, time: ev.time })
             }
             ("aws.ecs", "ECS Deployment State Change") => {
@@ -247,8 +242,7 @@ fn ecs_event<D: serde::de::DeserializeOwned + serde::Serialize>(
     value: &Value,
     at: Source<'_>,
 ) -> Result<(ServiceArn, D), EventError> {
-    let ev: EventBridgeEvent<D> =
-        serde_json::from_value(value.clone()).map_err(|e| at.malformed_field(&e))?;
+    let ev: EventBridgeEvent<D> = crate::json::typed(value).map_err(|e| at.malformed_field(&e))?;
     let service = ev
         .resources
         .as_deref()

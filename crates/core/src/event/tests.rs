@@ -313,3 +313,21 @@ fn a_tag_ecr_would_refuse_deploys_nothing_and_is_shown_escaped() {
         assert!(!why.contains('\u{202E}') && !why.contains('\n'), "{why:?}");
     }
 }
+
+/// A bad value is reported at its JSON path, without the value (issue 16, point 11): a numeric
+/// `image-tag` used to read "`detail.12345` is missing or invalid", a bad `time` was blamed on
+/// `detail`.
+#[test]
+fn a_bad_value_is_named_by_its_path_never_by_itself() {
+    let mut e = crate::testing::push_event("e1", "main-1", 'a', 0);
+    e["detail"]["image-tag"] = json!(12345);
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(err.contains("`detail.image-tag`"), "{err}");
+    assert!(!err.contains("12345"), "{err}");
+
+    let mut e = crate::testing::push_event("e1", "main-1", 'a', 0);
+    e["time"] = json!("yesterday-ish");
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(err.contains("`time`"), "{err}");
+    assert!(!err.contains("yesterday"), "{err}");
+}

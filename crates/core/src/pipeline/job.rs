@@ -149,10 +149,9 @@ pub async fn step<P: Ports + Pipelines>(
     event: &Value,
     opts: RunOptions,
 ) -> Result<JobResult, JobInputError> {
-    let e: JobEvent = serde_json::from_value(event.clone()).map_err(|e| {
-        // serde's message names the field, never a value.
-        JobInputError(format!("malformed CodePipeline job event: {e}"))
-    })?;
+    // The path and what was expected, never the value: a field may hold credentials.
+    let e: JobEvent = crate::json::typed(event)
+        .map_err(|e| JobInputError(format!("malformed CodePipeline job event: {e}")))?;
     let data = e.job.data;
     let user_parameters = data.action_configuration.configuration.user_parameters;
     let params = JobParams::parse(user_parameters.as_deref())?;
