@@ -49,15 +49,9 @@ impl StateStore for AwsPorts {
             .await
             .map_err(|_| PortError::new(ErrorKind::Transient, "GetObject", "the body was cut off"))?
             .into_bytes();
-        let state: ServiceState = serde_json::from_slice(&bytes).map_err(|e| {
-            PortError::new(
-                ErrorKind::Invalid,
-                "GetObject",
-                format!(
-                    "s3://{}/{key} is not a state document: {e}",
-                    self.state_bucket
-                ),
-            )
+        let state = ServiceState::decode(&bytes).map_err(|e| {
+            let at = format!("s3://{}/{key}", self.state_bucket);
+            PortError::new(ErrorKind::Invalid, "GetObject", format!("{at}: {e}"))
         })?;
         Ok(Some((state, Version(etag))))
     }
@@ -68,7 +62,7 @@ impl StateStore for AwsPorts {
         state: &ServiceState,
         expected: Option<&Version>,
     ) -> Result<Version, SaveError> {
-        let body = serde_json::to_vec_pretty(state).expect("state serialises");
+        let body = state.encode();
         let req = self
             .clients
             .s3

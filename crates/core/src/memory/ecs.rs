@@ -8,14 +8,16 @@ use crate::template::{RenderedTaskDefinition, TAG_DEPLOYMENT};
 
 impl StateStore for MemoryPorts {
     async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
-        self.call("GetObject", |w| {
-            let v = w.states.get(key).map(|(j, v)| {
-                (
-                    serde_json::from_str(j).expect("state parses"),
-                    Version(v.to_string()),
-                )
-            });
-            Ok(v)
+        self.call("GetObject", |w| match w.states.get(key) {
+            None => Ok(None),
+            Some((j, v)) => match ServiceState::decode(j.as_bytes()) {
+                Ok(s) => Ok(Some((s, Version(v.to_string())))),
+                Err(e) => Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "GetObject",
+                    format!("{key}: {e}"),
+                )),
+            },
         })
         .await
     }
@@ -37,7 +39,7 @@ impl StateStore for MemoryPorts {
             w.next_version += 1;
             w.states.insert(
                 key.to_owned(),
-                (serde_json::to_string(state).expect("serialises"), v),
+                (String::from_utf8(state.encode()).expect("JSON is UTF-8"), v),
             );
             Ok(finish(g, "PutObject", Version(v.to_string()))?)
         })

@@ -6,8 +6,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod document;
 mod pending;
 
+pub use document::DocumentError;
 pub use pending::{Pending, Wait};
 
 use crate::image::Image;
@@ -422,6 +424,10 @@ pub struct ServiceState {
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
+    /// Top-level fields a newer agent wrote and this one does not know: kept as they were
+    /// (see `document.rs`).
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -444,6 +450,7 @@ impl ServiceState {
             deployments_started: 0,
             bad_releases: Vec::new(),
             scaling: Default::default(),
+            unknown: Default::default(),
         }
     }
 
