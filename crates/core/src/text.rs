@@ -28,6 +28,25 @@ pub fn shown(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Free text from an event (a reason) as it is kept: at most `max` bytes, cut at a character
+/// boundary and marked, so no event can grow a document by more than that.
+pub fn clipped(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The longest identifier kept from an event (event ids, deployment ids, names): EventBridge
+/// ids are 36 characters, ECR repository names at most 256, alarm names 255.
+pub const MAX_ID: usize = 256;
+/// The longest free text kept from an event (a reason): longer is clipped.
+pub const MAX_REASON: usize = 1024;
+
 /// An ECR image tag as ECR accepts one (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, the Docker
 /// reference's tag grammar): anything else in an event was not written by ECR.
 pub fn is_image_tag(tag: &str) -> bool {
@@ -42,6 +61,14 @@ pub fn is_image_tag(tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipping_keeps_short_text_and_cuts_long_text_at_a_character() {
+        assert_eq!(clipped("short", 10), "short");
+        let long = "é".repeat(600);
+        let c = clipped(&long, MAX_REASON);
+        assert!(c.len() <= MAX_REASON && c.ends_with('…'), "{}", c.len());
+    }
 
     #[test]
     fn control_and_bidi_characters_are_escaped_and_plain_text_is_kept() {

@@ -59,10 +59,12 @@ pub async fn record_approval<P: Ports>(
     opts: RunOptions,
 ) -> Result<TargetReport, DispatchError> {
     configured(bundle, target)?;
+    // Both are kept in the state document: bounded like anything else from outside.
+    use crate::text::{clipped, MAX_ID, MAX_REASON};
     let obs = Observation::ApprovalRecorded {
         approved,
-        by: by.to_owned(),
-        summary,
+        by: clipped(by, MAX_ID),
+        summary: summary.map(|s| clipped(&s, MAX_REASON)),
     };
     Ok(run_reported(ports, bundle, target, vec![obs], opts).await)
 }

@@ -47,6 +47,7 @@ pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, 
         crate::json::typed(value).map_err(|e| at.malformed_field(&e))?;
     at.require_id(&id)?;
     let d = ev.detail;
+    at.short("detail.alarmName", &d.alarm_name)?;
     let state = state_of(at, "detail.state.value", &d.state.value)?;
     let previous = match &d.previous_state {
         Some(p) => Some(state_of(at, "detail.previousState.value", &p.value)?),
@@ -61,7 +62,7 @@ pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, 
         state,
         previous,
         at: at_time,
-        reason: d.state.reason.unwrap_or_default(),
+        reason: crate::text::clipped(&d.state.reason.unwrap_or_default(), crate::text::MAX_REASON),
     }]))
 }
 
@@ -118,6 +119,7 @@ fn sns_record(i: usize, sns: &Value) -> Result<AlarmChange, EventError> {
     };
     let at_time = parse_time(&m.state_change_time)
         .ok_or_else(|| at.malformed(&field("Message.StateChangeTime"), "is not a time"))?;
+    at.short(&field("Message.AlarmName"), &m.alarm_name)?;
     Ok(AlarmChange {
         id,
         alarm: m.alarm_name,
@@ -125,7 +127,10 @@ fn sns_record(i: usize, sns: &Value) -> Result<AlarmChange, EventError> {
         state,
         previous,
         at: at_time,
-        reason: m.new_state_reason.unwrap_or_default(),
+        reason: crate::text::clipped(
+            &m.new_state_reason.unwrap_or_default(),
+            crate::text::MAX_REASON,
+        ),
     })
 }
 

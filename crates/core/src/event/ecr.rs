@@ -48,6 +48,7 @@ pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, 
         if d.repository_name.is_empty() {
             return Err(at.malformed("detail.repository-name", "must not be empty"));
         }
+        at.short("detail.repository-name", &d.repository_name)?;
         match d.image_tag.filter(|t| !t.is_empty()) {
             None => EcrAction::NothingToDeploy(
                 "untagged push: environments follow tags, nothing to deploy".into(),

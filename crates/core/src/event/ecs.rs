@@ -84,8 +84,10 @@ pub(super) fn parse_deployment(
     id: String,
     at: Source<'_>,
 ) -> Result<Event, EventError> {
-    let (service, detail) = ecs_event::<EcsDeploymentDetail>(value, at)?;
+    let (service, mut detail) = ecs_event::<EcsDeploymentDetail>(value, at)?;
     at.require_id(&id)?;
+    at.short("detail.deploymentId", &detail.deployment_id)?;
+    detail.reason = (detail.reason).map(|r| crate::text::clipped(&r, crate::text::MAX_REASON));
     Ok(Event::EcsDeployment {
         id,
         service,

@@ -77,6 +77,16 @@ impl Source<'_> {
         if id.is_empty() {
             return Err(self.malformed("id", "is required to recognise redeliveries"));
         }
+        self.short("id", id)
+    }
+
+    /// An identifier kept in the state document is at most [`crate::text::MAX_ID`] long: an
+    /// event with a longer one was not written by AWS.
+    fn short(self, field: &str, value: &str) -> Result<(), EventError> {
+        if value.len() > crate::text::MAX_ID {
+            let why = format!("is longer than {} characters", crate::text::MAX_ID);
+            return Err(self.malformed(field, &why));
+        }
         Ok(())
     }
 }
