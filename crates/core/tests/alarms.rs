@@ -460,6 +460,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         &b,
         &Target::new("dev", "web"),
         None,
+        false,
         "alice",
         RunOptions { dry_run: true },
     ))
@@ -470,6 +471,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         &b,
         &Target::new("dev", "web"),
         None,
+        false,
         "alice",
         RunOptions::default(),
     ))
@@ -484,6 +486,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         &b,
         &Target::new("dev", "web"),
         Some(rev),
+        false,
         "alice",
         RunOptions::default(),
     ))
@@ -497,11 +500,35 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         &b,
         &Target::new("dev", "web"),
         Some("999".into()),
+        false,
         "alice",
         RunOptions::default(),
     ))
     .unwrap();
     assert!(matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("not a revision")));
+
+    // v3 was marked bad by the first rollback: refused, unless forced (issue 16, point 1).
+    let v3 = ports.with(|w| w.revisions[2].arn.clone());
+    for force in [false, true] {
+        let r = block_on(request_rollback(
+            &ports,
+            &b,
+            &Target::new("dev", "web"),
+            Some(v3.clone()),
+            force,
+            "alice",
+            RunOptions::default(),
+        ))
+        .unwrap();
+        match force {
+            false => assert!(
+                matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("marked bad")),
+                "{r:?}"
+            ),
+            true => assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}"),
+        }
+    }
+    assert_eq!(service_td(&ports), v3);
 }
 
 const GUARDED: &str = "guard_alarms = [\"booking-dev-db-cpu\"]\nguard_timeout_minutes = 20\n";
@@ -567,4 +594,44 @@ fn a_release_held_by_a_guard_alarm_fails_after_the_timeout_and_force_overrides()
     ))
     .unwrap();
     assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
+}
+
+/// A rollback target is never a release marked bad (issue 16, point 1). A, B and C succeed; an
+/// alarm after C rolls back to B, which fails, so C is marked bad while still the last known
+/// good. D is pushed; an alarm during D must return to B, not to C.
+#[test]
+fn a_rollback_never_returns_to_a_release_marked_bad() {
+    let (ports, b) = world();
+    release(&ports, &b, 1, 'a');
+    let td_b = release(&ports, &b, 2, 'b');
+    let td_c = release(&ports, &b, 3, 'c');
+    ports.with(|w| {
+        w.faults.push_back((
+            "UpdateService".into(),
+            PortError::new(ErrorKind::Invalid, "UpdateService", "throttled for good"),
+        ))
+    });
+    send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.history[0].verdict, Verdict::RollbackFailed);
+    assert!(st
+        .bad_releases
+        .iter()
+        .any(|r| r.image.tag.as_deref() == Some("main-3")));
+
+    ports.advance(Duration::minutes(40));
+    send(&ports, &b, &push_event("p4", "main-4", 'd', 4));
+    assert!(ports.state("dev", "web").unwrap().in_flight.is_some());
+    send(
+        &ports,
+        &b,
+        &alarm("al-2", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    tick_once(&ports, &b);
+    assert_ne!(service_td(&ports), td_c, "back on the release marked bad");
+    assert_eq!(service_td(&ports), td_b);
 }

@@ -15,6 +15,9 @@ pub struct Args {
     /// history (see `status`); default: the good release before the current one.
     #[arg(long)]
     to: Option<String>,
+    /// Return to `--to` even if that release is marked bad.
+    #[arg(long, requires = "to")]
+    force: bool,
     #[command(flatten)]
     plan: DryRun,
 }
@@ -24,7 +27,7 @@ impl Args {
         let target = self.target.target();
         let (ports, bundle) = cx.prepare().await?;
         let (to, by, opts) = (self.to, &cx.caller, self.plan.options());
-        let report = request_rollback(&ports, &bundle, &target, to, by, opts).await?;
+        let report = request_rollback(&ports, &bundle, &target, to, self.force, by, opts).await?;
         self.plan.print(&report);
         Ok(Exit::of_request(&report))
     }

@@ -37,6 +37,7 @@ pub async fn request_rollback<P: Ports>(
     bundle: &Bundle,
     target: &Target,
     to: Option<String>,
+    force: bool,
     by: &str,
     opts: RunOptions,
 ) -> Result<TargetReport, DispatchError> {
@@ -44,6 +45,7 @@ pub async fn request_rollback<P: Ports>(
     let obs = Observation::RollbackRequested {
         to,
         by: by.to_owned(),
+        force,
     };
     Ok(run_reported(ports, bundle, target, vec![obs], opts).await)
 }

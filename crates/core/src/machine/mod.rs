@@ -189,7 +189,9 @@ pub fn decide(
             updated_at,
         } => cx.ecs_changed(event_id, ecs_deployment_id, *change, reason, *updated_at),
         Observation::AlarmChanged { change } => cx.alarm(change),
-        Observation::RollbackRequested { to, by } => cx.rollback_requested(to.as_deref(), by),
+        Observation::RollbackRequested { to, by, force } => {
+            cx.rollback_requested(to.as_deref(), by, *force)
+        }
         Observation::GuardsChecked { firing } => cx.guards_checked(firing),
         Observation::RolloutStopped {
             deployment,

@@ -133,6 +133,8 @@ pub enum Observation {
     RollbackRequested {
         to: Option<String>,
         by: String,
+        /// Return to `to` even if it is marked bad.
+        force: bool,
     },
     /// Which of the service's guard alarms are in ALARM now.
     GuardsChecked {

@@ -122,14 +122,15 @@ impl Ctx<'_> {
         // The rollback goes first; what is pending follows it.
         let pending = self.s.pending.take();
         let stop_first = self.policy.native && d.phase.kind() != PhaseKind::Registering;
-        let outcome = match self.s.last_known_good.clone() {
+        let outcome = match self.s.rollback_target() {
             Some(good) => {
                 let reason = format!("{why}; returning to {}", good.image.label());
                 self.finish(Verdict::RolledBack, Some(reason));
                 self.start_rollback(good, d.release.image.label(), why, stop_first)
             }
             None => {
-                let reason = format!("{why}; there is no last known good to return to");
+                let reason =
+                    format!("{why}; there is no good release (not marked bad) to return to");
                 self.finish(Verdict::RollbackFailed, Some(reason))
             }
         };
@@ -238,7 +239,12 @@ impl Ctx<'_> {
         Outcome::Started { deployment: id }
     }
 
-    pub(super) fn rollback_requested(&mut self, to: Option<&str>, by: &str) -> Outcome {
+    pub(super) fn rollback_requested(
+        &mut self,
+        to: Option<&str>,
+        by: &str,
+        force: bool,
+    ) -> Outcome {
         let why = format!("rollback requested by {by}");
         if let Some(d) = self.s.in_flight.clone() {
             if d.rollback.is_some() {
@@ -270,6 +276,13 @@ impl Ctx<'_> {
         if target.task_definition_arn == good.task_definition_arn {
             let arn = &target.task_definition_arn;
             return Outcome::ignored(format!("the service is already on {arn}"));
+        }
+        if let (Some(bad), false) = (self.s.bad(&target.image.digest), force) {
+            return Outcome::ignored(format!(
+                "{} is marked bad ({}); roll back to it with --force if you mean it",
+                target.image.label(),
+                bad.why
+            ));
         }
         self.mark_bad(&good.image, &why);
         self.start_rollback(target, good.image.label(), why, false)
@@ -351,6 +364,7 @@ mod tests {
                 obs: Observation::RollbackRequested {
                     to: None,
                     by: "alice".into(),
+                    force: false,
                 },
                 outcome: "ignored",
                 journal: &[],
@@ -362,6 +376,7 @@ mod tests {
                 obs: Observation::RollbackRequested {
                     to: None,
                     by: "alice".into(),
+                    force: false,
                 },
                 outcome: "started",
                 journal: &["stabilizing->rolled back", "rollback->updating"],

@@ -487,6 +487,17 @@ impl ServiceState {
             .find_map(HistoryEntry::known_good)
     }
 
+    /// Where a rollback of the deployment in flight goes: the last known good, unless it was
+    /// marked bad since (a rollback from it failed), then the newest good release before it
+    /// that is not. Never a release marked bad.
+    pub fn rollback_target(&self) -> Option<KnownGood> {
+        let good = self.last_known_good.as_ref()?;
+        match self.bad(&good.image.digest) {
+            None => Some(good.clone()),
+            Some(_) => self.good_before(good),
+        }
+    }
+
     /// The storage key of this document in the state bucket.
     pub fn key(environment: &str, service: &str) -> String {
         format!("state/{environment}/{service}.json")
