@@ -635,3 +635,58 @@ fn a_rollback_never_returns_to_a_release_marked_bad() {
     assert_ne!(service_td(&ports), td_c, "back on the release marked bad");
     assert_eq!(service_td(&ports), td_b);
 }
+
+/// What a rollback needs is never pushed out by what was skipped (issue 16, point 2): A runs,
+/// then a burst of 27 pushes settles into one release B (26 superseded on the way); an alarm
+/// after B still finds A, and so does a person's rollback.
+#[test]
+fn a_burst_of_skipped_releases_never_evicts_the_rollback_target() {
+    let ports = scenario::ports();
+    ports.with(|w| w.rollout = RolloutMode::Manual);
+    let config = CONFIG
+        .replace(
+            "lease_seconds = 60\n",
+            "lease_seconds = 60\nsettle_seconds = 60\n",
+        )
+        .replace(
+            "[services.web.environments.dev]\n",
+            "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
+        );
+    let b = bundle_of(&config);
+    send(&ports, &b, &push_event("p0", "main-0", 'a', 0));
+    ports.advance(Duration::seconds(61));
+    tick_once(&ports, &b);
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let td_a = service_td(&ports);
+    for n in 1..=27i64 {
+        let mut e = push_event(&format!("p{n}"), &format!("main-{n}"), 'b', 10 + n);
+        e["detail"]["image-digest"] = serde_json::json!(format!("sha256:{:064x}", n));
+        send(&ports, &b, &e);
+    }
+    ports.advance(Duration::seconds(61));
+    tick_once(&ports, &b);
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.history[0].verdict, Verdict::Succeeded);
+    assert_ne!(service_td(&ports), td_a);
+
+    let dry = block_on(request_rollback(
+        &ports,
+        &b,
+        &Target::new("dev", "web"),
+        None,
+        false,
+        "alice",
+        RunOptions { dry_run: true },
+    ))
+    .unwrap();
+    assert!(dry.planned.iter().any(|p| p.contains(&td_a)), "{dry:?}");
+    send(
+        &ports,
+        &b,
+        &alarm("al-1", ALARM, "OK", "ALARM", now(&ports)),
+    );
+    assert_eq!(service_td(&ports), td_a);
+}

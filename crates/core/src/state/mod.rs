@@ -405,7 +405,8 @@ pub struct ServiceState {
     /// The newest image accepted for deployment; older ones are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_accepted: Option<Image>,
-    /// Newest first, bounded by `agent.history_limit`.
+    /// Newest first: up to `agent.history_limit` releases that ran and as many skipped ones
+    /// ([`ServiceState::record`]).
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     /// Oldest first, bounded by [`PROCESSED_EVENTS_KEPT`].
@@ -467,9 +468,23 @@ impl ServiceState {
         }
     }
 
-    pub fn record(&mut self, entry: HistoryEntry, limit: usize) {
+    /// Adds an entry, newest first. Releases that ran (what a rollback returns to) and
+    /// releases skipped on the way (superseded, older than what ran) are bounded apart, each
+    /// to `limit`: a burst of skipped pushes never evicts a rollback target. Reasons are
+    /// clipped, so the history is bounded in bytes too.
+    pub fn record(&mut self, mut entry: HistoryEntry, limit: usize) {
+        entry.reason =
+            (entry.reason).map(|r| crate::text::clipped(&r, 2 * crate::text::MAX_REASON));
         self.history.insert(0, entry);
-        self.history.truncate(limit);
+        let (mut ran, mut skipped) = (0, 0);
+        self.history.retain(|h| {
+            let n = match h.deployment_id {
+                Some(_) => &mut ran,
+                None => &mut skipped,
+            };
+            *n += 1;
+            *n <= limit
+        });
     }
 
     pub fn bad(&self, digest: &crate::image::Digest) -> Option<&BadRelease> {
