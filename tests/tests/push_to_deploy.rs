@@ -578,3 +578,55 @@ async fn a_missing_secret_parameter_fails_the_deployment_and_says_which() {
         None
     );
 }
+
+/// Ten deliveries of one push at once against S3's conditional writes and SNS → SQS (issue 16):
+/// one revision and one deployment per service, and exactly one notification of each kind per
+/// service in the subscribed queue — the outbox is claimed in the document before publishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_deliveries_notify_each_kind_once_per_service() {
+    let w = World::start().await.unwrap();
+    let revisions_before = w.revisions(FAMILY).await.unwrap().len();
+    let digest = w.push_image("main-c0ffee1").await.unwrap();
+    let event = w.push_event("e-ten", "main-c0ffee1", &digest);
+    let agent = std::sync::Arc::new(w.agent());
+    let runs: Vec<_> = (0..10)
+        .map(|_| {
+            let (agent, event) = (agent.clone(), event.clone());
+            tokio::spawn(async move {
+                handler::dispatch(&agent, ECR_PUSH, &event, RunOptions::default()).await
+            })
+        })
+        .collect();
+    for r in runs {
+        let report = r.await.unwrap().expect("dispatched");
+        assert!(report.errors().is_empty(), "{report:?}");
+    }
+    assert_eq!(
+        w.revisions(FAMILY).await.unwrap().len(),
+        revisions_before + 1
+    );
+    let t = w.tick().await;
+    assert!(t.errors().is_empty(), "{t:?}");
+
+    let inbox = w.inbox().await.unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (_, m, _) in &inbox {
+        let key = (
+            m["service"].as_str().unwrap().to_owned(),
+            m["kind"].as_str().unwrap().to_owned(),
+        );
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    assert!(!seen.is_empty());
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    assert_eq!(
+        seen.get(&("web".into(), "started".into())),
+        Some(&1),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.get(&("web".into(), "succeeded".into())),
+        Some(&1),
+        "{seen:?}"
+    );
+}

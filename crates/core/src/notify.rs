@@ -53,6 +53,16 @@ pub struct Notification {
     pub previous: Option<String>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// An invocation is publishing it until then; others leave it alone (`engine/outbox.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<DateTime<Utc>>,
+    /// Publish attempts so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl NoticeKind {

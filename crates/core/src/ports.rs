@@ -342,6 +342,8 @@ pub trait ConfigSource {
 
 pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
+    /// Waits about `d` (a backoff before retrying a compare-and-swap).
+    fn pause(&self, d: std::time::Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// Declares [`Ports`] as every port at once, and implements it for whatever implements them

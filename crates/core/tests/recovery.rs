@@ -321,3 +321,98 @@ fn a_tick_reads_each_state_document_once_reconcile_included() {
     // dev/web (listing, then tick) and prod/web (tick): one read each.
     assert_eq!(ports.count("GetObject") - before, 2);
 }
+
+/// Ten deliveries of one push at once (EventBridge redelivers, Lambda runs them side by side):
+/// one revision, one deployment, and the team hears each thing once (issue 16, point 8). Each
+/// invocation used to publish the outbox it read before the compare-and-swap that emptied it.
+#[test]
+fn ten_concurrent_deliveries_send_each_notification_once() {
+    let (ports, b) = world();
+    let e = push_event("e1", "main-1", 'a', 0);
+    let runs = (0..10).map(|_| handle_event(&ports, &b, &e, RunOptions::default()));
+    let reports = block_on(futures::future::join_all(runs));
+    assert!(reports.iter().all(|r| r.is_ok()), "{reports:?}");
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+    assert_eq!(ports.count("UpdateService"), 1);
+    let started = ports.with(|w| {
+        (w.published.iter())
+            .filter(|n| n.kind == NoticeKind::Started)
+            .count()
+    });
+    assert_eq!(started, 1, "{:?}", ports.with(|w| w.published.clone()));
+    assert!(ports.state("dev", "web").unwrap().outbox.is_empty());
+}
+
+/// A topic SNS refuses for good (a wrong ARN, a policy denying us): each notice is tried, then
+/// set aside in the document's dead letters with the error, logged as an error once, shown by
+/// `status`; nothing is republished every invocation and nothing grows without bound (issue
+/// 16, point 5).
+#[test]
+fn notifications_sns_refuses_for_good_are_set_aside_once_and_bounded() {
+    use harbormaster_core::ports::{ErrorKind, PortError};
+    let (ports, b) = world();
+    ports.with(|w| {
+        for _ in 0..1000 {
+            w.faults.push_back((
+                "Publish".into(),
+                PortError::new(ErrorKind::NotFound, "Publish", "Topic does not exist"),
+            ));
+        }
+    });
+    for n in 0..40i64 {
+        let mut e = push_event(&format!("e{n}"), &format!("main-{n}"), 'a', n * 60);
+        e["detail"]["image-digest"] = serde_json::json!(format!("sha256:{:064x}", n + 1));
+        send(&ports, &b, &e);
+        tick_once(&ports, &b);
+    }
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.outbox.is_empty(), "{} waiting", st.outbox.len());
+    let notices = 80;
+    assert_eq!(
+        ports.count("Publish"),
+        notices,
+        "each tried once, never again"
+    );
+    assert!(st.undelivered.len() <= 20, "{}", st.undelivered.len());
+    let last = st.undelivered.first().expect("set aside");
+    assert!(last.error.contains("Topic does not exist"), "{last:?}");
+    tick_once(&ports, &b);
+    assert_eq!(
+        ports.count("Publish"),
+        notices,
+        "a tick republishes nothing"
+    );
+}
+
+/// Twenty-five different pushes to one service at once: every invocation settles (the latest
+/// wins, the others are superseded or queued), none gives up on contention (issue 16, point 9).
+#[test]
+fn a_burst_of_different_pushes_settles_without_giving_up() {
+    let (ports, b) = world();
+    let events: Vec<_> = (0..25i64)
+        .map(|n| {
+            let mut e = push_event(&format!("b{n}"), &format!("main-{n}"), 'a', n);
+            e["detail"]["image-digest"] = serde_json::json!(format!("sha256:{:064x}", n + 1));
+            e
+        })
+        .collect();
+    let runs = events
+        .iter()
+        .map(|e| handle_event(&ports, &b, e, RunOptions::default()));
+    let reports = block_on(futures::future::join_all(runs));
+    let gave_up: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|r| r.targets.iter().filter_map(|t| t.error.clone()))
+        .chain(
+            reports
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(|e| e.to_string())),
+        )
+        .collect();
+    assert!(gave_up.is_empty(), "{gave_up:?}");
+    assert_eq!(
+        ports.state("dev", "web").unwrap().processed_events.len(),
+        25
+    );
+}

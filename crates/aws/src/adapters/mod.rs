@@ -138,4 +138,8 @@ impl Clock for AwsPorts {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    async fn pause(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await
+    }
 }

@@ -38,7 +38,47 @@ impl Notifier for AwsPorts {
                     .map_err(|e| PortError::new(ErrorKind::Invalid, "Publish", e.to_string()))?,
             );
         }
+        if topic.ends_with(".fifo") {
+            // A FIFO topic drops a repeat of the id within five minutes: the outbox delivers
+            // at least once, SNS then exactly once. One group per service keeps its order.
+            req = req
+                .message_group_id(format!("{}/{}", n.environment, n.service))
+                .message_deduplication_id(dedup_id(&n.id));
+        }
         req.send().await.map_err(|e| classify("Publish", &e))?;
         Ok(())
+    }
+}
+
+/// SNS takes up to 128 characters from `[!-~]` as a deduplication id: the notice id when it
+/// fits, else a readable prefix and a stable (FNV-1a) hash of the whole, the same in every
+/// agent version.
+fn dedup_id(id: &str) -> String {
+    if id.len() <= 128 && id.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return id.to_owned();
+    }
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let prefix: String = id
+        .chars()
+        .take(100)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{prefix}-{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_deduplication_id_is_what_sns_accepts() {
+        assert_eq!(super::dedup_id("d-1/started"), "d-1/started");
+        let long = format!("{}/ünïcode id", "x".repeat(200));
+        let id = super::dedup_id(&long);
+        assert!(
+            id.len() <= 128 && id.bytes().all(|b| (b'!'..=b'~').contains(&b)),
+            "{id}"
+        );
+        assert_eq!(id, super::dedup_id(&long), "stable");
     }
 }

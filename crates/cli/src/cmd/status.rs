@@ -86,6 +86,10 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         None => println!("  last known good: -"),
     }
     print_backlog(st);
+    for u in &st.undelivered {
+        let at = u.at.format("%Y-%m-%d %H:%M");
+        println!("  UNDELIVERED:     {} ({at}): {}", u.subject, u.error);
+    }
     for b in &st.bad_releases {
         let at = b.at.format("%Y-%m-%d %H:%M");
         println!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);

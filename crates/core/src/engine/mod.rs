@@ -4,10 +4,9 @@
 
 mod ecs_view;
 mod execute;
+mod outbox;
 mod render;
 mod runner;
-
-use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -113,9 +112,10 @@ pub async fn run<P: Ports>(
         key,
         topic: &bundle.config.notification_topic,
         current,
-        sent: BTreeSet::new(),
+        delivery: Default::default(),
         unsaved_outbox: false,
         conflicts: 0,
+        jitter: runner::jitter_seed(ports.now()),
         report: TargetReport::new(target),
     };
     if opts.dry_run {

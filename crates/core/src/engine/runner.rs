@@ -6,11 +6,10 @@
 //! runs, so a crash between the two is seen by the next invocation, which adopts what the first
 //! attempt did instead of doing it again.
 
-use std::collections::BTreeSet;
-
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::execute::{Executor, Failure};
+use super::outbox::{Delivery, MAX_ATTEMPTS};
 use super::{RunError, TargetReport, MAX_CONFLICTS};
 use crate::machine::{decide, Observation, Outcome, Policy, Step};
 use crate::ports::{PortError, Ports, SaveError, Version};
@@ -26,11 +25,13 @@ pub(super) struct Runner<'a, P> {
     pub topic: &'a str,
     /// The state as last read or written, and its version (the fencing token).
     pub current: (ServiceState, Option<Version>),
-    /// Notifications SNS has taken during this run.
-    pub sent: BTreeSet<String>,
+    /// What this run learnt about the outbox (sent, claimed, set aside).
+    pub delivery: Delivery,
     /// Whether the stored outbox still lists notifications that were sent.
     pub unsaved_outbox: bool,
     pub conflicts: usize,
+    /// This run's random state for backoff jitter ([`jitter_seed`]).
+    pub jitter: u64,
     pub report: TargetReport,
 }
 
@@ -140,8 +141,11 @@ impl<P: Ports> Runner<'_, P> {
                         key: self.key.clone(),
                     });
                 }
+                // Jittered: invocations that collided do not collide again in step.
+                let wait = backoff(self.conflicts, &mut self.jitter);
+                self.ports().pause(wait).await;
                 self.current = self.load().await?;
-                self.unsaved_outbox = forget_sent(&mut self.current.0, &self.sent);
+                self.unsaved_outbox = self.delivery.apply(&mut self.current.0);
                 Ok(false)
             }
             Err(SaveError::Port(e)) => Err(e.into()),
@@ -215,26 +219,49 @@ impl<P: Ports> Runner<'_, P> {
         }
     }
 
-    /// Publishes what waits in the outbox; keeps what SNS did not take.
+    /// Publishes what waits in the outbox, each notice claimed in the document first (see
+    /// `outbox.rs`); what SNS did not take stays for the next invocation, what it refused for
+    /// good is set aside.
     async fn flush_outbox(&mut self) {
-        let waiting = std::mem::take(&mut self.current.0.outbox);
-        let before = waiting.len();
-        for n in waiting {
-            if self.sent.contains(&n.id) {
-                continue;
+        let now = self.ports().now();
+        let mut claimed = self.current.0.clone();
+        let ids = self.delivery.claim(&mut claimed, now);
+        if ids.is_empty() && claimed == self.current.0 {
+            return;
+        }
+        let saved = self
+            .ports()
+            .save(&self.key, &claimed, self.current.1.as_ref())
+            .await;
+        match saved {
+            Ok(v) => {
+                self.current = (claimed, Some(v));
+                self.unsaved_outbox = false;
             }
+            // Someone wrote first: they, or the next invocation, deliver it.
+            Err(_) => return,
+        }
+        self.delivery.mine.extend(ids.iter().cloned());
+        for id in ids {
+            let Some(n) = self.current.0.outbox.iter().find(|n| n.id == id).cloned() else {
+                continue;
+            };
+            let (env, service) = (&self.report.environment, &self.report.service);
             match self.exec.ports.publish(self.topic, &n).await {
                 Ok(()) => {
-                    self.sent.insert(n.id.clone());
+                    self.delivery.sent.insert(id);
+                }
+                Err(e) if !e.kind.is_retryable() || n.attempts >= MAX_ATTEMPTS => {
+                    error!(environment = %env, service = %service, deployment_id = %n.deployment_id, error = %e, attempts = n.attempts, notification = %n.id, "notification set aside undelivered: SNS refused it; see `harbormaster status`");
+                    self.delivery.set_aside(&n, e.to_string(), now);
                 }
                 Err(e) => {
-                    let s = &self.current.0;
-                    warn!(environment = %s.environment, service = %s.service, deployment_id = %n.deployment_id, error = %e, "notification not sent yet; kept for the next invocation");
-                    self.current.0.outbox.push(n);
+                    warn!(environment = %env, service = %service, deployment_id = %n.deployment_id, error = %e, "notification not sent yet; kept for the next invocation");
+                    self.delivery.released.insert(id);
                 }
             }
         }
-        self.unsaved_outbox |= self.current.0.outbox.len() != before;
+        self.unsaved_outbox |= self.delivery.apply(&mut self.current.0);
     }
 
     /// Removes sent notifications from the stored outbox; if this fails, the next invocation
@@ -248,7 +275,7 @@ impl<P: Ports> Runner<'_, P> {
                 Ok(_) => return,
                 Err(SaveError::Conflict) => match self.load().await {
                     Ok(mut fresh) => {
-                        if !forget_sent(&mut fresh.0, &self.sent) {
+                        if !self.delivery.apply(&mut fresh.0) {
                             return;
                         }
                         self.current = fresh;
@@ -281,10 +308,26 @@ impl<P: Ports> Runner<'_, P> {
     }
 }
 
-fn forget_sent(state: &mut ServiceState, sent: &BTreeSet<String>) -> bool {
-    let before = state.outbox.len();
-    state.outbox.retain(|n| !sent.contains(&n.id));
-    state.outbox.len() != before
+/// "Full jitter" backoff after the `attempt`-th conflict: a random wait below
+/// min(1 s, 10 ms × 2^attempt). A burst of invocations on one document spreads out instead of
+/// colliding again in step until one gives up.
+fn backoff(attempt: usize, state: &mut u64) -> std::time::Duration {
+    // xorshift64: enough randomness to spread retries, no dependency.
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let cap = (10u64 << attempt.min(7)).min(1000);
+    std::time::Duration::from_millis(*state % cap + 1)
+}
+
+/// A seed that differs between runs, also within one process and one instant (the clock of
+/// the in-memory ports stands still).
+pub(super) fn jitter_seed(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let nanos = now.timestamp_nanos_opt().unwrap_or_default() as u64;
+    (nanos ^ run.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1
 }
 
 pub(super) async fn load<P: Ports>(

@@ -56,6 +56,8 @@ impl Ctx<'_> {
             previous: None,
             reason,
             at: self.now,
+            claimed_until: None,
+            attempts: 0,
         };
         self.notices.push(notice.clone());
         self.s.outbox.push(notice);

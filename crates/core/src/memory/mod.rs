@@ -343,6 +343,14 @@ impl Clock for MemoryPorts {
     fn now(&self) -> DateTime<Utc> {
         self.with(|w| w.now)
     }
+
+    /// Virtual time stands still: a pause lets the other futures of the test run, one turn
+    /// per millisecond asked (a longer backoff lets more of them go first).
+    async fn pause(&self, d: std::time::Duration) {
+        for _ in 0..d.as_millis().max(1) {
+            yield_once().await;
+        }
+    }
 }
 
 /// A [`ConfigSource`] over a map of file contents.

@@ -19,6 +19,17 @@ pub const SCHEMA: u32 = 1;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
+/// Undelivered notifications kept: enough to see what was lost and why, never more.
+pub const UNDELIVERED_KEPT: usize = 20;
+
+/// A notification that was never delivered, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undelivered {
+    pub id: String,
+    pub subject: String,
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeploymentId(pub String);
@@ -416,6 +427,10 @@ pub struct ServiceState {
     /// crash or an SNS outage delays them instead of losing them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<crate::notify::Notification>,
+    /// Notifications SNS refused for good, or after every attempt, with the error: newest
+    /// first, bounded by [`UNDELIVERED_KEPT`]; `status` shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<Undelivered>,
     /// Deployments started so far; makes every deployment id unique for this service.
     #[serde(default)]
     pub deployments_started: u64,
@@ -448,6 +463,7 @@ impl ServiceState {
             history: Vec::new(),
             processed_events: VecDeque::new(),
             outbox: Vec::new(),
+            undelivered: Vec::new(),
             deployments_started: 0,
             bad_releases: Vec::new(),
             scaling: Default::default(),
