@@ -630,3 +630,38 @@ async fn ten_concurrent_deliveries_notify_each_kind_once_per_service() {
         "{seen:?}"
     );
 }
+
+/// One corrupt state document in S3 hides no other service (issue 16, point 7): `status` shows
+/// the others and names the broken one (exit 2), and the tick function returns normally, so
+/// Lambda does not retry it every minute into the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_document_hides_no_other_service_and_is_not_retried() {
+    let w = World::start().await.unwrap();
+    let digest = w.push_image("main-dead001").await.unwrap();
+    push(&w, &w.push_event("e-c", "main-dead001", &digest)).await;
+    w.tick().await;
+    w.clients
+        .s3
+        .put_object()
+        .bucket(harbormaster_e2e::BUCKET)
+        .key("state/dev/web.json")
+        .body(b"{\"schema\": 1, \"history\": ".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = w.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dev/web\n  STATE UNREADABLE: "), "{text}");
+    assert!(
+        text.contains("dev/worker\n"),
+        "the others still show: {text}"
+    );
+
+    let handled = handler::handle(&w.agent(), handler::TICK, fixture("scheduled.json"), None).await;
+    let report = handled.expect("the tick returns normally: no Lambda retry");
+    assert!(
+        report.to_string().contains("not a state document"),
+        "{report}"
+    );
+}

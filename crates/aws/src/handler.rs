@@ -196,12 +196,27 @@ pub async fn handle(
         // ECS reads only this; the rest of the report is in the log line above.
         return Ok(serde_json::to_value(answer).expect("answer serialises"));
     }
-    let errors = report.errors();
-    if errors.is_empty() {
+    // Returning an error makes Lambda retry an async event (handling is idempotent): only for
+    // what a retry may get past. The tick is its own retry a minute later; a retried tick
+    // only fills the dead-letter queue.
+    let retryable = report.retryable_errors();
+    if retryable.is_empty() || function == TICK {
+        let now = chrono::Utc::now();
+        for t in report.targets.iter().filter(|t| t.error.is_some()) {
+            let (env, service) = (&t.environment, &t.service);
+            let error = t.error.as_deref().unwrap_or_default();
+            if t.retry
+                || function != TICK
+                || harbormaster_core::dispatch::hourly_report(now, &format!("{env}/{service}"))
+            {
+                tracing::error!(function = function.name, environment = %env, service = %service, error = %error, "not retried by Lambda: the next tick looks again");
+            } else {
+                tracing::debug!(environment = %env, service = %service, error = %error, "still failing (reported once an hour)");
+            }
+        }
         Ok(serde_json::to_value(&report).expect("report serialises"))
     } else {
-        // Returning an error makes Lambda retry an async event: handling is idempotent.
-        Err(HandlerError::Retry(errors))
+        Err(HandlerError::Retry(retryable))
     }
 }
 

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | 0 | done: everything asked went through |
 //! | 1 | a deployment failed or was rolled back, a hook failed it, or the request was refused (nothing to approve, nothing to roll back to) |
-//! | 2 | usage or config error, or an AWS error that stopped the command |
+//! | 2 | usage or config error, an AWS error that stopped the command, or a problem no retry fixes (a state document that cannot be read, a backlog that cannot be measured) |
 //! | 3 | a step was interrupted by a retryable AWS error: the tick carries it on |
 //! | 4 | `--wait` timed out (the deployment goes on) |
 
@@ -40,8 +40,11 @@ impl Exit {
         );
         if failed {
             Exit::Failed
-        } else if targets.iter().any(|t| t.error.is_some()) {
+        } else if targets.iter().any(|t| t.error.is_some() && t.retry) {
             Exit::Retryable
+        } else if targets.iter().any(|t| t.error.is_some()) {
+            // A corrupt state document, an unreadable backlog: no retry fixes it.
+            Exit::Error
         } else {
             Exit::Done
         }

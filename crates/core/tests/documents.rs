@@ -122,3 +122,29 @@ fn the_worst_inputs_leave_the_document_small() {
         "reasons are clipped"
     );
 }
+
+/// One corrupt document blinds nothing else (issue 16, point 7): the tick runs every other
+/// service, reports the corrupt one as an error that no retry can fix (so Lambda does not
+/// retry the tick and fill the dead-letter queue), and leaves the document alone.
+#[test]
+fn a_corrupt_document_is_isolated_and_not_retried() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    ports.with(|w| {
+        w.states
+            .insert(KEY.into(), ("{\"schema\": 1, \"history\": 7".into(), 99))
+    });
+    let r = tick_once(&ports, &b);
+    let dev = r.targets.iter().find(|t| t.environment == "dev").unwrap();
+    let error = dev.error.clone().expect("the corrupt one is reported");
+    assert!(
+        error.contains(KEY) && error.contains("not a state document"),
+        "{error}"
+    );
+    assert!(!dev.retry, "no retry can fix it");
+    assert!(r.retryable_errors().is_empty(), "{r:?}");
+    let other = r.targets.iter().find(|t| t.environment == "prod").unwrap();
+    assert!(other.error.is_none(), "{other:?}");
+    assert_eq!(ports.with(|w| w.states[KEY].1), 99, "left alone");
+}

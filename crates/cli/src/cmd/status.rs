@@ -35,7 +35,8 @@ impl Args {
                 continue;
             }
             let key = ServiceState::key(&e.name, &s.name);
-            let state = ports.load(&key).await?.map(|(s, _)| s);
+            // One unreadable document (corrupt, a newer schema) hides no other service.
+            let state = ports.load(&key).await.map(|d| d.map(|(s, _)| s));
             docs.push((e.name.clone(), s.name.clone(), state));
         }
         if docs.is_empty() {
@@ -44,17 +45,26 @@ impl Args {
         if self.json {
             let v: Vec<Value> = docs
                 .iter()
-                .map(|(e, s, st)| json!({"environment": e, "service": s, "state": st}))
+                .map(|(e, s, st)| match st {
+                    Ok(st) => json!({"environment": e, "service": s, "state": st}),
+                    Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
+                })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for (e, s, st) in &docs {
-                print_status(e, s, st.as_ref(), self.history);
+                match st {
+                    Ok(st) => print_status(e, s, st.as_ref(), self.history),
+                    Err(err) => println!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
+                }
             }
+        }
+        if docs.iter().any(|(_, _, st)| st.is_err()) {
+            return Ok(Exit::Error);
         }
         // A service whose latest release failed or was rolled back is a failure here too.
         let failing = docs.iter().any(|(_, _, st)| {
-            st.as_ref()
+            (st.as_ref().ok().and_then(Option::as_ref))
                 .and_then(|s| s.history.iter().find(|h| h.deployment_id.is_some()))
                 .is_some_and(|h| h.verdict.is_failure())
         });

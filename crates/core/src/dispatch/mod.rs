@@ -13,11 +13,11 @@ use serde_json::Value;
 
 pub use events::handle_event;
 pub use requests::{follow, record_approval, request_deploy, request_rollback, scale};
-pub use tick::tick;
+pub use tick::{hourly_report, tick};
 
 use crate::bundle::Bundle;
 use crate::config::{Service, TargetSettings};
-use crate::engine::{run, RunOptions, TargetReport};
+use crate::engine::{run, RunError, RunOptions, TargetReport};
 use crate::event::EventError;
 use crate::event::ServiceArn;
 use crate::image::{Image, ResolveError};
@@ -55,10 +55,21 @@ impl DispatchReport {
         }
     }
 
-    /// Targets whose run ended in an error (worth a retry of the whole event: it is idempotent).
+    /// Targets whose run ended in an error, as `env/service: error`.
     pub fn errors(&self) -> Vec<String> {
+        self.errors_where(|_| true)
+    }
+
+    /// The errors a retry of the whole event may get past (it is idempotent): throttling,
+    /// contention, an interrupted step; not a corrupt document or a refused request.
+    pub fn retryable_errors(&self) -> Vec<String> {
+        self.errors_where(|t| t.retry)
+    }
+
+    fn errors_where(&self, keep: impl Fn(&TargetReport) -> bool) -> Vec<String> {
         self.targets
             .iter()
+            .filter(|t| keep(t))
             .filter_map(|t| {
                 t.error
                     .as_ref()
@@ -185,6 +196,11 @@ async fn run_reported<P: Ports>(
         Err(e) => {
             let mut r = TargetReport::new(target);
             r.error = Some(e.to_string());
+            r.retry = match &e {
+                RunError::Contention { .. } => true,
+                RunError::Port(p) => p.kind.is_retryable(),
+                RunError::UnknownTarget { .. } => false,
+            };
             r
         }
     }

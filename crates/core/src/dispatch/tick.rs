@@ -77,3 +77,27 @@ async fn listed<P: Ports>(ports: &P, bundle: &Bundle) -> Listed {
     }
     (found, errors)
 }
+
+/// Whether the tick at `now` is the one each hour that reports a lasting problem of `target`
+/// (a corrupt state document) as an error: the tick runs every minute, and a person needs to
+/// hear of it, not sixty times an hour. Each target has its own minute.
+pub fn hourly_report(now: chrono::DateTime<chrono::Utc>, target: &str) -> bool {
+    use chrono::Timelike;
+    let hash = target.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    u64::from(now.minute()) == hash % 60
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_lasting_problem_is_reported_once_an_hour() {
+        use chrono::TimeZone;
+        let hour = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap();
+        let minutes = (0..60)
+            .filter(|m| super::hourly_report(hour + chrono::Duration::minutes(*m), "dev/web"))
+            .count();
+        assert_eq!(minutes, 1);
+    }
+}

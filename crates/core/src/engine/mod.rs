@@ -42,6 +42,10 @@ pub struct TargetReport {
     pub metrics: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The error may go away by itself (throttling, contention, an interrupted step): handling
+    /// the same event again is worth it. A corrupt document or a refused request is not.
+    #[serde(skip)]
+    pub retry: bool,
 }
 
 impl TargetReport {
@@ -56,6 +60,7 @@ impl TargetReport {
             scaling: None,
             metrics: Vec::new(),
             error: None,
+            retry: false,
         }
     }
 }

@@ -193,6 +193,7 @@ impl<P: Ports> Runner<'_, P> {
         let (env, service) = (&self.report.environment, &self.report.service);
         warn!(environment = %env, service = %service, deployment_id = %deployment, error = %e, "step interrupted; the next tick retries it");
         self.report.error = Some(e.to_string());
+        self.report.retry = true;
         let interrupted = Observation::StepInterrupted {
             deployment,
             error: e.to_string(),
