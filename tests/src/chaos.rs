@@ -276,10 +276,12 @@ struct Played {
 async fn play(scenario: Scenario, rules: &Value) -> Result<Played> {
     let w = World::start().await?;
     // A short lease so that a step cut off without recording it (the invocation died) is
-    // taken over within seconds rather than the default five minutes.
+    // taken over within seconds rather than the default five minutes: the agent here is the
+    // CLI, each invocation a few seconds long, so a 10 s "function timeout" is honest.
     let path = w.config_dir.join("harbormaster.toml");
     let text = std::fs::read_to_string(&path)?;
-    std::fs::write(&path, format!("{text}\n[agent]\nlease_seconds = 10\n"))?;
+    let agent = "[agent]\nlease_seconds = 10\nfunction_timeout_seconds = 10\n";
+    std::fs::write(&path, format!("{text}\n{agent}"))?;
     let proxy = Microburst::start(&w.emulator.endpoint)?;
     proxy.set_rules(rules)?;
     let mut agent = Agent {

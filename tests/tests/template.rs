@@ -301,3 +301,17 @@ fn each_action_is_granted_on_every_resource_type_the_reference_requires() {
     }
     assert_eq!(problems, Vec::<String>::new());
 }
+
+/// Leases are validated against the functions' timeout (`config::FUNCTION_TIMEOUT_SECONDS`):
+/// the template's must be that one.
+#[test]
+fn the_function_timeout_is_the_one_leases_are_checked_against() {
+    let t = template();
+    let timeout = t["Globals"]["Function"]["Timeout"].as_i64();
+    assert_eq!(
+        timeout,
+        Some(i64::from(
+            harbormaster_core::config::FUNCTION_TIMEOUT_SECONDS
+        ))
+    );
+}

@@ -70,6 +70,7 @@ impl Bundle {
             alarms: t.alarms.clone(),
             native: s.strategy.is_native(),
             scaling: t.scaling.clone(),
+            owner: String::new(),
         })
     }
 

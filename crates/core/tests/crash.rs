@@ -272,3 +272,89 @@ fn a_crash_at_any_port_call_ends_where_the_uninterrupted_run_does() {
     }
     eprintln!("{runs} crashed runs, each equal to the uninterrupted one ({calls} port calls)");
 }
+
+/// The lease's part of the story (issue 16, point 3): an alarm arrives while a deployment's
+/// invocation is between any two of its port calls (its UpdateService already sent, say, and
+/// landing late). Whatever the point, the service ends on the rollback target, the release
+/// marked bad: the rollback waits for the in-flight call's lease, and the first invocation,
+/// whose deployment was taken from it, advances nothing.
+#[test]
+fn an_alarm_at_any_point_of_a_deployment_ends_on_the_rollback_target() {
+    use std::cell::Cell;
+    use std::task::Poll;
+
+    let b = bundle();
+    let a_then = |ports: &MemoryPorts| {
+        let e = push_event("e1", "main-a", 'a', 0);
+        let _ = block_on(handle_event(ports, &b, &e, RunOptions::default()));
+        ports.complete(CLUSTER, "web");
+        block_on(tick(ports, &b, RunOptions::default()));
+        ports.advance(Duration::seconds(30));
+        ports.with(|w| {
+            (
+                w.calls.len(),
+                w.services[&(CLUSTER.to_string(), "web".to_string())]
+                    .task_definition
+                    .clone(),
+            )
+        })
+    };
+    let push_b = push_event("e2", "main-b", 'b', 60);
+    // The calls of the deployment's invocation, alone: the hold points are those after its
+    // intent is saved (before it, the alarm finds nothing in flight to blame).
+    let alone = world();
+    let (before, _) = a_then(&alone);
+    let _ = block_on(handle_event(&alone, &b, &push_b, RunOptions::default()));
+    let calls: Vec<String> = alone.with(|w| w.calls[before..].to_vec());
+    let first_save = calls
+        .iter()
+        .position(|c| c.starts_with("PutObject"))
+        .unwrap();
+
+    for (n, call) in calls.iter().enumerate().skip(first_save + 1) {
+        let ports = world();
+        let (_, td_a) = a_then(&ports);
+        ports.hold_call(n);
+        let x_done = Cell::new(false);
+        let x = async {
+            let _ = handle_event(&ports, &b, &push_b, RunOptions::default()).await;
+            x_done.set(true);
+        };
+        let now = ports.with(|w| w.now);
+        let y = async {
+            std::future::poll_fn(|cx| {
+                if ports.holding() || x_done.get() {
+                    Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+            let _ =
+                handle_event(&ports, &b, &alarm_event("al-1", now), RunOptions::default()).await;
+            ports.release();
+        };
+        block_on(futures::future::join(x, y));
+        for _ in 0..3 {
+            ports.advance(Duration::minutes(RESTART_AFTER));
+            block_on(tick(&ports, &b, RunOptions::default()));
+            ports.complete(CLUSTER, "web");
+        }
+        block_on(tick(&ports, &b, RunOptions::default()));
+        let st = ports.state("dev", "web").unwrap();
+        let service = ports.with(|w| {
+            w.services[&(CLUSTER.to_string(), "web".to_string())]
+                .task_definition
+                .clone()
+        });
+        assert_eq!(service, td_a, "alarm during {call} (call {n}): {st:#?}");
+        assert!(
+            st.bad_releases
+                .iter()
+                .any(|r| r.image.tag.as_deref() == Some("main-b")),
+            "call {n}"
+        );
+        assert!(st.in_flight.is_none(), "call {n}: {st:#?}");
+    }
+}

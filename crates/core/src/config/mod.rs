@@ -63,6 +63,10 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
 }
 
+/// The functions' timeout in `deploy/template.yaml` (`Globals.Function.Timeout`, pinned by a
+/// test there): the default of `agent.function_timeout_seconds`.
+pub const FUNCTION_TIMEOUT_SECONDS: u32 = 60;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSettings {
     /// How long the invocation that recorded an intent owns the next step before another may
@@ -84,6 +88,8 @@ pub struct AgentSettings {
     pub hook_role_arn: Option<String>,
     /// How long ECS waits before asking the hook again while a gate waits.
     pub hook_callback_seconds: u32,
+    /// The functions' Lambda timeout: a lease is at least this long.
+    pub function_timeout_seconds: u32,
 }
 
 impl Default for AgentSettings {
@@ -98,6 +104,7 @@ impl Default for AgentSettings {
             hook_function_arn: None,
             hook_role_arn: None,
             hook_callback_seconds: 30,
+            function_timeout_seconds: FUNCTION_TIMEOUT_SECONDS,
         }
     }
 }

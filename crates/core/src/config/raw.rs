@@ -34,6 +34,7 @@ pub(super) struct RawAgent {
     pub(super) hook_function_arn: Option<String>,
     pub(super) hook_role_arn: Option<String>,
     pub(super) hook_callback_seconds: Option<u32>,
+    pub(super) function_timeout_seconds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

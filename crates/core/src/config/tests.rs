@@ -447,3 +447,16 @@ fn a_template_path_outside_the_config_folder_is_refused() {
         );
     }
 }
+
+/// A lease shorter than the functions' timeout is refused (issue 16, point 3).
+#[test]
+fn a_lease_shorter_than_the_function_timeout_is_refused() {
+    let text = good().replace("lease_seconds = 60", "lease_seconds = 30");
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("agent.lease_seconds") && err.contains("timeout"),
+        "{err}"
+    );
+}

@@ -164,6 +164,8 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
         hook_function_arn: raw.hook_function_arn,
         hook_role_arn: raw.hook_role_arn,
         hook_callback_seconds: raw.hook_callback_seconds.unwrap_or(d.hook_callback_seconds),
+        function_timeout_seconds: (raw.function_timeout_seconds)
+            .unwrap_or(d.function_timeout_seconds),
     };
     if !(5..=900).contains(&agent.hook_callback_seconds) {
         c.err("agent.hook_callback_seconds", "allowed: 5 to 900");
@@ -176,8 +178,20 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
             c.err(key, "expected an ARN");
         }
     }
-    if !(10..=3600).contains(&agent.lease_seconds) {
-        c.err("agent.lease_seconds", "allowed: 10 to 3600");
+    // A lease shorter than the function's timeout could lapse while its holder still has a
+    // call on its way to ECS: another invocation would take the step over under it.
+    if !(3..=900).contains(&agent.function_timeout_seconds) {
+        c.err(
+            "agent.function_timeout_seconds",
+            "allowed: 3 to 900 (Lambda's range)",
+        );
+    }
+    let min = agent.function_timeout_seconds.max(10);
+    if !(min..=3600).contains(&agent.lease_seconds) {
+        c.err(
+            "agent.lease_seconds",
+            format!("allowed: {min} (at least the functions' timeout) to 3600"),
+        );
     }
     if agent.settle_seconds > 900 {
         c.err(

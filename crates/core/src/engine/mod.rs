@@ -94,12 +94,14 @@ pub async fn run<P: Ports>(
     opts: RunOptions,
 ) -> Result<TargetReport, RunError> {
     let (env, service) = (target.environment.as_str(), target.service.as_str());
-    let policy = bundle
+    let mut policy = bundle
         .policy(env, service)
         .ok_or_else(|| RunError::UnknownTarget {
             environment: env.into(),
             service: service.into(),
         })?;
+    let jitter = runner::jitter_seed(ports.now());
+    policy.owner = format!("{jitter:016x}");
     let mut queue = observations.into_iter();
     let Some(first) = queue.next() else {
         return Ok(TargetReport::new(target));
@@ -120,7 +122,7 @@ pub async fn run<P: Ports>(
         delivery: Default::default(),
         unsaved_outbox: false,
         conflicts: 0,
-        jitter: runner::jitter_seed(ports.now()),
+        jitter,
         report: TargetReport::new(target),
     };
     if opts.dry_run {

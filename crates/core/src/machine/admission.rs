@@ -304,6 +304,7 @@ impl Ctx<'_> {
         let lease = self.now + self.policy.lease;
         let d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
         self.s.in_flight = Some(d);
+        self.renew_lease();
         self.transition(Point::Pending, PhaseKind::Registering, "");
         self.notify(NoticeKind::Started, None);
         self.run(Command::RegisterRevision {

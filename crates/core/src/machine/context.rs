@@ -61,9 +61,18 @@ impl<'a> Ctx<'a> {
         self.s.in_flight.clone().filter(|d| &d.id == id)
     }
 
-    /// The deployment in flight, if it is `id` and in phase `kind`.
+    /// The deployment in flight, if it is `id` and in phase `kind`, and its lease (if any)
+    /// is this invocation's: a step's result is not applied once another took the step over.
     pub(super) fn current(&self, id: &DeploymentId, kind: PhaseKind) -> Option<Deployment> {
-        self.ours(id).filter(|d| d.phase.kind() == kind)
+        self.held(id).filter(|d| d.phase.kind() == kind)
+    }
+
+    /// The deployment in flight, if it is `id` and no other invocation holds its lease.
+    pub(super) fn held(&self, id: &DeploymentId) -> Option<Deployment> {
+        let mine = |d: &Deployment| {
+            (d.lease_owner.as_deref()).is_none_or(|owner| owner == self.policy.owner)
+        };
+        self.ours(id).filter(mine)
     }
 
     /// Changes the deployment in flight (if any) and stamps the change.
@@ -108,9 +117,14 @@ impl<'a> Ctx<'a> {
         });
     }
 
+    /// Takes (or renews) the lease on the deployment in flight for this invocation.
     pub(super) fn renew_lease(&mut self) {
         let until = self.now + self.policy.lease;
-        self.edit(|d| d.lease_until = Some(until));
+        let owner = self.policy.owner.clone();
+        self.edit(|d| {
+            d.lease_until = Some(until);
+            d.lease_owner = Some(owner);
+        });
     }
 
     /// A new deployment id: readable and sortable; the serial makes it unique even for the same

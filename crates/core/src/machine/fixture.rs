@@ -31,6 +31,7 @@ pub fn policy() -> Policy {
         alarms: AlarmPolicy::default(),
         native: false,
         scaling: None,
+        owner: "run-a".into(),
     }
 }
 

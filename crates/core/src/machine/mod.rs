@@ -62,6 +62,9 @@ pub struct Policy {
     pub native: bool,
     /// Worker services: desired count from the backlog.
     pub scaling: Option<ScalingPolicy>,
+    /// The invocation deciding (a token per run): a lease it takes names it, and the result of
+    /// a step whose lease another invocation took over is not its to apply.
+    pub owner: String,
 }
 
 /// The answer to an ECS lifecycle hook.

@@ -16,6 +16,15 @@ use crate::state::{
 /// this close to a deployment's start is not taken as older than it.
 const CLOCK_SLACK: Duration = Duration::seconds(5);
 
+/// How a rollback begins.
+enum Begin {
+    Now,
+    /// A native deployment in flight is stopped through ECS first.
+    StopFirst,
+    /// After the replaced deployment's lease: its invocation may still have a call on its way.
+    After(chrono::DateTime<chrono::Utc>),
+}
+
 impl Ctx<'_> {
     pub(super) fn alarm(&mut self, c: &AlarmChange) -> Outcome {
         if self.s.has_processed(&c.id) {
@@ -121,12 +130,19 @@ impl Ctx<'_> {
         self.mark_bad(&d.release.image, &why);
         // The rollback goes first; what is pending follows it.
         let pending = self.s.pending.take();
-        let stop_first = self.policy.native && d.phase.kind() != PhaseKind::Registering;
+        let calling = matches!(d.phase.kind(), PhaseKind::Registering | PhaseKind::Updating);
+        let begin = match d.lease_until.filter(|until| calling && *until > self.now) {
+            Some(until) => Begin::After(until),
+            None if self.policy.native && d.phase.kind() != PhaseKind::Registering => {
+                Begin::StopFirst
+            }
+            None => Begin::Now,
+        };
         let outcome = match self.s.rollback_target() {
             Some(good) => {
                 let reason = format!("{why}; returning to {}", good.image.label());
                 self.finish(Verdict::RolledBack, Some(reason));
-                self.start_rollback(good, d.release.image.label(), why, stop_first)
+                self.start_rollback(good, d.release.image.label(), why, begin)
             }
             None => {
                 let reason =
@@ -161,7 +177,7 @@ impl Ctx<'_> {
             Some(reason),
         );
         self.set_previous(Some(target.image.label()));
-        self.start_rollback(target, good.image.label(), why, false)
+        self.start_rollback(target, good.image.label(), why, Begin::Now)
     }
 
     /// An alarm after a release, with no earlier good release recorded: a person must act.
@@ -197,13 +213,14 @@ impl Ctx<'_> {
     }
 
     /// A deployment of a known revision: nothing to register; UpdateService (or, for a native
-    /// deployment in flight, StopServiceDeployment first).
+    /// deployment in flight, StopServiceDeployment first), or nothing yet while the deployment
+    /// it replaces may still have a call on its way to ECS.
     fn start_rollback(
         &mut self,
         target: KnownGood,
         from: String,
         why: String,
-        stop_first: bool,
+        begin: Begin,
     ) -> Outcome {
         let id = self.mint_id(&target.image.digest);
         let release = Release {
@@ -223,19 +240,34 @@ impl Ctx<'_> {
             why,
         });
         self.s.in_flight = Some(d);
+        self.renew_lease();
         let note = format!("from {from} back to {} ({arn})", target.image.label());
         self.transition(Point::Rollback, PhaseKind::Updating, note);
-        self.run(if stop_first {
-            Command::StopRollout {
-                deployment: id.clone(),
-            }
-        } else {
-            Command::UpdateService {
+        match begin {
+            Begin::Now => self.run(Command::UpdateService {
                 deployment: id.clone(),
                 task_definition_arn: arn,
                 adopt: false,
+            }),
+            Begin::StopFirst => self.run(Command::StopRollout {
+                deployment: id.clone(),
+            }),
+            // The replaced deployment's invocation may have an UpdateService on its way: sent
+            // now, the rollback's could land first and leave the service on the bad release.
+            // Its lease ends after its calls can (leases outlast the function's timeout); then
+            // the tick takes the rollback over, adopting what ECS runs.
+            Begin::After(until) => {
+                self.edit(|d| {
+                    d.lease_until = Some(until);
+                    d.lease_owner = None;
+                });
+                let note = format!(
+                    "waits until {} for the replaced deployment's calls",
+                    until.format("%H:%M:%S")
+                );
+                self.transition(PhaseKind::Updating, PhaseKind::Updating, note);
             }
-        });
+        }
         Outcome::Started { deployment: id }
     }
 
@@ -285,7 +317,7 @@ impl Ctx<'_> {
             ));
         }
         self.mark_bad(&good.image, &why);
-        self.start_rollback(target, good.image.label(), why, false)
+        self.start_rollback(target, good.image.label(), why, Begin::Now)
     }
 
     /// A revision the service ran successfully, by ARN, `family:revision` or revision number.

@@ -10,13 +10,12 @@ impl Ctx<'_> {
         if self.current(id, PhaseKind::Registering).is_none() {
             return Outcome::Stale;
         }
-        let until = self.now + self.policy.lease;
         self.edit(|d| {
             d.phase = Phase::Updating {
                 task_definition_arn: arn.to_owned(),
             };
-            d.lease_until = Some(until);
         });
+        self.renew_lease();
         let note = format!("{note} {arn}");
         self.transition(PhaseKind::Registering, PhaseKind::Updating, note);
         self.run(Command::UpdateService {
@@ -73,6 +72,7 @@ impl Ctx<'_> {
                 ecs_deployment_id,
             };
             d.lease_until = None;
+            d.lease_owner = None;
         });
         self.transition(PhaseKind::Updating, PhaseKind::Stabilizing, note);
     }
@@ -105,7 +105,7 @@ impl Ctx<'_> {
     /// A retryable failure: the lease is released so the next tick takes over at once.
     pub(super) fn interrupted(&mut self, id: &DeploymentId, error: &str) -> Outcome {
         let Some(d) = self
-            .ours(id)
+            .held(id)
             .filter(|d| d.phase.kind() != PhaseKind::Stabilizing)
         else {
             return Outcome::Stale;
@@ -118,7 +118,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn step_failed(&mut self, id: &DeploymentId, error: &str) -> Outcome {
-        match self.ours(id) {
+        match self.held(id) {
             None => Outcome::Stale,
             Some(_) => self.finish(Verdict::Failed, Some(error.to_owned())),
         }
@@ -239,6 +239,56 @@ mod tests {
             d.lease_until = Some(t0() - chrono::Duration::seconds(1));
         }
         s
+    }
+
+    /// The lease taken over by another invocation (`run-z`) after this one's lapsed.
+    fn taken_over(mut s: crate::state::ServiceState) -> crate::state::ServiceState {
+        if let Some(d) = s.in_flight.as_mut() {
+            d.lease_owner = Some("run-z".into());
+        }
+        s
+    }
+
+    /// An invocation whose lease lapsed and was taken over applies nothing of its step
+    /// (issue 16, point 3): the one holding the lease now does.
+    #[test]
+    fn a_step_result_is_applied_only_by_the_lease_holder() {
+        let rows = vec![
+            Row {
+                case: "UpdateService answered after another took the step over",
+                state: taken_over(updating()),
+                obs: Observation::ServiceUpdated {
+                    deployment: d_b(),
+                    ecs_deployment_id: Some("ecs-svc/2".into()),
+                },
+                outcome: "stale",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "a registration answered after another took the step over",
+                state: taken_over(in_flight(Phase::Registering)),
+                obs: Observation::RevisionRegistered {
+                    deployment: d_b(),
+                    task_definition_arn: TD2.into(),
+                },
+                outcome: "stale",
+                journal: &[],
+                command: "-",
+            },
+            Row {
+                case: "its own lease: applied",
+                state: updating(),
+                obs: Observation::ServiceUpdated {
+                    deployment: d_b(),
+                    ecs_deployment_id: None,
+                },
+                outcome: "progressed",
+                journal: &["updating->stabilizing"],
+                command: "-",
+            },
+        ];
+        check(&policy(), rows);
     }
 
     fn observed(rollout: Rollout) -> Observation {

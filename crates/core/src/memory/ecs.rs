@@ -29,6 +29,7 @@ impl StateStore for MemoryPorts {
         expected: Option<&Version>,
     ) -> Result<Version, SaveError> {
         yield_once().await;
+        self.held().await;
         self.with(|w| {
             let g = w.gate("PutObject")?;
             let current = w.states.get(key).map(|(_, v)| v.to_string());

@@ -40,6 +40,13 @@ pub enum RolloutMode {
     Manual,
 }
 
+/// A held port call: the one `remaining` calls from when it was set.
+#[derive(Debug)]
+pub struct Hold {
+    pub remaining: usize,
+    pub holding: bool,
+}
+
 #[derive(Debug)]
 pub struct World {
     pub now: DateTime<Utc>,
@@ -58,6 +65,9 @@ pub struct World {
     /// Crash at the n-th port call from now: `executed` says whether that call's effect happened.
     /// After it every call fails until `revive`.
     pub crash_at: Option<(usize, bool)>,
+    /// Holds one port call until [`MemoryPorts::release`], so another invocation runs in
+    /// between: how a slow call of one Lambda meets another's (see [`MemoryPorts::hold_call`]).
+    pub hold: Option<Hold>,
     pub dead: bool,
     pub account: String,
     /// SSM parameter names that exist; `None`: every one does.
@@ -111,6 +121,7 @@ impl MemoryPorts {
                 faults: VecDeque::new(),
                 lose_response: Vec::new(),
                 crash_at: None,
+                hold: None,
                 dead: false,
                 account: "123456789012".into(),
                 parameters: None,
@@ -142,6 +153,7 @@ impl MemoryPorts {
         f: impl FnOnce(&mut World) -> Result<T, PortError>,
     ) -> Result<T, PortError> {
         yield_once().await;
+        self.held().await;
         self.with(|w| {
             let g = w.gate(op)?;
             let v = f(w)?;
@@ -183,6 +195,58 @@ impl MemoryPorts {
                 .get(&ServiceState::key(env, service))
                 .map(|(j, _)| serde_json::from_str(j).expect("state parses"))
         })
+    }
+
+    /// Holds the `n`-th port call from now (counting from 0) before it happens, until
+    /// [`Self::release`]; calls made meanwhile by others go through.
+    pub fn hold_call(&self, n: usize) {
+        self.with(|w| {
+            w.hold = Some(Hold {
+                remaining: n,
+                holding: false,
+            })
+        });
+    }
+
+    /// Whether a call is being held now.
+    pub fn holding(&self) -> bool {
+        self.with(|w| w.hold.as_ref().is_some_and(|h| h.holding))
+    }
+
+    pub fn release(&self) {
+        self.with(|w| w.hold = None);
+    }
+
+    /// Waits while this call is the one held.
+    pub(super) async fn held(&self) {
+        let mut mine = false;
+        std::future::poll_fn(|cx| {
+            let wait = self.with(|w| {
+                let Some(h) = w.hold.as_mut() else {
+                    return false;
+                };
+                if mine {
+                    return true;
+                }
+                if h.holding {
+                    return false;
+                }
+                if h.remaining == 0 {
+                    h.holding = true;
+                    mine = true;
+                    return true;
+                }
+                h.remaining -= 1;
+                false
+            });
+            if wait {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await
     }
 
     pub fn revive(&self) {

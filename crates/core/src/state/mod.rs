@@ -205,6 +205,9 @@ pub struct Deployment {
     /// take over (that invocation crashed or timed out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime<Utc>>,
+    /// The invocation holding the lease: only its step results are applied (see `Policy::owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
     /// Times the deployment was taken over after a lapsed lease.
     #[serde(default)]
     pub attempts: u32,
@@ -242,6 +245,7 @@ impl Deployment {
             started_at: now,
             updated_at: now,
             lease_until: Some(lease_until),
+            lease_owner: None,
             attempts: 0,
             stage: None,
             gates: Vec::new(),
