@@ -196,7 +196,7 @@ async fn a_missing_state_document_is_none_and_a_corrupt_one_is_an_error() {
     let e = p.load("state/dev/web.json").await.unwrap_err();
     assert!(
         e.message
-            .contains("s3://state/state/dev/web.json is not a state document"),
+            .contains("s3://state/state/dev/web.json: not a state document"),
         "{e}"
     );
 }
