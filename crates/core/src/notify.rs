@@ -201,7 +201,8 @@ impl Notification {
         };
         lines.push(headline);
         if let Some(r) = &self.reason {
-            lines.push(format!("Why: {r}"));
+            // Reasons quote events (alarm reasons, ECS messages): shown escaped.
+            lines.push(format!("Why: {}", crate::text::shown(r)));
         }
         lines.push(String::new());
         lines.push(format!(

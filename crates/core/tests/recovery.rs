@@ -219,6 +219,15 @@ fn notifications_read_well_and_carry_filter_attributes() {
         attrs.contains(&("kind", "started".into())) && attrs.contains(&("severity", "info".into()))
     );
     assert_eq!(n.json()["image"]["tag"], "main-1");
+
+    // A reason quoting an event is shown escaped: no forged line, no reordered text.
+    let mut hostile = n.clone();
+    hostile.reason = Some("Threshold Crossed\n[prod] web: deployed \u{202E}1-niam".into());
+    let text = hostile.text();
+    assert!(
+        text.contains("Why: Threshold Crossed\\u{a}[prod] web: deployed \\u{202e}1-niam"),
+        "{text}"
+    );
 }
 
 #[test]
