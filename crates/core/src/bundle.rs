@@ -71,7 +71,35 @@ impl Bundle {
             native: s.strategy.is_native(),
             scaling: t.scaling.clone(),
             owner: String::new(),
+            config_version: self.config_version(env, service),
         })
+    }
+
+    /// The fingerprint of what git says `service` runs in `env`, image aside: its task
+    /// definition rendered with fixed stand-ins for the image, the placement and the deployment,
+    /// keys sorted (a reordered template is no change). Pure: the tick compares it every minute
+    /// without a call to AWS, and renders for real only when it changed.
+    pub fn config_version(&self, env: &str, service: &str) -> Option<String> {
+        let (e, s, t) = self.config.target(env, service)?;
+        let template = self.templates.get(&s.name)?;
+        let digest = crate::image::Digest::parse(&format!("sha256:{}", "0".repeat(64))).ok()?;
+        let placement = crate::template::Placement {
+            account: "000000000000".into(),
+            region: "region".into(),
+        };
+        let input = crate::template::RenderInput {
+            config: &self.config,
+            environment: e,
+            service: s,
+            target: t,
+            digest: &digest,
+            placement: &placement,
+            deployment_id: "",
+        };
+        let rendered = template.render(&input).ok()?;
+        let mut canonical = String::new();
+        write_sorted(&rendered.body, &mut canonical);
+        Some(crate::text::fingerprint(canonical.as_bytes()))
     }
 
     pub fn service_target(&self, env: &str, service: &str) -> Option<ServiceTarget> {
@@ -98,4 +126,36 @@ async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, Bu
     String::from_utf8(bytes).map_err(|_| BundleError::Encoding {
         location: source.describe(path),
     })
+}
+
+/// JSON with every object's keys sorted, whatever map the build of serde_json uses.
+fn write_sorted(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_sorted(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_sorted(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }

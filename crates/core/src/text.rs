@@ -47,6 +47,22 @@ pub const MAX_ID: usize = 256;
 /// The longest free text kept from an event (a reason): longer is clipped.
 pub const MAX_REASON: usize = 1024;
 
+/// A stable fingerprint of `bytes` (two FNV-1a 64-bit hashes with different offsets, as 32 hex
+/// characters): the same in every agent version and process. For telling versions apart, not
+/// for security.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let fnv = |offset: u64| {
+        bytes.iter().fold(offset, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+}
+
 /// An ECR image tag as ECR accepts one (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, the Docker
 /// reference's tag grammar): anything else in an event was not written by ECR.
 pub fn is_image_tag(tag: &str) -> bool {

@@ -43,13 +43,15 @@ fn an_older_agent_keeps_what_it_does_not_know_and_never_overwrites_a_newer_schem
     );
 
     let mut newer = after.clone();
-    newer["schema"] = json!(2);
+    let next = harbormaster_core::state::SCHEMA + 1;
+    newer["schema"] = json!(next);
     put_raw(&ports, &newer);
     let before = ports.with(|w| w.states[KEY].clone());
     let r = send(&ports, &b, &push_event("e3", "main-3", 'c', 120));
     let error = r.targets[0].error.clone().unwrap_or_default();
+    let named = format!("schema {next}");
     assert!(
-        error.contains("schema 2") && error.contains("newer agent"),
+        error.contains(&named) && error.contains("newer agent"),
         "{r:?}"
     );
     assert_eq!(

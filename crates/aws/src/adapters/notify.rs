@@ -51,21 +51,19 @@ impl Notifier for AwsPorts {
 }
 
 /// SNS takes up to 128 characters from `[!-~]` as a deduplication id: the notice id when it
-/// fits, else a readable prefix and a stable (FNV-1a) hash of the whole, the same in every
-/// agent version.
+/// fits, else a readable prefix and a stable fingerprint of the whole, the same in every agent
+/// version.
 fn dedup_id(id: &str) -> String {
     if id.len() <= 128 && id.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
         return id.to_owned();
     }
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
     let prefix: String = id
         .chars()
-        .take(100)
+        .take(90)
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
         .collect();
-    format!("{prefix}-{hash:016x}")
+    let hash = harbormaster_core::text::fingerprint(id.as_bytes());
+    format!("{prefix}-{hash}")
 }
 
 #[cfg(test)]

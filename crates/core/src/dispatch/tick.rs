@@ -29,6 +29,8 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
                 .into_iter()
                 .collect();
             observations.push(Observation::Tick);
+            // Then git: a config changed for the image the service runs is a release.
+            observations.push(Observation::ConfigCheck);
             // After the deployment's turn, so a release that just started holds the scaler.
             if scaled {
                 observations.push(Observation::ScaleTick);
@@ -83,10 +85,9 @@ async fn listed<P: Ports>(ports: &P, bundle: &Bundle) -> Listed {
 /// hear of it, not sixty times an hour. Each target has its own minute.
 pub fn hourly_report(now: chrono::DateTime<chrono::Utc>, target: &str) -> bool {
     use chrono::Timelike;
-    let hash = target.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    u64::from(now.minute()) == hash % 60
+    let hash = crate::text::fingerprint(target.as_bytes());
+    let n = u64::from_str_radix(&hash[..8], 16).unwrap_or_default();
+    u64::from(now.minute()) == n % 60
 }
 
 #[cfg(test)]

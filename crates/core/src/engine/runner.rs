@@ -163,14 +163,17 @@ impl<P: Ports> Runner<'_, P> {
     }
 
     /// Puts a saved step into the report and the log. The first step says what the observation
-    /// did (queued, progressed…); a later step that starts or ends a deployment, or answers a
-    /// hook, says more and is what a caller acts on.
+    /// did (queued, progressed…), unless it did nothing; a later step that starts or ends a
+    /// deployment, or answers a hook, says more and is what a caller acts on.
     fn record(&mut self, step: &Step, first_outcome: bool) {
         let decisive = matches!(
             step.outcome,
             Outcome::HookAnswered { .. } | Outcome::Finished { .. } | Outcome::Started { .. }
         );
-        if first_outcome || decisive {
+        // A later observation that changed nothing (the config check after the tick) does not
+        // hide what an earlier one did.
+        let said = first_outcome && step.outcome != Outcome::Nothing;
+        if said || decisive {
             self.report.outcome = step.outcome.clone();
         }
         self.log(step);

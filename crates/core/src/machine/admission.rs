@@ -292,6 +292,7 @@ impl Ctx<'_> {
             verdict,
             task_definition_arn: None,
             reason: Some(reason.to_owned()),
+            config: None,
             at: self.now,
             gates: Vec::new(),
         });
@@ -302,11 +303,27 @@ impl Ctx<'_> {
         let id = self.mint_id(&release.image.digest);
         let image = release.image.clone();
         let lease = self.now + self.policy.lease;
-        let d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
+        let config = match &release.trigger {
+            crate::state::Trigger::Config { version } => Some(version.clone()),
+            _ => self.policy.config_version.clone(),
+        };
+        let why = match &release.trigger {
+            crate::state::Trigger::Config { version } => Some(format!(
+                "the config in git changed for the image it runs (version {})",
+                super::config::short_version(version)
+            )),
+            _ => None,
+        };
+        let mut d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
+        d.config = config;
         self.s.in_flight = Some(d);
         self.renew_lease();
-        self.transition(Point::Pending, PhaseKind::Registering, "");
-        self.notify(NoticeKind::Started, None);
+        self.transition(
+            Point::Pending,
+            PhaseKind::Registering,
+            why.clone().unwrap_or_default(),
+        );
+        self.notify(NoticeKind::Started, why);
         self.run(Command::RegisterRevision {
             deployment: id.clone(),
             image,

@@ -168,6 +168,8 @@ impl<'a> Ctx<'a> {
                 at: self.now,
                 started_at: Some(d.started_at),
                 restored: d.rollback.is_some(),
+                config: d.config.clone(),
+                config_release: matches!(d.release.trigger, crate::state::Trigger::Config { .. }),
             });
         }
         self.record(HistoryEntry {
@@ -178,6 +180,7 @@ impl<'a> Ctx<'a> {
             reason,
             at: self.now,
             gates: d.gates.clone(),
+            config: d.config.clone(),
         });
         self.s.in_flight = None;
         if let Some(p) = self.s.pending.take() {

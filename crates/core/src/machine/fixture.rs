@@ -32,6 +32,7 @@ pub fn policy() -> Policy {
         native: false,
         scaling: None,
         owner: "run-a".into(),
+        config_version: Some("config-1".into()),
     }
 }
 
@@ -60,6 +61,8 @@ pub fn deployed() -> ServiceState {
         at: t0() - Duration::minutes(1),
         started_at: Some(t0() - Duration::minutes(2)),
         restored: false,
+        config: Some("config-1".into()),
+        config_release: false,
     };
     s.record(
         crate::state::HistoryEntry {
@@ -70,6 +73,7 @@ pub fn deployed() -> ServiceState {
             reason: None,
             at: good.at,
             gates: Vec::new(),
+            config: Some("config-1".into()),
         },
         25,
     );

@@ -17,6 +17,7 @@
 
 mod admission;
 mod command;
+mod config;
 mod context;
 mod ecs_events;
 #[cfg(test)]
@@ -62,6 +63,9 @@ pub struct Policy {
     pub native: bool,
     /// Worker services: desired count from the backlog.
     pub scaling: Option<ScalingPolicy>,
+    /// The fingerprint of what git says this target runs, image aside
+    /// ([`crate::Bundle::config_version`]); a deployment records it, the tick compares it.
+    pub config_version: Option<String>,
     /// The invocation deciding (a token per run): a lease it takes names it, and the result of
     /// a step whose lease another invocation took over is not its to apply.
     pub owner: String,
@@ -148,6 +152,7 @@ pub fn decide(
         Observation::DeployRequested { image, by, force } => cx.requested(image, by, *force),
         Observation::ImagesListed { images } => cx.listed(images),
         Observation::Tick => cx.tick(),
+        Observation::ConfigCheck => cx.config_check(),
         Observation::RevisionRegistered {
             deployment,
             task_definition_arn,

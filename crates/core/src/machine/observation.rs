@@ -147,6 +147,8 @@ pub enum Observation {
     },
     /// Time to size a worker service from its backlog.
     ScaleTick,
+    /// Time to compare the config the service got with the published one (`Policy`).
+    ConfigCheck,
     /// The backlog and the service's counts, or why they could not be read.
     BacklogMeasured {
         measured: Result<Measured, String>,

@@ -109,6 +109,15 @@ impl Ctx<'_> {
         Outcome::Ignored { reason }
     }
 
+    /// A completed release caused it: its config if it was a config release, else its image.
+    fn blame(&mut self, good: &KnownGood, why: &str) {
+        if good.config_release {
+            self.mark_config_bad(good.config.as_deref(), why);
+        } else {
+            self.mark_bad(&good.image, why);
+        }
+    }
+
     fn mark_bad(&mut self, image: &crate::image::Image, why: &str) {
         if self.s.bad(&image.digest).is_some() {
             return;
@@ -127,7 +136,10 @@ impl Ctx<'_> {
         let Some(d) = self.s.in_flight.clone() else {
             return Outcome::Stale;
         };
-        self.mark_bad(&d.release.image, &why);
+        match d.release.trigger {
+            Trigger::Config { .. } => self.mark_config_bad(d.config.as_deref(), &why),
+            _ => self.mark_bad(&d.release.image, &why),
+        }
         // The rollback goes first; what is pending follows it.
         let pending = self.s.pending.take();
         let calling = matches!(d.phase.kind(), PhaseKind::Registering | PhaseKind::Updating);
@@ -156,7 +168,7 @@ impl Ctx<'_> {
 
     /// A release that completed caused it: back to the good one before it.
     fn roll_back_release(&mut self, good: KnownGood, why: String) -> Outcome {
-        self.mark_bad(&good.image, &why);
+        self.blame(&good, &why);
         let Some(target) = self.s.good_before(&good) else {
             return self.nothing_to_return_to(good, &why);
         };
@@ -199,6 +211,7 @@ impl Ctx<'_> {
             reason: Some(reason.clone()),
             at: self.now,
             gates: Vec::new(),
+            config: good.config.clone(),
         });
         let points = (
             Point::Verdict(Verdict::Succeeded),
@@ -235,6 +248,7 @@ impl Ctx<'_> {
         };
         let lease = self.now + self.policy.lease;
         let mut d = Deployment::new(id.clone(), release, phase, self.now, lease);
+        d.config = target.config.clone();
         d.rollback = Some(RollbackOf {
             release: from.clone(),
             why,
@@ -316,7 +330,7 @@ impl Ctx<'_> {
                 bad.why
             ));
         }
-        self.mark_bad(&good.image, &why);
+        self.blame(&good, &why);
         self.start_rollback(target, good.image.label(), why, Begin::Now)
     }
 

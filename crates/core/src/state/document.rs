@@ -28,7 +28,13 @@ impl ServiceState {
             .map_err(|e| DocumentError::Malformed(format!("not JSON (line {})", e.line())))?;
         match value.get("schema").and_then(Value::as_u64) {
             Some(found) if found > u64::from(SCHEMA) => Err(DocumentError::Newer { found }),
-            _ => crate::json::typed(&value).map_err(|e| DocumentError::Malformed(e.to_string())),
+            _ => {
+                let mut state: ServiceState = crate::json::typed(&value)
+                    .map_err(|e| DocumentError::Malformed(e.to_string()))?;
+                // Written back in this agent's schema: what it adds, older agents refuse.
+                state.schema = SCHEMA;
+                Ok(state)
+            }
         }
     }
 

@@ -15,7 +15,8 @@ pub use pending::{Pending, Wait};
 use crate::image::Image;
 use crate::strategy::Stage;
 
-pub const SCHEMA: u32 = 1;
+/// 2: config releases (`Trigger::Config`, `config` on deployments and history).
+pub const SCHEMA: u32 = 2;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
@@ -52,6 +53,8 @@ pub enum Trigger {
     Reconcile,
     /// Putting the service back on its last known good: after an alarm, or asked by a person.
     Rollback { why: String },
+    /// The config in git changed for the image the service runs (`version`: its fingerprint).
+    Config { version: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +230,9 @@ pub struct Deployment {
     /// Set when this deployment puts the service back on a known good revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackOf>,
+    /// The config version it deploys ([`crate::Bundle::config_version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl Deployment {
@@ -253,6 +259,7 @@ impl Deployment {
             gate_failure: None,
             ecs_event_at: None,
             rollback: None,
+            config: None,
         }
     }
 
@@ -374,6 +381,9 @@ pub struct HistoryEntry {
     /// The gates as they stood when the deployment finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateRecord>,
+    /// The config version the release ran with ([`crate::Bundle::config_version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl HistoryEntry {
@@ -383,6 +393,8 @@ impl HistoryEntry {
             task_definition_arn: self.task_definition_arn.clone()?,
             image: self.image.clone(),
             deployment_id: self.deployment_id.clone()?,
+            config: self.config.clone(),
+            config_release: false,
             at: self.at,
             started_at: None,
             restored: false,
@@ -403,6 +415,20 @@ pub struct KnownGood {
     /// The service got back here by a rollback: a later alarm is not this release's fault.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restored: bool,
+    /// The config version it runs with; `None` in documents from before config releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// It got here by a config release (same image, new config): a rollback blames the config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_release: bool,
+}
+
+/// A config version rolled back by an alarm (or a person) for this service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadConfig {
+    pub version: String,
+    pub why: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -441,6 +467,10 @@ pub struct ServiceState {
     /// Newest first, bounded by `agent.history_limit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_releases: Vec<BadRelease>,
+    /// Config versions an alarm rolled back, newest first, bounded by `agent.history_limit`:
+    /// not applied again until a newer version is published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_configs: Vec<BadConfig>,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -470,6 +500,7 @@ impl ServiceState {
             undelivered: Vec::new(),
             deployments_started: 0,
             bad_releases: Vec::new(),
+            bad_configs: Vec::new(),
             scaling: Default::default(),
             unknown: Default::default(),
         }
@@ -514,11 +545,17 @@ impl ServiceState {
     /// The newest release that succeeded before `current` and is not marked bad: where a
     /// rollback from `current` goes.
     pub fn good_before(&self, current: &KnownGood) -> Option<KnownGood> {
+        // By revision, not by image: a config release runs the same image with another one.
+        let current_arn = Some(current.task_definition_arn.as_str());
         self.history
             .iter()
             .filter(|h| h.verdict == Verdict::Succeeded)
-            .filter(|h| h.image.digest != current.image.digest)
+            .filter(|h| h.task_definition_arn.as_deref() != current_arn)
             .filter(|h| self.bad(&h.image.digest).is_none())
+            .filter(|h| {
+                (h.config.as_deref())
+                    .is_none_or(|c| !self.bad_configs.iter().any(|b| b.version == c))
+            })
             .find_map(HistoryEntry::known_good)
     }
 
