@@ -1,0 +1,108 @@
+//! Git is the source of truth beyond the image, on the emulator (issue 17): a change to a
+//! template and to a variable in the GitOps folder reaches the service within one tick, as one
+//! new revision and one notification; the next ten ticks change nothing.
+
+use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_core::RunOptions;
+use harbormaster_e2e::{World, FAMILY};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() {
+    let w = World::start().await.unwrap();
+    let digest = w.push_image("main-9170000").await.unwrap();
+    let push = w.push_event("e-git", "main-9170000", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
+        .await
+        .unwrap();
+    let t = w.tick().await;
+    assert!(t.errors().is_empty(), "{t:?}");
+    let deployed = w.service_task_definition("web").await.unwrap();
+    let revisions = w.revisions(FAMILY).await.unwrap().len();
+    for _ in 0..3 {
+        w.tick().await;
+    }
+    assert_eq!(
+        w.revisions(FAMILY).await.unwrap().len(),
+        revisions,
+        "nothing new yet"
+    );
+    // The inbox is read (and emptied) here: what comes after is the config release's.
+    w.inbox().await.unwrap();
+
+    // In git: web gets more memory and a new variable in dev.
+    let dir = &w.config_dir;
+    let template = dir.join("taskdefs/web.json");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
+    )
+    .unwrap();
+    let config = dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "variables = { DJANGO_DEBUG = \"false\" }",
+            "variables = { DJANGO_DEBUG = \"false\", FEATURE_X = \"on\" }",
+            1,
+        ),
+    )
+    .unwrap();
+
+    let t = w.tick().await;
+    assert!(t.errors().is_empty(), "{t:?}");
+    let now = w.service_task_definition("web").await.unwrap();
+    assert_ne!(now, deployed, "rolled out by the tick");
+    assert_eq!(
+        w.revisions(FAMILY).await.unwrap().len(),
+        revisions + 1,
+        "one new revision"
+    );
+    let td = w.task_definition(&now).await.unwrap();
+    assert_eq!(td.memory(), Some("2048"));
+    let web = &td.container_definitions()[0];
+    assert!(web
+        .environment()
+        .iter()
+        .any(|e| e.name() == Some("FEATURE_X") && e.value() == Some("on")));
+    assert_eq!(
+        web.image(),
+        w.task_definition(&deployed)
+            .await
+            .unwrap()
+            .container_definitions()[0]
+            .image(),
+        "the same image"
+    );
+    let inbox = w.inbox().await.unwrap();
+    let new: Vec<_> = inbox
+        .iter()
+        .filter(|(_, m, _)| m["service"] == "web" && m["kind"] == "started")
+        .collect();
+    assert_eq!(new.len(), 1, "{inbox:?}");
+    assert!(
+        new[0].1["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("config in git changed"),
+        "{:?}",
+        new[0]
+    );
+
+    // Ten more ticks: the rollout finishes, then nothing changes.
+    w.tick().await;
+    let settled = w.revisions(FAMILY).await.unwrap().len();
+    let state = w.state_document("dev", "web").await.unwrap();
+    for _ in 0..10 {
+        let t = w.tick().await;
+        assert!(t.errors().is_empty(), "{t:?}");
+    }
+    assert_eq!(w.revisions(FAMILY).await.unwrap().len(), settled);
+    assert_eq!(w.service_task_definition("web").await.unwrap(), now);
+    assert_eq!(
+        w.state_document("dev", "web").await.unwrap(),
+        state,
+        "not even the state document"
+    );
+}
