@@ -44,9 +44,9 @@ impl Bundle {
     }
 
     pub fn policy(&self, env: &str, service: &str) -> Option<Policy> {
-        let (_, s, t) = self.config.target(env, service)?;
+        let (_, _, t) = self.config.target(env, service)?;
         let a = &self.config.agent;
-        let extra = s
+        let extra = t
             .native
             .as_ref()
             .map(|n| n.extra_minutes(&t.gates, a.hook_callback_seconds))
@@ -68,7 +68,7 @@ impl Bundle {
             history_limit: a.history_limit,
             gates,
             alarms: t.alarms.clone(),
-            native: s.strategy.is_native(),
+            native: t.strategy.is_native(),
             scaling: t.scaling.clone(),
             owner: String::new(),
             config_version: self.config_version(env, service),

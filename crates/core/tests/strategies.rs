@@ -429,3 +429,53 @@ fn each_traffic_step_runs_the_checks_and_the_approval_is_asked_once() {
         "{reason}"
     );
 }
+
+/// Rolling in dev, canary in prod (issue 17, point 7): each environment's UpdateService carries
+/// its own strategy — none of the native settings in dev, the canary in prod.
+#[test]
+fn each_environment_deploys_with_its_own_strategy() {
+    use harbormaster_core::dispatch::request_deploy;
+    use harbormaster_core::strategy::Strategy;
+    use harbormaster_core::testing::scenario;
+    use harbormaster_core::testing::{bundle_of, CONFIG, NATIVE_OUTPUTS};
+    use harbormaster_core::Target;
+
+    let ports = scenario::ports();
+    ports.add_service("booking-prod", "web", INITIAL_TD);
+    ports.with(|w| {
+        for (k, v) in NATIVE_OUTPUTS {
+            w.outputs.insert(k.replace("/dev/", "/prod/"), v.into());
+        }
+    });
+    let b = bundle_of(&CONFIG.replace(
+        "[services.web.environments.prod]\n",
+        "[services.web.environments.prod]\nstrategy = \"canary\"\ncanary = { percent = 10, interval_minutes = 5 }\nload_balancer = { container = \"web\", port = 8000 }\n",
+    ));
+    let pushed = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 23, 11, 0, 0).unwrap();
+    let image = ports.push_image("booking/web", "main-1", 'a', pushed);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(image.tag.as_deref(), Some("main-1"));
+    let r = block_on(request_deploy(
+        &ports,
+        &b,
+        &Target::new("prod", "web"),
+        "main-1",
+        "alice",
+        false,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
+    let strategies: Vec<(String, Option<Strategy>)> = ports.with(|w| {
+        (w.updates.iter())
+            .map(|(t, _, _)| (t.environment.clone(), t.native.as_ref().map(|n| n.strategy)))
+            .collect()
+    });
+    assert_eq!(
+        strategies,
+        [
+            ("dev".into(), None),
+            ("prod".into(), Some(Strategy::Canary))
+        ]
+    );
+}

@@ -157,6 +157,10 @@ pub struct TargetSettings {
     pub alarms: AlarmPolicy,
     /// Desired count from the backlog (worker services).
     pub scaling: Option<crate::scaling::ScalingPolicy>,
+    /// The strategy in this environment (the service's unless the environment sets one).
+    pub strategy: Strategy,
+    /// For blue_green, canary and linear in this environment.
+    pub native: Option<NativeSettings>,
 }
 
 impl TargetSettings {

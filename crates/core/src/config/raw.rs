@@ -150,6 +150,18 @@ pub(super) struct RawTarget {
     /// Replaces the service's scaling in this environment.
     #[serde(default)]
     pub(super) scaling: Option<crate::scaling::RawScaling>,
+    /// The strategy and its settings in this environment; what is left out comes from the
+    /// service (rolling in dev, canary in prod).
+    #[serde(default)]
+    pub(super) strategy: Option<String>,
+    #[serde(default)]
+    pub(super) bake_time_minutes: Option<u32>,
+    #[serde(default)]
+    pub(super) canary: Option<crate::strategy::RawShift>,
+    #[serde(default)]
+    pub(super) linear: Option<crate::strategy::RawShift>,
+    #[serde(default)]
+    pub(super) load_balancer: Option<crate::strategy::RawLoadBalancer>,
 }
 
 #[derive(Debug, Deserialize)]

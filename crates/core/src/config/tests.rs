@@ -460,3 +460,57 @@ fn a_lease_shorter_than_the_function_timeout_is_refused() {
         "{err}"
     );
 }
+
+/// Rolling in dev, canary in prod (issue 17, point 7): the environment's table sets the
+/// strategy and its settings, the rest comes from the service; a rolling environment of a
+/// canary service drops the service's traffic settings rather than refusing them.
+#[test]
+fn each_environment_may_have_its_own_strategy() {
+    let text = good().replace(
+        "[services.web.environments.prod]\n",
+        "[services.web.environments.prod]\nstrategy = \"canary\"\ncanary = { percent = 10, interval_minutes = 5 }\nload_balancer = { container = \"web\", port = 8000 }\n",
+    );
+    let cfg = Config::parse("harbormaster.toml", &text).unwrap();
+    let (_, s, dev) = cfg.target("dev", "web").unwrap();
+    assert_eq!(
+        (s.strategy, dev.strategy),
+        (Strategy::Rolling, Strategy::Rolling)
+    );
+    assert!(dev.native.is_none());
+    let (_, _, prod) = cfg.target("prod", "web").unwrap();
+    assert_eq!(prod.strategy, Strategy::Canary);
+    let n = prod.native.as_ref().unwrap();
+    assert_eq!(n.canary.as_ref().unwrap().percent, 10.0);
+
+    // The other way round: a canary service, rolling in dev.
+    let text = good()
+        .replace(
+            "desired_count = 2\n",
+            "desired_count = 2\nstrategy = \"canary\"\ncanary = { percent = 10, interval_minutes = 5 }\nload_balancer = { container = \"web\", port = 8000 }\n",
+        )
+        .replace(
+            "[services.web.environments.dev]\n",
+            "[services.web.environments.dev]\nstrategy = \"rolling\"\n",
+        );
+    let cfg = Config::parse("harbormaster.toml", &text).unwrap();
+    assert_eq!(
+        cfg.target("dev", "web").unwrap().2.strategy,
+        Strategy::Rolling
+    );
+    assert_eq!(
+        cfg.target("prod", "web").unwrap().2.strategy,
+        Strategy::Canary
+    );
+    // Traffic settings in a rolling environment are still refused, naming the field.
+    let bad = text.replace(
+        "[services.web.environments.dev]\nstrategy = \"rolling\"\n",
+        "[services.web.environments.dev]\nstrategy = \"rolling\"\nbake_time_minutes = 3\n",
+    );
+    let err = Config::parse("harbormaster.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.web.environments.dev.bake_time_minutes"),
+        "{err}"
+    );
+}

@@ -13,8 +13,8 @@ use super::{
 use crate::alarm::{AlarmPolicy, Thresholds};
 use crate::image::TagRule;
 use crate::strategy::{
-    parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, RawNative,
-    Strategy,
+    parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, NativeSettings,
+    RawNative, Strategy,
 };
 
 pub(super) struct Collector<'a> {
@@ -250,6 +250,10 @@ fn environments(
 struct ServiceDefaults {
     field: String,
     strategy: Strategy,
+    /// The service's native settings, parsed and as written (an environment may override
+    /// some of them).
+    native: Option<NativeSettings>,
+    raw_native: RawNative,
     checks: Vec<MetricCheck>,
     approval: Option<ApprovalGate>,
     secrets: BTreeMap<String, SecretRef>,
@@ -288,7 +292,7 @@ fn service(
         linear: s.linear.take(),
         load_balancer: s.load_balancer.take(),
     };
-    let native = parse_native(c, &field, strategy, raw_native);
+    let native = parse_native(c, &field, strategy, raw_native.clone());
     let checks = parse_checks(c, &format!("{field}.checks"), std::mem::take(&mut s.checks));
     let thresholds = thresholds(c, &field, &s);
     let approval =
@@ -303,6 +307,8 @@ fn service(
     let defaults = ServiceDefaults {
         field,
         strategy,
+        native: native.clone(),
+        raw_native,
         checks,
         approval,
         secrets,
@@ -324,6 +330,47 @@ fn service(
         thresholds,
         targets,
     }
+}
+
+/// The strategy in one environment: the service's, unless the environment's table sets the
+/// strategy or any of its settings; then those, with what it leaves out taken from the service
+/// when the strategy is native.
+fn target_strategy(
+    c: &mut Collector<'_>,
+    tfield: &str,
+    base: &ServiceDefaults,
+    t: &mut RawTarget,
+) -> (Strategy, Option<NativeSettings>) {
+    let own = RawNative {
+        bake_time_minutes: t.bake_time_minutes.take(),
+        canary: t.canary.take(),
+        linear: t.linear.take(),
+        load_balancer: t.load_balancer.take(),
+    };
+    let set = t.strategy.is_some()
+        || own.bake_time_minutes.is_some()
+        || own.canary.is_some()
+        || own.linear.is_some()
+        || own.load_balancer.is_some();
+    if !set {
+        return (base.strategy, base.native.clone());
+    }
+    let strategy = match t.strategy.take() {
+        Some(s) => strategy(c, tfield, Some(&s)),
+        None => base.strategy,
+    };
+    let raw = if strategy.is_native() {
+        let from = &base.raw_native;
+        RawNative {
+            bake_time_minutes: own.bake_time_minutes.or(from.bake_time_minutes),
+            canary: own.canary.or_else(|| from.canary.clone()),
+            linear: own.linear.or_else(|| from.linear.clone()),
+            load_balancer: own.load_balancer.or_else(|| from.load_balancer.clone()),
+        }
+    } else {
+        own
+    };
+    (strategy, parse_native(c, tfield, strategy, raw))
 }
 
 fn strategy(c: &mut Collector<'_>, field: &str, raw: Option<&str>) -> Strategy {
@@ -436,7 +483,8 @@ fn target(
     };
     let gates = Gates { checks, approval };
     let alarms = alarm_policy(c, &tfield, s, &t, &rollback_alarms);
-    if !base.strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
+    let (strategy, native) = target_strategy(c, &tfield, base, &mut t);
+    if !strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
         c.err(
             &tfield,
             "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
@@ -455,6 +503,8 @@ fn target(
         gates,
         alarms,
         scaling,
+        strategy,
+        native,
         follow,
         desired_count: t.desired_count.or(s.desired_count),
         rollback_alarms,

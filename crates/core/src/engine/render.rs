@@ -19,7 +19,7 @@ pub async fn native_for<P: Ports>(
             "no service `{service}` in environment `{env}`"
         )));
     };
-    let Some(native) = &s.native else {
+    let Some(native) = &t.native else {
         return Ok(None);
     };
     let project = &bundle.config.project;

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawShift {
     pub(crate) percent: f64,
     pub(crate) interval_minutes: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLoadBalancer {
     pub(crate) container: String,
@@ -73,7 +73,7 @@ pub(crate) struct RawApproval {
 }
 
 /// The native-strategy part of a `[services.<name>]` table, as written.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 pub(crate) struct RawNative {
     pub bake_time_minutes: Option<u32>,
     pub canary: Option<RawShift>,
