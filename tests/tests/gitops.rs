@@ -106,3 +106,84 @@ async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() 
         "not even the state document"
     );
 }
+
+/// A console-style change — UpdateService to another revision, made by the test — is reported
+/// once as drift; with `self_heal` the next tick puts the desired revision back (issue 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
+    let w = World::start().await.unwrap();
+    let config = w.config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[agent]\ndrift_check_minutes = 1\n"),
+    )
+    .unwrap();
+    let digest = w.push_image("main-d71f700").await.unwrap();
+    let push = w.push_event("e-drift", "main-d71f700", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
+        .await
+        .unwrap();
+    w.tick().await;
+    let deployed = w.service_task_definition("web").await.unwrap();
+    w.inbox().await.unwrap();
+
+    // Someone points the service at the revision it ran before, by hand.
+    let before = w.revisions(FAMILY).await.unwrap()[0].clone();
+    assert_ne!(before, deployed);
+    w.clients
+        .ecs
+        .update_service()
+        .cluster(harbormaster_e2e::CLUSTER)
+        .service("web")
+        .task_definition(&before)
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let t = w.tick().await;
+        assert!(t.errors().is_empty(), "{t:?}");
+    }
+    let drift: Vec<_> = w
+        .inbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, m, _)| m["kind"] == "drift" && m["service"] == "web")
+        .collect();
+    assert_eq!(drift.len(), 1, "reported once: {drift:?}");
+    assert_eq!(
+        w.service_task_definition("web").await.unwrap(),
+        before,
+        "only reported"
+    );
+    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DRIFT:"),
+        "{out:?}"
+    );
+
+    // With self_heal, the next tick puts the desired revision back.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "drift_check_minutes = 1\n",
+            "drift_check_minutes = 1\nself_heal = true\n",
+        ),
+    )
+    .unwrap();
+    let t = w.tick().await;
+    assert!(t.errors().is_empty(), "{t:?}");
+    let healed = w.service_task_definition("web").await.unwrap();
+    assert_ne!(healed, before, "put back");
+    let td = w.task_definition(&healed).await.unwrap();
+    assert_eq!(
+        td.container_definitions()[0].image(),
+        w.task_definition(&deployed)
+            .await
+            .unwrap()
+            .container_definitions()[0]
+            .image()
+    );
+}

@@ -44,7 +44,7 @@ impl Bundle {
     }
 
     pub fn policy(&self, env: &str, service: &str) -> Option<Policy> {
-        let (_, _, t) = self.config.target(env, service)?;
+        let (e, _, t) = self.config.target(env, service)?;
         let a = &self.config.agent;
         let extra = t
             .native
@@ -72,6 +72,8 @@ impl Bundle {
             scaling: t.scaling.clone(),
             owner: String::new(),
             config_version: self.config_version(env, service),
+            self_heal: e.self_heal,
+            drift_every: a.drift_check_minutes,
         })
     }
 

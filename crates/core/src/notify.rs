@@ -28,6 +28,8 @@ pub enum NoticeKind {
     RollbackFailed,
     /// A worker sits at its maximum task count with the backlog still growing.
     AtMax,
+    /// The service runs another revision than the agent deployed (a change outside git).
+    Drift,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +90,7 @@ impl NoticeKind {
             NoticeKind::Alarm => "alarm",
             NoticeKind::RollbackFailed => "rollback_failed",
             NoticeKind::AtMax => "at_max",
+            NoticeKind::Drift => "drift",
         }
     }
 }
@@ -99,7 +102,8 @@ impl Notification {
             NoticeKind::ApprovalNeeded
             | NoticeKind::Ignored
             | NoticeKind::Alarm
-            | NoticeKind::AtMax => Severity::Warning,
+            | NoticeKind::AtMax
+            | NoticeKind::Drift => Severity::Warning,
             NoticeKind::Failed | NoticeKind::RolledBack | NoticeKind::RollbackFailed => {
                 Severity::Critical
             }
@@ -125,6 +129,7 @@ impl Notification {
             NoticeKind::Alarm => "ALARM while running",
             NoticeKind::RollbackFailed => "ROLLBACK FAILED from",
             NoticeKind::AtMax => "AT MAX TASKS while running",
+            NoticeKind::Drift => "DRIFT from",
         };
         let s = format!(
             "[{} {}] {}: {} {}",
@@ -197,6 +202,12 @@ impl Notification {
             NoticeKind::AtMax => format!(
                 "{} in {} is at its maximum task count and its backlog keeps growing.",
                 self.service, self.environment
+            ),
+            NoticeKind::Drift => format!(
+                "{} in {} runs another revision than the one the agent deployed ({}): it was changed outside git.",
+                self.service,
+                self.environment,
+                self.image.label()
             ),
         };
         lines.push(headline);

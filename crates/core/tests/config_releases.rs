@@ -129,3 +129,63 @@ fn a_config_change_in_git_is_released_once_and_an_alarm_puts_it_back_for_good() 
     assert_ne!(service_td(&ports), td_1);
     assert_eq!(debug(&ports, &service_td(&ports)), "maybe");
 }
+
+/// A change made outside git (the console pointed the service at another revision) is seen
+/// within five ticks, reported once, and — with `self_heal` — put back through the engine
+/// (issue 17, point 4).
+#[test]
+fn a_change_outside_git_is_reported_once_and_healed_when_asked() {
+    for heal in [false, true] {
+        let ports = scenario::ports();
+        let b = if heal {
+            bundle_of(&CONFIG.replace(
+                "[environments.dev]\n",
+                "[environments.dev]\nself_heal = true\n",
+            ))
+        } else {
+            config("true")
+        };
+        send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+        ports.complete(CLUSTER, "web");
+        tick_once(&ports, &b);
+        let deployed = service_td(&ports);
+        let console = "arn:aws:ecs:us-east-1:123456789012:task-definition/booking-dev-web:77";
+        ports.with(|w| {
+            w.services
+                .get_mut(&(CLUSTER.to_string(), "web".to_string()))
+                .unwrap()
+                .task_definition = console.into()
+        });
+        let drift_notices = |ports: &harbormaster_core::memory::MemoryPorts| {
+            ports.with(|w| {
+                w.published
+                    .iter()
+                    .filter(|n| n.kind == NoticeKind::Drift)
+                    .count()
+            })
+        };
+        for _ in 0..10 {
+            ports.advance(Duration::minutes(1));
+            tick_once(&ports, &b);
+            ports.complete(CLUSTER, "web");
+        }
+        assert_eq!(drift_notices(&ports), 1, "reported once");
+        let st = ports.state("dev", "web").unwrap();
+        if heal {
+            assert_ne!(service_td(&ports), console, "put back");
+            assert_ne!(
+                service_td(&ports),
+                deployed,
+                "as a new revision of the desired config"
+            );
+            assert!(st.drift.is_none(), "{:?}", st.drift);
+            assert_eq!(st.history[0].verdict, Verdict::Succeeded);
+        } else {
+            assert_eq!(service_td(&ports), console, "only reported");
+            assert_eq!(
+                st.drift.map(|d| d.task_definition_arn).as_deref(),
+                Some(console)
+            );
+        }
+    }
+}

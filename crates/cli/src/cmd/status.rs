@@ -96,6 +96,18 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         None => println!("  last known good: -"),
     }
     print_backlog(st);
+    if let Some(d) = &st.drift {
+        let since = d.since.format("%Y-%m-%d %H:%M");
+        println!(
+            "  DRIFT:           runs {} since {since}: changed outside git",
+            d.task_definition_arn
+        );
+    }
+    for b in &st.bad_configs {
+        let at = b.at.format("%Y-%m-%d %H:%M");
+        let version = &b.version[..b.version.len().min(12)];
+        println!("  config marked bad: {version} ({}, {at})", b.why);
+    }
     for u in &st.undelivered {
         let at = u.at.format("%Y-%m-%d %H:%M");
         println!("  UNDELIVERED:     {} ({at}): {}", u.subject, u.error);

@@ -90,6 +90,10 @@ pub struct AgentSettings {
     pub hook_callback_seconds: u32,
     /// The functions' Lambda timeout: a lease is at least this long.
     pub function_timeout_seconds: u32,
+    /// Put back a service changed outside git (per environment too).
+    pub self_heal: bool,
+    /// Minutes between two looks at which revision a service runs.
+    pub drift_check_minutes: u32,
 }
 
 impl Default for AgentSettings {
@@ -105,6 +109,8 @@ impl Default for AgentSettings {
             hook_role_arn: None,
             hook_callback_seconds: 30,
             function_timeout_seconds: FUNCTION_TIMEOUT_SECONDS,
+            self_heal: false,
+            drift_check_minutes: 5,
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct Environment {
     pub name: String,
     pub cluster: String,
     pub auto_deploy: bool,
+    /// A service running another revision than deployed is put back (else only reported).
+    pub self_heal: bool,
     pub account_id: Option<String>,
     /// `[environments.<name>.bootstrap]`, as written: `harbormaster-bootstrap` validates it.
     pub bootstrap: Option<toml::Table>,

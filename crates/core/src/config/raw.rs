@@ -35,6 +35,8 @@ pub(super) struct RawAgent {
     pub(super) hook_role_arn: Option<String>,
     pub(super) hook_callback_seconds: Option<u32>,
     pub(super) function_timeout_seconds: Option<u32>,
+    pub(super) self_heal: Option<bool>,
+    pub(super) drift_check_minutes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +47,8 @@ pub(super) struct RawEnvironment {
     pub(super) auto_deploy: bool,
     #[serde(default)]
     pub(super) account_id: Option<String>,
+    #[serde(default)]
+    pub(super) self_heal: Option<bool>,
     /// Read by `harbormaster-bootstrap`, which checks it strictly itself.
     #[serde(default)]
     pub(super) bootstrap: Option<toml::Table>,

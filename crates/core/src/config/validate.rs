@@ -102,7 +102,7 @@ pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError
         );
     }
     let agent = agent(&mut c, raw.agent);
-    let environments = environments(&mut c, raw.environments);
+    let environments = environments(&mut c, raw.environments, agent.self_heal);
     let mut services = BTreeMap::new();
     for (name, s) in raw.services {
         let s = service(&mut c, &raw.project, &environments, name.clone(), s);
@@ -166,6 +166,8 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
         hook_callback_seconds: raw.hook_callback_seconds.unwrap_or(d.hook_callback_seconds),
         function_timeout_seconds: (raw.function_timeout_seconds)
             .unwrap_or(d.function_timeout_seconds),
+        self_heal: raw.self_heal.unwrap_or(d.self_heal),
+        drift_check_minutes: raw.drift_check_minutes.unwrap_or(d.drift_check_minutes),
     };
     if !(5..=900).contains(&agent.hook_callback_seconds) {
         c.err("agent.hook_callback_seconds", "allowed: 5 to 900");
@@ -180,6 +182,9 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
     }
     // A lease shorter than the function's timeout could lapse while its holder still has a
     // call on its way to ECS: another invocation would take the step over under it.
+    if !(1..=60).contains(&agent.drift_check_minutes) {
+        c.err("agent.drift_check_minutes", "allowed: 1 to 60");
+    }
     if !(3..=900).contains(&agent.function_timeout_seconds) {
         c.err(
             "agent.function_timeout_seconds",
@@ -215,6 +220,7 @@ fn agent(c: &mut Collector<'_>, raw: RawAgent) -> AgentSettings {
 fn environments(
     c: &mut Collector<'_>,
     raw: BTreeMap<String, RawEnvironment>,
+    self_heal: bool,
 ) -> BTreeMap<String, Environment> {
     let mut environments = BTreeMap::new();
     for (name, e) in raw {
@@ -235,6 +241,7 @@ fn environments(
             name: name.clone(),
             cluster: e.cluster,
             auto_deploy: e.auto_deploy,
+            self_heal: e.self_heal.unwrap_or(self_heal),
             account_id: e.account_id,
             bootstrap: e.bootstrap,
         };

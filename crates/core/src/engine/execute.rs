@@ -69,6 +69,7 @@ impl<P: Ports> Executor<'_, P> {
             Command::MeasureBacklog => Ok(self.backlog().await),
             Command::SetDesired { desired } => Ok(self.set_desired(*desired).await),
             Command::CheckGuards => Ok(self.guards().await),
+            Command::ObserveService => Ok(self.running().await),
             Command::StopRollout { deployment } => self.stop(deployment).await,
             Command::ExplainFailure {
                 deployment,
@@ -292,6 +293,16 @@ impl<P: Ports> Executor<'_, P> {
                 .map_err(|e| e.to_string()),
         };
         Observation::BacklogMeasured { measured }
+    }
+
+    async fn running(&self) -> Observation {
+        let task_definition = match self.bundle.service_target(self.env, self.service) {
+            None => Err("service left the config".to_owned()),
+            Some(t) => (self.ports.describe(&t.cluster, &t.service).await)
+                .map(|s| s.task_definition)
+                .map_err(|e| e.to_string()),
+        };
+        Observation::ServiceObserved { task_definition }
     }
 
     async fn set_desired(&self, desired: u32) -> Observation {

@@ -41,6 +41,8 @@ pub enum Command {
     SetDesired { desired: u32 },
     /// StopServiceDeployment with rollback, for the native deployment in flight.
     StopRollout { deployment: DeploymentId },
+    /// Which revision the service runs (drift: a change made outside git).
+    ObserveService,
     /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
     ExplainFailure {
         deployment: DeploymentId,
@@ -81,6 +83,7 @@ impl fmt::Display for Command {
                 write!(f, "GetMetricData for the checks at {stage}")
             }
             Command::CheckGuards => f.write_str("DescribeAlarms (guard alarms)"),
+            Command::ObserveService => f.write_str("DescribeServices (which revision runs)"),
             Command::MeasureBacklog => f.write_str("read the backlog and DescribeServices"),
             Command::SetDesired { desired } => write!(f, "UpdateService desiredCount={desired}"),
             Command::StopRollout { .. } => {

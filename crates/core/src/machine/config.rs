@@ -5,8 +5,9 @@
 //! rolled back is not applied again until a newer one is published.
 
 use super::context::Ctx;
-use super::Outcome;
-use crate::state::{BadConfig, Pending, Release, Trigger};
+use super::{Command, Outcome, Point};
+use crate::notify::NoticeKind;
+use crate::state::{BadConfig, Drift, Pending, Release, Trigger};
 
 impl Ctx<'_> {
     pub(super) fn config_check(&mut self) -> Outcome {
@@ -30,7 +31,7 @@ impl Ctx<'_> {
                 }
                 Outcome::Nothing
             }
-            Some(have) if *have == want => Outcome::Nothing,
+            Some(have) if *have == want => self.look_for_drift(),
             Some(_) => {
                 let release = Release {
                     image: good.image,
@@ -41,6 +42,89 @@ impl Ctx<'_> {
                 self.begin(Pending::new(release))
             }
         }
+    }
+
+    /// Asks ECS which revision runs, when this target's minute comes (`agent.drift_check_minutes`,
+    /// each target its own minute: one DescribeServices per service every five minutes by
+    /// default, not every tick), and every tick while a drift is recorded, to see it end.
+    fn look_for_drift(&mut self) -> Outcome {
+        use chrono::Timelike;
+        let key = format!("{}/{}", self.s.environment, self.s.service);
+        let hash = crate::text::fingerprint(key.as_bytes());
+        let every = u64::from(self.policy.drift_every.max(1));
+        let slot = u64::from_str_radix(&hash[..8], 16).unwrap_or_default() % every;
+        if self.s.drift.is_some() || u64::from(self.now.minute()) % every == slot {
+            self.run(Command::ObserveService);
+        }
+        Outcome::Nothing
+    }
+
+    /// The revision the service runs, against the one the agent deployed: a change made outside
+    /// git is reported once, and put back when `self_heal` says so.
+    pub(super) fn service_observed(&mut self, running: &Result<String, String>) -> Outcome {
+        let Ok(running) = running else {
+            return Outcome::Nothing;
+        };
+        if self.s.in_flight.is_some() || self.s.pending.is_some() {
+            return Outcome::Nothing;
+        }
+        let Some(good) = self.s.last_known_good.clone() else {
+            return Outcome::Nothing;
+        };
+        if *running == good.task_definition_arn {
+            if let Some(d) = self.s.drift.take() {
+                let note = format!("runs {running} again (drift since {})", d.since);
+                let points = (Point::Drifted, Point::InSync);
+                self.journal_line(None, None, points, note);
+                return Outcome::Progressed;
+            }
+            return Outcome::Nothing;
+        }
+        let known = self.s.drift.as_ref().map(|d| &d.task_definition_arn) == Some(running);
+        if !known {
+            self.s.drift = Some(Drift {
+                task_definition_arn: running.clone(),
+                since: self.now,
+            });
+            let why = format!(
+                "the service runs {running}, not {} as deployed: changed outside git{}",
+                good.task_definition_arn,
+                if self.policy.self_heal {
+                    "; putting it back (self_heal)"
+                } else {
+                    ""
+                }
+            );
+            let id = format!("{}/drift/{running}", good.deployment_id);
+            let arn = Some(good.task_definition_arn.clone());
+            let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
+            self.notice_about(
+                NoticeKind::Drift,
+                id,
+                deployment,
+                image,
+                arn,
+                Some(why.clone()),
+            );
+            self.journal_line(None, None, (Point::InSync, Point::Drifted), why);
+        }
+        if !self.policy.self_heal {
+            return if known {
+                Outcome::Nothing
+            } else {
+                Outcome::Progressed
+            };
+        }
+        let version = self.policy.config_version.clone().or(good.config.clone());
+        let release = Release {
+            image: good.image,
+            trigger: Trigger::Config {
+                version: version.unwrap_or_default(),
+            },
+            requested_at: self.now,
+            force: false,
+        };
+        self.begin(Pending::new(release))
     }
 
     pub(super) fn bad_config(&self, version: &str) -> Option<&BadConfig> {

@@ -33,6 +33,8 @@ pub fn policy() -> Policy {
         scaling: None,
         owner: "run-a".into(),
         config_version: Some("config-1".into()),
+        self_heal: false,
+        drift_every: 5,
     }
 }
 

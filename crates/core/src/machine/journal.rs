@@ -36,6 +36,10 @@ pub enum Point {
     GateFailed,
     /// A worker's task count.
     Tasks(u32),
+    /// Running what the agent deployed.
+    InSync,
+    /// Running another revision: changed outside git.
+    Drifted,
 }
 
 impl fmt::Display for Point {
@@ -47,6 +51,8 @@ impl fmt::Display for Point {
             Point::Held => f.write_str("held"),
             Point::Rollback => f.write_str("rollback"),
             Point::Scaling => f.write_str("scaling"),
+            Point::InSync => f.write_str("in sync"),
+            Point::Drifted => f.write_str("drifted"),
             Point::Phase(p) => p.fmt(f),
             Point::Verdict(v) => v.fmt(f),
             Point::Stage(s) => s.fmt(f),

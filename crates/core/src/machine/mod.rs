@@ -66,6 +66,10 @@ pub struct Policy {
     /// The fingerprint of what git says this target runs, image aside
     /// ([`crate::Bundle::config_version`]); a deployment records it, the tick compares it.
     pub config_version: Option<String>,
+    /// Put back a service changed outside git (else only report it).
+    pub self_heal: bool,
+    /// Minutes between two looks at which revision the service runs.
+    pub drift_every: u32,
     /// The invocation deciding (a token per run): a lease it takes names it, and the result of
     /// a step whose lease another invocation took over is not its to apply.
     pub owner: String,
@@ -153,6 +157,7 @@ pub fn decide(
         Observation::ImagesListed { images } => cx.listed(images),
         Observation::Tick => cx.tick(),
         Observation::ConfigCheck => cx.config_check(),
+        Observation::ServiceObserved { task_definition } => cx.service_observed(task_definition),
         Observation::RevisionRegistered {
             deployment,
             task_definition_arn,

@@ -149,6 +149,10 @@ pub enum Observation {
     ScaleTick,
     /// Time to compare the config the service got with the published one (`Policy`).
     ConfigCheck,
+    /// The revision the service runs, or why it could not be read.
+    ServiceObserved {
+        task_definition: Result<String, String>,
+    },
     /// The backlog and the service's counts, or why they could not be read.
     BacklogMeasured {
         measured: Result<Measured, String>,

@@ -423,6 +423,13 @@ pub struct KnownGood {
     pub config_release: bool,
 }
 
+/// A service running another revision than the one the agent deployed, since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub task_definition_arn: String,
+    pub since: DateTime<Utc>,
+}
+
 /// A config version rolled back by an alarm (or a person) for this service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadConfig {
@@ -471,6 +478,9 @@ pub struct ServiceState {
     /// not applied again until a newer version is published.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_configs: Vec<BadConfig>,
+    /// The service found running another revision than deployed (changed outside git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -501,6 +511,7 @@ impl ServiceState {
             deployments_started: 0,
             bad_releases: Vec::new(),
             bad_configs: Vec::new(),
+            drift: None,
             scaling: Default::default(),
             unknown: Default::default(),
         }
