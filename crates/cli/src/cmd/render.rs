@@ -51,6 +51,9 @@ impl Args {
             format!("service `{service}` is not deployed to `{env}` by the config")
         })?;
         let digest = parse_digest(self.digest.as_deref())?;
+        for note in &bundle.templates[service].notes {
+            eprintln!("{}: note: {note}", bundle.templates[service].file);
+        }
         let placement = Placement {
             account: self.account.clone().unwrap_or_default(),
             region: self

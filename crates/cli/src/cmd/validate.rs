@@ -21,6 +21,11 @@ impl Args {
             None => Source::Folder(PathBuf::from(&cx.config)),
         };
         let bundle = Bundle::load(&source).await?;
+        for t in bundle.templates.values() {
+            for note in &t.notes {
+                println!("{}: note: {note}", t.file);
+            }
+        }
         let c = &bundle.config;
         println!(
             "{}: valid ({} environments, {} services, {} deployment targets)",

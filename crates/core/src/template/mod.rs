@@ -77,6 +77,9 @@ const PLACEHOLDERS: &[&str] = &["project", "env", "service", "account", "region"
 pub struct Template {
     pub file: String,
     body: Map<String, Value>,
+    /// What was changed in reading it (a DescribeTaskDefinition output unwrapped), for
+    /// `validate` and `render` to say once.
+    pub notes: Vec<String>,
 }
 
 /// Where the rendered definition will run: filled from config, STS or the event.
@@ -102,6 +105,34 @@ pub const TAG_DIGEST: &str = "harbormaster:digest";
 pub const TAG_ENVIRONMENT: &str = "harbormaster:environment";
 pub const TAG_SERVICE: &str = "harbormaster:service";
 
+/// The AWS CLI's `describe-task-definition` output (`{"taskDefinition": …, "tags": …}`) as a
+/// template: the wrapper and the read-only fields go, the tags come in; said in one note.
+/// Anything else is returned as it is.
+fn described(mut body: Map<String, Value>) -> (Map<String, Value>, Vec<String>) {
+    let Some(Value::Object(mut td)) = body.remove("taskDefinition") else {
+        return (body, Vec::new());
+    };
+    let dropped: Vec<&str> = OUTPUT_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| td.remove(*f).is_some())
+        .collect();
+    if let Some(tags) = body
+        .remove("tags")
+        .filter(|t| t.as_array().is_some_and(|t| !t.is_empty()))
+    {
+        td.insert("tags".into(), tags);
+    }
+    let fields = match dropped.as_slice() {
+        [] => String::new(),
+        d => format!(" and the read-only fields {}", d.join(", ")),
+    };
+    let note = format!(
+        "read as DescribeTaskDefinition output: dropped the `taskDefinition` wrapper{fields}"
+    );
+    (td, vec![note])
+}
+
 impl Template {
     /// Reads a template, checking what AWS would refuse before anything is registered.
     pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
@@ -113,9 +144,10 @@ impl Template {
                 format!("not valid JSON (line {line}, column {column}): {e}"),
             )
         })?;
-        let Value::Object(mut body) = v else {
+        let Value::Object(body) = v else {
             return Err(at.err("", "expected a JSON object (a task definition)".into()));
         };
+        let (mut body, notes) = described(body);
         checks::fields(&at, &body)?;
         checks::containers(&at, &body)?;
         checks::fargate_mode(&at, &body)?;
@@ -129,6 +161,7 @@ impl Template {
         Ok(Template {
             file: file.to_owned(),
             body,
+            notes,
         })
     }
 

@@ -228,3 +228,25 @@ fn a_doubled_dollar_escapes_a_placeholder() {
         "{err}"
     );
 }
+
+/// `aws ecs describe-task-definition` output pasted as a template (issue 17, point 6): read,
+/// with one note saying what was dropped; the same rendering as the template it came from.
+#[test]
+fn describe_task_definition_output_is_read_as_a_template() {
+    let plain = Template::parse("web.json", &web()).unwrap();
+    let mut td: serde_json::Value = serde_json::from_str(&web()).unwrap();
+    td["taskDefinitionArn"] = json!("arn:aws:ecs:eu-west-1:1:task-definition/booking-dev-web:7");
+    td["revision"] = json!(7);
+    td["status"] = json!("ACTIVE");
+    td["registeredAt"] = json!("2026-11-23T12:00:00Z");
+    let described = json!({"taskDefinition": td, "tags": []});
+    let t = Template::parse("described.json", &described.to_string()).unwrap();
+    assert_eq!(t.notes.len(), 1, "{:?}", t.notes);
+    assert!(
+        t.notes[0].contains("taskDefinitionArn, revision, status, registeredAt"),
+        "{:?}",
+        t.notes
+    );
+    assert!(plain.notes.is_empty());
+    assert_eq!(render(&t, &cfg()).body, render(&plain, &cfg()).body);
+}
