@@ -187,3 +187,47 @@ async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
             .image()
     );
 }
+
+/// `diff` (issue 17, point 5): exit 0 while the service runs what git says, 1 after a change in
+/// git, naming the changed fields; secrets appear by ARN, never by value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_says_what_git_would_change() {
+    let w = World::start().await.unwrap();
+    let digest = w.push_image("main-d1ff000").await.unwrap();
+    let push = w.push_event("e-diff", "main-d1ff000", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
+        .await
+        .unwrap();
+    w.tick().await;
+    let same = w.cli(&["diff", "--env", "dev", "--service", "web"]);
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    assert!(text.contains("dev/web: as git says"), "{text}");
+
+    let template = w.config_dir.join("taskdefs/web.json");
+    let t = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
+    )
+    .unwrap();
+    let changed = w.cli(&["diff", "--env", "dev", "--service", "web"]);
+    let text = String::from_utf8_lossy(&changed.stdout);
+    assert_eq!(changed.status.code(), Some(1), "{text}");
+    assert!(text.contains("memory: 1024 → 2048"), "{text}");
+    let json = w.cli(&["diff", "--env", "dev", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let web = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "web")
+        .unwrap();
+    assert_eq!(web["changes"][0]["path"], "memory", "{v}");
+    assert!(!text.contains("CANARY"), "no secret value");
+}

@@ -6,6 +6,7 @@
 pub mod alarm;
 pub mod bundle;
 pub mod config;
+pub mod diff;
 pub mod dispatch;
 pub mod engine;
 pub mod event;

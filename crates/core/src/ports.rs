@@ -89,6 +89,12 @@ pub trait TaskDefinitions {
         &self,
         td: &RenderedTaskDefinition,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// DescribeTaskDefinition's answer as sent (`{"taskDefinition": …, "tags": …}`): every
+    /// field ECS knows, for `diff` and `init`.
+    fn describe_body(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<serde_json::Value, PortError>> + Send;
     /// The revision of `family` tagged with this deployment id, if an earlier attempt registered one.
     fn find_by_deployment(
         &self,

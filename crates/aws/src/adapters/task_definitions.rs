@@ -47,6 +47,30 @@ impl TaskDefinitions for AwsPorts {
         Err(last.expect("at least one send failed"))
     }
 
+    async fn describe_body(&self, arn: &str) -> Result<serde_json::Value, PortError> {
+        // The SDK's types cannot be turned back into JSON without a mapping that drops what it
+        // does not know; the answer's body, as ECS sent it, is kept by an interceptor instead.
+        let body = RawBody::default();
+        self.clients
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .customize()
+            .interceptor(body.clone())
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTaskDefinition", &e))?;
+        let bytes = body.0.lock().expect("body lock").take().unwrap_or_default();
+        serde_json::from_slice(&bytes).map_err(|_| {
+            PortError::new(
+                ErrorKind::Invalid,
+                "DescribeTaskDefinition",
+                "the answer is not JSON",
+            )
+        })
+    }
+
     async fn find_by_deployment(
         &self,
         family: &str,
@@ -133,5 +157,27 @@ impl AwsPorts {
                     "no ARN in the answer",
                 )
             })
+    }
+}
+
+/// Keeps the body of the answer it is attached to (after the SDK read it whole).
+#[derive(Debug, Clone, Default)]
+struct RawBody(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RawBody {
+    fn name(&self) -> &'static str {
+        "RawBody"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().expect("body lock") = Some(bytes.to_vec());
+        }
+        Ok(())
     }
 }

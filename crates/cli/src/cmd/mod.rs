@@ -4,6 +4,7 @@
 pub mod alarms;
 pub mod approve;
 pub mod deploy;
+pub mod diff;
 pub mod invoke;
 pub mod render;
 pub mod rollback;
@@ -25,6 +26,9 @@ pub enum Cmd {
     Validate(validate::Args),
     /// Print the task definition that would be registered.
     Render(render::Args),
+    /// Compare what git says each service of an environment runs with what it runs, field by
+    /// field; exit 1 when one differs.
+    Diff(diff::Args),
     /// Deploy an image of a service to an environment.
     Deploy(deploy::Args),
     /// Put a service back on a known good revision: the one before the current release, or one
@@ -53,6 +57,7 @@ impl Cmd {
         match self {
             Cmd::Validate(a) => a.run(cx).await,
             Cmd::Render(a) => a.run(cx).await,
+            Cmd::Diff(a) => a.run(cx).await,
             Cmd::Deploy(a) => a.run(cx).await,
             Cmd::Rollback(a) => a.run(cx).await,
             Cmd::Scale(a) => a.run(cx).await,

@@ -65,6 +65,27 @@ impl TaskDefinitions for MemoryPorts {
         .await
     }
 
+    async fn describe_body(&self, arn: &str) -> Result<serde_json::Value, PortError> {
+        self.call("DescribeTaskDefinition", |w| {
+            let r = (w.revisions.iter().find(|r| r.arn == arn)).ok_or_else(|| {
+                PortError::new(ErrorKind::NotFound, "DescribeTaskDefinition", arn)
+            })?;
+            // As ECS answers: the input, plus read-only fields and defaults it fills in.
+            let mut td = r.body.clone();
+            let tags = td.as_object_mut().and_then(|o| o.remove("tags"));
+            td["taskDefinitionArn"] = serde_json::json!(arn);
+            td["status"] = serde_json::json!("ACTIVE");
+            if let Some(cs) = td["containerDefinitions"].as_array_mut() {
+                for c in cs {
+                    c["cpu"] = c.get("cpu").cloned().unwrap_or(serde_json::json!(0));
+                    c["mountPoints"] = serde_json::json!([]);
+                }
+            }
+            Ok(serde_json::json!({"taskDefinition": td, "tags": tags.unwrap_or_default()}))
+        })
+        .await
+    }
+
     async fn find_by_deployment(
         &self,
         family: &str,

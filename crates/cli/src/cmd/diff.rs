@@ -1,0 +1,88 @@
+//! `harbormaster diff`: what git says each service runs against what it runs, field by field
+//! (`harbormaster_core::diff` says what counts as a difference). Exit 0 when every service is
+//! as git says, 1 when one differs, 2 on error: a CI step can gate on it.
+
+use anyhow::{Context as _, Result};
+use harbormaster_core::engine::render_for;
+use harbormaster_core::image::Digest;
+use harbormaster_core::ports::{Services, TaskDefinitions};
+use serde_json::{json, Value};
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    env: String,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// The differences as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        let (ports, bundle) = cx.prepare().await?;
+        let mut reports = Vec::new();
+        let mut differs = false;
+        for (e, s, _) in bundle.config.targets() {
+            if e.name != self.env || self.service.as_ref().is_some_and(|x| *x != s.name) {
+                continue;
+            }
+            let t = bundle
+                .service_target(&e.name, &s.name)
+                .context("the service left the config")?;
+            let running = ports.describe(&t.cluster, &t.service).await?;
+            let arn = running.task_definition;
+            let body = ports.describe_body(&arn).await?;
+            // The image it runs: what git's definition is rendered with, so the image is no
+            // difference (a push is, and it has its own path).
+            let digest = running_digest(&body)
+                .with_context(|| format!("{arn} runs no image pinned by digest"))?;
+            let desired = render_for(&ports, &bundle, &e.name, &s.name, &digest, "diff").await?;
+            let changes = harbormaster_core::diff::task_definition(&desired.body, &body);
+            differs |= !changes.is_empty();
+            reports.push((e.name.clone(), s.name.clone(), arn, changes));
+        }
+        anyhow::ensure!(
+            !reports.is_empty(),
+            "no service matches --env/--service in the config"
+        );
+        if self.json {
+            let v: Vec<Value> = reports
+                .iter()
+                .map(|(e, s, arn, c)| json!({"environment": e, "service": s, "running": arn, "changes": c}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for (e, s, arn, changes) in &reports {
+                match changes.as_slice() {
+                    [] => println!("{e}/{s}: as git says ({arn})"),
+                    c => {
+                        println!("{e}/{s}: differs from git (running {arn})");
+                        for change in c {
+                            println!("  {change}");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(if differs { Exit::Failed } else { Exit::Done })
+    }
+}
+
+fn running_digest(described: &Value) -> Option<Digest> {
+    let td = described.get("taskDefinition").unwrap_or(described);
+    td["containerDefinitions"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| c["image"].as_str())
+        .find_map(|image| {
+            image
+                .split_once('@')
+                .and_then(|(_, d)| Digest::parse(d).ok())
+        })
+}
