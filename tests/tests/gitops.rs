@@ -231,3 +231,50 @@ async fn diff_says_what_git_would_change() {
     assert_eq!(web["changes"][0]["path"], "memory", "{v}");
     assert!(!text.contains("CANARY"), "no secret value");
 }
+
+/// `init` (issue 17, point 6) on a service that runs: the template it writes is one `validate`
+/// accepts, and with it in git `diff` finds nothing to change — its rendering is what runs,
+/// apart from the image, which the agent pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_template_whose_rendering_is_what_runs() {
+    let w = World::start().await.unwrap();
+    let digest = w.push_image("main-1417000").await.unwrap();
+    let push = w.push_event("e-init", "main-1417000", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
+        .await
+        .unwrap();
+    w.tick().await;
+    // Written over the example's own template: what init makes must stand in for it.
+    let template = w.config_dir.join("taskdefs/web.json");
+    let original = std::fs::read_to_string(&template).unwrap();
+    let out = w.cli(&[
+        "init",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--cluster",
+        harbormaster_e2e::CLUSTER,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        block.contains("[services.web]") && block.contains("repository = \"booking/web\""),
+        "{block}"
+    );
+    let written = std::fs::read_to_string(&template).unwrap();
+    assert_ne!(written, original, "written from what runs");
+    assert!(written.contains("booking-${env}-web"), "{written}");
+    assert!(
+        !written.contains("taskDefinitionArn") && !written.contains("sha256:"),
+        "{written}"
+    );
+    assert!(w.cli(&["validate"]).status.success());
+    let diff = w.cli(&["diff", "--env", "dev", "--service", "web"]);
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(diff.status.code(), Some(0), "{text}{written}");
+}

@@ -5,6 +5,7 @@ pub mod alarms;
 pub mod approve;
 pub mod deploy;
 pub mod diff;
+pub mod init;
 pub mod invoke;
 pub mod render;
 pub mod rollback;
@@ -29,6 +30,9 @@ pub enum Cmd {
     /// Compare what git says each service of an environment runs with what it runs, field by
     /// field; exit 1 when one differs.
     Diff(diff::Args),
+    /// Write a task-definition template from a service that already runs, and print its
+    /// `[services.…]` block, to start managing it from git.
+    Init(init::Args),
     /// Deploy an image of a service to an environment.
     Deploy(deploy::Args),
     /// Put a service back on a known good revision: the one before the current release, or one
@@ -58,6 +62,7 @@ impl Cmd {
             Cmd::Validate(a) => a.run(cx).await,
             Cmd::Render(a) => a.run(cx).await,
             Cmd::Diff(a) => a.run(cx).await,
+            Cmd::Init(a) => a.run(cx).await,
             Cmd::Deploy(a) => a.run(cx).await,
             Cmd::Rollback(a) => a.run(cx).await,
             Cmd::Scale(a) => a.run(cx).await,

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 mod checks;
 mod fargate;
+pub mod init;
 mod placeholder;
 mod render;
 

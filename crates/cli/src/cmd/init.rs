@@ -1,0 +1,81 @@
+//! `harbormaster init`: a template and a config block from a service that already runs, to
+//! start managing it from git (ecspresso's `init`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use harbormaster_core::ports::{Placements, Services, TaskDefinitions};
+use harbormaster_core::template::init::{template_from, Origin};
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The environment it runs in (its name becomes `${env}` in the template).
+    #[arg(long)]
+    env: String,
+    /// The service's name in harbormaster.toml.
+    #[arg(long)]
+    service: String,
+    #[arg(long)]
+    cluster: String,
+    /// The ECS service's name; default: --service.
+    #[arg(long)]
+    ecs_service: Option<String>,
+    /// Where to write the template; default: taskdefs/<service>.json beside the config.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Args {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        let (ports, bundle) = cx.prepare().await?;
+        let ecs_service = self
+            .ecs_service
+            .clone()
+            .unwrap_or_else(|| self.service.clone());
+        let running = ports.describe(&self.cluster, &ecs_service).await?;
+        let described = ports.describe_body(&running.task_definition).await?;
+        let environment = bundle
+            .config
+            .environments
+            .get(&self.env)
+            .with_context(|| format!("no environment `{}` in the config", self.env))?;
+        let placement = ports.placement(environment).await?;
+        let origin = Origin {
+            environment: &self.env,
+            account: &placement.account,
+            region: &placement.region,
+        };
+        let (template, repositories) = template_from(&described, &origin);
+        let relative = format!("taskdefs/{}.json", self.service);
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&cx.config).join(&relative));
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&template)? + "\n")
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "wrote {} from {} (read-only fields and ECS's defaults dropped; secrets kept as valueFrom)",
+            out.display(),
+            running.task_definition
+        );
+        let repository = repositories
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "<repository>".into());
+        println!("[services.{}]", self.service);
+        println!("repository = \"{repository}\"");
+        println!("task_definition = \"{relative}\"");
+        if ecs_service != self.service {
+            println!("ecs_service = \"{ecs_service}\"");
+        }
+        println!("desired_count = {}", running.desired_count);
+        println!("\n[services.{}.environments.{}]", self.service, self.env);
+        Ok(Exit::Done)
+    }
+}
