@@ -58,7 +58,9 @@ fn empty(v: &Value) -> bool {
 fn containers(v: &Value, repositories: &mut Vec<String>) -> Value {
     let items = v.as_array().into_iter().flatten().map(|c| {
         let mut c: Map<String, Value> = c.as_object().cloned().unwrap_or_default();
-        c.retain(|k, v| !empty(v) && !(k == "cpu" && v == &Value::from(0)));
+        // ECS's defaults: empty lists, a container `cpu` of 0.
+        let default = |k: &str, v: &Value| empty(v) || (k == "cpu" && v == &Value::from(0));
+        c.retain(|k, v| !default(k, v));
         if let Some(repo) = c
             .get("image")
             .and_then(Value::as_str)
