@@ -6,15 +6,24 @@ use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{World, FAMILY};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() {
-    let w = World::start().await.unwrap();
-    let digest = w.push_image("main-9170000").await.unwrap();
-    let push = w.push_event("e-git", "main-9170000", &digest);
+/// A first release of web, pushed and followed by one tick: the report of that tick.
+async fn first_release(
+    w: &World,
+    tag: &str,
+    event: &str,
+) -> harbormaster_core::dispatch::DispatchReport {
+    let digest = w.push_image(tag).await.unwrap();
+    let push = w.push_event(event, tag, &digest);
     handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
         .await
         .unwrap();
-    let t = w.tick().await;
+    w.tick().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() {
+    let w = World::start().await.unwrap();
+    let t = first_release(&w, "main-9170000", "e-git").await;
     assert!(t.errors().is_empty(), "{t:?}");
     let deployed = w.service_task_definition("web").await.unwrap();
     let revisions = w.revisions(FAMILY).await.unwrap().len();
@@ -90,8 +99,22 @@ async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() 
         new[0]
     );
 
-    // Ten more ticks: the rollout finishes, then nothing changes.
+    // Ten more ticks: the rollout finishes (the notification says what changed), then nothing
+    // changes.
     w.tick().await;
+    let done: Vec<_> = w
+        .inbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, m, _)| m["service"] == "web" && m["kind"] == "succeeded")
+        .collect();
+    assert_eq!(done.len(), 1, "{done:?}");
+    let said = done[0].1["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        said.contains("memory: 1024 → 2048") && said.contains("FEATURE_X"),
+        "{said}"
+    );
     let settled = w.revisions(FAMILY).await.unwrap().len();
     let state = w.state_document("dev", "web").await.unwrap();
     for _ in 0..10 {
@@ -119,12 +142,7 @@ async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
         format!("{text}\n[agent]\ndrift_check_minutes = 1\n"),
     )
     .unwrap();
-    let digest = w.push_image("main-d71f700").await.unwrap();
-    let push = w.push_event("e-drift", "main-d71f700", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
-        .await
-        .unwrap();
-    w.tick().await;
+    first_release(&w, "main-d71f700", "e-drift").await;
     let deployed = w.service_task_definition("web").await.unwrap();
     w.inbox().await.unwrap();
 
@@ -193,12 +211,7 @@ async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_says_what_git_would_change() {
     let w = World::start().await.unwrap();
-    let digest = w.push_image("main-d1ff000").await.unwrap();
-    let push = w.push_event("e-diff", "main-d1ff000", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
-        .await
-        .unwrap();
-    w.tick().await;
+    first_release(&w, "main-d1ff000", "e-diff").await;
     let same = w.cli(&["diff", "--env", "dev", "--service", "web"]);
     let text = String::from_utf8_lossy(&same.stdout);
     assert_eq!(
@@ -238,12 +251,7 @@ async fn diff_says_what_git_would_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_writes_a_template_whose_rendering_is_what_runs() {
     let w = World::start().await.unwrap();
-    let digest = w.push_image("main-1417000").await.unwrap();
-    let push = w.push_event("e-init", "main-1417000", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
-        .await
-        .unwrap();
-    w.tick().await;
+    first_release(&w, "main-1417000", "e-init").await;
     // Written over the example's own template: what init makes must stand in for it.
     let template = w.config_dir.join("taskdefs/web.json");
     let original = std::fs::read_to_string(&template).unwrap();

@@ -89,6 +89,12 @@ fn a_config_change_in_git_is_released_once_and_an_alarm_puts_it_back_for_good() 
     tick_once(&ports, &v2);
     let st = ports.state("dev", "web").unwrap();
     assert_eq!(st.history[0].verdict, Verdict::Succeeded);
+    // What changed, in a person's words: in the notification and the history.
+    let said = "config changes: containerDefinitions[web].environment[DEBUG].value: true → false";
+    let done = ports.with(|w| w.published.last().unwrap().clone());
+    assert_eq!(done.kind, NoticeKind::Succeeded);
+    assert_eq!(done.reason.as_deref(), Some(said));
+    assert_eq!(st.history[0].reason.as_deref(), Some(said));
     let before = mutating(&ports);
     for _ in 0..10 {
         ports.advance(Duration::minutes(1));

@@ -49,7 +49,7 @@ impl<P: Ports> Executor<'_, P> {
         match command {
             Command::FindRevision { deployment, image } => self.find(deployment, image).await,
             Command::RegisterRevision { deployment, image } => {
-                self.register(deployment, image).await
+                self.register(state, deployment, image).await
             }
             Command::UpdateService {
                 deployment,
@@ -129,7 +129,12 @@ impl<P: Ports> Executor<'_, P> {
         })
     }
 
-    async fn register(&self, deployment: &DeploymentId, image: &Image) -> Executed {
+    async fn register(
+        &self,
+        state: &ServiceState,
+        deployment: &DeploymentId,
+        image: &Image,
+    ) -> Executed {
         // A native deployment missing a target group or listener rule fails here, before
         // anything is registered.
         native_for(self.ports, self.bundle, self.env, self.service)
@@ -145,7 +150,22 @@ impl<P: Ports> Executor<'_, P> {
         Ok(Observation::RevisionRegistered {
             deployment: deployment.clone(),
             task_definition_arn: arn,
+            changes: self.changes(state, &td.body).await,
         })
+    }
+
+    /// For a config release, what its definition changes against the one running, in words
+    /// (`memory: 1024 → 2048; …`). Best effort: without it the release still goes.
+    async fn changes(&self, state: &ServiceState, desired: &serde_json::Value) -> Option<String> {
+        let d = state.in_flight.as_ref()?;
+        if !matches!(d.release.trigger, crate::state::Trigger::Config { .. }) {
+            return None;
+        }
+        let running = state.last_known_good.as_ref()?.task_definition_arn.clone();
+        let described = self.ports.describe_body(&running).await.ok()?;
+        let changes = crate::diff::task_definition(desired, &described);
+        let words: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        Some(words.join("; "))
     }
 
     /// A task whose secret is missing fails to start long after the deploy "worked"; checking

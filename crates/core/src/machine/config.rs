@@ -127,6 +127,17 @@ impl Ctx<'_> {
         self.begin(Pending::new(release))
     }
 
+    /// Keeps what a config release changes, for its notifications and history.
+    pub(super) fn note_changes(&mut self, id: &crate::state::DeploymentId, changes: Option<&str>) {
+        let Some(changes) = changes.filter(|c| !c.is_empty()) else {
+            return;
+        };
+        if self.held(id).is_some() {
+            let changes = crate::text::clipped(changes, crate::text::MAX_REASON);
+            self.edit(|d| d.changes = Some(changes));
+        }
+    }
+
     pub(super) fn bad_config(&self, version: &str) -> Option<&BadConfig> {
         self.s.bad_configs.iter().find(|b| b.version == version)
     }

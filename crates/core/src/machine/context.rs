@@ -156,6 +156,12 @@ impl<'a> Ctx<'a> {
         } else {
             verdict
         };
+        // A config release says what it changed, whatever its end.
+        let reason = match (&d.changes, reason) {
+            (Some(c), None) => Some(format!("config changes: {c}")),
+            (Some(c), Some(r)) => Some(format!("{r} (config changes: {c})")),
+            (None, r) => r,
+        };
         let reason = with_gate_failure(d.gate_failure.as_deref(), verdict, reason);
         self.transition(d.phase.kind(), verdict, reason.clone().unwrap_or_default());
         self.notify(NoticeKind::of_verdict(verdict), reason.clone());

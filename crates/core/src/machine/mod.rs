@@ -161,7 +161,11 @@ pub fn decide(
         Observation::RevisionRegistered {
             deployment,
             task_definition_arn,
-        } => cx.registered(deployment, task_definition_arn, "registered"),
+            changes,
+        } => {
+            cx.note_changes(deployment, changes.as_deref());
+            cx.registered(deployment, task_definition_arn, "registered")
+        }
         Observation::RevisionSearched { deployment, found } => cx.searched(deployment, found),
         Observation::ServiceUpdated {
             deployment,

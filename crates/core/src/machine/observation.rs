@@ -69,6 +69,8 @@ pub enum Observation {
     RevisionRegistered {
         deployment: DeploymentId,
         task_definition_arn: String,
+        /// For a config release: what changed against the revision it replaces, in words.
+        changes: Option<String>,
     },
     /// Result of looking for a revision an earlier attempt may have registered.
     RevisionSearched {

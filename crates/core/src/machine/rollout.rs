@@ -271,6 +271,7 @@ mod tests {
                 obs: Observation::RevisionRegistered {
                     deployment: d_b(),
                     task_definition_arn: TD2.into(),
+                    changes: None,
                 },
                 outcome: "stale",
                 journal: &[],
@@ -307,6 +308,7 @@ mod tests {
                 obs: Observation::RevisionRegistered {
                     deployment: d_b(),
                     task_definition_arn: TD2.into(),
+                    changes: None,
                 },
                 outcome: "progressed",
                 journal: &["registering->updating"],

@@ -233,6 +233,9 @@ pub struct Deployment {
     /// The config version it deploys ([`crate::Bundle::config_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// A config release's changes against the revision it replaces, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
 }
 
 impl Deployment {
@@ -260,6 +263,7 @@ impl Deployment {
             ecs_event_at: None,
             rollback: None,
             config: None,
+            changes: None,
         }
     }
 
