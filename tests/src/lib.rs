@@ -64,8 +64,12 @@ pub struct World {
 pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(label: &str) -> Result<TempDir> {
+        // A counter as well as the time: two tests starting in the same clock tick once shared
+        // a folder (and one applied its config edits to the other's).
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!(
-            "harbormaster-{label}-{}-{}",
+            "harbormaster-{label}-{}-{n}-{}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
