@@ -19,7 +19,7 @@ fn commands(doc: &Yaml) -> Vec<String> {
 #[test]
 fn buildspecs_parse_and_name_only_commands_the_cli_has() {
     let mut checked = 0;
-    for name in ["build.yml", "deploy.yml"] {
+    for name in ["build.yml", "deploy.yml", "config.yml"] {
         let text = std::fs::read_to_string(workspace_root().join("buildspec").join(name)).unwrap();
         let docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let doc = &docs[0];

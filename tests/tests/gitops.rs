@@ -286,3 +286,82 @@ async fn init_writes_a_template_whose_rendering_is_what_runs() {
     let text = String::from_utf8_lossy(&diff.stdout);
     assert_eq!(diff.status.code(), Some(0), "{text}{written}");
 }
+
+/// `publish` (issue 17, point 1): the folder, checked, becomes one immutable bundle and then the
+/// pointer moves; the functions (an S3 source) read what the pointer names. A publish stopped
+/// between the two steps (`--stage-only` is exactly that) leaves them on the previous version;
+/// of two publishes at once the second to move the pointer is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
+    use harbormaster_aws::publish::{pointer, Commit, Destination, Staged};
+    use harbormaster_core::ports::ErrorKind;
+
+    let w = World::start().await.unwrap();
+    let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
+    let s3 = aws_sdk_s3::Client::new(&w.sdk);
+    let functions = harbormaster_aws::Source::parse(&to, &s3);
+    let version = |b: &harbormaster_core::Bundle| b.config_version("dev", "web").unwrap();
+
+    let out = w.cli(&["publish", "--to", &to]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1 = version(&harbormaster_core::Bundle::load(&functions).await.unwrap());
+
+    // Staged, not current: the functions stay where they were.
+    let template = w.config_dir.join("taskdefs/web.json");
+    let t = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
+    )
+    .unwrap();
+    let out = w.cli(&["publish", "--to", &to, "--stage-only"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        version(&harbormaster_core::Bundle::load(&functions).await.unwrap()),
+        v1
+    );
+
+    // Two at once: one reads the pointer, the other publishes; the first is then refused.
+    let dest = Destination::parse(&to, s3.clone()).unwrap();
+    let read_before = dest.current().await.unwrap();
+    let out = w.cli(&["publish", "--to", &to]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v2 = version(&harbormaster_core::Bundle::load(&functions).await.unwrap());
+    assert_ne!(v2, v1, "the new version is current");
+    let late = Staged::new([("harbormaster.toml".to_owned(), b"x".to_vec())].into());
+    let refused = dest
+        .activate(
+            &read_before,
+            &pointer(&late, chrono::Utc::now(), &Commit::default()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Conflict, "{refused}");
+    assert_eq!(
+        version(&harbormaster_core::Bundle::load(&functions).await.unwrap()),
+        v2
+    );
+
+    // A folder that does not validate uploads nothing.
+    std::fs::write(&template, "{ not json").unwrap();
+    let out = w.cli(&["publish", "--to", &to]);
+    assert!(!out.status.success());
+    assert_eq!(
+        version(&harbormaster_core::Bundle::load(&functions).await.unwrap()),
+        v2
+    );
+    let history = w.cli(&["publish", "--to", &to, "--history"]);
+    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
+}

@@ -79,4 +79,5 @@ impl Agent {
 
 pub mod handler;
 pub mod pipeline;
+pub mod publish;
 pub mod telemetry;

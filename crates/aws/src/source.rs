@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use harbormaster_core::config::{BUNDLES_DIR, POINTER_FILE};
 use harbormaster_core::ports::{ConfigSource, ErrorKind, PortError};
 
 use crate::errors::classify;
@@ -56,6 +57,37 @@ impl S3Source {
 }
 
 impl ConfigSource for Source {
+    /// An S3 prefix with `harbormaster publish`'s pointer reads the bundle it points at
+    /// (immutable, so cached for the life of the process); without one, the prefix itself.
+    async fn pinned(&self) -> Result<Self, PortError> {
+        let Source::S3(s) = self else {
+            return Ok(self.clone());
+        };
+        let pointer = match self.read(POINTER_FILE).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind == ErrorKind::NotFound || e.kind == ErrorKind::Denied => {
+                return Ok(self.clone());
+            }
+            Err(e) => return Err(e),
+        };
+        let bundle = serde_json::from_slice::<serde_json::Value>(&pointer)
+            .ok()
+            .and_then(|v| v["bundle"].as_str().map(str::to_owned))
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                let at = s.key(POINTER_FILE);
+                PortError::new(
+                    ErrorKind::Invalid,
+                    "GetObject",
+                    format!("{at} names no bundle"),
+                )
+            })?;
+        Ok(Source::S3(S3Source {
+            prefix: s.key(&format!("{BUNDLES_DIR}/{bundle}")),
+            ..s.clone()
+        }))
+    }
+
     async fn read(&self, path: &str) -> Result<Vec<u8>, PortError> {
         match self {
             Source::Folder(root) => {
@@ -72,6 +104,11 @@ impl ConfigSource for Source {
             Source::S3(s) => {
                 let key = s.key(path);
                 let cached = s.cache.lock().expect("cache lock").get(&key).cloned();
+                // A published bundle never changes (its name is its content): no need to ask.
+                let immutable = s.prefix.split('/').any(|part| part == BUNDLES_DIR);
+                if let (Some((_, bytes)), true) = (&cached, immutable) {
+                    return Ok(bytes.clone());
+                }
                 let mut req = s.client.get_object().bucket(&s.bucket).key(&key);
                 if let Some((etag, _)) = &cached {
                     req = req.if_none_match(etag);

@@ -31,6 +31,11 @@ pub enum BundleError {
 impl Bundle {
     /// Reads and checks everything; any error means nothing is deployed from this source.
     pub async fn load<S: ConfigSource>(source: &S) -> Result<Bundle, BundleError> {
+        let pinned = source.pinned().await.map_err(|e| BundleError::Read {
+            location: source.describe(crate::config::POINTER_FILE),
+            source: e,
+        })?;
+        let source = &pinned;
         let text = read_text(source, CONFIG_FILE).await?;
         let config = Config::parse(&source.describe(CONFIG_FILE), &text)?;
         let mut templates = BTreeMap::new();

@@ -340,7 +340,10 @@ pub trait Placements {
 }
 
 /// Files of the GitOps source: the config and the task-definition templates.
-pub trait ConfigSource {
+pub trait ConfigSource: Sized {
+    /// This source fixed at one published version (`harbormaster publish`'s pointer), so that
+    /// one load never mixes two versions. A plain folder is its own version.
+    fn pinned(&self) -> impl Future<Output = Result<Self, PortError>> + Send;
     fn read(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
     /// Where `path` is, for error messages (`s3://bucket/prefix/path`, a file path).
     fn describe(&self, path: &str) -> String;

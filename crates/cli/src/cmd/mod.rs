@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod diff;
 pub mod init;
 pub mod invoke;
+pub mod publish;
 pub mod render;
 pub mod rollback;
 pub mod scale;
@@ -33,6 +34,9 @@ pub enum Cmd {
     /// Write a task-definition template from a service that already runs, and print its
     /// `[services.…]` block, to start managing it from git.
     Init(init::Args),
+    /// Publish the config folder: checked, uploaded as one immutable bundle, then made current
+    /// for the functions with compare-and-swap.
+    Publish(publish::Args),
     /// Deploy an image of a service to an environment.
     Deploy(deploy::Args),
     /// Put a service back on a known good revision: the one before the current release, or one
@@ -63,6 +67,7 @@ impl Cmd {
             Cmd::Render(a) => a.run(cx).await,
             Cmd::Diff(a) => a.run(cx).await,
             Cmd::Init(a) => a.run(cx).await,
+            Cmd::Publish(a) => a.run(cx).await,
             Cmd::Deploy(a) => a.run(cx).await,
             Cmd::Rollback(a) => a.run(cx).await,
             Cmd::Scale(a) => a.run(cx).await,

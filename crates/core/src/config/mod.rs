@@ -14,6 +14,10 @@ pub use crate::strategy::Strategy;
 use crate::strategy::{Gates, NativeSettings};
 
 pub const CONFIG_FILE: &str = "harbormaster.toml";
+/// `harbormaster publish`'s pointer to the current bundle, beside where the config is read.
+pub const POINTER_FILE: &str = "current.json";
+/// Where published bundles live, by content digest: `bundles/<digest>/<path>`.
+pub const BUNDLES_DIR: &str = "bundles";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {

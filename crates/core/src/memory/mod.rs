@@ -421,6 +421,10 @@ impl Clock for MemoryPorts {
 pub struct MemorySource(pub BTreeMap<String, String>);
 
 impl ConfigSource for MemorySource {
+    async fn pinned(&self) -> Result<Self, PortError> {
+        Ok(MemorySource(self.0.clone()))
+    }
+
     async fn read(&self, path: &str) -> Result<Vec<u8>, PortError> {
         self.0
             .get(path)
