@@ -365,3 +365,80 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
     let history = w.cli(&["publish", "--to", &to, "--history"]);
     assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
 }
+
+/// The whole path (issue 17): a template change published from git reaches the service within
+/// one tick of the functions reading the published pointer, as one revision whose notification
+/// names the commit; ten more ticks change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() {
+    let w = World::start().await.unwrap();
+    first_release(&w, "main-9ab1000", "e-pub").await;
+    let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
+    let s3 = aws_sdk_s3::Client::new(&w.sdk);
+    let functions = harbormaster_aws::Agent {
+        ports: harbormaster_aws::AwsPorts::new(&w.sdk, ""),
+        source: harbormaster_aws::Source::parse(&to, &s3),
+    };
+    let tick = || async {
+        let scheduled = harbormaster_e2e::fixture("scheduled.json");
+        handler::dispatch(&functions, handler::TICK, &scheduled, RunOptions::default())
+            .await
+            .unwrap()
+    };
+    let publish = |commit: &str| {
+        let out = w.cli_with(
+            &["publish", "--to", &to],
+            &[("CODEBUILD_RESOLVED_SOURCE_VERSION", commit)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    publish("c0ffee000001");
+    tick().await;
+    let revisions = w.revisions(FAMILY).await.unwrap().len();
+    assert_eq!(
+        w.revisions(FAMILY).await.unwrap().len(),
+        revisions,
+        "the same config: nothing"
+    );
+    w.inbox().await.unwrap();
+
+    let template = w.config_dir.join("taskdefs/web.json");
+    let t = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
+    )
+    .unwrap();
+    publish("3f2c1ab04e1d");
+    let r = tick().await;
+    assert!(r.errors().is_empty(), "{r:?}");
+    assert_eq!(w.revisions(FAMILY).await.unwrap().len(), revisions + 1);
+    let running = w.service_task_definition("web").await.unwrap();
+    assert_eq!(
+        w.task_definition(&running).await.unwrap().memory(),
+        Some("2048")
+    );
+    let started: Vec<_> = w
+        .inbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, m, _)| m["service"] == "web" && m["kind"] == "started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    let why = started[0].1["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("commit 3f2c1ab04e1d"), "{why}");
+    tick().await;
+    let settled = w.revisions(FAMILY).await.unwrap().len();
+    for _ in 0..10 {
+        assert!(tick().await.errors().is_empty());
+    }
+    assert_eq!(w.revisions(FAMILY).await.unwrap().len(), settled);
+}

@@ -27,6 +27,7 @@ impl Source {
                     bucket: bucket.to_owned(),
                     prefix: prefix.trim_end_matches('/').to_owned(),
                     cache: Arc::default(),
+                    origin: None,
                 })
             }
             None => Source::Folder(PathBuf::from(location)),
@@ -44,6 +45,8 @@ pub struct S3Source {
     prefix: String,
     /// key → (ETag, bytes). Shared by clones, so a Lambda's warm invocations reuse it.
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Set when pinned to a published bundle: its commit, author and message, in words.
+    origin: Option<String>,
 }
 
 impl S3Source {
@@ -70,9 +73,8 @@ impl ConfigSource for Source {
             }
             Err(e) => return Err(e),
         };
-        let bundle = serde_json::from_slice::<serde_json::Value>(&pointer)
-            .ok()
-            .and_then(|v| v["bundle"].as_str().map(str::to_owned))
+        let pointer: serde_json::Value = serde_json::from_slice(&pointer).unwrap_or_default();
+        let bundle = (pointer["bundle"].as_str().map(str::to_owned))
             .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| {
                 let at = s.key(POINTER_FILE);
@@ -84,8 +86,16 @@ impl ConfigSource for Source {
             })?;
         Ok(Source::S3(S3Source {
             prefix: s.key(&format!("{BUNDLES_DIR}/{bundle}")),
+            origin: origin(&pointer),
             ..s.clone()
         }))
+    }
+
+    fn origin(&self) -> Option<String> {
+        match self {
+            Source::S3(s) => s.origin.clone(),
+            Source::Folder(_) => None,
+        }
     }
 
     async fn read(&self, path: &str) -> Result<Vec<u8>, PortError> {
@@ -160,4 +170,25 @@ impl ConfigSource for Source {
             Source::S3(s) => format!("s3://{}/{}", s.bucket, s.key(path)),
         }
     }
+}
+
+/// `commit 3f2c1ab04e1d by alice: raise web's memory`, from a publish pointer (any part may be
+/// missing; text from git is shown escaped).
+fn origin(pointer: &serde_json::Value) -> Option<String> {
+    let field = |k: &str| {
+        pointer[k]
+            .as_str()
+            .map(|v| harbormaster_core::text::shown(v).into_owned())
+    };
+    let commit = field("commit")?;
+    let by = field("author")
+        .map(|a| format!(" by {a}"))
+        .unwrap_or_default();
+    let what = field("message")
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    Some(harbormaster_core::text::clipped(
+        &format!("commit {commit}{by}{what}"),
+        200,
+    ))
 }

@@ -12,6 +12,8 @@ use crate::template::{Template, TemplateError};
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub config: Config,
+    /// Where this version came from (`publish`'s commit, author and message), if known.
+    pub origin: Option<String>,
     /// By service name.
     pub templates: BTreeMap<String, Template>,
 }
@@ -45,7 +47,11 @@ impl Bundle {
             t.image_containers(s)?;
             templates.insert(s.name.clone(), t);
         }
-        Ok(Bundle { config, templates })
+        Ok(Bundle {
+            config,
+            templates,
+            origin: source.origin(),
+        })
     }
 
     pub fn policy(&self, env: &str, service: &str) -> Option<Policy> {
@@ -77,6 +83,7 @@ impl Bundle {
             scaling: t.scaling.clone(),
             owner: String::new(),
             config_version: self.config_version(env, service),
+            config_origin: self.origin.clone(),
             self_heal: e.self_heal,
             drift_every: a.drift_check_minutes,
         })

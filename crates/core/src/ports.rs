@@ -344,6 +344,10 @@ pub trait ConfigSource: Sized {
     /// This source fixed at one published version (`harbormaster publish`'s pointer), so that
     /// one load never mixes two versions. A plain folder is its own version.
     fn pinned(&self) -> impl Future<Output = Result<Self, PortError>> + Send;
+    /// What the pinned version came from, in words (`commit 3f2c1ab by alice: …`), if known.
+    fn origin(&self) -> Option<String> {
+        None
+    }
     fn read(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
     /// Where `path` is, for error messages (`s3://bucket/prefix/path`, a file path).
     fn describe(&self, path: &str) -> String;

@@ -309,8 +309,11 @@ impl Ctx<'_> {
         };
         let why = match &release.trigger {
             crate::state::Trigger::Config { version } => Some(format!(
-                "the config in git changed for the image it runs (version {})",
-                super::config::short_version(version)
+                "the config in git changed for the image it runs (version {}{})",
+                super::config::short_version(version),
+                (self.policy.config_origin.as_deref())
+                    .map(|o| format!(", {o}"))
+                    .unwrap_or_default()
             )),
             _ => None,
         };

@@ -33,6 +33,7 @@ pub fn policy() -> Policy {
         scaling: None,
         owner: "run-a".into(),
         config_version: Some("config-1".into()),
+        config_origin: None,
         self_heal: false,
         drift_every: 5,
     }

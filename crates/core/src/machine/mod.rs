@@ -66,6 +66,8 @@ pub struct Policy {
     /// The fingerprint of what git says this target runs, image aside
     /// ([`crate::Bundle::config_version`]); a deployment records it, the tick compares it.
     pub config_version: Option<String>,
+    /// Where that config came from (`commit 3f2c1ab by alice: …`), for people.
+    pub config_origin: Option<String>,
     /// Put back a service changed outside git (else only report it).
     pub self_heal: bool,
     /// Minutes between two looks at which revision the service runs.
