@@ -3,6 +3,7 @@
 //! file, the field and what is allowed.
 
 mod raw;
+mod settings;
 mod validate;
 
 use std::collections::BTreeMap;

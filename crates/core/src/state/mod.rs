@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 
 mod document;
 mod pending;
+mod records;
 
 pub use document::DocumentError;
 pub use pending::{Pending, Wait};
+pub use records::{
+    BadConfig, BadRelease, Drift, GuardWait, HistoryEntry, KnownGood, Undelivered, Verdict,
+};
 
 use crate::image::Image;
 use crate::strategy::Stage;
@@ -22,15 +26,6 @@ pub const SCHEMA: u32 = 2;
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
 /// Undelivered notifications kept: enough to see what was lost and why, never more.
 pub const UNDELIVERED_KEPT: usize = 20;
-
-/// A notification that was never delivered, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Undelivered {
-    pub id: String,
-    pub subject: String,
-    pub error: String,
-    pub at: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeploymentId(pub String);
@@ -320,126 +315,6 @@ pub struct RollbackOf {
     /// The release taken off the service (now marked bad), as a label.
     pub release: String,
     pub why: String,
-}
-
-/// A release that caused an alarm (or a person's rollback): never deployed again by itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BadRelease {
-    pub image: Image,
-    pub why: String,
-    pub at: DateTime<Utc>,
-}
-
-/// A release held back because a guard alarm is in ALARM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuardWait {
-    pub since: DateTime<Utc>,
-    pub alarms: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Succeeded,
-    Failed,
-    /// ECS's circuit breaker (or an alarm) put the service back on its previous revision.
-    RolledBack,
-    /// A newer release took its place before it started, or it was older than what was there.
-    Superseded,
-    /// Putting the service back on its last known good failed: a person must act.
-    RollbackFailed,
-}
-
-impl Verdict {
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            Verdict::Failed | Verdict::RolledBack | Verdict::RollbackFailed
-        )
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Verdict::Succeeded => "succeeded",
-            Verdict::Failed => "failed",
-            Verdict::RolledBack => "rolled back",
-            Verdict::Superseded => "superseded",
-            Verdict::RollbackFailed => "rollback failed",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<DeploymentId>,
-    pub image: Image,
-    pub verdict: Verdict,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_definition_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub at: DateTime<Utc>,
-    /// The gates as they stood when the deployment finished.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gates: Vec<GateRecord>,
-    /// The config version the release ran with ([`crate::Bundle::config_version`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-}
-
-impl HistoryEntry {
-    /// The release as a rollback target, if it reached ECS (a revision and a deployment).
-    pub fn known_good(&self) -> Option<KnownGood> {
-        Some(KnownGood {
-            task_definition_arn: self.task_definition_arn.clone()?,
-            image: self.image.clone(),
-            deployment_id: self.deployment_id.clone()?,
-            config: self.config.clone(),
-            config_release: false,
-            at: self.at,
-            started_at: None,
-            restored: false,
-        })
-    }
-}
-
-/// A revision the service ran successfully: the rollback target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KnownGood {
-    pub task_definition_arn: String,
-    pub image: Image,
-    pub deployment_id: DeploymentId,
-    pub at: DateTime<Utc>,
-    /// When the deployment that made it good began: alarms older than that are not its fault.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<DateTime<Utc>>,
-    /// The service got back here by a rollback: a later alarm is not this release's fault.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub restored: bool,
-    /// The config version it runs with; `None` in documents from before config releases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-    /// It got here by a config release (same image, new config): a rollback blames the config.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub config_release: bool,
-}
-
-/// A service running another revision than the one the agent deployed, since when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Drift {
-    pub task_definition_arn: String,
-    pub since: DateTime<Utc>,
-}
-
-/// A config version rolled back by an alarm (or a person) for this service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BadConfig {
-    pub version: String,
-    pub why: String,
-    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
