@@ -6,6 +6,12 @@ use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{World, FAMILY};
 
+/// Changes a file of the GitOps folder, as a commit would.
+fn edit(path: &std::path::Path, change: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, change(text)).unwrap();
+}
+
 /// A first release of web, pushed and followed by one tick: the report of that tick.
 async fn first_release(
     w: &World,
@@ -41,23 +47,17 @@ async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() 
     // In git: web gets more memory and a new variable in dev.
     let dir = &w.config_dir;
     let template = dir.join("taskdefs/web.json");
-    let text = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        text.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
-    )
-    .unwrap();
+    edit(&template, |text| {
+        text.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
+    });
     let config = dir.join("harbormaster.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
+    edit(&config, |text| {
         text.replacen(
             "variables = { DJANGO_DEBUG = \"false\" }",
             "variables = { DJANGO_DEBUG = \"false\", FEATURE_X = \"on\" }",
             1,
-        ),
-    )
-    .unwrap();
+        )
+    });
 
     let t = w.tick().await;
     assert!(t.errors().is_empty(), "{t:?}");
@@ -136,12 +136,9 @@ async fn a_template_and_variable_change_in_git_is_rolled_out_by_the_next_tick() 
 async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
     let w = World::start().await.unwrap();
     let config = w.config_dir.join("harbormaster.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text}\n[agent]\ndrift_check_minutes = 1\n"),
-    )
-    .unwrap();
+    edit(&config, |text| {
+        format!("{text}\n[agent]\ndrift_check_minutes = 1\n")
+    });
     first_release(&w, "main-d71f700", "e-drift").await;
     let deployed = w.service_task_definition("web").await.unwrap();
     w.inbox().await.unwrap();
@@ -182,15 +179,12 @@ async fn a_change_outside_git_is_reported_once_and_self_heal_puts_it_back() {
     );
 
     // With self_heal, the next tick puts the desired revision back.
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
+    edit(&config, |text| {
         text.replace(
             "drift_check_minutes = 1\n",
             "drift_check_minutes = 1\nself_heal = true\n",
-        ),
-    )
-    .unwrap();
+        )
+    });
     let t = w.tick().await;
     assert!(t.errors().is_empty(), "{t:?}");
     let healed = w.service_task_definition("web").await.unwrap();
@@ -223,12 +217,9 @@ async fn diff_says_what_git_would_change() {
     assert!(text.contains("dev/web: as git says"), "{text}");
 
     let template = w.config_dir.join("taskdefs/web.json");
-    let t = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
-    )
-    .unwrap();
+    edit(&template, |t| {
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
+    });
     let changed = w.cli(&["diff", "--env", "dev", "--service", "web"]);
     let text = String::from_utf8_lossy(&changed.stdout);
     assert_eq!(changed.status.code(), Some(1), "{text}");
@@ -312,12 +303,9 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
 
     // Staged, not current: the functions stay where they were.
     let template = w.config_dir.join("taskdefs/web.json");
-    let t = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
-    )
-    .unwrap();
+    edit(&template, |t| {
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
+    });
     let out = w.cli(&["publish", "--to", &to, "--stage-only"]);
     assert!(
         out.status.success(),
@@ -407,12 +395,9 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
     w.inbox().await.unwrap();
 
     let template = w.config_dir.join("taskdefs/web.json");
-    let t = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(
-        &template,
-        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\""),
-    )
-    .unwrap();
+    edit(&template, |t| {
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
+    });
     publish("3f2c1ab04e1d");
     let r = tick().await;
     assert!(r.errors().is_empty(), "{r:?}");
