@@ -47,6 +47,7 @@ impl Bundle {
             t.image_containers(s)?;
             templates.insert(s.name.clone(), t);
         }
+        check_capacity(&config, &templates)?;
         Ok(Bundle {
             config,
             templates,
@@ -81,6 +82,9 @@ impl Bundle {
             alarms: t.alarms.clone(),
             native: t.strategy.is_native(),
             scaling: t.scaling.clone(),
+            autoscaled: t.service.autoscaling.is_some(),
+            one_off_timeout: (t.service.before_deploy.as_ref())
+                .map(|b| Duration::minutes(b.timeout_minutes.into())),
             owner: String::new(),
             config_version: self.config_version(env, service),
             config_origin: self.origin.clone(),
@@ -113,6 +117,13 @@ impl Bundle {
         let rendered = template.render(&input).ok()?;
         let mut canonical = String::new();
         write_sorted(&rendered.body, &mut canonical);
+        // The service's own settings count too, once any is set (a config that sets none keeps
+        // the version it had before they existed: no release for an upgrade of the agent).
+        if !t.service.is_default() {
+            let settings = serde_json::to_value(&t.service).ok()?;
+            canonical.push_str("|service:");
+            write_sorted(&settings, &mut canonical);
+        }
         Some(crate::text::fingerprint(canonical.as_bytes()))
     }
 
@@ -123,13 +134,67 @@ impl Bundle {
             name: s.name.clone(),
             cluster: e.cluster.clone(),
             service: s.ecs_service.clone(),
-            // A scaled service's count belongs to the scaler: deployments leave it alone.
-            desired_count: t.desired_count.filter(|_| t.scaling.is_none()),
+            // A scaled service's count belongs to the scaler (queue depth or target tracking):
+            // deployments leave it alone.
+            desired_count: t
+                .desired_count
+                .filter(|_| t.scaling.is_none() && t.service.autoscaling.is_none()),
             rolling: s.rolling.clone(),
             alarms: t.rollback_alarms.clone(),
             native: None,
+            settings: self.resolved_service(env, service, &Default::default())?,
         })
     }
+
+    /// The service settings of a target with `outputs` (the bootstrap's, by short name)
+    /// filling in what the config leaves out.
+    pub fn resolved_service(
+        &self,
+        env: &str,
+        service: &str,
+        outputs: &BTreeMap<String, String>,
+    ) -> Option<crate::service::ResolvedService> {
+        let (e, s, t) = self.config.target(env, service)?;
+        let field = format!("services.{}.environments.{}", s.name, e.name);
+        let names = crate::service::Names {
+            project: &self.config.project,
+            environment: &e.name,
+            service: &s.name,
+            cluster: &e.cluster,
+            field: &field,
+        };
+        Some(crate::service::resolve_service(
+            &names,
+            &t.service,
+            t.desired_count,
+            outputs,
+        ))
+    }
+}
+
+/// Fargate Spot refuses some task definitions; refuse them here, before any call, naming the
+/// template's field and the setting that asks for Spot.
+fn check_capacity(
+    config: &Config,
+    templates: &BTreeMap<String, Template>,
+) -> Result<(), TemplateError> {
+    for (e, s, t) in config.targets() {
+        let Some(template) = templates.get(&s.name) else {
+            continue;
+        };
+        let (arch, os) = template.runtime_platform();
+        if let Err((field, why)) = crate::service::check_spot(&t.service, arch, os) {
+            return Err(TemplateError {
+                file: template.file.clone(),
+                field,
+                problem: format!(
+                    "{why}: `services.{}.environments.{}.capacity` (or the service's) asks for `fargate_spot`",
+                    s.name, e.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, BundleError> {

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod scaling;
 pub mod secrets;
+pub mod service;
 pub mod state;
 pub mod strategy;
 pub mod target;

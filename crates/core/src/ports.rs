@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{Environment, RollingSettings};
 use crate::image::Image;
 use crate::notify::Notification;
+use crate::service::{ResolvedService, ScalingStep, ScalingWant, TaskProgress, TaskRun};
 use crate::state::{DeploymentId, ServiceState};
 use crate::strategy::{MetricQuery, NativeDeployment};
 use crate::template::{Placement, RenderedTaskDefinition};
@@ -117,6 +118,9 @@ pub struct ServiceTarget {
     pub alarms: Vec<String>,
     /// Blue/green, canary or linear, with every ARN resolved; `None`: rolling.
     pub native: Option<NativeDeployment>,
+    /// The service itself (network, load balancer, capacity, target tracking, tags), with
+    /// the bootstrap's outputs filled in.
+    pub settings: ResolvedService,
 }
 
 /// A task that stopped, as ECS explains it.
@@ -231,8 +235,19 @@ impl EcsDeployment {
     }
 }
 
+/// A service's `status`: a deleted service is still listed for a while, DRAINING then
+/// INACTIVE, and ECS refuses to update it (ServiceNotActiveException).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceStatus {
+    #[default]
+    Active,
+    Draining,
+    Inactive,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSnapshot {
+    pub status: ServiceStatus,
     pub task_definition: String,
     pub desired_count: i32,
     pub running_count: i32,
@@ -247,7 +262,38 @@ impl ServiceSnapshot {
     }
 }
 
+/// An ECS service the agent created (tagged `harbormaster:service`), as ListServices and
+/// DescribeServices tell it: what `status` and `diff` compare with git.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedService {
+    /// The ECS service's name.
+    pub name: String,
+    /// Its `harbormaster:service` tag: the config's name for it.
+    pub service: String,
+}
+
 pub trait Services {
+    /// CreateService with the revision and every setting of `target`; `client_token` makes a
+    /// resend after a lost answer find the service instead of failing. Returns the id of the
+    /// first ECS deployment.
+    fn create(
+        &self,
+        target: &ServiceTarget,
+        task_definition_arn: &str,
+        deployment: &DeploymentId,
+        client_token: &str,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// The services in `cluster` tagged as the agent's.
+    fn owned(
+        &self,
+        cluster: &str,
+    ) -> impl Future<Output = Result<Vec<OwnedService>, PortError>> + Send;
+    /// DeleteService (with `force`: the count is set to zero first by the caller).
+    fn delete(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Returns the id of the ECS deployment that UpdateService started.
     /// `deployment` goes into the lifecycle hooks' details, so the hook knows what it gates.
     fn update(
@@ -287,6 +333,43 @@ pub trait Services {
         service: &str,
         task_definition_arn: &str,
     ) -> impl Future<Output = Result<Vec<StoppedTask>, PortError>> + Send;
+}
+
+/// One-off tasks (a migration before a rollout, `harbormaster run`).
+pub trait Tasks {
+    /// RunTask; returns the task's ARN. The run's client token makes a resend return the
+    /// task the first attempt started.
+    fn run_task(&self, run: &TaskRun) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Where the task is (DescribeTasks), judged by `container`'s exit code.
+    fn task_progress(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<TaskProgress, PortError>> + Send;
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Application Auto Scaling for ECS services (`service/<cluster>/<service>`,
+/// `ecs:service:DesiredCount`).
+pub trait Autoscaler {
+    /// The scalable target and its target-tracking policies, if registered.
+    fn scaling(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Option<ScalingWant>, PortError>> + Send;
+    fn apply_scaling(
+        &self,
+        cluster: &str,
+        service: &str,
+        step: &ScalingStep,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 pub trait Images {
@@ -374,6 +457,8 @@ ports!(
     StateStore,
     TaskDefinitions,
     Services,
+    Tasks,
+    Autoscaler,
     Images,
     Notifier,
     Parameters,

@@ -72,7 +72,7 @@ fn check_invariants(
     if let Some(d) = &st.in_flight {
         match d.phase.kind() {
             PhaseKind::Registering => prop_assert!(d.task_definition_arn().is_none()),
-            PhaseKind::Updating | PhaseKind::Stabilizing => {
+            PhaseKind::Migrating | PhaseKind::Updating | PhaseKind::Stabilizing => {
                 prop_assert!(d.task_definition_arn().is_some())
             }
         }

@@ -174,6 +174,8 @@ pub struct TargetSettings {
     pub strategy: Strategy,
     /// For blue_green, canary and linear in this environment.
     pub native: Option<NativeSettings>,
+    /// The ECS service itself: network, capacity, target tracking, the task before a rollout.
+    pub service: crate::service::ServiceSettings,
 }
 
 impl TargetSettings {

@@ -110,6 +110,21 @@ pub(super) struct RawService {
     pub(super) scaling: Option<crate::scaling::RawScaling>,
     #[serde(default)]
     pub(super) environments: BTreeMap<String, RawTarget>,
+    /// The ECS service itself (network, capacity, target tracking, …): `crate::service`.
+    #[serde(default)]
+    pub(super) network: Option<crate::service::RawNetwork>,
+    #[serde(default)]
+    pub(super) capacity: Option<crate::service::RawCapacity>,
+    #[serde(default)]
+    pub(super) autoscaling: Option<crate::service::RawAutoscaling>,
+    #[serde(default)]
+    pub(super) before_deploy: Option<crate::service::RawOneOff>,
+    #[serde(default)]
+    pub(super) platform_version: Option<String>,
+    #[serde(default)]
+    pub(super) enable_execute_command: Option<bool>,
+    #[serde(default)]
+    pub(super) propagate_tags: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +181,21 @@ pub(super) struct RawTarget {
     pub(super) linear: Option<crate::strategy::RawShift>,
     #[serde(default)]
     pub(super) load_balancer: Option<crate::strategy::RawLoadBalancer>,
+    /// The ECS service itself (network, capacity, target tracking, …): `crate::service`.
+    #[serde(default)]
+    pub(super) network: Option<crate::service::RawNetwork>,
+    #[serde(default)]
+    pub(super) capacity: Option<crate::service::RawCapacity>,
+    #[serde(default)]
+    pub(super) autoscaling: Option<crate::service::RawAutoscaling>,
+    #[serde(default)]
+    pub(super) before_deploy: Option<crate::service::RawOneOff>,
+    #[serde(default)]
+    pub(super) platform_version: Option<String>,
+    #[serde(default)]
+    pub(super) enable_execute_command: Option<bool>,
+    #[serde(default)]
+    pub(super) propagate_tags: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,3 +206,24 @@ pub(super) struct RawFollow {
     #[serde(default)]
     pub(super) semver: Option<String>,
 }
+
+/// The service settings of a table, taken out of it (`crate::service` reads them).
+macro_rules! take_settings {
+    ($t:ty) => {
+        impl $t {
+            pub(super) fn take_settings(&mut self) -> crate::service::RawServiceSettings {
+                crate::service::RawServiceSettings {
+                    network: self.network.take(),
+                    capacity: self.capacity.take(),
+                    autoscaling: self.autoscaling.take(),
+                    before_deploy: self.before_deploy.take(),
+                    platform_version: self.platform_version.take(),
+                    enable_execute_command: self.enable_execute_command.take(),
+                    propagate_tags: self.propagate_tags.take(),
+                }
+            }
+        }
+    };
+}
+take_settings!(RawService);
+take_settings!(RawTarget);

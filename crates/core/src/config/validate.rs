@@ -13,6 +13,7 @@ use super::{
     TargetSettings,
 };
 use crate::alarm::AlarmPolicy;
+use crate::service::{RawServiceSettings, Written};
 use crate::strategy::{
     parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, NativeSettings,
     RawNative, Strategy,
@@ -232,6 +233,8 @@ struct ServiceDefaults {
     checks: Vec<MetricCheck>,
     approval: Option<ApprovalGate>,
     secrets: BTreeMap<String, SecretRef>,
+    /// The service's own settings (`crate::service`), as written.
+    settings: RawServiceSettings,
 }
 
 fn service(
@@ -261,6 +264,7 @@ fn service(
         c.err(format!("{field}.task_definition"), why);
     }
     let strategy = strategy(c, &field, s.strategy.as_deref());
+    let settings = s.take_settings();
     let raw_native = RawNative {
         bake_time_minutes: s.bake_time_minutes,
         canary: s.canary.take(),
@@ -287,6 +291,7 @@ fn service(
         checks,
         approval,
         secrets,
+        settings,
     };
     let mut targets = BTreeMap::new();
     for (env, t) in std::mem::take(&mut s.environments) {
@@ -315,7 +320,7 @@ fn target_strategy(
     tfield: &str,
     base: &ServiceDefaults,
     t: &mut RawTarget,
-) -> (Strategy, Option<NativeSettings>) {
+) -> TargetStrategy {
     let own = RawNative {
         bake_time_minutes: t.bake_time_minutes.take(),
         canary: t.canary.take(),
@@ -327,12 +332,40 @@ fn target_strategy(
         || own.canary.is_some()
         || own.linear.is_some()
         || own.load_balancer.is_some();
+    let inherited_lb = || {
+        // A rolling environment of a native service keeps the container, port and target
+        // group; the second target group and the listener rules are the native strategies'.
+        (base.raw_native.load_balancer.clone()).map(|mut lb| {
+            lb.alternate_target_group = None;
+            lb.production_listener_rule = None;
+            lb.test_listener_rule = None;
+            lb.role = None;
+            (base.field.clone(), lb)
+        })
+    };
     if !set {
-        return (base.strategy, base.native.clone());
+        let rolling_lb = if base.strategy.is_native() {
+            None
+        } else {
+            base.raw_native
+                .load_balancer
+                .clone()
+                .map(|lb| (base.field.clone(), lb))
+        };
+        return TargetStrategy {
+            strategy: base.strategy,
+            native: base.native.clone(),
+            rolling_lb,
+        };
     }
     let strategy = match t.strategy.take() {
         Some(s) => strategy(c, tfield, Some(&s)),
         None => base.strategy,
+    };
+    let rolling_lb = match (strategy.is_native(), &own.load_balancer) {
+        (true, _) => None,
+        (false, Some(lb)) => Some((tfield.to_owned(), lb.clone())),
+        (false, None) => inherited_lb(),
     };
     let raw = if strategy.is_native() {
         let from = &base.raw_native;
@@ -345,7 +378,19 @@ fn target_strategy(
     } else {
         own
     };
-    (strategy, parse_native(c, tfield, strategy, raw))
+    TargetStrategy {
+        strategy,
+        native: parse_native(c, tfield, strategy, raw),
+        rolling_lb,
+    }
+}
+
+/// An environment's strategy, its native settings, and a rolling service's load balancer as
+/// written (with the path of the table it is in).
+struct TargetStrategy {
+    strategy: Strategy,
+    native: Option<NativeSettings>,
+    rolling_lb: Option<(String, crate::strategy::RawLoadBalancer)>,
 }
 
 fn strategy(c: &mut Collector<'_>, field: &str, raw: Option<&str>) -> Strategy {
@@ -403,13 +448,23 @@ fn target(
     };
     let gates = Gates { checks, approval };
     let alarms = alarm_policy(c, &tfield, s, &t, &rollback_alarms);
-    let (strategy, native) = target_strategy(c, &tfield, base, &mut t);
+    let own_settings = t.take_settings();
+    let TargetStrategy {
+        strategy,
+        native,
+        rolling_lb,
+    } = target_strategy(c, &tfield, base, &mut t);
     if !strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
         c.err(
             &tfield,
             "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
         );
     }
+    let scaling_field = match (&t.scaling, &s.scaling) {
+        (Some(_), _) => Some(format!("{tfield}.scaling")),
+        (None, Some(_)) => Some(format!("{}.scaling", base.field)),
+        (None, None) => None,
+    };
     let scaling = match t.scaling {
         Some(raw) => {
             crate::scaling::parse_scaling(c, &format!("{tfield}.scaling"), project, env, raw)
@@ -419,6 +474,20 @@ fn target(
             crate::scaling::parse_scaling(c, &field, project, env, raw.clone())
         }),
     };
+    let service = crate::service::parse_service_settings(
+        c,
+        Written {
+            field: &tfield,
+            raw: &own_settings,
+        },
+        Written {
+            field: &base.field,
+            raw: &base.settings,
+        },
+        rolling_lb.as_ref().map(|(f, lb)| (f.as_str(), lb.clone())),
+        strategy.is_native(),
+        scaling_field.as_deref(),
+    );
     TargetSettings {
         gates,
         alarms,
@@ -430,6 +499,7 @@ fn target(
         rollback_alarms,
         variables,
         secrets,
+        service,
     }
 }
 

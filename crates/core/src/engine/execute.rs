@@ -2,12 +2,14 @@
 //! answering with the observation the machine decides on next.
 
 use super::ecs_view::{rollout_of, with_stopped_tasks};
-use super::render::{native_for, render_for, RenderError};
+use super::render::{render_for, target_for, RenderError};
 use crate::bundle::Bundle;
 use crate::image::{Digest, Image};
 use crate::machine::{Command, Measurement, Observation, Rollout};
-use crate::ports::{PortError, Ports, ServiceSnapshot, ServiceTarget};
+use crate::ports::{ErrorKind, PortError, Ports, ServiceSnapshot, ServiceStatus, ServiceTarget};
 use crate::scaling::{Measured, ScalingPolicy};
+use crate::service::{TaskProgress, TaskRun};
+use crate::state::OneOffRun;
 use crate::state::{DeploymentId, ServiceState};
 use crate::strategy::{MetricCheck, Stage};
 use crate::template::RenderedTaskDefinition;
@@ -55,7 +57,21 @@ impl<P: Ports> Executor<'_, P> {
                 deployment,
                 task_definition_arn,
                 adopt,
-            } => self.update(deployment, task_definition_arn, *adopt).await,
+            } => {
+                self.update(state, deployment, task_definition_arn, *adopt)
+                    .await
+            }
+            Command::RunOneOff {
+                deployment,
+                task_definition_arn,
+            } => {
+                self.run_one_off(state, deployment, task_definition_arn)
+                    .await
+            }
+            Command::ObserveOneOff { deployment, run } => {
+                self.observe_one_off(deployment, run).await
+            }
+            Command::StopOneOff { deployment, run } => self.stop_one_off(deployment, run).await,
             Command::ObserveRollout {
                 deployment,
                 task_definition_arn,
@@ -137,9 +153,7 @@ impl<P: Ports> Executor<'_, P> {
     ) -> Executed {
         // A native deployment missing a target group or listener rule fails here, before
         // anything is registered.
-        native_for(self.ports, self.bundle, self.env, self.service)
-            .await
-            .map_err(|e| render_failure(deployment, e))?;
+        self.full_target(deployment).await?;
         let td = self.render(deployment, &image.digest).await?;
         self.check_secrets(deployment).await?;
         let arn = self
@@ -201,18 +215,56 @@ impl<P: Ports> Executor<'_, P> {
         ))
     }
 
-    async fn update(&self, deployment: &DeploymentId, arn: &str, adopt: bool) -> Executed {
-        let mut target = self.target(deployment)?;
-        target.native = native_for(self.ports, self.bundle, self.env, self.service)
+    /// The target with every id resolved (native ARNs, network, target group).
+    async fn full_target(&self, deployment: &DeploymentId) -> Result<ServiceTarget, Failure> {
+        target_for(self.ports, self.bundle, self.env, self.service)
             .await
-            .map_err(|e| render_failure(deployment, e))?;
+            .map_err(|e| render_failure(deployment, e))
+    }
+
+    /// UpdateService, or CreateService when ECS has no such service (never made, or deleted:
+    /// ECS lists a deleted one as DRAINING, then INACTIVE, and refuses to update it). Target
+    /// tracking is brought in line first, so the count it owns is never set by the update.
+    async fn update(
+        &self,
+        state: &ServiceState,
+        deployment: &DeploymentId,
+        arn: &str,
+        adopt: bool,
+    ) -> Executed {
+        let target = self.full_target(deployment).await?;
+        if !target.settings.missing.is_empty() {
+            let why = format!(
+                "service `{}` cannot be updated; missing: {}",
+                target.name,
+                target.settings.missing.join("; ")
+            );
+            return Err(Failure::Permanent(deployment.clone(), why));
+        }
+        let found = match self.ports.describe(&target.cluster, &target.service).await {
+            Ok(snap) => match snap.status {
+                ServiceStatus::Active => Some(snap),
+                ServiceStatus::Inactive => None,
+                ServiceStatus::Draining => {
+                    let why = format!(
+                        "service {} is still being deleted (DRAINING); it is created again once ECS has finished",
+                        target.service
+                    );
+                    let e = PortError::new(ErrorKind::Transient, "DescribeServices", why);
+                    return Err(Failure::Retryable(deployment.clone(), e));
+                }
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => None,
+            Err(e) => return Err(classify(deployment, e)),
+        };
+        let Some(snap) = found else {
+            return self.create(state, deployment, &target, arn).await;
+        };
+        self.sync_scaling(state, &target)
+            .await
+            .map_err(|e| classify(deployment, e))?;
         if adopt {
             // A takeover: the crashed attempt's UpdateService may have gone through.
-            let snap = self
-                .ports
-                .describe(&target.cluster, &target.service)
-                .await
-                .map_err(|e| classify(deployment, e))?;
             if let Some(p) = snap.primary().filter(|p| p.task_definition == arn) {
                 return Ok(Observation::ServiceUpdated {
                     deployment: deployment.clone(),
@@ -228,6 +280,152 @@ impl<P: Ports> Executor<'_, P> {
         Ok(Observation::ServiceUpdated {
             deployment: deployment.clone(),
             ecs_deployment_id: id,
+        })
+    }
+
+    /// CreateService with the deployment's client token: the intent (this phase) was saved
+    /// first, and a resend after a lost answer or a crash finds the service it made.
+    async fn create(
+        &self,
+        state: &ServiceState,
+        deployment: &DeploymentId,
+        target: &ServiceTarget,
+        arn: &str,
+    ) -> Executed {
+        if target.settings.network.is_none() {
+            let why = format!(
+                "service `{}` does not exist in cluster {} and cannot be created: give `services.{}.network` or run `harbormaster-bootstrap apply --env {}` (its output `private-subnet-ids`)",
+                target.name, target.cluster, target.name, target.environment
+            );
+            return Err(Failure::Permanent(deployment.clone(), why));
+        }
+        let token = crate::text::fingerprint(deployment.0.as_bytes());
+        let id = self
+            .ports
+            .create(target, arn, deployment, &token)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        self.sync_scaling(state, target)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::ServiceCreated {
+            deployment: deployment.clone(),
+            ecs_deployment_id: id,
+        })
+    }
+
+    /// The scalable target and its policies as the config says; nothing to do (and no call)
+    /// for a service that has none and never had.
+    async fn sync_scaling(
+        &self,
+        state: &ServiceState,
+        target: &ServiceTarget,
+    ) -> Result<(), PortError> {
+        let want = target.settings.autoscaling.as_ref();
+        if want.is_none() && !state.autoscaled {
+            return Ok(());
+        }
+        let (cluster, service) = (&target.cluster, &target.service);
+        let now = self.ports.scaling(cluster, service).await?;
+        for step in crate::service::plan_scaling(now.as_ref(), want) {
+            self.ports.apply_scaling(cluster, service, &step).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_one_off(
+        &self,
+        state: &ServiceState,
+        deployment: &DeploymentId,
+        arn: &str,
+    ) -> Executed {
+        let target = self.full_target(deployment).await?;
+        let task = self
+            .bundle
+            .config
+            .target(self.env, self.service)
+            .and_then(|(_, _, t)| t.service.before_deploy.clone())
+            .ok_or_else(|| {
+                Failure::Permanent(deployment.clone(), "`before_deploy` left the config".into())
+            })?;
+        let image = state
+            .in_flight
+            .as_ref()
+            .map(|d| d.release.image.digest.clone());
+        let td = match image {
+            Some(digest) => Some(self.render(deployment, &digest).await?),
+            None => None,
+        };
+        let container = task
+            .container
+            .clone()
+            .or_else(|| td.as_ref().and_then(|t| t.containers.first().cloned()))
+            .ok_or_else(|| {
+                Failure::Permanent(deployment.clone(), "no container to run the task in".into())
+            })?;
+        let Some(run) = TaskRun::for_service(
+            &target.settings,
+            arn,
+            &container,
+            task.command.clone(),
+            &deployment.0,
+        ) else {
+            let why = format!(
+                "the task before the rollout needs a network: give `services.{}.network` or bootstrap the environment",
+                target.name
+            );
+            return Err(Failure::Permanent(deployment.clone(), why));
+        };
+        let task_arn = self
+            .ports
+            .run_task(&run)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        let log_stream = td
+            .as_ref()
+            .and_then(|t| crate::service::log_stream(&t.body, &container, &task_arn));
+        Ok(Observation::OneOffStarted {
+            deployment: deployment.clone(),
+            run: OneOffRun {
+                task_arn,
+                started_at: self.ports.now(),
+                container,
+                log_stream,
+            },
+        })
+    }
+
+    async fn observe_one_off(&self, deployment: &DeploymentId, run: &OneOffRun) -> Executed {
+        let target = self.target(deployment)?;
+        let progress = self
+            .ports
+            .task_progress(&target.cluster, &run.task_arn, &run.container)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::OneOffObserved {
+            deployment: deployment.clone(),
+            progress,
+        })
+    }
+
+    async fn stop_one_off(&self, deployment: &DeploymentId, run: &OneOffRun) -> Executed {
+        let target = self.target(deployment)?;
+        let minutes = (self.bundle.config.target(self.env, self.service))
+            .and_then(|(_, _, t)| t.service.before_deploy.as_ref().map(|b| b.timeout_minutes))
+            .unwrap_or_default();
+        let reason = format!(
+            "stopped by harbormaster after {minutes} minutes (`before_deploy.timeout_minutes`)"
+        );
+        self.ports
+            .stop_task(&target.cluster, &run.task_arn, &reason)
+            .await
+            .map_err(|e| classify(deployment, e))?;
+        Ok(Observation::OneOffObserved {
+            deployment: deployment.clone(),
+            progress: TaskProgress::Stopped {
+                exit_code: None,
+                reason,
+            },
         })
     }
 

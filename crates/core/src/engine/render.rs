@@ -1,38 +1,52 @@
 //! Rendering for a deployment: the task definition from the template, placed with the
-//! bootstrap's outputs, and a native strategy's settings with every ARN resolved.
+//! bootstrap's outputs, and the service's target (network, target group, a native strategy's
+//! ARNs) with every id resolved.
+
+use std::collections::BTreeMap;
 
 use crate::bundle::Bundle;
-use crate::ports::{PortError, Ports};
+use crate::ports::{PortError, Ports, ServiceTarget};
+use crate::service::ServiceOutputs;
 use crate::strategy::{output_names, NativeDeployment, HOOK_FUNCTION_OUTPUT, HOOK_ROLE_OUTPUT};
 use crate::template::{Placement, RenderInput, RenderedTaskDefinition};
 
-/// The native strategy's settings with every ARN known: from the config, else from the
-/// bootstrap's and the agent's outputs in SSM. `Ok(None)` for a rolling service.
-pub async fn native_for<P: Ports>(
+/// The service's target with every id known: the native strategy's ARNs and the service's
+/// network and target group, from the config, else from the bootstrap's and the agent's
+/// outputs in SSM (one read for all of them).
+pub async fn target_for<P: Ports>(
     ports: &P,
     bundle: &Bundle,
     env: &str,
     service: &str,
-) -> Result<Option<NativeDeployment>, RenderError> {
-    let Some((_, s, t)) = bundle.config.target(env, service) else {
+) -> Result<ServiceTarget, RenderError> {
+    let (Some((_, s, t)), Some(mut target)) = (
+        bundle.config.target(env, service),
+        bundle.service_target(env, service),
+    ) else {
         return Err(RenderError::Other(format!(
             "no service `{service}` in environment `{env}`"
         )));
     };
-    let Some(native) = &t.native else {
-        return Ok(None);
-    };
     let project = &bundle.config.project;
     let env_root = format!("/{project}/{env}/outputs/");
     let agent_root = format!("/{project}/agent/");
-    let mut names: Vec<String> = output_names(&s.name)
+    let mut names: Vec<String> = ServiceOutputs::names(&s.name)
         .iter()
-        .map(|(_, short)| format!("{env_root}{short}"))
+        .map(|short| format!("{env_root}{short}"))
         .collect();
-    names.push(format!("{agent_root}{HOOK_FUNCTION_OUTPUT}"));
-    names.push(format!("{agent_root}{HOOK_ROLE_OUTPUT}"));
+    if t.native.is_some() {
+        names.extend(
+            output_names(&s.name)
+                .iter()
+                .map(|(_, short)| format!("{env_root}{short}")),
+        );
+        names.push(format!("{agent_root}{HOOK_FUNCTION_OUTPUT}"));
+        names.push(format!("{agent_root}{HOOK_ROLE_OUTPUT}"));
+    }
+    names.sort();
+    names.dedup();
     let found = ports.outputs(&names).await.map_err(RenderError::Port)?;
-    let short = found
+    let short: BTreeMap<String, String> = found
         .into_iter()
         .filter_map(|(k, v)| {
             let k = k
@@ -42,20 +56,28 @@ pub async fn native_for<P: Ports>(
             Some((k, v))
         })
         .collect();
+    if let Some(settings) = bundle.resolved_service(env, service, &short) {
+        target.settings = settings;
+    }
+    let Some(native) = &t.native else {
+        return Ok(target);
+    };
     let agent = &bundle.config.agent;
-    NativeDeployment::resolve(
-        &s.name,
-        native,
-        &t.gates,
-        (
-            agent.hook_function_arn.as_deref(),
-            agent.hook_role_arn.as_deref(),
-        ),
-        agent.hook_callback_seconds,
-        &short,
-    )
-    .map(Some)
-    .map_err(RenderError::Other)
+    target.native = Some(
+        NativeDeployment::resolve(
+            &s.name,
+            native,
+            &t.gates,
+            (
+                agent.hook_function_arn.as_deref(),
+                agent.hook_role_arn.as_deref(),
+            ),
+            agent.hook_callback_seconds,
+            &short,
+        )
+        .map_err(RenderError::Other)?,
+    );
+    Ok(target)
 }
 
 /// The task definition `service` would get in `env` for the image `digest`.

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::image::Image;
-use crate::state::DeploymentId;
+use crate::state::{DeploymentId, OneOffRun};
 use crate::strategy::Stage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,21 @@ pub enum Command {
         deployment: DeploymentId,
         task_definition_arn: String,
         adopt: bool,
+    },
+    /// RunTask: the revision's one-off task before the rollout (`before_deploy`).
+    RunOneOff {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+    },
+    /// DescribeTasks: where that task is.
+    ObserveOneOff {
+        deployment: DeploymentId,
+        run: OneOffRun,
+    },
+    /// StopTask: it ran past its time.
+    StopOneOff {
+        deployment: DeploymentId,
+        run: OneOffRun,
     },
     ObserveRollout {
         deployment: DeploymentId,
@@ -74,11 +89,25 @@ impl fmt::Display for Command {
             Command::UpdateService {
                 task_definition_arn,
                 ..
-            } => write!(f, "UpdateService to {task_definition_arn}"),
+            } => write!(
+                f,
+                "UpdateService to {task_definition_arn} (CreateService if it does not exist; its target tracking as the config says)"
+            ),
             Command::ObserveRollout {
                 task_definition_arn,
                 ..
             } => write!(f, "DescribeServices (rollout of {task_definition_arn})"),
+            Command::RunOneOff {
+                task_definition_arn,
+                ..
+            } => write!(
+                f,
+                "RunTask of {task_definition_arn} with the `before_deploy` command"
+            ),
+            Command::ObserveOneOff { run, .. } => {
+                write!(f, "DescribeTasks ({})", run.task_arn)
+            }
+            Command::StopOneOff { run, .. } => write!(f, "StopTask {}", run.task_arn),
             Command::MeasureChecks { stage, .. } => {
                 write!(f, "GetMetricData for the checks at {stage}")
             }

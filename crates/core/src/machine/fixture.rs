@@ -31,6 +31,8 @@ pub fn policy() -> Policy {
         alarms: AlarmPolicy::default(),
         native: false,
         scaling: None,
+        autoscaled: false,
+        one_off_timeout: None,
         owner: "run-a".into(),
         config_version: Some("config-1".into()),
         config_origin: None,

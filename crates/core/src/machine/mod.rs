@@ -27,6 +27,7 @@ mod hooks;
 mod journal;
 mod notices;
 mod observation;
+mod one_off;
 mod rollback;
 mod rollout;
 mod scaling;
@@ -63,6 +64,11 @@ pub struct Policy {
     pub native: bool,
     /// Worker services: desired count from the backlog.
     pub scaling: Option<ScalingPolicy>,
+    /// Target tracking is configured (Application Auto Scaling owns the count).
+    pub autoscaled: bool,
+    /// How long the one-off task before the rollout (`before_deploy`) may run; `None`: there
+    /// is none.
+    pub one_off_timeout: Option<Duration>,
     /// The fingerprint of what git says this target runs, image aside
     /// ([`crate::Bundle::config_version`]); a deployment records it, the tick compares it.
     pub config_version: Option<String>,
@@ -177,6 +183,15 @@ pub fn decide(
             deployment,
             rollout,
         } => cx.rollout_observed(deployment, rollout),
+        Observation::ServiceCreated {
+            deployment,
+            ecs_deployment_id,
+        } => cx.service_created(deployment, ecs_deployment_id),
+        Observation::OneOffStarted { deployment, run } => cx.one_off_started(deployment, run),
+        Observation::OneOffObserved {
+            deployment,
+            progress,
+        } => cx.one_off_observed(deployment, progress),
         Observation::StepInterrupted { deployment, error } => cx.interrupted(deployment, error),
         Observation::StepFailed { deployment, error } => cx.step_failed(deployment, error),
         Observation::HookInvoked {

@@ -85,6 +85,21 @@ pub enum Observation {
         deployment: DeploymentId,
         rollout: Rollout,
     },
+    /// CreateService made the service (it did not exist, or ECS had deleted it).
+    ServiceCreated {
+        deployment: DeploymentId,
+        ecs_deployment_id: Option<String>,
+    },
+    /// RunTask started the one-off task before the rollout.
+    OneOffStarted {
+        deployment: DeploymentId,
+        run: crate::state::OneOffRun,
+    },
+    /// Where that task is.
+    OneOffObserved {
+        deployment: DeploymentId,
+        progress: crate::service::TaskProgress,
+    },
     /// A step failed in a way retrying will not fix (invalid request, missing resource).
     StepFailed {
         deployment: DeploymentId,

@@ -10,20 +10,36 @@ impl Ctx<'_> {
         if self.current(id, PhaseKind::Registering).is_none() {
             return Outcome::Stale;
         }
+        let note = format!("{note} {arn}");
+        if self.policy.one_off_timeout.is_some() {
+            // The migration runs before anything of the service changes.
+            self.start_one_off(id, arn, note);
+            return Outcome::Progressed;
+        }
+        self.update_next(id, arn, PhaseKind::Registering, note);
+        Outcome::Progressed
+    }
+
+    /// Records the intent to update the service to `arn`, then asks for UpdateService.
+    pub(super) fn update_next(
+        &mut self,
+        id: &DeploymentId,
+        arn: &str,
+        from: PhaseKind,
+        note: String,
+    ) {
         self.edit(|d| {
             d.phase = Phase::Updating {
                 task_definition_arn: arn.to_owned(),
             };
         });
         self.renew_lease();
-        let note = format!("{note} {arn}");
-        self.transition(PhaseKind::Registering, PhaseKind::Updating, note);
+        self.transition(from, PhaseKind::Updating, note);
         self.run(Command::UpdateService {
             deployment: id.clone(),
             task_definition_arn: arn.to_owned(),
             adopt: false,
         });
-        Outcome::Progressed
     }
 
     pub(super) fn searched(&mut self, id: &DeploymentId, found: &Option<String>) -> Outcome {
@@ -54,7 +70,23 @@ impl Ctx<'_> {
         let Some(arn) = self.updating_arn(id) else {
             return Outcome::Stale;
         };
+        // The update brought target tracking in line with the config.
+        self.s.autoscaled = self.policy.autoscaled;
         self.stabilizing(arn, ecs_id.clone(), "");
+        Outcome::Progressed
+    }
+
+    pub(super) fn service_created(
+        &mut self,
+        id: &DeploymentId,
+        ecs_id: &Option<String>,
+    ) -> Outcome {
+        let Some(arn) = self.updating_arn(id) else {
+            return Outcome::Stale;
+        };
+        self.s.autoscaled = self.policy.autoscaled;
+        let note = "created the service (it did not exist in ECS)";
+        self.stabilizing(arn, ecs_id.clone(), note);
         Outcome::Progressed
     }
 
@@ -177,6 +209,13 @@ impl Ctx<'_> {
             };
         };
         let command = match &d.phase {
+            // ECS runs the task: following it needs no lease.
+            Phase::Migrating {
+                task: Some(run), ..
+            } => Command::ObserveOneOff {
+                deployment: d.id.clone(),
+                run: run.clone(),
+            },
             Phase::Stabilizing {
                 task_definition_arn,
                 ecs_deployment_id,
@@ -198,6 +237,13 @@ impl Ctx<'_> {
                 deployment: d.id.clone(),
                 image: d.release.image.clone(),
             },
+            Phase::Migrating {
+                task_definition_arn,
+                ..
+            } => Command::RunOneOff {
+                deployment: d.id.clone(),
+                task_definition_arn: task_definition_arn.clone(),
+            },
             Phase::Updating {
                 task_definition_arn,
             } => Command::UpdateService {
@@ -206,7 +252,11 @@ impl Ctx<'_> {
                 adopt: true,
             },
         };
-        if !matches!(d.phase, Phase::Stabilizing { .. }) {
+        let followed = matches!(
+            d.phase,
+            Phase::Stabilizing { .. } | Phase::Migrating { task: Some(_), .. }
+        );
+        if !followed {
             self.take_over(d.phase.kind(), d.attempts);
         }
         self.run(command);

@@ -1,7 +1,7 @@
 //! The simulated ECS and S3 state store: revisions, services and their rollouts, documents
 //! with compare-and-swap.
 
-use super::{finish, yield_once, MemoryPorts, Revision, RolloutMode};
+use super::{finish, yield_once, MemoryPorts, Revision, RolloutMode, SimService};
 use crate::ports::*;
 use crate::state::{DeploymentId, ServiceState};
 use crate::template::{RenderedTaskDefinition, TAG_DEPLOYMENT};
@@ -112,6 +112,90 @@ impl TaskDefinitions for MemoryPorts {
 }
 
 impl Services for MemoryPorts {
+    async fn create(
+        &self,
+        target: &ServiceTarget,
+        task_definition_arn: &str,
+        deployment: &DeploymentId,
+        client_token: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.call("CreateService", |w| {
+            let key = (target.cluster.clone(), target.service.clone());
+            if let Some(s) = w.services.get(&key) {
+                // As ECS: the same token finds the service; an active one by the name is refused.
+                match &s.created {
+                    Some((_, token)) if token == client_token => {
+                        return Ok(s.deployments.first().map(|d| d.id.clone()));
+                    }
+                    _ if s.status != ServiceStatus::Inactive => {
+                        return Err(PortError::new(
+                            ErrorKind::Invalid,
+                            "CreateService",
+                            "Creation of service was not idempotent.",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            let id = format!("ecs-svc/{}", w.next_deployment);
+            w.next_deployment += 1;
+            w.updates.push((
+                target.clone(),
+                task_definition_arn.to_owned(),
+                deployment.clone(),
+            ));
+            w.services.insert(
+                key,
+                SimService {
+                    task_definition: task_definition_arn.into(),
+                    desired: target.settings.initial_count,
+                    deployments: vec![EcsDeployment {
+                        id: id.clone(),
+                        status: DeploymentStatus::Primary,
+                        task_definition: task_definition_arn.into(),
+                        rollout_state: Some(RolloutState::Completed),
+                        ..Default::default()
+                    }],
+                    created: Some((target.clone(), client_token.to_owned())),
+                    ..Default::default()
+                },
+            );
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    async fn owned(&self, cluster: &str) -> Result<Vec<OwnedService>, PortError> {
+        self.call("ListServices", |w| {
+            let owned = w
+                .services
+                .iter()
+                .filter(|((c, _), s)| c == cluster && s.status == ServiceStatus::Active)
+                .filter_map(|((_, name), s)| {
+                    let (target, _) = s.created.as_ref()?;
+                    Some(OwnedService {
+                        name: name.clone(),
+                        service: target.name.clone(),
+                    })
+                })
+                .collect();
+            Ok(owned)
+        })
+        .await
+    }
+
+    async fn delete(&self, cluster: &str, service: &str) -> Result<(), PortError> {
+        self.call("DeleteService", |w| {
+            let s = w
+                .services
+                .get_mut(&(cluster.into(), service.into()))
+                .ok_or_else(|| PortError::new(ErrorKind::NotFound, "DeleteService", service))?;
+            s.status = ServiceStatus::Inactive;
+            Ok(())
+        })
+        .await
+    }
+
     async fn update(
         &self,
         target: &ServiceTarget,
@@ -140,6 +224,13 @@ impl Services for MemoryPorts {
                         ),
                     )
                 })?;
+            if s.status != ServiceStatus::Active {
+                return Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "UpdateService",
+                    "ServiceNotActiveException: Service was not ACTIVE.",
+                ));
+            }
             s.updates += 1;
             for d in &mut s.deployments {
                 if d.is_primary() {
@@ -179,6 +270,7 @@ impl Services for MemoryPorts {
                     PortError::new(ErrorKind::NotFound, "DescribeServices", "service not found")
                 })?;
             let snap = ServiceSnapshot {
+                status: s.status,
                 task_definition: s.task_definition.clone(),
                 desired_count: s.desired as i32,
                 running_count: s.desired as i32,

@@ -14,6 +14,9 @@ use crate::state::{DeploymentId, ServiceState};
 
 mod cloud;
 mod ecs;
+mod owned;
+
+pub use owned::SimTask;
 
 #[derive(Debug, Clone)]
 pub struct Revision {
@@ -29,6 +32,9 @@ pub struct SimService {
     pub deployments: Vec<EcsDeployment>,
     pub events: Vec<String>,
     pub updates: u32,
+    pub status: ServiceStatus,
+    /// What CreateService was sent, when the agent created it (its client token too).
+    pub created: Option<(ServiceTarget, String)>,
 }
 
 /// How the simulated ECS moves a rollout on.
@@ -98,6 +104,11 @@ pub struct World {
     pub job_results: Vec<(String, crate::pipeline::job::JobResult)>,
     /// Manual approval answers: `pipeline/stage/action` and whether approved.
     pub approvals: Vec<(String, bool)>,
+    /// One-off tasks by ARN, and RunTask's client tokens → ARN.
+    pub tasks: BTreeMap<String, SimTask>,
+    pub task_tokens: BTreeMap<String, String>,
+    /// Application Auto Scaling: registered targets and their policies, by (cluster, service).
+    pub autoscaling: BTreeMap<(String, String), crate::service::ScalingWant>,
     next_version: u64,
     next_deployment: u64,
 }
@@ -139,6 +150,9 @@ impl MemoryPorts {
                 artifacts: BTreeMap::new(),
                 job_results: Vec::new(),
                 approvals: Vec::new(),
+                tasks: BTreeMap::new(),
+                task_tokens: BTreeMap::new(),
+                autoscaling: BTreeMap::new(),
                 next_version: 1,
                 next_deployment: 1,
             }),

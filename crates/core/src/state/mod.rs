@@ -20,7 +20,8 @@ use crate::image::Image;
 use crate::strategy::Stage;
 
 /// 2: config releases (`Trigger::Config`, `config` on deployments and history).
-pub const SCHEMA: u32 = 2;
+/// 3: the `migrating` phase (a one-off task before the rollout) and `autoscaled`.
+pub const SCHEMA: u32 = 3;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
@@ -73,6 +74,12 @@ pub struct Release {
 pub enum Phase {
     /// Intent recorded; RegisterTaskDefinition is being (or may have been) called.
     Registering,
+    /// The revision's one-off task (`before_deploy`, a migration) is being started (`task`
+    /// unknown: RunTask is being, or may have been, called) or runs; the service is untouched.
+    Migrating {
+        task_definition_arn: String,
+        task: Option<OneOffRun>,
+    },
     /// Revision known; UpdateService is being (or may have been) called.
     Updating { task_definition_arn: String },
     /// ECS is rolling the service onto the revision (its deployment id, when ECS said).
@@ -83,10 +90,23 @@ pub enum Phase {
 }
 
 /// A phase without its data: what the journal and comparisons need.
+/// A deployment's one-off task once ECS started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneOffRun {
+    pub task_arn: String,
+    pub started_at: DateTime<Utc>,
+    /// The container whose command was replaced: its exit code decides.
+    pub container: String,
+    /// `group:stream` of its logs in CloudWatch Logs, when it logs there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_stream: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseKind {
     Registering,
+    Migrating,
     Updating,
     Stabilizing,
 }
@@ -95,6 +115,7 @@ impl Phase {
     pub fn kind(&self) -> PhaseKind {
         match self {
             Phase::Registering => PhaseKind::Registering,
+            Phase::Migrating { .. } => PhaseKind::Migrating,
             Phase::Updating { .. } => PhaseKind::Updating,
             Phase::Stabilizing { .. } => PhaseKind::Stabilizing,
         }
@@ -104,7 +125,11 @@ impl Phase {
     pub fn task_definition_arn(&self) -> Option<&str> {
         match self {
             Phase::Registering => None,
-            Phase::Updating {
+            Phase::Migrating {
+                task_definition_arn,
+                ..
+            }
+            | Phase::Updating {
                 task_definition_arn,
             }
             | Phase::Stabilizing {
@@ -128,6 +153,7 @@ impl fmt::Display for PhaseKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PhaseKind::Registering => "registering",
+            PhaseKind::Migrating => "migrating",
             PhaseKind::Updating => "updating",
             PhaseKind::Stabilizing => "stabilizing",
         })
@@ -275,6 +301,8 @@ struct PhaseDoc {
     task_definition_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ecs_deployment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    one_off: Option<OneOffRun>,
 }
 
 impl TryFrom<PhaseDoc> for Phase {
@@ -288,6 +316,10 @@ impl TryFrom<PhaseDoc> for Phase {
         };
         Ok(match d.phase {
             PhaseKind::Registering => Phase::Registering,
+            PhaseKind::Migrating => Phase::Migrating {
+                task_definition_arn: arn()?,
+                task: d.one_off.clone(),
+            },
             PhaseKind::Updating => Phase::Updating {
                 task_definition_arn: arn()?,
             },
@@ -301,10 +333,15 @@ impl TryFrom<PhaseDoc> for Phase {
 
 impl From<Phase> for PhaseDoc {
     fn from(p: Phase) -> Self {
+        let one_off = match &p {
+            Phase::Migrating { task, .. } => task.clone(),
+            _ => None,
+        };
         PhaseDoc {
             phase: p.kind(),
             task_definition_arn: p.task_definition_arn().map(str::to_owned),
             ecs_deployment_id: p.ecs_deployment_id().map(str::to_owned),
+            one_off,
         }
     }
 }
@@ -360,6 +397,10 @@ pub struct ServiceState {
     /// The service found running another revision than deployed (changed outside git).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// The service has an Application Auto Scaling target the agent registered: a config
+    /// that drops `autoscaling` deregisters it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub autoscaled: bool,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -384,6 +425,7 @@ impl ServiceState {
             last_known_good: None,
             newest_accepted: None,
             history: Vec::new(),
+            autoscaled: false,
             processed_events: VecDeque::new(),
             outbox: Vec::new(),
             undelivered: Vec::new(),

@@ -10,12 +10,12 @@ pub(crate) fn parse_native(
     strategy: Strategy,
     raw: RawNative,
 ) -> Option<NativeSettings> {
+    // A rolling service's `load_balancer` is its one target group: `crate::service` reads it.
     if !strategy.is_native() {
         for (set, key) in [
             (raw.bake_time_minutes.is_some(), "bake_time_minutes"),
             (raw.canary.is_some(), "canary"),
             (raw.linear.is_some(), "linear"),
-            (raw.load_balancer.is_some(), "load_balancer"),
         ] {
             if set {
                 c.err(

@@ -181,6 +181,14 @@ impl Template {
             .unwrap_or(&[])
     }
 
+    /// `runtimePlatform`'s CPU architecture and operating system family, where the template
+    /// gives them (ECS's defaults are X86_64 and LINUX).
+    pub fn runtime_platform(&self) -> (Option<&str>, Option<&str>) {
+        let platform = self.body.get("runtimePlatform");
+        let field = |k: &str| platform.and_then(|p| p.get(k)).and_then(Value::as_str);
+        (field("cpuArchitecture"), field("operatingSystemFamily"))
+    }
+
     /// The containers that run the service's image: those named in config, else those whose
     /// template image names the repository, else the only container.
     pub fn image_containers(&self, service: &Service) -> Result<Vec<String>, TemplateError> {
