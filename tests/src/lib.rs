@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use harbormaster_aws::Agent;
 
 pub mod chaos;
 pub mod load;
+pub mod setup;
+
+pub use setup::create_service;
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
 
@@ -22,6 +24,9 @@ pub const BUCKET: &str = "booking-harbormaster-state";
 pub const TOPIC: &str = "booking-deployments";
 pub const INBOX: &str = "booking-deployments-inbox";
 pub const FAMILY: &str = "booking-dev-web";
+/// The blue target group a world without the bootstrap says web is behind.
+pub const WEB_TARGET_GROUP: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/booking-dev-web-blue/0123456789abcdef";
 
 pub fn workspace_root() -> PathBuf {
     // At run time first: cargo sets CARGO_MANIFEST_DIR for `cargo test` and `cargo run`. Builds
@@ -57,6 +62,8 @@ pub struct World {
     pub config_dir: PathBuf,
     pub topic_arn: String,
     pub inbox_url: String,
+    /// Stands in for Application Auto Scaling ([`setup::autoscaling_recorder`]).
+    pub autoscaling: harbormaster_testkit::recorder::Recorder,
     _tmp: TempDir,
 }
 
@@ -213,14 +220,25 @@ impl World {
                 .send()
                 .await?;
         }
-        // The services as a team would have them before Harbormaster takes over: on a first
-        // revision of a public image.
-        for (service, family, container) in [
-            ("web", FAMILY, "web"),
-            ("worker", "booking-dev-worker", "worker"),
-        ] {
-            create_service(c, family, service, container).await?;
+        // Without the bootstrap, the services as a team would have them before Harbormaster
+        // takes over: on a first revision of a public image, and the one output the example's
+        // load balancer reads. After it, the agent creates them from the bootstrap's outputs.
+        if base == Base::Empty {
+            c.ssm
+                .put_parameter()
+                .name("/booking/dev/outputs/target-groups/web/blue")
+                .value(WEB_TARGET_GROUP)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await?;
+            for (service, family, container) in [
+                ("web", FAMILY, "web"),
+                ("worker", "booking-dev-worker", "worker"),
+            ] {
+                create_service(c, family, service, container).await?;
+            }
         }
+        without_migrations(&config_dir)?;
         Ok(World {
             emulator,
             clients,
@@ -228,13 +246,19 @@ impl World {
             config_dir,
             topic_arn,
             inbox_url,
+            autoscaling: setup::autoscaling_recorder()?,
             _tmp: tmp,
         })
     }
 
     /// The agent as a Lambda function would build it, reading the GitOps folder.
     pub fn agent(&self) -> Agent {
-        let ports = harbormaster_aws::AwsPorts::new(&self.sdk, "");
+        let mut ports = harbormaster_aws::AwsPorts::new(&self.sdk, "");
+        ports.clients.autoscaling = aws_sdk_applicationautoscaling::Client::from_conf(
+            aws_sdk_applicationautoscaling::config::Builder::from(&self.sdk)
+                .endpoint_url(&self.autoscaling.endpoint)
+                .build(),
+        );
         let source = harbormaster_aws::Source::Folder(self.config_dir.clone());
         Agent { ports, source }
     }
@@ -492,58 +516,26 @@ impl World {
             }
         }
         env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
+        env.push((
+            "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING",
+            self.autoscaling.endpoint.clone(),
+        ));
         env
     }
 }
 
-/// A Fargate service in [`CLUSTER`] on a first revision of `family` (one container running a
-/// public image), as a team would have it before Harbormaster takes over.
-pub async fn create_service(
-    c: &Clients,
-    family: &str,
-    service: &str,
-    container: &str,
-) -> Result<()> {
-    let td = c
-        .ecs
-        .register_task_definition()
-        .family(family)
-        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name(container)
-                .image("public.ecr.aws/docker/library/python:3.12-slim")
-                .essential(true)
-                .build(),
-        )
-        .send()
-        .await?;
-    let arn = td
-        .task_definition
-        .and_then(|t| t.task_definition_arn)
-        .context("td arn")?;
-    c.ecs
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name(service)
-        .task_definition(arn)
-        .desired_count(1)
-        .launch_type(LaunchType::Fargate)
-        .network_configuration(
-            NetworkConfiguration::builder()
-                .awsvpc_configuration(
-                    AwsVpcConfiguration::builder()
-                        .subnets("subnet-00000001")
-                        .assign_public_ip(AssignPublicIp::Disabled)
-                        .build()?,
-                )
-                .build(),
-        )
-        .send()
-        .await?;
+/// The emulator runs no containers (no Docker): a task never stops, so a deployment with a
+/// `before_deploy` task would wait for ever. The copy of the example the world deploys leaves
+/// those tables out; the migration's behaviour is covered where ECS is played in the test
+/// (`crates/core/tests/services.rs`) and its RunTask against the emulator in `tests/services.rs`.
+pub fn without_migrations(config_dir: &Path) -> Result<()> {
+    let file = config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&file)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("before_deploy"))
+        .collect();
+    std::fs::write(&file, kept.join("\n") + "\n")?;
     Ok(())
 }
 

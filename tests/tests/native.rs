@@ -20,7 +20,7 @@ async fn canary_world() -> World {
     let text = text
         .replace(
             "health_check_grace_period_seconds = 60\n",
-            "health_check_grace_period_seconds = 60\nstrategy = \"canary\"\nbake_time_minutes = 10\ncanary = { percent = 10, interval_minutes = 5 }\nload_balancer = { container = \"web\", port = 8000 }\n",
+            "health_check_grace_period_seconds = 60\nstrategy = \"canary\"\nbake_time_minutes = 10\ncanary = { percent = 10, interval_minutes = 5 }\n",
         )
         .replace(
             "[services.web.environments.dev]\n",
@@ -53,6 +53,7 @@ stat = "Maximum"
             .name(name)
             .value(value)
             .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
             .send()
             .await
             .unwrap();

@@ -50,6 +50,7 @@ fn silent() -> Clients {
         cloudwatch: client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
         codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
         sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()),
+        autoscaling: client!(aws_sdk_applicationautoscaling, Vec::<&Rule>::new()),
     }
 }
 
@@ -419,6 +420,7 @@ async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
         },
         alarms: Vec::new(),
         native: None,
+        settings: Default::default(),
     };
     let d = DeploymentId("d-1".into());
     p.update(&target, "arn:td:1", &d)

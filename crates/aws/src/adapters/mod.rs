@@ -5,9 +5,11 @@ mod cloudwatch;
 mod ecr;
 mod notify;
 mod parameters;
+mod autoscaling;
 mod services;
 mod state;
 mod task_definitions;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -33,6 +35,8 @@ pub struct Clients {
     pub codepipeline: aws_sdk_codepipeline::Client,
     /// Worker backlogs.
     pub sqs: aws_sdk_sqs::Client,
+    /// Target tracking of services.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
@@ -68,6 +72,7 @@ impl AwsPorts {
                 cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
                 codepipeline: aws_sdk_codepipeline::Client::new(sdk),
                 sqs: aws_sdk_sqs::Client::new(sdk),
+                autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
             },
             state_bucket: state_bucket.to_owned(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),

@@ -1,8 +1,11 @@
-//! ECS services: UpdateService with the strategy's deployment configuration, DescribeServices
-//! read into a snapshot (ECS's words translated here), stopping a native deployment.
+//! ECS services: CreateService and UpdateService with every setting git gives (network, load
+//! balancer, capacity, the strategy's deployment configuration), DescribeServices read into a
+//! snapshot (ECS's words translated here), stopping a native deployment, deleting.
 
 use aws_sdk_ecs::types::{
-    AdvancedConfiguration, CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker,
+    AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CanaryConfiguration,
+    CapacityProviderStrategyItem, NetworkConfiguration, PropagateTags, Tag,
+    DeploymentAlarms, DeploymentCircuitBreaker,
     DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
     DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
     DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, DesiredStatus,
@@ -18,6 +21,108 @@ use crate::errors::classify;
 use super::*;
 
 impl Services for AwsPorts {
+    async fn create(
+        &self,
+        target: &ServiceTarget,
+        task_definition_arn: &str,
+        deployment: &DeploymentId,
+        client_token: &str,
+    ) -> Result<Option<String>, PortError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            PortError::new(ErrorKind::Invalid, "CreateService", e.to_string())
+        };
+        let settings = &target.settings;
+        let mut req = self
+            .clients
+            .ecs
+            .create_service()
+            .cluster(&target.cluster)
+            .service_name(&target.service)
+            .task_definition(task_definition_arn)
+            .desired_count(settings.initial_count as i32)
+            .client_token(client_token)
+            .deployment_configuration(deployment_configuration(target, deployment)?)
+            .set_load_balancers(load_balancers(target))
+            .set_capacity_provider_strategy(capacity(target))
+            .set_network_configuration(network(target).map_err(|e| invalid(&e))?)
+            .set_platform_version(settings.platform_version.clone())
+            .enable_execute_command(settings.execute_command)
+            .enable_ecs_managed_tags(true)
+            .propagate_tags(PropagateTags::from(settings.propagate_tags.ecs_name()))
+            .set_health_check_grace_period_seconds(
+                target
+                    .rolling
+                    .health_check_grace_period_seconds
+                    .map(|g| g as i32),
+            );
+        for (k, v) in &settings.tags {
+            req = req.tags(Tag::builder().key(k).value(v).build());
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| classify("CreateService", &e))?;
+        Ok(out
+            .service
+            .and_then(|s| s.deployments().first().and_then(|d| d.id().map(str::to_owned))))
+    }
+
+    async fn owned(&self, cluster: &str) -> Result<Vec<OwnedService>, PortError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .clients
+            .ecs
+            .list_services()
+            .cluster(cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListServices", &e))?;
+            arns.extend(page.service_arns().iter().cloned());
+        }
+        let mut owned = Vec::new();
+        // DescribeServices takes ten services at a time.
+        for chunk in arns.chunks(10) {
+            let out = self
+                .clients
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeServices", &e))?;
+            for svc in out.services() {
+                let tag = svc
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(HARBORMASTER_SERVICE_TAG))
+                    .and_then(|t| t.value());
+                if let (Some(name), Some(tag), Some("ACTIVE")) = (svc.service_name(), tag, svc.status()) {
+                    owned.push(OwnedService {
+                        name: name.to_owned(),
+                        service: tag.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    async fn delete(&self, cluster: &str, service: &str) -> Result<(), PortError> {
+        self.clients
+            .ecs
+            .delete_service()
+            .cluster(cluster)
+            .service(service)
+            .force(true)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteService", &e))?;
+        Ok(())
+    }
+
     async fn update(
         &self,
         target: &ServiceTarget,
@@ -27,46 +132,7 @@ impl Services for AwsPorts {
         let invalid = |e: &dyn std::fmt::Display| {
             PortError::new(ErrorKind::Invalid, "UpdateService", e.to_string())
         };
-        let mut config = DeploymentConfiguration::builder()
-            .minimum_healthy_percent(target.rolling.min_healthy_percent as i32)
-            .maximum_percent(target.rolling.max_percent as i32);
-        if target.native.is_none() {
-            // "The deployment circuit breaker can only be used for services using the rolling
-            // update (ECS) deployment type" (ECS API reference, DeploymentCircuitBreaker).
-            let breaker = DeploymentCircuitBreaker::builder()
-                .enable(true)
-                .rollback(true);
-            config = config.deployment_circuit_breaker(breaker.build());
-        }
-        if !target.alarms.is_empty() {
-            config = config.alarms(
-                DeploymentAlarms::builder()
-                    .set_alarm_names(Some(target.alarms.clone()))
-                    .enable(true)
-                    .rollback(true)
-                    .build()
-                    .map_err(|e| invalid(&e))?,
-            );
-        }
-        let mut load_balancer = None;
-        if let Some(n) = &target.native {
-            config = native_configuration(config, n, target, deployment);
-            let mut advanced = AdvancedConfiguration::builder()
-                .alternate_target_group_arn(&n.alternate_target_group)
-                .production_listener_rule(&n.production_listener_rule)
-                .role_arn(&n.role);
-            if let Some(rule) = &n.test_listener_rule {
-                advanced = advanced.test_listener_rule(rule);
-            }
-            load_balancer = Some(
-                LoadBalancer::builder()
-                    .target_group_arn(&n.target_group)
-                    .container_name(&n.container)
-                    .container_port(i32::from(n.port))
-                    .advanced_configuration(advanced.build())
-                    .build(),
-            );
-        }
+        let settings = &target.settings;
         let mut req = self
             .clients
             .ecs
@@ -74,8 +140,13 @@ impl Services for AwsPorts {
             .cluster(&target.cluster)
             .service(&target.service)
             .task_definition(task_definition_arn)
-            .deployment_configuration(config.build())
-            .set_load_balancers(load_balancer.map(|lb| vec![lb]));
+            .deployment_configuration(deployment_configuration(target, deployment)?)
+            .set_load_balancers(load_balancers(target))
+            .set_capacity_provider_strategy(capacity(target))
+            .set_network_configuration(network(target).map_err(|e| invalid(&e))?)
+            .set_platform_version(settings.platform_version.clone())
+            .enable_execute_command(settings.execute_command)
+            .propagate_tags(PropagateTags::from(settings.propagate_tags.ecs_name()));
         if let Some(n) = target.desired_count {
             req = req.desired_count(n as i32);
         }
@@ -121,6 +192,12 @@ impl Services for AwsPorts {
             ));
         };
         Ok(ServiceSnapshot {
+            status: match s.status() {
+                Some("DRAINING") => ServiceStatus::Draining,
+                Some("INACTIVE") => ServiceStatus::Inactive,
+                _ => ServiceStatus::Active,
+            },
+            capacity_providers: !s.capacity_provider_strategy().is_empty(),
             task_definition: s.task_definition().unwrap_or_default().to_owned(),
             desired_count: s.desired_count(),
             running_count: s.running_count(),
@@ -269,6 +346,109 @@ impl Services for AwsPorts {
             })
             .collect())
     }
+}
+
+/// The tag that marks a service as the agent's (its value: the config's name for it).
+const HARBORMASTER_SERVICE_TAG: &str = "harbormaster:service";
+
+/// Minimum and maximum percent, the circuit breaker (rolling), the deployment alarms, and a
+/// native strategy's settings.
+fn deployment_configuration(
+    target: &ServiceTarget,
+    deployment: &DeploymentId,
+) -> Result<DeploymentConfiguration, PortError> {
+    let mut config = DeploymentConfiguration::builder()
+        .minimum_healthy_percent(target.rolling.min_healthy_percent as i32)
+        .maximum_percent(target.rolling.max_percent as i32);
+    if target.native.is_none() {
+        // "The deployment circuit breaker can only be used for services using the rolling
+        // update (ECS) deployment type" (ECS API reference, DeploymentCircuitBreaker).
+        let breaker = DeploymentCircuitBreaker::builder()
+            .enable(true)
+            .rollback(true);
+        config = config.deployment_circuit_breaker(breaker.build());
+    }
+    if !target.alarms.is_empty() {
+        config = config.alarms(
+            DeploymentAlarms::builder()
+                .set_alarm_names(Some(target.alarms.clone()))
+                .enable(true)
+                .rollback(true)
+                .build()
+                .map_err(|e| PortError::new(ErrorKind::Invalid, "DeploymentAlarms", e.to_string()))?,
+        );
+    }
+    if let Some(n) = &target.native {
+        config = native_configuration(config, n, target, deployment);
+    }
+    Ok(config.build())
+}
+
+/// A native strategy's two target groups and listener rules, or a rolling service's one
+/// target group; `None` leaves the service's as they are.
+fn load_balancers(target: &ServiceTarget) -> Option<Vec<LoadBalancer>> {
+    if let Some(n) = &target.native {
+        let mut advanced = AdvancedConfiguration::builder()
+            .alternate_target_group_arn(&n.alternate_target_group)
+            .production_listener_rule(&n.production_listener_rule)
+            .role_arn(&n.role);
+        if let Some(rule) = &n.test_listener_rule {
+            advanced = advanced.test_listener_rule(rule);
+        }
+        return Some(vec![LoadBalancer::builder()
+            .target_group_arn(&n.target_group)
+            .container_name(&n.container)
+            .container_port(i32::from(n.port))
+            .advanced_configuration(advanced.build())
+            .build()]);
+    }
+    let lb = target.settings.load_balancer.as_ref()?;
+    Some(vec![LoadBalancer::builder()
+        .target_group_arn(&lb.target_group)
+        .container_name(&lb.container)
+        .container_port(i32::from(lb.port))
+        .build()])
+}
+
+/// The capacity provider strategy; `None` (empty) leaves the service's as it is.
+fn capacity(target: &ServiceTarget) -> Option<Vec<CapacityProviderStrategyItem>> {
+    let items = &target.settings.capacity;
+    (!items.is_empty()).then(|| {
+        items
+            .iter()
+            .map(|c| {
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&c.provider)
+                    .weight(c.weight as i32)
+                    .base(c.base as i32)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default()
+    })
+}
+
+/// The awsvpc network (Fargate needs one); `None` leaves the service's as it is.
+fn network(
+    target: &ServiceTarget,
+) -> Result<Option<NetworkConfiguration>, aws_sdk_ecs::error::BuildError> {
+    let Some(n) = &target.settings.network else {
+        return Ok(None);
+    };
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(Some(n.subnets.clone()))
+        .set_security_groups(Some(n.security_groups.clone()))
+        .assign_public_ip(if n.assign_public_ip {
+            AssignPublicIp::Enabled
+        } else {
+            AssignPublicIp::Disabled
+        })
+        .build()?;
+    Ok(Some(
+        NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build(),
+    ))
 }
 
 /// Strategy, bake time, traffic steps and the lifecycle hook for a native deployment. The hook

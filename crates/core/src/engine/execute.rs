@@ -232,7 +232,7 @@ impl<P: Ports> Executor<'_, P> {
         arn: &str,
         adopt: bool,
     ) -> Executed {
-        let target = self.full_target(deployment).await?;
+        let mut target = self.full_target(deployment).await?;
         if !target.settings.missing.is_empty() {
             let why = format!(
                 "service `{}` cannot be updated; missing: {}",
@@ -260,6 +260,13 @@ impl<P: Ports> Executor<'_, P> {
         let Some(snap) = found else {
             return self.create(state, deployment, &target, arn).await;
         };
+        let default = crate::service::Capacity::default().strategy();
+        if !snap.capacity_providers && target.settings.capacity == default {
+            // A service made by hand on the FARGATE launch type, and git asks for nothing
+            // else: left on it (ECS moves a Fargate launch type to an Auto Scaling group
+            // provider only; UpdateService API reference, capacityProviderStrategy).
+            target.settings.capacity.clear();
+        }
         self.sync_scaling(state, &target)
             .await
             .map_err(|e| classify(deployment, e))?;

@@ -271,6 +271,7 @@ impl Services for MemoryPorts {
                 })?;
             let snap = ServiceSnapshot {
                 status: s.status,
+                capacity_providers: s.created.is_some(),
                 task_definition: s.task_definition.clone(),
                 desired_count: s.desired as i32,
                 running_count: s.desired as i32,

@@ -1,0 +1,91 @@
+//! What a test account holds before the agent acts: a service made by hand, and the stand-in
+//! for Application Auto Scaling (no emulator beside ministack implements it).
+
+use anyhow::{Context, Result};
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use serde_json::{json, Value};
+
+use crate::{Clients, CLUSTER};
+
+/// A Fargate service in [`CLUSTER`] on a first revision of `family` (one container running a
+/// public image), as a team would have it before Harbormaster takes over.
+pub async fn create_service(
+    c: &Clients,
+    family: &str,
+    service: &str,
+    container: &str,
+) -> Result<()> {
+    let td = c
+        .ecs
+        .register_task_definition()
+        .family(family)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(container)
+                .image("public.ecr.aws/docker/library/python:3.12-slim")
+                .essential(true)
+                .build(),
+        )
+        .send()
+        .await?;
+    let arn = td
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .context("td arn")?;
+    c.ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name(service)
+        .task_definition(arn)
+        .desired_count(1)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets("subnet-00000001")
+                        .assign_public_ip(AssignPublicIp::Disabled)
+                        .build()?,
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// A recording server for Application Auto Scaling (JSON 1.1, as `harbormaster_testkit::recorder`
+/// serves CodePipeline's API): it finds no scalable target or policy and accepts every change,
+/// so the tests read what the agent asked for. ministack does not implement the service; moto
+/// does, and the adapter's round trip is checked against it in `tests/services.rs`.
+pub fn autoscaling_recorder() -> Result<harbormaster_testkit::recorder::Recorder> {
+    harbormaster_testkit::recorder::serve(|operation, _body: &Value| {
+        let answer = match operation {
+            "DescribeScalableTargets" => json!({"ScalableTargets": []}),
+            "DescribeScalingPolicies" => json!({"ScalingPolicies": []}),
+            "PutScalingPolicy" => json!({"PolicyARN": "arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:recorded", "Alarms": []}),
+            _ => json!({}),
+        };
+        (200, answer.to_string())
+    })
+}
+
+/// `harbormaster-bootstrap apply --env dev` of the example against `emulator`, as a team runs it.
+pub fn bootstrap(emulator: &harbormaster_testkit::Emulator) -> Result<()> {
+    let out = std::process::Command::new(crate::binary("harbormaster-bootstrap")?)
+        .arg("--config")
+        .arg(crate::workspace_root().join("examples/booking"))
+        .args(["apply", "--env", "dev"])
+        .envs(emulator.env())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bootstrap apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
