@@ -12,9 +12,9 @@ pub mod chaos;
 pub mod load;
 pub mod setup;
 
-pub use setup::create_service;
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
+pub use setup::create_service;
 
 pub const ACCOUNT: &str = "000000000000";
 pub const REGION: &str = "us-east-1";
@@ -238,7 +238,7 @@ impl World {
                 create_service(c, family, service, container).await?;
             }
         }
-        without_migrations(&config_dir)?;
+        for_the_emulator(&config_dir)?;
         Ok(World {
             emulator,
             clients,
@@ -253,14 +253,30 @@ impl World {
 
     /// The agent as a Lambda function would build it, reading the GitOps folder.
     pub fn agent(&self) -> Agent {
-        let mut ports = harbormaster_aws::AwsPorts::new(&self.sdk, "");
-        ports.clients.autoscaling = aws_sdk_applicationautoscaling::Client::from_conf(
-            aws_sdk_applicationautoscaling::config::Builder::from(&self.sdk)
-                .endpoint_url(&self.autoscaling.endpoint)
-                .build(),
-        );
+        let ports = self.ports();
         let source = harbormaster_aws::Source::Folder(self.config_dir.clone());
         Agent { ports, source }
+    }
+
+    /// The ports the functions build, with Application Auto Scaling at this world's stand-in.
+    pub fn ports(&self) -> harbormaster_aws::AwsPorts {
+        self.ports_via(&self.sdk, &self.autoscaling.endpoint)
+    }
+
+    /// The same, with `sdk`'s endpoint (a proxy, say) and Application Auto Scaling at
+    /// `autoscaling`.
+    pub fn ports_via(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        autoscaling: &str,
+    ) -> harbormaster_aws::AwsPorts {
+        let mut ports = harbormaster_aws::AwsPorts::new(sdk, "");
+        ports.clients.autoscaling = aws_sdk_applicationautoscaling::Client::from_conf(
+            aws_sdk_applicationautoscaling::config::Builder::from(sdk)
+                .endpoint_url(autoscaling)
+                .build(),
+        );
+        ports
     }
 
     /// Pushes an image without Docker: PutImage with a manifest whose config digest is unique.
@@ -524,19 +540,30 @@ impl World {
     }
 }
 
-/// The emulator runs no containers (no Docker): a task never stops, so a deployment with a
-/// `before_deploy` task would wait for ever. The copy of the example the world deploys leaves
-/// those tables out; the migration's behaviour is covered where ECS is played in the test
-/// (`crates/core/tests/services.rs`) and its RunTask against the emulator in `tests/services.rs`.
-pub fn without_migrations(config_dir: &Path) -> Result<()> {
+/// What of the example the emulator cannot run is left out of the world's copy: the emulator
+/// runs no containers (no Docker), so a `before_deploy` task never stops and its deployment
+/// would wait for ever; and nothing listens at the Redis endpoint a queue-depth `scaling`
+/// reads. The migration is covered where ECS is played in the test
+/// (`crates/core/tests/services.rs`) and its RunTask against the emulator in
+/// `tests/services.rs`; scaling by `tests/scaling.rs`, which gives the worker a backlog the
+/// emulator's SQS or a real redis-server holds.
+pub fn for_the_emulator(config_dir: &Path) -> Result<()> {
     let file = config_dir.join("harbormaster.toml");
     let text = std::fs::read_to_string(&file)?;
+    std::fs::write(&file, emulator_config(&text))?;
+    Ok(())
+}
+
+/// The text of [`for_the_emulator`]'s edit.
+pub fn emulator_config(text: &str) -> String {
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| !l.trim_start().starts_with("before_deploy"))
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("before_deploy") && !l.starts_with("scaling")
+        })
         .collect();
-    std::fs::write(&file, kept.join("\n") + "\n")?;
-    Ok(())
+    kept.join("\n") + "\n"
 }
 
 /// AWS's "CloudWatch Alarm State Change" sample for alarm `name` going to ALARM at `at` (in

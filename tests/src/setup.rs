@@ -67,7 +67,9 @@ pub fn autoscaling_recorder() -> Result<harbormaster_testkit::recorder::Recorder
         let answer = match operation {
             "DescribeScalableTargets" => json!({"ScalableTargets": []}),
             "DescribeScalingPolicies" => json!({"ScalingPolicies": []}),
-            "PutScalingPolicy" => json!({"PolicyARN": "arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:recorded", "Alarms": []}),
+            "PutScalingPolicy" => {
+                json!({"PolicyARN": "arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:recorded", "Alarms": []})
+            }
             _ => json!({}),
         };
         (200, answer.to_string())

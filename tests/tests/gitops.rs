@@ -364,7 +364,7 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
     let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
     let s3 = aws_sdk_s3::Client::new(&w.sdk);
     let functions = harbormaster_aws::Agent {
-        ports: harbormaster_aws::AwsPorts::new(&w.sdk, ""),
+        ports: w.ports(),
         source: harbormaster_aws::Source::parse(&to, &s3),
     };
     let tick = || async {

@@ -495,7 +495,7 @@ async fn lambdas_read_the_config_from_s3_and_follow_changes() {
         upload(t, std::fs::read_to_string(w.config_dir.join(t)).unwrap()).await;
     }
     let agent = harbormaster_aws::Agent {
-        ports: harbormaster_aws::AwsPorts::new(&w.sdk, ""),
+        ports: w.ports(),
         source: harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3),
     };
     let (_, b1) = agent.prepare().await.unwrap();

@@ -9,9 +9,11 @@ const QUEUE: &str = "booking-dev-jobs";
 
 /// The example config with the worker scaled on `source` (a TOML inline table).
 fn scale_worker(w: &World, source: &str) {
+    // The example as the world has it (what the emulator can run), the worker scaled in dev.
     let path = w.config_dir.join("harbormaster.toml");
     let example = harbormaster_e2e::workspace_root().join("examples/booking/harbormaster.toml");
-    let text = std::fs::read_to_string(example).unwrap().replace(
+    let example = std::fs::read_to_string(example).unwrap();
+    let text = harbormaster_e2e::emulator_config(&example).replace(
         "[services.worker.environments.dev]\n",
         &format!(
             "[services.worker.environments.dev]\nscaling = {{ min = 1, max = 5, per_task = 100, scale_in_cooldown_seconds = 2, scale_out_cooldown_seconds = 0, {source} }}\n"

@@ -24,14 +24,25 @@ async fn output(w: &World, name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_once_creates_each_once() {
+async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_once_creates_each_once(
+) {
     let emulator = harbormaster_testkit::Emulator::start().unwrap();
     setup::bootstrap(&emulator).unwrap();
     let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
         .await
         .unwrap();
-    let listed = w.clients.ecs.list_services().cluster(CLUSTER).send().await.unwrap();
-    assert!(listed.service_arns().is_empty(), "no service before the push");
+    let listed = w
+        .clients
+        .ecs
+        .list_services()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.service_arns().is_empty(),
+        "no service before the push"
+    );
 
     let digest = w.push_image("main-5e7f001").await.unwrap();
     let event = w.push_event("push-1", "main-5e7f001", &digest);
@@ -42,7 +53,14 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
     );
     let reports = format!("{:?}\n{:?}", a.unwrap(), b.unwrap());
 
-    let listed = w.clients.ecs.list_services().cluster(CLUSTER).send().await.unwrap();
+    let listed = w
+        .clients
+        .ecs
+        .list_services()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.service_arns().len(), 2, "{reports}");
     let described = w
         .clients
@@ -92,15 +110,25 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
             "web" => {
                 let lb = &svc.load_balancers()[0];
                 assert_eq!(lb.target_group_arn(), Some(blue.as_str()));
-                assert_eq!((lb.container_name(), lb.container_port()), (Some("web"), Some(8000)));
+                assert_eq!(
+                    (lb.container_name(), lb.container_port()),
+                    (Some("web"), Some(8000))
+                );
                 assert_eq!(strategy, [("FARGATE".to_string(), 1, 0)]);
-                assert_eq!(svc.desired_count(), 1, "dev's count, within autoscaling's 1..5");
+                assert_eq!(
+                    svc.desired_count(),
+                    1,
+                    "dev's count, within autoscaling's 1..5"
+                );
             }
             "worker" => {
                 assert!(svc.load_balancers().is_empty());
                 assert_eq!(
                     strategy,
-                    [("FARGATE".to_string(), 1, 1), ("FARGATE_SPOT".to_string(), 3, 0)],
+                    [
+                        ("FARGATE".to_string(), 1, 1),
+                        ("FARGATE_SPOT".to_string(), 3, 0)
+                    ],
                     "Spot in dev"
                 );
             }
@@ -116,8 +144,17 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
     let registered = w.autoscaling.calls.of("RegisterScalableTarget");
     assert_eq!(registered.len(), 1, "{:?}", w.autoscaling.calls.all());
     assert_eq!(registered[0]["ResourceId"], "service/booking-dev/web");
-    assert_eq!(registered[0]["ScalableDimension"], "ecs:service:DesiredCount");
-    assert_eq!((registered[0]["MinCapacity"].as_i64(), registered[0]["MaxCapacity"].as_i64()), (Some(1), Some(5)));
+    assert_eq!(
+        registered[0]["ScalableDimension"],
+        "ecs:service:DesiredCount"
+    );
+    assert_eq!(
+        (
+            registered[0]["MinCapacity"].as_i64(),
+            registered[0]["MaxCapacity"].as_i64()
+        ),
+        (Some(1), Some(5))
+    );
     let mut policies: Vec<(String, f64)> = w
         .autoscaling
         .calls
@@ -141,5 +178,290 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
             ("ECSServiceAverageCPUUtilization".to_string(), 70.0),
             ("ECSServiceAverageMemoryUtilization".to_string(), 80.0)
         ]
+    );
+}
+
+/// The adapter against moto's Application Auto Scaling (and its ECS, which it checks a target
+/// against): what is registered reads back as what was asked (so the next plan is empty), a
+/// policy dropped from git goes, and `autoscaling` removed deregisters the target. Then
+/// `harbormaster service delete` shows its steps and changes nothing, and with `--yes` the
+/// service and its scalable target are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_tracking_round_trips_through_moto_and_service_delete_removes_it_all() {
+    use harbormaster_core::ports::{Autoscaler, ServiceStatus, ServiceTarget, Services};
+    use harbormaster_core::service::{plan_scaling, ScalingWant, TrackingPolicy};
+    let moto = harbormaster_testkit::moto::Moto::start().unwrap();
+    let sdk = harbormaster_e2e::sdk_at(&moto.endpoint).await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    // What the bootstrap makes: the cluster; and a revision to run.
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .register_task_definition()
+        .family("booking-dev-web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("public.ecr.aws/docker/library/python:3.12-slim")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .unwrap();
+    let ports = harbormaster_aws::AwsPorts::new(&sdk, "");
+    let policy = |metric: &str, target: f64| TrackingPolicy {
+        name: harbormaster_core::service::policy_name(metric),
+        metric: metric.into(),
+        resource_label: None,
+        target,
+        scale_in_cooldown_seconds: 120,
+        scale_out_cooldown_seconds: 300,
+    };
+    let want = ScalingWant {
+        min: 1,
+        max: 5,
+        policies: vec![
+            policy("ECSServiceAverageCPUUtilization", 70.0),
+            policy("ECSServiceAverageMemoryUtilization", 80.0),
+        ],
+    };
+    let mut target = ServiceTarget {
+        environment: "dev".into(),
+        name: "web".into(),
+        cluster: CLUSTER.into(),
+        service: "web".into(),
+        desired_count: None,
+        rolling: harbormaster_core::config::RollingSettings {
+            min_healthy_percent: 100,
+            max_percent: 200,
+            health_check_grace_period_seconds: None,
+        },
+        alarms: Vec::new(),
+        native: None,
+        settings: Default::default(),
+    };
+    target.settings.network = Some(harbormaster_core::service::Network {
+        subnets: vec![moto.default_subnet().unwrap()],
+        security_groups: Vec::new(),
+        assign_public_ip: false,
+    });
+    target.settings.capacity = harbormaster_core::service::Capacity::default().strategy();
+    target.settings.initial_count = 1;
+    target.settings.tags = vec![("harbormaster:service".into(), "web".into())];
+    let d = harbormaster_core::state::DeploymentId("d-1".into());
+    ports.create(&target, &td, &d, "token-1").await.unwrap();
+
+    let sync = |want: Option<ScalingWant>| {
+        let ports = ports.clone();
+        async move {
+            let now = ports.scaling(CLUSTER, "web").await.unwrap();
+            for step in plan_scaling(now.as_ref(), want.as_ref()) {
+                ports.apply_scaling(CLUSTER, "web", &step).await.unwrap();
+            }
+            ports.scaling(CLUSTER, "web").await.unwrap()
+        }
+    };
+    let registered = sync(Some(want.clone())).await.expect("registered");
+    assert_eq!((registered.min, registered.max), (1, 5));
+    let mut got = registered.policies.clone();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got, want.policies, "read back as asked");
+    assert!(plan_scaling(Some(&registered), Some(&want)).is_empty());
+
+    let mut cpu_only = want.clone();
+    cpu_only.policies.truncate(1);
+    let now = sync(Some(cpu_only.clone())).await.unwrap();
+    assert_eq!(now.policies, cpu_only.policies);
+    assert_eq!(sync(None).await, None, "removed from git: deregistered");
+
+    // `service delete`: without --yes nothing changes; with it the service and its target go.
+    sync(Some(want.clone())).await.unwrap();
+    let config = harbormaster_e2e::TempDir::new("moto-config").unwrap();
+    std::fs::create_dir_all(config.0.join("taskdefs")).unwrap();
+    for f in [
+        "harbormaster.toml",
+        "taskdefs/web.json",
+        "taskdefs/worker.json",
+    ] {
+        let from = harbormaster_e2e::workspace_root()
+            .join("examples/booking")
+            .join(f);
+        std::fs::copy(from, config.0.join(f)).unwrap();
+    }
+    let cli = |args: &[&str]| {
+        std::process::Command::new(harbormaster_e2e::cli_binary().unwrap())
+            .arg("--config")
+            .arg(&config.0)
+            .args(args)
+            .envs(moto.env())
+            .output()
+            .unwrap()
+    };
+    let shown = cli(&["service", "delete", "--env", "dev", "--service", "web"]);
+    let words = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        words.contains("DeregisterScalableTarget") && words.contains("DeleteService"),
+        "{words}"
+    );
+    assert!(words.contains("nothing was changed"), "{words}");
+    assert!(ports.scaling(CLUSTER, "web").await.unwrap().is_some());
+    assert_eq!(
+        ports.describe(CLUSTER, "web").await.unwrap().status,
+        ServiceStatus::Active
+    );
+
+    let done = cli(&[
+        "service",
+        "delete",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--yes",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(ports.scaling(CLUSTER, "web").await.unwrap(), None);
+    let gone = ports.describe(CLUSTER, "web").await;
+    assert!(
+        gone.as_ref()
+            .map_or(true, |s| s.status != ServiceStatus::Active),
+        "{gone:?}"
+    );
+}
+
+/// The migration's RunTask against the emulator: the new revision, the container's command
+/// overridden, the service's network; the emulator never stops it (no containers without
+/// Docker), so the deployment waits in `migrating` — ten ticks later still with one task and
+/// the service untouched. Its exit codes are played in `crates/core/tests/services.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_runs_the_new_revision_once_in_the_service_network_before_any_update() {
+    let emulator = harbormaster_testkit::Emulator::start().unwrap();
+    setup::bootstrap(&emulator).unwrap();
+    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
+        .await
+        .unwrap();
+    // Put back the example's migration the world leaves out.
+    let path = w.config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[services.web.environments.dev]\n",
+        "before_deploy = { command = [\"python\", \"manage.py\", \"migrate\", \"--noinput\"] }\n[services.web.environments.dev]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+
+    let digest = w.push_image("main-5e7f002").await.unwrap();
+    let event = w.push_event("push-m", "main-5e7f002", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        w.tick().await;
+    }
+    let listed = w
+        .clients
+        .ecs
+        .list_tasks()
+        .cluster(CLUSTER)
+        .started_by("harbormaster")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns().len(), 1, "one task, however many ticks");
+    let tasks = w
+        .clients
+        .ecs
+        .describe_tasks()
+        .cluster(CLUSTER)
+        .set_tasks(Some(listed.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let task = &tasks.tasks()[0];
+    let st: Value = w.state_document("dev", "web").await.unwrap().unwrap();
+    assert_eq!(st["in_flight"]["phase"], "migrating", "{st}");
+    assert_eq!(
+        task.task_definition_arn(),
+        st["in_flight"]["task_definition_arn"].as_str()
+    );
+    let o = &task.overrides().unwrap().container_overrides()[0];
+    assert_eq!(o.name(), Some("web"));
+    assert_eq!(o.command(), ["python", "manage.py", "migrate", "--noinput"]);
+    // web does not exist yet: the migration runs before the service is created.
+    let web = w
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        web.services().iter().all(|s| s.status() != Some("ACTIVE")),
+        "the service is not touched while the migration runs"
+    );
+}
+
+/// A deleted service is listed INACTIVE for a while; ECS refuses to update it, and the
+/// emulator did not (a push "started"). It counts as missing: the next push creates it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_service_is_created_again_by_the_next_push() {
+    let emulator = harbormaster_testkit::Emulator::start().unwrap();
+    setup::bootstrap(&emulator).unwrap();
+    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
+        .await
+        .unwrap();
+    for (n, tag) in ["main-de1e7e1", "main-de1e7e2"].iter().enumerate() {
+        if n == 1 {
+            // Someone deletes web by hand.
+            let ecs = &w.clients.ecs;
+            ecs.delete_service()
+                .cluster(CLUSTER)
+                .service("web")
+                .force(true)
+                .send()
+                .await
+                .unwrap();
+        }
+        let digest = w.push_image(tag).await.unwrap();
+        let event = w.push_event(&format!("push-d{n}"), tag, &digest);
+        handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
+            .await
+            .unwrap();
+        w.tick().await;
+    }
+    let web = w
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    let web = &web.services()[0];
+    // The emulator accepts UpdateService of a deleted service and leaves it INACTIVE: ACTIVE
+    // means CreateService ran.
+    assert_eq!(web.status(), Some("ACTIVE"));
+    let st: Value = w.state_document("dev", "web").await.unwrap().unwrap();
+    assert_eq!(st["history"][0]["verdict"], "succeeded", "{st}");
+    assert_eq!(
+        web.task_definition(),
+        st["last_known_good"]["task_definition_arn"].as_str()
     );
 }

@@ -187,15 +187,24 @@ async fn what_each_function_calls_is_on_its_list() {
         .parse()
         .unwrap();
     let proxy = CountingProxy::start(port).unwrap();
+    // Application Auto Scaling goes to the world's stand-in, counted by a proxy of its own.
+    let recorder_port: u16 = w
+        .autoscaling
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let scaling = CountingProxy::start(recorder_port).unwrap();
     let agent = harbormaster_aws::Agent {
-        ports: harbormaster_aws::AwsPorts::new(&sdk_at(&proxy.endpoint).await, ""),
+        ports: w.ports_via(&sdk_at(&proxy.endpoint).await, &scaling.endpoint),
         source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
     };
     let check = |f: &Function, what: &str| {
         let allowed: BTreeSet<String> = f.actions().into_iter().map(str::to_owned).collect();
-        let seen: BTreeSet<String> = proxy
-            .calls()
-            .iter()
+        let seen: BTreeSet<String> = (proxy.calls().iter())
+            .chain(scaling.calls().iter())
             .map(|c| iam_action(&c.operation))
             .collect();
         assert!(!seen.is_empty(), "{what}: no call seen");
@@ -206,6 +215,7 @@ async fn what_each_function_calls_is_on_its_list() {
             f.name
         );
         proxy.reset();
+        scaling.reset();
     };
     for (n, tag) in ["main-1000001", "main-1000002"].iter().enumerate() {
         let digest = w.push_image(tag).await.unwrap();

@@ -30,12 +30,14 @@ pub(crate) async fn demo() -> Result<()> {
     t.say(format!("emulator {MINISTACK} at {}", emulator.endpoint));
     bootstrap(&t, &emulator).await?;
 
-    // What the team adds: its services on a first revision, a secret, an inbox on the topic.
+    // What the team adds: a secret and an inbox on the topic. No ECS service: the agent
+    // creates them.
     let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped).await?;
     t.say(format!(
-        "team: services web and worker in {CLUSTER}, the Django secret in SSM, an SQS inbox on {}",
+        "team: the Django secret in SSM, an SQS inbox on {}; no service in {CLUSTER} yet",
         w.topic_arn
     ));
+    t.say("(the emulator runs no containers, so the demo's copy of the config leaves out web's `before_deploy` migration; Application Auto Scaling is a recording stand-in)");
     put_alarms(&t, &w).await?;
 
     // The functions, as Lambda runs them: ministack runs a provided.al2023 zip's `bootstrap`.
@@ -114,6 +116,9 @@ async fn two_releases(
         let event = w.push_event(&format!("demo-push-{n}"), &tag, &digest);
         t.say("EventBridge \"ECR Image Action\" → Lambda ecr-push");
         print_answer(t, &lambda.invoke("ecr-push", &event)?);
+        if n == 0 {
+            created(t, w).await?;
+        }
         t.say("EventBridge schedule → Lambda tick");
         print_answer(t, &lambda.invoke("tick", &fixture("scheduled.json"))?);
         revisions.push(w.service_task_definition("web").await?);
@@ -121,6 +126,54 @@ async fn two_releases(
     let second = revisions.pop().context("two releases")?;
     let first = revisions.pop().context("two releases")?;
     Ok((first, second))
+}
+
+/// What the first push created: both services, wired to the bootstrap, and web's target
+/// tracking.
+async fn created(t: &Timeline, w: &World) -> Result<()> {
+    let described = w
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("web")
+        .services("worker")
+        .send()
+        .await?;
+    for s in described.services() {
+        let subnets = s
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .map(|v| v.subnets().join(","))
+            .unwrap_or_default();
+        let capacity: Vec<String> = s
+            .capacity_provider_strategy()
+            .iter()
+            .map(|c| format!("{}:{}", c.capacity_provider(), c.weight()))
+            .collect();
+        let lb = s
+            .load_balancers()
+            .first()
+            .and_then(|l| l.target_group_arn())
+            .map(|tg| format!(", behind {}", tg.rsplit(':').next().unwrap_or(tg)))
+            .unwrap_or_default();
+        t.say(format!(
+            "created by the push: service {} in subnets {subnets}, capacity {}{lb}",
+            s.service_name().unwrap_or("?"),
+            capacity.join(" + ")
+        ));
+    }
+    let registered = w.autoscaling.calls.of("RegisterScalableTarget");
+    let policies = w.autoscaling.calls.of("PutScalingPolicy").len();
+    if let Some(r) = registered.first() {
+        t.say(format!(
+            "Application Auto Scaling: {} between {} and {} tasks, {policies} target-tracking policies",
+            r["ResourceId"].as_str().unwrap_or("?"),
+            r["MinCapacity"],
+            r["MaxCapacity"]
+        ));
+    }
+    Ok(())
 }
 
 /// The second release makes an alarm fire: EventBridge's event goes to the alarm function.

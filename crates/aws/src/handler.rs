@@ -78,12 +78,26 @@ const DEPLOYS: &[&str] = &[
     "ecs:DescribeServices",
     "iam:PassRole",
     "cloudwatch:DescribeAlarms",
+    // A service git names and ECS lacks is created; its one-off task before a rollout runs;
+    // its target tracking follows git.
+    "ecs:CreateService",
+    "ecs:RunTask",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    // Not a call: the account's first RegisterScalableTarget creates the service-linked role.
+    "iam:CreateServiceLinkedRole",
 ];
 
 /// Reading ECR (reconciling lost pushes, resolving a pipeline's image).
 const READS_ECR: &[&str] = &["ecr:DescribeImages"];
 /// Explaining a failed rollout: its stopped tasks.
 const EXPLAINS: &[&str] = &["ecs:ListTasks", "ecs:DescribeTasks"];
+/// Following the one-off task before a rollout, and stopping it past its time.
+const FOLLOWS_TASKS: &[&str] = &["ecs:DescribeTasks", "ecs:StopTask"];
 /// Worker scaling's backlog sources (the Redis URL is a SecureString).
 const SCALES: &[&str] = &[
     "sqs:GetQueueUrl",
@@ -100,7 +114,7 @@ pub const ECR_PUSH: Function = Function {
 pub const TICK: Function = Function {
     name: "tick",
     accepts: &["Scheduled Event"],
-    permissions: &[DEPLOYS, READS_ECR, EXPLAINS, SCALES],
+    permissions: &[DEPLOYS, READS_ECR, EXPLAINS, FOLLOWS_TASKS, SCALES],
 };
 pub const ECS_HOOK: Function = Function {
     name: "ecs-hook",
@@ -140,6 +154,7 @@ pub const PIPELINE_JOB: Function = Function {
         DEPLOYS,
         READS_ECR,
         EXPLAINS,
+        FOLLOWS_TASKS,
         &[
             "codepipeline:PutJobSuccessResult",
             "codepipeline:PutJobFailureResult",

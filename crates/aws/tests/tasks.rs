@@ -46,7 +46,8 @@ fn answer(body: &'static str) -> impl Fn() -> aws_smithy_runtime_api::http::Resp
     }
 }
 
-const TASK: &str = "arn:aws:ecs:us-east-1:012345678910:task/booking-dev/1dc5c17a422548af8e6ee1abc2da0b15";
+const TASK: &str =
+    "arn:aws:ecs:us-east-1:012345678910:task/booking-dev/1dc5c17a422548af8e6ee1abc2da0b15";
 
 const STOPPED_1: &str = r#"{"tasks": [{
   "taskArn": "arn:aws:ecs:us-east-1:012345678910:task/booking-dev/1dc5c17a422548af8e6ee1abc2da0b15",
@@ -78,7 +79,10 @@ async fn a_stopped_task_is_judged_by_the_overridden_container_s_exit_code() {
         panic!("{stopped:?}");
     };
     assert_eq!(exit_code, Some(1), "the web container's, not the sidecar's");
-    assert!(reason.contains("Essential container in task exited"), "{reason}");
+    assert!(
+        reason.contains("Essential container in task exited"),
+        "{reason}"
+    );
     assert!(reason.contains("OutOfMemoryError"), "{reason}");
     assert_eq!(
         p.task_progress("booking-dev", TASK, "web").await.unwrap(),
@@ -94,7 +98,10 @@ async fn a_stopped_task_is_judged_by_the_overridden_container_s_exit_code() {
 async fn run_task_sends_the_command_override_and_the_client_token() {
     let run = mock!(aws_sdk_ecs::Client::run_task)
         .match_requests(|r| {
-            let o = r.overrides().map(|o| o.container_overrides()).unwrap_or_default();
+            let o = r
+                .overrides()
+                .map(|o| o.container_overrides())
+                .unwrap_or_default();
             o.len() == 1
                 && o[0].name() == Some("web")
                 && o[0].command() == ["python", "manage.py", "migrate"]
@@ -108,7 +115,8 @@ async fn run_task_sends_the_command_override_and_the_client_token() {
     let arn = p
         .run_task(&harbormaster_core::service::TaskRun {
             cluster: "booking-dev".into(),
-            task_definition_arn: "arn:aws:ecs:us-east-1:012345678910:task-definition/booking-dev-web:7".into(),
+            task_definition_arn:
+                "arn:aws:ecs:us-east-1:012345678910:task-definition/booking-dev-web:7".into(),
             container: "web".into(),
             command: vec!["python".into(), "manage.py".into(), "migrate".into()],
             subnets: vec!["subnet-1".into()],

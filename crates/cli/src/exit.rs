@@ -3,10 +3,10 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | done: everything asked went through |
-//! | 1 | a deployment failed or was rolled back, a hook failed it, or the request was refused (nothing to approve, nothing to roll back to) |
+//! | 1 | a deployment failed or was rolled back, a hook failed it, the request was refused (nothing to approve, nothing to roll back to), `run`'s task exited non-zero, or `diff` found a difference |
 //! | 2 | usage or config error, an AWS error that stopped the command, or a problem no retry fixes (a state document that cannot be read, a backlog that cannot be measured) |
 //! | 3 | a step was interrupted by a retryable AWS error: the tick carries it on |
-//! | 4 | `--wait` timed out (the deployment goes on) |
+//! | 4 | `deploy --wait` or `run` gave up waiting (the deployment or the task goes on) |
 
 use std::process::ExitCode;
 

@@ -117,10 +117,16 @@ impl Bundle {
         let rendered = template.render(&input).ok()?;
         let mut canonical = String::new();
         write_sorted(&rendered.body, &mut canonical);
-        // The service's own settings count too, once any is set (a config that sets none keeps
-        // the version it had before they existed: no release for an upgrade of the agent).
+        // The service's own settings count too, with its count, rolling percentages and
+        // deployment alarms, once any service setting is set (a config that sets none keeps the
+        // version it had before they existed: no release for an upgrade of the agent).
         if !t.service.is_default() {
-            let settings = serde_json::to_value(&t.service).ok()?;
+            let settings = serde_json::json!({
+                "service": t.service,
+                "desired_count": t.desired_count,
+                "rolling": s.rolling,
+                "alarms": t.rollback_alarms,
+            });
             canonical.push_str("|service:");
             write_sorted(&settings, &mut canonical);
         }

@@ -371,3 +371,36 @@ fn a_migration_past_its_timeout_is_stopped_and_fails_the_deployment() {
     assert_eq!(ports.count("UpdateService"), 0);
     let _ = now(&ports);
 }
+
+#[test]
+fn a_setting_changed_in_git_reaches_the_service_through_a_config_release() {
+    let ports = bootstrapped();
+    let b = config(WEB);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    for _ in 0..3 {
+        tick_once(&ports, &b);
+    }
+    assert_eq!(
+        ports.count("UpdateService"),
+        0,
+        "an unchanged config changes nothing"
+    );
+
+    let b2 = config(&WEB.replace("fargate_spot = 3", "fargate_spot = 1"));
+    tick_once(&ports, &b2);
+    assert_eq!(ports.count("UpdateService"), 1);
+    let (target, _, _) = ports.with(|w| w.updates.last().cloned().unwrap());
+    let strategy: Vec<_> = target
+        .settings
+        .capacity
+        .iter()
+        .map(|c| (c.provider.as_str(), c.weight))
+        .collect();
+    assert_eq!(strategy, [("FARGATE", 1), ("FARGATE_SPOT", 1)]);
+    assert_eq!(
+        ports.count("CreateService"),
+        1,
+        "updated, not created again"
+    );
+}

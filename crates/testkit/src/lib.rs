@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 mod http;
 pub mod microburst;
+pub mod moto;
 pub mod proxy;
 pub mod recorder;
 pub mod redis;

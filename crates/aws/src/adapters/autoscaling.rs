@@ -20,7 +20,11 @@ fn resource_id(cluster: &str, service: &str) -> String {
 const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
 
 impl Autoscaler for AwsPorts {
-    async fn scaling(&self, cluster: &str, service: &str) -> Result<Option<ScalingWant>, PortError> {
+    async fn scaling(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<ScalingWant>, PortError> {
         let id = resource_id(cluster, service);
         let c = &self.clients.autoscaling;
         let targets = c
@@ -53,8 +57,10 @@ impl Autoscaler for AwsPorts {
                     metric: metric.predefined_metric_type().as_str().to_owned(),
                     resource_label: metric.resource_label().map(str::to_owned),
                     target: config.target_value(),
-                    scale_in_cooldown_seconds: config.scale_in_cooldown().unwrap_or(300).max(0) as u32,
-                    scale_out_cooldown_seconds: config.scale_out_cooldown().unwrap_or(300).max(0) as u32,
+                    scale_in_cooldown_seconds: config.scale_in_cooldown().unwrap_or(300).max(0)
+                        as u32,
+                    scale_out_cooldown_seconds: config.scale_out_cooldown().unwrap_or(300).max(0)
+                        as u32,
                 })
             })
             .collect();

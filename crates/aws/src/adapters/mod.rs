@@ -1,11 +1,11 @@
 //! The core's ports implemented with the AWS SDK.
 
+mod autoscaling;
 mod backlogs;
 mod cloudwatch;
 mod ecr;
 mod notify;
 mod parameters;
-mod autoscaling;
 mod services;
 mod state;
 mod task_definitions;

@@ -4,12 +4,11 @@
 
 use aws_sdk_ecs::types::{
     AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CanaryConfiguration,
-    CapacityProviderStrategyItem, NetworkConfiguration, PropagateTags, Tag,
-    DeploymentAlarms, DeploymentCircuitBreaker,
+    CapacityProviderStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
     DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
     DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
     DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, DesiredStatus,
-    LinearConfiguration, LoadBalancer,
+    LinearConfiguration, LoadBalancer, NetworkConfiguration, PropagateTags, Tag,
 };
 use harbormaster_core::event::{HOOK_DEPLOYMENT, HOOK_ENVIRONMENT, HOOK_SERVICE};
 use harbormaster_core::ports::*;
@@ -62,9 +61,11 @@ impl Services for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("CreateService", &e))?;
-        Ok(out
-            .service
-            .and_then(|s| s.deployments().first().and_then(|d| d.id().map(str::to_owned))))
+        Ok(out.service.and_then(|s| {
+            s.deployments()
+                .first()
+                .and_then(|d| d.id().map(str::to_owned))
+        }))
     }
 
     async fn owned(&self, cluster: &str) -> Result<Vec<OwnedService>, PortError> {
@@ -99,7 +100,9 @@ impl Services for AwsPorts {
                     .iter()
                     .find(|t| t.key() == Some(HARBORMASTER_SERVICE_TAG))
                     .and_then(|t| t.value());
-                if let (Some(name), Some(tag), Some("ACTIVE")) = (svc.service_name(), tag, svc.status()) {
+                if let (Some(name), Some(tag), Some("ACTIVE")) =
+                    (svc.service_name(), tag, svc.status())
+                {
                     owned.push(OwnedService {
                         name: name.to_owned(),
                         service: tag.to_owned(),
@@ -375,7 +378,9 @@ fn deployment_configuration(
                 .enable(true)
                 .rollback(true)
                 .build()
-                .map_err(|e| PortError::new(ErrorKind::Invalid, "DeploymentAlarms", e.to_string()))?,
+                .map_err(|e| {
+                    PortError::new(ErrorKind::Invalid, "DeploymentAlarms", e.to_string())
+                })?,
         );
     }
     if let Some(n) = &target.native {

@@ -102,7 +102,10 @@ impl Tasks for AwsPorts {
         if task.last_status() != Some("STOPPED") {
             return Ok(TaskProgress::Running);
         }
-        let c = task.containers().iter().find(|c| c.name() == Some(container));
+        let c = task
+            .containers()
+            .iter()
+            .find(|c| c.name() == Some(container));
         let mut reason = task.stopped_reason().unwrap_or("stopped").to_owned();
         if let Some(r) = c.and_then(|c| c.reason()) {
             reason = format!("{reason}; {container}: {r}");
@@ -113,7 +116,12 @@ impl Tasks for AwsPorts {
         })
     }
 
-    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), PortError> {
+    async fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> Result<(), PortError> {
         self.clients
             .ecs
             .stop_task()

@@ -1,11 +1,12 @@
 //! `harbormaster diff`: what git says each service runs against what it runs, field by field
 //! (`harbormaster_core::diff` says what counts as a difference). Exit 0 when every service is
-//! as git says, 1 when one differs, 2 on error: a CI step can gate on it.
+//! as git says, 1 when one differs (or is not in ECS yet, or is orphaned: in ECS for the agent
+//! but no longer in git), 2 on error: a CI step can gate on it.
 
 use anyhow::{Context as _, Result};
 use harbormaster_core::engine::render_for;
 use harbormaster_core::image::Digest;
-use harbormaster_core::ports::{Services, TaskDefinitions};
+use harbormaster_core::ports::{ErrorKind, ServiceStatus, Services, TaskDefinitions};
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -27,6 +28,8 @@ impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
         let mut reports = Vec::new();
+        // In git, not in ECS: the next deployment creates them.
+        let mut absent = Vec::new();
         let mut differs = false;
         for (e, s, _) in bundle.config.targets() {
             if e.name != self.env || self.service.as_ref().is_some_and(|x| *x != s.name) {
@@ -35,7 +38,20 @@ impl Args {
             let t = bundle
                 .service_target(&e.name, &s.name)
                 .context("the service left the config")?;
-            let running = ports.describe(&t.cluster, &t.service).await?;
+            let running = match ports.describe(&t.cluster, &t.service).await {
+                Ok(r) if r.status == ServiceStatus::Active => r,
+                Ok(_) => {
+                    differs = true;
+                    absent.push((e.name.clone(), s.name.clone()));
+                    continue;
+                }
+                Err(err) if err.kind == ErrorKind::NotFound => {
+                    differs = true;
+                    absent.push((e.name.clone(), s.name.clone()));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let arn = running.task_definition;
             let body = ports.describe_body(&arn).await?;
             // The image it runs: what git's definition is rendered with, so the image is no
@@ -48,14 +64,26 @@ impl Args {
             reports.push((e.name.clone(), s.name.clone(), arn, changes));
         }
         anyhow::ensure!(
-            !reports.is_empty(),
+            !reports.is_empty() || !absent.is_empty(),
             "no service matches --env/--service in the config"
         );
+        let orphaned =
+            crate::orphans::orphaned(&ports, &bundle, Some(&self.env), self.service.as_deref())
+                .await;
+        differs |= !orphaned.is_empty();
         if self.json {
-            let v: Vec<Value> = reports
+            let mut v: Vec<Value> = reports
                 .iter()
                 .map(|(e, s, arn, c)| json!({"environment": e, "service": s, "running": arn, "changes": c}))
                 .collect();
+            v.extend(
+                absent
+                    .iter()
+                    .map(|(e, s)| json!({"environment": e, "service": s, "missing": true})),
+            );
+            v.extend(orphaned.iter().map(|(e, o)| {
+                json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
+            }));
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for (e, s, arn, changes) in &reports {
@@ -68,6 +96,12 @@ impl Args {
                         }
                     }
                 }
+            }
+            for (e, s) in &absent {
+                println!("{e}/{s}: not in ECS: its next deployment creates it");
+            }
+            for (e, o) in &orphaned {
+                println!("{}", crate::orphans::line(e, o));
             }
         }
         Ok(if differs { Exit::Failed } else { Exit::Done })

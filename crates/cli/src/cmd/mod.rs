@@ -10,7 +10,9 @@ pub mod invoke;
 pub mod publish;
 pub mod render;
 pub mod rollback;
+pub mod run;
 pub mod scale;
+pub mod service;
 pub mod status;
 pub mod tick;
 pub mod validate;
@@ -54,6 +56,13 @@ pub enum Cmd {
     Approve(approve::ApproveArgs),
     /// Reject the deployment in flight at its approval gate (same as `approve --reject`).
     Reject(approve::RejectArgs),
+    /// Run a command once as a task of the revision a service runs (its network), wait for it
+    /// and exit with its result: `harbormaster run --env dev --service web -- python manage.py
+    /// migrate`.
+    Run(run::Args),
+    /// Act on an ECS service the agent owns: `service delete`.
+    #[command(subcommand)]
+    Service(service::Cmd),
     /// Advance what is in flight and reconcile lost pushes (what the `tick` function does).
     Tick(tick::Args),
     /// Run an event file through exactly the dispatch the Lambda functions use.
@@ -75,6 +84,8 @@ impl Cmd {
             Cmd::Status(a) => a.run(cx).await,
             Cmd::Approve(a) => a.run(cx).await,
             Cmd::Reject(a) => a.run(cx).await,
+            Cmd::Run(a) => a.run(cx).await,
+            Cmd::Service(a) => a.run(cx).await,
             Cmd::Tick(a) => a.run(cx).await,
             Cmd::Invoke(a) => a.run(cx).await,
         }

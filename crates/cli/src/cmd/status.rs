@@ -42,14 +42,24 @@ impl Args {
         if docs.is_empty() {
             bail!("no service matches --env/--service in the config");
         }
+        let orphaned = crate::orphans::orphaned(
+            &ports,
+            &bundle,
+            self.env.as_deref(),
+            self.service.as_deref(),
+        )
+        .await;
         if self.json {
-            let v: Vec<Value> = docs
+            let mut v: Vec<Value> = docs
                 .iter()
                 .map(|(e, s, st)| match st {
                     Ok(st) => json!({"environment": e, "service": s, "state": st}),
                     Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
                 })
                 .collect();
+            v.extend(orphaned.iter().map(|(e, o)| {
+                json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
+            }));
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for (e, s, st) in &docs {
@@ -57,6 +67,13 @@ impl Args {
                     Ok(st) => print_status(e, s, st.as_ref(), self.history),
                     Err(err) => println!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
                 }
+            }
+            for (e, o) in &orphaned {
+                println!(
+                    "{}
+",
+                    crate::orphans::line(e, o)
+                );
             }
         }
         if docs.iter().any(|(_, _, st)| st.is_err()) {
@@ -189,6 +206,16 @@ fn print_in_flight(st: &ServiceState) {
             "  approval:        {word} by {}{}",
             a.by,
             summary.unwrap_or_default()
+        );
+    }
+    if let harbormaster_core::state::Phase::Migrating { task: Some(t), .. } = &d.phase {
+        let logs = t.log_stream.as_deref().map(|l| format!("; logs: {l}"));
+        println!(
+            "  before rollout:  task {} ({}, since {}){}",
+            t.task_arn,
+            t.container,
+            t.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            logs.unwrap_or_default()
         );
     }
     print_gates(&d.gates);

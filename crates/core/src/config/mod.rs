@@ -132,7 +132,7 @@ pub struct Environment {
     pub bootstrap: Option<toml::Table>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RollingSettings {
     pub min_healthy_percent: u32,
     pub max_percent: u32,

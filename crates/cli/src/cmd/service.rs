@@ -1,0 +1,105 @@
+//! `harbormaster service delete --env E --service S [--yes]`: the one way a service the agent
+//! owns is deleted (it never deletes one by itself). Without `--yes` it only shows the steps.
+
+use anyhow::{bail, Result};
+use harbormaster_core::ports::{Autoscaler, ErrorKind, ServiceStatus, Services};
+use harbormaster_core::service::ScalingStep;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Deregister its target tracking, scale it to zero and delete it (shown first; done with
+    /// --yes). The service may be one git no longer names.
+    Delete(DeleteArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    #[arg(long)]
+    env: String,
+    /// The service: its name in harbormaster.toml, or the ECS service's name.
+    #[arg(long)]
+    service: String,
+    /// Delete; without it, show what would be done and change nothing.
+    #[arg(long)]
+    yes: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Cmd {
+    pub async fn run(self, cx: &Context) -> Result<Exit> {
+        match self {
+            Cmd::Delete(a) => a.run(cx).await,
+        }
+    }
+}
+
+impl DeleteArgs {
+    async fn run(self, cx: &Context) -> Result<Exit> {
+        let (ports, bundle) = cx.prepare().await?;
+        let Some(e) = bundle.config.environments.get(&self.env) else {
+            bail!("no environment `{}` in the config", self.env);
+        };
+        let in_git = bundle.config.target(&self.env, &self.service).is_some();
+        let name = bundle
+            .config
+            .services
+            .get(&self.service)
+            .map(|s| s.ecs_service.clone())
+            .unwrap_or_else(|| self.service.clone());
+        let cluster = &e.cluster;
+        let snap = match ports.describe(cluster, &name).await {
+            Ok(s) if s.status == ServiceStatus::Active => s,
+            Ok(_) => bail!("service {name} in {cluster} is already deleted"),
+            Err(err) if err.kind == ErrorKind::NotFound => {
+                bail!("no service {name} in {cluster}")
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let scaling = ports.scaling(cluster, &name).await?;
+        let mut steps = Vec::new();
+        if scaling.is_some() {
+            steps.push(format!(
+                "DeregisterScalableTarget service/{cluster}/{name} (its policies go with it)"
+            ));
+        }
+        steps.push(format!(
+            "UpdateService desiredCount=0 (it runs {})",
+            snap.running_count
+        ));
+        steps.push(format!("DeleteService {name} in {cluster}"));
+        if in_git {
+            eprintln!(
+                "warning: `{}` is still in git for {}: its next deployment creates it again; remove it from harbormaster.toml first",
+                self.service, self.env
+            );
+        }
+        if self.yes {
+            if scaling.is_some() {
+                ports
+                    .apply_scaling(cluster, &name, &ScalingStep::Deregister)
+                    .await?;
+            }
+            ports.set_desired(cluster, &name, 0).await?;
+            ports.delete(cluster, &name).await?;
+        }
+        if self.json {
+            let v = json!({"service": name, "cluster": cluster, "steps": steps, "done": self.yes});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            let head = if self.yes { "done" } else { "would do" };
+            println!("{head}:");
+            for s in &steps {
+                println!("  {s}");
+            }
+            if !self.yes {
+                println!("nothing was changed; add --yes to delete");
+            }
+        }
+        Ok(Exit::Done)
+    }
+}
