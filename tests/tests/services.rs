@@ -87,7 +87,7 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
             .and_then(|n| n.awsvpc_configuration())
             .unwrap_or_else(|| panic!("{name}: no network"));
         assert_eq!(vpc.subnets(), subnets.as_slice(), "{name}");
-        assert_eq!(vpc.security_groups(), [sg.clone()], "{name}");
+        assert_eq!(vpc.security_groups(), std::slice::from_ref(&sg), "{name}");
         assert_eq!(
             vpc.assign_public_ip(),
             Some(&aws_sdk_ecs::types::AssignPublicIp::Disabled)

@@ -86,19 +86,16 @@ pub fn resolve_service(
             }
             Some(n)
         }
-        None => match output(ServiceOutputs::SUBNETS) {
-            Some(subnets) => Some(Network {
-                subnets: subnets
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                security_groups: output(ServiceOutputs::SECURITY_GROUP).into_iter().collect(),
-                assign_public_ip: false,
-            }),
-            // An update leaves the network as it is; a creation refuses (it needs one).
-            None => None,
-        },
+        // Neither: an update leaves the network as it is; a creation refuses (it needs one).
+        None => output(ServiceOutputs::SUBNETS).map(|subnets| Network {
+            subnets: subnets
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            security_groups: output(ServiceOutputs::SECURITY_GROUP).into_iter().collect(),
+            assign_public_ip: false,
+        }),
     };
     let load_balancer = settings.load_balancer.as_ref().and_then(|lb| {
         let tg = lb
