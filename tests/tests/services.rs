@@ -10,6 +10,16 @@ use harbormaster_core::RunOptions;
 use harbormaster_e2e::{setup, World, CLUSTER};
 use serde_json::Value;
 
+/// An emulator after `harbormaster-bootstrap apply --env dev`, and the team's world on it: no
+/// ECS service yet.
+async fn bootstrapped() -> World {
+    let emulator = harbormaster_testkit::Emulator::start().unwrap();
+    setup::bootstrap(&emulator).unwrap();
+    World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
+        .await
+        .unwrap()
+}
+
 async fn output(w: &World, name: &str) -> String {
     w.clients
         .ssm
@@ -26,11 +36,7 @@ async fn output(w: &World, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_once_creates_each_once(
 ) {
-    let emulator = harbormaster_testkit::Emulator::start().unwrap();
-    setup::bootstrap(&emulator).unwrap();
-    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
-        .await
-        .unwrap();
+    let w = bootstrapped().await;
     let listed = w
         .clients
         .ecs
@@ -351,11 +357,7 @@ async fn target_tracking_round_trips_through_moto_and_service_delete_removes_it_
 /// the service untouched. Its exit codes are played in `crates/core/tests/services.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_runs_the_new_revision_once_in_the_service_network_before_any_update() {
-    let emulator = harbormaster_testkit::Emulator::start().unwrap();
-    setup::bootstrap(&emulator).unwrap();
-    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
-        .await
-        .unwrap();
+    let w = bootstrapped().await;
     // Put back the example's migration the world leaves out.
     let path = w.config_dir.join("harbormaster.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -421,11 +423,7 @@ async fn the_migration_runs_the_new_revision_once_in_the_service_network_before_
 /// emulator did not (a push "started"). It counts as missing: the next push creates it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_service_is_created_again_by_the_next_push() {
-    let emulator = harbormaster_testkit::Emulator::start().unwrap();
-    setup::bootstrap(&emulator).unwrap();
-    let w = World::on(emulator, harbormaster_e2e::Base::Bootstrapped)
-        .await
-        .unwrap();
+    let w = bootstrapped().await;
     for (n, tag) in ["main-de1e7e1", "main-de1e7e2"].iter().enumerate() {
         if n == 1 {
             // Someone deletes web by hand.
@@ -464,4 +462,77 @@ async fn a_deleted_service_is_created_again_by_the_next_push() {
         web.task_definition(),
         st["last_known_good"]["task_definition_arn"].as_str()
     );
+}
+
+/// `harbormaster run` against the emulator: `--dry-run` starts nothing; a run starts one task
+/// of the revision web runs, in its network, with the command overridden, and — the emulator
+/// never stopping a task — gives up waiting with exit 4 after `--timeout-minutes 0`. Exit codes
+/// by the task's end are the adapter's (`crates/aws/tests/tasks.rs`) and `Exit`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_one_task_of_the_running_revision_with_the_command() {
+    let w = bootstrapped().await;
+    let digest = w.push_image("main-0e0e0e1").await.unwrap();
+    let event = w.push_event("push-r", "main-0e0e0e1", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
+        .await
+        .unwrap();
+    let running = w.service_task_definition("web").await.unwrap();
+    let tasks = || async {
+        w.clients
+            .ecs
+            .list_tasks()
+            .cluster(CLUSTER)
+            .started_by("harbormaster-run")
+            .send()
+            .await
+            .unwrap()
+            .task_arns()
+            .to_vec()
+    };
+    let args = [
+        "run",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--timeout-minutes",
+        "0",
+    ];
+    let dry = w.cli(
+        &[
+            &args[..],
+            &["--dry-run", "--", "python", "manage.py", "check"],
+        ]
+        .concat(),
+    );
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(tasks().await.is_empty(), "a dry run starts nothing");
+
+    let out = w.cli(&[&args[..], &["--", "python", "manage.py", "check"]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still running"));
+    let started = tasks().await;
+    assert_eq!(started.len(), 1);
+    let described = w
+        .clients
+        .ecs
+        .describe_tasks()
+        .cluster(CLUSTER)
+        .set_tasks(Some(started))
+        .send()
+        .await
+        .unwrap();
+    let task = &described.tasks()[0];
+    assert_eq!(task.task_definition_arn(), Some(running.as_str()));
+    let o = &task.overrides().unwrap().container_overrides()[0];
+    assert_eq!(o.command(), ["python", "manage.py", "check"]);
 }
