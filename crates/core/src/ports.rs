@@ -248,8 +248,6 @@ pub enum ServiceStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSnapshot {
     pub status: ServiceStatus,
-    /// The service runs on a capacity provider strategy (not a launch type).
-    pub capacity_providers: bool,
     pub task_definition: String,
     pub desired_count: i32,
     pub running_count: i32,

@@ -67,8 +67,9 @@ fn a_service_git_names_and_ecs_lacks_is_created_with_the_bootstrap_network_and_t
     let b = config(WEB);
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
 
+    // UpdateService first (no extra call when the service exists), refused: then created.
+    assert_eq!(ports.count("UpdateService"), 1);
     assert_eq!(ports.count("CreateService"), 1);
-    assert_eq!(ports.count("UpdateService"), 0, "created, not updated");
     let t = created(&ports);
     let s = &t.settings;
     let network = s.network.as_ref().expect("network");
@@ -143,7 +144,6 @@ fn a_deleted_service_still_listed_inactive_counts_as_missing_and_is_created_agai
     });
     let b = config(WEB);
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
-    assert_eq!(ports.count("UpdateService"), 0);
     assert_eq!(ports.count("CreateService"), 1);
     let active = ports.with(|w| w.services[&(CLUSTER.to_string(), "web".to_string())].status);
     assert_eq!(active, ServiceStatus::Active);
@@ -378,18 +378,16 @@ fn a_setting_changed_in_git_reaches_the_service_through_a_config_release() {
     let b = config(WEB);
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     tick_once(&ports, &b);
+    let before = ports.count("UpdateService");
     for _ in 0..3 {
         tick_once(&ports, &b);
     }
-    assert_eq!(
-        ports.count("UpdateService"),
-        0,
-        "an unchanged config changes nothing"
-    );
+    let unchanged = ports.count("UpdateService") - before;
+    assert_eq!(unchanged, 0, "an unchanged config changes nothing");
 
     let b2 = config(&WEB.replace("fargate_spot = 3", "fargate_spot = 1"));
     tick_once(&ports, &b2);
-    assert_eq!(ports.count("UpdateService"), 1);
+    assert_eq!(ports.count("UpdateService"), before + 1);
     let (target, _, _) = ports.with(|w| w.updates.last().cloned().unwrap());
     let strategy: Vec<_> = target
         .settings
@@ -403,4 +401,30 @@ fn a_setting_changed_in_git_reaches_the_service_through_a_config_release() {
         1,
         "updated, not created again"
     );
+
+    // Spot dropped from git: the default strategy is sent back, not left as it was.
+    let b3 = config(&WEB.replace(
+        "capacity = { fargate = 1, fargate_spot = 3, base = 1 }\n",
+        "",
+    ));
+    tick_once(&ports, &b3);
+    let (target, _, _) = ports.with(|w| w.updates.last().cloned().unwrap());
+    let strategy: Vec<_> = (target.settings.capacity.iter())
+        .map(|c| (c.provider.as_str(), c.weight))
+        .collect();
+    assert_eq!(strategy, [("FARGATE", 1)]);
+    assert!(!ports.state("dev", "web").unwrap().custom_capacity);
+}
+
+/// Owning services costs an update of an existing one no call: UpdateService goes first, and
+/// the bootstrap's outputs are read only for what the config leaves to them.
+#[test]
+fn updating_a_service_that_exists_costs_no_extra_call() {
+    let (ports, b) = harbormaster_core::testing::scenario::world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    assert_eq!(ports.count("UpdateService"), 1);
+    assert_eq!(ports.count("DescribeServices"), 0);
+    assert_eq!(ports.count("GetParameters"), 0);
+    assert_eq!(ports.count("CreateService"), 0);
+    assert_eq!(ports.count("DescribeScalableTargets"), 0);
 }

@@ -160,6 +160,21 @@ impl Services for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("UpdateService", &e))?;
+        if let Some(status) = out
+            .service()
+            .and_then(|s| s.status())
+            .filter(|s| *s != "ACTIVE")
+        {
+            // Real ECS refuses with ServiceNotActiveException; an emulator may answer instead.
+            return Err(PortError::new(
+                ErrorKind::NotFound,
+                "UpdateService",
+                format!(
+                    "ServiceNotActiveException: service {} is {status}",
+                    target.service
+                ),
+            ));
+        }
         Ok(out.service.and_then(|s| {
             s.deployments()
                 .iter()
@@ -200,7 +215,6 @@ impl Services for AwsPorts {
                 Some("INACTIVE") => ServiceStatus::Inactive,
                 _ => ServiceStatus::Active,
             },
-            capacity_providers: !s.capacity_provider_strategy().is_empty(),
             task_definition: s.task_definition().unwrap_or_default().to_owned(),
             desired_count: s.desired_count(),
             running_count: s.running_count(),

@@ -101,7 +101,6 @@ mod tests {
     fn snap(deployments: Vec<EcsDeployment>) -> ServiceSnapshot {
         ServiceSnapshot {
             status: Default::default(),
-            capacity_providers: false,
             task_definition: deployments[0].task_definition.clone(),
             desired_count: 1,
             running_count: 1,

@@ -2,7 +2,7 @@
 //! answering with the observation the machine decides on next.
 
 use super::ecs_view::{rollout_of, with_stopped_tasks};
-use super::render::{render_for, target_for, RenderError};
+use super::render::{render_for, target_with, Outputs, RenderError};
 use crate::bundle::Bundle;
 use crate::image::{Digest, Image};
 use crate::machine::{Command, Measurement, Observation, Rollout};
@@ -153,7 +153,13 @@ impl<P: Ports> Executor<'_, P> {
     ) -> Executed {
         // A native deployment missing a target group or listener rule fails here, before
         // anything is registered.
-        self.full_target(deployment).await?;
+        if self
+            .bundle
+            .policy(self.env, self.service)
+            .is_some_and(|p| p.native)
+        {
+            self.full_target(deployment, Outputs::IfNeeded).await?;
+        }
         let td = self.render(deployment, &image.digest).await?;
         self.check_secrets(deployment).await?;
         let arn = self
@@ -215,16 +221,22 @@ impl<P: Ports> Executor<'_, P> {
         ))
     }
 
-    /// The target with every id resolved (native ARNs, network, target group).
-    async fn full_target(&self, deployment: &DeploymentId) -> Result<ServiceTarget, Failure> {
-        target_for(self.ports, self.bundle, self.env, self.service)
+    /// The target with the ids it needs resolved (native ARNs, target group; with
+    /// [`Outputs::Always`] the network too).
+    async fn full_target(
+        &self,
+        deployment: &DeploymentId,
+        when: Outputs,
+    ) -> Result<ServiceTarget, Failure> {
+        target_with(self.ports, self.bundle, self.env, self.service, when)
             .await
             .map_err(|e| render_failure(deployment, e))
     }
 
-    /// UpdateService, or CreateService when ECS has no such service (never made, or deleted:
-    /// ECS lists a deleted one as DRAINING, then INACTIVE, and refuses to update it). Target
-    /// tracking is brought in line first, so the count it owns is never set by the update.
+    /// UpdateService; CreateService when ECS has no such service (never made, or deleted: ECS
+    /// lists a deleted one as DRAINING, then INACTIVE, and refuses to update it). UpdateService
+    /// goes first, so an update costs no extra call; target tracking is brought in line after
+    /// it (a target needs the service), and the count it owns is never sent.
     async fn update(
         &self,
         state: &ServiceState,
@@ -232,7 +244,7 @@ impl<P: Ports> Executor<'_, P> {
         arn: &str,
         adopt: bool,
     ) -> Executed {
-        let mut target = self.full_target(deployment).await?;
+        let mut target = self.full_target(deployment, Outputs::IfNeeded).await?;
         if !target.settings.missing.is_empty() {
             let why = format!(
                 "service `{}` cannot be updated; missing: {}",
@@ -241,47 +253,42 @@ impl<P: Ports> Executor<'_, P> {
             );
             return Err(Failure::Permanent(deployment.clone(), why));
         }
-        let found = match self.ports.describe(&target.cluster, &target.service).await {
-            Ok(snap) => match snap.status {
-                ServiceStatus::Active => Some(snap),
-                ServiceStatus::Inactive => None,
-                ServiceStatus::Draining => {
-                    let why = format!(
-                        "service {} is still being deleted (DRAINING); it is created again once ECS has finished",
-                        target.service
-                    );
-                    let e = PortError::new(ErrorKind::Transient, "DescribeServices", why);
-                    return Err(Failure::Retryable(deployment.clone(), e));
-                }
-            },
-            Err(e) if e.kind == ErrorKind::NotFound => None,
-            Err(e) => return Err(classify(deployment, e)),
-        };
-        let Some(snap) = found else {
-            return self.create(state, deployment, &target, arn).await;
-        };
-        let default = crate::service::Capacity::default().strategy();
-        if !snap.capacity_providers && target.settings.capacity == default {
-            // A service made by hand on the FARGATE launch type, and git asks for nothing
-            // else: left on it (ECS moves a Fargate launch type to an Auto Scaling group
-            // provider only; UpdateService API reference, capacityProviderStrategy).
-            target.settings.capacity.clear();
-        }
-        self.sync_scaling(state, &target)
-            .await
-            .map_err(|e| classify(deployment, e))?;
         if adopt {
-            // A takeover: the crashed attempt's UpdateService may have gone through.
+            // A takeover: the crashed attempt's UpdateService or CreateService may have gone
+            // through.
+            let Some(snap) = self.existing(deployment, &target).await? else {
+                return self.create(state, deployment, arn).await;
+            };
             if let Some(p) = snap.primary().filter(|p| p.task_definition == arn) {
+                self.sync_scaling(state, &target)
+                    .await
+                    .map_err(|e| classify(deployment, e))?;
                 return Ok(Observation::ServiceUpdated {
                     deployment: deployment.clone(),
                     ecs_deployment_id: Some(p.id.clone()),
                 });
             }
         }
-        let id = self
-            .ports
-            .update(&target, arn, deployment)
+        let custom = target.settings.capacity != crate::service::Capacity::default().strategy();
+        if !custom && !state.custom_capacity {
+            // Git sets no capacity and never did: the service keeps its own (one made by hand
+            // on the FARGATE launch type stays on it; ECS does not move that launch type to
+            // Fargate providers: UpdateService API reference, capacityProviderStrategy).
+            target.settings.capacity.clear();
+        }
+        let id = match self.ports.update(&target, arn, deployment).await {
+            Ok(id) => id,
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                // No such service, or a deleted one; or no such cluster, which CreateService
+                // then names.
+                if self.existing(deployment, &target).await?.is_none() {
+                    return self.create(state, deployment, arn).await;
+                }
+                return Err(classify(deployment, e));
+            }
+            Err(e) => return Err(classify(deployment, e)),
+        };
+        self.sync_scaling(state, &target)
             .await
             .map_err(|e| classify(deployment, e))?;
         Ok(Observation::ServiceUpdated {
@@ -290,15 +297,36 @@ impl<P: Ports> Executor<'_, P> {
         })
     }
 
-    /// CreateService with the deployment's client token: the intent (this phase) was saved
-    /// first, and a resend after a lost answer or a crash finds the service it made.
-    async fn create(
+    /// The service as ECS has it, `None` when it must be created. One being deleted
+    /// (DRAINING) is waited for: a retryable step.
+    async fn existing(
         &self,
-        state: &ServiceState,
         deployment: &DeploymentId,
         target: &ServiceTarget,
-        arn: &str,
-    ) -> Executed {
+    ) -> Result<Option<ServiceSnapshot>, Failure> {
+        match self.ports.describe(&target.cluster, &target.service).await {
+            Ok(snap) => match snap.status {
+                ServiceStatus::Active => Ok(Some(snap)),
+                ServiceStatus::Inactive => Ok(None),
+                ServiceStatus::Draining => {
+                    let why = format!(
+                        "service {} is still being deleted (DRAINING); it is created again once ECS has finished",
+                        target.service
+                    );
+                    let e = PortError::new(ErrorKind::Transient, "DescribeServices", why);
+                    Err(Failure::Retryable(deployment.clone(), e))
+                }
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(classify(deployment, e)),
+        }
+    }
+
+    /// CreateService with the deployment's client token: the intent (this phase) was saved
+    /// first, and a resend after a lost answer or a crash finds the service it made. Every
+    /// setting is sent, the network from the bootstrap's outputs unless git gives it.
+    async fn create(&self, state: &ServiceState, deployment: &DeploymentId, arn: &str) -> Executed {
+        let target = self.full_target(deployment, Outputs::Always).await?;
         if target.settings.network.is_none() {
             let why = format!(
                 "service `{}` does not exist in cluster {} and cannot be created: give `services.{}.network` or run `harbormaster-bootstrap apply --env {}` (its output `private-subnet-ids`)",
@@ -309,10 +337,10 @@ impl<P: Ports> Executor<'_, P> {
         let token = crate::text::fingerprint(deployment.0.as_bytes());
         let id = self
             .ports
-            .create(target, arn, deployment, &token)
+            .create(&target, arn, deployment, &token)
             .await
             .map_err(|e| classify(deployment, e))?;
-        self.sync_scaling(state, target)
+        self.sync_scaling(state, &target)
             .await
             .map_err(|e| classify(deployment, e))?;
         Ok(Observation::ServiceCreated {
@@ -346,7 +374,7 @@ impl<P: Ports> Executor<'_, P> {
         deployment: &DeploymentId,
         arn: &str,
     ) -> Executed {
-        let target = self.full_target(deployment).await?;
+        let target = self.full_target(deployment, Outputs::Always).await?;
         let task = self
             .bundle
             .config

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use ecs_view::rollout_of;
 pub use execute::measure_backlog;
-pub use render::{render_for, target_for, RenderError};
+pub use render::{render_for, target_for, target_with, Outputs, RenderError};
 
 use crate::bundle::Bundle;
 use crate::machine::{Observation, Outcome, Transition};

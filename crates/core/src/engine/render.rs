@@ -19,6 +19,28 @@ pub async fn target_for<P: Ports>(
     env: &str,
     service: &str,
 ) -> Result<ServiceTarget, RenderError> {
+    target_with(ports, bundle, env, service, Outputs::Always).await
+}
+
+/// When the bootstrap's outputs are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// Always: a creation needs the network, `run` the task's.
+    Always,
+    /// Only when the config names something only they resolve (a target group, the load
+    /// balancer, a native strategy's ARNs): an update of any other service makes no SSM call
+    /// and leaves its network as it is.
+    IfNeeded,
+}
+
+/// [`target_for`], reading the outputs as `when` says.
+pub async fn target_with<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    when: Outputs,
+) -> Result<ServiceTarget, RenderError> {
     let (Some((_, s, t)), Some(mut target)) = (
         bundle.config.target(env, service),
         bundle.service_target(env, service),
@@ -27,6 +49,10 @@ pub async fn target_for<P: Ports>(
             "no service `{service}` in environment `{env}`"
         )));
     };
+    let needed = t.native.is_some() || !target.settings.missing.is_empty();
+    if when == Outputs::IfNeeded && !needed {
+        return Ok(target);
+    }
     let project = &bundle.config.project;
     let env_root = format!("/{project}/{env}/outputs/");
     let agent_root = format!("/{project}/agent/");

@@ -32,6 +32,7 @@ pub fn policy() -> Policy {
         native: false,
         scaling: None,
         autoscaled: false,
+        custom_capacity: false,
         one_off_timeout: None,
         owner: "run-a".into(),
         config_version: Some("config-1".into()),

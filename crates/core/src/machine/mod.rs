@@ -66,6 +66,8 @@ pub struct Policy {
     pub scaling: Option<ScalingPolicy>,
     /// Target tracking is configured (Application Auto Scaling owns the count).
     pub autoscaled: bool,
+    /// Git sets a capacity strategy other than on-demand Fargate alone.
+    pub custom_capacity: bool,
     /// How long the one-off task before the rollout (`before_deploy`) may run; `None`: there
     /// is none.
     pub one_off_timeout: Option<Duration>,

@@ -70,8 +70,9 @@ impl Ctx<'_> {
         let Some(arn) = self.updating_arn(id) else {
             return Outcome::Stale;
         };
-        // The update brought target tracking in line with the config.
+        // The update brought target tracking and capacity in line with the config.
         self.s.autoscaled = self.policy.autoscaled;
+        self.s.custom_capacity = self.policy.custom_capacity;
         self.stabilizing(arn, ecs_id.clone(), "");
         Outcome::Progressed
     }
@@ -85,6 +86,7 @@ impl Ctx<'_> {
             return Outcome::Stale;
         };
         self.s.autoscaled = self.policy.autoscaled;
+        self.s.custom_capacity = self.policy.custom_capacity;
         let note = "created the service (it did not exist in ECS)";
         self.stabilizing(arn, ecs_id.clone(), note);
         Outcome::Progressed

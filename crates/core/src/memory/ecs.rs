@@ -225,8 +225,9 @@ impl Services for MemoryPorts {
                     )
                 })?;
             if s.status != ServiceStatus::Active {
+                // ServiceNotActiveException, which the adapter classifies as not found.
                 return Err(PortError::new(
-                    ErrorKind::Invalid,
+                    ErrorKind::NotFound,
                     "UpdateService",
                     "ServiceNotActiveException: Service was not ACTIVE.",
                 ));
@@ -271,7 +272,6 @@ impl Services for MemoryPorts {
                 })?;
             let snap = ServiceSnapshot {
                 status: s.status,
-                capacity_providers: s.created.is_some(),
                 task_definition: s.task_definition.clone(),
                 desired_count: s.desired as i32,
                 running_count: s.desired as i32,

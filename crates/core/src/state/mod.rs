@@ -20,7 +20,8 @@ use crate::image::Image;
 use crate::strategy::Stage;
 
 /// 2: config releases (`Trigger::Config`, `config` on deployments and history).
-/// 3: the `migrating` phase (a one-off task before the rollout) and `autoscaled`.
+/// 3: the `migrating` phase (a one-off task before the rollout), `autoscaled` and
+/// `custom_capacity`.
 pub const SCHEMA: u32 = 3;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
@@ -401,6 +402,10 @@ pub struct ServiceState {
     /// that drops `autoscaling` deregisters it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub autoscaled: bool,
+    /// The agent set a capacity strategy other than on-demand Fargate alone: a config that
+    /// drops `capacity` sends the default back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub custom_capacity: bool,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -426,6 +431,7 @@ impl ServiceState {
             newest_accepted: None,
             history: Vec::new(),
             autoscaled: false,
+            custom_capacity: false,
             processed_events: VecDeque::new(),
             outbox: Vec::new(),
             undelivered: Vec::new(),
