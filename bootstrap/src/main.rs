@@ -1,4 +1,4 @@
-//! `harbormaster-bootstrap plan | apply | destroy --env E`
+//! `harbormaster-bootstrap plan | apply | destroy --env E`, `template (--env E | --project)`
 
 // The SDK's futures nest deeply; release builds need more than the default query depth.
 #![recursion_limit = "256"]
@@ -12,6 +12,7 @@ use harbormaster_bootstrap::cloud::Cloud;
 use harbormaster_bootstrap::model::Action;
 use harbormaster_bootstrap::run::{self, kind_word, Report};
 use harbormaster_bootstrap::spec::Spec;
+use harbormaster_bootstrap::stacks;
 use harbormaster_core::config::{Config, CONFIG_FILE};
 
 #[derive(Parser)]
@@ -43,6 +44,15 @@ enum Cmd {
         env: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Print the CloudFormation template of an environment's stack (or, with --project, of
+    /// the project's: repositories, state bucket, topic), rendered from the config with no AWS
+    /// call, for any tool that deploys CloudFormation.
+    Template {
+        #[arg(long, required_unless_present = "project")]
+        env: Option<String>,
+        #[arg(long)]
+        project: bool,
     },
     /// Delete everything the environment's bootstrap made (dependents first).
     Destroy {
@@ -78,6 +88,22 @@ async fn run_cli(cli: Cli) -> Result<ExitCode> {
     let config = Config::parse(&shown, &text)?;
     let env = match &cli.command {
         Cmd::Plan { env, .. } | Cmd::Apply { env, .. } | Cmd::Destroy { env, .. } => env.clone(),
+        Cmd::Template { env, project } => {
+            // The project's stack is the same from any environment's settings.
+            let env = match env {
+                Some(e) => e.clone(),
+                None => (config.environments.keys().next().cloned())
+                    .context("the config has no environment")?,
+            };
+            let spec = Spec::from_config(&shown, &config, &env)?;
+            let template = if *project {
+                stacks::project(&spec)
+            } else {
+                stacks::environment(&spec)
+            };
+            println!("{}", serde_json::to_string_pretty(&template)?);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     // Everything is checked before the first call.
     let spec = Spec::from_config(&shown, &config, &env)?;
@@ -107,6 +133,7 @@ async fn run_cli(cli: Cli) -> Result<ExitCode> {
             }
             (r, json, "destroy")
         }
+        Cmd::Template { .. } => unreachable!("printed above, before any AWS client"),
     };
     print(&report, json, verb)?;
     Ok(if !report.errors.is_empty() || report.conflicts() > 0 {

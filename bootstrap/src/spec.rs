@@ -370,7 +370,7 @@ impl Spec {
         }
         let db = &raw.database;
         let database = if db.enabled.unwrap_or(true) {
-            let engine_version = db.engine_version.clone().unwrap_or_else(|| "16.4".into());
+            let engine_version = db.engine_version.clone().unwrap_or_else(|| "16.9".into());
             let major = engine_version
                 .split('.')
                 .next()

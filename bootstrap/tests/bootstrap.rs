@@ -388,7 +388,7 @@ async fn apply_provisions_everything_tagged_and_a_second_apply_changes_nothing()
         .unwrap();
     let db = &db.db_instances()[0];
     assert_eq!(db.storage_encrypted(), Some(true));
-    assert_eq!(db.engine_version(), Some("16.4"));
+    assert_eq!(db.engine_version(), Some("16.9"));
     let password = ssm
         .get_parameter()
         .name("/booking/dev/database/password")
@@ -661,7 +661,7 @@ async fn a_resource_with_our_name_but_not_our_tags_is_reported_not_overwritten()
 fn bad_config_names_the_field_and_makes_no_call() {
     let env = Env::start(|t| {
         t.replace("nat = \"single\"", "nat = \"some\"")
-            .replace("engine_version = \"16.4\"", "engine_version = \"11.22\"")
+            .replace("engine_version = \"16.9\"", "engine_version = \"11.22\"")
             .replace("vpc_cidr = \"10.20.0.0/16\"", "vpc_cidr = \"10.20.0.0/16\"\npublic_subnets = [\"10.30.0.0/24\", \"10.20.1.0/24\"]")
     });
     let out = env.run(&["apply", "--env", "dev"]);

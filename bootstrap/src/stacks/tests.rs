@@ -1,0 +1,211 @@
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::*;
+use harbormaster_core::config::Config;
+
+const EXAMPLE: &str = include_str!("../../../examples/booking/harbormaster.toml");
+
+fn spec_with(env: &str, edit: impl Fn(String) -> String) -> Spec {
+    let text = edit(EXAMPLE.to_owned());
+    let config = Config::parse("harbormaster.toml", &text).expect("the example parses");
+    Spec::from_config("harbormaster.toml", &config, env).expect("its bootstrap is valid")
+}
+
+fn dev() -> Spec {
+    spec_with("dev", |t| t)
+}
+
+fn of_type<'t>(template: &'t Value, kind: &str) -> Vec<(&'t String, &'t Value)> {
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+/// The SSM parameters the environment stack writes, by name.
+fn parameters(template: &Value) -> BTreeSet<String> {
+    of_type(template, "AWS::SSM::Parameter")
+        .into_iter()
+        .map(|(_, r)| r["Properties"]["Name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every `Ref` and `Fn::GetAtt` in `v`, by the logical id it names.
+fn references(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(id)) = m.get("Ref") {
+                out.insert(id.clone());
+            }
+            if let Some(Value::Array(a)) = m.get("Fn::GetAtt") {
+                out.insert(a[0].as_str().unwrap().to_owned());
+            }
+            m.values().for_each(|x| references(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_names_a_resource_of_its_template() {
+    for template in [environment(&dev()), project(&dev())] {
+        let mut named = BTreeSet::new();
+        references(&template, &mut named);
+        let resources = template["Resources"].as_object().unwrap();
+        for id in named.iter().filter(|id| !id.starts_with("AWS::")) {
+            assert!(resources.contains_key(id), "{id} is not a resource");
+        }
+    }
+}
+
+#[test]
+fn the_outputs_the_agent_reads_are_written_where_it_reads_them() {
+    let written = parameters(&environment(&dev()));
+    for name in [
+        "private-subnet-ids",
+        "public-subnet-ids",
+        "security-groups/services",
+        "security-groups/cache",
+        "target-groups/web/blue",
+        "target-groups/web/green",
+        "production-rules/web",
+        "test-rules/web",
+        "listeners/test",
+        "roles/ecs-infrastructure",
+        "roles/execution",
+        "alb-arn",
+        "cluster-name",
+        "database-endpoint",
+        "redis-endpoint",
+        "topic-arn",
+        "state-bucket",
+        "repositories/booking/web",
+    ] {
+        let path = format!("/booking/dev/outputs/{name}");
+        assert!(written.contains(&path), "{path} missing from {written:?}");
+    }
+}
+
+#[test]
+fn nat_none_single_and_per_az_give_zero_one_and_two_gateways() {
+    for (mode, gateways) in [("none", 0), ("single", 1), ("per_az", 2)] {
+        let spec = spec_with("dev", |t| {
+            t.replace("nat = \"single\"", &format!("nat = \"{mode}\""))
+        });
+        let t = environment(&spec);
+        assert_eq!(
+            of_type(&t, "AWS::EC2::NatGateway").len(),
+            gateways,
+            "{mode}"
+        );
+        assert_eq!(of_type(&t, "AWS::EC2::EIP").len(), gateways, "{mode}");
+        let via: BTreeSet<String> = of_type(&t, "AWS::EC2::Route")
+            .into_iter()
+            .filter_map(|(_, r)| {
+                r["Properties"]["NatGatewayId"]["Ref"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        let expected: BTreeSet<String> = match gateways {
+            0 => BTreeSet::new(),
+            1 => ["NatGatewayA".to_owned()].into(),
+            _ => ["NatGatewayA".to_owned(), "NatGatewayB".to_owned()].into(),
+        };
+        assert_eq!(via, expected, "{mode}: the private routes' way out");
+    }
+}
+
+#[test]
+fn shared_data_is_retained_and_the_database_snapshotted() {
+    let p = project(&dev());
+    for (id, r) in p["Resources"].as_object().unwrap() {
+        if r["Type"] == "AWS::ECR::Repository" || r["Type"] == "AWS::S3::Bucket" {
+            assert_eq!(r["DeletionPolicy"], "Retain", "{id}");
+            assert_eq!(r["UpdateReplacePolicy"], "Retain", "{id}");
+        }
+    }
+    let bucket = &p["Resources"]["StateBucket"]["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    assert_eq!(
+        bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+        true
+    );
+    let e = environment(&dev());
+    let db = &e["Resources"]["Database"];
+    assert_eq!(db["DeletionPolicy"], "Snapshot");
+    assert_eq!(db["UpdateReplacePolicy"], "Snapshot");
+    // Nothing of the project's is in an environment's stack: destroying one leaves them.
+    for kind in ["AWS::ECR::Repository", "AWS::S3::Bucket", "AWS::SNS::Topic"] {
+        assert!(
+            of_type(&e, kind).is_empty(),
+            "{kind} in the environment stack"
+        );
+    }
+}
+
+#[test]
+fn the_database_password_is_a_secure_string_reference_never_a_value() {
+    let e = environment(&dev());
+    let password = &e["Resources"]["Database"]["Properties"]["MasterUserPassword"];
+    assert_eq!(
+        password,
+        "{{resolve:ssm-secure:/booking/dev/database/password}}"
+    );
+}
+
+#[test]
+fn each_web_service_has_a_production_and_a_test_rule_on_its_blue_group() {
+    let e = environment(&dev());
+    let rules = of_type(&e, "AWS::ElasticLoadBalancingV2::ListenerRule");
+    let listeners: BTreeSet<String> = rules
+        .iter()
+        .map(|(_, r)| {
+            r["Properties"]["ListenerArn"]["Ref"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        listeners,
+        ["HttpListener".to_owned(), "TestListener".to_owned()].into()
+    );
+    for (_, r) in rules {
+        let to =
+            &r["Properties"]["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"];
+        assert_eq!(to["Ref"], "WebBlueTargetGroup");
+    }
+    let alb = &e["Resources"]["AlbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
+    let test = alb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["FromPort"] == 8080)
+        .unwrap();
+    assert_eq!(
+        test["CidrIp"], "10.20.0.0/16",
+        "test traffic from the VPC only"
+    );
+}
+
+#[test]
+fn a_certificate_adds_the_https_listener_and_its_rules() {
+    let spec = spec_with("dev", |t| {
+        t.replace(
+            "log_retention_days = 30",
+            "log_retention_days = 30\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"",
+        )
+    });
+    let e = environment(&spec);
+    assert_eq!(
+        e["Resources"]["HttpsListener"]["Properties"]["Protocol"],
+        "HTTPS"
+    );
+    assert!(parameters(&e).contains("/booking/dev/outputs/production-rules/web-https"));
+}
