@@ -14,7 +14,7 @@ pub mod setup;
 
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
-pub use setup::create_service;
+pub use setup::{create_service, emulator_config, for_the_emulator};
 
 pub const ACCOUNT: &str = "000000000000";
 pub const REGION: &str = "us-east-1";
@@ -538,32 +538,6 @@ impl World {
         ));
         env
     }
-}
-
-/// What of the example the emulator cannot run is left out of the world's copy: the emulator
-/// runs no containers (no Docker), so a `before_deploy` task never stops and its deployment
-/// would wait for ever; and nothing listens at the Redis endpoint a queue-depth `scaling`
-/// reads. The migration is covered where ECS is played in the test
-/// (`crates/core/tests/services.rs`) and its RunTask against the emulator in
-/// `tests/services.rs`; scaling by `tests/scaling.rs`, which gives the worker a backlog the
-/// emulator's SQS or a real redis-server holds.
-pub fn for_the_emulator(config_dir: &Path) -> Result<()> {
-    let file = config_dir.join("harbormaster.toml");
-    let text = std::fs::read_to_string(&file)?;
-    std::fs::write(&file, emulator_config(&text))?;
-    Ok(())
-}
-
-/// The text of [`for_the_emulator`]'s edit.
-pub fn emulator_config(text: &str) -> String {
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            !l.starts_with("before_deploy") && !l.starts_with("scaling")
-        })
-        .collect();
-    kept.join("\n") + "\n"
 }
 
 /// AWS's "CloudWatch Alarm State Change" sample for alarm `name` going to ALARM at `at` (in

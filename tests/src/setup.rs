@@ -1,6 +1,8 @@
 //! What a test account holds before the agent acts: a service made by hand, and the stand-in
 //! for Application Auto Scaling (no emulator beside ministack implements it).
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 use serde_json::{json, Value};
@@ -90,4 +92,30 @@ pub fn bootstrap(emulator: &harbormaster_testkit::Emulator) -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
+}
+
+/// What of the example the emulator cannot run is left out of the world's copy: the emulator
+/// runs no containers (no Docker), so a `before_deploy` task never stops and its deployment
+/// would wait for ever; and nothing listens at the Redis endpoint a queue-depth `scaling`
+/// reads. The migration is covered where ECS is played in the test
+/// (`crates/core/tests/services.rs`) and its RunTask against the emulator in
+/// `tests/services.rs`; scaling by `tests/scaling.rs`, which gives the worker a backlog the
+/// emulator's SQS or a real redis-server holds.
+pub fn for_the_emulator(config_dir: &Path) -> Result<()> {
+    let file = config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&file)?;
+    std::fs::write(&file, emulator_config(&text))?;
+    Ok(())
+}
+
+/// The text of [`for_the_emulator`]'s edit.
+pub fn emulator_config(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("before_deploy") && !l.starts_with("scaling")
+        })
+        .collect();
+    kept.join("\n") + "\n"
 }

@@ -2,14 +2,12 @@
 //! answering with the observation the machine decides on next.
 
 use super::ecs_view::{rollout_of, with_stopped_tasks};
-use super::render::{render_for, target_with, Outputs, RenderError};
+use super::render::{render_for, Outputs, RenderError};
 use crate::bundle::Bundle;
 use crate::image::{Digest, Image};
 use crate::machine::{Command, Measurement, Observation, Rollout};
-use crate::ports::{ErrorKind, PortError, Ports, ServiceSnapshot, ServiceStatus, ServiceTarget};
+use crate::ports::{PortError, Ports, ServiceSnapshot, ServiceTarget};
 use crate::scaling::{Measured, ScalingPolicy};
-use crate::service::{TaskProgress, TaskRun};
-use crate::state::OneOffRun;
 use crate::state::{DeploymentId, ServiceState};
 use crate::strategy::{MetricCheck, Stage};
 use crate::template::RenderedTaskDefinition;
@@ -22,7 +20,7 @@ pub(super) enum Failure {
     Permanent(DeploymentId, String),
 }
 
-fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
+pub(super) fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
     if e.kind.is_retryable() {
         Failure::Retryable(deployment.clone(), e)
     } else {
@@ -30,7 +28,7 @@ fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
     }
 }
 
-fn render_failure(deployment: &DeploymentId, e: RenderError) -> Failure {
+pub(super) fn render_failure(deployment: &DeploymentId, e: RenderError) -> Failure {
     match e {
         RenderError::Port(p) => classify(deployment, p),
         RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
@@ -44,7 +42,7 @@ pub(super) struct Executor<'a, P> {
     pub service: &'a str,
 }
 
-type Executed = Result<Observation, Failure>;
+pub(super) type Executed = Result<Observation, Failure>;
 
 impl<P: Ports> Executor<'_, P> {
     pub async fn execute(&self, state: &ServiceState, command: &Command) -> Executed {
@@ -95,7 +93,7 @@ impl<P: Ports> Executor<'_, P> {
         }
     }
 
-    async fn render(
+    pub(super) async fn render(
         &self,
         deployment: &DeploymentId,
         digest: &Digest,
@@ -112,7 +110,7 @@ impl<P: Ports> Executor<'_, P> {
         .map_err(|e| render_failure(deployment, e))
     }
 
-    fn target(&self, deployment: &DeploymentId) -> Result<ServiceTarget, Failure> {
+    pub(super) fn target(&self, deployment: &DeploymentId) -> Result<ServiceTarget, Failure> {
         self.bundle
             .service_target(self.env, self.service)
             .ok_or_else(|| left_the_config(deployment))
@@ -219,249 +217,6 @@ impl<P: Ports> Executor<'_, P> {
                 missing.join(", ")
             ),
         ))
-    }
-
-    /// The target with the ids it needs resolved (native ARNs, target group; with
-    /// [`Outputs::Always`] the network too).
-    async fn full_target(
-        &self,
-        deployment: &DeploymentId,
-        when: Outputs,
-    ) -> Result<ServiceTarget, Failure> {
-        target_with(self.ports, self.bundle, self.env, self.service, when)
-            .await
-            .map_err(|e| render_failure(deployment, e))
-    }
-
-    /// UpdateService; CreateService when ECS has no such service (never made, or deleted: ECS
-    /// lists a deleted one as DRAINING, then INACTIVE, and refuses to update it). UpdateService
-    /// goes first, so an update costs no extra call; target tracking is brought in line after
-    /// it (a target needs the service), and the count it owns is never sent.
-    async fn update(
-        &self,
-        state: &ServiceState,
-        deployment: &DeploymentId,
-        arn: &str,
-        adopt: bool,
-    ) -> Executed {
-        let mut target = self.full_target(deployment, Outputs::IfNeeded).await?;
-        if !target.settings.missing.is_empty() {
-            let why = format!(
-                "service `{}` cannot be updated; missing: {}",
-                target.name,
-                target.settings.missing.join("; ")
-            );
-            return Err(Failure::Permanent(deployment.clone(), why));
-        }
-        if adopt {
-            // A takeover: the crashed attempt's UpdateService or CreateService may have gone
-            // through.
-            let Some(snap) = self.existing(deployment, &target).await? else {
-                return self.create(state, deployment, arn).await;
-            };
-            if let Some(p) = snap.primary().filter(|p| p.task_definition == arn) {
-                self.sync_scaling(state, &target)
-                    .await
-                    .map_err(|e| classify(deployment, e))?;
-                return Ok(Observation::ServiceUpdated {
-                    deployment: deployment.clone(),
-                    ecs_deployment_id: Some(p.id.clone()),
-                });
-            }
-        }
-        let custom = target.settings.capacity != crate::service::Capacity::default().strategy();
-        if !custom && !state.custom_capacity {
-            // Git sets no capacity and never did: the service keeps its own (one made by hand
-            // on the FARGATE launch type stays on it; ECS does not move that launch type to
-            // Fargate providers: UpdateService API reference, capacityProviderStrategy).
-            target.settings.capacity.clear();
-        }
-        let id = match self.ports.update(&target, arn, deployment).await {
-            Ok(id) => id,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                // No such service, or a deleted one; or no such cluster, which CreateService
-                // then names.
-                if self.existing(deployment, &target).await?.is_none() {
-                    return self.create(state, deployment, arn).await;
-                }
-                return Err(classify(deployment, e));
-            }
-            Err(e) => return Err(classify(deployment, e)),
-        };
-        self.sync_scaling(state, &target)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        Ok(Observation::ServiceUpdated {
-            deployment: deployment.clone(),
-            ecs_deployment_id: id,
-        })
-    }
-
-    /// The service as ECS has it, `None` when it must be created. One being deleted
-    /// (DRAINING) is waited for: a retryable step.
-    async fn existing(
-        &self,
-        deployment: &DeploymentId,
-        target: &ServiceTarget,
-    ) -> Result<Option<ServiceSnapshot>, Failure> {
-        match self.ports.describe(&target.cluster, &target.service).await {
-            Ok(snap) => match snap.status {
-                ServiceStatus::Active => Ok(Some(snap)),
-                ServiceStatus::Inactive => Ok(None),
-                ServiceStatus::Draining => {
-                    let why = format!(
-                        "service {} is still being deleted (DRAINING); it is created again once ECS has finished",
-                        target.service
-                    );
-                    let e = PortError::new(ErrorKind::Transient, "DescribeServices", why);
-                    Err(Failure::Retryable(deployment.clone(), e))
-                }
-            },
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(classify(deployment, e)),
-        }
-    }
-
-    /// CreateService with the deployment's client token: the intent (this phase) was saved
-    /// first, and a resend after a lost answer or a crash finds the service it made. Every
-    /// setting is sent, the network from the bootstrap's outputs unless git gives it.
-    async fn create(&self, state: &ServiceState, deployment: &DeploymentId, arn: &str) -> Executed {
-        let target = self.full_target(deployment, Outputs::Always).await?;
-        if target.settings.network.is_none() {
-            let why = format!(
-                "service `{}` does not exist in cluster {} and cannot be created: give `services.{}.network` or run `harbormaster-bootstrap apply --env {}` (its output `private-subnet-ids`)",
-                target.name, target.cluster, target.name, target.environment
-            );
-            return Err(Failure::Permanent(deployment.clone(), why));
-        }
-        let token = crate::text::fingerprint(deployment.0.as_bytes());
-        let id = self
-            .ports
-            .create(&target, arn, deployment, &token)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        self.sync_scaling(state, &target)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        Ok(Observation::ServiceCreated {
-            deployment: deployment.clone(),
-            ecs_deployment_id: id,
-        })
-    }
-
-    /// The scalable target and its policies as the config says; nothing to do (and no call)
-    /// for a service that has none and never had.
-    async fn sync_scaling(
-        &self,
-        state: &ServiceState,
-        target: &ServiceTarget,
-    ) -> Result<(), PortError> {
-        let want = target.settings.autoscaling.as_ref();
-        if want.is_none() && !state.autoscaled {
-            return Ok(());
-        }
-        let (cluster, service) = (&target.cluster, &target.service);
-        let now = self.ports.scaling(cluster, service).await?;
-        for step in crate::service::plan_scaling(now.as_ref(), want) {
-            self.ports.apply_scaling(cluster, service, &step).await?;
-        }
-        Ok(())
-    }
-
-    async fn run_one_off(
-        &self,
-        state: &ServiceState,
-        deployment: &DeploymentId,
-        arn: &str,
-    ) -> Executed {
-        let target = self.full_target(deployment, Outputs::Always).await?;
-        let task = self
-            .bundle
-            .config
-            .target(self.env, self.service)
-            .and_then(|(_, _, t)| t.service.before_deploy.clone())
-            .ok_or_else(|| {
-                Failure::Permanent(deployment.clone(), "`before_deploy` left the config".into())
-            })?;
-        let image = state
-            .in_flight
-            .as_ref()
-            .map(|d| d.release.image.digest.clone());
-        let td = match image {
-            Some(digest) => Some(self.render(deployment, &digest).await?),
-            None => None,
-        };
-        let container = task
-            .container
-            .clone()
-            .or_else(|| td.as_ref().and_then(|t| t.containers.first().cloned()))
-            .ok_or_else(|| {
-                Failure::Permanent(deployment.clone(), "no container to run the task in".into())
-            })?;
-        let Some(run) = TaskRun::for_service(
-            &target.settings,
-            arn,
-            &container,
-            task.command.clone(),
-            &deployment.0,
-        ) else {
-            let why = format!(
-                "the task before the rollout needs a network: give `services.{}.network` or bootstrap the environment",
-                target.name
-            );
-            return Err(Failure::Permanent(deployment.clone(), why));
-        };
-        let task_arn = self
-            .ports
-            .run_task(&run)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        let log_stream = td
-            .as_ref()
-            .and_then(|t| crate::service::log_stream(&t.body, &container, &task_arn));
-        Ok(Observation::OneOffStarted {
-            deployment: deployment.clone(),
-            run: OneOffRun {
-                task_arn,
-                started_at: self.ports.now(),
-                container,
-                log_stream,
-            },
-        })
-    }
-
-    async fn observe_one_off(&self, deployment: &DeploymentId, run: &OneOffRun) -> Executed {
-        let target = self.target(deployment)?;
-        let progress = self
-            .ports
-            .task_progress(&target.cluster, &run.task_arn, &run.container)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        Ok(Observation::OneOffObserved {
-            deployment: deployment.clone(),
-            progress,
-        })
-    }
-
-    async fn stop_one_off(&self, deployment: &DeploymentId, run: &OneOffRun) -> Executed {
-        let target = self.target(deployment)?;
-        let minutes = (self.bundle.config.target(self.env, self.service))
-            .and_then(|(_, _, t)| t.service.before_deploy.as_ref().map(|b| b.timeout_minutes))
-            .unwrap_or_default();
-        let reason = format!(
-            "stopped by harbormaster after {minutes} minutes (`before_deploy.timeout_minutes`)"
-        );
-        self.ports
-            .stop_task(&target.cluster, &run.task_arn, &reason)
-            .await
-            .map_err(|e| classify(deployment, e))?;
-        Ok(Observation::OneOffObserved {
-            deployment: deployment.clone(),
-            progress: TaskProgress::Stopped {
-                exit_code: None,
-                reason,
-            },
-        })
     }
 
     async fn observe(

@@ -4,9 +4,11 @@
 
 mod ecs_view;
 mod execute;
+mod one_off;
 mod outbox;
 mod render;
 mod runner;
+mod service;
 
 use serde::Serialize;
 
