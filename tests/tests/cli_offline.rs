@@ -53,6 +53,36 @@ fn validate_accepts_the_example_and_lists_what_deploys_where() {
             "prod/web: semver tags >=1.0.0 from booking/web (auto-deploy off in this environment)"
         ),
         "{text}"
+    ); // And what each service is created with and kept at.
+    assert!(
+        text.contains("capacity FARGATE:1 + FARGATE_SPOT:3 (base 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("autoscaling 1–5 (cpu 70%, memory 80%)"),
+        "{text}"
+    );
+}
+
+/// Fargate Spot for web, whose template runs on ARM64: refused by `validate`, before any call,
+/// naming the template's field and the setting (ECS Developer Guide, "AWS Fargate capacity
+/// providers": Fargate Spot runs X86_64 Linux tasks only).
+#[test]
+fn validate_refuses_spot_for_an_arm64_task_definition() {
+    let dir = example_copy();
+    let path = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[services.web.environments.dev]\n",
+        "[services.web.environments.dev]\ncapacity = { fargate_spot = 1 }\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runtimePlatform.cpuArchitecture"), "{err}");
+    assert!(
+        err.contains("services.web.environments.dev.capacity"),
+        "{err}"
     );
 }
 

@@ -47,6 +47,12 @@ impl Args {
             };
             let (env, service, repo) = (&e.name, &s.name, &s.repository);
             println!("  {env}/{service}: {follows} from {repo}{auto}");
+            let scaled = t
+                .scaling
+                .as_ref()
+                .map(|q| format!("; scaled on its backlog {}–{}", q.min, q.max))
+                .unwrap_or_default();
+            println!("    {}{scaled}", t.service.summary());
         }
         Ok(Exit::Done)
     }

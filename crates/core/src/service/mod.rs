@@ -151,6 +151,51 @@ impl ServiceSettings {
     pub fn is_default(&self) -> bool {
         *self == ServiceSettings::default()
     }
+
+    /// In words, for `validate`: `capacity FARGATE:1 + FARGATE_SPOT:3 (base 1); behind web:8000;
+    /// autoscaling 1–5 (cpu 70%, memory 80%); before rollout: python manage.py migrate (15 min)`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let capacity: Vec<String> = (self.capacity.strategy().iter())
+            .map(|c| format!("{}:{}", c.provider, c.weight))
+            .collect();
+        let base = match self.capacity.base {
+            0 => String::new(),
+            n => format!(" (base {n})"),
+        };
+        parts.push(format!("capacity {}{base}", capacity.join(" + ")));
+        if let Some(lb) = &self.load_balancer {
+            parts.push(format!("behind {}:{}", lb.container, lb.port));
+        }
+        if let Some(n) = &self.network {
+            parts.push(format!("in {} subnets of its own", n.subnets.len()));
+        }
+        if let Some(a) = &self.autoscaling {
+            let targets: Vec<String> = [
+                a.cpu.map(|t| format!("cpu {t}%")),
+                a.memory.map(|t| format!("memory {t}%")),
+                a.requests_per_target
+                    .map(|t| format!("{t} requests per target")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            parts.push(format!(
+                "autoscaling {}–{} ({})",
+                a.min,
+                a.max,
+                targets.join(", ")
+            ));
+        }
+        if let Some(b) = &self.before_deploy {
+            parts.push(format!(
+                "before rollout: {} ({} min)",
+                b.command.join(" "),
+                b.timeout_minutes
+            ));
+        }
+        parts.join("; ")
+    }
 }
 
 #[cfg(test)]

@@ -235,3 +235,22 @@ fn the_alb_resource_label_is_built_from_the_two_arns() {
         Some("app/my-alb/50dc6c495c0c9188/targetgroup/my-tg/943f017f100becff")
     );
 }
+
+#[test]
+fn the_summary_says_what_the_service_is_created_with() {
+    let c = Config::parse(
+        "harbormaster.toml",
+        &with_web(
+            r#"capacity = { fargate = 1, fargate_spot = 3, base = 1 }
+load_balancer = { container = "web", port = 8000 }
+autoscaling = { min = 1, max = 5, cpu = 70, memory = 80 }
+before_deploy = { command = ["python", "manage.py", "migrate"] }"#,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c.services["web"].targets["dev"].service.summary(),
+        "capacity FARGATE:1 + FARGATE_SPOT:3 (base 1); behind web:8000; autoscaling 1–5 (cpu 70%, memory 80%); before rollout: python manage.py migrate (15 min)"
+    );
+    assert_eq!(ServiceSettings::default().summary(), "capacity FARGATE:1");
+}
