@@ -536,3 +536,57 @@ async fn run_starts_one_task_of_the_running_revision_with_the_command() {
     let o = &task.overrides().unwrap().container_overrides()[0];
     assert_eq!(o.command(), ["python", "manage.py", "check"]);
 }
+
+/// A service removed from git keeps running: `status` and `diff` name it as orphaned (and
+/// `diff` exits 1); nothing deletes it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_removed_from_git_is_reported_orphaned_and_left_running() {
+    let w = bootstrapped().await;
+    let digest = w.push_image("main-0a0a0a1").await.unwrap();
+    let event = w.push_event("push-o", "main-0a0a0a1", &digest);
+    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
+        .await
+        .unwrap();
+    w.tick().await;
+    // The worker leaves git.
+    let path = w.config_dir.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept = &text[..text.find("[services.worker]").unwrap()];
+    std::fs::write(&path, kept).unwrap();
+    w.tick().await;
+
+    let status = w.cli(&["status", "--env", "dev"]);
+    let words = String::from_utf8_lossy(&status.stdout);
+    assert!(words.contains("dev/worker: ORPHANED"), "{words}");
+    let json = w.cli(&["status", "--env", "dev", "--json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["service"] == "worker" && e["orphaned"] == true),
+        "{v}"
+    );
+    let diff = w.cli(&["diff", "--env", "dev"]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("dev/worker: ORPHANED"));
+    let worker = w
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        worker.services()[0].status(),
+        Some("ACTIVE"),
+        "still running"
+    );
+}
