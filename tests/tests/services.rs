@@ -20,6 +20,16 @@ async fn bootstrapped() -> World {
         .unwrap()
 }
 
+/// DescribeServices of `names` in the world's cluster, with their tags.
+async fn described(w: &World, names: &[&str]) -> Vec<aws_sdk_ecs::types::Service> {
+    let mut req = w.clients.ecs.describe_services().cluster(CLUSTER);
+    for n in names {
+        req = req.services(*n);
+    }
+    let out = req.include(ServiceField::Tags).send().await.unwrap();
+    out.services().to_vec()
+}
+
 async fn output(w: &World, name: &str) -> String {
     w.clients
         .ssm
@@ -68,17 +78,7 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
         .await
         .unwrap();
     assert_eq!(listed.service_arns().len(), 2, "{reports}");
-    let described = w
-        .clients
-        .ecs
-        .describe_services()
-        .cluster(CLUSTER)
-        .services("web")
-        .services("worker")
-        .include(ServiceField::Tags)
-        .send()
-        .await
-        .unwrap();
+    let described = described(&w, &["web", "worker"]).await;
     let subnets: Vec<String> = output(&w, "private-subnet-ids")
         .await
         .split(',')
@@ -86,7 +86,7 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
         .collect();
     let sg = output(&w, "security-groups/services").await;
     let blue = output(&w, "target-groups/web/blue").await;
-    for svc in described.services() {
+    for svc in &described {
         let name = svc.service_name().unwrap();
         let vpc = svc
             .network_configuration()
@@ -404,17 +404,9 @@ async fn the_migration_runs_the_new_revision_once_in_the_service_network_before_
     assert_eq!(o.name(), Some("web"));
     assert_eq!(o.command(), ["python", "manage.py", "migrate", "--noinput"]);
     // web does not exist yet: the migration runs before the service is created.
-    let web = w
-        .clients
-        .ecs
-        .describe_services()
-        .cluster(CLUSTER)
-        .services("web")
-        .send()
-        .await
-        .unwrap();
+    let web = described(&w, &["web"]).await;
     assert!(
-        web.services().iter().all(|s| s.status() != Some("ACTIVE")),
+        web.iter().all(|s| s.status() != Some("ACTIVE")),
         "the service is not touched while the migration runs"
     );
 }
@@ -443,16 +435,8 @@ async fn a_deleted_service_is_created_again_by_the_next_push() {
             .unwrap();
         w.tick().await;
     }
-    let web = w
-        .clients
-        .ecs
-        .describe_services()
-        .cluster(CLUSTER)
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    let web = &web.services()[0];
+    let web = described(&w, &["web"]).await;
+    let web = &web[0];
     // The emulator accepts UpdateService of a deleted service and leaves it INACTIVE: ACTIVE
     // means CreateService ran.
     assert_eq!(web.status(), Some("ACTIVE"));
@@ -575,18 +559,6 @@ async fn a_service_removed_from_git_is_reported_orphaned_and_left_running() {
         String::from_utf8_lossy(&diff.stderr)
     );
     assert!(String::from_utf8_lossy(&diff.stdout).contains("dev/worker: ORPHANED"));
-    let worker = w
-        .clients
-        .ecs
-        .describe_services()
-        .cluster(CLUSTER)
-        .services("worker")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        worker.services()[0].status(),
-        Some("ACTIVE"),
-        "still running"
-    );
+    let worker = described(&w, &["worker"]).await;
+    assert_eq!(worker[0].status(), Some("ACTIVE"), "still running");
 }
