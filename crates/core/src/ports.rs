@@ -248,6 +248,9 @@ pub enum ServiceStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSnapshot {
     pub status: ServiceStatus,
+    /// Its awsvpc network, as ECS has it (a one-off task of a service made by hand runs there
+    /// when neither git nor the bootstrap says where).
+    pub network: Option<crate::service::Network>,
     pub task_definition: String,
     pub desired_count: i32,
     pub running_count: i32,

@@ -428,3 +428,30 @@ fn updating_a_service_that_exists_costs_no_extra_call() {
     assert_eq!(ports.count("CreateService"), 0);
     assert_eq!(ports.count("DescribeScalableTargets"), 0);
 }
+
+/// A service made by hand, in an account without the bootstrap's outputs and with no `network`
+/// in git: its migration runs where the service runs.
+#[test]
+fn a_migration_of_a_service_made_by_hand_runs_in_its_own_network() {
+    let ports = MemoryPorts::new(harbormaster_core::testing::scenario::start());
+    ports.add_service(CLUSTER, "web", INITIAL_TD);
+    ports.with(|w| {
+        let s = w
+            .services
+            .get_mut(&(CLUSTER.to_string(), "web".to_string()))
+            .unwrap();
+        s.network = Some(harbormaster_core::service::Network {
+            subnets: vec!["subnet-0own".into()],
+            security_groups: vec!["sg-0own".into()],
+            assign_public_ip: false,
+        });
+    });
+    send(
+        &ports,
+        &config(MIGRATE),
+        &push_event("e1", "main-1", 'a', 0),
+    );
+    let (_, task) = only_task(&ports);
+    assert_eq!(task.run.subnets, ["subnet-0own"]);
+    assert_eq!(task.run.security_groups, ["sg-0own"]);
+}

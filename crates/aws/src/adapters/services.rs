@@ -209,7 +209,16 @@ impl Services for AwsPorts {
                 format!("service {service} in cluster {cluster}: {why}"),
             ));
         };
+        let network = s
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .map(|v| harbormaster_core::service::Network {
+                subnets: v.subnets().to_vec(),
+                security_groups: v.security_groups().to_vec(),
+                assign_public_ip: v.assign_public_ip() == Some(&AssignPublicIp::Enabled),
+            });
         Ok(ServiceSnapshot {
+            network,
             status: match s.status() {
                 Some("DRAINING") => ServiceStatus::Draining,
                 Some("INACTIVE") => ServiceStatus::Inactive,

@@ -42,11 +42,16 @@ impl Args {
         let target = harbormaster_core::engine::target_for(&ports, &bundle, env, service)
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        let running = ports
+        let mut target = target;
+        let snap = ports
             .describe(&target.cluster, &target.service)
             .await
-            .with_context(|| format!("service {} in {}", target.service, target.cluster))?
-            .task_definition;
+            .with_context(|| format!("service {} in {}", target.service, target.cluster))?;
+        if target.settings.network.is_none() {
+            // Neither git nor the bootstrap says: where the service runs.
+            target.settings.network = snap.network;
+        }
+        let running = snap.task_definition;
         let container = match &self.container {
             Some(c) => c.clone(),
             None => {

@@ -101,6 +101,7 @@ mod tests {
     fn snap(deployments: Vec<EcsDeployment>) -> ServiceSnapshot {
         ServiceSnapshot {
             status: Default::default(),
+            network: None,
             task_definition: deployments[0].task_definition.clone(),
             desired_count: 1,
             running_count: 1,

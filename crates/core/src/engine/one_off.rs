@@ -15,7 +15,12 @@ impl<P: Ports> Executor<'_, P> {
         deployment: &DeploymentId,
         arn: &str,
     ) -> Executed {
-        let target = self.full_target(deployment, Outputs::Always).await?;
+        let mut target = self.full_target(deployment, Outputs::Always).await?;
+        if target.settings.network.is_none() {
+            // Neither git nor the bootstrap says: the service's own network, if it has one.
+            let snap = (self.ports.describe(&target.cluster, &target.service).await).ok();
+            target.settings.network = snap.and_then(|s| s.network);
+        }
         let task = self
             .bundle
             .config
@@ -47,7 +52,7 @@ impl<P: Ports> Executor<'_, P> {
             &deployment.0,
         ) else {
             let why = format!(
-                "the task before the rollout needs a network: give `services.{}.network` or bootstrap the environment",
+                "the task before the rollout needs a network: give `services.{}.network`, bootstrap the environment, or create the service first",
                 target.name
             );
             return Err(Failure::Permanent(deployment.clone(), why));

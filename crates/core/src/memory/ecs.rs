@@ -157,6 +157,7 @@ impl Services for MemoryPorts {
                         ..Default::default()
                     }],
                     created: Some((target.clone(), client_token.to_owned())),
+                    network: target.settings.network.clone(),
                     ..Default::default()
                 },
             );
@@ -272,6 +273,7 @@ impl Services for MemoryPorts {
                 })?;
             let snap = ServiceSnapshot {
                 status: s.status,
+                network: s.network.clone(),
                 task_definition: s.task_definition.clone(),
                 desired_count: s.desired as i32,
                 running_count: s.desired as i32,

@@ -35,6 +35,8 @@ pub struct SimService {
     pub status: ServiceStatus,
     /// What CreateService was sent, when the agent created it (its client token too).
     pub created: Option<(ServiceTarget, String)>,
+    /// Its awsvpc network, when the test gives it one.
+    pub network: Option<crate::service::Network>,
 }
 
 /// How the simulated ECS moves a rollout on.
