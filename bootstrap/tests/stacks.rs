@@ -26,36 +26,28 @@ async fn deploy(cf: &aws_sdk_cloudformation::Client, name: &str, body: &str) -> 
         let s = cf.describe_stacks().stack_name(name).send().await.unwrap();
         let status = s.stacks()[0].stack_status().cloned().unwrap();
         if !status.as_str().ends_with("IN_PROGRESS") {
-            if status != StackStatus::CreateComplete {
-                let events = cf
-                    .describe_stack_events()
-                    .stack_name(name)
-                    .send()
-                    .await
-                    .unwrap();
-                let failed: Vec<String> = events
-                    .stack_events()
-                    .iter()
-                    .filter(|e| {
-                        e.resource_status()
-                            .is_some_and(|s| s.as_str().contains("FAILED"))
-                    })
-                    .map(|e| {
-                        format!(
-                            "{:?}: {:?}",
-                            e.logical_resource_id(),
-                            e.resource_status_reason()
-                        )
-                    })
-                    .collect();
-                panic!("{name}: {status:?}: {failed:?}");
-            }
             let events = cf
                 .describe_stack_events()
                 .stack_name(name)
                 .send()
                 .await
                 .unwrap();
+            let failed: Vec<String> = events
+                .stack_events()
+                .iter()
+                .filter(|e| {
+                    e.resource_status()
+                        .is_some_and(|s| s.as_str().contains("FAILED"))
+                })
+                .map(|e| {
+                    format!(
+                        "{:?}: {:?}",
+                        e.logical_resource_id(),
+                        e.resource_status_reason()
+                    )
+                })
+                .collect();
+            assert_eq!(status, StackStatus::CreateComplete, "{name}: {failed:?}");
             return format!("{events:?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -83,7 +83,7 @@ impl Bundle {
             native: t.strategy.is_native(),
             scaling: t.scaling.clone(),
             autoscaled: t.service.autoscaling.is_some(),
-            custom_capacity: t.service.capacity != crate::service::Capacity::default(),
+            custom_capacity: t.service.custom_capacity(),
             one_off_timeout: (t.service.before_deploy.as_ref())
                 .map(|b| Duration::minutes(b.timeout_minutes.into())),
             owner: String::new(),

@@ -56,7 +56,8 @@ impl<P: Ports> Executor<'_, P> {
                 });
             }
         }
-        let custom = target.settings.capacity != crate::service::Capacity::default().strategy();
+        let custom = (self.bundle.config.target(self.env, self.service))
+            .is_some_and(|(_, _, t)| t.service.custom_capacity());
         if !custom && !state.custom_capacity {
             // Git sets no capacity and never did: the service keeps its own (one made by hand
             // on the FARGATE launch type stays on it; ECS does not move that launch type to

@@ -180,7 +180,7 @@ pub fn decide(
         Observation::ServiceUpdated {
             deployment,
             ecs_deployment_id,
-        } => cx.service_updated(deployment, ecs_deployment_id),
+        } => cx.service_updated(deployment, ecs_deployment_id, ""),
         Observation::RolloutObserved {
             deployment,
             rollout,
@@ -188,7 +188,11 @@ pub fn decide(
         Observation::ServiceCreated {
             deployment,
             ecs_deployment_id,
-        } => cx.service_created(deployment, ecs_deployment_id),
+        } => cx.service_updated(
+            deployment,
+            ecs_deployment_id,
+            "created the service (it did not exist in ECS)",
+        ),
         Observation::OneOffStarted { deployment, run } => cx.one_off_started(deployment, run),
         Observation::OneOffObserved {
             deployment,

@@ -62,10 +62,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// UpdateService (or CreateService: `note` says so) answered.
     pub(super) fn service_updated(
         &mut self,
         id: &DeploymentId,
         ecs_id: &Option<String>,
+        note: &str,
     ) -> Outcome {
         let Some(arn) = self.updating_arn(id) else {
             return Outcome::Stale;
@@ -73,21 +75,6 @@ impl Ctx<'_> {
         // The update brought target tracking and capacity in line with the config.
         self.s.autoscaled = self.policy.autoscaled;
         self.s.custom_capacity = self.policy.custom_capacity;
-        self.stabilizing(arn, ecs_id.clone(), "");
-        Outcome::Progressed
-    }
-
-    pub(super) fn service_created(
-        &mut self,
-        id: &DeploymentId,
-        ecs_id: &Option<String>,
-    ) -> Outcome {
-        let Some(arn) = self.updating_arn(id) else {
-            return Outcome::Stale;
-        };
-        self.s.autoscaled = self.policy.autoscaled;
-        self.s.custom_capacity = self.policy.custom_capacity;
-        let note = "created the service (it did not exist in ECS)";
         self.stabilizing(arn, ecs_id.clone(), note);
         Outcome::Progressed
     }

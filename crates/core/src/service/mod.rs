@@ -152,6 +152,11 @@ impl ServiceSettings {
         *self == ServiceSettings::default()
     }
 
+    /// Git asks for a capacity strategy other than on-demand Fargate alone.
+    pub fn custom_capacity(&self) -> bool {
+        self.capacity != Capacity::default()
+    }
+
     /// In words, for `validate`: `capacity FARGATE:1 + FARGATE_SPOT:3 (base 1); behind web:8000;
     /// autoscaling 1–5 (cpu 70%, memory 80%); before rollout: python manage.py migrate (15 min)`.
     pub fn summary(&self) -> String {

@@ -9,7 +9,10 @@ use super::{strategy_word, Gates, NativeSettings, Shift, Stage, Strategy};
 /// reads when the config does not name the resource.
 pub fn output_names(service: &str) -> [(&'static str, String); 5] {
     [
-        ("target_group", format!("target-groups/{service}/blue")),
+        (
+            "target_group",
+            crate::service::ServiceOutputs::target_group(service),
+        ),
         (
             "alternate_target_group",
             format!("target-groups/{service}/green"),
