@@ -1,15 +1,14 @@
-//! `harbormaster-bootstrap`: provisions the base an environment's services run on, found again
-//! by its tags, so that `apply` is idempotent, `plan` says what `apply` would do, and `destroy`
-//! removes it.
+//! `harbormaster-bootstrap`: an environment's base as CloudFormation, rendered from
+//! `harbormaster.toml` — the project's stack (what every environment shares: repositories,
+//! the state bucket, the topic) and one stack per environment — and driven with change sets.
 //!
-//! Pure decisions in [`spec`] and [`model`]; AWS calls in [`cloud`]; sequencing in [`run`].
-//! [`stacks`] renders the same base as CloudFormation (the project's stack and one per
-//! environment), printed by `harbormaster-bootstrap template`: where the bootstrap is going
-//! (issue 19).
+//! Pure: [`spec`] (the config, checked), [`stacks`] (the templates), [`changes`] (a change set
+//! in the bootstrap's words). AWS calls: [`cloud`]. The verbs: [`apply`] (plan and apply) and
+//! [`destroy`].
 
+pub mod apply;
+pub mod changes;
 pub mod cloud;
-mod cloud_app;
-pub mod model;
-pub mod run;
+pub mod destroy;
 pub mod spec;
 pub mod stacks;

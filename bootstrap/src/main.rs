@@ -1,16 +1,19 @@
-//! `harbormaster-bootstrap plan | apply | destroy --env E`, `template (--env E | --project)`
+//! `harbormaster-bootstrap template | plan | apply | drift | destroy (--env E | --project)`
+//!
+//! Exit codes: 0 done (or nothing to do); 1 an error, a refusal or a failed stack; 2 something
+//! is pending — `plan --detailed-exitcode` found changes, `drift` found drift, `destroy`
+//! without `--yes` only showed what it would delete.
 
-// The SDK's futures nest deeply; release builds need more than the default query depth.
-#![recursion_limit = "256"]
-
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use harbormaster_bootstrap::cloud::Cloud;
-use harbormaster_bootstrap::model::Action;
-use harbormaster_bootstrap::run::{self, kind_word, Report};
+use clap::{Args, Parser, Subcommand};
+use harbormaster_bootstrap::apply::{self, Progress};
+use harbormaster_bootstrap::changes::StackPlan;
+use harbormaster_bootstrap::cloud::{Cloud, Event};
+use harbormaster_bootstrap::destroy::{self, Preview};
 use harbormaster_bootstrap::spec::Spec;
 use harbormaster_bootstrap::stacks;
 use harbormaster_core::config::{Config, CONFIG_FILE};
@@ -19,7 +22,7 @@ use harbormaster_core::config::{Config, CONFIG_FILE};
 #[command(
     name = "harbormaster-bootstrap",
     version,
-    about = "Provision an environment for Harbormaster"
+    about = "An environment's base as CloudFormation: the project's stack (repositories, state bucket, topic) and one stack per environment"
 )]
 struct Cli {
     /// The folder holding harbormaster.toml.
@@ -29,41 +32,67 @@ struct Cli {
     command: Cmd,
 }
 
+/// Which stack: an environment's (with the project's it imports from), or the project's.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Which {
+    /// The environment (`[environments.<env>]` of harbormaster.toml).
+    #[arg(long)]
+    env: Option<String>,
+    /// The project's stack alone: what every environment shares.
+    #[arg(long)]
+    project: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show what apply would do; makes no change.
-    Plan {
-        #[arg(long)]
-        env: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Create what is missing, fix what drifted, leave what matches.
-    Apply {
-        #[arg(long)]
-        env: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the CloudFormation template of an environment's stack (or, with --project, of
-    /// the project's: repositories, state bucket, topic), rendered from the config with no AWS
-    /// call, for any tool that deploys CloudFormation.
+    /// Print the CloudFormation template, rendered from the config with no AWS call.
     Template {
-        #[arg(long, required_unless_present = "project")]
-        env: Option<String>,
-        #[arg(long)]
-        project: bool,
+        #[command(flatten)]
+        which: Which,
     },
-    /// Delete everything the environment's bootstrap made (dependents first).
-    Destroy {
+    /// Show what apply would change, as CloudFormation's change sets say; changes nothing.
+    Plan {
+        #[command(flatten)]
+        which: Which,
         #[arg(long)]
-        env: String,
-        /// Without it, destroy only shows what it would delete.
+        json: bool,
+        /// Exit 2 when there are changes (0 none, 1 error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Execute the change sets (the project's stack first), showing each and its events.
+    Apply {
+        #[command(flatten)]
+        which: Which,
+        #[arg(long)]
+        json: bool,
+        /// Let a change replace the database, a repository or the state bucket (its data is
+        /// lost: the database keeps a snapshot, a repository or bucket is retained).
+        #[arg(long)]
+        allow_replace: bool,
+    },
+    /// Compare the stack's resources with their template (DetectStackDrift); exit 2 on drift.
+    Drift {
+        #[command(flatten)]
+        which: Which,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the environment's stack (never the project's), or the project's stack.
+    Destroy {
+        #[command(flatten)]
+        which: Which,
+        /// Without it, destroy only shows what it would delete (and exits 2).
         #[arg(long)]
         yes: bool,
-        /// Delete the database without a final snapshot (and its password with it).
-        #[arg(long)]
+        /// Delete the database without a final snapshot, and its password parameter.
+        #[arg(long, conflicts_with = "project")]
         skip_final_snapshot: bool,
+        /// With --project: delete the retained repositories (with their images), the state
+        /// bucket (with every version) and the topic too.
+        #[arg(long, requires = "project")]
+        delete_data: bool,
         #[arg(long)]
         json: bool,
     },
@@ -71,108 +100,231 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run_cli(Cli::parse()).await {
-        Ok(code) => code,
+    match run(Cli::parse()).await {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }
 
-async fn run_cli(cli: Cli) -> Result<ExitCode> {
-    let file = cli.config.join(CONFIG_FILE);
+fn spec_for(dir: &std::path::Path, which: &Which) -> Result<Spec> {
+    let file = dir.join(CONFIG_FILE);
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let shown = file.display().to_string();
     let config = Config::parse(&shown, &text)?;
-    let env = match &cli.command {
-        Cmd::Plan { env, .. } | Cmd::Apply { env, .. } | Cmd::Destroy { env, .. } => env.clone(),
-        Cmd::Template { env, project } => {
-            // The project's stack is the same from any environment's settings.
-            let env = match env {
-                Some(e) => e.clone(),
-                None => (config.environments.keys().next().cloned())
-                    .context("the config has no environment")?,
-            };
-            let spec = Spec::from_config(&shown, &config, &env)?;
-            let template = if *project {
-                stacks::project(&spec)
-            } else {
-                stacks::environment(&spec)
-            };
-            println!("{}", serde_json::to_string_pretty(&template)?);
-            return Ok(ExitCode::SUCCESS);
+    // The project's stack is the same from every environment's settings (see `Spec`).
+    let env = match &which.env {
+        Some(e) => e.clone(),
+        None => {
+            (config.environments.keys().next().cloned()).context("the config has no environment")?
         }
     };
+    Ok(Spec::from_config(&shown, &config, &env)?)
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let which = match &cli.command {
+        Cmd::Template { which }
+        | Cmd::Plan { which, .. }
+        | Cmd::Apply { which, .. }
+        | Cmd::Drift { which, .. }
+        | Cmd::Destroy { which, .. } => which,
+    };
     // Everything is checked before the first call.
-    let spec = Spec::from_config(&shown, &config, &env)?;
+    let spec = spec_for(&cli.config, which)?;
+    let project_only = which.project;
+    if let Cmd::Template { .. } = cli.command {
+        let template = apply::targets(&spec, project_only)
+            .pop()
+            .context("a stack")?
+            .1;
+        println!("{}", serde_json::to_string_pretty(&template)?);
+        return Ok(0);
+    }
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
     let cloud = Cloud::new(&sdk);
-    let (report, json, verb) = match cli.command {
-        Cmd::Plan { json, .. } => (run::plan(&cloud, &spec).await?, json, "plan"),
-        Cmd::Apply { json, .. } => {
-            eprintln!(
-                "applying environment {} of {}…",
-                spec.environment, spec.project
-            );
-            (run::apply(&cloud, &spec, json).await?, json, "apply")
+    match cli.command {
+        Cmd::Template { .. } => unreachable!("printed above, before any AWS client"),
+        Cmd::Plan {
+            json,
+            detailed_exitcode,
+            ..
+        } => {
+            let plans = apply::plan(&cloud, &spec, project_only).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"stacks": plans}))?
+                );
+            } else {
+                plans.iter().for_each(|p| print!("{}", p.text()));
+            }
+            let changes = plans.iter().any(|p| !p.changes.is_empty());
+            Ok(if changes && detailed_exitcode { 2 } else { 0 })
         }
+        Cmd::Apply {
+            json,
+            allow_replace,
+            ..
+        } => {
+            let mut out = Console { json };
+            let applied =
+                apply::apply(&cloud, &spec, project_only, allow_replace, &mut out).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"stacks": applied}))?
+                );
+            } else {
+                let (_, env_stack) = stacks::stack_names(&spec);
+                println!(
+                    "applied: {}",
+                    applied
+                        .iter()
+                        .map(|a| format!(
+                            "{} {}",
+                            a.plan.stack,
+                            a.status.as_deref().unwrap_or("unchanged")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if !project_only {
+                    println!(
+                        "outputs: SSM parameters under {}/outputs/ (stack {env_stack})",
+                        spec.parameter_root()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Drift { json, .. } => drift(&cloud, &spec, project_only, json).await,
         Cmd::Destroy {
             yes,
             skip_final_snapshot,
+            delete_data,
             json,
             ..
         } => {
-            let r = run::destroy(&cloud, &spec, yes, !skip_final_snapshot, json).await?;
-            if !yes {
-                print(&r, json, "destroy (not done: add --yes)")?;
-                return Ok(ExitCode::from(2));
+            let preview = if project_only {
+                destroy::preview_project(&cloud, &spec, delete_data).await?
+            } else {
+                destroy::preview_environment(&cloud, &spec, skip_final_snapshot).await?
+            };
+            show(&preview, json, yes)?;
+            if !preview.exists && preview.data.is_none() {
+                return Ok(0);
             }
-            (r, json, "destroy")
+            if !yes {
+                return Ok(2);
+            }
+            let mut out = Console { json };
+            if project_only {
+                destroy::project(&cloud, &preview, &mut out).await?;
+            } else {
+                destroy::environment(&cloud, &spec, skip_final_snapshot, &mut out).await?;
+            }
+            if !json {
+                println!("destroyed: {}", preview.stack);
+            }
+            Ok(0)
         }
-        Cmd::Template { .. } => unreachable!("printed above, before any AWS client"),
-    };
-    print(&report, json, verb)?;
-    Ok(if !report.errors.is_empty() || report.conflicts() > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    }
 }
 
-fn print(r: &Report, json: bool, verb: &str) -> Result<()> {
+async fn drift(cloud: &Cloud, spec: &Spec, project_only: bool, json: bool) -> Result<u8> {
+    let mut all = Vec::new();
+    for (stack, _) in apply::targets(spec, project_only) {
+        if cloud.stack_status(&stack).await?.is_none() {
+            anyhow::bail!("stack {stack} does not exist: apply it first");
+        }
+        all.push((stack.clone(), cloud.drift(&stack).await?));
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
-        return Ok(());
-    }
-    println!("{verb} for environment {}:", r.environment);
-    for s in &r.steps {
-        let (mark, what) = match &s.action {
-            Action::Create => ("+", "create".to_owned()),
-            Action::Update { changes } => ("~", format!("update: {}", changes.join(", "))),
-            Action::Keep => ("=", "no change".to_owned()),
-            Action::Conflict { reason } => ("!", reason.clone()),
-            Action::Delete => ("-", "delete".to_owned()),
-        };
-        println!("  {mark} {:<16} {:<40} {what}", kind_word(s.kind), s.name);
-    }
-    println!(
-        "{} to change, {} unchanged, {} in conflict",
-        r.changes(),
-        r.steps.iter().filter(|s| s.action == Action::Keep).count(),
-        r.conflicts()
-    );
-    for e in &r.errors {
-        println!("error: {e}");
-    }
-    if !r.outputs.is_empty() {
-        println!("outputs (also in SSM):");
-        for (k, v) in &r.outputs {
-            println!("  {k} = {v}");
+        let stacks: Vec<_> = (all.iter())
+            .map(|(stack, d)| serde_json::json!({"stack": stack, "resources": d}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"stacks": stacks}))?
+        );
+    } else {
+        for (stack, drifts) in &all {
+            let n = drifts.iter().filter(|d| d.drifted()).count();
+            println!("stack {stack}: {n} of {} resources drifted", drifts.len());
+            for d in drifts.iter().filter(|d| d.status != "IN_SYNC") {
+                println!(
+                    "  {:<12} {:<34} {:<40} {}",
+                    d.status,
+                    d.logical_id,
+                    d.resource_type,
+                    d.properties.join(", ")
+                );
+            }
         }
     }
+    let any = all.iter().flat_map(|(_, d)| d).any(|d| d.drifted());
+    Ok(if any { 2 } else { 0 })
+}
+
+fn show(p: &Preview, json: bool, yes: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(p)?);
+        return Ok(());
+    }
+    if !p.exists {
+        println!("stack {}: does not exist, nothing to delete", p.stack);
+    } else {
+        println!(
+            "destroy{} stack {}: deletes {} resources",
+            if yes { "" } else { " (not done: add --yes)" },
+            p.stack,
+            p.deletes.len()
+        );
+        for (id, kind, physical) in &p.deletes {
+            println!("  - {id:<34} {kind:<40} {physical}");
+        }
+    }
+    for k in &p.keeps {
+        println!("  keeps {k}");
+    }
+    for s in p.data.iter().flat_map(|d| &d.stores) {
+        println!("  then deletes {s}");
+    }
     Ok(())
+}
+
+/// Progress for a person on stderr (the result goes to stdout, as JSON with `--json`).
+struct Console {
+    json: bool,
+}
+
+impl Progress for Console {
+    fn planned(&mut self, plan: &StackPlan) {
+        if !self.json {
+            print!("{}", plan.text());
+            let _ = std::io::stdout().flush();
+        }
+    }
+
+    fn event(&mut self, stack: &str, e: &Event) {
+        let reason = if e.reason.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", e.reason)
+        };
+        eprintln!(
+            "  {stack}  {:<20} {:<40} {}{reason}",
+            e.status, e.resource_type, e.logical_id
+        );
+    }
+
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
 }

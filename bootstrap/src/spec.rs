@@ -146,8 +146,6 @@ pub struct Spec {
     pub redis: bool,
     pub redis_node_type: String,
     pub database: Option<Database>,
-    /// Every service's name (one log group each).
-    pub services: Vec<String>,
     /// Distinct ECR repositories of the services.
     pub repositories: Vec<String>,
     pub log_retention_days: u32,
@@ -157,6 +155,21 @@ pub struct Spec {
     pub state_bucket: String,
     /// The topic's name, from the configured ARN.
     pub topic_name: String,
+    pub topic_arn: String,
+}
+
+/// The bootstrap tables of the environments other than `env` that parse (one that does not is
+/// reported when its own environment is applied).
+fn other_environments<'a>(
+    config: &'a Config,
+    env: &'a str,
+) -> impl Iterator<Item = RawBootstrap> + 'a {
+    (config.environments.iter())
+        .filter(move |(name, _)| name.as_str() != env)
+        .filter_map(|(_, e)| match &e.bootstrap {
+            None => Some(RawBootstrap::default()),
+            Some(t) => toml::Value::Table(t.clone()).try_into().ok(),
+        })
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -509,14 +522,20 @@ impl Spec {
                 .redis_node_type
                 .unwrap_or_else(|| "cache.t4g.micro".into()),
             database,
-            services: config.services.keys().cloned().collect(),
             repositories,
             log_retention_days,
-            ecr_keep_images,
-            ecr_immutable_tags: raw.ecr_immutable_tags.unwrap_or(true),
+            // The repositories are the project's, one stack for every environment: they keep
+            // as many images as the most demanding environment asks, and a tag is immutable
+            // if any environment wants it so, whichever environment's apply renders them.
+            ecr_keep_images: (other_environments(config, env).filter_map(|b| b.ecr_keep_images))
+                .filter(|n| (1..=1000).contains(n))
+                .fold(ecr_keep_images, u32::max),
+            ecr_immutable_tags: raw.ecr_immutable_tags.unwrap_or(true)
+                || other_environments(config, env).any(|b| b.ecr_immutable_tags.unwrap_or(true)),
             container_insights: raw.container_insights.unwrap_or(true),
             state_bucket: config.state_bucket.clone(),
             topic_name,
+            topic_arn: config.notification_topic.clone(),
         })
     }
 

@@ -164,6 +164,6 @@ fn render_offline_pins_the_digest_and_references_secrets_by_arn() {
         .starts_with("arn:aws:ssm:eu-west-1:123456789012:parameter/booking/prod/")));
     assert_eq!(
         web["logConfiguration"]["options"]["awslogs-group"],
-        "/ecs/booking-prod/web"
+        "/ecs/booking-prod"
     );
 }

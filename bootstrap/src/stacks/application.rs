@@ -27,13 +27,14 @@ pub(super) fn application(t: &mut Template, spec: &Spec, outputs: &mut Vec<(Stri
         }),
     );
     roles(t, spec, &p);
-    for service in &spec.services {
-        t.add(
-            &format!("Logs{}", logical(service)),
-            "AWS::Logs::LogGroup",
-            json!({"LogGroupName": format!("/ecs/{p}/{service}"), "RetentionInDays": spec.log_retention_days}),
-        );
-    }
+    // One group for the environment, a stream prefix per service (the task definitions'
+    // `awslogs-stream-prefix`): one retention setting is one resource, and one query reads
+    // every service's lines.
+    t.add(
+        "Logs",
+        "AWS::Logs::LogGroup",
+        json!({"LogGroupName": format!("/ecs/{p}"), "RetentionInDays": spec.log_retention_days}),
+    );
     for (name, value) in [
         ("security-groups/alb", att("AlbSecurityGroup", "GroupId")),
         (
@@ -210,9 +211,7 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
                     "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": [w.path]}}],
                     // ECS moves the weights during a native deployment; CloudFormation changes
                     // a rule only when its own template properties change.
-                    "Actions": [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
-                        {"TargetGroupArn": r(&format!("{svc}BlueTargetGroup")), "Weight": 1}
-                    ]}}],
+                    "Actions": [{"Type": "forward", "TargetGroupArn": r(&format!("{svc}BlueTargetGroup"))}],
                 }),
             );
             let key = match *name {
@@ -243,7 +242,7 @@ fn roles(t: &mut Template, spec: &Spec, p: &str) {
          "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
          "Resource": repos},
         {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/ecs/{p}/*"))},
+         "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/ecs/{p}:*"))},
         {"Sid": "Parameters", "Effect": "Allow", "Action": "ssm:GetParameters",
          "Resource": sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/{env_path}/*"))},
         {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::{att, r, tags, Template};
+use super::{att, parameter, r, tags, Template};
 use crate::spec::Spec;
 
 pub(super) fn data(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Value)>) {
@@ -63,6 +63,15 @@ pub(super) fn data(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Val
         // A delete, or a change that replaces the instance, takes a final snapshot first.
         database.insert("DeletionPolicy".into(), json!("Snapshot"));
         database.insert("UpdateReplacePolicy".into(), json!("Snapshot"));
+        // What the services read, at the convention's paths (`secrets = { X = "database/host" }`).
+        for (path, value) in [
+            ("database/host", att("Database", "Endpoint.Address")),
+            ("database/port", att("Database", "Endpoint.Port")),
+            ("database/name", json!(db.name)),
+            ("database/user", json!(db.username)),
+        ] {
+            parameter(t, spec, path, value);
+        }
         outputs.push((
             "database-endpoint".into(),
             json!({"Fn::Join": [":", [att("Database", "Endpoint.Address"), att("Database", "Endpoint.Port")]]}),
@@ -93,6 +102,15 @@ pub(super) fn data(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Val
                 "TransitEncryptionEnabled": true,
                 "Tags": tags(spec, &p),
             }),
+        );
+        // No password in it: the cache is reachable from the services' group only, over TLS.
+        parameter(
+            t,
+            spec,
+            "redis/url",
+            json!({"Fn::Sub": ["rediss://${Host}:${Port}/0", {
+                "Host": att("Cache", "PrimaryEndPoint.Address"),
+                "Port": att("Cache", "PrimaryEndPoint.Port")}]}),
         );
         outputs.push((
             "redis-endpoint".into(),

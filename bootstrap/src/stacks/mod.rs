@@ -99,6 +99,20 @@ pub(crate) fn logical(name: &str) -> String {
         .collect()
 }
 
+/// A String parameter at `/<project>/<env>/<path>` (logical id from the path).
+pub(crate) fn parameter(t: &mut Template, spec: &Spec, path: &str, value: Value) {
+    t.add(
+        &logical(path),
+        "AWS::SSM::Parameter",
+        json!({
+            "Name": format!("{}/{path}", spec.parameter_root()),
+            "Type": "String",
+            "Value": value,
+            "Tags": {"harbormaster:project": spec.project, "harbormaster:environment": spec.environment},
+        }),
+    );
+}
+
 /// The environment's stack (`<project>-<env>`): everything `harbormaster-bootstrap apply`
 /// provisions for one environment, and its outputs as SSM parameters under
 /// `/<project>/<env>/outputs/`, the paths the agent reads.
@@ -113,17 +127,7 @@ pub fn environment(spec: &Spec) -> Value {
         outputs.push((name, json!({"Fn::ImportValue": export})));
     }
     for (name, value) in outputs {
-        let id = format!("Output{}", logical(&name));
-        t.add(
-            &id,
-            "AWS::SSM::Parameter",
-            json!({
-                "Name": format!("/{}/{}/outputs/{name}", spec.project, spec.environment),
-                "Type": "String",
-                "Value": value,
-                "Tags": {"harbormaster:project": spec.project, "harbormaster:environment": spec.environment},
-            }),
-        );
+        parameter(&mut t, spec, &format!("outputs/{name}"), value);
     }
     t.render(format!(
         "Harbormaster: the {} environment of {} (harbormaster-bootstrap)",

@@ -8,8 +8,12 @@ use crate::spec::{Nat, Spec};
 
 const ZONES: [&str; 2] = ["A", "B"];
 
-fn zone(i: usize) -> Value {
-    json!({"Fn::Select": [i, {"Fn::GetAZs": ""}]})
+/// The `i`th zone: the config's, or the region's `i`th.
+fn zone(spec: &Spec, i: usize) -> Value {
+    match &spec.zones {
+        Some(zones) => json!(zones[i]),
+        None => json!({"Fn::Select": [i, {"Fn::GetAZs": ""}]}),
+    }
 }
 
 pub(super) fn network(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Value)>) {
@@ -57,7 +61,7 @@ pub(super) fn network(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, 
                 json!({
                     "VpcId": r("Vpc"),
                     "CidrBlock": cidr.to_string(),
-                    "AvailabilityZone": zone(i),
+                    "AvailabilityZone": zone(spec, i),
                     "MapPublicIpOnLaunch": public,
                     "Tags": tags(spec, &format!("{p}-{}-{}", kind.to_lowercase(), z.to_lowercase())),
                 }),

@@ -177,8 +177,7 @@ fn each_web_service_has_a_production_and_a_test_rule_on_its_blue_group() {
         ["HttpListener".to_owned(), "TestListener".to_owned()].into()
     );
     for (_, r) in rules {
-        let to =
-            &r["Properties"]["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"];
+        let to = &r["Properties"]["Actions"][0]["TargetGroupArn"];
         assert_eq!(to["Ref"], "WebBlueTargetGroup");
     }
     let alb = &e["Resources"]["AlbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
@@ -208,4 +207,91 @@ fn a_certificate_adds_the_https_listener_and_its_rules() {
         "HTTPS"
     );
     assert!(parameters(&e).contains("/booking/dev/outputs/production-rules/web-https"));
+}
+
+/// ECS moves a production rule to green during a native blue/green deployment. CloudFormation
+/// updates a resource only when its own properties in the template change ("Update behaviors
+/// of stack resources", CloudFormation User Guide), so the rules' properties depend on nothing
+/// but their listener, path and blue group: changing any other setting leaves them out of the
+/// change set, and where ECS put them.
+#[test]
+fn the_rules_do_not_change_with_any_other_setting() {
+    let rules = |spec: &Spec| {
+        let e = environment(spec);
+        of_type(&e, "AWS::ElasticLoadBalancingV2::ListenerRule")
+            .into_iter()
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = rules(&dev());
+    let after = rules(&spec_with("dev", |t| {
+        t.replace("log_retention_days = 30", "log_retention_days = 14\nhealth_check_path = \"/up\"\nderegistration_delay_seconds = 5\ncontainer_insights = false")
+            .replace("redis = true", "redis = false")
+    }));
+    assert_eq!(before.len(), 2);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn the_project_stack_is_the_same_whichever_environment_renders_it() {
+    let edit = |t: String| {
+        t.replace(
+            "ecr_keep_images = 30",
+            "ecr_keep_images = 50\necr_immutable_tags = false",
+        )
+    };
+    let (dev, prod) = (spec_with("dev", edit), spec_with("prod", edit));
+    assert_eq!(project(&dev), project(&prod));
+    let repo = &project(&dev)["Resources"]["RepositoryBookingWeb"]["Properties"];
+    // prod keeps the default 30 and immutable tags; the repositories serve both.
+    assert!(repo["LifecyclePolicy"]["LifecyclePolicyText"]
+        .as_str()
+        .unwrap()
+        .contains("\"countNumber\":50"));
+    assert_eq!(repo["ImageTagMutability"], "IMMUTABLE");
+}
+
+#[test]
+fn one_log_group_per_environment_and_the_parameters_the_services_read() {
+    let e = environment(&dev());
+    let groups = of_type(&e, "AWS::Logs::LogGroup");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0].1["Properties"]["LogGroupName"],
+        "/ecs/booking-dev"
+    );
+    let names = parameters(&e);
+    for p in [
+        "database/host",
+        "database/port",
+        "database/name",
+        "database/user",
+        "redis/url",
+    ] {
+        assert!(names.contains(&format!("/booking/dev/{p}")), "{p}");
+    }
+    assert!(
+        !names.iter().any(|n| n.ends_with("/password")),
+        "written before the stack, not by it"
+    );
+}
+
+#[test]
+fn availability_zones_from_the_config_are_the_subnets_zones() {
+    let spec = spec_with("dev", |t| {
+        t.replace(
+            "nat = \"single\"",
+            "nat = \"single\"\navailability_zones = [\"eu-west-1b\", \"eu-west-1c\"]",
+        )
+    });
+    let e = environment(&spec);
+    assert_eq!(
+        e["Resources"]["PublicSubnetB"]["Properties"]["AvailabilityZone"],
+        "eu-west-1c"
+    );
+    let default = environment(&dev());
+    assert!(
+        default["Resources"]["PublicSubnetA"]["Properties"]["AvailabilityZone"]["Fn::Select"]
+            .is_array()
+    );
 }

@@ -1,0 +1,281 @@
+//! What CloudFormation cannot do for the bootstrap: write the database password as a
+//! SecureString before the stack names it (CloudFormation creates no SecureString), find the
+//! services still in a cluster (ECS refuses to delete a cluster with services, so a destroy
+//! would stop halfway), and count and delete the data the project stack retains.
+
+use anyhow::{anyhow, Result};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use serde::Serialize;
+
+use super::{describe, missing, Cloud};
+
+/// A store of data the project stack retains, and how much it holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Store {
+    Repository { name: String, images: usize },
+    Bucket { name: String, versions: usize },
+    Topic { arn: String, subscriptions: usize },
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Repository { name, images } => write!(f, "repository {name} ({images} images)"),
+            Store::Bucket { name, versions } => {
+                write!(
+                    f,
+                    "bucket {name} ({versions} object versions and delete markers)"
+                )
+            }
+            Store::Topic { arn, subscriptions } => {
+                write!(f, "topic {arn} ({subscriptions} confirmed subscriptions)")
+            }
+        }
+    }
+}
+
+/// Everything `destroy --project --delete-data` deletes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Data {
+    pub stores: Vec<Store>,
+}
+
+impl Cloud {
+    /// Writes the database password (generated, never shown) unless it exists. True: written.
+    pub async fn ensure_password(&self, name: &str) -> Result<bool> {
+        match self.ssm.get_parameter().name(name).send().await {
+            Ok(_) => return Ok(false),
+            Err(e) if missing(&e, &["ParameterNotFound"]) => {}
+            Err(e) => return Err(anyhow!("GetParameter {name}: {}", describe(&e))),
+        }
+        let out = self
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(generate_password()?)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(false)
+            .description("harbormaster-bootstrap: the database's master password")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            // Written by a concurrent apply: it is that one's, and equally good.
+            Err(e) if missing(&e, &["ParameterAlreadyExists"]) => Ok(false),
+            Err(e) => Err(anyhow!("PutParameter {name}: {}", describe(&e))),
+        }
+    }
+
+    pub async fn delete_parameter(&self, name: &str) -> Result<()> {
+        match self.ssm.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if missing(&e, &["ParameterNotFound"]) => Ok(()),
+            Err(e) => Err(anyhow!("DeleteParameter {name}: {}", describe(&e))),
+        }
+    }
+
+    /// The services in `cluster` that are not INACTIVE (ACTIVE or DRAINING: either stops
+    /// DeleteCluster).
+    pub async fn services_in(&self, cluster: &str) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = match (self.ecs.list_services().cluster(cluster))
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if missing(&e, &["ClusterNotFound"]) => return Ok(Vec::new()),
+                Err(e) => return Err(anyhow!("ListServices {cluster}: {}", describe(&e))),
+            };
+            arns.extend(out.service_arns().iter().cloned());
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut running = Vec::new();
+        for chunk in arns.chunks(10) {
+            let out = (self.ecs.describe_services().cluster(cluster))
+                .set_services(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| anyhow!("DescribeServices {cluster}: {}", describe(&e)))?;
+            running.extend(
+                (out.services().iter())
+                    .filter(|s| s.status() != Some("INACTIVE"))
+                    .filter_map(|s| s.service_name().map(str::to_owned)),
+            );
+        }
+        running.sort();
+        Ok(running)
+    }
+
+    /// What the retained resources hold: images per repository, object versions (and delete
+    /// markers) in the bucket, subscriptions of the topic. Absent ones are left out.
+    pub async fn data(&self, repositories: &[String], bucket: &str, topic: &str) -> Result<Data> {
+        let mut stores = Vec::new();
+        for name in repositories {
+            let mut images = 0;
+            let mut pages = self
+                .ecr
+                .list_images()
+                .repository_name(name)
+                .into_paginator()
+                .send();
+            let mut exists = true;
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(p) => images += p.image_ids().len(),
+                    Err(e) if missing(&e, &["RepositoryNotFound"]) => {
+                        exists = false;
+                        break;
+                    }
+                    Err(e) => return Err(anyhow!("ListImages {name}: {}", describe(&e))),
+                }
+            }
+            if exists {
+                stores.push(Store::Repository {
+                    name: name.clone(),
+                    images,
+                });
+            }
+        }
+        let versions = match bucket {
+            "" => None,
+            b => self.versions(b).await?,
+        };
+        if let Some(versions) = versions {
+            stores.push(Store::Bucket {
+                name: bucket.to_owned(),
+                versions: versions.len(),
+            });
+        }
+        if !topic.is_empty() {
+            match self
+                .sns
+                .get_topic_attributes()
+                .topic_arn(topic)
+                .send()
+                .await
+            {
+                Ok(out) => stores.push(Store::Topic {
+                    arn: topic.to_owned(),
+                    subscriptions: (out.attributes())
+                        .and_then(|a| a.get("SubscriptionsConfirmed"))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                }),
+                Err(e) if missing(&e, &["NotFound"]) => {}
+                Err(e) => return Err(anyhow!("GetTopicAttributes {topic}: {}", describe(&e))),
+            }
+        }
+        Ok(Data { stores })
+    }
+
+    /// Every object version and delete marker of `bucket`; `None` when there is no bucket.
+    async fn versions(&self, bucket: &str) -> Result<Option<Vec<ObjectIdentifier>>> {
+        let mut all = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let p = match (self.s3.list_object_versions().bucket(bucket))
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+            {
+                Ok(p) => p,
+                Err(e) if missing(&e, &["NoSuchBucket"]) => return Ok(None),
+                Err(e) => return Err(anyhow!("ListObjectVersions {bucket}: {}", describe(&e))),
+            };
+            let keys = (p.versions().iter().map(|v| (v.key(), v.version_id())))
+                .chain(p.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+            for (key, version) in keys {
+                all.push(
+                    ObjectIdentifier::builder()
+                        .key(key.unwrap_or_default())
+                        .set_version_id(version.map(str::to_owned))
+                        .build()?,
+                );
+            }
+            if p.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = p.next_key_marker().map(str::to_owned);
+            version_marker = p.next_version_id_marker().map(str::to_owned);
+        }
+        Ok(Some(all))
+    }
+
+    /// Deletes what [`Cloud::data`] counted: each repository with its images, the bucket's
+    /// versions and then the bucket, the topic.
+    pub async fn delete_data(&self, data: &Data) -> Result<()> {
+        for store in &data.stores {
+            match store {
+                Store::Repository { name, .. } => {
+                    (self
+                        .ecr
+                        .delete_repository()
+                        .repository_name(name)
+                        .force(true))
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("DeleteRepository {name}: {}", describe(&e)))?;
+                }
+                Store::Bucket { name, .. } => {
+                    let versions = self.versions(name).await?.unwrap_or_default();
+                    for chunk in versions.chunks(1000) {
+                        let delete = Delete::builder()
+                            .set_objects(Some(chunk.to_vec()))
+                            .quiet(true)
+                            .build()?;
+                        (self.s3.delete_objects().bucket(name).delete(delete))
+                            .send()
+                            .await
+                            .map_err(|e| anyhow!("DeleteObjects {name}: {}", describe(&e)))?;
+                    }
+                    (self.s3.delete_bucket().bucket(name).send().await)
+                        .map_err(|e| anyhow!("DeleteBucket {name}: {}", describe(&e)))?;
+                }
+                Store::Topic { arn, .. } => {
+                    (self.sns.delete_topic().topic_arn(arn).send().await)
+                        .map_err(|e| anyhow!("DeleteTopic {arn}: {}", describe(&e)))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 32 characters RDS accepts in a master password (letters and digits, no look-alikes).
+fn generate_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut out = String::with_capacity(32);
+    while out.len() < 32 {
+        let mut buf = [0u8; 64];
+        getrandom::fill(&mut buf).map_err(|e| anyhow!("no randomness: {e}"))?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - (256 % ALPHABET.len());
+        out.extend(
+            buf.iter()
+                .filter(|b| (**b as usize) < limit)
+                .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char),
+        );
+    }
+    out.truncate(32);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_long_random_and_safe_for_rds() {
+        let a = super::generate_password().unwrap();
+        let b = super::generate_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+}
