@@ -58,11 +58,7 @@ pub async fn plan(cloud: &Cloud, spec: &Spec, project_only: bool) -> Result<Vec<
                     cloud.discard(pending).await?;
                     plan
                 }
-                None => StackPlan {
-                    stack,
-                    exists: true,
-                    changes: Vec::new(),
-                },
+                None => StackPlan { stack, exists: true, changes: Vec::new() },
             },
         };
         plans.push(plan);
@@ -92,32 +88,18 @@ pub async fn apply(
             progress.note(&format!(
                 "stack {stack} failed its creation and holds nothing: deleting it first"
             ));
-            let outcome = cloud
-                .delete_stack(&stack, &mut |e| progress.event(&stack, e))
-                .await?;
-            if !outcome.ok() {
-                bail!("stack {stack}: {}", failure(&outcome));
-            }
+            cloud.delete_stack(&stack, &mut |e| progress.event(&stack, e)).await?.check(&stack)?;
             status = None;
         }
         if stack != stacks::stack_names(spec).0 && spec.database.is_some() {
             // Before the change set: the template names the parameter, CloudFormation reads it.
             let name = spec.password_parameter();
             if cloud.ensure_password(&name).await? {
-                progress.note(&format!(
-                    "wrote the database password as SecureString {name}"
-                ));
+                progress.note(&format!("wrote the database password as SecureString {name}"));
             }
         }
-        let Some(pending) = cloud
-            .change_set(&stack, &template, status.is_some())
-            .await?
-        else {
-            let plan = StackPlan {
-                stack,
-                exists: true,
-                changes: Vec::new(),
-            };
+        let Some(pending) = cloud.change_set(&stack, &template, status.is_some()).await? else {
+            let plan = StackPlan { stack, exists: true, changes: Vec::new() };
             progress.planned(&plan);
             applied.push(Applied { plan, status: None });
             continue;
@@ -134,27 +116,9 @@ pub async fn apply(
             );
         }
         let plan = pending.plan.clone();
-        let outcome = cloud
-            .execute(pending, &mut |e| progress.event(&stack, e))
-            .await?;
-        if !outcome.ok() {
-            bail!("stack {stack}: {}", failure(&outcome));
-        }
-        applied.push(Applied {
-            plan,
-            status: Some(outcome.status),
-        });
+        let status =
+            cloud.execute(pending, &mut |e| progress.event(&stack, e)).await?.check(&stack)?;
+        applied.push(Applied { plan, status: Some(status) });
     }
     Ok(applied)
-}
-
-/// An execution that did not complete, as one line: the first resource that failed and why.
-pub fn failure(outcome: &crate::cloud::Outcome) -> String {
-    match &outcome.first_failure {
-        Some(e) => format!(
-            "{}; the first failure: {} ({}) {}: {}",
-            outcome.status, e.logical_id, e.resource_type, e.status, e.reason
-        ),
-        None => format!("ended {}", outcome.status),
-    }
 }

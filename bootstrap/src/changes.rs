@@ -42,11 +42,7 @@ pub struct Change {
 
 /// The resource types whose replacement loses data: the database (a new, empty instance), a
 /// repository (its images) and the state bucket (every environment's state).
-const HOLDS_DATA: &[&str] = &[
-    "AWS::RDS::DBInstance",
-    "AWS::ECR::Repository",
-    "AWS::S3::Bucket",
-];
+const HOLDS_DATA: &[&str] = &["AWS::RDS::DBInstance", "AWS::ECR::Repository", "AWS::S3::Bucket"];
 
 impl Change {
     /// Whether `apply` refuses this change without `--allow-replace`.
@@ -56,14 +52,15 @@ impl Change {
             && HOLDS_DATA.contains(&self.resource_type.as_str())
     }
 
-    fn word(&self) -> &'static str {
+    /// Its mark and word in a plan's table.
+    fn word(&self) -> (char, &'static str) {
         match (self.action, self.replacement) {
-            (Action::Add, _) => "add",
-            (Action::Remove, _) => "remove",
-            (Action::Modify, Replacement::Yes) => "REPLACE",
-            (Action::Modify, Replacement::Conditional) => "modify (may replace)",
-            (Action::Modify, Replacement::No) => "modify",
-            (Action::Other, _) => "other",
+            (Action::Add, _) => ('+', "add"),
+            (Action::Remove, _) => ('-', "remove"),
+            (Action::Modify, Replacement::Yes) => ('!', "REPLACE"),
+            (Action::Modify, Replacement::Conditional) => ('!', "modify (may replace)"),
+            (Action::Modify, Replacement::No) => ('~', "modify"),
+            (Action::Other, _) => ('?', "other"),
         }
     }
 }
@@ -81,10 +78,7 @@ pub struct StackPlan {
 impl StackPlan {
     /// The plan of a stack that does not exist: every resource of `template`, added.
     pub fn create(stack: &str, template: &serde_json::Value) -> StackPlan {
-        let resources = template["Resources"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let resources = template["Resources"].as_object().cloned().unwrap_or_default();
         StackPlan {
             stack: stack.to_owned(),
             exists: false,
@@ -109,31 +103,15 @@ impl StackPlan {
 
     /// The plan as a person reads it: a heading, a row per resource, a count.
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "stack {}{}:\n",
-            self.stack,
-            if self.exists { "" } else { " (new)" }
-        );
+        let mut out = format!("stack {}{}:\n", self.stack, if self.exists { "" } else { " (new)" });
         if self.changes.is_empty() {
             out.push_str("  no change\n");
             return out;
         }
         for c in &self.changes {
-            let mark = match (c.action, c.replacement) {
-                (Action::Add, _) => '+',
-                (Action::Remove, _) => '-',
-                (Action::Modify, Replacement::No) => '~',
-                _ => '!',
-            };
-            let mut line = format!(
-                "  {mark} {:<22} {:<34} {:<40}",
-                c.word(),
-                c.logical_id,
-                c.resource_type
-            );
-            if !c.properties.is_empty() {
-                line.push_str(&c.properties.join(", "));
-            }
+            let ((mark, word), props) = (c.word(), c.properties.join(", "));
+            let line =
+                format!("  {mark} {word:<22} {:<34} {:<40} {props}", c.logical_id, c.resource_type);
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -190,11 +168,7 @@ mod tests {
         let existing = StackPlan {
             stack: "booking-dev".into(),
             exists: true,
-            changes: vec![change(
-                "AWS::RDS::DBInstance",
-                Action::Modify,
-                Replacement::Yes,
-            )],
+            changes: vec![change("AWS::RDS::DBInstance", Action::Modify, Replacement::Yes)],
         };
         let text = existing.text();
         assert!(text.contains("! REPLACE"), "{text}");

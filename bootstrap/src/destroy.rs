@@ -14,7 +14,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::apply::{failure, Progress};
+use crate::apply::Progress;
 use crate::cloud::{Cloud, Data};
 use crate::spec::Spec;
 use crate::stacks;
@@ -35,10 +35,7 @@ pub struct Preview {
 
 /// Why a destroy may not go ahead: names what stands in the way.
 fn refuse(what: &str, names: &[String], remedy: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{what}: {}; nothing was deleted. {remedy}",
-        names.join(", ")
-    )
+    anyhow::anyhow!("{what}: {}; nothing was deleted. {remedy}", names.join(", "))
 }
 
 pub async fn preview_environment(
@@ -64,11 +61,7 @@ pub async fn preview_environment(
         ));
     }
     let exists = cloud.stack_status(&stack).await?.is_some();
-    let deletes = if exists {
-        cloud.resources(&stack).await?
-    } else {
-        Vec::new()
-    };
+    let deletes = if exists { cloud.resources(&stack).await? } else { Vec::new() };
     let mut keeps = vec![format!(
         "stack {project}: the repositories with their images, the state bucket with every environment's state, the topic"
     )];
@@ -82,13 +75,7 @@ pub async fn preview_environment(
             )
         });
     }
-    Ok(Preview {
-        stack,
-        exists,
-        deletes,
-        keeps,
-        data: None,
-    })
+    Ok(Preview { stack, exists, deletes, keeps, data: None })
 }
 
 pub async fn environment(
@@ -104,20 +91,10 @@ pub async fn environment(
         template["Resources"]["Database"]["DeletionPolicy"] = "Delete".into();
         if let Some(pending) = cloud.change_set(&stack, &template, true).await? {
             progress.planned(&pending.plan);
-            let outcome = cloud
-                .execute(pending, &mut |e| progress.event(&stack, e))
-                .await?;
-            if !outcome.ok() {
-                bail!("stack {stack}: {}", failure(&outcome));
-            }
+            cloud.execute(pending, &mut |e| progress.event(&stack, e)).await?.check(&stack)?;
         }
     }
-    let outcome = cloud
-        .delete_stack(&stack, &mut |e| progress.event(&stack, e))
-        .await?;
-    if !outcome.ok() {
-        bail!("stack {stack}: {}", failure(&outcome));
-    }
+    cloud.delete_stack(&stack, &mut |e| progress.event(&stack, e)).await?.check(&stack)?;
     if skip_final_snapshot && spec.database.is_some() {
         cloud.delete_parameter(&spec.password_parameter()).await?;
     }
@@ -140,31 +117,17 @@ pub async fn preview_project(cloud: &Cloud, spec: &Spec, delete_data: bool) -> R
         ));
     }
     let exists = cloud.stack_status(&stack).await?.is_some();
-    let deletes = if exists {
-        cloud.resources(&stack).await?
-    } else {
-        Vec::new()
-    };
+    let deletes = if exists { cloud.resources(&stack).await? } else { Vec::new() };
     let of = |kind: &str| -> Vec<String> {
-        (deletes.iter().filter(|(_, t, _)| t == kind))
-            .map(|(_, _, id)| id.clone())
-            .collect()
+        (deletes.iter().filter(|(_, t, _)| t == kind)).map(|(_, _, id)| id.clone()).collect()
     };
     // What the stack made; once it is gone (a destroy without --delete-data before), what
     // the config names.
     let (repositories, bucket, topic) = if exists {
         let one = |kind: &str| of(kind).pop().unwrap_or_default();
-        (
-            of("AWS::ECR::Repository"),
-            one("AWS::S3::Bucket"),
-            one("AWS::SNS::Topic"),
-        )
+        (of("AWS::ECR::Repository"), one("AWS::S3::Bucket"), one("AWS::SNS::Topic"))
     } else {
-        (
-            spec.repositories.clone(),
-            spec.state_bucket.clone(),
-            spec.topic_arn.clone(),
-        )
+        (spec.repositories.clone(), spec.state_bucket.clone(), spec.topic_arn.clone())
     };
     let data = cloud.data(&repositories, &bucket, &topic).await?;
     let (keeps, data) = if delete_data {
@@ -175,24 +138,13 @@ pub async fn preview_project(cloud: &Cloud, spec: &Spec, delete_data: bool) -> R
             .collect();
         (kept, None)
     };
-    Ok(Preview {
-        stack,
-        exists,
-        deletes,
-        keeps,
-        data,
-    })
+    Ok(Preview { stack, exists, deletes, keeps, data })
 }
 
 pub async fn project(cloud: &Cloud, preview: &Preview, progress: &mut dyn Progress) -> Result<()> {
     let stack = &preview.stack;
     if preview.exists {
-        let outcome = cloud
-            .delete_stack(stack, &mut |e| progress.event(stack, e))
-            .await?;
-        if !outcome.ok() {
-            bail!("stack {stack}: {}", failure(&outcome));
-        }
+        cloud.delete_stack(stack, &mut |e| progress.event(stack, e)).await?.check(stack)?;
     }
     if let Some(data) = &preview.data {
         cloud.delete_data(data).await?;

@@ -15,7 +15,6 @@ use harbormaster_bootstrap::changes::StackPlan;
 use harbormaster_bootstrap::cloud::{Cloud, Event};
 use harbormaster_bootstrap::destroy::{self, Preview};
 use harbormaster_bootstrap::spec::Spec;
-use harbormaster_bootstrap::stacks;
 use harbormaster_core::config::{Config, CONFIG_FILE};
 
 #[derive(Parser)]
@@ -125,109 +124,71 @@ fn spec_for(dir: &std::path::Path, which: &Which) -> Result<Spec> {
     Ok(Spec::from_config(&shown, &config, &env)?)
 }
 
+/// A result for scripts: `{"stacks": …}` on stdout.
+fn print_json(stacks: &impl serde::Serialize) -> Result<()> {
+    let doc = serde_json::json!({ "stacks": stacks });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<u8> {
-    let which = match &cli.command {
-        Cmd::Template { which }
-        | Cmd::Plan { which, .. }
-        | Cmd::Apply { which, .. }
-        | Cmd::Drift { which, .. }
-        | Cmd::Destroy { which, .. } => which,
-    };
+    let (Cmd::Template { which }
+    | Cmd::Plan { which, .. }
+    | Cmd::Apply { which, .. }
+    | Cmd::Drift { which, .. }
+    | Cmd::Destroy { which, .. }) = &cli.command;
     // Everything is checked before the first call.
     let spec = spec_for(&cli.config, which)?;
     let project_only = which.project;
     if let Cmd::Template { .. } = cli.command {
-        let template = apply::targets(&spec, project_only)
-            .pop()
-            .context("a stack")?
-            .1;
+        let (_, template) = apply::targets(&spec, project_only).pop().context("a stack")?;
         println!("{}", serde_json::to_string_pretty(&template)?);
         return Ok(0);
     }
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let cloud = Cloud::new(&sdk);
     match cli.command {
         Cmd::Template { .. } => unreachable!("printed above, before any AWS client"),
-        Cmd::Plan {
-            json,
-            detailed_exitcode,
-            ..
-        } => {
+        Cmd::Plan { json, detailed_exitcode, .. } => {
             let plans = apply::plan(&cloud, &spec, project_only).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"stacks": plans}))?
-                );
-            } else {
-                plans.iter().for_each(|p| print!("{}", p.text()));
+            match json {
+                true => print_json(&plans)?,
+                false => plans.iter().for_each(|p| print!("{}", p.text())),
             }
             let changes = plans.iter().any(|p| !p.changes.is_empty());
             Ok(if changes && detailed_exitcode { 2 } else { 0 })
         }
-        Cmd::Apply {
-            json,
-            allow_replace,
-            ..
-        } => {
+        Cmd::Apply { json, allow_replace, .. } => {
             let mut out = Console { json };
             let applied =
                 apply::apply(&cloud, &spec, project_only, allow_replace, &mut out).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"stacks": applied}))?
-                );
-            } else {
-                let (_, env_stack) = stacks::stack_names(&spec);
-                println!(
-                    "applied: {}",
-                    applied
-                        .iter()
-                        .map(|a| format!(
-                            "{} {}",
-                            a.plan.stack,
-                            a.status.as_deref().unwrap_or("unchanged")
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if !project_only {
-                    println!(
-                        "outputs: SSM parameters under {}/outputs/ (stack {env_stack})",
-                        spec.parameter_root()
-                    );
-                }
+                print_json(&applied)?;
+            }
+            for a in applied.iter().filter(|_| !json) {
+                println!("{}: {}", a.plan.stack, a.status.as_deref().unwrap_or("unchanged"));
+            }
+            if !json && !project_only {
+                println!("outputs: SSM parameters under {}/outputs/", spec.parameter_root());
             }
             Ok(0)
         }
         Cmd::Drift { json, .. } => drift(&cloud, &spec, project_only, json).await,
-        Cmd::Destroy {
-            yes,
-            skip_final_snapshot,
-            delete_data,
-            json,
-            ..
-        } => {
-            let preview = if project_only {
-                destroy::preview_project(&cloud, &spec, delete_data).await?
-            } else {
-                destroy::preview_environment(&cloud, &spec, skip_final_snapshot).await?
+        Cmd::Destroy { yes, skip_final_snapshot, delete_data, json, .. } => {
+            let preview = match project_only {
+                true => destroy::preview_project(&cloud, &spec, delete_data).await?,
+                false => destroy::preview_environment(&cloud, &spec, skip_final_snapshot).await?,
             };
             show(&preview, json, yes)?;
             if !preview.exists && preview.data.is_none() {
                 return Ok(0);
-            }
-            if !yes {
+            } else if !yes {
                 return Ok(2);
             }
             let mut out = Console { json };
-            if project_only {
-                destroy::project(&cloud, &preview, &mut out).await?;
-            } else {
-                destroy::environment(&cloud, &spec, skip_final_snapshot, &mut out).await?;
+            match project_only {
+                true => destroy::project(&cloud, &preview, &mut out).await?,
+                false => destroy::environment(&cloud, &spec, skip_final_snapshot, &mut out).await?,
             }
             if !json {
                 println!("destroyed: {}", preview.stack);
@@ -238,37 +199,29 @@ async fn run(cli: Cli) -> Result<u8> {
 }
 
 async fn drift(cloud: &Cloud, spec: &Spec, project_only: bool, json: bool) -> Result<u8> {
-    let mut all = Vec::new();
+    let (mut all, mut any) = (Vec::new(), false);
     for (stack, _) in apply::targets(spec, project_only) {
         if cloud.stack_status(&stack).await?.is_none() {
             anyhow::bail!("stack {stack} does not exist: apply it first");
         }
-        all.push((stack.clone(), cloud.drift(&stack).await?));
-    }
-    if json {
-        let stacks: Vec<_> = (all.iter())
-            .map(|(stack, d)| serde_json::json!({"stack": stack, "resources": d}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"stacks": stacks}))?
-        );
-    } else {
-        for (stack, drifts) in &all {
-            let n = drifts.iter().filter(|d| d.drifted()).count();
-            println!("stack {stack}: {n} of {} resources drifted", drifts.len());
-            for d in drifts.iter().filter(|d| d.status != "IN_SYNC") {
-                println!(
-                    "  {:<12} {:<34} {:<40} {}",
-                    d.status,
-                    d.logical_id,
-                    d.resource_type,
-                    d.properties.join(", ")
-                );
-            }
+        let resources = cloud.drift(&stack).await?;
+        all.push(serde_json::json!({"stack": stack, "resources": resources}));
+        for d in resources.iter().filter(|d| !json && d.status != "IN_SYNC") {
+            let paths = d.properties.join(", ");
+            println!(
+                "{stack}: {:<12} {:<34} {:<40} {paths}",
+                d.status, d.logical_id, d.resource_type
+            );
+        }
+        let drifted = resources.iter().filter(|d| d.drifted()).count();
+        any |= drifted > 0;
+        if !json {
+            println!("stack {stack}: {drifted} of {} resources drifted", resources.len());
         }
     }
-    let any = all.iter().flat_map(|(_, d)| d).any(|d| d.drifted());
+    if json {
+        print_json(&all)?;
+    }
     Ok(if any { 2 } else { 0 })
 }
 
@@ -277,22 +230,18 @@ fn show(p: &Preview, json: bool, yes: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(p)?);
         return Ok(());
     }
-    if !p.exists {
-        println!("stack {}: does not exist, nothing to delete", p.stack);
-    } else {
-        println!(
-            "destroy{} stack {}: deletes {} resources",
-            if yes { "" } else { " (not done: add --yes)" },
-            p.stack,
-            p.deletes.len()
-        );
-        for (id, kind, physical) in &p.deletes {
-            println!("  - {id:<34} {kind:<40} {physical}");
+    let (stack, n) = (&p.stack, p.deletes.len());
+    match (p.exists, yes) {
+        (false, _) => println!("stack {stack}: does not exist, nothing to delete"),
+        (true, true) => println!("destroy stack {stack}: deletes {n} resources"),
+        (true, false) => {
+            println!("destroy stack {stack} (not done: add --yes): deletes {n} resources")
         }
     }
-    for k in &p.keeps {
-        println!("  keeps {k}");
+    for (id, kind, physical) in &p.deletes {
+        println!("  - {id:<34} {kind:<40} {physical}");
     }
+    p.keeps.iter().for_each(|k| println!("  keeps {k}"));
     for s in p.data.iter().flat_map(|d| &d.stores) {
         println!("  then deletes {s}");
     }
@@ -313,15 +262,8 @@ impl Progress for Console {
     }
 
     fn event(&mut self, stack: &str, e: &Event) {
-        let reason = if e.reason.is_empty() {
-            String::new()
-        } else {
-            format!("  {}", e.reason)
-        };
-        eprintln!(
-            "  {stack}  {:<20} {:<40} {}{reason}",
-            e.status, e.resource_type, e.logical_id
-        );
+        let reason = if e.reason.is_empty() { String::new() } else { format!("  {}", e.reason) };
+        eprintln!("  {stack}  {:<20} {:<40} {}{reason}", e.status, e.resource_type, e.logical_id);
     }
 
     fn note(&mut self, line: &str) {

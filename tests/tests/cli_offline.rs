@@ -86,6 +86,22 @@ fn validate_refuses_spot_for_an_arm64_task_definition() {
     );
 }
 
+/// The bootstrap table is checked by `validate` too (the same check `harbormaster-bootstrap`
+/// makes before any call), so a typo there is found in review, not at apply time.
+#[test]
+fn validate_checks_every_environment_s_bootstrap_table() {
+    let dir = example_copy();
+    let path = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("nat = \"per_az\"", "nat = \"per-az\"");
+    std::fs::write(&path, text).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`environments.prod.bootstrap.nat`"), "{err}");
+}
+
 #[test]
 fn validate_names_the_file_and_field_of_every_error() {
     let dir = example_copy();

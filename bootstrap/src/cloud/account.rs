@@ -7,7 +7,7 @@ use anyhow::{anyhow, Result};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 
-use super::{describe, missing, Cloud};
+use super::{missing, Call, Cloud};
 
 /// A store of data the project stack retains, and how much it holds.
 #[derive(Debug, Clone, Serialize)]
@@ -23,10 +23,7 @@ impl std::fmt::Display for Store {
         match self {
             Store::Repository { name, images } => write!(f, "repository {name} ({images} images)"),
             Store::Bucket { name, versions } => {
-                write!(
-                    f,
-                    "bucket {name} ({versions} object versions and delete markers)"
-                )
+                write!(f, "bucket {name} ({versions} object versions and delete markers)")
             }
             Store::Topic { arn, subscriptions } => {
                 write!(f, "topic {arn} ({subscriptions} confirmed subscriptions)")
@@ -47,23 +44,15 @@ impl Cloud {
         match self.ssm.get_parameter().name(name).send().await {
             Ok(_) => return Ok(false),
             Err(e) if missing(&e, &["ParameterNotFound"]) => {}
-            Err(e) => return Err(anyhow!("GetParameter {name}: {}", describe(&e))),
+            Err(e) => return Err(e).call("GetParameter", name),
         }
-        let out = self
-            .ssm
-            .put_parameter()
-            .name(name)
-            .value(generate_password()?)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .overwrite(false)
-            .description("harbormaster-bootstrap: the database's master password")
-            .send()
-            .await;
-        match out {
+        let put = self.ssm.put_parameter().name(name).value(generate_password()?).overwrite(false);
+        let secure = aws_sdk_ssm::types::ParameterType::SecureString;
+        match put.r#type(secure).description("the database's master password").send().await {
             Ok(_) => Ok(true),
             // Written by a concurrent apply: it is that one's, and equally good.
             Err(e) if missing(&e, &["ParameterAlreadyExists"]) => Ok(false),
-            Err(e) => Err(anyhow!("PutParameter {name}: {}", describe(&e))),
+            Err(e) => Err(e).call("PutParameter", name),
         }
     }
 
@@ -71,7 +60,7 @@ impl Cloud {
         match self.ssm.delete_parameter().name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if missing(&e, &["ParameterNotFound"]) => Ok(()),
-            Err(e) => Err(anyhow!("DeleteParameter {name}: {}", describe(&e))),
+            Err(e) => Err(e).call("DeleteParameter", name),
         }
     }
 
@@ -79,21 +68,12 @@ impl Cloud {
     /// DeleteCluster).
     pub async fn services_in(&self, cluster: &str) -> Result<Vec<String>> {
         let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = match (self.ecs.list_services().cluster(cluster))
-                .set_next_token(token.clone())
-                .send()
-                .await
-            {
-                Ok(out) => out,
+        let mut pages = self.ecs.list_services().cluster(cluster).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(out) => arns.extend(out.service_arns().iter().cloned()),
                 Err(e) if missing(&e, &["ClusterNotFound"]) => return Ok(Vec::new()),
-                Err(e) => return Err(anyhow!("ListServices {cluster}: {}", describe(&e))),
-            };
-            arns.extend(out.service_arns().iter().cloned());
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
+                Err(e) => return Err(e).call("ListServices", cluster),
             }
         }
         let mut running = Vec::new();
@@ -102,7 +82,7 @@ impl Cloud {
                 .set_services(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| anyhow!("DescribeServices {cluster}: {}", describe(&e)))?;
+                .call("DescribeServices", cluster)?;
             running.extend(
                 (out.services().iter())
                     .filter(|s| s.status() != Some("INACTIVE"))
@@ -119,12 +99,7 @@ impl Cloud {
         let mut stores = Vec::new();
         for name in repositories {
             let mut images = 0;
-            let mut pages = self
-                .ecr
-                .list_images()
-                .repository_name(name)
-                .into_paginator()
-                .send();
+            let mut pages = self.ecr.list_images().repository_name(name).into_paginator().send();
             let mut exists = true;
             while let Some(page) = pages.next().await {
                 match page {
@@ -133,14 +108,11 @@ impl Cloud {
                         exists = false;
                         break;
                     }
-                    Err(e) => return Err(anyhow!("ListImages {name}: {}", describe(&e))),
+                    Err(e) => return Err(e).call("ListImages", name),
                 }
             }
             if exists {
-                stores.push(Store::Repository {
-                    name: name.clone(),
-                    images,
-                });
+                stores.push(Store::Repository { name: name.clone(), images });
             }
         }
         let versions = match bucket {
@@ -148,19 +120,10 @@ impl Cloud {
             b => self.versions(b).await?,
         };
         if let Some(versions) = versions {
-            stores.push(Store::Bucket {
-                name: bucket.to_owned(),
-                versions: versions.len(),
-            });
+            stores.push(Store::Bucket { name: bucket.to_owned(), versions: versions.len() });
         }
         if !topic.is_empty() {
-            match self
-                .sns
-                .get_topic_attributes()
-                .topic_arn(topic)
-                .send()
-                .await
-            {
+            match self.sns.get_topic_attributes().topic_arn(topic).send().await {
                 Ok(out) => stores.push(Store::Topic {
                     arn: topic.to_owned(),
                     subscriptions: (out.attributes())
@@ -169,7 +132,7 @@ impl Cloud {
                         .unwrap_or(0),
                 }),
                 Err(e) if missing(&e, &["NotFound"]) => {}
-                Err(e) => return Err(anyhow!("GetTopicAttributes {topic}: {}", describe(&e))),
+                Err(e) => return Err(e).call("GetTopicAttributes", topic),
             }
         }
         Ok(Data { stores })
@@ -188,7 +151,7 @@ impl Cloud {
             {
                 Ok(p) => p,
                 Err(e) if missing(&e, &["NoSuchBucket"]) => return Ok(None),
-                Err(e) => return Err(anyhow!("ListObjectVersions {bucket}: {}", describe(&e))),
+                Err(e) => return Err(e).call("ListObjectVersions", bucket),
             };
             let keys = (p.versions().iter().map(|v| (v.key(), v.version_id())))
                 .chain(p.delete_markers().iter().map(|m| (m.key(), m.version_id())));
@@ -215,14 +178,10 @@ impl Cloud {
         for store in &data.stores {
             match store {
                 Store::Repository { name, .. } => {
-                    (self
-                        .ecr
-                        .delete_repository()
-                        .repository_name(name)
-                        .force(true))
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("DeleteRepository {name}: {}", describe(&e)))?;
+                    (self.ecr.delete_repository().repository_name(name).force(true))
+                        .send()
+                        .await
+                        .call("DeleteRepository", name)?;
                 }
                 Store::Bucket { name, .. } => {
                     let versions = self.versions(name).await?.unwrap_or_default();
@@ -234,14 +193,14 @@ impl Cloud {
                         (self.s3.delete_objects().bucket(name).delete(delete))
                             .send()
                             .await
-                            .map_err(|e| anyhow!("DeleteObjects {name}: {}", describe(&e)))?;
+                            .call("DeleteObjects", name)?;
                     }
                     (self.s3.delete_bucket().bucket(name).send().await)
-                        .map_err(|e| anyhow!("DeleteBucket {name}: {}", describe(&e)))?;
+                        .call("DeleteBucket", name)?;
                 }
                 Store::Topic { arn, .. } => {
                     (self.sns.delete_topic().topic_arn(arn).send().await)
-                        .map_err(|e| anyhow!("DeleteTopic {arn}: {}", describe(&e)))?;
+                        .call("DeleteTopic", arn)?;
                 }
             }
         }

@@ -34,30 +34,30 @@ impl Cloud {
     }
 }
 
+type SdkError<E> =
+    aws_sdk_cloudformation::error::SdkError<E, aws_smithy_runtime_api::http::Response>;
+
 /// An SDK error as one line: the service's code and message, or the transport's error.
-fn describe<E, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E>) -> String {
     match e.as_service_error() {
-        Some(s) => format!(
-            "{}: {}",
-            s.code().unwrap_or("error"),
-            s.message().unwrap_or_default()
-        ),
-        None => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(e)
-        ),
+        Some(s) => format!("{}: {}", s.code().unwrap_or("error"), s.message().unwrap_or_default()),
+        None => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(e)),
+    }
+}
+
+/// An SDK result as the bootstrap reports it: the operation, what it was about, the error.
+trait Call<T> {
+    fn call(self, operation: &str, on: &str) -> anyhow::Result<T>;
+}
+
+impl<T, E: ProvideErrorMetadata + std::error::Error + 'static> Call<T> for Result<T, SdkError<E>> {
+    fn call(self, operation: &str, on: &str) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{operation} {on}: {}", describe(&e)))
     }
 }
 
 /// Whether the service answered that the thing asked about does not exist.
-fn missing<E, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>, words: &[&str]) -> bool
-where
-    E: ProvideErrorMetadata,
-{
+fn missing<E: ProvideErrorMetadata>(e: &SdkError<E>, words: &[&str]) -> bool {
     e.as_service_error().is_some_and(|s| {
         let text = format!("{} {}", s.code().unwrap_or(""), s.message().unwrap_or(""));
         words.iter().any(|w| text.contains(w))

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, StackDriftDetectionStatus,
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Replacement as R, ResourceChange,
+    StackDriftDetectionStatus as Detection,
 };
 use serde::Serialize;
 
-use super::{describe, missing, Cloud};
+use super::{missing, Call, Cloud};
 use crate::changes::{Action, Change, Replacement, StackPlan};
 
 /// How often a stack in progress is asked again (CloudFormation's own waiters use 30 s; a
@@ -31,19 +32,6 @@ pub struct Event {
     pub reason: String,
 }
 
-impl Event {
-    pub fn failed(&self) -> bool {
-        self.status.ends_with("FAILED")
-    }
-}
-
-impl Drift {
-    /// Modified or deleted outside the stack (IN_SYNC and NOT_CHECKED are not drift).
-    pub fn drifted(&self) -> bool {
-        self.status == "MODIFIED" || self.status == "DELETED"
-    }
-}
-
 /// How an execution or a delete ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -54,11 +42,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "DELETE_COMPLETE" | "IMPORT_COMPLETE"
-        )
+    /// The final status when the stack got there; else an error naming the first resource
+    /// that failed and why.
+    pub fn check(self, stack: &str) -> Result<String> {
+        let done = ["CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE"];
+        match (done.contains(&self.status.as_str()), self.first_failure) {
+            (true, _) => Ok(self.status),
+            (false, Some(e)) => bail!(
+                "stack {stack}: {}; the first failure: {} ({}) {}: {}",
+                self.status,
+                e.logical_id,
+                e.resource_type,
+                e.status,
+                e.reason
+            ),
+            (false, None) => bail!("stack {stack}: ended {}", self.status),
+        }
     }
 }
 
@@ -72,8 +71,18 @@ pub struct Drift {
     pub properties: Vec<String>,
 }
 
-fn change(c: &aws_sdk_cloudformation::types::ResourceChange) -> Change {
-    use aws_sdk_cloudformation::types::Replacement as R;
+impl Drift {
+    /// Modified or deleted outside the stack (IN_SYNC and NOT_CHECKED are not drift).
+    pub fn drifted(&self) -> bool {
+        self.status == "MODIFIED" || self.status == "DELETED"
+    }
+}
+
+fn text(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
+}
+
+fn change(c: &ResourceChange) -> Change {
     let action = match c.action() {
         Some(ChangeAction::Add) => Action::Add,
         Some(ChangeAction::Modify) => Action::Modify,
@@ -81,20 +90,20 @@ fn change(c: &aws_sdk_cloudformation::types::ResourceChange) -> Change {
         _ => Action::Other,
     };
     let mut properties: Vec<String> = (c.details().iter())
-        .filter_map(|d| d.target().and_then(|t| t.name()))
-        .map(str::to_owned)
+        .filter_map(|d| d.target().and_then(|t| t.name()).map(str::to_owned))
         .collect();
     properties.dedup();
+    let replacement = match c.replacement() {
+        Some(R::True) => Replacement::Yes,
+        Some(R::Conditional) => Replacement::Conditional,
+        _ => Replacement::No,
+    };
     Change {
         action,
-        logical_id: c.logical_resource_id().unwrap_or_default().to_owned(),
-        resource_type: c.resource_type().unwrap_or_default().to_owned(),
-        physical_id: c.physical_resource_id().unwrap_or_default().to_owned(),
-        replacement: match c.replacement() {
-            Some(R::True) => Replacement::Yes,
-            Some(R::Conditional) => Replacement::Conditional,
-            _ => Replacement::No,
-        },
+        logical_id: text(c.logical_resource_id()),
+        resource_type: text(c.resource_type()),
+        physical_id: text(c.physical_resource_id()),
+        replacement,
         properties,
     }
 }
@@ -103,14 +112,11 @@ impl Cloud {
     /// The stack's status, `None` when there is no such stack (or only a deleted one).
     pub async fn stack_status(&self, name: &str) -> Result<Option<String>> {
         match self.cf.describe_stacks().stack_name(name).send().await {
-            Ok(out) => Ok(out
-                .stacks()
-                .first()
-                .and_then(|s| s.stack_status())
+            Ok(out) => Ok((out.stacks().first().and_then(|s| s.stack_status()))
                 .map(|s| s.as_str().to_owned())
                 .filter(|s| s != "DELETE_COMPLETE")),
             Err(e) if missing(&e, &["does not exist"]) => Ok(None),
-            Err(e) => bail!("DescribeStacks {name}: {}", describe(&e)),
+            Err(e) => Err(e).call("DescribeStacks", name),
         }
     }
 
@@ -122,104 +128,61 @@ impl Cloud {
         template: &serde_json::Value,
         exists: bool,
     ) -> Result<Option<Pending>> {
-        let name = format!(
-            "harbormaster-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default()
-        );
-        self.cf
-            .create_change_set()
-            .stack_name(stack)
-            .change_set_name(&name)
-            .change_set_type(if exists {
-                ChangeSetType::Update
-            } else {
-                ChangeSetType::Create
-            })
+        let since_epoch = std::time::UNIX_EPOCH.elapsed().unwrap_or_default();
+        let name = format!("harbormaster-{}", since_epoch.as_millis());
+        let kind = if exists { ChangeSetType::Update } else { ChangeSetType::Create };
+        (self.cf.create_change_set().stack_name(stack).change_set_name(&name))
+            .change_set_type(kind)
             .template_body(template.to_string())
             .capabilities(Capability::CapabilityNamedIam)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("CreateChangeSet {stack}: {}", describe(&e)))?;
-        let mut changes = Vec::new();
-        let mut token: Option<String> = None;
+            .call("CreateChangeSet", stack)?;
+        let describe = || self.cf.describe_change_set().stack_name(stack).change_set_name(&name);
         loop {
-            let out = self
-                .cf
-                .describe_change_set()
-                .stack_name(stack)
-                .change_set_name(&name)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("DescribeChangeSet {stack}: {}", describe(&e)))?;
+            let out = describe().send().await.call("DescribeChangeSet", stack)?;
             match out.status() {
-                Some(ChangeSetStatus::CreateComplete) => {}
+                Some(ChangeSetStatus::CreateComplete) => break,
                 Some(ChangeSetStatus::Failed) => {
-                    let reason = out.status_reason().unwrap_or_default().to_owned();
+                    self.discard_named(stack, &name, exists).await?;
+                    let reason = text(out.status_reason());
                     // CloudFormation's answer to a template that changes nothing.
-                    if reason.contains("didn't contain changes")
-                        || reason.contains("No updates are to be performed")
-                    {
-                        self.discard_named(stack, &name, exists).await?;
+                    let quiet = ["didn't contain changes", "No updates are to be performed"];
+                    if quiet.iter().any(|q| reason.contains(q)) {
                         return Ok(None);
                     }
-                    self.discard_named(stack, &name, exists).await?;
                     bail!("the change set of {stack} failed: {reason}");
                 }
-                _ => {
-                    tokio::time::sleep(POLL / 4).await;
-                    continue;
-                }
-            }
-            changes.extend(
-                (out.changes().iter())
-                    .filter_map(|c| c.resource_change())
-                    .map(change),
-            );
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
+                _ => tokio::time::sleep(POLL / 4).await,
             }
         }
-        Ok(Some(Pending {
-            plan: StackPlan {
-                stack: stack.to_owned(),
-                exists,
-                changes,
-            },
-            change_set: name,
-        }))
+        let mut changes = Vec::new();
+        let mut pages = describe().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.call("DescribeChangeSet", stack)?;
+            changes.extend(page.changes().iter().filter_map(|c| c.resource_change()).map(change));
+        }
+        let plan = StackPlan { stack: stack.to_owned(), exists, changes };
+        Ok(Some(Pending { plan, change_set: name }))
     }
 
     /// Drops a change set that will not be executed (and the empty stack a change set for a
     /// new stack leaves in REVIEW_IN_PROGRESS).
     pub async fn discard(&self, pending: Pending) -> Result<()> {
         let p = pending.plan;
-        self.discard_named(&p.stack, &pending.change_set, p.exists)
-            .await
+        self.discard_named(&p.stack, &pending.change_set, p.exists).await
     }
 
     async fn discard_named(&self, stack: &str, change_set: &str, exists: bool) -> Result<()> {
         if !exists {
             // A stack in REVIEW_IN_PROGRESS holds nothing but the change set.
-            self.cf
-                .delete_stack()
-                .stack_name(stack)
+            self.cf.delete_stack().stack_name(stack).send().await.call("DeleteStack", stack)?;
+        } else {
+            (self.cf.delete_change_set().stack_name(stack).change_set_name(change_set))
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("DeleteStack {stack}: {}", describe(&e)))?;
-            return Ok(());
+                .call("DeleteChangeSet", stack)?;
         }
-        self.cf
-            .delete_change_set()
-            .stack_name(stack)
-            .change_set_name(change_set)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("DeleteChangeSet {stack}: {}", describe(&e)))?;
         Ok(())
     }
 
@@ -229,15 +192,13 @@ impl Cloud {
         pending: Pending,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<Outcome> {
-        let stack = pending.plan.stack.clone();
-        let seen = self.newest_event(&stack).await?;
-        self.cf
-            .execute_change_set()
-            .stack_name(&stack)
+        let stack = pending.plan.stack;
+        let seen = self.events_since(&stack, None).await?.pop().map(|(id, _)| id);
+        (self.cf.execute_change_set().stack_name(&stack))
             .change_set_name(&pending.change_set)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("ExecuteChangeSet {stack}: {}", describe(&e)))?;
+            .call("ExecuteChangeSet", &stack)?;
         self.follow(&stack, seen, progress).await
     }
 
@@ -248,63 +209,37 @@ impl Cloud {
         progress: &mut dyn FnMut(&Event),
     ) -> Result<Outcome> {
         // Events of a deleted stack are read by its id: its name is free again at once.
-        let id = (self.cf.describe_stacks().stack_name(stack).send().await)
-            .map_err(|e| anyhow::anyhow!("DescribeStacks {stack}: {}", describe(&e)))?
-            .stacks()
-            .first()
-            .and_then(|s| s.stack_id())
-            .context("DescribeStacks answered no stack")?
-            .to_owned();
-        let seen = self.newest_event(&id).await?;
-        self.cf
-            .delete_stack()
-            .stack_name(&id)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("DeleteStack {stack}: {}", describe(&e)))?;
+        let out = self.cf.describe_stacks().stack_name(stack).send().await;
+        let id =
+            text(out.call("DescribeStacks", stack)?.stacks().first().and_then(|s| s.stack_id()));
+        let seen = self.events_since(&id, None).await?.pop().map(|(id, _)| id);
+        self.cf.delete_stack().stack_name(&id).send().await.call("DeleteStack", stack)?;
         self.follow(&id, seen, progress).await
-    }
-
-    async fn newest_event(&self, stack: &str) -> Result<Option<String>> {
-        Ok(self
-            .events_since(stack, None)
-            .await?
-            .last()
-            .map(|(id, _)| id.clone()))
     }
 
     /// Events newer than `seen`, oldest first; with no `seen`, the newest alone.
     async fn events_since(&self, stack: &str, seen: Option<&str>) -> Result<Vec<(String, Event)>> {
         let mut events = Vec::new();
-        let mut token: Option<String> = None;
-        'pages: loop {
-            let out = (self.cf.describe_stack_events().stack_name(stack))
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("DescribeStackEvents {stack}: {}", describe(&e)))?;
-            for e in out.stack_events() {
-                let id = e.event_id().unwrap_or_default();
-                if Some(id) == seen {
+        let mut pages = self.cf.describe_stack_events().stack_name(stack).into_paginator().send();
+        'pages: while let Some(page) = pages.next().await {
+            for e in page.call("DescribeStackEvents", stack)?.stack_events() {
+                let id = text(e.event_id());
+                if Some(id.as_str()) == seen {
                     break 'pages;
                 }
+                let status = e.resource_status().map(|s| s.as_str());
                 events.push((
-                    id.to_owned(),
+                    id,
                     Event {
-                        logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
-                        resource_type: e.resource_type().unwrap_or_default().to_owned(),
-                        status: (e.resource_status().map(|s| s.as_str().to_owned()))
-                            .unwrap_or_default(),
-                        reason: e.resource_status_reason().unwrap_or_default().to_owned(),
+                        logical_id: text(e.logical_resource_id()),
+                        resource_type: text(e.resource_type()),
+                        status: text(status),
+                        reason: text(e.resource_status_reason()),
                     },
                 ));
                 if seen.is_none() {
                     break 'pages;
                 }
-            }
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
             }
         }
         events.reverse();
@@ -319,25 +254,19 @@ impl Cloud {
     ) -> Result<Outcome> {
         let mut first_failure: Option<Event> = None;
         loop {
-            let status = (self.cf.describe_stacks().stack_name(stack).send().await)
-                .map_err(|e| anyhow::anyhow!("DescribeStacks {stack}: {}", describe(&e)))?
-                .stacks()
-                .first()
-                .and_then(|s| s.stack_status())
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default();
+            let out = self.cf.describe_stacks().stack_name(stack).send().await;
+            let out = out.call("DescribeStacks", stack)?;
+            let status = out.stacks().first().and_then(|s| s.stack_status());
+            let status = text(status.map(|s| s.as_str()));
             for (id, event) in self.events_since(stack, seen.as_deref()).await? {
-                if event.failed() && first_failure.is_none() {
+                if event.status.ends_with("FAILED") && first_failure.is_none() {
                     first_failure = Some(event.clone());
                 }
                 progress(&event);
                 seen = Some(id);
             }
             if !status.ends_with("IN_PROGRESS") {
-                return Ok(Outcome {
-                    status,
-                    first_failure,
-                });
+                return Ok(Outcome { status, first_failure });
             }
             tokio::time::sleep(POLL).await;
         }
@@ -345,54 +274,36 @@ impl Cloud {
 
     /// DetectStackDrift, waited for, and each resource's drift.
     pub async fn drift(&self, stack: &str) -> Result<Vec<Drift>> {
-        let id = (self.cf.detect_stack_drift().stack_name(stack).send().await)
-            .map_err(|e| anyhow::anyhow!("DetectStackDrift {stack}: {}", describe(&e)))?
-            .stack_drift_detection_id()
-            .unwrap_or_default()
-            .to_owned();
+        let out = self.cf.detect_stack_drift().stack_name(stack).send().await;
+        let id = text(out.call("DetectStackDrift", stack)?.stack_drift_detection_id());
         loop {
             let out = (self.cf.describe_stack_drift_detection_status())
                 .stack_drift_detection_id(&id)
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("DescribeStackDriftDetectionStatus: {}", describe(&e))
-                })?;
+                .call("DescribeStackDriftDetectionStatus", stack)?;
             match out.detection_status() {
-                Some(StackDriftDetectionStatus::DetectionInProgress) => {
-                    tokio::time::sleep(POLL).await
-                }
-                Some(StackDriftDetectionStatus::DetectionFailed) => bail!(
+                Some(Detection::DetectionInProgress) => tokio::time::sleep(POLL).await,
+                Some(Detection::DetectionFailed) => bail!(
                     "drift detection of {stack} failed: {}",
-                    out.detection_status_reason().unwrap_or_default()
+                    text(out.detection_status_reason())
                 ),
                 _ => break,
             }
         }
         let mut drifts = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = (self.cf.describe_stack_resource_drifts().stack_name(stack))
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("DescribeStackResourceDrifts: {}", describe(&e)))?;
-            for d in out.stack_resource_drifts() {
+        let mut pages =
+            self.cf.describe_stack_resource_drifts().stack_name(stack).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for d in page.call("DescribeStackResourceDrifts", stack)?.stack_resource_drifts() {
+                let status = d.stack_resource_drift_status().map(|s| s.as_str());
+                let paths = d.property_differences().iter().map(|p| text(p.property_path()));
                 drifts.push(Drift {
-                    logical_id: d.logical_resource_id().unwrap_or_default().to_owned(),
-                    resource_type: d.resource_type().unwrap_or_default().to_owned(),
-                    status: (d
-                        .stack_resource_drift_status()
-                        .map(|s| s.as_str().to_owned()))
-                    .unwrap_or_default(),
-                    properties: (d.property_differences().iter())
-                        .filter_map(|p| p.property_path().map(str::to_owned))
-                        .collect(),
+                    logical_id: text(d.logical_resource_id()),
+                    resource_type: text(d.resource_type()),
+                    status: text(status),
+                    properties: paths.collect(),
                 });
-            }
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
             }
         }
         drifts.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
@@ -406,37 +317,25 @@ impl Cloud {
             Err(e) if missing(&e, &["not imported", "does not exist", "not exported"]) => {
                 Ok(Vec::new())
             }
-            Err(e) => bail!("ListImports {export}: {}", describe(&e)),
+            Err(e) => Err(e).call("ListImports", export),
         }
     }
 
     /// The template the stack runs now (which the config may have moved on from).
     pub async fn template(&self, stack: &str) -> Result<serde_json::Value> {
-        let out = (self.cf.get_template().stack_name(stack).send().await)
-            .map_err(|e| anyhow::anyhow!("GetTemplate {stack}: {}", describe(&e)))?;
+        let out =
+            self.cf.get_template().stack_name(stack).send().await.call("GetTemplate", stack)?;
         serde_json::from_str(out.template_body().unwrap_or_default())
             .with_context(|| format!("the template of {stack} is not the JSON this tool writes"))
     }
 
-    /// The physical ids of the stack's resources, by logical id.
+    /// The stack's resources: `(logical id, type, physical id)`.
     pub async fn resources(&self, stack: &str) -> Result<Vec<(String, String, String)>> {
-        let out = (self
-            .cf
-            .describe_stack_resources()
-            .stack_name(stack)
-            .send()
-            .await)
-            .map_err(|e| anyhow::anyhow!("DescribeStackResources {stack}: {}", describe(&e)))?;
-        Ok(out
-            .stack_resources()
-            .iter()
-            .map(|r| {
-                (
-                    r.logical_resource_id().unwrap_or_default().to_owned(),
-                    r.resource_type().unwrap_or_default().to_owned(),
-                    r.physical_resource_id().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect())
+        let out = self.cf.describe_stack_resources().stack_name(stack).send().await;
+        let out = out.call("DescribeStackResources", stack)?;
+        let row = |r: &aws_sdk_cloudformation::types::StackResource| {
+            (text(r.logical_resource_id()), text(r.resource_type()), text(r.physical_resource_id()))
+        };
+        Ok(out.stack_resources().iter().map(row).collect())
     }
 }

@@ -37,30 +37,18 @@ pub(super) fn application(t: &mut Template, spec: &Spec, outputs: &mut Vec<(Stri
     );
     for (name, value) in [
         ("security-groups/alb", att("AlbSecurityGroup", "GroupId")),
-        (
-            "security-groups/services",
-            att("ServicesSecurityGroup", "GroupId"),
-        ),
-        (
-            "security-groups/database",
-            att("DatabaseSecurityGroup", "GroupId"),
-        ),
+        ("security-groups/services", att("ServicesSecurityGroup", "GroupId")),
+        ("security-groups/database", att("DatabaseSecurityGroup", "GroupId")),
         ("cluster-arn", att("Cluster", "Arn")),
         ("cluster-name", r("Cluster")),
         ("roles/execution", att("ExecutionRole", "Arn")),
         ("roles/task", att("TaskRole", "Arn")),
-        (
-            "roles/ecs-infrastructure",
-            att("EcsInfrastructureRole", "Arn"),
-        ),
+        ("roles/ecs-infrastructure", att("EcsInfrastructureRole", "Arn")),
     ] {
         outputs.push((name.to_owned(), value));
     }
     if spec.redis {
-        outputs.push((
-            "security-groups/cache".into(),
-            att("CacheSecurityGroup", "GroupId"),
-        ));
+        outputs.push(("security-groups/cache".into(), att("CacheSecurityGroup", "GroupId")));
     }
 }
 
@@ -95,10 +83,7 @@ fn security_groups(t: &mut Template, spec: &Spec, p: &str) {
             "ServicesSecurityGroup",
             "services",
             "services: container ports from the load balancer only",
-            ports
-                .iter()
-                .map(|port| ingress(*port, from_alb.clone()))
-                .collect(),
+            ports.iter().map(|port| ingress(*port, from_alb.clone())).collect(),
         ),
         (
             "DatabaseSecurityGroup",
@@ -163,11 +148,7 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
         if let Some(c) = cert {
             props["Certificates"] = json!([{"CertificateArn": c}]);
         }
-        t.add(
-            &format!("{id}Listener"),
-            "AWS::ElasticLoadBalancingV2::Listener",
-            props,
-        );
+        t.add(&format!("{id}Listener"), "AWS::ElasticLoadBalancingV2::Listener", props);
         outputs.push((format!("listeners/{name}"), r(&format!("{id}Listener"))));
     }
     for (i, w) in spec.web.iter().enumerate() {
@@ -189,17 +170,10 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
                     "Tags": tags(spec, &format!("{p}-{}-{}", w.name, colour.to_lowercase())),
                 }),
             );
-            outputs.push((
-                format!("target-groups/{}/{}", w.name, colour.to_lowercase()),
-                r(&id),
-            ));
+            outputs.push((format!("target-groups/{}/{}", w.name, colour.to_lowercase()), r(&id)));
         }
         // More specific paths first: "/*" last.
-        let priority = if w.path == "/*" {
-            1000
-        } else {
-            10 * (i as u32 + 1)
-        };
+        let priority = if w.path == "/*" { 1000 } else { 10 * (i as u32 + 1) };
         for (listener, name, _, _) in &listeners {
             let id = format!("{svc}{listener}Rule");
             t.add(
@@ -248,34 +222,19 @@ fn roles(t: &mut Template, spec: &Spec, p: &str) {
         {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": sub(&format!("arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{env_path}/*"))}
     ]});
-    t.add(
-        "ExecutionRole",
-        "AWS::IAM::Role",
-        json!({
-            "RoleName": format!("{p}-execution"),
-            "AssumeRolePolicyDocument": role("ecs-tasks.amazonaws.com"),
-            "Policies": [{"PolicyName": "execution", "PolicyDocument": execution}],
-            "Tags": tags(spec, &format!("{p}-execution")),
-        }),
-    );
-    t.add(
-        "TaskRole",
-        "AWS::IAM::Role",
-        json!({
-            "RoleName": format!("{p}-task"),
-            "AssumeRolePolicyDocument": role("ecs-tasks.amazonaws.com"),
-            "Tags": tags(spec, &format!("{p}-task")),
-        }),
-    );
+    let tasks = role("ecs-tasks.amazonaws.com");
+    let execution = json!({"AssumeRolePolicyDocument": tasks,
+        "Policies": [{"PolicyName": "execution", "PolicyDocument": execution}]});
     // The role ECS shifts traffic with for blue/green, canary and linear.
-    t.add(
-        "EcsInfrastructureRole",
-        "AWS::IAM::Role",
-        json!({
-            "RoleName": format!("{p}-ecs-infrastructure"),
-            "AssumeRolePolicyDocument": role("ecs.amazonaws.com"),
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers")],
-            "Tags": tags(spec, &format!("{p}-ecs-infrastructure")),
-        }),
-    );
+    let infrastructure = json!({"AssumeRolePolicyDocument": role("ecs.amazonaws.com"),
+        "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers")]});
+    for (id, name, mut properties) in [
+        ("ExecutionRole", "execution", execution),
+        ("TaskRole", "task", json!({"AssumeRolePolicyDocument": tasks})),
+        ("EcsInfrastructureRole", "ecs-infrastructure", infrastructure),
+    ] {
+        properties["RoleName"] = json!(format!("{p}-{name}"));
+        properties["Tags"] = tags(spec, &format!("{p}-{name}"));
+        t.add(id, "AWS::IAM::Role", properties);
+    }
 }

@@ -31,13 +31,8 @@ impl Template {
         kind: &str,
         properties: Value,
     ) -> &mut Map<String, Value> {
-        self.resources.insert(
-            id.to_owned(),
-            json!({"Type": kind, "Properties": properties}),
-        );
-        self.resources[id]
-            .as_object_mut()
-            .expect("a resource is an object")
+        self.resources.insert(id.to_owned(), json!({"Type": kind, "Properties": properties}));
+        self.resources[id].as_object_mut().expect("a resource is an object")
     }
 
     /// Keeps `id` (and its data) when the stack is deleted or the resource replaced.
@@ -92,9 +87,7 @@ pub(crate) fn logical(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect()
 }
@@ -137,10 +130,7 @@ pub fn environment(spec: &Spec) -> Value {
 
 /// The stack names: the project's, and an environment's.
 pub fn stack_names(spec: &Spec) -> (String, String) {
-    (
-        spec.project.clone(),
-        format!("{}-{}", spec.project, spec.environment),
-    )
+    (spec.project.clone(), format!("{}-{}", spec.project, spec.environment))
 }
 
 #[cfg(test)]

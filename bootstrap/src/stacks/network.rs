@@ -28,11 +28,7 @@ pub(super) fn network(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, 
             "Tags": tags(spec, &p),
         }),
     );
-    t.add(
-        "InternetGateway",
-        "AWS::EC2::InternetGateway",
-        json!({"Tags": tags(spec, &p)}),
-    );
+    t.add("InternetGateway", "AWS::EC2::InternetGateway", json!({"Tags": tags(spec, &p)}));
     t.add(
         "GatewayAttachment",
         "AWS::EC2::VPCGatewayAttachment",
@@ -50,10 +46,9 @@ pub(super) fn network(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, 
     )
     .insert("DependsOn".into(), json!("GatewayAttachment"));
     for (i, z) in ZONES.iter().enumerate() {
-        for (kind, cidr, public) in [
-            ("Public", spec.public_subnets[i], true),
-            ("Private", spec.private_subnets[i], false),
-        ] {
+        for (kind, cidr, public) in
+            [("Public", spec.public_subnets[i], true), ("Private", spec.private_subnets[i], false)]
+        {
             let id = format!("{kind}Subnet{z}");
             t.add(
                 &id,

@@ -16,10 +16,7 @@ pub fn project_exports(spec: &Spec) -> Vec<(String, String)> {
         ("state-bucket".to_owned(), format!("{p}-state-bucket")),
     ];
     for repo in &spec.repositories {
-        out.push((
-            format!("repositories/{repo}"),
-            format!("{p}-repository-{}", logical(repo)),
-        ));
+        out.push((format!("repositories/{repo}"), format!("{p}-repository-{}", logical(repo))));
     }
     out
 }
@@ -48,11 +45,7 @@ pub fn project(spec: &Spec) -> Value {
             }),
         );
         t.retain(&id);
-        t.output(
-            &id,
-            att(&id, "RepositoryUri"),
-            Some(format!("{p}-repository-{}", logical(repo))),
-        );
+        t.output(&id, att(&id, "RepositoryUri"), Some(format!("{p}-repository-{}", logical(repo))));
     }
     t.add(
         "StateBucket",
@@ -77,20 +70,10 @@ pub fn project(spec: &Spec) -> Value {
         }),
     );
     t.retain("StateBucket");
-    t.output(
-        "StateBucket",
-        r("StateBucket"),
-        Some(format!("{p}-state-bucket")),
-    );
-    t.add(
-        "Topic",
-        "AWS::SNS::Topic",
-        json!({"TopicName": spec.topic_name, "Tags": tags}),
-    );
+    t.output("StateBucket", r("StateBucket"), Some(format!("{p}-state-bucket")));
+    t.add("Topic", "AWS::SNS::Topic", json!({"TopicName": spec.topic_name, "Tags": tags}));
     // Subscriptions people made to it must survive a stack replacement of the topic.
     t.retain("Topic");
     t.output("Topic", r("Topic"), Some(format!("{p}-topic-arn")));
-    t.render(format!(
-        "Harbormaster: what every environment of {p} shares (harbormaster-bootstrap)"
-    ))
+    t.render(format!("Harbormaster: what every environment of {p} shares (harbormaster-bootstrap)"))
 }

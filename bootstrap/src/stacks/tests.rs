@@ -17,13 +17,14 @@ fn dev() -> Spec {
     spec_with("dev", |t| t)
 }
 
+/// dev with `lines` added to its bootstrap table.
+fn dev_with(lines: &str) -> Spec {
+    let at = "log_retention_days = 30";
+    spec_with("dev", |t| t.replace(at, &format!("{at}\n{lines}")))
+}
+
 fn of_type<'t>(template: &'t Value, kind: &str) -> Vec<(&'t String, &'t Value)> {
-    template["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == kind)
-        .collect()
+    template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
 }
 
 /// The SSM parameters the environment stack writes, by name.
@@ -94,23 +95,14 @@ fn the_outputs_the_agent_reads_are_written_where_it_reads_them() {
 #[test]
 fn nat_none_single_and_per_az_give_zero_one_and_two_gateways() {
     for (mode, gateways) in [("none", 0), ("single", 1), ("per_az", 2)] {
-        let spec = spec_with("dev", |t| {
-            t.replace("nat = \"single\"", &format!("nat = \"{mode}\""))
-        });
+        let spec =
+            spec_with("dev", |t| t.replace("nat = \"single\"", &format!("nat = \"{mode}\"")));
         let t = environment(&spec);
-        assert_eq!(
-            of_type(&t, "AWS::EC2::NatGateway").len(),
-            gateways,
-            "{mode}"
-        );
+        assert_eq!(of_type(&t, "AWS::EC2::NatGateway").len(), gateways, "{mode}");
         assert_eq!(of_type(&t, "AWS::EC2::EIP").len(), gateways, "{mode}");
         let via: BTreeSet<String> = of_type(&t, "AWS::EC2::Route")
             .into_iter()
-            .filter_map(|(_, r)| {
-                r["Properties"]["NatGatewayId"]["Ref"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .filter_map(|(_, r)| r["Properties"]["NatGatewayId"]["Ref"].as_str().map(str::to_owned))
             .collect();
         let expected: BTreeSet<String> = match gateways {
             0 => BTreeSet::new(),
@@ -132,20 +124,14 @@ fn shared_data_is_retained_and_the_database_snapshotted() {
     }
     let bucket = &p["Resources"]["StateBucket"]["Properties"];
     assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
-    assert_eq!(
-        bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
-        true
-    );
+    assert_eq!(bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
     let e = environment(&dev());
     let db = &e["Resources"]["Database"];
     assert_eq!(db["DeletionPolicy"], "Snapshot");
     assert_eq!(db["UpdateReplacePolicy"], "Snapshot");
     // Nothing of the project's is in an environment's stack: destroying one leaves them.
     for kind in ["AWS::ECR::Repository", "AWS::S3::Bucket", "AWS::SNS::Topic"] {
-        assert!(
-            of_type(&e, kind).is_empty(),
-            "{kind} in the environment stack"
-        );
+        assert!(of_type(&e, kind).is_empty(), "{kind} in the environment stack");
     }
 }
 
@@ -153,10 +139,7 @@ fn shared_data_is_retained_and_the_database_snapshotted() {
 fn the_database_password_is_a_secure_string_reference_never_a_value() {
     let e = environment(&dev());
     let password = &e["Resources"]["Database"]["Properties"]["MasterUserPassword"];
-    assert_eq!(
-        password,
-        "{{resolve:ssm-secure:/booking/dev/database/password}}"
-    );
+    assert_eq!(password, "{{resolve:ssm-secure:/booking/dev/database/password}}");
 }
 
 #[test]
@@ -165,47 +148,23 @@ fn each_web_service_has_a_production_and_a_test_rule_on_its_blue_group() {
     let rules = of_type(&e, "AWS::ElasticLoadBalancingV2::ListenerRule");
     let listeners: BTreeSet<String> = rules
         .iter()
-        .map(|(_, r)| {
-            r["Properties"]["ListenerArn"]["Ref"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|(_, r)| r["Properties"]["ListenerArn"]["Ref"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        listeners,
-        ["HttpListener".to_owned(), "TestListener".to_owned()].into()
-    );
+    assert_eq!(listeners, ["HttpListener".to_owned(), "TestListener".to_owned()].into());
     for (_, r) in rules {
         let to = &r["Properties"]["Actions"][0]["TargetGroupArn"];
         assert_eq!(to["Ref"], "WebBlueTargetGroup");
     }
     let alb = &e["Resources"]["AlbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
-    let test = alb
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["FromPort"] == 8080)
-        .unwrap();
-    assert_eq!(
-        test["CidrIp"], "10.20.0.0/16",
-        "test traffic from the VPC only"
-    );
+    let test = alb.as_array().unwrap().iter().find(|i| i["FromPort"] == 8080).unwrap();
+    assert_eq!(test["CidrIp"], "10.20.0.0/16", "test traffic from the VPC only");
 }
 
 #[test]
 fn a_certificate_adds_the_https_listener_and_its_rules() {
-    let spec = spec_with("dev", |t| {
-        t.replace(
-            "log_retention_days = 30",
-            "log_retention_days = 30\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"",
-        )
-    });
+    let spec = dev_with("certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"");
     let e = environment(&spec);
-    assert_eq!(
-        e["Resources"]["HttpsListener"]["Properties"]["Protocol"],
-        "HTTPS"
-    );
+    assert_eq!(e["Resources"]["HttpsListener"]["Properties"]["Protocol"], "HTTPS");
     assert!(parameters(&e).contains("/booking/dev/outputs/production-rules/web-https"));
 }
 
@@ -235,10 +194,7 @@ fn the_rules_do_not_change_with_any_other_setting() {
 #[test]
 fn the_project_stack_is_the_same_whichever_environment_renders_it() {
     let edit = |t: String| {
-        t.replace(
-            "ecr_keep_images = 30",
-            "ecr_keep_images = 50\necr_immutable_tags = false",
-        )
+        t.replace("ecr_keep_images = 30", "ecr_keep_images = 50\necr_immutable_tags = false")
     };
     let (dev, prod) = (spec_with("dev", edit), spec_with("prod", edit));
     assert_eq!(project(&dev), project(&prod));
@@ -256,42 +212,20 @@ fn one_log_group_per_environment_and_the_parameters_the_services_read() {
     let e = environment(&dev());
     let groups = of_type(&e, "AWS::Logs::LogGroup");
     assert_eq!(groups.len(), 1);
-    assert_eq!(
-        groups[0].1["Properties"]["LogGroupName"],
-        "/ecs/booking-dev"
-    );
+    assert_eq!(groups[0].1["Properties"]["LogGroupName"], "/ecs/booking-dev");
     let names = parameters(&e);
-    for p in [
-        "database/host",
-        "database/port",
-        "database/name",
-        "database/user",
-        "redis/url",
-    ] {
+    for p in ["database/host", "database/port", "database/name", "database/user", "redis/url"] {
         assert!(names.contains(&format!("/booking/dev/{p}")), "{p}");
     }
-    assert!(
-        !names.iter().any(|n| n.ends_with("/password")),
-        "written before the stack, not by it"
-    );
+    assert!(!names.iter().any(|n| n.ends_with("/password")), "written before the stack, not by it");
 }
 
 #[test]
 fn availability_zones_from_the_config_are_the_subnets_zones() {
-    let spec = spec_with("dev", |t| {
-        t.replace(
-            "nat = \"single\"",
-            "nat = \"single\"\navailability_zones = [\"eu-west-1b\", \"eu-west-1c\"]",
-        )
-    });
+    let spec = dev_with("availability_zones = [\"eu-west-1b\", \"eu-west-1c\"]");
     let e = environment(&spec);
-    assert_eq!(
-        e["Resources"]["PublicSubnetB"]["Properties"]["AvailabilityZone"],
-        "eu-west-1c"
-    );
+    assert_eq!(e["Resources"]["PublicSubnetB"]["Properties"]["AvailabilityZone"], "eu-west-1c");
     let default = environment(&dev());
-    assert!(
-        default["Resources"]["PublicSubnetA"]["Properties"]["AvailabilityZone"]["Fn::Select"]
-            .is_array()
-    );
+    assert!(default["Resources"]["PublicSubnetA"]["Properties"]["AvailabilityZone"]["Fn::Select"]
+        .is_array());
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use harbormaster_aws::Source;
 use harbormaster_core::bundle::Bundle;
+use harbormaster_core::config::bootstrap::Spec;
+use harbormaster_core::config::ConfigErrors;
 use harbormaster_core::ports::ConfigSource;
 
 use crate::context::Context;
@@ -27,6 +29,15 @@ impl Args {
             }
         }
         let c = &bundle.config;
+        let file = source.describe(harbormaster_core::config::CONFIG_FILE);
+        // The bootstrap tables too: a typo there is found in review, not at apply time.
+        let problems: Vec<_> = (c.environments.keys())
+            .filter_map(|env| Spec::from_config(&file, c, env).err())
+            .flat_map(|e| e.0)
+            .collect();
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems).into());
+        }
         println!(
             "{}: valid ({} environments, {} services, {} deployment targets)",
             source.describe(harbormaster_core::config::CONFIG_FILE),

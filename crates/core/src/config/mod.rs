@@ -2,6 +2,8 @@
 //! `raw.rs`), then validated into the typed config here (`validate.rs`); every error names the
 //! file, the field and what is allowed.
 
+pub mod bootstrap;
+mod cidr;
 mod raw;
 mod settings;
 mod validate;
@@ -128,7 +130,8 @@ pub struct Environment {
     /// A service running another revision than deployed is put back (else only reported).
     pub self_heal: bool,
     pub account_id: Option<String>,
-    /// `[environments.<name>.bootstrap]`, as written: `harbormaster-bootstrap` validates it.
+    /// `[environments.<name>.bootstrap]`, as written: checked by [`bootstrap::Spec::from_config`]
+    /// (`harbormaster validate` and `harbormaster-bootstrap`; the agent does not read it).
     pub bootstrap: Option<toml::Table>,
 }
 

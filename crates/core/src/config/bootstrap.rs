@@ -1,10 +1,10 @@
-//! What an environment should have: `[environments.<env>.bootstrap]` of `harbormaster.toml`,
-//! parsed strictly and checked before any call. Errors name the file and the field.
+//! What an environment's base should be: `[environments.<env>.bootstrap]` of
+//! `harbormaster.toml`, parsed strictly and checked before any call. Errors name the file and
+//! the field. `harbormaster-bootstrap` renders its stacks from it; `harbormaster validate`
+//! checks it too, so a typo is found in review, not at apply time.
 
-use std::fmt;
-use std::net::Ipv4Addr;
-
-use harbormaster_core::config::{Config, ConfigError, ConfigErrors};
+pub use super::cidr::Cidr;
+use super::{Config, ConfigError, ConfigErrors};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
@@ -64,53 +64,6 @@ pub struct Database {
     pub backup_retention_days: u32,
 }
 
-/// An IPv4 CIDR block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: u32,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, p) = s.split_once('/')?;
-        let addr: Ipv4Addr = a.parse().ok()?;
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
-        let addr = u32::from(addr);
-        // The address must be the network's first (10.0.1.0/16 is a typo for something).
-        (addr & !Cidr::mask(prefix) == 0).then_some(Cidr { addr, prefix })
-    }
-    fn mask(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        }
-    }
-    fn last(self) -> u32 {
-        self.addr | !Cidr::mask(self.prefix)
-    }
-    pub fn contains(self, other: Cidr) -> bool {
-        other.prefix >= self.prefix && other.addr & Cidr::mask(self.prefix) == self.addr
-    }
-    pub fn overlaps(self, other: Cidr) -> bool {
-        self.addr <= other.last() && other.addr <= self.last()
-    }
-    /// The n-th block of `prefix` bits inside this one.
-    pub fn subnet(self, prefix: u8, n: u32) -> Cidr {
-        Cidr {
-            addr: self.addr + (n << (32 - prefix)),
-            prefix,
-        }
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nat {
     /// Private subnets get no route out (only VPC endpoints, say).
@@ -134,7 +87,7 @@ pub struct Spec {
     pub environment: String,
     pub cluster: String,
     pub vpc_cidr: Cidr,
-    /// Exactly two zones; `None` until asked of EC2 (the first two of the region).
+    /// Exactly two zones; `None`: the region's first two (`Fn::GetAZs`).
     pub zones: Option<[String; 2]>,
     pub public_subnets: [Cidr; 2],
     pub private_subnets: [Cidr; 2],
@@ -170,6 +123,15 @@ fn other_environments<'a>(
             None => Some(RawBootstrap::default()),
             Some(t) => toml::Value::Table(t.clone()).try_into().ok(),
         })
+}
+
+/// `values` as a person reads a list: `1, 3, 5`.
+fn listed(values: &[u32]) -> String {
+    values
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -394,11 +356,7 @@ impl Spec {
                     format!("{base}.database.engine_version"),
                     format!(
                         "PostgreSQL `{engine_version}` is not allowed; allowed majors: {}",
-                        POSTGRES_MAJORS
-                            .iter()
-                            .map(u32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        listed(POSTGRES_MAJORS)
                     ),
                 ));
             }
@@ -470,14 +428,7 @@ impl Spec {
         if !RETENTION_DAYS.contains(&log_retention_days) {
             errors.push(err(
                 format!("{base}.log_retention_days"),
-                format!(
-                    "CloudWatch Logs allows: {}",
-                    RETENTION_DAYS
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("CloudWatch Logs allows: {}", listed(RETENTION_DAYS)),
             ));
         }
         let ecr_keep_images = raw.ecr_keep_images.unwrap_or(30);
@@ -673,19 +624,5 @@ task_definition = "worker.json"
             );
             assert!(text.contains(words), "{line}: {text}");
         }
-    }
-
-    #[test]
-    fn cidr_arithmetic() {
-        let v = Cidr::parse("10.0.0.0/16").unwrap();
-        assert!(v.contains(Cidr::parse("10.0.255.0/24").unwrap()));
-        assert!(!v.contains(Cidr::parse("10.1.0.0/24").unwrap()));
-        assert!(Cidr::parse("10.0.0.0/23")
-            .unwrap()
-            .overlaps(Cidr::parse("10.0.1.0/24").unwrap()));
-        assert!(!Cidr::parse("10.0.0.0/24")
-            .unwrap()
-            .overlaps(Cidr::parse("10.0.1.0/24").unwrap()));
-        assert_eq!(v.subnet(20, 9).to_string(), "10.0.144.0/20");
     }
 }

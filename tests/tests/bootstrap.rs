@@ -7,9 +7,11 @@
 //! `nat = "none"`; the NAT variants are covered by the rendering tests and by cfn-lint over
 //! the rendered templates in `.ci/run`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use harbormaster_e2e::setup::without_nat;
+use harbormaster_e2e::{binary, workspace_root};
 use harbormaster_testkit::proxy::{is_mutating, CountingProxy};
 use harbormaster_testkit::Emulator;
 use serde_json::Value;
@@ -32,16 +34,7 @@ impl Drop for Env {
 }
 
 fn example() -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/booking/harbormaster.toml"),
-    )
-    .unwrap()
-}
-
-/// The example as the emulator can run it: no NAT gateway in either environment.
-fn on_the_emulator(text: &str) -> String {
-    text.replace("nat = \"single\"", "nat = \"none\"")
-        .replace("nat = \"per_az\"", "nat = \"none\"")
+    std::fs::read_to_string(workspace_root().join("examples/booking/harbormaster.toml")).unwrap()
 }
 
 impl Env {
@@ -63,7 +56,7 @@ impl Env {
             config: dir,
             printed: Default::default(),
         };
-        env.write_config(&edit(on_the_emulator(&example())));
+        env.write_config(&edit(without_nat(&example())));
         env
     }
 
@@ -72,7 +65,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_harbormaster-bootstrap"))
+        let out = Command::new(binary("harbormaster-bootstrap").unwrap())
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -249,7 +242,7 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
 
     // One retention setting is one log group: one Modify.
     env.write_config(
-        &on_the_emulator(&example()).replace("log_retention_days = 30", "log_retention_days = 14"),
+        &without_nat(&example()).replace("log_retention_days = 30", "log_retention_days = 14"),
     );
     let plan = env.json(
         &["plan", "--env", "dev", "--json", "--detailed-exitcode"],
@@ -262,6 +255,20 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
     );
     env.expect(&["apply", "--env", "dev"], 0);
     env.expect(&["plan", "--env", "dev", "--detailed-exitcode"], 0);
+    let cf = aws_sdk_cloudformation::Client::new(&sdk);
+    let template = cf
+        .get_template()
+        .stack_name("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    let events = cf
+        .describe_stack_events()
+        .stack_name("booking-dev")
+        .send()
+        .await
+        .unwrap();
+    let dev_stack = format!("{}{events:?}", template.template_body().unwrap_or_default());
 
     // prod's state, an image, and a service running in dev.
     put_state_and_an_image(&sdk).await;
@@ -326,24 +333,11 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
         "{protected}"
     );
 
-    // The canary: not in anything printed, a template, a change set or a stack event.
-    let cf = aws_sdk_cloudformation::Client::new(&sdk);
+    // The canary: not in anything printed (plans, change sets, events, errors), the template
+    // or the stack's events.
     let mut seen = env.printed.borrow().clone();
     seen.push_str(&env.expect(&["template", "--env", "dev"], 0));
-    let template = cf
-        .get_template()
-        .stack_name("booking-prod")
-        .send()
-        .await
-        .unwrap();
-    seen.push_str(template.template_body().unwrap_or_default());
-    let events = cf
-        .describe_stack_events()
-        .stack_name("booking-prod")
-        .send()
-        .await
-        .unwrap();
-    seen.push_str(&format!("{events:?}"));
+    seen.push_str(&dev_stack);
     assert!(seen.contains("resolve:ssm-secure:/booking/dev/database/password"));
     assert!(!seen.contains(CANARY), "the password leaked");
 }
@@ -391,7 +385,7 @@ async fn a_change_that_replaces_the_database_is_refused_and_skip_final_snapshot_
 {
     let env = Env::start(|t| t);
     env.expect(&["apply", "--env", "dev"], 0);
-    let renamed = on_the_emulator(&example()).replace(
+    let renamed = without_nat(&example()).replace(
         "database = { engine_version = \"16.9\"",
         "database = { name = \"booking2\", engine_version = \"16.9\"",
     );
@@ -450,8 +444,7 @@ fn bad_config_names_the_field_and_makes_no_call() {
 /// (aws-sdk-ec2 alone takes minutes and gigabytes to build) are gone from the workspace.
 #[test]
 fn the_provisioning_sdk_crates_are_gone_from_the_workspace() {
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
-        .unwrap();
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap();
     for heavy in [
         "aws-sdk-ec2",
         "aws-sdk-rds",
