@@ -348,6 +348,30 @@ async fn the_project_stack_goes_but_its_data_stays_unless_delete_data_counts_and
     env.expect(&["apply", "--project"], 0);
     let sdk = env.sdk().await;
     put_state_and_an_image(&sdk).await;
+    // Drift: versioning suspended by hand is reported, by resource and property path.
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    s3.put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(suspended)
+        .send()
+        .await
+        .unwrap();
+    let drift = env.json(&["drift", "--project", "--json"], 2);
+    let bucket = &drift["stacks"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["logical_id"] == "StateBucket")
+        .cloned()
+        .unwrap();
+    assert_eq!(bucket["status"], "MODIFIED", "{drift}");
+    assert_eq!(
+        bucket["properties"][0], "/VersioningConfiguration/Status",
+        "{drift}"
+    );
     let preview = env.expect(&["destroy", "--project"], 2);
     assert!(
         preview.contains("repository booking/web (1 images): retained"),
@@ -355,7 +379,6 @@ async fn the_project_stack_goes_but_its_data_stays_unless_delete_data_counts_and
     );
     env.expect(&["destroy", "--project", "--yes"], 0);
     assert!(env.stacks().await.is_empty());
-    let s3 = aws_sdk_s3::Client::new(&sdk);
     assert!(
         s3.head_bucket().bucket(BUCKET).send().await.is_ok(),
         "the bucket is retained"

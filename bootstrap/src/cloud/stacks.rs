@@ -339,3 +339,23 @@ impl Cloud {
         Ok(out.stack_resources().iter().map(row).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_execution_names_its_first_failed_resource_and_why() {
+        let e = Event {
+            logical_id: "Database".into(),
+            resource_type: "AWS::RDS::DBInstance".into(),
+            status: "UPDATE_FAILED".into(),
+            reason: "DBName cannot be changed".into(),
+        };
+        let failed = Outcome { status: "UPDATE_ROLLBACK_COMPLETE".into(), first_failure: Some(e) };
+        let text = failed.check("booking-dev").unwrap_err().to_string();
+        assert!(text.contains("UPDATE_ROLLBACK_COMPLETE; the first failure: Database (AWS::RDS::DBInstance) UPDATE_FAILED: DBName cannot be changed"), "{text}");
+        let done = Outcome { status: "UPDATE_COMPLETE".into(), first_failure: None };
+        assert_eq!(done.check("booking-dev").unwrap(), "UPDATE_COMPLETE");
+    }
+}
