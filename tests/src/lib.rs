@@ -275,7 +275,8 @@ impl World {
             aws_sdk_applicationautoscaling::config::Builder::from(sdk)
                 .endpoint_url(autoscaling)
                 .build(),
-        );
+        )
+        .into();
         ports
     }
 

@@ -271,6 +271,11 @@ pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let agent = agent.clone();
+            // The function's ARN names its account: placement needs no GetCallerIdentity.
+            let arn = &event.context.invoked_function_arn;
+            agent
+                .ports
+                .know_account(arn.split(':').nth(4).unwrap_or_default());
             async move {
                 // Lambda's deadline (ms since the epoch) as a point on this process's clock.
                 let now_ms = std::time::SystemTime::now()

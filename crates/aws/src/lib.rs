@@ -8,7 +8,7 @@ pub mod source;
 use aws_config::BehaviorVersion;
 use harbormaster_core::bundle::{Bundle, BundleError};
 
-pub use adapters::AwsPorts;
+pub use adapters::{AwsPorts, Lazy};
 pub use source::Source;
 
 /// The environment variable naming the GitOps source: `s3://bucket/prefix` or a folder.

@@ -41,16 +41,16 @@ macro_rules! client {
 /// Clients that answer nothing: a test replaces the ones its calls go to.
 fn silent() -> Clients {
     Clients {
-        ecs: client!(aws_sdk_ecs, Vec::<&Rule>::new()),
-        ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()),
-        s3: client!(aws_sdk_s3, Vec::<&Rule>::new()),
-        sns: client!(aws_sdk_sns, Vec::<&Rule>::new()),
-        sts: client!(aws_sdk_sts, Vec::<&Rule>::new()),
-        ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()),
-        cloudwatch: client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()),
-        codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()),
-        sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()),
-        autoscaling: client!(aws_sdk_applicationautoscaling, Vec::<&Rule>::new()),
+        ecs: client!(aws_sdk_ecs, Vec::<&Rule>::new()).into(),
+        ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()).into(),
+        s3: client!(aws_sdk_s3, Vec::<&Rule>::new()).into(),
+        sns: client!(aws_sdk_sns, Vec::<&Rule>::new()).into(),
+        sts: client!(aws_sdk_sts, Vec::<&Rule>::new()).into(),
+        ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()).into(),
+        cloudwatch: client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()).into(),
+        codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()).into(),
+        sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()).into(),
+        autoscaling: client!(aws_sdk_applicationautoscaling, Vec::<&Rule>::new()).into(),
     }
 }
 
@@ -60,8 +60,8 @@ fn from(clients: Clients) -> AwsPorts {
 
 fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
     from(Clients {
-        ecs,
-        s3,
+        ecs: ecs.into(),
+        s3: s3.into(),
         ..silent()
     })
 }
@@ -73,10 +73,10 @@ fn ports_with(
     cloudwatch: aws_sdk_cloudwatch::Client,
 ) -> AwsPorts {
     from(Clients {
-        ecs,
-        s3,
-        ssm,
-        cloudwatch,
+        ecs: ecs.into(),
+        s3: s3.into(),
+        ssm: ssm.into(),
+        cloudwatch: cloudwatch.into(),
         ..silent()
     })
 }
@@ -528,7 +528,7 @@ async fn a_panicking_job_step_is_reported_once_as_a_failure() {
         .build()
     });
     let agent = from(Clients {
-        codepipeline: client!(aws_sdk_codepipeline, [&failure, &success]),
+        codepipeline: client!(aws_sdk_codepipeline, [&failure, &success]).into(),
         ..silent()
     });
     let event = json!({"CodePipeline.job": {"id": "job-1"}});
@@ -562,4 +562,36 @@ fn the_profiles_that_build_the_functions_unwind() {
             .unwrap_or("unwind");
         assert_eq!(panic, "unwind", "[profile.{name}] panic");
     }
+}
+
+/// A Lambda knows its account from its own ARN: placement then makes no GetCallerIdentity (the
+/// STS client here answers nothing, so a call would fail), and only the clients a call needs
+/// are ever built.
+#[tokio::test]
+async fn a_known_account_needs_no_get_caller_identity_and_no_client_is_built_before_its_call() {
+    use harbormaster_core::ports::Placements;
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let lazy = AwsPorts::new(&sdk, "state");
+    assert!(
+        lazy.clients.built().is_empty(),
+        "{:?}",
+        lazy.clients.built()
+    );
+    let ports = from(silent());
+    ports.know_account("arn:aws:lambda:us-east-1:123456789012:function:ecr-push");
+    ports.know_account("123456789012");
+    let env = harbormaster_core::config::Environment {
+        name: "dev".into(),
+        cluster: "booking-dev".into(),
+        auto_deploy: true,
+        self_heal: false,
+        account_id: None,
+        bootstrap: None,
+    };
+    let placement = ports.placement(&env).await.unwrap();
+    assert_eq!(placement.account, "123456789012");
+    assert_eq!(placement.region, "us-east-1");
 }

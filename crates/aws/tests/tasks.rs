@@ -33,7 +33,7 @@ fn ports(ecs: aws_sdk_ecs::Client) -> AwsPorts {
         .region(aws_config::Region::new("us-east-1"))
         .build();
     let mut clients: Clients = AwsPorts::new(&sdk, "state").clients;
-    clients.ecs = ecs;
+    clients.ecs = ecs.into();
     AwsPorts::from_clients(clients, "state", "us-east-1")
 }
 

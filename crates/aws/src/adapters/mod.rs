@@ -4,6 +4,7 @@ mod autoscaling;
 mod backlogs;
 mod cloudwatch;
 mod ecr;
+mod lazy;
 mod notify;
 mod parameters;
 mod services;
@@ -20,23 +21,73 @@ use harbormaster_core::template::Placement;
 use tokio::sync::OnceCell;
 
 use crate::errors::classify;
+pub use lazy::Lazy;
 
-/// The SDK clients the adapters use.
+/// The SDK clients the adapters use, each built on its first call (see [`Lazy`]).
 #[derive(Clone)]
 pub struct Clients {
-    pub ecs: aws_sdk_ecs::Client,
-    pub ecr: aws_sdk_ecr::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub sts: aws_sdk_sts::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ecs: Lazy<aws_sdk_ecs::Client>,
+    pub ecr: Lazy<aws_sdk_ecr::Client>,
+    pub s3: Lazy<aws_sdk_s3::Client>,
+    pub sns: Lazy<aws_sdk_sns::Client>,
+    pub sts: Lazy<aws_sdk_sts::Client>,
+    pub ssm: Lazy<aws_sdk_ssm::Client>,
+    pub cloudwatch: Lazy<aws_sdk_cloudwatch::Client>,
     /// Only the pipeline job and `approve --pipeline` call it.
-    pub codepipeline: aws_sdk_codepipeline::Client,
+    pub codepipeline: Lazy<aws_sdk_codepipeline::Client>,
     /// Worker backlogs.
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: Lazy<aws_sdk_sqs::Client>,
     /// Target tracking of services.
-    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub autoscaling: Lazy<aws_sdk_applicationautoscaling::Client>,
+}
+
+impl Clients {
+    /// Every client of `sdk`, none built yet.
+    pub fn of(sdk: &aws_config::SdkConfig) -> Clients {
+        macro_rules! lazy {
+            ($krate:ident) => {{
+                let sdk = sdk.clone();
+                Lazy::new(move || $krate::Client::new(&sdk))
+            }};
+        }
+        let sdk_for_s3 = sdk.clone();
+        Clients {
+            ecs: lazy!(aws_sdk_ecs),
+            ecr: lazy!(aws_sdk_ecr),
+            // Path-style works with every endpoint, emulators included, and with bucket names
+            // that contain dots.
+            s3: Lazy::new(move || {
+                let conf = aws_sdk_s3::config::Builder::from(&sdk_for_s3).force_path_style(true);
+                aws_sdk_s3::Client::from_conf(conf.build())
+            }),
+            sns: lazy!(aws_sdk_sns),
+            sts: lazy!(aws_sdk_sts),
+            ssm: lazy!(aws_sdk_ssm),
+            cloudwatch: lazy!(aws_sdk_cloudwatch),
+            codepipeline: lazy!(aws_sdk_codepipeline),
+            sqs: lazy!(aws_sdk_sqs),
+            autoscaling: lazy!(aws_sdk_applicationautoscaling),
+        }
+    }
+
+    /// The clients built so far, by name (what a function's start-up built).
+    pub fn built(&self) -> Vec<&'static str> {
+        [
+            ("ecs", self.ecs.is_built()),
+            ("ecr", self.ecr.is_built()),
+            ("s3", self.s3.is_built()),
+            ("sns", self.sns.is_built()),
+            ("sts", self.sts.is_built()),
+            ("ssm", self.ssm.is_built()),
+            ("cloudwatch", self.cloudwatch.is_built()),
+            ("codepipeline", self.codepipeline.is_built()),
+            ("sqs", self.sqs.is_built()),
+            ("autoscaling", self.autoscaling.is_built()),
+        ]
+        .into_iter()
+        .filter_map(|(name, built)| built.then_some(name))
+        .collect()
+    }
 }
 
 /// One set of clients, built once per process (a Lambda's cold start) and shared.
@@ -54,31 +105,8 @@ pub struct AwsPorts {
 
 impl AwsPorts {
     pub fn new(sdk: &aws_config::SdkConfig, state_bucket: &str) -> Self {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                // Path-style works with every endpoint, emulators included, and with bucket
-                // names that contain dots.
-                .force_path_style(true)
-                .build(),
-        );
-        AwsPorts {
-            clients: Clients {
-                ecs: aws_sdk_ecs::Client::new(sdk),
-                ecr: aws_sdk_ecr::Client::new(sdk),
-                s3,
-                sns: aws_sdk_sns::Client::new(sdk),
-                sts: aws_sdk_sts::Client::new(sdk),
-                ssm: aws_sdk_ssm::Client::new(sdk),
-                cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
-                codepipeline: aws_sdk_codepipeline::Client::new(sdk),
-                sqs: aws_sdk_sqs::Client::new(sdk),
-                autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
-            },
-            state_bucket: state_bucket.to_owned(),
-            region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-            account: Arc::new(OnceCell::new()),
-            hidden: Default::default(),
-        }
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        AwsPorts::from_clients(Clients::of(sdk), state_bucket, &region)
     }
 
     /// From clients built elsewhere (tests with mocked HTTP, say).
@@ -96,6 +124,14 @@ impl AwsPorts {
         let mut p = self.clone();
         p.state_bucket = bucket.to_owned();
         p
+    }
+
+    /// The account, when the caller already knows it (a Lambda's own ARN names it), so that
+    /// no GetCallerIdentity is needed. Anything but twelve digits is ignored.
+    pub fn know_account(&self, account: &str) {
+        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = self.account.set(account.to_owned());
+        }
     }
 
     async fn account(&self) -> Result<String, PortError> {

@@ -108,7 +108,7 @@ impl Args {
 }
 
 async fn destination(cx: &Context, to: &str) -> Result<Destination> {
-    let s3 = cx.agent().await?.ports.clients.s3.clone();
+    let s3 = (*cx.agent().await?.ports.clients.s3).clone();
     Destination::parse(to, s3).context("--to must be s3://bucket/prefix")
 }
 
