@@ -213,8 +213,9 @@ fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Result<StartU
 pub(crate) async fn bench() -> Result<()> {
     let release = release_build()?;
     let w = World::start().await?;
-    let mut env: Vec<(&str, String)> = w.emulator.env();
-    env.push(("HARBORMASTER_CONFIG", w.config_dir.display().to_string()));
+    // What a function process sees: the emulator, and this world's stand-in for Application
+    // Auto Scaling (which ministack lacks), as `cli_env_at` gives the CLI.
+    let env = w.cli_env_at(&w.emulator.endpoint);
 
     println!("start-up: {RUNS} runs each, exec → first Runtime API request…");
     let ours = start_up(&release.join("ecr-push"), &env, RUNS)?;
@@ -227,6 +228,10 @@ pub(crate) async fn bench() -> Result<()> {
     let push_table = push_rounds(&w, &proxy).await?;
     println!("\n{table}\n{push_table}");
 
+    println!("alarm → rollback's UpdateService, warm and cold…");
+    let alarm_table = crate::bench_alarm::alarm_rounds(&w, &proxy).await?;
+    println!("\n{alarm_table}");
+
     println!(
         "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
     );
@@ -238,7 +243,9 @@ pub(crate) async fn bench() -> Result<()> {
     let load_table = load_run().await?;
     println!("\n{load_table}");
 
-    let doc = document(&table, &push_table, &side_table, &load_table)?;
+    let previous = std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap_or_default();
+    let tables = [table, push_table, alarm_table, side_table, load_table];
+    let doc = document(&tables, &previous)?;
     std::fs::write(root().join("BENCHMARKS.md"), doc)?;
     println!("wrote BENCHMARKS.md");
     Ok(())
@@ -343,7 +350,7 @@ fn start_up_table(ours: &StartUp, hello: &StartUp, invoked_rss: u64, handled: Du
 async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
     let sdk = harbormaster_e2e::sdk_at(&proxy.endpoint).await;
     let agent = harbormaster_aws::Agent {
-        ports: harbormaster_aws::AwsPorts::new(&sdk, ""),
+        ports: w.ports_via(&sdk, &w.autoscaling.endpoint),
         source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
     };
     // Settle what the invocation above started, so every round starts from a quiet service.
@@ -428,7 +435,32 @@ async fn load_run() -> Result<String> {
     Ok(load_table)
 }
 
-fn document(table: &str, push_table: &str, side_table: &str, load_table: &str) -> Result<String> {
+/// The previous run's figures, to keep beside the new ones: its measured sections, without
+/// its own previous run (the file never grows beyond two runs).
+fn previous_run(previous: &str) -> String {
+    const MARK: &str = "## The previous run";
+    let own = previous.split(MARK).next().unwrap_or_default();
+    let date = own
+        .split("Measured by `cargo xtask bench` on ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next());
+    let Some(start) = own.find("## Lambda start-up") else {
+        return String::new();
+    };
+    let body = own[start..]
+        .split("## Reproduce")
+        .next()
+        .unwrap_or_default();
+    let body = body.replace("\n## ", "\n### ").replacen("## ", "### ", 1);
+    format!(
+        "{MARK} ({}), for comparison\n\n{}",
+        date.unwrap_or("unknown"),
+        body.trim_end()
+    )
+}
+
+fn document(tables: &[String; 5], previous: &str) -> Result<String> {
+    let [table, push_table, alarm_table, side_table, load_table] = tables;
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism()
@@ -450,6 +482,12 @@ fn document(table: &str, push_table: &str, side_table: &str, load_table: &str) -
          counting HTTP proxy in front of the emulator; the clock runs from the event to the answer of\n\
          the last UpdateService. The booking example deploys two services (web and worker) per push.\n\
          The emulator answers at once, so the wall time is the agent's own cost plus loopback HTTP.\n\n{push_table}\n\
+         ## Alarm to rollback\n\n\
+         The incident path: a \"CloudWatch Alarm State Change\" for web's CPU alarm goes through the\n\
+         `alarm` dispatch (in process, through the counting proxy); the clock stops when the\n\
+         rollback's UpdateService has been answered. Each round first ships a new release, so there\n\
+         is a last known good to go back to. Warm: an agent that has handled events; cold: a new\n\
+         agent, its clients built and the config read inside the clock.\n\n{alarm_table}\n\
          ## Side by side: Harbormaster vs ecs-deploy\n\n\
          The same emulator, the same service (`booking-dev/web`), the same kind of change: a new\n\
          image pushed to ECR, deployed by digest. Each round pushes one image for each tool and\n\
@@ -466,9 +504,10 @@ fn document(table: &str, push_table: &str, side_table: &str, load_table: &str) -
          image arrives twice and the order is shuffled, so older pushes arrive after newer ones. With\n\
          `agent.settle_seconds = {}`, each service must end with one deployment, of its newest image\n\
          (`tests/tests/load.rs` asserts the same).\n\n{load_table}\n\
-         ## Reproduce\n\n```\ncargo xtask bench\n```\n",
+         ## Reproduce\n\n```\ncargo xtask bench\n```\n\n{}\n",
         chrono::Utc::now().format("%Y-%m-%d"),
         harbormaster_e2e::load::SETTLE_SECONDS,
+        previous_run(previous),
     );
     Ok(doc)
 }

@@ -86,6 +86,13 @@ async fn bootstrap(t: &Timeline, emulator: &harbormaster_testkit::Emulator) -> R
 
 /// What `harbormaster alarms --env dev --service web --apply` does.
 async fn put_alarms(t: &Timeline, w: &World) -> Result<()> {
+    put_standard_alarms(w).await?;
+    t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
+    Ok(())
+}
+
+/// web's standard alarms, tagged for it (what `harbormaster alarms --apply` puts).
+pub(crate) async fn put_standard_alarms(w: &World) -> Result<()> {
     use harbormaster_core::alarm::standard_alarms;
     use harbormaster_core::ports::Alarms;
     let (ports, bundle) = w.agent().prepare().await?;
@@ -102,7 +109,6 @@ async fn put_alarms(t: &Timeline, w: &World) -> Result<()> {
     ) {
         ports.put_alarm(&a).await?;
     }
-    t.say("harbormaster alarms --env dev --service web --apply: CPU and memory alarms, tagged for web");
     Ok(())
 }
 

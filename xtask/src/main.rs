@@ -2,6 +2,7 @@
 //! machine needs is here, a module per command.
 
 mod bench;
+mod bench_alarm;
 mod chaos;
 mod demo;
 mod emulator;

@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 pub struct Call {
     /// `ecs:RegisterTaskDefinition`, `sns:Publish`, `s3:PUT /bucket/key`…
     pub operation: String,
+    /// When its answer had been passed on to the caller (benchmarks time "until X answered").
+    pub answered: Option<std::time::Instant>,
 }
 
 pub struct CountingProxy {
@@ -58,6 +60,9 @@ struct Message {
 
 fn relay(client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Call>>) -> Result<()> {
     let server = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    // Relayed messages go out whole: no Nagle delay added to what is measured.
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
     let mut from_client = BufReader::new(client.try_clone()?);
     let mut from_server = BufReader::new(server.try_clone()?);
     let (mut client, mut server) = (client, server);
@@ -65,13 +70,22 @@ fn relay(client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Call>>) -> Resul
         let Some(req) = read_message(&mut from_client, false)? else {
             return Ok(());
         };
-        log.lock().expect("calls lock").push(Call {
-            operation: operation_of(&req),
-        });
+        let index = {
+            let mut calls = log.lock().expect("calls lock");
+            calls.push(Call {
+                operation: operation_of(&req),
+                answered: None,
+            });
+            calls.len() - 1
+        };
         server.write_all(&req.raw)?;
         let head_request = req.head.starts_with("HEAD ");
         let resp = read_message(&mut from_server, head_request)?.context("upstream closed")?;
         client.write_all(&resp.raw)?;
+        // A reset in between emptied the log: this call belongs to no one's count.
+        if let Some(call) = log.lock().expect("calls lock").get_mut(index) {
+            call.answered = Some(std::time::Instant::now());
+        }
     }
 }
 

@@ -39,6 +39,7 @@ fn handle(
     tx: &mpsc::Sender<Seen>,
     first: &mut bool,
 ) -> Result<()> {
+    stream.set_nodelay(true)?;
     let mut r = BufReader::new(stream.try_clone()?);
     let mut w = stream;
     loop {
@@ -61,11 +62,12 @@ fn handle(
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_millis()
                 + 60_000;
-            write!(
-                w,
+            // One write (see `recorder.rs`: pieces meet Nagle and a delayed ACK).
+            let response = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{deadline}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:bench\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{event}",
                 event.len()
-            )?;
+            );
+            w.write_all(response.as_bytes())?;
         } else {
             let _ = tx.send(Seen::Answer(
                 path,
