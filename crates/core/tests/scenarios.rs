@@ -438,3 +438,24 @@ fn a_burst_of_pushes_settles_into_one_deployment_of_the_newest() {
     assert!(st.pending.is_none());
     assert!(service_td(&ports).ends_with(":1"));
 }
+
+/// A rolling deploy writes its state document three times, each a compare-and-swap that a crash
+/// test boundary relies on: the intent to register (with its "started" notice claimed in the
+/// same write, so a concurrent invocation never sends it too), the intent to update (which also
+/// drops the sent notice), and stabilizing (ECS's deployment id, which the tick follows).
+#[test]
+fn a_rolling_deploy_writes_its_state_three_times() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    ports.with(|w| w.calls.clear());
+    let r = send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    assert!(
+        matches!(r.targets[0].outcome, Outcome::Started { .. }),
+        "{r:?}"
+    );
+    let calls = ports.with(|w| w.calls.clone());
+    let writes = calls.iter().filter(|c| *c == "PutObject").count();
+    assert_eq!(writes, 3, "{calls:?}");
+    assert_eq!(ports.count("Publish"), 1, "its start, sent once");
+}

@@ -1,5 +1,6 @@
 //! Delivering the outbox: each notice is claimed in the document (compare-and-swap) before it
-//! is published, so of many invocations running at once only the claimant sends it; a claim
+//! is published — in the same write as the step that queued it, so a deployment's start costs
+//! no write of its own — and of many invocations running at once only the claimant sends it; a claim
 //! lapses after [`CLAIM`], so a crash between claiming and publishing delays the notice, never
 //! loses it (at least once). SNS refusing a notice for good (or [`MAX_ATTEMPTS`] times) sets
 //! it aside with the error, and the outbox never holds more than [`OUTBOX_MAX`].

@@ -80,13 +80,17 @@ impl<P: Ports> Runner<'_, P> {
         let mut steps = 0;
         while steps < MAX_STEPS {
             let step = decide(&self.current.0, &obs, self.ports().now(), &self.policy);
-            if !self.persist(&step.state).await? {
+            // The step's notices (and any left unsent) are claimed in the same write as its
+            // intent: one compare-and-swap makes this invocation the owner of both.
+            let mut state = step.state.clone();
+            let claimed = self.delivery.claim(&mut state, self.ports().now());
+            if !self.persist(&state).await? {
                 continue;
             }
             steps += 1;
             self.record(&step, first_outcome);
             first_outcome = false;
-            self.flush_outbox().await;
+            self.publish(claimed).await;
             let Some(command) = step.command else {
                 match queue.next() {
                     Some(next) => (obs, first_outcome) = (next, true),
@@ -223,28 +227,14 @@ impl<P: Ports> Runner<'_, P> {
         }
     }
 
-    /// Publishes what waits in the outbox, each notice claimed in the document first (see
-    /// `outbox.rs`); what SNS did not take stays for the next invocation, what it refused for
-    /// good is set aside.
-    async fn flush_outbox(&mut self) {
-        let now = self.ports().now();
-        let mut claimed = self.current.0.clone();
-        let ids = self.delivery.claim(&mut claimed, now);
-        if ids.is_empty() && claimed == self.current.0 {
+    /// Publishes the notices this invocation claimed (see `outbox.rs`): what SNS did not take
+    /// stays for the next invocation, what it refused for good is set aside. What was sent
+    /// leaves the stored outbox with the next write (or the last, [`Self::persist_sent`]).
+    async fn publish(&mut self, ids: Vec<String>) {
+        if ids.is_empty() {
             return;
         }
-        let saved = self
-            .ports()
-            .save(&self.key, &claimed, self.current.1.as_ref())
-            .await;
-        match saved {
-            Ok(v) => {
-                self.current = (claimed, Some(v));
-                self.unsaved_outbox = false;
-            }
-            // Someone wrote first: they, or the next invocation, deliver it.
-            Err(_) => return,
-        }
+        let now = self.ports().now();
         self.delivery.mine.extend(ids.iter().cloned());
         for id in ids {
             let Some(n) = self.current.0.outbox.iter().find(|n| n.id == id).cloned() else {
