@@ -54,6 +54,7 @@ enum Cmd {
     Plan {
         #[command(flatten)]
         which: Which,
+        /// The result as JSON on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
         /// Exit 2 when there are changes (0 none, 1 error).
@@ -64,6 +65,7 @@ enum Cmd {
     Apply {
         #[command(flatten)]
         which: Which,
+        /// The result as JSON on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
         /// Let a change replace the database, a repository or the state bucket (its data is
@@ -75,6 +77,7 @@ enum Cmd {
     Drift {
         #[command(flatten)]
         which: Which,
+        /// The result as JSON on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
     },
@@ -92,6 +95,7 @@ enum Cmd {
         /// bucket (with every version) and the topic too.
         #[arg(long, requires = "project")]
         delete_data: bool,
+        /// The result as JSON on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
     },
