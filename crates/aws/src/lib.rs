@@ -22,7 +22,17 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`,
 /// `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(shared_https());
+    // Lambda hands a function its role's credentials in the environment ("Defined runtime
+    // environment variables", Lambda Developer Guide). Reading them there spares the cold start
+    // the default chain, whose web-identity provider builds an STS client at load, and with it
+    // an HTTPS connector and the trusted roots, before any event has arrived.
+    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    if in_lambda && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
     if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
         && std::env::var_os("AWS_RETRY_MODE").is_none()
     {
@@ -31,6 +41,26 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         );
     }
     loader.load().await
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxies from the environment), built
+/// once and shared by every service client. Left to themselves, each service client makes its
+/// own, and each loads the trusted roots again on its first call: five times for one push.
+fn shared_https() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
+    // The same connector `aws-smithy-runtime` builds by default (`default_https_client`);
+    // connectors are made per timeout settings and cached inside this one client.
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let aws_lc = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc);
+        let mut connector = ConnectorBuilder::default().tls_provider(aws_lc);
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// What a Lambda function builds once at cold start and reuses while warm.
