@@ -44,16 +44,21 @@ impl ToolRuns {
     }
 
     fn ops(&self) -> String {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for c in &self.calls {
-            *counts.entry(c.operation.as_str()).or_default() += 1;
-        }
-        counts
-            .iter()
-            .map(|(o, n)| format!("{o} ×{n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        counted(&self.calls)
     }
+}
+
+/// The calls as a table cell: each operation once, with how often (`ecs:UpdateService ×1, …`).
+pub(crate) fn counted(calls: &[harbormaster_testkit::proxy::Call]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for c in calls {
+        *counts.entry(c.operation.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(o, n)| format!("{o} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `harbormaster deploy` and `ecs deploy`, alternating, each on a freshly pushed image.
@@ -168,7 +173,7 @@ fn side_by_side_table(ours: &ToolRuns, theirs: &ToolRuns) -> String {
     )
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }
@@ -375,18 +380,6 @@ async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
     let services = 2; // the push deploys dev/web and dev/worker
     let per_service = calls.len() as f64 / services as f64;
     let mutating = calls.iter().filter(|c| is_mutating(&c.operation)).count();
-    let mut ops: Vec<String> = calls.iter().map(|c| c.operation.clone()).collect();
-    ops.sort();
-    ops.dedup_by(|a, b| a == b);
-    let ops_count: Vec<String> = ops
-        .iter()
-        .map(|o| {
-            format!(
-                "{o} ×{}",
-                calls.iter().filter(|c| &c.operation == o).count()
-            )
-        })
-        .collect();
 
     Ok(format!(
         "| measure | value |\n| --- | --- |\n\
@@ -399,7 +392,7 @@ async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
         calls.len(),
         per_service,
         mutating,
-        ops_count.join(", "),
+        counted(&calls),
     ))
 }
 

@@ -17,6 +17,7 @@ use harbormaster_e2e::World;
 use harbormaster_testkit::proxy::CountingProxy;
 use serde_json::json;
 
+use crate::bench::{counted, percentile};
 use crate::demo::tick;
 
 const ROUNDS: usize = 5;
@@ -25,7 +26,7 @@ const ALARM_NAME: &str = "booking-dev-web-cpu";
 /// The rollback measured in one round: ms to UpdateService answered, and the calls made.
 struct Rollback {
     ms: f64,
-    calls: Vec<String>,
+    calls: Vec<harbormaster_testkit::proxy::Call>,
 }
 
 fn agent(sdk: &aws_config::SdkConfig, w: &World) -> Agent {
@@ -59,10 +60,7 @@ async fn roll_back(
         .and_then(|c| c.answered)
         .context("the alarm made no rollback (no UpdateService)")?;
     let ms = answered.duration_since(start).as_secs_f64() * 1000.0;
-    Ok(Rollback {
-        ms,
-        calls: calls.into_iter().map(|c| c.operation).collect(),
-    })
+    Ok(Rollback { ms, calls })
 }
 
 pub(crate) async fn alarm_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
@@ -98,12 +96,6 @@ pub(crate) async fn alarm_rounds(w: &World, proxy: &CountingProxy) -> Result<Str
     for v in [&mut cold, &mut hot] {
         v.sort_by(|a, b| a.total_cmp(b));
     }
-    let mut counted: std::collections::BTreeMap<&str, usize> = Default::default();
-    for c in &calls {
-        *counted.entry(c.as_str()).or_default() += 1;
-    }
-    let ops: Vec<String> = counted.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
-    let median = |v: &[f64]| v[v.len() / 2];
     Ok(format!(
         "| measure | value |\n| --- | --- |\n\
          | alarm event → rollback's UpdateService answered, warm, median of {ROUNDS} (min {:.0}, max {:.0}) | {:.0} ms |\n\
@@ -112,11 +104,11 @@ pub(crate) async fn alarm_rounds(w: &World, proxy: &CountingProxy) -> Result<Str
          | calls | {} |\n",
         hot[0],
         hot[hot.len() - 1],
-        median(&hot),
+        percentile(&hot, 0.5),
         cold[0],
         cold[cold.len() - 1],
-        median(&cold),
+        percentile(&cold, 0.5),
         calls.len(),
-        ops.join(", ")
+        counted(&calls)
     ))
 }
