@@ -45,7 +45,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// The SDK's default HTTPS client (rustls with aws-lc, proxies from the environment), built
 /// once and shared by every service client. Left to themselves, each service client makes its
-/// own, and each loads the trusted roots again on its first call: five times for one push.
+/// own client, with its own connectors and connection pool (the trusted roots are loaded once
+/// per process either way: the SDK keeps them in a static).
 fn shared_https() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};

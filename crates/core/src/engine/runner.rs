@@ -79,12 +79,11 @@ impl<P: Ports> Runner<'_, P> {
         let mut first_outcome = true;
         let mut steps = 0;
         while steps < MAX_STEPS {
-            let step = decide(&self.current.0, &obs, self.ports().now(), &self.policy);
+            let mut step = decide(&self.current.0, &obs, self.ports().now(), &self.policy);
             // The step's notices (and any left unsent) are claimed in the same write as its
             // intent: one compare-and-swap makes this invocation the owner of both.
-            let mut state = step.state.clone();
-            let claimed = self.delivery.claim(&mut state, self.ports().now());
-            if !self.persist(&state).await? {
+            let claimed = self.delivery.claim(&mut step.state, self.ports().now());
+            if !self.persist(&step.state).await? {
                 continue;
             }
             steps += 1;
