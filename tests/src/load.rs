@@ -34,6 +34,10 @@ pub struct LoadReport {
     pub delivery_max: Duration,
     /// Deliveries Lambda would have retried (a target errored, e.g. too much contention).
     pub redeliveries: usize,
+    /// CPU time while deciding: the agent's (this process) and the emulator's. On two cores
+    /// the wall time cannot fall below the larger one.
+    pub agent_cpu: Duration,
+    pub emulator_cpu: Duration,
     /// The tick after the settle window: every service's deployment started.
     pub start_all: Duration,
     /// Deployments per service, and whether each deployed its newest image.
@@ -130,6 +134,11 @@ pub async fn run(w: &World) -> Result<LoadReport> {
     let agent = Arc::new(w.agent());
     let events = events();
     let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let cpu = || -> Result<(Duration, Duration)> {
+        let ours = harbormaster_testkit::cpu_time_of("self")?;
+        Ok((ours, w.emulator.cpu_time()?))
+    };
+    let cpu_before = cpu()?;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(events.len());
     for e in events {
@@ -167,6 +176,7 @@ pub async fn run(w: &World) -> Result<LoadReport> {
         redeliveries += retries;
     }
     let decide = started.elapsed();
+    let cpu_after = cpu()?;
     times.sort();
 
     // The last service to see its first push settles a window after it, at the latest.
@@ -210,6 +220,8 @@ pub async fn run(w: &World) -> Result<LoadReport> {
         delivery_p50: times[times.len() / 2],
         delivery_max: *times.last().expect("events"),
         redeliveries,
+        agent_cpu: cpu_after.0.saturating_sub(cpu_before.0),
+        emulator_cpu: cpu_after.1.saturating_sub(cpu_before.1),
         start_all,
         deployments,
     })

@@ -124,6 +124,27 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
     // `status` shows it marked bad.
     let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("marked bad:"));
+
+    // A CI step deploying the bad release is refused and fails (exit 1), changing nothing.
+    let image = format!("booking/web@{bad_digest}");
+    let deploy = [
+        "deploy",
+        "--env",
+        "dev",
+        "--service",
+        "web",
+        "--image",
+        &image,
+    ];
+    let out = w.cli(&deploy);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(report["outcome"], "refused", "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("--force"),
+        "{report}"
+    );
+    assert_eq!(w.service_task_definition("web").await.unwrap(), v1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

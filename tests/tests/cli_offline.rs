@@ -183,3 +183,139 @@ fn render_offline_pins_the_digest_and_references_secrets_by_arn() {
         "/ecs/booking-prod"
     );
 }
+
+/// Issue 21: an error is printed once, not as `X: Y: X: Y` (a message that already quotes its
+/// cause does not get the cause appended again).
+#[test]
+fn an_error_is_printed_once() {
+    let dir = example_copy();
+    let toml = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("^main-[0-9a-f]{7,40}$", "([")).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let field = "`services.web.environments.dev.follow.regex`";
+    assert_eq!(err.matches(field).count(), 1, "{err}");
+    // A template that is not there: named once, with the service that refers to it.
+    let dir = example_copy();
+    std::fs::remove_file(dir.0.join("taskdefs/worker.json")).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("taskdefs/worker.json").count(), 1, "{err}");
+    assert!(err.contains("services.worker.task_definition"), "{err}");
+}
+
+/// `render … | head -1`: the reader goes away; the command ends quietly with 0, as `cat` does
+/// under a shell that ignores SIGPIPE, instead of panicking with 101.
+#[test]
+fn render_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    let mut child = Command::new(cli_binary().unwrap())
+        .arg("--config")
+        .arg(workspace_root().join("examples/booking"))
+        .args([
+            "render",
+            "--env",
+            "prod",
+            "--service",
+            "web",
+            "--digest",
+            &digest,
+        ])
+        .args(["--account", "123456789012", "--region", "eu-west-1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Shell completions from the same clap definition as the commands.
+#[test]
+fn completions_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = harbormaster(
+            &workspace_root().join("examples/booking"),
+            &["completions", shell],
+        );
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for verb in ["deploy", "rollback", "approve", "status", "validate"] {
+            assert!(script.contains(verb), "{shell}: {verb}");
+        }
+    }
+}
+
+/// Every mistyped key at once, each with its path and, when one is close, the name meant.
+#[test]
+fn every_unknown_key_is_named_at_once_with_the_key_meant() {
+    let dir = example_copy();
+    let toml = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text =
+        text.replacen("desired_count", "desird_count", 1)
+            .replacen("auto_deploy", "autodeploy", 1);
+    std::fs::write(&toml, text).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("desird_count") && err.contains("did you mean `desired_count`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("autodeploy") && err.contains("did you mean `auto_deploy`?"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("expected one of"),
+        "no list of every allowed name: {err}"
+    );
+}
+
+/// `region` in harbormaster.toml is used when the environment names none; without either, the
+/// error says where to set one. (The endpoint refuses connections: no call gets anywhere.)
+#[test]
+fn the_config_s_region_is_used_when_the_environment_names_none() {
+    let dir = example_copy();
+    let status = |dir: &std::path::Path| {
+        Command::new(cli_binary().unwrap())
+            .arg("--config")
+            .arg(dir)
+            .args(["status", "--env", "dev", "--service", "web"])
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env("AWS_CONFIG_FILE", dir.join("no-such-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.join("no-such-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "example")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap()
+    };
+    let out = status(&dir.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no AWS region") && err.contains("`region` in harbormaster.toml"),
+        "{err}"
+    );
+    let toml = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("region = \"eu-west-1\"\n{text}")).unwrap();
+    let out = status(&dir.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("no AWS region"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+}

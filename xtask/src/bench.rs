@@ -408,6 +408,7 @@ async fn load_run() -> Result<String> {
          | events (50 services × 10 images × 2 deliveries, shuffled) | {} |\n\
          | all decided (recorded, or ignored as older or repeated), {} in flight at once | {:.1} s ({:.0} events/s) |\n\
          | one delivery, median / worst | {:.0} ms / {:.0} ms |\n\
+         | CPU time while deciding: the agent (debug build) / the emulator | {:.1} s / {:.1} s |\n\
          | deliveries Lambda would have retried | {} |\n\
          | the tick after the {} s settle window starts all 50 deployments | {:.2} s |\n\
          | services with exactly one deployment, of the newest image | {} of {} |\n",
@@ -417,6 +418,8 @@ async fn load_run() -> Result<String> {
         load.events as f64 / load.decide.as_secs_f64(),
         load.delivery_p50.as_secs_f64() * 1000.0,
         load.delivery_max.as_secs_f64() * 1000.0,
+        load.agent_cpu.as_secs_f64(),
+        load.emulator_cpu.as_secs_f64(),
         load.redeliveries,
         harbormaster_e2e::load::SETTLE_SECONDS,
         load.start_all.as_secs_f64(),

@@ -75,7 +75,7 @@ pub struct Agent {
 pub enum SetupError {
     #[error("missing setting {0}: set it to s3://<bucket>/<prefix> (the synced GitOps source) or a folder")]
     Missing(&'static str),
-    #[error("no AWS region: set AWS_REGION")]
+    #[error("no AWS region: set AWS_REGION, or `region` in harbormaster.toml")]
     NoRegion,
 }
 
@@ -91,9 +91,15 @@ impl Agent {
     }
 
     pub async fn new(location: &str) -> Result<Agent, SetupError> {
-        let sdk = sdk_config().await;
+        let mut sdk = sdk_config().await;
         if sdk.region().is_none() {
-            return Err(SetupError::NoRegion);
+            // The project's own region, when the environment names none (a laptop without a
+            // profile region): read from a local config folder before any call.
+            let region = region_in_folder(location).ok_or(SetupError::NoRegion)?;
+            sdk = sdk
+                .into_builder()
+                .region(aws_config::Region::new(region))
+                .build();
         }
         let ports = AwsPorts::new(&sdk, "");
         let source = Source::parse(location, &ports.clients.s3);
@@ -106,6 +112,18 @@ impl Agent {
         let ports = self.ports.with_state_bucket(&bundle.config.state_bucket);
         Ok((ports, bundle))
     }
+}
+
+/// `region` in `<folder>/harbormaster.toml`, if the location is a folder and sets one. The
+/// file is checked fully later; here a file that does not parse just has no region.
+fn region_in_folder(location: &str) -> Option<String> {
+    if location.starts_with("s3://") {
+        return None;
+    }
+    let path = std::path::Path::new(location).join(harbormaster_core::config::CONFIG_FILE);
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table.get("region")?.as_str().map(str::to_owned)
 }
 
 pub mod handler;

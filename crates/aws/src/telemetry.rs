@@ -19,12 +19,28 @@ pub fn init_json() {
 }
 
 pub fn init_text(verbose: bool) {
-    let default = if verbose { "info" } else { "warn" };
+    // Without -v, the SDK's credential and region chains stay quiet: their warnings (IMDS
+    // unreachable off EC2, a profile file missing) are noise when a later provider answers,
+    // and an error that stops the command is reported by the command itself.
+    let default = if verbose {
+        "info"
+    } else {
+        "warn,aws_config=error,aws_smithy_runtime=error"
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .try_init();
+}
+
+/// Colour only for a person at a terminal, and never when `NO_COLOR` is set to anything
+/// (<https://no-color.org>).
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }

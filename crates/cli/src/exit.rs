@@ -35,9 +35,12 @@ impl Exit {
 
     /// 1 when a deployment failed or was rolled back; 3 when a step was interrupted; else 0.
     pub fn of_targets(targets: &[TargetReport]) -> Exit {
-        let failed = targets.iter().any(
-            |t| matches!(&t.outcome, Outcome::Finished { verdict, .. } if verdict.is_failure()),
-        );
+        let failed = targets.iter().any(|t| match &t.outcome {
+            Outcome::Finished { verdict, .. } => verdict.is_failure(),
+            // A release marked bad: a CI step that asked for it must not pass.
+            Outcome::Refused { .. } => true,
+            _ => false,
+        });
         if failed {
             Exit::Failed
         } else if targets.iter().any(|t| t.error.is_some() && t.retry) {
@@ -51,13 +54,11 @@ impl Exit {
     }
 
     /// A person's request (approve, reject, rollback): 3 when a step was interrupted; 1 when
-    /// nothing was done (nothing waiting for the decision, nothing to roll back: scripts see
+    /// it was refused (nothing waiting for the decision, nothing to roll back: scripts see
     /// it), or as [`Exit::of_targets`].
     pub fn of_request(report: &TargetReport) -> Exit {
         if report.error.is_some() {
             Exit::Retryable
-        } else if matches!(report.outcome, Outcome::Ignored { .. }) {
-            Exit::Failed
         } else {
             Exit::of_targets(std::slice::from_ref(report))
         }

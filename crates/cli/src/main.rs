@@ -1,6 +1,17 @@
 //! `harbormaster`: the local tool and the CodeBuild step. `main` parses the flags, builds the
 //! context once and dispatches to the verb's module (`cmd/<verb>.rs`).
 
+/// `println!` for reports: ends the process quietly when the reader has gone (`render |
+/// head -1`). Rust ignores SIGPIPE, so `println!` would panic there with exit code 101.
+macro_rules! out {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod cmd;
 mod context;
 mod exit;
@@ -38,6 +49,16 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let cmd::Cmd::Completions(c) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(
+            c.shell,
+            &mut command,
+            "harbormaster",
+            &mut std::io::stdout(),
+        );
+        return Exit::Done.into();
+    }
     if cli.log_json {
         telemetry::init_json();
     } else {
@@ -47,7 +68,7 @@ async fn main() -> ExitCode {
     match cli.command.run(&cx).await {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::error_chain(&e));
             Exit::Error.into()
         }
     }

@@ -26,8 +26,18 @@ pub enum BundleError {
     Template(#[from] TemplateError),
     #[error("cannot read {location}: {source}")]
     Read { location: String, source: PortError },
+    /// A service's template that cannot be read: named with the setting that refers to it.
+    #[error("services.{service}.task_definition: cannot read {location}: {source}")]
+    TemplateUnreadable {
+        service: String,
+        location: String,
+        source: PortError,
+    },
     #[error("{location}: not UTF-8 text")]
     Encoding { location: String },
+    /// Several templates are wrong: each is reported, so one run finds them all.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<BundleError>),
 }
 
 impl Bundle {
@@ -41,11 +51,19 @@ impl Bundle {
         let text = read_text(source, CONFIG_FILE).await?;
         let config = Config::parse(&source.describe(CONFIG_FILE), &text)?;
         let mut templates = BTreeMap::new();
+        let mut problems = Vec::new();
         for s in config.services.values() {
-            let text = read_text(source, &s.task_definition).await?;
-            let t = Template::parse(&source.describe(&s.task_definition), &text)?;
-            t.image_containers(s)?;
-            templates.insert(s.name.clone(), t);
+            match template_of(source, s).await {
+                Ok(t) => {
+                    templates.insert(s.name.clone(), t);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        match problems.len() {
+            0 => {}
+            1 => return Err(problems.remove(0)),
+            _ => return Err(BundleError::Several(problems)),
         }
         check_capacity(&config, &templates)?;
         Ok(Bundle {
@@ -202,6 +220,26 @@ fn check_capacity(
         }
     }
     Ok(())
+}
+
+/// A service's template, read and checked against the service's settings.
+async fn template_of<S: ConfigSource>(
+    source: &S,
+    s: &crate::config::Service,
+) -> Result<Template, BundleError> {
+    let text = read_text(source, &s.task_definition)
+        .await
+        .map_err(|e| match e {
+            BundleError::Read { location, source } => BundleError::TemplateUnreadable {
+                service: s.name.clone(),
+                location,
+                source,
+            },
+            other => other,
+        })?;
+    let t = Template::parse(&source.describe(&s.task_definition), &text)?;
+    t.image_containers(s)?;
+    Ok(t)
 }
 
 async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, BundleError> {

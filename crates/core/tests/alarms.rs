@@ -145,7 +145,7 @@ fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks
     ))
     .unwrap();
     assert!(
-        matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("--force")),
+        matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("--force")),
         "{r:?}"
     );
     let r = block_on(request_deploy(
@@ -505,7 +505,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         RunOptions::default(),
     ))
     .unwrap();
-    assert!(matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("not a revision")));
+    assert!(matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("not a revision")));
 
     // v3 was marked bad by the first rollback: refused, unless forced (issue 16, point 1).
     let v3 = ports.with(|w| w.revisions[2].arn.clone());
@@ -522,7 +522,7 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         .unwrap();
         match force {
             false => assert!(
-                matches!(&r.outcome, Outcome::Ignored { reason } if reason.contains("marked bad")),
+                matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("marked bad")),
                 "{r:?}"
             ),
             true => assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}"),

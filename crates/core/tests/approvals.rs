@@ -77,7 +77,7 @@ fn an_approval_lets_the_deployment_through_and_a_rejection_fails_it() {
         ))
         .unwrap();
         assert!(
-            matches!(again.outcome, Outcome::Ignored { .. }),
+            matches!(again.outcome, Outcome::Refused { .. }),
             "{:?}",
             again.outcome
         );

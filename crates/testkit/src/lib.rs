@@ -167,6 +167,41 @@ impl Emulator {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         env_for(&self.endpoint)
     }
+
+    /// CPU time the emulator's process has used so far (all its threads).
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time_of(&self.child.id().to_string())
+    }
+}
+
+/// CPU time (user + system, all threads) a process has used, from `/proc/<pid>/stat`
+/// (`utime` and `stime`, fields 14 and 15, in clock ticks; proc(5)). `pid` may be `self`.
+pub fn cpu_time_of(pid: &str) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("no ')' in /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime 15.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+/// `sysconf(_SC_CLK_TCK)`, through getconf (no libc binding needed); 100, the Linux value on
+/// every architecture Rust targets, if getconf is missing.
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 impl Drop for Emulator {

@@ -34,6 +34,13 @@ impl AwsPorts {
             }
             match req.send().await {
                 Ok(page) => {
+                    // No registry id was sent, so ECR answered from the caller's default
+                    // registry, whose id is the caller's account: GetCallerIdentity would say
+                    // the same, one call later.
+                    let registry = page.image_details().first().and_then(|d| d.registry_id());
+                    if let Some(account) = registry {
+                        self.know_account(account);
+                    }
                     out.extend(page.image_details().iter().cloned());
                     token = page.next_token().map(str::to_owned);
                     if token.is_none() || id.is_some() {

@@ -9,16 +9,22 @@ use super::*;
 
 impl Notifier for AwsPorts {
     async fn publish(&self, topic: &str, n: &Notification) -> Result<(), PortError> {
-        // Per-protocol messages: people on email and chat read text, machines on SQS, Lambda
-        // and HTTPS get JSON. Attributes let subscriptions filter by environment or severity.
+        // One form per protocol: people on email (and SMS) read text; SQS, Lambda, Firehose and
+        // plain HTTP get the full JSON report; HTTPS gets the custom notification schema of
+        // Amazon Q Developer in chat applications (AWS Chatbot), which subscribes over HTTPS
+        // and drops anything else (core's notify/chat.rs). Attributes let subscriptions filter
+        // by environment or severity.
         let json = n.json().to_string();
         let message = serde_json::json!({
             "default": n.text(),
             "email": n.text(),
+            "email-json": json,
+            "sms": n.subject(),
             "sqs": json,
             "lambda": json,
+            "firehose": json,
             "http": json,
-            "https": json,
+            "https": n.chat().to_string(),
         });
         let mut req = self
             .clients

@@ -52,7 +52,7 @@ impl Args {
             if apply {
                 ports.put_alarm(spec).await?;
             }
-            println!(
+            out!(
                 "{} {}",
                 if apply { "put" } else { "would put" },
                 describe(spec)

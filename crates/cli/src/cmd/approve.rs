@@ -94,7 +94,7 @@ impl Decision {
             .answer_approval(pipeline, stage, action, approved, &summary)
             .await?;
         let word = if approved { "approved" } else { "rejected" };
-        println!("{word} {pipeline} / {stage} / {action}");
+        out!("{word} {pipeline} / {stage} / {action}");
         Ok(Exit::Done)
     }
 }

@@ -84,24 +84,24 @@ impl Args {
             v.extend(orphaned.iter().map(|(e, o)| {
                 json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
             }));
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for (e, s, arn, changes) in &reports {
                 match changes.as_slice() {
-                    [] => println!("{e}/{s}: as git says ({arn})"),
+                    [] => out!("{e}/{s}: as git says ({arn})"),
                     c => {
-                        println!("{e}/{s}: differs from git (running {arn})");
+                        out!("{e}/{s}: differs from git (running {arn})");
                         for change in c {
-                            println!("  {change}");
+                            out!("  {change}");
                         }
                     }
                 }
             }
             for (e, s) in &absent {
-                println!("{e}/{s}: not in ECS: its next deployment creates it");
+                out!("{e}/{s}: not in ECS: its next deployment creates it");
             }
             for (e, o) in &orphaned {
-                println!("{}", crate::orphans::line(e, o));
+                out!("{}", crate::orphans::line(e, o));
             }
         }
         Ok(if differs { Exit::Failed } else { Exit::Done })

@@ -68,14 +68,14 @@ impl Args {
             .first()
             .cloned()
             .unwrap_or_else(|| "<repository>".into());
-        println!("[services.{}]", self.service);
-        println!("repository = \"{repository}\"");
-        println!("task_definition = \"{relative}\"");
+        out!("[services.{}]", self.service);
+        out!("repository = \"{repository}\"");
+        out!("task_definition = \"{relative}\"");
         if ecs_service != self.service {
-            println!("ecs_service = \"{ecs_service}\"");
+            out!("ecs_service = \"{ecs_service}\"");
         }
-        println!("desired_count = {}", running.desired_count);
-        println!("\n[services.{}.environments.{}]", self.service, self.env);
+        out!("desired_count = {}", running.desired_count);
+        out!("\n[services.{}.environments.{}]", self.service, self.env);
         Ok(Exit::Done)
     }
 }

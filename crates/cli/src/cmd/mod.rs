@@ -67,6 +67,16 @@ pub enum Cmd {
     Tick(tick::Args),
     /// Run an event file through exactly the dispatch the Lambda functions use.
     Invoke(invoke::Args),
+    /// Print a shell completion script: `harbormaster completions bash >
+    /// /etc/bash_completion.d/harbormaster` (zsh: a file named `_harbormaster` on `$fpath`).
+    Completions(Completions),
+}
+
+#[derive(clap::Args)]
+pub struct Completions {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 impl Cmd {
@@ -88,6 +98,8 @@ impl Cmd {
             Cmd::Service(a) => a.run(cx).await,
             Cmd::Tick(a) => a.run(cx).await,
             Cmd::Invoke(a) => a.run(cx).await,
+            // Printed by `main` before any set-up (it needs the whole command tree).
+            Cmd::Completions(_) => Ok(Exit::Done),
         }
     }
 }
@@ -104,7 +116,7 @@ impl DryRun {
     /// The report as JSON on stdout (for scripts and CodeBuild); on stderr, that nothing was
     /// changed when nothing was.
     pub fn print(self, report: &impl serde::Serialize) {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(report).expect("report serialises")
         );

@@ -45,7 +45,7 @@ impl Args {
             for p in destination(cx, &self.to).await?.history(10).await? {
                 let field = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
                 let bundle = field("bundle");
-                println!(
+                out!(
                     "{}  {}  {}  {}",
                     field("published_at"),
                     &bundle[..bundle.len().min(12)],
@@ -60,14 +60,14 @@ impl Args {
         let staged = Staged::new(files(&folder, &bundle)?);
         let commit = commit(&folder);
         if self.dry_run {
-            println!(
+            out!(
                 "would publish bundle {} ({} files) to {}",
                 staged.digest,
                 staged.files.len(),
                 self.to
             );
             for path in staged.files.keys() {
-                println!("  {path}");
+                out!("  {path}");
             }
             return Ok(Exit::Done);
         }
@@ -82,17 +82,17 @@ impl Args {
             dest.activate(&current, &staged_pointer)
                 .await
                 .map_err(conflict)?;
-            println!("{digest} is current at {}", self.to);
+            out!("{digest} is current at {}", self.to);
             return Ok(Exit::Done);
         }
         dest.stage(&staged).await?;
         if self.stage_only {
-            println!("staged {} at {} (not current)", staged.digest, self.to);
+            out!("staged {} at {} (not current)", staged.digest, self.to);
             return Ok(Exit::Done);
         }
         let p = pointer(&staged, chrono::Utc::now(), &commit);
         dest.activate(&current, &p).await.map_err(conflict)?;
-        println!(
+        out!(
             "published {} ({} files{}) to {}",
             staged.digest,
             staged.files.len(),

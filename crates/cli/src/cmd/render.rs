@@ -39,7 +39,7 @@ impl Args {
         } else {
             self.with_aws(cx).await?
         };
-        println!("{}", serde_json::to_string_pretty(&rendered.body)?);
+        out!("{}", serde_json::to_string_pretty(&rendered.body)?);
         Ok(Exit::Done)
     }
 

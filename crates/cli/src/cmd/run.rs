@@ -125,11 +125,11 @@ impl Args {
         };
         if self.json {
             let v = json!({"task": task, "progress": progress, "log_stream": logs});
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            println!("{task}: {words}");
+            out!("{task}: {words}");
             if let Some(l) = &logs {
-                println!("logs: {l}");
+                out!("logs: {l}");
             }
         }
         Ok(exit)

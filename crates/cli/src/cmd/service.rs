@@ -89,15 +89,15 @@ impl DeleteArgs {
         }
         if self.json {
             let v = json!({"service": name, "cluster": cluster, "steps": steps, "done": self.yes});
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             let head = if self.yes { "done" } else { "would do" };
-            println!("{head}:");
+            out!("{head}:");
             for s in &steps {
-                println!("  {s}");
+                out!("  {s}");
             }
             if !self.yes {
-                println!("nothing was changed; add --yes to delete");
+                out!("nothing was changed; add --yes to delete");
             }
         }
         Ok(Exit::Done)

@@ -60,16 +60,16 @@ impl Args {
             v.extend(orphaned.iter().map(|(e, o)| {
                 json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
             }));
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for (e, s, st) in &docs {
                 match st {
                     Ok(st) => print_status(e, s, st.as_ref(), self.history),
-                    Err(err) => println!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
+                    Err(err) => out!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
                 }
             }
             for (e, o) in &orphaned {
-                println!(
+                out!(
                     "{}
 ",
                     crate::orphans::line(e, o)
@@ -90,32 +90,32 @@ impl Args {
 }
 
 fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: usize) {
-    println!("{env}/{service}");
+    out!("{env}/{service}");
     let Some(st) = st else {
-        println!("  no deployments recorded yet\n");
+        out!("  no deployments recorded yet\n");
         return;
     };
     print_in_flight(st);
     match &st.pending {
-        Some(p) => println!(
+        Some(p) => out!(
             "  pending:         {}{}",
             p.release.image.label(),
             waiting(&p.wait)
         ),
-        None => println!("  pending:         -"),
+        None => out!("  pending:         -"),
     }
     match &st.last_known_good {
-        Some(g) => println!(
+        Some(g) => out!(
             "  last known good: {} {}",
             g.image.label(),
             g.task_definition_arn
         ),
-        None => println!("  last known good: -"),
+        None => out!("  last known good: -"),
     }
     print_backlog(st);
     if let Some(d) = &st.drift {
         let since = d.since.format("%Y-%m-%d %H:%M");
-        println!(
+        out!(
             "  DRIFT:           runs {} since {since}: changed outside git",
             d.task_definition_arn
         );
@@ -123,27 +123,27 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
     for b in &st.bad_configs {
         let at = b.at.format("%Y-%m-%d %H:%M");
         let version = &b.version[..b.version.len().min(12)];
-        println!("  config marked bad: {version} ({}, {at})", b.why);
+        out!("  config marked bad: {version} ({}, {at})", b.why);
     }
     for u in &st.undelivered {
         let at = u.at.format("%Y-%m-%d %H:%M");
-        println!("  UNDELIVERED:     {} ({at}): {}", u.subject, u.error);
+        out!("  UNDELIVERED:     {} ({at}): {}", u.subject, u.error);
     }
     for b in &st.bad_releases {
         let at = b.at.format("%Y-%m-%d %H:%M");
-        println!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);
+        out!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);
     }
     if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
         if st.in_flight.is_none() && !last.gates.is_empty() {
-            println!("  gates of the last deployment:");
+            out!("  gates of the last deployment:");
             print_gates(&last.gates);
         }
     }
     if !st.history.is_empty() {
-        println!("  history:");
+        out!("  history:");
         for h in st.history.iter().take(history) {
             let reason = h.reason.as_ref().map(|r| format!(": {r}"));
-            println!(
+            out!(
                 "    {}  {:<11} {}{}",
                 h.at.format("%Y-%m-%d %H:%M:%S"),
                 h.verdict.to_string(),
@@ -152,7 +152,7 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
             );
         }
     }
-    println!();
+    out!();
 }
 
 /// What a pending release waits for, in words.
@@ -176,23 +176,23 @@ fn waiting(wait: &Wait) -> String {
 /// A worker's backlog as the last tick read it, or why it could not.
 fn print_backlog(st: &ServiceState) {
     match (&st.scaling.unreadable, st.scaling.last_backlog) {
-        (Some(u), _) => println!(
+        (Some(u), _) => out!(
             "  backlog:         UNREADABLE since {}: {}",
             u.since.format("%Y-%m-%d %H:%M"),
             u.reason
         ),
-        (None, Some(n)) => println!("  backlog:         {n}"),
+        (None, Some(n)) => out!("  backlog:         {n}"),
         (None, None) => {}
     }
 }
 
 fn print_in_flight(st: &ServiceState) {
     let Some(d) = &st.in_flight else {
-        println!("  in flight:       -");
+        out!("  in flight:       -");
         return;
     };
     let stage = d.stage.map(|s| format!(", at {s}")).unwrap_or_default();
-    println!(
+    out!(
         "  in flight:       {} {} ({}{stage}, since {})",
         d.id,
         d.release.image.label(),
@@ -202,7 +202,7 @@ fn print_in_flight(st: &ServiceState) {
     if let Some(a) = &d.approval {
         let word = if a.approved { "approved" } else { "rejected" };
         let summary = a.summary.as_ref().map(|s| format!(": {s}"));
-        println!(
+        out!(
             "  approval:        {word} by {}{}",
             a.by,
             summary.unwrap_or_default()
@@ -210,7 +210,7 @@ fn print_in_flight(st: &ServiceState) {
     }
     if let harbormaster_core::state::Phase::Migrating { task: Some(t), .. } = &d.phase {
         let logs = t.log_stream.as_deref().map(|l| format!("; logs: {l}"));
-        println!(
+        out!(
             "  before rollout:  task {} ({}, since {}){}",
             t.task_arn,
             t.container,
@@ -223,7 +223,7 @@ fn print_in_flight(st: &ServiceState) {
 
 fn print_gates(gates: &[GateRecord]) {
     for g in gates {
-        println!(
+        out!(
             "    {:<30} {:<18} {:<12} {} (at {})",
             g.stage.to_string(),
             g.gate,

@@ -25,7 +25,7 @@ impl Args {
         let bundle = Bundle::load(&source).await?;
         for t in bundle.templates.values() {
             for note in &t.notes {
-                println!("{}: note: {note}", t.file);
+                out!("{}: note: {note}", t.file);
             }
         }
         let c = &bundle.config;
@@ -38,7 +38,7 @@ impl Args {
         if !problems.is_empty() {
             return Err(ConfigErrors(problems).into());
         }
-        println!(
+        out!(
             "{}: valid ({} environments, {} services, {} deployment targets)",
             source.describe(harbormaster_core::config::CONFIG_FILE),
             c.environments.len(),
@@ -57,13 +57,13 @@ impl Args {
                 " (auto-deploy off in this environment)"
             };
             let (env, service, repo) = (&e.name, &s.name, &s.repository);
-            println!("  {env}/{service}: {follows} from {repo}{auto}");
+            out!("  {env}/{service}: {follows} from {repo}{auto}");
             let scaled = t
                 .scaling
                 .as_ref()
                 .map(|q| format!("; scaled on its backlog {}–{}", q.min, q.max))
                 .unwrap_or_default();
-            println!("    {}{scaled}", t.service.summary());
+            out!("    {}{scaled}", t.service.summary());
         }
         Ok(Exit::Done)
     }

@@ -6,6 +6,7 @@ pub mod bootstrap;
 mod cidr;
 mod raw;
 mod settings;
+mod strict;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -219,13 +220,7 @@ impl SecretRef {
 
 impl Config {
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: file.to_owned(),
-                field: String::new(),
-                problem: describe_toml_error(text, &e),
-            }])
-        })?;
+        let raw: raw::RawConfig = strict::parse(file, text).map_err(ConfigErrors)?;
         validate::validate(file, raw)
     }
 

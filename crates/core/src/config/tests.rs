@@ -32,8 +32,11 @@ fn unknown_keys_are_errors_with_line_and_name() {
     let err = Config::parse("harbormaster.toml", &text)
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("harbormaster.toml: line "), "{err}");
-    assert!(err.contains("desired_cuont"), "{err}");
+    assert!(
+        err.starts_with("harbormaster.toml: `services.web.desired_cuont`: unknown key at line "),
+        "{err}"
+    );
+    assert!(err.ends_with("did you mean `desired_count`?"), "{err}");
 }
 
 #[test]
@@ -512,5 +515,40 @@ fn each_environment_may_have_its_own_strategy() {
     assert!(
         err.contains("services.web.environments.dev.bake_time_minutes"),
         "{err}"
+    );
+}
+
+/// Issue 21: `booking-${env}-web-*` names each environment's own alarms; a placeholder that is
+/// not filled (`${stage}`) would match no alarm, so nothing would ever roll back: an error
+/// naming the field, said once for a service-wide setting.
+#[test]
+fn alarm_names_have_their_placeholders_filled_and_an_unknown_one_is_an_error() {
+    let text = good().replace(
+        "[services.web]\n",
+        "[services.web]\nalarms = [\"${project}-${env}-${service}-*\"]\nguard_alarms = [\"${project}-guard\"]\n",
+    );
+    let cfg = Config::parse("harbormaster.toml", &text).unwrap();
+    let (_, _, dev) = cfg.target("dev", "web").unwrap();
+    assert!(
+        dev.alarms.alarms.contains(&"booking-dev-web-*".to_owned()),
+        "{:?}",
+        dev.alarms
+    );
+    assert_eq!(dev.alarms.guards, ["booking-guard"]);
+    let (_, _, prod) = cfg.target("prod", "web").unwrap();
+    assert!(prod
+        .alarms
+        .alarms
+        .contains(&"booking-prod-web-*".to_owned()));
+
+    let text = good().replace(
+        "[services.web]\n",
+        "[services.web]\nalarms = [\"web-${stage}-*\"]\n",
+    );
+    let err = Config::parse("harbormaster.toml", &text).unwrap_err();
+    let said: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        ["harbormaster.toml: `services.web.alarms`: only ${project}, ${env} and ${service} are filled in alarm names"]
     );
 }

@@ -32,11 +32,15 @@ impl crate::strategy::Errors for Collector<'_> {
 
 impl Collector<'_> {
     pub(super) fn err(&mut self, field: impl Into<String>, problem: impl Into<String>) {
-        self.errors.push(ConfigError {
+        let e = ConfigError {
             file: self.file.to_owned(),
             field: field.into(),
             problem: problem.into(),
-        });
+        };
+        // A service-wide setting is checked once per environment: said once.
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
     }
 }
 
@@ -437,7 +441,20 @@ fn target(
             format!("`{k}` is both a variable and a secret; a container gets one value per name");
         c.err(&tfield, why);
     }
-    let rollback_alarms = (t.rollback_alarms.clone()).unwrap_or_else(|| s.rollback_alarms.clone());
+    let service = base.field.strip_prefix("services.").unwrap_or(&base.field);
+    let names = Names {
+        project,
+        env,
+        service,
+    };
+    let rollback_alarms = match t.rollback_alarms.clone() {
+        Some(a) => names.fill(c, &format!("{tfield}.rollback_alarms"), &a),
+        None => names.fill(
+            c,
+            &format!("{}.rollback_alarms", base.field),
+            &s.rollback_alarms,
+        ),
+    };
     let checks = match t.checks.take() {
         Some(raw) => parse_checks(c, &format!("{tfield}.checks"), raw),
         None => base.checks.clone(),
@@ -447,7 +464,7 @@ fn target(
         None => base.approval.clone(),
     };
     let gates = Gates { checks, approval };
-    let alarms = alarm_policy(c, &tfield, s, &t, &rollback_alarms);
+    let alarms = alarm_policy(c, (&tfield, &base.field), &names, (s, &t), &rollback_alarms);
     let own_settings = t.take_settings();
     let TargetStrategy {
         strategy,
@@ -503,14 +520,49 @@ fn target(
     }
 }
 
+/// What `${project}`, `${env}` and `${service}` stand for in one target's alarm names, so one
+/// service-wide list names each environment's own alarms.
+struct Names<'a> {
+    project: &'a str,
+    env: &'a str,
+    service: &'a str,
+}
+
+impl Names<'_> {
+    /// The names with the placeholders filled; any other `${…}` is an error naming `field`
+    /// (it would match no alarm, and nothing would ever roll back).
+    fn fill(&self, c: &mut Collector<'_>, field: &str, names: &[String]) -> Vec<String> {
+        let filled: Vec<String> = names
+            .iter()
+            .map(|n| {
+                n.replace("${project}", self.project)
+                    .replace("${env}", self.env)
+                    .replace("${service}", self.service)
+            })
+            .collect();
+        if filled.iter().any(|n| n.contains("${")) {
+            let why = "only ${project}, ${env} and ${service} are filled in alarm names";
+            c.err(field, why);
+        }
+        filled
+    }
+}
+
 fn alarm_policy(
     c: &mut Collector<'_>,
-    tfield: &str,
-    s: &RawService,
-    t: &RawTarget,
+    (tfield, sfield): (&str, &str),
+    names: &Names<'_>,
+    (s, t): (&RawService, &RawTarget),
     rollback_alarms: &[String],
 ) -> AlarmPolicy {
-    let mut alarm_names = (t.alarms.clone()).unwrap_or_else(|| s.alarms.clone());
+    let mut alarm_names = match &t.alarms {
+        Some(a) => names.fill(c, &format!("{tfield}.alarms"), a),
+        None => names.fill(c, &format!("{sfield}.alarms"), &s.alarms),
+    };
+    let guards = match &t.guard_alarms {
+        Some(a) => names.fill(c, &format!("{tfield}.guard_alarms"), a),
+        None => names.fill(c, &format!("{sfield}.guard_alarms"), &s.guard_alarms),
+    };
     // The ECS deployment alarms speak for the service too.
     for a in rollback_alarms {
         if !alarm_names.contains(a) {
@@ -522,7 +574,7 @@ fn alarm_policy(
         window_minutes: (t.rollback_window_minutes)
             .or(s.rollback_window_minutes)
             .unwrap_or(30),
-        guards: (t.guard_alarms.clone()).unwrap_or_else(|| s.guard_alarms.clone()),
+        guards,
         guard_timeout_minutes: (t.guard_timeout_minutes)
             .or(s.guard_timeout_minutes)
             .unwrap_or(60),

@@ -139,6 +139,10 @@ impl Ctx<'_> {
                 let about = self.deployment_of(digest);
                 self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
             }
+            // A person asked for it: told no. A push or a reconcile just does not deploy it.
+            if admission == Admission::Requested {
+                return Some(Outcome::refused(reason));
+            }
             return Some(Outcome::Ignored { reason });
         }
         if let Some(d) = self

@@ -85,15 +85,15 @@ impl Ctx<'_> {
         summary: Option<String>,
     ) -> Outcome {
         let Some(d) = self.s.in_flight.clone() else {
-            return Outcome::ignored(format!("no deployment of {} is in flight", self.s.service));
+            return Outcome::refused(format!("no deployment of {} is in flight", self.s.service));
         };
         if self.policy.gates.approval.is_none() {
             let (service, env) = (&self.s.service, &self.s.environment);
-            return Outcome::ignored(format!("{service} in {env} has no approval gate"));
+            return Outcome::refused(format!("{service} in {env} has no approval gate"));
         }
         if let Some(a) = &d.approval {
             let word = if a.approved { "approved" } else { "rejected" };
-            return Outcome::ignored(format!("{} was already {word} by {}", d.id, a.by));
+            return Outcome::refused(format!("{} was already {word} by {}", d.id, a.by));
         }
         let decision = ApprovalDecision {
             approved,
@@ -223,14 +223,14 @@ mod tests {
                 command: "-",
             },
             Row {
-                case: "an approval where no gate asks for one is ignored",
+                case: "an approval where no gate asks for one is refused",
                 state: stabilizing(),
                 obs: Observation::ApprovalRecorded {
                     approved: true,
                     by: "alice".into(),
                     summary: None,
                 },
-                outcome: "ignored",
+                outcome: "refused",
                 journal: &[],
                 command: "-",
             },

@@ -107,6 +107,12 @@ pub enum Outcome {
     Ignored {
         reason: String,
     },
+    /// A person's request (deploy, rollback, approve) that was not carried out, and why: a
+    /// release marked bad, nothing to roll back to, nothing waiting for approval. Unlike
+    /// `Ignored`, the caller asked for something it did not get (the CLI exits 1).
+    Refused {
+        reason: String,
+    },
     Progressed,
     Finished {
         deployment: DeploymentId,
@@ -127,6 +133,12 @@ pub enum Outcome {
 impl Outcome {
     fn ignored(reason: impl Into<String>) -> Self {
         Outcome::Ignored {
+            reason: reason.into(),
+        }
+    }
+
+    fn refused(reason: impl Into<String>) -> Self {
+        Outcome::Refused {
             reason: reason.into(),
         }
     }

@@ -294,10 +294,10 @@ impl Ctx<'_> {
         let why = format!("rollback requested by {by}");
         if let Some(d) = self.s.in_flight.clone() {
             if d.rollback.is_some() {
-                return Outcome::ignored(format!("{} is already a rollback", d.id));
+                return Outcome::refused(format!("{} is already a rollback", d.id));
             }
             if to.is_some() {
-                return Outcome::ignored(format!(
+                return Outcome::refused(format!(
                     "{} is in flight: roll back without --to to return to the last known good first",
                     d.id
                 ));
@@ -305,7 +305,7 @@ impl Ctx<'_> {
             return self.roll_back_in_flight(why);
         }
         let Some(good) = self.s.last_known_good.clone() else {
-            return Outcome::ignored(
+            return Outcome::refused(
                 "no release of this service is recorded: nothing to roll back",
             );
         };
@@ -314,17 +314,17 @@ impl Ctx<'_> {
             Some(r) => self.succeeded_revision(r),
         };
         let Some(target) = target else {
-            return Outcome::ignored(match to {
+            return Outcome::refused(match to {
                 Some(r) => format!("`{r}` is not a revision this service ran successfully (see `harbormaster status`)"),
                 None => "no earlier good release is recorded (see `harbormaster status`)".into(),
             });
         };
         if target.task_definition_arn == good.task_definition_arn {
             let arn = &target.task_definition_arn;
-            return Outcome::ignored(format!("the service is already on {arn}"));
+            return Outcome::refused(format!("the service is already on {arn}"));
         }
         if let (Some(bad), false) = (self.s.bad(&target.image.digest), force) {
-            return Outcome::ignored(format!(
+            return Outcome::refused(format!(
                 "{} is marked bad ({}); roll back to it with --force if you mean it",
                 target.image.label(),
                 bad.why
@@ -412,7 +412,7 @@ mod tests {
                     by: "alice".into(),
                     force: false,
                 },
-                outcome: "ignored",
+                outcome: "refused",
                 journal: &[],
                 command: "-",
             },

@@ -245,6 +245,9 @@ async fn start<P: Ports>(
         if opts.dry_run {
             continue;
         }
+        if let Outcome::Refused { reason } = &r.outcome {
+            return Err(JobInputError(format!("{s}: {reason}")));
+        }
         if let Outcome::Ignored { reason } = &r.outcome {
             let state = load(ports, env, s).await?;
             if let ReleaseStatus::Failed(_) = release_status(state.as_ref(), digest) {

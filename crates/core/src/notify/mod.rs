@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use crate::image::Image;
 use crate::state::DeploymentId;
 
+mod chat;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
@@ -153,9 +155,9 @@ impl Notification {
         s
     }
 
-    pub fn text(&self) -> String {
-        let mut lines = Vec::new();
-        let headline = match self.kind {
+    /// What happened, in one sentence.
+    fn headline(&self) -> String {
+        match self.kind {
             NoticeKind::Started => format!(
                 "Deployment of {} to {} started.",
                 self.image.label(),
@@ -209,8 +211,11 @@ impl Notification {
                 self.environment,
                 self.image.label()
             ),
-        };
-        lines.push(headline);
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let mut lines = vec![self.headline()];
         if let Some(r) = &self.reason {
             // Reasons quote events (alarm reasons, ECS messages): shown escaped.
             lines.push(format!("Why: {}", crate::text::shown(r)));
