@@ -255,7 +255,7 @@ impl World {
     pub fn agent(&self) -> Agent {
         let ports = self.ports();
         let source = harbormaster_aws::Source::Folder(self.config_dir.clone());
-        Agent { ports, source }
+        Agent::of(ports, source)
     }
 
     /// The ports the functions build, with Application Auto Scaling at this world's stand-in.

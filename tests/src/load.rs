@@ -178,7 +178,25 @@ pub async fn run(w: &World) -> Result<LoadReport> {
     let decide = started.elapsed();
     let cpu_after = cpu()?;
     times.sort();
+    let (start_all, deployments) = settle_and_check(w).await?;
+    Ok(LoadReport {
+        events: EVENTS,
+        services: SERVICES,
+        decide,
+        delivery_p50: times[times.len() / 2],
+        delivery_max: *times.last().expect("events"),
+        redeliveries,
+        agent_cpu: cpu_after.0.saturating_sub(cpu_before.0),
+        emulator_cpu: cpu_after.1.saturating_sub(cpu_before.1),
+        start_all,
+        deployments,
+    })
+}
 
+/// After the deliveries: waits out the settle window, ticks (every deployment starts), ticks
+/// again (ECS, the emulator, completes at once) and reads each service's result: how long the
+/// first tick took, and per service its deployments and whether it runs its newest image.
+pub async fn settle_and_check(w: &World) -> Result<(Duration, BTreeMap<String, (usize, bool)>)> {
     // The last service to see its first push settles a window after it, at the latest.
     tokio::time::sleep(Duration::from_secs(SETTLE_SECONDS) + Duration::from_millis(500)).await;
     let t = Instant::now();
@@ -213,16 +231,5 @@ pub async fn run(w: &World) -> Result<LoadReport> {
             && w.revisions(&format!("booking-dev-{name}")).await?.len() == 2;
         deployments.insert(name, (ours.len(), ok));
     }
-    Ok(LoadReport {
-        events: EVENTS,
-        services: SERVICES,
-        decide,
-        delivery_p50: times[times.len() / 2],
-        delivery_max: *times.last().expect("events"),
-        redeliveries,
-        agent_cpu: cpu_after.0.saturating_sub(cpu_before.0),
-        emulator_cpu: cpu_after.1.saturating_sub(cpu_before.1),
-        start_all,
-        deployments,
-    })
+    Ok((start_all, deployments))
 }

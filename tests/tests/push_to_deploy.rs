@@ -494,10 +494,10 @@ async fn lambdas_read_the_config_from_s3_and_follow_changes() {
     for t in ["taskdefs/web.json", "taskdefs/worker.json"] {
         upload(t, std::fs::read_to_string(w.config_dir.join(t)).unwrap()).await;
     }
-    let agent = harbormaster_aws::Agent {
-        ports: w.ports(),
-        source: harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3),
-    };
+    let agent = harbormaster_aws::Agent::of(
+        w.ports(),
+        harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3),
+    );
     let (_, b1) = agent.prepare().await.unwrap();
     assert_eq!(
         b1.config.services["web"].targets["dev"].desired_count,

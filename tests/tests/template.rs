@@ -197,10 +197,10 @@ async fn what_each_function_calls_is_on_its_list() {
         .parse()
         .unwrap();
     let scaling = CountingProxy::start(recorder_port).unwrap();
-    let agent = harbormaster_aws::Agent {
-        ports: w.ports_via(&sdk_at(&proxy.endpoint).await, &scaling.endpoint),
-        source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
-    };
+    let agent = harbormaster_aws::Agent::of(
+        w.ports_via(&sdk_at(&proxy.endpoint).await, &scaling.endpoint),
+        harbormaster_aws::Source::Folder(w.config_dir.clone()),
+    );
     let check = |f: &Function, what: &str| {
         let allowed: BTreeSet<String> = f.actions().into_iter().map(str::to_owned).collect();
         let seen: BTreeSet<String> = (proxy.calls().iter())

@@ -244,8 +244,8 @@ pub(crate) async fn bench() -> Result<()> {
     let side_table = side_by_side_table(&ours_deploy, &theirs);
     println!("\n{side_table}");
 
-    println!("load: 1,000 pushes over 50 services, concurrent…");
-    let load_table = load_run().await?;
+    println!("load: 1,000 pushes over 50 services, concurrent, in process then in 64 processes…");
+    let load_table = crate::bench_load::load_runs(&release).await?;
     println!("\n{load_table}");
 
     let previous = std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap_or_default();
@@ -354,10 +354,10 @@ fn start_up_table(ours: &StartUp, hello: &StartUp, invoked_rss: u64, handled: Du
 /// Push → UpdateService, in process, through the counting proxy: wall times and calls.
 async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
     let sdk = harbormaster_e2e::sdk_at(&proxy.endpoint).await;
-    let agent = harbormaster_aws::Agent {
-        ports: w.ports_via(&sdk, &w.autoscaling.endpoint),
-        source: harbormaster_aws::Source::Folder(w.config_dir.clone()),
-    };
+    let agent = harbormaster_aws::Agent::of(
+        w.ports_via(&sdk, &w.autoscaling.endpoint),
+        harbormaster_aws::Source::Folder(w.config_dir.clone()),
+    );
     // Settle what the invocation above started, so every round starts from a quiet service.
     tick(&agent).await?;
     let mut walls = Vec::new();
@@ -394,41 +394,6 @@ async fn push_rounds(w: &World, proxy: &CountingProxy) -> Result<String> {
         mutating,
         counted(&calls),
     ))
-}
-
-/// The 1,000-event run over 50 services.
-async fn load_run() -> Result<String> {
-    let load = harbormaster_e2e::load::run(&World::start().await?).await?;
-    let wrong = load.deployments.values().filter(|(_, ok)| !ok).count();
-    if wrong > 0 {
-        bail!("load: {wrong} services without exactly one deployment of their newest image");
-    }
-    let load_table = format!(
-        "| measure | value |\n| --- | --- |\n\
-         | events (50 services × 10 images × 2 deliveries, shuffled) | {} |\n\
-         | all decided (recorded, or ignored as older or repeated), {} in flight at once | {:.1} s ({:.0} events/s) |\n\
-         | one delivery, median / worst | {:.0} ms / {:.0} ms |\n\
-         | CPU time while deciding: the agent (debug build) / the emulator | {:.1} s / {:.1} s |\n\
-         | deliveries Lambda would have retried | {} |\n\
-         | the tick after the {} s settle window starts all 50 deployments | {:.2} s |\n\
-         | services with exactly one deployment, of the newest image | {} of {} |\n",
-        load.events,
-        harbormaster_e2e::load::CONCURRENCY,
-        load.decide.as_secs_f64(),
-        load.events as f64 / load.decide.as_secs_f64(),
-        load.delivery_p50.as_secs_f64() * 1000.0,
-        load.delivery_max.as_secs_f64() * 1000.0,
-        load.agent_cpu.as_secs_f64(),
-        load.emulator_cpu.as_secs_f64(),
-        load.redeliveries,
-        harbormaster_e2e::load::SETTLE_SECONDS,
-        load.start_all.as_secs_f64(),
-        load.services - wrong,
-        load.services,
-    );
-    println!("\n{load_table}");
-
-    Ok(load_table)
 }
 
 /// The previous run's figures, to keep beside the new ones: its measured sections, without
@@ -495,11 +460,15 @@ fn document(tables: &[String; 5], previous: &str) -> Result<String> {
          deregisters the old revision (its defaults, with `--timeout -1`: no waiting, like\n\
          `harbormaster deploy` without `--wait`). Both exit once UpdateService has answered.\n\n{side_table}\n\
          ## Load: a burst of pushes\n\n\
-         1,000 ECR push events over 50 services go through the `ecr-push` dispatch in process (in\n\
-         the xtask binary, a debug build; the functions are release builds), concurrently, against the emulator (state in its S3, compare-and-swap on every write). Each\n\
-         image arrives twice and the order is shuffled, so older pushes arrive after newer ones. With\n\
-         `agent.settle_seconds = {}`, each service must end with one deployment, of its newest image\n\
-         (`tests/tests/load.rs` asserts the same).\n\n{load_table}\n\
+         1,000 ECR push events over 50 services, 64 in flight at once, against the emulator (state in\n\
+         its S3, compare-and-swap on every write). Each image arrives twice and the order is shuffled,\n\
+         so older pushes arrive after newer ones. With `agent.settle_seconds = {}`, each service must\n\
+         end with one deployment, of its newest image (`tests/tests/load.rs` asserts the same). Run\n\
+         twice: through the `ecr-push` dispatch in the xtask process (a debug build, as the test runs\n\
+         it), and as Lambda runs it, by 64 processes of the release `ecr-push` binary taking events\n\
+         one at a time from a stand-in Runtime API (an error answer is delivered again, twice at\n\
+         most). CPU is each side's user + system time (`/proc/<pid>/stat`) while deciding: on two\n\
+         cores the wall time cannot fall below the larger share, divided by two.\n\n{load_table}\n\
          ## Reproduce\n\n```\ncargo xtask bench\n```\n\n{}\n",
         chrono::Utc::now().format("%Y-%m-%d"),
         harbormaster_e2e::load::SETTLE_SECONDS,

@@ -30,10 +30,10 @@ struct Rollback {
 }
 
 fn agent(sdk: &aws_config::SdkConfig, w: &World) -> Agent {
-    Agent {
-        ports: w.ports_via(sdk, &w.autoscaling.endpoint),
-        source: Source::Folder(w.config_dir.clone()),
-    }
+    Agent::of(
+        w.ports_via(sdk, &w.autoscaling.endpoint),
+        Source::Folder(w.config_dir.clone()),
+    )
 }
 
 /// One alarm event through `agent`, timed from the event to the rollback's UpdateService.

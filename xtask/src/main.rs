@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_alarm;
+mod bench_load;
 mod chaos;
 mod demo;
 mod emulator;

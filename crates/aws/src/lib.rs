@@ -69,6 +69,8 @@ fn shared_https() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 pub struct Agent {
     pub ports: AwsPorts,
     pub source: Source,
+    /// The config as last checked, reused while its texts are unchanged (warm invocations).
+    bundles: std::sync::Arc<harbormaster_core::bundle::BundleCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +105,21 @@ impl Agent {
         }
         let ports = AwsPorts::new(&sdk, "");
         let source = Source::parse(location, &ports.clients.s3);
-        Ok(Agent { ports, source })
+        Ok(Agent::of(ports, source))
+    }
+
+    /// An agent of these ports and this source, with nothing cached yet.
+    pub fn of(ports: AwsPorts, source: Source) -> Agent {
+        Agent {
+            ports,
+            source,
+            bundles: Default::default(),
+        }
     }
 
     /// The checked config and templates, and ports pointed at the config's state bucket.
     pub async fn prepare(&self) -> Result<(AwsPorts, Bundle), BundleError> {
-        let bundle = Bundle::load(&self.source).await?;
+        let bundle = Bundle::load_cached(&self.source, &self.bundles).await?;
         let ports = self.ports.with_state_bucket(&bundle.config.state_bucket);
         Ok((ports, bundle))
     }

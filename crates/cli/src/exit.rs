@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | done: everything asked went through |
-//! | 1 | a deployment failed or was rolled back, a hook failed it, the request was refused (nothing to approve, nothing to roll back to), `run`'s task exited non-zero, or `diff` found a difference |
+//! | 1 | a deployment failed or was rolled back, a hook failed it, the request was refused (a release marked bad, nothing to approve, nothing to roll back to), `run`'s task exited non-zero, or `diff` found a difference |
 //! | 2 | usage or config error, an AWS error that stopped the command, or a problem no retry fixes (a state document that cannot be read, a backlog that cannot be measured) |
 //! | 3 | a step was interrupted by a retryable AWS error: the tick carries it on |
 //! | 4 | `deploy --wait` or `run` gave up waiting (the deployment or the task goes on) |

@@ -26,6 +26,9 @@ use harbormaster_aws::telemetry;
 use context::Context;
 use exit::Exit;
 
+/// Global flags are listed under their own heading in every command's help.
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser)]
 #[command(
     name = "harbormaster",
@@ -34,13 +37,13 @@ use exit::Exit;
 )]
 struct Cli {
     /// The GitOps source: a folder holding harbormaster.toml, or s3://bucket/prefix.
-    #[arg(long, global = true, env = "HARBORMASTER_CONFIG", default_value = ".")]
+    #[arg(long, global = true, env = "HARBORMASTER_CONFIG", default_value = ".", help_heading = GLOBAL)]
     config: String,
     /// Log what happens (to stderr).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     verbose: bool,
     /// Log as JSON lines, as the Lambda functions do.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     log_json: bool,
     #[command(subcommand)]
     command: cmd::Cmd,
@@ -71,5 +74,31 @@ async fn main() -> ExitCode {
             eprintln!("error: {}", output::error_chain(&e));
             Exit::Error.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag of every command says what it does (`--help` is the CLI reference).
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if a.get_help().is_none() && a.get_long_help().is_none() && !builtin {
+                    missing.push(format!("{path}: {}", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "harbormaster", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
     }
 }

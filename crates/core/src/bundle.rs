@@ -40,16 +40,79 @@ pub enum BundleError {
     Several(Vec<BundleError>),
 }
 
+/// The last bundle a process checked, with the texts it was made from: a warm function that
+/// reads the same texts again (the usual case: the config changes with a publish, events come
+/// every second) reuses it instead of parsing and checking 50 services and their templates per
+/// event. Anything that differs, byte for byte, is loaded and checked in full.
+#[derive(Debug, Default)]
+pub struct BundleCache(std::sync::Mutex<Option<Checked>>);
+
+#[derive(Debug, Clone)]
+struct Checked {
+    config_text: String,
+    /// (path, text) of each template, as read.
+    template_texts: Vec<(String, String)>,
+    bundle: Bundle,
+}
+
 impl Bundle {
     /// Reads and checks everything; any error means nothing is deployed from this source.
     pub async fn load<S: ConfigSource>(source: &S) -> Result<Bundle, BundleError> {
+        Bundle::load_cached(source, &BundleCache::default()).await
+    }
+
+    /// As [`Bundle::load`], reusing `cache` when every text read is the one it was made from.
+    pub async fn load_cached<S: ConfigSource>(
+        source: &S,
+        cache: &BundleCache,
+    ) -> Result<Bundle, BundleError> {
         let pinned = source.pinned().await.map_err(|e| BundleError::Read {
             location: source.describe(crate::config::POINTER_FILE),
             source: e,
         })?;
         let source = &pinned;
         let text = read_text(source, CONFIG_FILE).await?;
-        let config = Config::parse(&source.describe(CONFIG_FILE), &text)?;
+        let last = cache.0.lock().expect("bundle cache").clone();
+        if let Some(last) = last.filter(|l| l.config_text == text) {
+            if let Some(b) = Bundle::unchanged(source, last).await {
+                return Ok(b);
+            }
+        }
+        let bundle = Bundle::check(source, &text).await?;
+        let mut template_texts = Vec::new();
+        for path in bundle.template_paths() {
+            template_texts.push((path.clone(), read_text(source, &path).await?));
+        }
+        *cache.0.lock().expect("bundle cache") = Some(Checked {
+            config_text: text,
+            template_texts,
+            bundle: bundle.clone(),
+        });
+        Ok(bundle)
+    }
+
+    /// The cached bundle, if every template still reads as it did and the origin is the same.
+    async fn unchanged<S: ConfigSource>(source: &S, last: Checked) -> Option<Bundle> {
+        for (path, text) in &last.template_texts {
+            match read_text(source, path).await {
+                Ok(now) if &now == text => {}
+                _ => return None,
+            }
+        }
+        (last.bundle.origin == source.origin()).then_some(last.bundle)
+    }
+
+    fn template_paths(&self) -> std::collections::BTreeSet<String> {
+        self.config
+            .services
+            .values()
+            .map(|s| s.task_definition.clone())
+            .collect()
+    }
+
+    /// Parses and checks the config `text` and every template it names.
+    async fn check<S: ConfigSource>(source: &S, text: &str) -> Result<Bundle, BundleError> {
+        let config = Config::parse(&source.describe(CONFIG_FILE), text)?;
         let mut templates = BTreeMap::new();
         let mut problems = Vec::new();
         for s in config.services.values() {
@@ -281,5 +344,61 @@ fn write_sorted(v: &serde_json::Value, out: &mut String) {
             out.push(']');
         }
         other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    /// A warm function reuses the bundle it checked while every text reads the same, and loads
+    /// again the moment one byte of the config or of a template differs.
+    #[test]
+    fn the_cached_bundle_serves_unchanged_texts_and_any_change_is_loaded_again() {
+        let cache = BundleCache::default();
+        let mut source = crate::testing::source();
+        let first = block_on(Bundle::load_cached(&source, &cache)).unwrap();
+        // Mark the cached copy: a reuse returns the mark, a load does not.
+        cache
+            .0
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .bundle
+            .config
+            .project = "cached".into();
+        let again = block_on(Bundle::load_cached(&source, &cache)).unwrap();
+        assert_eq!(again.config.project, "cached", "unchanged texts: reused");
+
+        let web = source.0.get_mut("taskdefs/web.json").unwrap();
+        *web = web.replace("\"essential\": true", "\"essential\" : true");
+        let after_template = block_on(Bundle::load_cached(&source, &cache)).unwrap();
+        assert_eq!(
+            after_template.config.project, first.config.project,
+            "a template changed"
+        );
+
+        cache
+            .0
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .bundle
+            .config
+            .project = "cached".into();
+        let toml = source.0.get_mut("harbormaster.toml").unwrap();
+        toml.push_str("\n# a comment\n");
+        let after_config = block_on(Bundle::load_cached(&source, &cache)).unwrap();
+        assert_eq!(
+            after_config.config.project, first.config.project,
+            "the config changed"
+        );
+
+        // A broken template is an error, not the last good bundle.
+        source.0.insert("taskdefs/web.json".into(), "{".into());
+        assert!(block_on(Bundle::load_cached(&source, &cache)).is_err());
     }
 }

@@ -14,6 +14,7 @@ use crate::exit::Exit;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The environment to compare, as named in harbormaster.toml.
     #[arg(long)]
     env: String,
     /// Only this service.

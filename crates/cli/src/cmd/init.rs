@@ -18,6 +18,7 @@ pub struct Args {
     /// The service's name in harbormaster.toml.
     #[arg(long)]
     service: String,
+    /// The ECS cluster the service runs in.
     #[arg(long)]
     cluster: String,
     /// The ECS service's name; default: --service.

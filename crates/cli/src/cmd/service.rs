@@ -18,6 +18,7 @@ pub enum Cmd {
 
 #[derive(clap::Args)]
 pub struct DeleteArgs {
+    /// The environment, as named in harbormaster.toml.
     #[arg(long)]
     env: String,
     /// The service: its name in harbormaster.toml, or the ECS service's name.
@@ -26,6 +27,7 @@ pub struct DeleteArgs {
     /// Delete; without it, show what would be done and change nothing.
     #[arg(long)]
     yes: bool,
+    /// The plan (or what was done) as JSON, for scripts.
     #[arg(long)]
     json: bool,
 }
