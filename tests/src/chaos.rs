@@ -384,7 +384,7 @@ impl Agent<'_> {
         let file = file.display().to_string();
         let mut first = None;
         for _ in 0..3 {
-            let (code, report, _) = self.cli(&["invoke", "--event", &file])?;
+            let (code, report, _) = self.cli(&["--json", "invoke", "--event", &file])?;
             let first = first.get_or_insert((code, report)).clone();
             if code != 2 && code != 3 {
                 return Ok(first);

@@ -459,7 +459,7 @@ impl World {
 
     /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
     pub fn invoke(&self, file: &str) -> (i32, Value) {
-        let out = self.cli(&["invoke", "--event", file]);
+        let out = self.cli(&["--json", "invoke", "--event", file]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
             panic!(
                 "invoke printed no report: {}",

@@ -128,6 +128,7 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
     // A CI step deploying the bad release is refused and fails (exit 1), changing nothing.
     let image = format!("booking/web@{bad_digest}");
     let deploy = [
+        "--json",
         "deploy",
         "--env",
         "dev",

@@ -102,7 +102,7 @@ impl Pipeline {
 
     /// `harbormaster invoke` with CodePipeline pointed at the recorder, logging JSON lines.
     fn invoke(&self, file: &str) -> (i32, Value, String) {
-        let out = self.cli(&["-v", "--log-json", "invoke", "--event", file]);
+        let out = self.cli(&["-v", "--log-json", "--json", "invoke", "--event", file]);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
         let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);

@@ -128,7 +128,9 @@ async fn cli_invoke_twice_in_a_row_and_twice_at_once_registers_one_revision() {
     let before = w.revisions(FAMILY).await.unwrap().len();
     let invoke = |file: std::path::PathBuf| {
         let mut c = Command::new(&bin);
-        c.args(["invoke", "--event"]).arg(file).envs(w.cli_env());
+        c.args(["--json", "invoke", "--event"])
+            .arg(file)
+            .envs(w.cli_env());
         c
     };
 
@@ -287,7 +289,13 @@ async fn dry_runs_make_no_mutating_call() {
     )
     .unwrap();
 
-    let out = w.cli_ok(&["invoke", "--dry-run", "--event", file.to_str().unwrap()]);
+    let out = w.cli_ok(&[
+        "--json",
+        "invoke",
+        "--dry-run",
+        "--event",
+        file.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["targets"][0]["outcome"], "started");
     assert!(

@@ -92,7 +92,15 @@ async fn a_thousand_messages_take_the_worker_to_max_and_an_empty_queue_back_to_m
     assert_eq!(desired(&w).await, 1);
 
     // The dry run decides and says why, from the real inputs, and changes nothing.
-    let out = w.cli_ok(&["scale", "--env", "dev", "--service", "worker", "--dry-run"]);
+    let out = w.cli_ok(&[
+        "--json",
+        "scale",
+        "--env",
+        "dev",
+        "--service",
+        "worker",
+        "--dry-run",
+    ]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["scaling"]["backlog"], 1000, "{r}");
     assert_eq!(r["scaling"]["desired"], 5, "{r}");
@@ -151,7 +159,7 @@ async fn scaling_waits_while_a_deployment_of_the_worker_is_in_flight() {
     )
     .await
     .unwrap();
-    let out = w.cli_ok(&["scale", "--env", "dev", "--service", "worker"]);
+    let out = w.cli_ok(&["--json", "scale", "--env", "dev", "--service", "worker"]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         r["scaling"]["reason"]
@@ -191,7 +199,15 @@ async fn dramatiqs_redis_lists_are_the_backlog() {
             redis.url()
         ),
     );
-    let out = w.cli_ok(&["scale", "--env", "dev", "--service", "worker", "--dry-run"]);
+    let out = w.cli_ok(&[
+        "--json",
+        "scale",
+        "--env",
+        "dev",
+        "--service",
+        "worker",
+        "--dry-run",
+    ]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
@@ -209,7 +225,7 @@ async fn dramatiqs_redis_lists_are_the_backlog() {
             redis.url()
         ),
     );
-    w.cli_ok(&["scale", "--env", "dev", "--service", "worker"]);
+    w.cli_ok(&["--json", "scale", "--env", "dev", "--service", "worker"]);
     assert_eq!(desired(&w).await, 4, "250 + 120 delayed at 100 per task");
 }
 
@@ -261,7 +277,15 @@ async fn a_dramatiq_queue_is_read_over_tls_and_an_unreadable_one_is_visible() {
     assert!(!reason.contains("rediss://"), "{reason}");
 
     let out = w.cli_with(
-        &["scale", "--env", "dev", "--service", "worker", "--dry-run"],
+        &[
+            "--json",
+            "scale",
+            "--env",
+            "dev",
+            "--service",
+            "worker",
+            "--dry-run",
+        ],
         &trusted,
     );
     assert!(

@@ -11,13 +11,16 @@ pub struct Context {
     pub config: String,
     /// Who asks: recorded with deployments, rollbacks and approvals.
     pub caller: String,
+    /// `--json`: reports for scripts instead of people.
+    pub json: bool,
     agent: OnceCell<Agent>,
 }
 
 impl Context {
-    pub fn new(config: String) -> Self {
+    pub fn new(config: String, json: bool) -> Self {
         Context {
             config,
+            json,
             caller: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
             agent: OnceCell::new(),
         }

@@ -15,6 +15,7 @@ macro_rules! out {
 mod cmd;
 mod context;
 mod exit;
+mod human;
 mod orphans;
 mod output;
 
@@ -45,6 +46,10 @@ struct Cli {
     /// Log as JSON lines, as the Lambda functions do.
     #[arg(long, global = true, help_heading = GLOBAL)]
     log_json: bool,
+    /// Print the full report as JSON on stdout, for scripts (every command); without it, a
+    /// summary a person reads.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    json: bool,
     #[command(subcommand)]
     command: cmd::Cmd,
 }
@@ -67,7 +72,7 @@ async fn main() -> ExitCode {
     } else {
         telemetry::init_text(cli.verbose);
     }
-    let cx = Context::new(cli.config);
+    let cx = Context::new(cli.config, cli.json);
     match cli.command.run(&cx).await {
         Ok(exit) => exit.into(),
         Err(e) => {

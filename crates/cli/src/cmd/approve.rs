@@ -73,7 +73,7 @@ impl Decision {
         let target = harbormaster_core::Target::new(env, service);
         let (by, summary) = (&cx.caller, self.summary);
         let report = record_approval(&ports, &bundle, &target, approved, by, summary, opts).await?;
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         Ok(Exit::of_request(&report))
     }
 

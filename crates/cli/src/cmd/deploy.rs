@@ -52,7 +52,7 @@ impl Args {
         let target = self.target.target();
         let by = &cx.caller;
         let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         if self.wait && !self.plan.dry_run {
             let Some((_, svc, _)) = bundle.config.target(env, service) else {
                 bail!("service `{service}` is not deployed to `{env}` by the config");

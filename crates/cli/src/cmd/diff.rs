@@ -20,9 +20,6 @@ pub struct Args {
     /// Only this service.
     #[arg(long)]
     service: Option<String>,
-    /// The differences as JSON, for scripts.
-    #[arg(long)]
-    json: bool,
 }
 
 impl Args {
@@ -72,7 +69,7 @@ impl Args {
             crate::orphans::orphaned(&ports, &bundle, Some(&self.env), self.service.as_deref())
                 .await;
         differs |= !orphaned.is_empty();
-        if self.json {
+        if cx.json {
             let mut v: Vec<Value> = reports
                 .iter()
                 .map(|(e, s, arn, c)| json!({"environment": e, "service": s, "running": arn, "changes": c}))

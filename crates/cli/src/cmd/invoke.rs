@@ -31,14 +31,14 @@ impl Args {
             let report = harbormaster_aws::pipeline::handle_job(agent, &value, None, opts)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            self.plan.print(&report);
+            self.plan.print(&report, cx.json);
             let failed = matches!(report.result, JobResult::Failed { .. });
             return Ok(if failed { Exit::Failed } else { Exit::Done });
         }
         let report = handler::dispatch(agent, function, &value, opts)
             .await
             .with_context(|| format!("{} ({})", self.event.display(), function.name))?;
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         // A hook that fails a deployment is a failure here too.
         let hook = report.hook.as_ref();
         if hook.is_some_and(|h| h.hook_status == HookStatus::Failed) {

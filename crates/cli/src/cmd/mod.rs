@@ -113,13 +113,20 @@ pub struct DryRun {
 }
 
 impl DryRun {
-    /// The report as JSON on stdout (for scripts and CodeBuild); on stderr, that nothing was
-    /// changed when nothing was.
-    pub fn print(self, report: &impl serde::Serialize) {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serialises")
-        );
+    /// The report on stdout: a summary for a person, or with `--json` the full report (for
+    /// scripts and CodeBuild); on stderr, that nothing was changed when nothing was.
+    pub fn print(self, report: &impl serde::Serialize, json: bool) {
+        let v = serde_json::to_value(report).expect("report serialises");
+        if json {
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&v).expect("report serialises")
+            );
+        } else {
+            for line in crate::human::lines(&v) {
+                out!("{line}");
+            }
+        }
         if self.dry_run {
             eprintln!("dry run: nothing was written and no mutating call was made");
         }

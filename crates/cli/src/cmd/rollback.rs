@@ -28,7 +28,7 @@ impl Args {
         let (ports, bundle) = cx.prepare().await?;
         let (to, by, opts) = (self.to, &cx.caller, self.plan.options());
         let report = request_rollback(&ports, &bundle, &target, to, self.force, by, opts).await?;
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         Ok(Exit::of_request(&report))
     }
 }

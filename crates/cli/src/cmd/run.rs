@@ -24,9 +24,6 @@ pub struct Args {
     /// Stop waiting after this long (the task goes on; exit 4).
     #[arg(long, default_value_t = 60)]
     timeout_minutes: u64,
-    /// The outcome as JSON, for scripts.
-    #[arg(long)]
-    json: bool,
     /// Show the task that would run; start nothing.
     #[arg(long)]
     dry_run: bool,
@@ -123,7 +120,7 @@ impl Args {
             ),
             TaskProgress::Unknown => (Exit::Error, "ECS no longer knows the task".into()),
         };
-        if self.json {
+        if cx.json {
             let v = json!({"task": task, "progress": progress, "log_stream": logs});
             out!("{}", serde_json::to_string_pretty(&v)?);
         } else {

@@ -24,7 +24,7 @@ impl Args {
         let report = scaled.await?;
         let reports = std::slice::from_ref(&report);
         print_metrics(reports);
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         Ok(Exit::of_targets(reports))
     }
 }

@@ -27,9 +27,6 @@ pub struct DeleteArgs {
     /// Delete; without it, show what would be done and change nothing.
     #[arg(long)]
     yes: bool,
-    /// The plan (or what was done) as JSON, for scripts.
-    #[arg(long)]
-    json: bool,
 }
 
 impl Cmd {
@@ -89,7 +86,7 @@ impl DeleteArgs {
             ports.set_desired(cluster, &name, 0).await?;
             ports.delete(cluster, &name).await?;
         }
-        if self.json {
+        if cx.json {
             let v = json!({"service": name, "cluster": cluster, "steps": steps, "done": self.yes});
             out!("{}", serde_json::to_string_pretty(&v)?);
         } else {

@@ -16,9 +16,6 @@ pub struct Args {
     /// Only this service.
     #[arg(long)]
     service: Option<String>,
-    /// The state documents as JSON, for scripts.
-    #[arg(long)]
-    json: bool,
     /// History entries to show per service.
     #[arg(long, default_value_t = 5)]
     history: usize,
@@ -49,7 +46,7 @@ impl Args {
             self.service.as_deref(),
         )
         .await;
-        if self.json {
+        if cx.json {
             let mut v: Vec<Value> = docs
                 .iter()
                 .map(|(e, s, st)| match st {

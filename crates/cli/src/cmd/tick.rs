@@ -19,7 +19,7 @@ impl Args {
         let (ports, bundle) = cx.prepare().await?;
         let report = tick(&ports, &bundle, self.plan.options()).await;
         print_metrics(&report.targets);
-        self.plan.print(&report);
+        self.plan.print(&report, cx.json);
         Ok(Exit::of_targets(&report.targets))
     }
 }
