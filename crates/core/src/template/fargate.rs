@@ -27,7 +27,13 @@ pub(super) fn size(at: &At<'_>, body: &Map<String, Value>) -> Result<(u32, u32),
     })?;
     let memory = parse_memory(memory)
         .ok_or_else(|| at.err("memory", "expected MiB (\"512\") or GB (\"1 GB\")".into()))?;
-    check_fargate_size(cpu, memory).map_err(|p| at.err("memory", p))?;
+    // A CPU value Fargate does not have is the cpu field's fault, whatever the memory.
+    let field = if FARGATE_CPU.contains(&cpu) {
+        "memory"
+    } else {
+        "cpu"
+    };
+    check_fargate_size(cpu, memory).map_err(|p| at.err(field, p))?;
     Ok((cpu, memory))
 }
 
@@ -58,6 +64,9 @@ fn parse_size(v: &Value, large: &[&str]) -> Option<u32> {
         _ => None,
     }
 }
+
+/// The CPU units Fargate offers (AWS's table below).
+const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 
 /// AWS's table of Fargate task sizes (CPU units → allowed memory in MiB).
 pub fn check_fargate_size(cpu: u32, memory: u32) -> Result<(), String> {

@@ -130,6 +130,8 @@ fn template_errors_name_file_and_field() {
         ),
         (web().replace("${env}-web", "${stage}-web"), ""),
         (web().replace("\"cpu\": \"256\", ", ""), "cpu"),
+        // Issue 21: a CPU Fargate does not offer is the cpu field's error, not memory's.
+        (web().replace("\"cpu\": \"256\"", "\"cpu\": \"300\""), "cpu"),
     ];
     for (text, field) in cases {
         let e = Template::parse("taskdefs/web.json", &text).unwrap_err();
