@@ -18,6 +18,7 @@ mod exit;
 mod human;
 mod orphans;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -254,6 +254,8 @@ pub struct ServiceSnapshot {
     pub task_definition: String,
     pub desired_count: i32,
     pub running_count: i32,
+    /// Tasks started but not yet running (provisioning, pulling the image).
+    pub pending_count: i32,
     pub deployments: Vec<EcsDeployment>,
     /// Newest first.
     pub events: Vec<String>,

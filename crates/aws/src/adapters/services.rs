@@ -227,6 +227,7 @@ impl Services for AwsPorts {
             task_definition: s.task_definition().unwrap_or_default().to_owned(),
             desired_count: s.desired_count(),
             running_count: s.running_count(),
+            pending_count: s.pending_count(),
             deployments: s
                 .deployments()
                 .iter()

@@ -7,11 +7,12 @@ use harbormaster_core::bundle::Bundle;
 use harbormaster_core::dispatch::follow;
 use harbormaster_core::image::Digest;
 use harbormaster_core::pipeline::{release_status, ReleaseStatus};
-use harbormaster_core::ports::StateStore;
+use harbormaster_core::ports::{Services, StateStore};
 use harbormaster_core::state::ServiceState;
 use harbormaster_core::{RunOptions, Target};
 
 use crate::exit::Exit;
+use crate::progress::{Progress, Seen};
 
 pub async fn until_done(
     ports: &AwsPorts,
@@ -20,12 +21,24 @@ pub async fn until_done(
     digest: &Digest,
     timeout_minutes: u64,
 ) -> Result<Exit> {
-    let Target {
-        environment: env,
-        service,
-    } = target;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(timeout_minutes * 60);
-    let mut last = String::new();
+    let name = format!("{}/{}", target.environment, target.service);
+    let ecs = bundle.service_target(&target.environment, &target.service);
+    let started = std::time::Instant::now();
+    let until = started + std::time::Duration::from_secs(timeout_minutes * 60);
+    let mut progress = Progress::new();
+    // Where it stands before the first move (a rollout that ends at once still shows its line).
+    if let Some(state) = ports.load(&target.state_key()).await?.map(|(s, _)| s) {
+        let snapshot = match &ecs {
+            Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
+            None => None,
+        };
+        progress.show(&Seen {
+            target: &name,
+            phase: &phase_of(Some(&state)),
+            ecs: snapshot.as_ref(),
+            elapsed: started.elapsed(),
+        });
+    }
     loop {
         follow(ports, bundle, target, RunOptions::default()).await;
         let state = ports.load(&target.state_key()).await?.map(|(s, _)| s);
@@ -34,24 +47,31 @@ pub async fn until_done(
                 task_definition_arn,
                 ..
             } => {
-                eprintln!("{env}/{service}: succeeded on {task_definition_arn}");
+                progress.finish(&format!("{name}: succeeded on {task_definition_arn}"));
                 return Ok(Exit::Done);
             }
             ReleaseStatus::Failed(why) => {
-                eprintln!("{env}/{service}: FAILED: {why}");
+                progress.finish(&format!("{name}: FAILED: {why}"));
                 return Ok(Exit::Failed);
             }
             ReleaseStatus::Running => {
                 let phase = phase_of(state.as_ref());
-                if phase != last {
-                    eprintln!("{env}/{service}: {phase}");
-                    last = phase;
+                // ECS's own view (tasks, its last event); a read that fails only hides it.
+                let snapshot = match &ecs {
+                    Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
+                    None => None,
+                };
+                progress.show(&Seen {
+                    target: &name,
+                    phase: &phase,
+                    ecs: snapshot.as_ref(),
+                    elapsed: started.elapsed(),
+                });
+                if std::time::Instant::now() >= until {
+                    progress.finish(&format!("{name}: still {phase} after {timeout_minutes} min; giving up waiting (the deployment goes on)"));
+                    return Ok(Exit::TimedOut);
                 }
             }
-        }
-        if std::time::Instant::now() >= until {
-            eprintln!("{env}/{service}: still {last} after {timeout_minutes} min; giving up waiting (the deployment goes on)");
-            return Ok(Exit::TimedOut);
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }

@@ -105,6 +105,7 @@ mod tests {
             task_definition: deployments[0].task_definition.clone(),
             desired_count: 1,
             running_count: 1,
+            pending_count: 0,
             deployments,
             events: vec!["(service web) has started 1 tasks".into()],
         }

@@ -277,6 +277,7 @@ impl Services for MemoryPorts {
                 task_definition: s.task_definition.clone(),
                 desired_count: s.desired as i32,
                 running_count: s.desired as i32,
+                pending_count: 0,
                 deployments: s.deployments.clone(),
                 events: s.events.clone(),
             };
