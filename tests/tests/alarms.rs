@@ -57,6 +57,21 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
     let (code, r) = w.invoke(&file);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["targets"][0]["outcome"], "started", "{r}");
+    // Issue 21: while the rollback is in flight, `status` does not call the release it blames
+    // the last known good, and it shows ECS's own view.
+    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("last known good: none now: booking/web:main-bbbb222")
+            && text.contains(
+                "is marked bad; the rollback in flight puts back booking/web:main-aaaa111"
+            ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ECS:             1/1 running, 0 pending; primary rev booking-dev-web:"),
+        "{text}"
+    );
     assert_eq!(
         w.service_task_definition("web").await.unwrap(),
         v1,
@@ -121,9 +136,30 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
             .any(|(_, m, _)| m["kind"] == "ignored" && m["service"] == "web"),
         "{inbox:?}"
     );
-    // `status` shows it marked bad.
+    // `status` shows it marked bad, the rollback as a rollback, and the revisions `rollback --to`
+    // takes.
     let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("marked bad:"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("marked bad:"), "{text}");
+    let v1_revision = format!("rev {}", v1.rsplit('/').next().unwrap());
+    assert!(
+        text.contains("last known good: booking/web:main-aaaa111")
+            && text.contains(&format!("{v1_revision} (put back by a rollback)")),
+        "{text}"
+    );
+    let rolled = text
+        .lines()
+        .find(|l| l.contains(" rollback "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        rolled.contains("main-aaaa111") && rolled.contains(&v1_revision),
+        "{text}"
+    );
+    let blamed = text
+        .lines()
+        .find(|l| l.contains("main-bbbb222") && l.contains(" rev "))
+        .unwrap();
+    assert!(blamed.contains("[marked bad]"), "{text}");
 
     // A CI step deploying the bad release is refused and fails (exit 1), changing nothing.
     let image = format!("booking/web@{bad_digest}");

@@ -1,8 +1,8 @@
 //! `harbormaster status`: deployments in flight, pending releases, last known good, history.
 
 use anyhow::{bail, Result};
-use harbormaster_core::ports::StateStore;
-use harbormaster_core::state::{GateRecord, ServiceState, Wait};
+use harbormaster_core::ports::{ServiceSnapshot, Services, StateStore};
+use harbormaster_core::state::{GateRecord, ServiceState, Verdict, Wait};
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -25,6 +25,7 @@ impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
         let mut docs = Vec::new();
+        let mut live = Vec::new();
         for (e, s, _) in bundle.config.targets() {
             if self.env.as_ref().is_some_and(|x| x != &e.name)
                 || self.service.as_ref().is_some_and(|x| x != &s.name)
@@ -35,6 +36,12 @@ impl Args {
             // One unreadable document (corrupt, a newer schema) hides no other service.
             let state = ports.load(&key).await.map(|d| d.map(|(s, _)| s));
             docs.push((e.name.clone(), s.name.clone(), state));
+            // ECS's own view beside the agent's; a service ECS does not know shows none.
+            let ecs = match bundle.service_target(&e.name, &s.name) {
+                Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
+                None => None,
+            };
+            live.push(ecs);
         }
         if docs.is_empty() {
             bail!("no service matches --env/--service in the config");
@@ -49,8 +56,11 @@ impl Args {
         if cx.json {
             let mut v: Vec<Value> = docs
                 .iter()
-                .map(|(e, s, st)| match st {
-                    Ok(st) => json!({"environment": e, "service": s, "state": st}),
+                .zip(&live)
+                .map(|((e, s, st), ecs)| match st {
+                    Ok(st) => {
+                        json!({"environment": e, "service": s, "state": st, "ecs": ecs.as_ref().map(ecs_json)})
+                    }
                     Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
                 })
                 .collect();
@@ -59,9 +69,9 @@ impl Args {
             }));
             out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            for (e, s, st) in &docs {
+            for ((e, s, st), ecs) in docs.iter().zip(&live) {
                 match st {
-                    Ok(st) => print_status(e, s, st.as_ref(), self.history),
+                    Ok(st) => print_status(e, s, st.as_ref(), ecs.as_ref(), self.history),
                     Err(err) => out!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
                 }
             }
@@ -86,8 +96,15 @@ impl Args {
     }
 }
 
-fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: usize) {
+fn print_status(
+    env: &str,
+    service: &str,
+    st: Option<&ServiceState>,
+    ecs: Option<&ServiceSnapshot>,
+    history: usize,
+) {
     out!("{env}/{service}");
+    print_ecs(ecs);
     let Some(st) = st else {
         out!("  no deployments recorded yet\n");
         return;
@@ -101,14 +118,7 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         ),
         None => out!("  pending:         -"),
     }
-    match &st.last_known_good {
-        Some(g) => out!(
-            "  last known good: {} {}",
-            g.image.label(),
-            g.task_definition_arn
-        ),
-        None => out!("  last known good: -"),
-    }
+    print_last_known_good(st);
     print_backlog(st);
     if let Some(d) = &st.drift {
         let since = d.since.format("%Y-%m-%d %H:%M");
@@ -140,16 +150,107 @@ fn print_status(env: &str, service: &str, st: Option<&ServiceState>, history: us
         out!("  history:");
         for h in st.history.iter().take(history) {
             let reason = h.reason.as_ref().map(|r| format!(": {r}"));
+            // A rollback's own deployment put an earlier release back: said so.
+            let verdict = match (h.rollback, h.verdict) {
+                (true, Verdict::Succeeded) => "rollback".to_owned(),
+                (_, v) => v.to_string(),
+            };
+            let bad = if st.bad(&h.image.digest).is_some() {
+                " [marked bad]"
+            } else {
+                ""
+            };
             out!(
-                "    {}  {:<11} {}{}",
+                "    {}  {:<15} {}{}{bad}{}",
                 h.at.format("%Y-%m-%d %H:%M:%S"),
-                h.verdict.to_string(),
+                verdict,
                 h.image.label(),
+                revision_of(h.task_definition_arn.as_deref()),
                 reason.unwrap_or_default()
             );
         }
     }
     out!();
+}
+
+/// ` rev family:N`: what `rollback --to` takes.
+fn revision_of(arn: Option<&str>) -> String {
+    arn.and_then(|a| a.rsplit('/').next())
+        .map(|r| format!(" rev {r}"))
+        .unwrap_or_default()
+}
+
+/// The release to go back to, unless it has since been marked bad (an alarm just blamed it):
+/// then there is none until the rollback in flight ends, and the line says so.
+fn print_last_known_good(st: &ServiceState) {
+    let Some(g) = &st.last_known_good else {
+        out!("  last known good: -");
+        return;
+    };
+    let arn = Some(g.task_definition_arn.as_str());
+    if st.bad(&g.image.digest).is_none() {
+        let restored = if g.restored {
+            " (put back by a rollback)"
+        } else {
+            ""
+        };
+        out!(
+            "  last known good: {}{}{restored}",
+            g.image.label(),
+            revision_of(arn)
+        );
+        return;
+    }
+    let back_to = (st.in_flight.as_ref())
+        .filter(|d| d.rollback.is_some())
+        .map(|d| {
+            format!(
+                "; the rollback in flight puts back {}",
+                d.release.image.label()
+            )
+        });
+    out!(
+        "  last known good: none now: {}{} is marked bad{}",
+        g.image.label(),
+        revision_of(arn),
+        back_to.unwrap_or_default()
+    );
+}
+
+/// ECS's view: tasks, the revision of its primary deployment and how it goes, its last event.
+fn print_ecs(ecs: Option<&ServiceSnapshot>) {
+    let Some(s) = ecs else {
+        out!("  ECS:             not found");
+        return;
+    };
+    let primary = s.primary().map(|d| {
+        let state = d
+            .rollout_state
+            .map(|r| format!(", {r:?}"))
+            .unwrap_or_default();
+        format!("; primary{}{state}", revision_of(Some(&d.task_definition)))
+    });
+    out!(
+        "  ECS:             {}/{} running, {} pending{}",
+        s.running_count,
+        s.desired_count,
+        s.pending_count,
+        primary.unwrap_or_default()
+    );
+    if let Some(e) = s.events.first() {
+        out!("  last ECS event:  {}", harbormaster_core::text::shown(e));
+    }
+}
+
+fn ecs_json(s: &ServiceSnapshot) -> Value {
+    json!({
+        "running": s.running_count,
+        "desired": s.desired_count,
+        "pending": s.pending_count,
+        "task_definition": s.task_definition,
+        "primary_rollout": s.primary().and_then(|d| d.rollout_state).map(|r| format!("{r:?}")),
+        "last_event": s.events.first(),
+    })
 }
 
 /// What a pending release waits for, in words.

@@ -299,6 +299,7 @@ impl Ctx<'_> {
             config: None,
             at: self.now,
             gates: Vec::new(),
+            rollback: false,
         });
     }
 

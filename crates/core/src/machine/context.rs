@@ -187,6 +187,7 @@ impl<'a> Ctx<'a> {
             at: self.now,
             gates: d.gates.clone(),
             config: d.config.clone(),
+            rollback: d.rollback.is_some(),
         });
         self.s.in_flight = None;
         if let Some(p) = self.s.pending.take() {

@@ -80,6 +80,7 @@ pub fn deployed() -> ServiceState {
             at: good.at,
             gates: Vec::new(),
             config: Some("config-1".into()),
+            rollback: false,
         },
         25,
     );

@@ -212,6 +212,7 @@ impl Ctx<'_> {
             at: self.now,
             gates: Vec::new(),
             config: good.config.clone(),
+            rollback: false,
         });
         let points = (
             Point::Verdict(Verdict::Succeeded),

@@ -85,6 +85,10 @@ pub struct HistoryEntry {
     /// The config version the release ran with ([`crate::Bundle::config_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// A rollback's own deployment (it put an earlier release back), so `status` does not show
+    /// it as a plain success. Absent in documents written before it existed: `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 impl HistoryEntry {
