@@ -22,7 +22,8 @@ use crate::strategy::Stage;
 /// 2: config releases (`Trigger::Config`, `config` on deployments and history).
 /// 3: the `migrating` phase (a one-off task before the rollout), `autoscaled` and
 /// `custom_capacity`.
-pub const SCHEMA: u32 = 3;
+/// 4: `rollback` on history entries (nested: an older agent would drop it on its next write).
+pub const SCHEMA: u32 = 4;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
@@ -517,6 +518,19 @@ impl ServiceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// History written before `rollback` existed reads as no rollback, and an entry that is not
+    /// one writes no `rollback` key (documents stay as small as they were).
+    #[test]
+    fn a_history_entry_without_the_rollback_flag_is_not_a_rollback() {
+        let entry = r#"{"deployment_id": "d-1", "verdict": "succeeded", "at": "2026-11-23T12:00:00Z",
+            "image": {"repository": "booking/web", "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "pushed_at": "2026-11-23T11:00:00Z"}}"#;
+        let mut h: HistoryEntry = serde_json::from_str(entry).unwrap();
+        assert!(!h.rollback);
+        assert!(serde_json::to_value(&h).unwrap().get("rollback").is_none());
+        h.rollback = true;
+        assert_eq!(serde_json::to_value(&h).unwrap()["rollback"], true);
+    }
 
     /// A document as the agent before typed phases wrote it (schema 1): the phase, its ARN and
     /// ECS's deployment id side by side.
