@@ -54,6 +54,18 @@ fn silent() -> Clients {
     }
 }
 
+/// The dev environment, with no account id set (placement must find it).
+fn dev() -> harbormaster_core::config::Environment {
+    harbormaster_core::config::Environment {
+        name: "dev".into(),
+        cluster: "booking-dev".into(),
+        auto_deploy: true,
+        self_heal: false,
+        account_id: None,
+        bootstrap: None,
+    }
+}
+
 fn from(clients: Clients) -> AwsPorts {
     AwsPorts::from_clients(clients, "state", "us-east-1")
 }
@@ -583,14 +595,7 @@ async fn a_known_account_needs_no_get_caller_identity_and_no_client_is_built_bef
     let ports = from(silent());
     ports.know_account("arn:aws:lambda:us-east-1:123456789012:function:ecr-push");
     ports.know_account("123456789012");
-    let env = harbormaster_core::config::Environment {
-        name: "dev".into(),
-        cluster: "booking-dev".into(),
-        auto_deploy: true,
-        self_heal: false,
-        account_id: None,
-        bootstrap: None,
-    };
+    let env = dev();
     let placement = ports.placement(&env).await.unwrap();
     assert_eq!(placement.account, "123456789012");
     assert_eq!(placement.region, "us-east-1");
@@ -705,13 +710,6 @@ async fn the_digest_check_teaches_the_account_so_no_get_caller_identity_follows(
         .await
         .unwrap();
     assert!(found.is_some());
-    let env = harbormaster_core::config::Environment {
-        name: "dev".into(),
-        cluster: "booking-dev".into(),
-        auto_deploy: true,
-        self_heal: false,
-        account_id: None,
-        bootstrap: None,
-    };
+    let env = dev();
     assert_eq!(p.placement(&env).await.unwrap().account, "210987654321");
 }

@@ -58,16 +58,8 @@ fn handle(
                 std::thread::park();
                 return Ok(());
             };
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis()
-                + 60_000;
-            // One write (see `recorder.rs`: pieces meet Nagle and a delayed ACK).
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{deadline}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:bench\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{event}",
-                event.len()
-            );
-            w.write_all(response.as_bytes())?;
+            let id = format!("req-{}", deadline_ms()?);
+            w.write_all(next_answer(&id, &event)?.as_bytes())?;
         } else {
             let _ = tx.send(Seen::Answer(
                 path,
@@ -76,6 +68,22 @@ fn handle(
             w.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")?;
         }
     }
+}
+
+/// A minute from now, as the Runtime API gives an invocation's deadline (ms since the epoch).
+fn deadline_ms() -> Result<u128> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(now.as_millis() + 60_000)
+}
+
+/// The answer to `/invocation/next`: `event` under request id `id`, in one write (see
+/// `recorder.rs`: pieces meet Nagle and a delayed ACK).
+fn next_answer(id: &str, event: &str) -> Result<String> {
+    Ok(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:bench\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{event}",
+        deadline_ms()?,
+        event.len()
+    ))
 }
 
 /// The environment a function binary needs to run outside Lambda against this stand-in.
@@ -191,15 +199,7 @@ impl Deliveries {
                     std::thread::park();
                     return Ok(());
                 };
-                let deadline = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_millis()
-                    + 60_000;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:load\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{event}",
-                    event.len()
-                );
-                w.write_all(response.as_bytes())?;
+                w.write_all(next_answer(&id, event)?.as_bytes())?;
             } else {
                 // /invocation/<id>/response or /invocation/<id>/error
                 let mut parts = path.rsplit('/');
