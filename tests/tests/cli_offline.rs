@@ -319,3 +319,20 @@ fn the_config_s_region_is_used_when_the_environment_names_none() {
     assert!(!err.contains("no AWS region"), "{err}");
     assert_eq!(out.status.code(), Some(2), "{err}");
 }
+
+/// An error quoting a key or value with control characters cannot colour or rewrite the
+/// terminal: they are printed as `\u{…}` escapes (line breaks between errors stay).
+#[test]
+fn control_characters_in_an_error_are_escaped() {
+    let dir = example_copy();
+    let toml = dir.0.join("harbormaster.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let hostile = "[environments.dev]\n\"\\u001b[31mred\" = 1\nautodeploy = true\n";
+    std::fs::write(&toml, text.replacen("[environments.dev]\n", hostile, 1)).unwrap();
+    let out = harbormaster(&dir.0, &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("\\u{1b}[31mred"), "{err}");
+    assert_eq!(err.lines().count(), 2, "one line per error: {err}");
+}

@@ -77,7 +77,7 @@ async fn main() -> ExitCode {
     match cli.command.run(&cx).await {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", output::error_chain(&e));
+            eprintln!("error: {}", output::escaped(&output::error_chain(&e)));
             Exit::Error.into()
         }
     }

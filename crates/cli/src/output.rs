@@ -42,6 +42,15 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     said
 }
 
+/// Text for a terminal: each line with its control and invisible characters escaped (errors
+/// quote keys, tags and reasons from files and events), the line breaks between them kept.
+pub fn escaped(text: &str) -> String {
+    text.split('\n')
+        .map(|l| harbormaster_core::text::shown(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, thiserror::Error)]
