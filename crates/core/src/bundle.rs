@@ -78,14 +78,10 @@ impl Bundle {
                 return Ok(b);
             }
         }
-        let bundle = Bundle::check(source, &text).await?;
-        let mut template_texts = Vec::new();
-        for path in bundle.template_paths() {
-            template_texts.push((path.clone(), read_text(source, &path).await?));
-        }
+        let (bundle, template_texts) = Bundle::check(source, &text).await?;
         *cache.0.lock().expect("bundle cache") = Some(Checked {
             config_text: text,
-            template_texts,
+            template_texts: template_texts.into_iter().collect(),
             bundle: bundle.clone(),
         });
         Ok(bundle)
@@ -102,23 +98,21 @@ impl Bundle {
         (last.bundle.origin == source.origin()).then_some(last.bundle)
     }
 
-    fn template_paths(&self) -> std::collections::BTreeSet<String> {
-        self.config
-            .services
-            .values()
-            .map(|s| s.task_definition.clone())
-            .collect()
-    }
-
-    /// Parses and checks the config `text` and every template it names.
-    async fn check<S: ConfigSource>(source: &S, text: &str) -> Result<Bundle, BundleError> {
+    /// Parses and checks the config `text` and every template it names; with the bundle, the
+    /// text of each template as read (by path), for the cache to compare with next time.
+    async fn check<S: ConfigSource>(
+        source: &S,
+        text: &str,
+    ) -> Result<(Bundle, BTreeMap<String, String>), BundleError> {
         let config = Config::parse(&source.describe(CONFIG_FILE), text)?;
         let mut templates = BTreeMap::new();
+        let mut texts = BTreeMap::new();
         let mut problems = Vec::new();
         for s in config.services.values() {
             match template_of(source, s).await {
-                Ok(t) => {
+                Ok((t, text)) => {
                     templates.insert(s.name.clone(), t);
+                    texts.insert(s.task_definition.clone(), text);
                 }
                 Err(e) => problems.push(e),
             }
@@ -129,11 +123,12 @@ impl Bundle {
             _ => return Err(BundleError::Several(problems)),
         }
         check_capacity(&config, &templates)?;
-        Ok(Bundle {
+        let bundle = Bundle {
             config,
             templates,
             origin: source.origin(),
-        })
+        };
+        Ok((bundle, texts))
     }
 
     pub fn policy(&self, env: &str, service: &str) -> Option<Policy> {
@@ -285,11 +280,11 @@ fn check_capacity(
     Ok(())
 }
 
-/// A service's template, read and checked against the service's settings.
+/// A service's template, read and checked against the service's settings, and its text.
 async fn template_of<S: ConfigSource>(
     source: &S,
     s: &crate::config::Service,
-) -> Result<Template, BundleError> {
+) -> Result<(Template, String), BundleError> {
     let text = read_text(source, &s.task_definition)
         .await
         .map_err(|e| match e {
@@ -302,7 +297,7 @@ async fn template_of<S: ConfigSource>(
         })?;
     let t = Template::parse(&source.describe(&s.task_definition), &text)?;
     t.image_containers(s)?;
-    Ok(t)
+    Ok((t, text))
 }
 
 async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, BundleError> {
@@ -360,15 +355,11 @@ mod cache_tests {
         let mut source = crate::testing::source();
         let first = block_on(Bundle::load_cached(&source, &cache)).unwrap();
         // Mark the cached copy: a reuse returns the mark, a load does not.
-        cache
-            .0
-            .lock()
-            .unwrap()
-            .as_mut()
-            .unwrap()
-            .bundle
-            .config
-            .project = "cached".into();
+        let mark = |cache: &BundleCache| {
+            let mut last = cache.0.lock().unwrap();
+            last.as_mut().unwrap().bundle.config.project = "cached".into();
+        };
+        mark(&cache);
         let again = block_on(Bundle::load_cached(&source, &cache)).unwrap();
         assert_eq!(again.config.project, "cached", "unchanged texts: reused");
 
@@ -380,15 +371,7 @@ mod cache_tests {
             "a template changed"
         );
 
-        cache
-            .0
-            .lock()
-            .unwrap()
-            .as_mut()
-            .unwrap()
-            .bundle
-            .config
-            .project = "cached".into();
+        mark(&cache);
         let toml = source.0.get_mut("harbormaster.toml").unwrap();
         toml.push_str("\n# a comment\n");
         let after_config = block_on(Bundle::load_cached(&source, &cache)).unwrap();

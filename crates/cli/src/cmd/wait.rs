@@ -7,7 +7,7 @@ use harbormaster_core::bundle::Bundle;
 use harbormaster_core::dispatch::follow;
 use harbormaster_core::image::Digest;
 use harbormaster_core::pipeline::{release_status, ReleaseStatus};
-use harbormaster_core::ports::{Services, StateStore};
+use harbormaster_core::ports::{ServiceTarget, Services, StateStore};
 use harbormaster_core::state::ServiceState;
 use harbormaster_core::{RunOptions, Target};
 
@@ -28,16 +28,8 @@ pub async fn until_done(
     let mut progress = Progress::new();
     // Where it stands before the first move (a rollout that ends at once still shows its line).
     if let Some(state) = ports.load(&target.state_key()).await?.map(|(s, _)| s) {
-        let snapshot = match &ecs {
-            Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
-            None => None,
-        };
-        progress.show(&Seen {
-            target: &name,
-            phase: &phase_of(Some(&state)),
-            ecs: snapshot.as_ref(),
-            elapsed: started.elapsed(),
-        });
+        let phase = phase_of(Some(&state));
+        look(&mut progress, ports, ecs.as_ref(), &name, &phase, started).await;
     }
     loop {
         follow(ports, bundle, target, RunOptions::default()).await;
@@ -56,17 +48,7 @@ pub async fn until_done(
             }
             ReleaseStatus::Running => {
                 let phase = phase_of(state.as_ref());
-                // ECS's own view (tasks, its last event); a read that fails only hides it.
-                let snapshot = match &ecs {
-                    Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
-                    None => None,
-                };
-                progress.show(&Seen {
-                    target: &name,
-                    phase: &phase,
-                    ecs: snapshot.as_ref(),
-                    elapsed: started.elapsed(),
-                });
+                look(&mut progress, ports, ecs.as_ref(), &name, &phase, started).await;
                 if std::time::Instant::now() >= until {
                     progress.finish(&format!("{name}: still {phase} after {timeout_minutes} min; giving up waiting (the deployment goes on)"));
                     return Ok(Exit::TimedOut);
@@ -75,6 +57,28 @@ pub async fn until_done(
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
+}
+
+/// Shows the agent's `phase` beside ECS's own view of the service (tasks, its last event); a
+/// read of ECS that fails only hides that part.
+async fn look(
+    progress: &mut Progress,
+    ports: &AwsPorts,
+    ecs: Option<&ServiceTarget>,
+    name: &str,
+    phase: &str,
+    started: std::time::Instant,
+) {
+    let snapshot = match ecs {
+        Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
+        None => None,
+    };
+    progress.show(&Seen {
+        target: name,
+        phase,
+        ecs: snapshot.as_ref(),
+        elapsed: started.elapsed(),
+    });
 }
 
 /// The phase of the deployment in flight, with its lifecycle stage.

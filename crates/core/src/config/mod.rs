@@ -2,6 +2,7 @@
 //! `raw.rs`), then validated into the typed config here (`validate.rs`); every error names the
 //! file, the field and what is allowed.
 
+mod alarms;
 pub mod bootstrap;
 mod cidr;
 mod raw;
