@@ -280,52 +280,15 @@ impl World {
         ports
     }
 
-    /// Pushes an image without Docker: PutImage with a manifest whose config digest is unique.
+    /// Pushes an image of the example's repository without Docker (see [`push_fake_image`]).
     /// Returns the digest ECR computed.
     pub async fn push_image(&self, tag: &str) -> Result<String> {
-        // Any unique 64-hex config digest makes a distinct manifest; ECR computes the image
-        // digest from the manifest itself.
-        static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
-        let config_digest = format!(
-            "{:032x}{:032x}",
-            nanos,
-            u128::from(n) << 64 | u128::from(std::process::id())
-        );
-        let seed = format!("{tag}-{config_digest}");
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": seed.len(), "digest": format!("sha256:{config_digest}")},
-            "layers": []
-        });
-        let out = self
-            .clients
-            .ecr
-            .put_image()
-            .repository_name(REPOSITORY)
-            .image_manifest(manifest.to_string())
-            .image_tag(tag)
-            .send()
-            .await?;
-        out.image
-            .and_then(|i| i.image_id)
-            .and_then(|i| i.image_digest)
-            .context("PutImage returned no digest")
+        push_fake_image(&self.clients.ecr, REPOSITORY, tag).await
     }
 
     /// The AWS push sample, tied to this world's repository and an image pushed into it.
     pub fn push_event(&self, id: &str, tag: &str, digest: &str) -> Value {
-        let mut e = fixture("ecr-push.json");
-        e["id"] = json!(id);
-        e["account"] = json!(ACCOUNT);
-        e["region"] = json!(REGION);
-        e["time"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        e["detail"]["repository-name"] = json!(REPOSITORY);
-        e["detail"]["image-tag"] = json!(tag);
-        e["detail"]["image-digest"] = json!(digest);
-        e
+        ecr_push_event(id, REPOSITORY, tag, digest)
     }
 
     pub async fn service_task_definition(&self, service: &str) -> Result<String> {
@@ -594,4 +557,53 @@ pub fn binary(name: &str) -> Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
+}
+
+/// Pushes an image without Docker: PutImage with a manifest whose config digest is unique, so
+/// every push is a distinct image. Returns the digest ECR computed from the manifest.
+pub async fn push_fake_image(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    tag: &str,
+) -> Result<String> {
+    static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
+    let config_digest = format!(
+        "{:032x}{:032x}",
+        nanos,
+        u128::from(n) << 64 | u128::from(std::process::id())
+    );
+    let seed = format!("{tag}-{config_digest}");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": seed.len(), "digest": format!("sha256:{config_digest}")},
+        "layers": []
+    });
+    let out = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(manifest.to_string())
+        .image_tag(tag)
+        .send()
+        .await?;
+    out.image
+        .and_then(|i| i.image_id)
+        .and_then(|i| i.image_digest)
+        .context("PutImage returned no digest")
+}
+
+/// AWS's "ECR Image Action" push sample for `repository:tag` at `digest`, as EventBridge
+/// delivers it now, in the emulator's account and region.
+pub fn ecr_push_event(id: &str, repository: &str, tag: &str, digest: &str) -> Value {
+    let mut e = fixture("ecr-push.json");
+    e["id"] = json!(id);
+    e["account"] = json!(ACCOUNT);
+    e["region"] = json!(REGION);
+    e["time"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    e["detail"]["repository-name"] = json!(repository);
+    e["detail"]["image-tag"] = json!(tag);
+    e["detail"]["image-digest"] = json!(digest);
+    e
 }

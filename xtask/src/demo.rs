@@ -10,11 +10,11 @@ use harbormaster_e2e::{fixture, World, CLUSTER};
 use harbormaster_testkit::MINISTACK;
 use serde_json::{json, Value};
 
-use crate::{cargo, root, target_dir};
+use crate::{root, target_dir};
 
-struct Timeline(Instant);
+pub(crate) struct Timeline(pub(crate) Instant);
 impl Timeline {
-    fn say(&self, what: impl AsRef<str>) {
+    pub(crate) fn say(&self, what: impl AsRef<str>) {
         println!(
             "[{:>6.2}s] {}",
             self.0.elapsed().as_secs_f64(),
@@ -62,7 +62,10 @@ pub(crate) async fn demo() -> Result<()> {
 
 /// The environment, as `harbormaster-bootstrap apply --env dev` makes it: the project's stack
 /// and dev's on the emulator's CloudFormation (without the NAT gateway, which it lacks).
-async fn bootstrap(t: &Timeline, emulator: &harbormaster_testkit::Emulator) -> Result<()> {
+pub(crate) async fn bootstrap(
+    t: &Timeline,
+    emulator: &harbormaster_testkit::Emulator,
+) -> Result<()> {
     use harbormaster_bootstrap::{apply, changes::StackPlan, cloud, spec::Spec};
     use harbormaster_core::config::Config;
     struct Quiet;
@@ -229,15 +232,8 @@ struct EmulatorLambda {
 
 impl EmulatorLambda {
     fn new(w: &World, t: &Timeline) -> Result<EmulatorLambda> {
-        t.say("building the functions (debug, as the tests use them)…");
-        let mut build = cargo();
-        build.args(["build", "--quiet"]);
-        for f in [ECR_PUSH, TICK, handler::ALARM] {
-            build.args(["-p", f.name]);
-        }
-        if !build.status()?.success() {
-            bail!("building the functions failed");
-        }
+        t.say("building the functions (debug, with the tests' feature set: `cargo xtask test` reuses them)…");
+        crate::test::build_bins()?;
         let mut vars = serde_json::Map::new();
         for (k, v) in w.cli_env() {
             vars.insert(k.into(), v.into());
@@ -340,7 +336,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A function's answer (a dispatch report), as the timeline's transitions.
-fn print_answer(t: &Timeline, answer: &Value) {
+pub(crate) fn print_answer(t: &Timeline, answer: &Value) {
     for target in answer["targets"].as_array().into_iter().flatten() {
         let who = format!(
             "{}/{}",

@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | chaos | bench | package | emulator`: every set-up step a fresh
+//! `cargo xtask demo | test | chaos | bench | package | emulator | push`: every set-up step a fresh
 //! machine needs is here, a module per command.
 
 mod bench;
@@ -22,7 +22,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   chaos      the deployment scenarios through microburst under every fault kind
   bench      start-up and push-to-update benchmarks (release build; writes BENCHMARKS.md)
   package    build every Lambda function's zip with cargo-lambda (release) and print sizes
-  emulator   start the local emulator and print its endpoint (Ctrl-C stops it)";
+  emulator   the local playground: the emulator with dev bootstrapped, and the exports that
+             point the AWS CLI, the SDK and harbormaster at it (Ctrl-C stops it)
+  push S T   push a fake image tagged T to service S's repository on the playground and
+             deliver ECR's event, as `docker push` and EventBridge would";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,7 +35,8 @@ fn main() -> ExitCode {
         Some("chaos") => chaos::chaos(),
         Some("bench") => tokio_run(bench::bench()),
         Some("package") => package::package(),
-        Some("emulator") => emulator::emulator(),
+        Some("emulator") => tokio_run(emulator::emulator()),
+        Some("push") => tokio_run(emulator::push(&args[1..])),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

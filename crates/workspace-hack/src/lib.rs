@@ -1,0 +1,1 @@
+//! No code: the dependencies in `Cargo.toml` are the point (see the comment there).
