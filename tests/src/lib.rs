@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use harbormaster_aws::Agent;
 
 pub mod chaos;
+pub mod docs;
 pub mod load;
 pub mod setup;
 

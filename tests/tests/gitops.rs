@@ -290,7 +290,7 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
     let w = World::start().await.unwrap();
     let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
     let s3 = aws_sdk_s3::Client::new(&w.sdk);
-    let functions = harbormaster_aws::Source::parse(&to, &s3);
+    let functions = harbormaster_aws::Source::parse(&to, &s3.clone().into());
     let version = |b: &harbormaster_core::Bundle| b.config_version("dev", "web").unwrap();
 
     let out = w.cli(&["publish", "--to", &to]);
@@ -363,8 +363,10 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
     first_release(&w, "main-9ab1000", "e-pub").await;
     let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
     let s3 = aws_sdk_s3::Client::new(&w.sdk);
-    let functions =
-        harbormaster_aws::Agent::of(w.ports(), harbormaster_aws::Source::parse(&to, &s3));
+    let functions = harbormaster_aws::Agent::of(
+        w.ports(),
+        harbormaster_aws::Source::parse(&to, &s3.clone().into()),
+    );
     let tick = || async {
         let scheduled = harbormaster_e2e::fixture("scheduled.json");
         handler::dispatch(&functions, handler::TICK, &scheduled, RunOptions::default())

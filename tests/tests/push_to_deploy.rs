@@ -504,7 +504,7 @@ async fn lambdas_read_the_config_from_s3_and_follow_changes() {
     }
     let agent = harbormaster_aws::Agent::of(
         w.ports(),
-        harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3),
+        harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3.clone().into()),
     );
     let (_, b1) = agent.prepare().await.unwrap();
     assert_eq!(

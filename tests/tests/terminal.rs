@@ -1,4 +1,4 @@
-//! `deploy --wait` at a real terminal: tmux runs the CLI in a pane, and the pane's screen is read
+//! `deploy --wait` and `tick` at a real terminal: tmux runs the CLI in a pane, and the pane's screen is read
 //! with `capture-pane` while the rollout goes on. The progress line (phase, ECS's task counts,
 //! its last event, the clock) is drawn in place, and the command ends with the verdict.
 
@@ -98,4 +98,60 @@ async fn deploy_wait_at_a_terminal_draws_one_updating_progress_line() {
         "{line}"
     );
     assert!(line.contains(" · 0m0"), "{line}");
+}
+
+/// Runs `args` of the CLI in a tmux pane against `w` until it exits; the last screen.
+fn in_a_pane(w: &World, args: &[&str]) -> String {
+    let socket = format!("harbormaster-tick-{}", std::process::id());
+    let mut command = vec!["env".to_owned()];
+    command.extend(w.cli_env().iter().map(|(k, v)| quoted(&format!("{k}={v}"))));
+    command.push(quoted(&cli_binary().unwrap().display().to_string()));
+    command.extend(args.iter().map(|a| quoted(a)));
+    let shell = format!("{}; echo EXIT=$?; sleep 60", command.join(" "));
+    let size = ["-x", "150", "-y", "12"];
+    let mut new = vec!["new-session", "-d"];
+    new.extend(size);
+    new.extend(["-s", "hm", &shell]);
+    assert!(tmux(&socket, &new).status.success());
+    let mut last = String::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until && !last.contains("EXIT=") {
+        std::thread::sleep(Duration::from_millis(200));
+        let out = tmux(&socket, &["capture-pane", "-p", "-t", "hm"]);
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    tmux(&socket, &["kill-server"]);
+    last
+}
+
+/// Issue 21: an interactive `tick` ends with a line per service still rolling out, drawn as
+/// `deploy --wait` draws it. `--dry-run` leaves the deployment the push started in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_at_a_terminal_shows_each_rollout_in_flight() {
+    let w = World::start().await.unwrap();
+    let digest = w.push_image("main-71c4000").await.unwrap();
+    let event = w.push_event("terminal-tick-push", "main-71c4000", &digest);
+    let file = w.config_dir.join("push.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let (code, _) = w.invoke(file.to_str().unwrap());
+    assert_eq!(code, 0);
+
+    let screen = in_a_pane(&w, &["tick", "--dry-run"]);
+    eprintln!("--- the screen ---\n{screen}");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    let lines: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains(": stabilizing · ") && l.contains(" running"))
+        .collect();
+    assert_eq!(lines.len(), 2, "web and worker, once each: {screen}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("dev/web: stabilizing · 1/1 running")),
+        "{screen}"
+    );
+    // Without a terminal, the report alone (no progress lines for a script to trip on).
+    let piped = w.cli(&["tick", "--dry-run"]);
+    let text = String::from_utf8_lossy(&piped.stderr);
+    assert!(!text.contains(": stabilizing · "), "{text}");
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask demo | test | chaos | bench | package | emulator | push`: every set-up step a fresh
+//! `cargo xtask demo | test | chaos | bench | package | emulator | push | docs`: every set-up step a fresh
 //! machine needs is here, a module per command.
 
 mod bench;
@@ -24,6 +24,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   package    build every Lambda function's zip with cargo-lambda (release) and print sizes
   emulator   the local playground: the emulator with dev bootstrapped, and the exports that
              point the AWS CLI, the SDK and harbormaster at it (Ctrl-C stops it)
+  docs       write docs/cli.md from the binaries' --help (a test checks it)
   push S T   push a fake image tagged T to service S's repository on the playground and
              deliver ECR's event, as `docker push` and EventBridge would";
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Some("package") => package::package(),
         Some("emulator") => tokio_run(emulator::emulator()),
         Some("push") => tokio_run(emulator::push(&args[1..])),
+        Some("docs") => docs(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -49,6 +51,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `docs/cli.md`, from the binaries as built now.
+fn docs() -> Result<()> {
+    test::build_bins()?;
+    let page = harbormaster_e2e::docs::cli_reference()?;
+    std::fs::write(root().join("docs/cli.md"), page)?;
+    println!("wrote docs/cli.md");
+    Ok(())
 }
 
 fn tokio_run<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {

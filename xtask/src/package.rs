@@ -1,4 +1,5 @@
-//! `cargo xtask package`: every function's deployment zip, built with cargo-lambda.
+//! `cargo xtask package`: every function's deployment zip, built with cargo-lambda, and the
+//! CLIs' archive for the machines that run them (people's, CodeBuild's).
 
 use std::process::Command;
 
@@ -80,5 +81,46 @@ pub(crate) fn package() -> Result<()> {
             .len();
         println!("{:<14} {:>7} KiB  {}", f.name, size / 1024, zip.display());
     }
+    cli_archive()
+}
+
+/// `harbormaster` and `harbormaster-bootstrap`, release, for this machine's platform, in one
+/// `.tar.gz` (what the README's "Install the CLI" and `buildspec/deploy.yml` take).
+fn cli_archive() -> Result<()> {
+    const BINS: [&str; 2] = ["harbormaster", "harbormaster-bootstrap"];
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked"]);
+    for b in BINS {
+        build.args(["--bin", b]);
+    }
+    if !build.status()?.success() {
+        bail!("building the CLIs failed");
+    }
+    let platform = format!("{}-linux", std::env::consts::ARCH);
+    let dist = target_dir().join("dist");
+    std::fs::create_dir_all(&dist)?;
+    let archive = dist.join(format!(
+        "harbormaster-{}-{platform}.tar.gz",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let ok = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(target_dir().join("release"))
+        .args(BINS)
+        .status()?
+        .success();
+    if !ok {
+        bail!("tar failed writing {}", archive.display());
+    }
+    let size = std::fs::metadata(&archive)?.len();
+    println!(
+        "\n{:<14} {:>7} KiB  {}",
+        "CLIs",
+        size / 1024,
+        archive.display()
+    );
+    println!("install: tar -xzf {} -C ~/.local/bin", archive.display());
     Ok(())
 }

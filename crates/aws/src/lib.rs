@@ -103,9 +103,16 @@ impl Agent {
                 .region(aws_config::Region::new(region))
                 .build();
         }
-        let ports = AwsPorts::new(&sdk, "");
+        Ok(Agent::at(&sdk, location))
+    }
+
+    /// The agent of `sdk` reading the config at `location`. Builds no client: each is built
+    /// when a call first needs it, so a function is ready for its first event before any
+    /// HTTPS connector or trusted root is made (the S3 source's client included).
+    pub fn at(sdk: &aws_config::SdkConfig, location: &str) -> Agent {
+        let ports = AwsPorts::new(sdk, "");
         let source = Source::parse(location, &ports.clients.s3);
-        Ok(Agent::of(ports, source))
+        Agent::of(ports, source)
     }
 
     /// An agent of these ports and this source, with nothing cached yet.

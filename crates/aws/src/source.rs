@@ -18,7 +18,7 @@ pub enum Source {
 
 impl Source {
     /// `s3://bucket/prefix` or a folder path.
-    pub fn parse(location: &str, s3: &aws_sdk_s3::Client) -> Source {
+    pub fn parse(location: &str, s3: &crate::Lazy<aws_sdk_s3::Client>) -> Source {
         match location.strip_prefix("s3://") {
             Some(rest) => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -40,7 +40,8 @@ type Cached = (String, Vec<u8>);
 
 #[derive(Clone)]
 pub struct S3Source {
-    client: aws_sdk_s3::Client,
+    /// Built at the first read, not when the source is made (a function's cold start).
+    client: crate::Lazy<aws_sdk_s3::Client>,
     bucket: String,
     prefix: String,
     /// key → (ETag, bytes). Shared by clones, so a Lambda's warm invocations reuse it.

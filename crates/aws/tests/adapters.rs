@@ -592,6 +592,15 @@ async fn a_known_account_needs_no_get_caller_identity_and_no_client_is_built_bef
         "{:?}",
         lazy.clients.built()
     );
+    // Issue 20: the agent a function builds at cold start, reading its config from S3, has
+    // not built the S3 client either (it once did, and with it the HTTPS connector and the
+    // trusted roots, before the first event).
+    let agent = harbormaster_aws::Agent::at(&sdk, "s3://booking-gitops/main");
+    assert!(
+        agent.ports.clients.built().is_empty(),
+        "{:?}",
+        agent.ports.clients.built()
+    );
     let ports = from(silent());
     ports.know_account("arn:aws:lambda:us-east-1:123456789012:function:ecr-push");
     ports.know_account("123456789012");

@@ -1,10 +1,11 @@
-//! `deploy --wait`'s progress: one line per service, updated in place on a terminal
+//! `deploy --wait`'s and an interactive `tick`'s progress: one line per service, updated in place on a terminal
 //! (indicatif), or printed again only when something but the clock changed when stderr is a
 //! file or a pipe (a CI log gets each change once, not a line every five seconds).
 
 use std::time::Duration;
 
 use harbormaster_core::ports::ServiceSnapshot;
+use harbormaster_core::state::ServiceState;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What one look at a rollout shows.
@@ -37,7 +38,32 @@ pub fn line(seen: &Seen<'_>) -> String {
     parts.join(" · ")
 }
 
-fn clock(d: Duration) -> String {
+/// The phase of the deployment in flight, with its lifecycle stage (empty when none is).
+pub fn phase_of(state: Option<&ServiceState>) -> String {
+    let Some(d) = state.and_then(|s| s.in_flight.as_ref()) else {
+        return String::new();
+    };
+    let stage = d.stage.map(|s| format!(" at {s}")).unwrap_or_default();
+    format!("{}{stage}", d.phase)
+}
+
+/// A spinner on stderr while something runs, when stderr is a terminal; nothing otherwise.
+pub fn spinner(message: &str) -> Option<ProgressBar> {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .expect("a valid template")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+        );
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    })
+}
+
+pub fn clock(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}m{:02}s", s / 60, s % 60)
 }

@@ -295,7 +295,13 @@ async fn template_of<S: ConfigSource>(
             },
             other => other,
         })?;
-    let t = Template::parse(&source.describe(&s.task_definition), &text)?;
+    let t =
+        Template::parse_all(&source.describe(&s.task_definition), &text).map_err(|mut all| {
+            match all.len() {
+                1 => BundleError::Template(all.remove(0)),
+                _ => BundleError::Several(all.into_iter().map(BundleError::Template).collect()),
+            }
+        })?;
     t.image_containers(s)?;
     Ok((t, text))
 }

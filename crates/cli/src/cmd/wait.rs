@@ -8,11 +8,10 @@ use harbormaster_core::dispatch::follow;
 use harbormaster_core::image::Digest;
 use harbormaster_core::pipeline::{release_status, ReleaseStatus};
 use harbormaster_core::ports::{ServiceTarget, Services, StateStore};
-use harbormaster_core::state::ServiceState;
 use harbormaster_core::{RunOptions, Target};
 
 use crate::exit::Exit;
-use crate::progress::{Progress, Seen};
+use crate::progress::{phase_of, Progress, Seen};
 
 pub async fn until_done(
     ports: &AwsPorts,
@@ -79,13 +78,4 @@ async fn look(
         ecs: snapshot.as_ref(),
         elapsed: started.elapsed(),
     });
-}
-
-/// The phase of the deployment in flight, with its lifecycle stage.
-fn phase_of(state: Option<&ServiceState>) -> String {
-    let Some(d) = state.and_then(|s| s.in_flight.as_ref()) else {
-        return String::new();
-    };
-    let stage = d.stage.map(|s| format!(" at {s}")).unwrap_or_default();
-    format!("{}{stage}", d.phase)
 }

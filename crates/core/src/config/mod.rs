@@ -17,6 +17,7 @@ use crate::alarm::{AlarmPolicy, Thresholds};
 use crate::image::{ImageOrder, TagRule};
 pub use crate::strategy::Strategy;
 use crate::strategy::{Gates, NativeSettings};
+pub(crate) use strict::closest;
 
 pub const CONFIG_FILE: &str = "harbormaster.toml";
 /// `harbormaster publish`'s pointer to the current bundle, beside where the config is read.

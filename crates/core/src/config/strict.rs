@@ -82,16 +82,20 @@ fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
     Some((key.to_owned(), allowed))
 }
 
+/// The allowed name closest to a mistyped `key`, when one is close enough to be what was meant.
+pub(crate) fn closest<'a>(key: &str, allowed: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    allowed
+        .map(|a| (strsim::jaro_winkler(key, a), a))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| a)
+}
+
 /// "; did you mean `y`?" when an allowed name is close (as clap and cargo suggest), else the
 /// allowed names when they are few.
 fn hint(key: &str, allowed: &[String]) -> String {
-    let closest = allowed
-        .iter()
-        .map(|a| (strsim::jaro_winkler(key, a), a))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match closest {
-        Some((_, a)) => format!("; did you mean `{a}`?"),
+    match closest(key, allowed.iter().map(String::as_str)) {
+        Some(a) => format!("; did you mean `{a}`?"),
         None if allowed.is_empty() => "; this table takes no keys".to_owned(),
         None if allowed.len() <= 6 => format!(
             "; expected {}",

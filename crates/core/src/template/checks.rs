@@ -19,78 +19,82 @@ impl At<'_> {
     }
 }
 
-pub(super) fn fields(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+/// Every problem a template has, in the order a reader meets them.
+pub(super) type Problems = Vec<TemplateError>;
+
+pub(super) fn fields(at: &At<'_>, body: &Map<String, Value>, problems: &mut Problems) {
     for k in body.keys() {
         if OUTPUT_FIELDS.contains(&k.as_str()) {
-            return Err(at.err(
+            problems.push(at.err(
                 k,
                 "is part of DescribeTaskDefinition's output, not RegisterTaskDefinition's input: remove it".into(),
             ));
-        }
-        if !INPUT_FIELDS.contains(&k.as_str()) {
-            let why = format!("unknown field; allowed: {}", INPUT_FIELDS.join(", "));
-            return Err(at.err(k, why));
+        } else if !INPUT_FIELDS.contains(&k.as_str()) {
+            let why = match crate::config::closest(k, INPUT_FIELDS.iter().copied()) {
+                Some(meant) => format!("unknown field; did you mean `{meant}`?"),
+                None => format!("unknown field; allowed: {}", INPUT_FIELDS.join(", ")),
+            };
+            problems.push(at.err(k, why));
         }
     }
-    Ok(())
 }
 
-pub(super) fn containers(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+pub(super) fn containers(at: &At<'_>, body: &Map<String, Value>, problems: &mut Problems) {
     let Some(Value::Array(containers)) = body.get("containerDefinitions") else {
         let why = "required: a list of container definitions".into();
-        return Err(at.err("containerDefinitions", why));
+        return problems.push(at.err("containerDefinitions", why));
     };
     if containers.is_empty() {
         let why = "must hold at least one container".into();
-        return Err(at.err("containerDefinitions", why));
+        return problems.push(at.err("containerDefinitions", why));
     }
     let mut names = Vec::new();
     for (i, c) in containers.iter().enumerate() {
         let field = format!("containerDefinitions[{i}]");
         let Value::Object(c) = c else {
-            return Err(at.err(&field, "expected an object".into()));
+            problems.push(at.err(&field, "expected an object".into()));
+            continue;
         };
-        let Some(Value::String(name)) = c.get("name") else {
-            return Err(at.err(&format!("{field}.name"), "required: a string".into()));
-        };
-        if names.contains(name) {
-            let why = format!("`{name}` is used twice");
-            return Err(at.err(&format!("{field}.name"), why));
+        match c.get("name") {
+            Some(Value::String(name)) if names.contains(name) => {
+                let why = format!("`{name}` is used twice");
+                problems.push(at.err(&format!("{field}.name"), why));
+            }
+            Some(Value::String(name)) => names.push(name.clone()),
+            _ => problems.push(at.err(&format!("{field}.name"), "required: a string".into())),
         }
-        names.push(name.clone());
         if !matches!(c.get("image"), Some(Value::String(_))) {
-            return Err(at.err(&format!("{field}.image"), "required: a string".into()));
+            problems.push(at.err(&format!("{field}.image"), "required: a string".into()));
         }
         if let Some(env) = c.get("environment") {
-            environment(at, &field, env)?;
+            environment(at, &field, env, problems);
         }
     }
-    Ok(())
 }
 
 /// A container's plain variables: `{"name", "value"}` pairs, none of them a secret.
-fn environment(at: &At<'_>, field: &str, env: &Value) -> Result<(), TemplateError> {
+fn environment(at: &At<'_>, field: &str, env: &Value, problems: &mut Problems) {
     let Value::Array(env) = env else {
-        return Err(at.err(&format!("{field}.environment"), "expected a list".into()));
+        return problems.push(at.err(&format!("{field}.environment"), "expected a list".into()));
     };
     for (j, kv) in env.iter().enumerate() {
         let entry = format!("{field}.environment[{j}]");
         let (Some(Value::String(n)), Some(Value::String(v))) = (kv.get("name"), kv.get("value"))
         else {
             let why = "expected {\"name\": …, \"value\": …} with string values".into();
-            return Err(at.err(&entry, why));
+            problems.push(at.err(&entry, why));
+            continue;
         };
         if let Some(why) = crate::secrets::looks_like_secret(n, v) {
             let why = format!("`{n}`: {why}; put it in `secrets` as an SSM or Secrets Manager ARN");
-            return Err(at.err(&entry, why));
+            problems.push(at.err(&entry, why));
         }
     }
-    Ok(())
 }
 
-pub(super) fn fargate_mode(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+pub(super) fn fargate_mode(at: &At<'_>, body: &Map<String, Value>, problems: &mut Problems) {
     if body.get("networkMode").is_some_and(|m| m != "awsvpc") {
-        return Err(at.err("networkMode", "Fargate requires \"awsvpc\"".into()));
+        problems.push(at.err("networkMode", "Fargate requires \"awsvpc\"".into()));
     }
     if let Some(rc) = body.get("requiresCompatibilities") {
         let ok = rc
@@ -98,13 +102,12 @@ pub(super) fn fargate_mode(at: &At<'_>, body: &Map<String, Value>) -> Result<(),
             .is_some_and(|a| a.iter().any(|x| x == "FARGATE"));
         if !ok {
             let why = "must include \"FARGATE\"".into();
-            return Err(at.err("requiresCompatibilities", why));
+            problems.push(at.err("requiresCompatibilities", why));
         }
     }
-    Ok(())
 }
 
-pub(super) fn placeholders(at: &At<'_>, body: &Map<String, Value>) -> Result<(), TemplateError> {
+pub(super) fn placeholders(at: &At<'_>, body: &Map<String, Value>, problems: &mut Problems) {
     let text = Value::Object(body.clone()).to_string();
     let known = |p: &str| PLACEHOLDERS.contains(&p).then_some("");
     if let Err(p) = super::placeholder::expand(&text, known) {
@@ -113,7 +116,6 @@ pub(super) fn placeholders(at: &At<'_>, body: &Map<String, Value>) -> Result<(),
             "unknown placeholder `${{{p}}}`; allowed: {} (write `$${{…}}` for a literal `${{…}}`)",
             allowed.join(", ")
         );
-        return Err(at.err("", why));
+        problems.push(at.err("", why));
     }
-    Ok(())
 }

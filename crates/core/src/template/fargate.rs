@@ -2,39 +2,45 @@
 
 use serde_json::{Map, Value};
 
-use super::checks::At;
-use super::TemplateError;
+use super::checks::{At, Problems};
 
-/// The task's CPU units and memory MiB, each checked against its own field.
-pub(super) fn size(at: &At<'_>, body: &Map<String, Value>) -> Result<(u32, u32), TemplateError> {
-    let cpu = body.get("cpu").ok_or_else(|| {
-        at.err(
-            "cpu",
-            "required at task level for Fargate (e.g. \"256\" or \"0.25 vCPU\")".into(),
-        )
-    })?;
-    let memory = body.get("memory").ok_or_else(|| {
-        at.err(
-            "memory",
-            "required at task level for Fargate (e.g. \"512\" or \"1 GB\")".into(),
-        )
-    })?;
-    let cpu = parse_cpu(cpu).ok_or_else(|| {
-        at.err(
-            "cpu",
-            "expected CPU units (\"256\") or vCPU (\"0.25 vCPU\")".into(),
-        )
-    })?;
-    let memory = parse_memory(memory)
-        .ok_or_else(|| at.err("memory", "expected MiB (\"512\") or GB (\"1 GB\")".into()))?;
+/// The task's CPU units and memory MiB, each checked against its own field; `None` with the
+/// problems said when either is missing, unreadable or not a Fargate size.
+pub(super) fn size(
+    at: &At<'_>,
+    body: &Map<String, Value>,
+    problems: &mut Problems,
+) -> Option<(u32, u32)> {
+    let cpu = match body.get("cpu").map(parse_cpu) {
+        None => Err("required at task level for Fargate (e.g. \"256\" or \"0.25 vCPU\")"),
+        Some(None) => Err("expected CPU units (\"256\") or vCPU (\"0.25 vCPU\")"),
+        Some(Some(cpu)) => Ok(cpu),
+    };
+    let memory = match body.get("memory").map(parse_memory) {
+        None => Err("required at task level for Fargate (e.g. \"512\" or \"1 GB\")"),
+        Some(None) => Err("expected MiB (\"512\") or GB (\"1 GB\")"),
+        Some(Some(memory)) => Ok(memory),
+    };
+    if let Err(why) = cpu {
+        problems.push(at.err("cpu", why.into()));
+    }
+    if let Err(why) = memory {
+        problems.push(at.err("memory", why.into()));
+    }
+    let (cpu, memory) = (cpu.ok()?, memory.ok()?);
     // A CPU value Fargate does not have is the cpu field's fault, whatever the memory.
     let field = if FARGATE_CPU.contains(&cpu) {
         "memory"
     } else {
         "cpu"
     };
-    check_fargate_size(cpu, memory).map_err(|p| at.err(field, p))?;
-    Ok((cpu, memory))
+    match check_fargate_size(cpu, memory) {
+        Ok(()) => Some((cpu, memory)),
+        Err(why) => {
+            problems.push(at.err(field, why));
+            None
+        }
+    }
 }
 
 /// CPU units (`256`, `"256"`) or vCPU (`"0.25 vCPU"`).

@@ -135,25 +135,38 @@ fn described(mut body: Map<String, Value>) -> (Map<String, Value>, Vec<String>) 
 }
 
 impl Template {
-    /// Reads a template, checking what AWS would refuse before anything is registered.
+    /// Reads a template, checking what AWS would refuse before anything is registered: the
+    /// first problem (see [`Template::parse_all`] for every one).
     pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
+        Template::parse_all(file, text).map_err(|mut problems| problems.remove(0))
+    }
+
+    /// The same, with every problem of the template at once (never an empty list), so one run
+    /// of `validate` finds them all.
+    pub fn parse_all(file: &str, text: &str) -> Result<Template, Vec<TemplateError>> {
         let at = checks::At(file);
         let v: Value = serde_json::from_str(text).map_err(|e| {
             let (line, column) = (e.line(), e.column());
-            at.err(
+            vec![at.err(
                 "",
                 format!("not valid JSON (line {line}, column {column}): {e}"),
-            )
+            )]
         })?;
         let Value::Object(body) = v else {
-            return Err(at.err("", "expected a JSON object (a task definition)".into()));
+            return Err(vec![
+                at.err("", "expected a JSON object (a task definition)".into())
+            ]);
         };
         let (mut body, notes) = described(body);
-        checks::fields(&at, &body)?;
-        checks::containers(&at, &body)?;
-        checks::fargate_mode(&at, &body)?;
-        let (cpu, memory) = fargate::size(&at, &body)?;
-        checks::placeholders(&at, &body)?;
+        let mut problems = Vec::new();
+        checks::fields(&at, &body, &mut problems);
+        checks::containers(&at, &body, &mut problems);
+        checks::fargate_mode(&at, &body, &mut problems);
+        let size = fargate::size(&at, &body, &mut problems);
+        checks::placeholders(&at, &body, &mut problems);
+        let Some((cpu, memory)) = size.filter(|_| problems.is_empty()) else {
+            return Err(problems);
+        };
         body.insert("cpu".into(), Value::String(cpu.to_string()));
         body.insert("memory".into(), Value::String(memory.to_string()));
         body.entry("networkMode").or_insert_with(|| json!("awsvpc"));

@@ -142,6 +142,39 @@ fn template_errors_name_file_and_field() {
     assert!(e.problem.contains("line 1"), "{e}");
 }
 
+/// Issue 21: a template's problems come all at once, not one per run; a mistyped field says
+/// which one was meant.
+#[test]
+fn every_problem_of_a_template_is_reported_in_one_run() {
+    let text = web()
+        .replace("\"family\"", "\"famliy\"")
+        .replace("\"cpu\": \"256\"", "\"cpu\": \"300\"")
+        .replace("\"value\": \"false\"", "\"value\": \"postgres://u:p@h/db\"")
+        .replace("${env}-web", "${stage}-web");
+    let all = Template::parse_all("taskdefs/web.json", &text).unwrap_err();
+    let fields: Vec<&str> = all.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "famliy",
+            "containerDefinitions[0].environment[0]",
+            "cpu",
+            ""
+        ],
+        "{all:?}"
+    );
+    assert!(
+        all[0].problem.contains("did you mean `family`?"),
+        "{}",
+        all[0]
+    );
+    // The first of them is what `parse` says.
+    assert_eq!(
+        Template::parse("taskdefs/web.json", &text).unwrap_err(),
+        all[0]
+    );
+}
+
 #[test]
 fn vcpu_and_gb_forms_are_normalised() {
     let t = Template::parse(
