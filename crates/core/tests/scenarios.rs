@@ -109,7 +109,7 @@ fn duplicate_event_concurrent_gives_one_revision_and_one_update() {
         assert_eq!(started, 1, "{reports:?}");
         assert_eq!(ports.count("RegisterTaskDefinition"), 1);
         assert_eq!(ports.count("UpdateService"), 1);
-        let conflicts = ports.count("PutObject") - 3;
+        let conflicts = ports.count("PutObject") - 2;
         assert!(
             conflicts >= 1,
             "the copies really raced on the state document"
@@ -439,12 +439,15 @@ fn a_burst_of_pushes_settles_into_one_deployment_of_the_newest() {
     assert!(service_td(&ports).ends_with(":1"));
 }
 
-/// A rolling deploy writes its state document three times, each a compare-and-swap that a crash
+/// A rolling deploy writes its state document twice, each a compare-and-swap that a crash
 /// test boundary relies on: the intent to register (with its "started" notice claimed in the
-/// same write, so a concurrent invocation never sends it too), the intent to update (which also
-/// drops the sent notice), and stabilizing (ECS's deployment id, which the tick follows).
+/// same write, so a concurrent invocation never sends it too), and stabilizing (ECS's
+/// deployment id, which the tick follows; the sent notice dropped with it). The intent to
+/// update, once a third write, protects against no crash the registering intent does not: a
+/// takeover finds the revision by its tag and checks the service before updating it
+/// (issue 20; `crash.rs` kills the engine at every call, UpdateService included).
 #[test]
-fn a_rolling_deploy_writes_its_state_three_times() {
+fn a_rolling_deploy_writes_its_state_twice() {
     let (ports, b) = world();
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     tick_once(&ports, &b);
@@ -456,6 +459,6 @@ fn a_rolling_deploy_writes_its_state_three_times() {
     );
     let calls = ports.with(|w| w.calls.clone());
     let writes = calls.iter().filter(|c| *c == "PutObject").count();
-    assert_eq!(writes, 3, "{calls:?}");
+    assert_eq!(writes, 2, "{calls:?}");
     assert_eq!(ports.count("Publish"), 1, "its start, sent once");
 }

@@ -83,7 +83,12 @@ impl<P: Ports> Runner<'_, P> {
             // The step's notices (and any left unsent) are claimed in the same write as its
             // intent: one compare-and-swap makes this invocation the owner of both.
             let claimed = self.delivery.claim(&mut step.state, self.ports().now());
-            if !self.persist(&step.state).await? {
+            if step.save_with_next && claimed.is_empty() && step.command.is_some() {
+                // Saved with the next step's state (the machine says a crash after this
+                // command is recovered from what is saved now); the version stays the
+                // fencing token of the next write.
+                self.current.0 = step.state.clone();
+            } else if !self.persist(&step.state).await? {
                 continue;
             }
             steps += 1;

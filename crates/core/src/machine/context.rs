@@ -18,6 +18,8 @@ pub(super) struct Ctx<'a> {
     /// Something wrong the step cannot act on but must not hide (an unreadable backlog).
     pub(super) problem: Option<String>,
     command: Option<Command>,
+    /// The step's state may be saved with the next step's instead of before its command.
+    save_with_next: bool,
     pub(super) notices: Vec<Notification>,
     journal: Vec<Transition>,
     pub(super) now: DateTime<Utc>,
@@ -31,6 +33,7 @@ impl<'a> Ctx<'a> {
             scaled: None,
             problem: None,
             command: None,
+            save_with_next: false,
             notices: Vec::new(),
             journal: Vec::new(),
             now,
@@ -42,6 +45,7 @@ impl<'a> Ctx<'a> {
         Step {
             state: self.s,
             command: self.command,
+            save_with_next: self.save_with_next,
             notices: self.notices,
             journal: self.journal,
             outcome,
@@ -54,6 +58,20 @@ impl<'a> Ctx<'a> {
     pub(super) fn run(&mut self, command: Command) {
         debug_assert!(self.command.is_none(), "one command per step: {command:?}");
         self.command = Some(command);
+    }
+
+    /// Changes the command this step asks for.
+    pub(super) fn map_command(&mut self, f: impl FnOnce(&mut Command)) {
+        if let Some(c) = self.command.as_mut() {
+            f(c);
+        }
+    }
+
+    /// This step's intent protects against no crash its command can leave behind: what the
+    /// command does is found again from the last saved state (see the rollout's
+    /// `update_next`), so the write before it can be saved with the next one.
+    pub(super) fn save_with_next(&mut self) {
+        self.save_with_next = true;
     }
 
     /// The deployment in flight, if it is `id`.

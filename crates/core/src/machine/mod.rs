@@ -156,6 +156,9 @@ pub struct Step {
     pub state: ServiceState,
     /// The command that moves the deployment on: one step makes at most one effect.
     pub command: Option<Command>,
+    /// The state need not be saved before the command runs: a crash after it is recovered
+    /// from the state saved before, so the runner saves this one with the next step's.
+    pub save_with_next: bool,
     /// Notifications this step put in the state's outbox.
     pub notices: Vec<crate::notify::Notification>,
     pub journal: Vec<Transition>,

@@ -17,6 +17,11 @@ impl Ctx<'_> {
             return Outcome::Progressed;
         }
         self.update_next(id, arn, PhaseKind::Registering, note);
+        // The updating intent protects nothing the registering one does not: a crash after
+        // UpdateService leaves `registering` saved, and the takeover finds the revision by its
+        // tag and checks the service before updating it (`searched`). One S3 write fewer per
+        // deployment; `crates/core/tests/crash.rs` kills the engine at every call to prove it.
+        self.save_with_next();
         Outcome::Progressed
     }
 
@@ -47,9 +52,18 @@ impl Ctx<'_> {
             return Outcome::Stale;
         };
         match found {
-            Some(arn) => {
+            Some(arn) if self.policy.one_off_timeout.is_some() => {
                 let note = "adopted the revision an earlier attempt registered";
                 self.registered(id, arn, note)
+            }
+            Some(arn) => {
+                // The earlier attempt may have updated the service too (its updating intent
+                // is not saved): look before updating.
+                let note = "adopted the revision an earlier attempt registered".to_owned();
+                self.update_next(id, arn, PhaseKind::Registering, format!("{note} {arn}"));
+                self.adopt_next_update();
+                self.save_with_next();
+                Outcome::Progressed
             }
             None => {
                 self.renew_lease();
@@ -77,6 +91,16 @@ impl Ctx<'_> {
         self.s.custom_capacity = self.policy.custom_capacity;
         self.stabilizing(arn, ecs_id.clone(), note);
         Outcome::Progressed
+    }
+
+    /// The UpdateService this step asks for first checks whether the service already runs
+    /// its revision (a takeover's view of what a crashed attempt may have done).
+    fn adopt_next_update(&mut self) {
+        self.map_command(|c| {
+            if let Command::UpdateService { adopt, .. } = c {
+                *adopt = true;
+            }
+        });
     }
 
     /// The revision of deployment `id`, if it is in flight and updating.
@@ -329,6 +353,42 @@ mod tests {
             },
         ];
         check(&policy(), rows);
+    }
+
+    /// Issue 20: the updating intent is saved with stabilizing, not before UpdateService; a
+    /// takeover that finds the revision an earlier attempt registered looks at the service
+    /// before updating it (that attempt may have updated it too).
+    #[test]
+    fn the_updating_intent_is_saved_with_the_next_step_and_a_takeover_looks_first() {
+        use super::super::{decide, Command};
+        let now = chrono::Utc::now();
+        let registered = Observation::RevisionRegistered {
+            deployment: d_b(),
+            task_definition_arn: TD2.into(),
+            changes: None,
+        };
+        let step = decide(&in_flight(Phase::Registering), &registered, now, &policy());
+        assert!(step.save_with_next);
+        assert!(matches!(
+            step.command,
+            Some(Command::UpdateService { adopt: false, .. })
+        ));
+        let found = Observation::RevisionSearched {
+            deployment: d_b(),
+            found: Some(TD2.into()),
+        };
+        let step = decide(&in_flight(Phase::Registering), &found, now, &policy());
+        assert!(step.save_with_next);
+        assert!(matches!(
+            step.command,
+            Some(Command::UpdateService { adopt: true, .. })
+        ));
+        // What ends the step that follows is saved before anything else runs.
+        let updated = Observation::ServiceUpdated {
+            deployment: d_b(),
+            ecs_deployment_id: Some("ecs-svc/2".into()),
+        };
+        assert!(!decide(&updating(), &updated, now, &policy()).save_with_next);
     }
 
     fn observed(rollout: Rollout) -> Observation {
