@@ -4,6 +4,7 @@
 mod bench;
 mod bench_alarm;
 mod bench_load;
+mod bench_native;
 mod chaos;
 mod demo;
 mod emulator;
