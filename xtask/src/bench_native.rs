@@ -8,10 +8,9 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use chrono::{TimeZone, Utc};
-use harbormaster_core::memory::{MemoryPorts, RolloutMode};
-use harbormaster_core::testing::scenario::{now, send, tick_once, CLUSTER, INITIAL_TD};
-use harbormaster_core::testing::{alarm_event, bundle_of, push_event, CONFIG, NATIVE_OUTPUTS};
+use harbormaster_core::memory::MemoryPorts;
+use harbormaster_core::testing::scenario::{now, send, tick_once, CLUSTER};
+use harbormaster_core::testing::{alarm_event, push_event};
 
 use crate::bench::percentile;
 
@@ -20,27 +19,7 @@ const ALARM: &str = "booking-dev-web-5xx";
 
 /// One blue/green service with its alarm, a first release done and a second in flight.
 fn in_flight() -> (MemoryPorts, harbormaster_core::Bundle) {
-    let native =
-        "strategy = \"blue_green\"\nload_balancer = { container = \"web\", port = 8000 }\n";
-    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
-    ports.add_service(CLUSTER, "web", INITIAL_TD);
-    ports.with(|w| {
-        w.rollout = RolloutMode::Manual;
-        w.stoppable = true;
-        for (k, v) in NATIVE_OUTPUTS {
-            w.outputs.insert(k.into(), v.into());
-        }
-    });
-    let config = CONFIG
-        .replace(
-            "desired_count = 2\n",
-            &format!("desired_count = 2\n{native}"),
-        )
-        .replace(
-            "[services.web.environments.dev]\n",
-            "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
-        );
-    let b = bundle_of(&config);
+    let (ports, b) = harbormaster_core::testing::native::blue_green_with_alarms();
     send(&ports, &b, &push_event("p1", "main-1", 'a', 1));
     ports.complete(CLUSTER, "web");
     tick_once(&ports, &b);

@@ -1,7 +1,7 @@
 //! Scenario tests for alarm-driven rollback and guard alarms: the engine over in-memory ports
 //! with virtual time. One test per policy line of the issue.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::executor::block_on;
 use serde_json::Value;
 
@@ -12,9 +12,9 @@ use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::{ErrorKind, PortError};
 use harbormaster_core::state::{PhaseKind, Verdict};
 use harbormaster_core::testing::scenario::{
-    self, journal_words, now, send, service_td, tick_once, CLUSTER, INITIAL_TD,
+    self, journal_words, now, send, service_td, tick_once, CLUSTER,
 };
-use harbormaster_core::testing::{alarm_event, bundle_of, push_event, CONFIG, NATIVE_OUTPUTS};
+use harbormaster_core::testing::{alarm_event, bundle_of, push_event, CONFIG};
 use harbormaster_core::{Bundle, RunOptions, Target};
 
 const ALARM: &str = "booking-dev-web-5xx";
@@ -206,27 +206,7 @@ fn an_alarm_during_a_deployment_stops_it_and_returns_to_last_known_good() {
 
 #[test]
 fn a_native_deployment_in_flight_is_stopped_through_ecs() {
-    let native =
-        "strategy = \"blue_green\"\nload_balancer = { container = \"web\", port = 8000 }\n";
-    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
-    ports.add_service(CLUSTER, "web", INITIAL_TD);
-    ports.with(|w| {
-        w.rollout = RolloutMode::Manual;
-        w.stoppable = true;
-        for (k, v) in NATIVE_OUTPUTS {
-            w.outputs.insert(k.into(), v.into());
-        }
-    });
-    let config = CONFIG
-        .replace(
-            "desired_count = 2\n",
-            &format!("desired_count = 2\n{native}"),
-        )
-        .replace(
-            "[services.web.environments.dev]\n",
-            "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
-        );
-    let b = bundle_of(&config);
+    let (ports, b) = harbormaster_core::testing::native::blue_green_with_alarms();
     let v1 = release(&ports, &b, 1, 'a');
     send(&ports, &b, &push_event("p2", "main-2", 'b', 2));
     let updates = ports.count("UpdateService");

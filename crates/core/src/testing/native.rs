@@ -174,3 +174,31 @@ pub fn ecs_id(ports: &MemoryPorts) -> String {
 pub fn words(reports: &[DispatchReport]) -> Vec<String> {
     reports.iter().flat_map(journal_words).collect()
 }
+
+/// The scenario config's `web` on blue/green with its `booking-dev-web-*` alarms, ECS playing
+/// a stoppable rollout by hand: what an alarm during a native deployment meets (the alarm
+/// scenario test and the bench's incident path share it).
+pub fn blue_green_with_alarms() -> (MemoryPorts, Bundle) {
+    use chrono::TimeZone;
+    let native =
+        "strategy = \"blue_green\"\nload_balancer = { container = \"web\", port = 8000 }\n";
+    let ports = MemoryPorts::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
+    ports.add_service(scenario::CLUSTER, "web", scenario::INITIAL_TD);
+    ports.with(|w| {
+        w.rollout = RolloutMode::Manual;
+        w.stoppable = true;
+        for (k, v) in NATIVE_OUTPUTS {
+            w.outputs.insert(k.into(), v.into());
+        }
+    });
+    let config = super::CONFIG
+        .replace(
+            "desired_count = 2\n",
+            &format!("desired_count = 2\n{native}"),
+        )
+        .replace(
+            "[services.web.environments.dev]\n",
+            "[services.web.environments.dev]\nalarms = [\"booking-dev-web-*\"]\n",
+        );
+    (ports, bundle_of(&config))
+}
