@@ -10,6 +10,8 @@ pub(crate) fn test(extra: &[String]) -> Result<()> {
     // Set up the emulator's venv once, before tests race to it, and say so if it fails.
     let venv = ensure_venv().context("setting up the emulator venv")?;
     eprintln!("xtask: emulator venv ready at {}", venv.display());
+    // The terminal tests draw in a tmux pane; redis-server the harness installs itself.
+    harbormaster_testkit::ensure_debian_package("tmux", "tmux")?;
     build_bins()?;
     let status = cargo().args(["test", "--workspace"]).args(extra).status()?;
     if !status.success() {

@@ -119,6 +119,29 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Installs Debian's `package` when the command `probe` is not on `PATH`. Debian's package
+/// registry is reachable from these machines; the internet is not.
+pub fn ensure_debian_package(probe: &str, package: &str) -> Result<()> {
+    let found = Command::new("sh")
+        .args(["-c", "command -v \"$1\" >/dev/null", "sh", probe])
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Ok(());
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .with_context(|| {
+            format!("{probe} is missing and apt-get could not run: install {package}")
+        })?;
+    if !status.success() {
+        bail!("{probe} is missing and `apt-get install {package}` failed (run it as root)");
+    }
+    Ok(())
+}
+
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -99,21 +99,5 @@ impl Drop for RedisServer {
 }
 
 fn ensure_installed() -> Result<()> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return Ok(());
-    }
-    // Debian's package registry is reachable from these machines; the internet is not.
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "redis-server"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("redis-server is missing and apt-get could not run: install redis-server")?;
-    if !status.success() {
-        bail!("redis-server is missing and `apt-get install redis-server` failed");
-    }
-    Ok(())
+    crate::ensure_debian_package("redis-server", "redis-server")
 }
