@@ -130,3 +130,19 @@ async fn the_ecs_functions_answer_ecs_and_eventbridge_in_their_own_shapes() {
     let (path, _) = answer_of(&w, "ecs-hook", &event);
     assert!(path.ends_with("/error"), "{path}");
 }
+
+/// Issue 20: the functions are linked position-dependent (`functions/no-pie.rs`: no dynamic
+/// relocation at start-up), the CLI stays position-independent. ELF's `e_type`, at offset 16:
+/// 2 is `ET_EXEC`, 3 `ET_DYN` (a PIE).
+#[test]
+fn the_functions_are_position_dependent_and_the_cli_is_not() {
+    let e_type = |name: &str| {
+        let bytes = std::fs::read(binary(name).unwrap()).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF", "{name}");
+        u16::from_le_bytes([bytes[16], bytes[17]])
+    };
+    for f in harbormaster_aws::handler::FUNCTIONS {
+        assert_eq!(e_type(f.name), 2, "{} is not ET_EXEC", f.name);
+    }
+    assert_eq!(e_type("harbormaster"), 3, "the CLI is a PIE");
+}
