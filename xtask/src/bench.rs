@@ -480,7 +480,8 @@ fn document(tables: &[String; 5], previous: &str) -> Result<String> {
          (`GET /2018-06-01/runtime/invocation/next`), i.e. when it is ready for events. `ecr-push` reads\n\
          its settings before that and builds no SDK client (each is built at its first call, with the\n\
          HTTPS connector and the trusted roots: the first event pays for them, in \"exec → push\n\
-         handled\"); the hello-world does nothing.\n\n{table}\n\
+         handled\"); the hello-world does nothing (on `#[tokio::main]`'s default runtime, a worker thread\n\
+         per core; the functions take one event at a time on the current thread).\n\n{table}\n\
          ## Push to UpdateService\n\n\
          The ECR push event goes through the `ecr-push` dispatch (in process) with the SDK pointed at a\n\
          counting HTTP proxy in front of the emulator; the clock runs from the event to the answer of\n\

@@ -9,7 +9,8 @@
 
 use harbormaster_aws::handler;
 
-#[tokio::main]
+// One event at a time (Lambda's model): no worker threads to start or keep in memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     handler::serve(handler::PIPELINE_JOB).await
 }
