@@ -17,12 +17,21 @@ impl Ctx<'_> {
             return Outcome::Progressed;
         }
         self.update_next(id, arn, PhaseKind::Registering, note);
-        // The updating intent protects nothing the registering one does not: a crash after
-        // UpdateService leaves `registering` saved, and the takeover finds the revision by its
-        // tag and checks the service before updating it (`searched`). One S3 write fewer per
-        // deployment; `crates/core/tests/crash.rs` kills the engine at every call to prove it.
-        self.save_with_next();
+        self.updating_saved_with_next();
         Outcome::Progressed
+    }
+
+    /// For a rolling deployment, the updating intent protects nothing the registering one does
+    /// not: a crash after UpdateService leaves `registering` saved, and the takeover finds the
+    /// revision by its tag and checks the service before updating it (`searched`). One S3 write
+    /// fewer per deployment; `crates/core/tests/crash.rs` kills the engine at every call to
+    /// prove it. Not for a native strategy: ECS calls its lifecycle hook as soon as
+    /// UpdateService has started the deployment, and the hook gates only the revision the
+    /// saved state names.
+    fn updating_saved_with_next(&mut self) {
+        if !self.policy.native {
+            self.save_with_next();
+        }
     }
 
     /// Records the intent to update the service to `arn`, then asks for UpdateService.
@@ -62,7 +71,7 @@ impl Ctx<'_> {
                 let note = "adopted the revision an earlier attempt registered".to_owned();
                 self.update_next(id, arn, PhaseKind::Registering, format!("{note} {arn}"));
                 self.adopt_next_update();
-                self.save_with_next();
+                self.updating_saved_with_next();
                 Outcome::Progressed
             }
             None => {
@@ -360,7 +369,7 @@ mod tests {
     /// before updating it (that attempt may have updated it too).
     #[test]
     fn the_updating_intent_is_saved_with_the_next_step_and_a_takeover_looks_first() {
-        use super::super::{decide, Command};
+        use super::super::{decide, Command, Policy};
         let now = chrono::Utc::now();
         let registered = Observation::RevisionRegistered {
             deployment: d_b(),
@@ -383,6 +392,18 @@ mod tests {
             step.command,
             Some(Command::UpdateService { adopt: true, .. })
         ));
+        // Issue 20's merge is for rolling deployments only: ECS calls a native strategy's
+        // lifecycle hook as soon as UpdateService has started the deployment, and the hook
+        // gates only the revision the saved state names (`registering` names none, so it
+        // would wave the deployment through without its checks or approval).
+        let native = Policy {
+            native: true,
+            ..policy()
+        };
+        let step = decide(&in_flight(Phase::Registering), &registered, now, &native);
+        assert!(!step.save_with_next);
+        let step = decide(&in_flight(Phase::Registering), &found, now, &native);
+        assert!(!step.save_with_next);
         // What ends the step that follows is saved before anything else runs.
         let updated = Observation::ServiceUpdated {
             deployment: d_b(),
