@@ -90,8 +90,9 @@ fn cli_archive() -> Result<()> {
     const BINS: [&str; 2] = ["harbormaster", "harbormaster-bootstrap"];
     let mut build = cargo();
     build.args(["build", "--release", "--locked"]);
+    // Each is its package's binary (the bootstrap is not a default member).
     for b in BINS {
-        build.args(["--bin", b]);
+        build.args(["-p", b]);
     }
     if !build.status()?.success() {
         bail!("building the CLIs failed");
