@@ -544,6 +544,11 @@ pub fn cli_binary() -> Result<PathBuf> {
     binary("harbormaster")
 }
 
+/// `text` as one word for a POSIX shell: single-quoted, its own single quotes escaped.
+pub fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// A binary of the workspace built beside the running test or xtask (same profile).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use harbormaster_e2e::docs::{cli_reference, readme, shell_blocks};
-use harbormaster_e2e::{binary, ecr_push_event, setup, workspace_root, TempDir};
+use harbormaster_e2e::{binary, ecr_push_event, setup, shell_quoted, workspace_root, TempDir};
 use harbormaster_testkit::{cache_dir, ensure_python_tool, venv_dir, Emulator};
 
 /// The AWS CLI v1 from PyPI, which reads `AWS_DEFAULT_REGION` and `AWS_ENDPOINT_URL` as a user's
@@ -50,7 +50,11 @@ fn path_with_commands(dir: &Path) -> Result<String> {
         ),
     )?;
     std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let awscli = ensure_python_tool(&cache_dir("venv-awscli-1.46.3"), &[AWSCLI], "aws")?;
+    let awscli = ensure_python_tool(
+        &cache_dir(&format!("venv-{}", AWSCLI.replace("==", "-"))),
+        &[AWSCLI],
+        "aws",
+    )?;
     Ok(format!(
         "{}:{}:{}",
         dir.display(),
@@ -74,11 +78,6 @@ fn run_session(script: &str, envs: &[(&str, String)]) -> Result<String> {
         bail!("the session failed ({}):\n{text}", out.status);
     }
     Ok(text)
-}
-
-/// A shell word in single quotes.
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[test]
@@ -134,7 +133,7 @@ fn getting_started_reaches_a_deployed_service_with_the_emulator_standing_in_for_
                 if block.commands.contains("cp -r examples/booking") {
                     script.push_str(&format!(
                         "cp {} ~/booking-gitops/harbormaster.toml  # the emulator's variant\n",
-                        quoted(&for_emulator.display().to_string())
+                        shell_quoted(&for_emulator.display().to_string())
                     ));
                 }
             }
@@ -143,8 +142,8 @@ fn getting_started_reaches_a_deployed_service_with_the_emulator_standing_in_for_
                  --image-manifest {} --query image.imageId.imageDigest --output text)\n\
                  sed \"s/DIGEST/$digest/\" {} > ~/push.json\n\
                  harbormaster --config s3://booking-harbormaster-state/config invoke --event ~/push.json\n",
-                quoted(&manifest.to_string()),
-                quoted(&event.display().to_string())
+                shell_quoted(&manifest.to_string()),
+                shell_quoted(&event.display().to_string())
             )),
             Some(_) => {}
         }

@@ -7,6 +7,18 @@ use serde_json::Value;
 
 const QUEUE: &str = "booking-dev-jobs";
 
+/// `scale --dry-run` of the worker, its report as JSON: the decision and its inputs, nothing
+/// changed.
+const SCALE_PLAN: &[&str] = &[
+    "--json",
+    "scale",
+    "--env",
+    "dev",
+    "--service",
+    "worker",
+    "--dry-run",
+];
+
 /// The example config with the worker scaled on `source` (a TOML inline table).
 fn scale_worker(w: &World, source: &str) {
     // The example as the world has it (what the emulator can run), the worker scaled in dev.
@@ -92,15 +104,7 @@ async fn a_thousand_messages_take_the_worker_to_max_and_an_empty_queue_back_to_m
     assert_eq!(desired(&w).await, 1);
 
     // The dry run decides and says why, from the real inputs, and changes nothing.
-    let out = w.cli_ok(&[
-        "--json",
-        "scale",
-        "--env",
-        "dev",
-        "--service",
-        "worker",
-        "--dry-run",
-    ]);
+    let out = w.cli_ok(SCALE_PLAN);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["scaling"]["backlog"], 1000, "{r}");
     assert_eq!(r["scaling"]["desired"], 5, "{r}");
@@ -199,15 +203,7 @@ async fn dramatiqs_redis_lists_are_the_backlog() {
             redis.url()
         ),
     );
-    let out = w.cli_ok(&[
-        "--json",
-        "scale",
-        "--env",
-        "dev",
-        "--service",
-        "worker",
-        "--dry-run",
-    ]);
+    let out = w.cli_ok(SCALE_PLAN);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
@@ -276,18 +272,7 @@ async fn a_dramatiq_queue_is_read_over_tls_and_an_unreadable_one_is_visible() {
     );
     assert!(!reason.contains("rediss://"), "{reason}");
 
-    let out = w.cli_with(
-        &[
-            "--json",
-            "scale",
-            "--env",
-            "dev",
-            "--service",
-            "worker",
-            "--dry-run",
-        ],
-        &trusted,
-    );
+    let out = w.cli_with(SCALE_PLAN, &trusted);
     assert!(
         out.status.success(),
         "{}",

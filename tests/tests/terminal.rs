@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harbormaster_e2e::{cli_binary, World};
+use harbormaster_e2e::{cli_binary, shell_quoted, World};
 
 fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
     Command::new("tmux")
@@ -15,19 +15,52 @@ fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
         .expect("tmux runs (.ci/run installs it)")
 }
 
-/// Single-quoted for the shell tmux runs the command with.
-fn quoted(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// Runs `args` of the CLI against `w` in a 150×12 tmux pane until it exits (or `limit`
+/// passes), showing `look` every screen captured meanwhile; the last screen.
+fn in_a_pane(w: &World, args: &[&str], limit: Duration, mut look: impl FnMut(&str)) -> String {
+    let socket = format!("harbormaster-test-{}-{}", std::process::id(), args[0]);
+    let mut command = vec!["env".to_owned()];
+    command.extend(
+        w.cli_env()
+            .iter()
+            .map(|(k, v)| shell_quoted(&format!("{k}={v}"))),
+    );
+    command.push(shell_quoted(&cli_binary().unwrap().display().to_string()));
+    command.extend(args.iter().map(|a| shell_quoted(a)));
+    let shell = format!("{}; echo EXIT=$?; sleep 60", command.join(" "));
+    let new = [
+        "new-session",
+        "-d",
+        "-x",
+        "150",
+        "-y",
+        "12",
+        "-s",
+        "hm",
+        &shell,
+    ];
+    let started = tmux(&socket, &new);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let mut last = String::new();
+    let until = Instant::now() + limit;
+    while Instant::now() < until && !last.contains("EXIT=") {
+        let out = tmux(&socket, &["capture-pane", "-p", "-t", "hm"]);
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        look(&last);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tmux(&socket, &["kill-server"]);
+    last
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_wait_at_a_terminal_draws_one_updating_progress_line() {
     let w = World::start().await.unwrap();
     w.push_image("main-7e57700").await.unwrap();
-    let socket = format!("harbormaster-test-{}", std::process::id());
-    let mut command = vec!["env".to_owned()];
-    command.extend(w.cli_env().iter().map(|(k, v)| quoted(&format!("{k}={v}"))));
-    command.push(quoted(&cli_binary().unwrap().display().to_string()));
     let args = [
         "deploy",
         "--env",
@@ -38,43 +71,15 @@ async fn deploy_wait_at_a_terminal_draws_one_updating_progress_line() {
         "main-7e57700",
         "--wait",
     ];
-    command.extend(args.iter().map(|a| quoted(a)));
-    let shell = format!("{}; echo EXIT=$?; sleep 60", command.join(" "));
-    let started = tmux(
-        &socket,
-        &[
-            "new-session",
-            "-d",
-            "-x",
-            "150",
-            "-y",
-            "12",
-            "-s",
-            "hm",
-            &shell,
-        ],
-    );
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-
     let mut progress = None;
-    let mut last = String::new();
-    let until = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < until && !last.contains("EXIT=") {
-        let out = tmux(&socket, &["capture-pane", "-p", "-t", "hm"]);
-        last = String::from_utf8_lossy(&out.stdout).into_owned();
-        let drawing = last
+    let last = in_a_pane(&w, &args, Duration::from_secs(120), |screen| {
+        let drawing = screen
             .lines()
             .any(|l| l.contains("dev/web: ") && l.contains(" running"));
         if drawing && progress.is_none() {
-            progress = Some(last.clone());
+            progress = Some(screen.to_owned());
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    tmux(&socket, &["kill-server"]);
+    });
     eprintln!(
         "--- the screen during the rollout ---\n{}",
         progress.clone().unwrap_or_default()
@@ -100,30 +105,6 @@ async fn deploy_wait_at_a_terminal_draws_one_updating_progress_line() {
     assert!(line.contains(" · 0m0"), "{line}");
 }
 
-/// Runs `args` of the CLI in a tmux pane against `w` until it exits; the last screen.
-fn in_a_pane(w: &World, args: &[&str]) -> String {
-    let socket = format!("harbormaster-tick-{}", std::process::id());
-    let mut command = vec!["env".to_owned()];
-    command.extend(w.cli_env().iter().map(|(k, v)| quoted(&format!("{k}={v}"))));
-    command.push(quoted(&cli_binary().unwrap().display().to_string()));
-    command.extend(args.iter().map(|a| quoted(a)));
-    let shell = format!("{}; echo EXIT=$?; sleep 60", command.join(" "));
-    let size = ["-x", "150", "-y", "12"];
-    let mut new = vec!["new-session", "-d"];
-    new.extend(size);
-    new.extend(["-s", "hm", &shell]);
-    assert!(tmux(&socket, &new).status.success());
-    let mut last = String::new();
-    let until = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < until && !last.contains("EXIT=") {
-        std::thread::sleep(Duration::from_millis(200));
-        let out = tmux(&socket, &["capture-pane", "-p", "-t", "hm"]);
-        last = String::from_utf8_lossy(&out.stdout).into_owned();
-    }
-    tmux(&socket, &["kill-server"]);
-    last
-}
-
 /// Issue 21: an interactive `tick` ends with a line per service still rolling out, drawn as
 /// `deploy --wait` draws it. `--dry-run` leaves the deployment the push started in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +117,7 @@ async fn tick_at_a_terminal_shows_each_rollout_in_flight() {
     let (code, _) = w.invoke(file.to_str().unwrap());
     assert_eq!(code, 0);
 
-    let screen = in_a_pane(&w, &["tick", "--dry-run"]);
+    let screen = in_a_pane(&w, &["tick", "--dry-run"], Duration::from_secs(60), |_| {});
     eprintln!("--- the screen ---\n{screen}");
     assert!(screen.contains("EXIT=0"), "{screen}");
     let lines: Vec<&str> = screen

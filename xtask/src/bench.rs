@@ -50,9 +50,14 @@ impl ToolRuns {
 
 /// The calls as a table cell: each operation once, with how often (`ecs:UpdateService ×1, …`).
 pub(crate) fn counted(calls: &[harbormaster_testkit::proxy::Call]) -> String {
+    counted_ops(calls.iter().map(|c| c.operation.as_str()))
+}
+
+/// The same for operations named any way (the in-memory ports' calls are plain names).
+pub(crate) fn counted_ops<'a>(ops: impl Iterator<Item = &'a str>) -> String {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for c in calls {
-        *counts.entry(c.operation.as_str()).or_default() += 1;
+    for op in ops {
+        *counts.entry(op).or_default() += 1;
     }
     counts
         .iter()

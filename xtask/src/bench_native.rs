@@ -12,7 +12,7 @@ use harbormaster_core::memory::MemoryPorts;
 use harbormaster_core::testing::scenario::{now, send, tick_once, CLUSTER};
 use harbormaster_core::testing::{alarm_event, push_event};
 
-use crate::bench::percentile;
+use crate::bench::{counted_ops, percentile};
 
 const ROUNDS: usize = 20;
 const ALARM: &str = "booking-dev-web-5xx";
@@ -45,11 +45,6 @@ pub(crate) fn native_rounds() -> Result<String> {
         calls = ports.with(|w| w.calls.clone());
     }
     ms.sort_by(|a, b| a.total_cmp(b));
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for c in &calls {
-        *counts.entry(c.as_str()).or_default() += 1;
-    }
-    let listed: Vec<String> = counts.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
     Ok(format!(
         "| measure | value |\n| --- | --- |\n\
          | alarm event → StopServiceDeployment done (blue/green in flight), in-memory ports, median of {ROUNDS} (min {:.2}, max {:.2}) | {:.2} ms |\n\
@@ -59,7 +54,7 @@ pub(crate) fn native_rounds() -> Result<String> {
         ms[ms.len() - 1],
         percentile(&ms, 0.5),
         calls.len(),
-        listed.join(", ")
+        counted_ops(calls.iter().map(String::as_str))
     ))
 }
 

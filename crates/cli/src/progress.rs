@@ -49,21 +49,32 @@ pub fn phase_of(state: Option<&ServiceState>) -> String {
 
 /// A spinner on stderr while something runs, when stderr is a terminal; nothing otherwise.
 pub fn spinner(message: &str) -> Option<ProgressBar> {
+    let bar = on_terminal("{spinner} {msg} {elapsed}")?;
+    bar.set_message(message.to_owned());
+    Some(bar)
+}
+
+/// A ticking bar drawn with `template` on stderr, when stderr is a terminal.
+fn on_terminal(template: &str) -> Option<ProgressBar> {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            ProgressStyle::with_template(template)
                 .expect("a valid template")
                 .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
         );
-        bar.set_message(message.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     })
 }
 
-pub fn clock(d: Duration) -> String {
+/// The line for `seen` with the time so far: what `deploy --wait` draws and `tick` prints.
+pub fn timed_line(seen: &Seen<'_>) -> String {
+    format!("{} · {}", line(seen), clock(seen.elapsed))
+}
+
+fn clock(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}m{:02}s", s / 60, s % 60)
 }
@@ -76,19 +87,8 @@ pub struct Progress {
 impl Progress {
     /// An updating line when stderr is a terminal; plain lines otherwise.
     pub fn new() -> Self {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
-                    .expect("a valid template")
-                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
         Progress {
-            bar,
+            bar: on_terminal("{spinner} {msg}"),
             last: String::new(),
         }
     }
@@ -96,8 +96,8 @@ impl Progress {
     pub fn show(&mut self, seen: &Seen<'_>) {
         let line = line(seen);
         match &self.bar {
-            Some(bar) => bar.set_message(format!("{line} · {}", clock(seen.elapsed))),
-            None if line != self.last => eprintln!("{line} · {}", clock(seen.elapsed)),
+            Some(bar) => bar.set_message(timed_line(seen)),
+            None if line != self.last => eprintln!("{}", timed_line(seen)),
             None => {}
         }
         self.last = line;

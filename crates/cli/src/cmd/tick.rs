@@ -14,7 +14,7 @@ use super::DryRun;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::print_metrics;
-use crate::progress::{line, phase_of, spinner, Seen};
+use crate::progress::{phase_of, spinner, timed_line, Seen};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -59,14 +59,13 @@ async fn rolling_out(ports: &AwsPorts, bundle: &Bundle, targets: &[TargetReport]
         let name = format!("{}/{}", t.environment, t.service);
         let phase = phase_of(Some(&state));
         eprintln!(
-            "{} · {}",
-            line(&Seen {
+            "{}",
+            timed_line(&Seen {
                 target: &name,
                 phase: &phase,
                 ecs: ecs.as_ref(),
                 elapsed,
-            }),
-            crate::progress::clock(elapsed)
+            })
         );
     }
 }
