@@ -2,27 +2,22 @@
 //! run; writes BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use harbormaster_aws::handler::{self, ECR_PUSH};
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{World, CLUSTER};
 use harbormaster_testkit::proxy::{is_mutating, CountingProxy};
-use harbormaster_testkit::runtime_api::{self, Seen};
 use harbormaster_testkit::MINISTACK;
 use serde_json::Value;
 
+use crate::bench_startup::{
+    composition_table, one_invocation, start_up, start_up_table, RUNS, SIZE_PROSE,
+};
 use crate::demo::tick;
 use crate::{cargo, root};
-
-struct StartUp {
-    median_ms: f64,
-    p90_ms: f64,
-    rss_kib: u64,
-    size_kib: u64,
-}
 
 /// Pinned: the comparison is with this release.
 const ECS_DEPLOY: &str = "ecs-deploy==1.17.0";
@@ -156,30 +151,51 @@ async fn side_by_side(
 /// (issue 20 asks each remaining call, writes above all, to justify itself). A call without a
 /// known reason says so, so a new one cannot slip into the table unexplained.
 fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
+    const DEPLOY: &str = "the deploy";
+    const SAFETY: &str = "crash safety";
+    const CHECK: &str = "a check";
     let mut writes = 0;
-    let mut rows = String::from("| # | call | why it is made |\n| --- | --- | --- |\n");
+    let mut rows = String::from("| # | call | for | why it is made |\n| --- | --- | --- | --- |\n");
+    let mut tally: Vec<(&str, usize)> = Vec::new();
     for (i, c) in calls.iter().enumerate() {
         let op = c.operation.as_str();
-        let why = match op.split_whitespace().next().unwrap_or(op) {
-            "ecr:DescribeImages" => "the digest the tag names now (the revision pins it), and the account (no GetCallerIdentity)",
-            "s3:GET" => "the service's state document: what runs, what is in flight, and the version every write is fenced by",
+        let (role, why) = match op.split_whitespace().next().unwrap_or(op) {
+            "ecr:DescribeImages" => (DEPLOY, "the digest the tag names now (the revision pins it), and the account (no GetCallerIdentity)"),
+            "s3:GET" => (SAFETY, "the service's state document: what runs, what is in flight, and the version every write is fenced by"),
             "s3:PUT" => {
                 writes += 1;
                 match writes {
-                    1 => "the intent to register, with the lease and the \"started\" notice claimed: of two invocations one registers and one notifies; a crash after RegisterTaskDefinition or UpdateService is taken over from it",
-                    2 => "stabilizing, with ECS's deployment id the tick follows (the updating intent and the sent notice saved with it)",
-                    _ => "NOT EXPLAINED: a write this table does not know",
+                    1 => (SAFETY, "the intent to register, with the lease and the \"started\" notice claimed: of two invocations one registers and one notifies; a crash after RegisterTaskDefinition or UpdateService is taken over from it"),
+                    2 => (SAFETY, "stabilizing, with ECS's deployment id the tick follows (the updating intent and the sent notice saved with it)"),
+                    _ => ("?", "NOT EXPLAINED: a write this table does not know"),
                 }
             }
-            "ssm:DescribeParameters" => "every secret the template names exists (names only, never values): a missing one fails the deployment before registering, not the tasks after",
-            "ssm:GetParameters" => "the bootstrap's outputs the service's settings default to (subnets, security groups, target group)",
-            "ecs:RegisterTaskDefinition" => "the new revision, tagged with the deployment id",
-            "ecs:UpdateService" => "the rollout",
-            "sns:Publish" => "the \"started\" notification",
-            _ => "NOT EXPLAINED: a call this table does not know",
+            "ssm:DescribeParameters" => (CHECK, "every secret the template names exists (names only, never values): a missing one fails the deployment before registering, not the tasks after"),
+            "ssm:GetParameters" => (CHECK, "the bootstrap's outputs the service's settings default to (subnets, security groups, target group): the service follows the environment's stack"),
+            "ecs:RegisterTaskDefinition" => (DEPLOY, "the new revision, tagged with the deployment id"),
+            "ecs:UpdateService" => (DEPLOY, "the rollout"),
+            "sns:Publish" => (DEPLOY, "the \"started\" notification"),
+            _ => ("?", "NOT EXPLAINED: a call this table does not know"),
         };
-        rows.push_str(&format!("| {} | {op} | {why} |\n", i + 1));
+        match tally.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, n)) => *n += 1,
+            None => tally.push((role, 1)),
+        }
+        rows.push_str(&format!("| {} | {op} | {role} | {why} |\n", i + 1));
     }
+    let count = |role: &str| tally.iter().find(|(r, _)| *r == role).map_or(0, |t| t.1);
+    rows.push_str(&format!(
+        "\n{} calls are the deploy itself (the digest check, registering, the rollout, the \
+         notification); {} are its crash safety: the read every write is fenced by, and the writes \
+         a crash is taken over from (`crates/core/tests/crash.rs` kills every port call, before \
+         or after its effect); {} check what the deploy depends on, and dropping them would change \
+         what a deploy does. With its state in one versioned document, a deploy that survives a \
+         crash at any call makes no fewer than {} calls.\n",
+        count(DEPLOY),
+        count(SAFETY),
+        count(CHECK),
+        count(DEPLOY) + count(SAFETY),
+    ));
     rows
 }
 
@@ -214,43 +230,6 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// Exec → first Runtime API request, `runs` times; peak RSS at that moment.
-fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Result<StartUp> {
-    let mut times = Vec::new();
-    let mut rss = 0;
-    for _ in 0..runs {
-        let (port, seen) = runtime_api::serve(Vec::new())?;
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .envs(env.iter().map(|(k, v)| (*k, v.clone())))
-            .envs(runtime_api::lambda_env(port, "bench"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let first = loop {
-            match seen.recv_timeout(Duration::from_secs(10)) {
-                Ok(Seen::FirstRequest(at)) => break at,
-                Ok(_) => continue,
-                Err(_) => {
-                    let _ = child.kill();
-                    bail!("{} never called the Runtime API", binary.display());
-                }
-            }
-        };
-        times.push((first - started).as_secs_f64() * 1000.0);
-        rss = rss.max(runtime_api::peak_rss_kib(child.id()).unwrap_or(0));
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    Ok(StartUp {
-        median_ms: percentile(&times, 0.5),
-        p90_ms: percentile(&times, 0.9),
-        rss_kib: rss,
-        size_kib: std::fs::metadata(binary)?.len() / 1024,
-    })
-}
-
 pub(crate) async fn bench() -> Result<()> {
     let release = release_build()?;
     let w = World::start().await?;
@@ -262,7 +241,13 @@ pub(crate) async fn bench() -> Result<()> {
     let ours = start_up(&release.join("ecr-push"), &env, RUNS)?;
     let hello = start_up(&release.join("hello-lambda"), &env, RUNS)?;
     let (handled, invoked_rss) = one_invocation(&w, &release, &env).await?;
-    let table = start_up_table(&ours, &hello, invoked_rss, handled);
+    println!("the SDK floor: start-up, size, and one deploy's calls against the emulator…");
+    let floor = crate::bench_floor::floor(&w, &release, &env).await?;
+    let table = format!(
+        "{}\n{SIZE_PROSE}\n\n{}",
+        start_up_table(&ours, &hello, &floor, (invoked_rss, handled)),
+        composition_table(&release)?
+    );
 
     println!("push → UpdateService through a counting proxy…");
     let proxy = CountingProxy::start(w.emulator.port)?;
@@ -302,16 +287,15 @@ pub(crate) async fn bench() -> Result<()> {
     Ok(())
 }
 
-/// Start-up runs of each binary.
-const RUNS: usize = 20;
-
-/// Release builds of what is measured: ecr-push, the hello-world baseline and the CLI.
+/// Release builds of what is measured: the functions, the SDK floor, the hello-world baseline
+/// and the CLI, in one build (one feature set).
 fn release_build() -> Result<PathBuf> {
     println!(
-        "building release binaries of ecr-push, hello-lambda and the CLI (opt-level s, fat LTO)…"
+        "building release binaries of the six functions, sdk-floor, hello-lambda and the CLI (opt-level s, fat LTO)…"
     );
-    let packages = ["ecr-push", "hello-lambda", "harbormaster"];
-    let args = packages.iter().flat_map(|p| ["-p", p]);
+    let functions = handler::FUNCTIONS.iter().map(|f| f.name);
+    let packages = functions.chain(["sdk-floor", "hello-lambda", "harbormaster"]);
+    let args = packages.flat_map(|p| ["-p", p]);
     let status = cargo().args(["build", "--release"]).args(args).status()?;
     if !status.success() {
         bail!("release build failed");
@@ -320,81 +304,6 @@ fn release_build() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("target"));
     Ok(target.join("release"))
-}
-
-/// One real invocation of the release ecr-push binary against the emulator: how long from exec
-/// to the push handled, and its peak RSS after (clients built, config read, deployments
-/// started).
-async fn one_invocation(
-    w: &World,
-    release: &Path,
-    env: &[(&str, String)],
-) -> Result<(Duration, u64)> {
-    let digest = w.push_image("main-bec0000").await?;
-    let event = w
-        .push_event("bench-invocation", "main-bec0000", &digest)
-        .to_string();
-    let (port, seen) = runtime_api::serve(vec![event])?;
-    let t0 = Instant::now();
-    let mut child = Command::new(release.join("ecr-push"))
-        .envs(env.iter().map(|(k, v)| (*k, v.clone())))
-        .envs(runtime_api::lambda_env(port, "ecr-push"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut handled = None;
-    while let Ok(s) = seen.recv_timeout(Duration::from_secs(30)) {
-        if let Seen::Answer(path, body) = s {
-            if !path.ends_with("/response") {
-                let _ = child.kill();
-                bail!("ecr-push answered with an error: {body}");
-            }
-            handled = Some(t0.elapsed());
-            let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let started = answer["targets"]
-                .as_array()
-                .map(|t| t.iter().filter(|t| t["outcome"] == "started").count())
-                .unwrap_or(0);
-            if started != 2 {
-                let _ = child.kill();
-                bail!("the bench invocation did not start two deployments: {body}");
-            }
-            break;
-        }
-    }
-    let handled = handled.context("ecr-push never answered the event")?;
-    let invoked_rss = runtime_api::peak_rss_kib(child.id()).unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
-
-    Ok((handled, invoked_rss))
-}
-
-fn start_up_table(ours: &StartUp, hello: &StartUp, invoked_rss: u64, handled: Duration) -> String {
-    format!(
-        "| measure | ecr-push (Harbormaster) | hello-world lambda_runtime | ratio |\n\
-         | --- | --- | --- | --- |\n\
-         | exec → first Runtime API request, median of {RUNS} | {:.1} ms | {:.1} ms | {:.2}× |\n\
-         | same, p90 | {:.1} ms | {:.1} ms | {:.2}× |\n\
-         | peak RSS at first request | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
-         | binary size (release, stripped) | {:.1} MiB | {:.1} MiB | {:.2}× |\n\
-         | peak RSS after handling one push (2 services) | {:.1} MiB | – | – |\n\
-         | exec → push handled (cold start + 2 deployments) | {:.0} ms | – | – |\n",
-        ours.median_ms,
-        hello.median_ms,
-        ours.median_ms / hello.median_ms,
-        ours.p90_ms,
-        hello.p90_ms,
-        ours.p90_ms / hello.p90_ms,
-        ours.rss_kib as f64 / 1024.0,
-        hello.rss_kib as f64 / 1024.0,
-        ours.rss_kib as f64 / hello.rss_kib.max(1) as f64,
-        ours.size_kib as f64 / 1024.0,
-        hello.size_kib as f64 / 1024.0,
-        ours.size_kib as f64 / hello.size_kib.max(1) as f64,
-        invoked_rss as f64 / 1024.0,
-        handled.as_secs_f64() * 1000.0,
-    )
 }
 
 /// Push → UpdateService, in process, through the counting proxy: wall times and calls.

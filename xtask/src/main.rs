@@ -3,10 +3,13 @@
 
 mod bench;
 mod bench_alarm;
+mod bench_floor;
 mod bench_load;
 mod bench_native;
+mod bench_startup;
 mod chaos;
 mod demo;
+mod elf;
 mod emulator;
 mod package;
 mod test;
