@@ -9,10 +9,12 @@ use anyhow::{Context, Result};
 use harbormaster_aws::Agent;
 
 pub mod chaos;
+mod cli;
 pub mod docs;
 pub mod load;
 pub mod setup;
 
+pub use cli::{binary, cli_binary, shell_quoted};
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
 pub use setup::{create_service, emulator_config, for_the_emulator};
@@ -402,37 +404,6 @@ impl World {
         }
     }
 
-    /// Runs the `harbormaster` binary against this world.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(cli_binary().expect("the CLI is built"))
-            .args(args)
-            .envs(self.cli_env())
-            .output()
-            .expect("harbormaster runs")
-    }
-
-    /// The same, with more environment (a CA to trust: `SSL_CERT_FILE`).
-    pub fn cli_with(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
-        std::process::Command::new(cli_binary().expect("the CLI is built"))
-            .args(args)
-            .envs(self.cli_env())
-            .envs(extra.iter().copied())
-            .output()
-            .expect("harbormaster runs")
-    }
-
-    /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
-    pub fn invoke(&self, file: &str) -> (i32, Value) {
-        let out = self.cli(&["--json", "invoke", "--event", file]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "invoke printed no report: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), report)
-    }
-
     /// Puts an alarm in ALARM in the emulator's CloudWatch and returns the "CloudWatch Alarm
     /// State Change" event EventBridge would send for it, from what CloudWatch then says of it.
     pub async fn fire_alarm(&self, name: &str, reason: &str) -> Result<Value> {
@@ -459,6 +430,18 @@ impl World {
         Ok(e)
     }
 
+    /// The `ecr-push` function's dispatch, once.
+    pub async fn push(&self, event: &Value) -> harbormaster_core::dispatch::DispatchReport {
+        harbormaster_aws::handler::dispatch(
+            &self.agent(),
+            harbormaster_aws::handler::ECR_PUSH,
+            event,
+            harbormaster_core::RunOptions::default(),
+        )
+        .await
+        .expect("push handled")
+    }
+
     /// The `tick` function's dispatch, once.
     pub async fn tick(&self) -> harbormaster_core::dispatch::DispatchReport {
         harbormaster_aws::handler::dispatch(
@@ -469,39 +452,6 @@ impl World {
         )
         .await
         .expect("tick handled")
-    }
-
-    /// Runs the `harbormaster` binary and insists it succeeded, showing its stderr if not.
-    pub fn cli_ok(&self, args: &[&str]) -> std::process::Output {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "harbormaster {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// The environment for a `harbormaster` child process talking to this world.
-    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
-        self.cli_env_at(&self.emulator.endpoint)
-    }
-
-    /// The same, with the AWS endpoint at `endpoint` (a proxy in front of the emulator).
-    pub fn cli_env_at(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        let mut env = self.emulator.env();
-        for (k, v) in &mut env {
-            if *k == "AWS_ENDPOINT_URL" {
-                *v = endpoint.to_owned();
-            }
-        }
-        env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
-        env.push((
-            "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING",
-            self.autoscaling.endpoint.clone(),
-        ));
-        env
     }
 }
 
@@ -537,32 +487,6 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The `harbormaster` binary built beside the running test or xtask.
-pub fn cli_binary() -> Result<PathBuf> {
-    binary("harbormaster")
-}
-
-/// `text` as one word for a POSIX shell: single-quoted, its own single quotes escaped.
-pub fn shell_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A binary of the workspace built beside the running test or xtask (same profile).
-pub fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("exe dir")?.to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join(name);
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: build the workspace first (`cargo xtask test` does)",
-        bin.display()
-    );
-    Ok(bin)
 }
 
 /// Pushes an image without Docker: PutImage with a manifest whose config digest is unique, so

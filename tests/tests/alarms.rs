@@ -3,7 +3,7 @@
 //! the event EventBridge (or the alarm action's SNS message) would deliver run through the
 //! `alarm` dispatch.
 
-use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_aws::handler;
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{TempDir, World, ACCOUNT, REGION};
 use serde_json::{json, Value};
@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 async fn release(w: &World, tag: &str) -> (String, String) {
     let digest = w.push_image(tag).await.unwrap();
     let event = w.push_event(&format!("push-{tag}"), tag, &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&event).await;
     w.tick().await;
     let td = w.service_task_definition("web").await.unwrap();
     let state = w.state_document("dev", "web").await.unwrap().unwrap();
@@ -123,9 +121,7 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
 
     // A push of the bad digest (under another tag, a new event) is not deployed.
     let again = w.push_event("push-bad-again", "main-bbbb223", &bad_digest);
-    let r = handler::dispatch(&w.agent(), ECR_PUSH, &again, RunOptions::default())
-        .await
-        .unwrap();
+    let r = w.push(&again).await;
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["targets"][0]["outcome"], "ignored", "{v}");
     assert_eq!(w.service_task_definition("web").await.unwrap(), v1);

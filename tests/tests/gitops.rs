@@ -2,7 +2,7 @@
 //! template and to a variable in the GitOps folder reaches the service within one tick, as one
 //! new revision and one notification; the next ten ticks change nothing.
 
-use harbormaster_aws::handler::{self, ECR_PUSH};
+use harbormaster_aws::handler;
 use harbormaster_core::RunOptions;
 use harbormaster_e2e::{World, FAMILY};
 
@@ -20,9 +20,7 @@ async fn first_release(
 ) -> harbormaster_core::dispatch::DispatchReport {
     let digest = w.push_image(tag).await.unwrap();
     let push = w.push_event(event, tag, &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &push, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&push).await;
     w.tick().await
 }
 

@@ -3,8 +3,6 @@
 //! so the tests play ECS: they invoke the hook with the payload AWS documents (metric data put
 //! into the emulator's CloudWatch decides the answer) and send ECS's deployment events.
 
-use harbormaster_aws::handler::{self, ECR_PUSH};
-use harbormaster_core::RunOptions;
 use harbormaster_e2e::{fixture, TempDir, World, ACCOUNT, CLUSTER};
 use serde_json::{json, Value};
 
@@ -64,9 +62,7 @@ stat = "Maximum"
 async fn deploy(w: &World, tag: &str) -> Value {
     let digest = w.push_image(tag).await.unwrap();
     let event = w.push_event(&format!("push-{tag}"), tag, &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&event).await;
     w.state_document("dev", "web").await.unwrap().unwrap()
 }
 

@@ -368,9 +368,7 @@ async fn the_migration_runs_the_new_revision_once_in_the_service_network_before_
 
     let digest = w.push_image("main-5e7f002").await.unwrap();
     let event = w.push_event("push-m", "main-5e7f002", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&event).await;
     for _ in 0..10 {
         w.tick().await;
     }
@@ -430,9 +428,7 @@ async fn a_deleted_service_is_created_again_by_the_next_push() {
         }
         let digest = w.push_image(tag).await.unwrap();
         let event = w.push_event(&format!("push-d{n}"), tag, &digest);
-        handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-            .await
-            .unwrap();
+        w.push(&event).await;
         w.tick().await;
     }
     let web = described(&w, &["web"]).await;
@@ -457,9 +453,7 @@ async fn run_starts_one_task_of_the_running_revision_with_the_command() {
     let w = bootstrapped().await;
     let digest = w.push_image("main-0e0e0e1").await.unwrap();
     let event = w.push_event("push-r", "main-0e0e0e1", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&event).await;
     let running = w.service_task_definition("web").await.unwrap();
     let tasks = || async {
         w.clients
@@ -528,9 +522,7 @@ async fn a_service_removed_from_git_is_reported_orphaned_and_left_running() {
     let w = bootstrapped().await;
     let digest = w.push_image("main-0a0a0a1").await.unwrap();
     let event = w.push_event("push-o", "main-0a0a0a1", &digest);
-    handler::dispatch(&w.agent(), ECR_PUSH, &event, RunOptions::default())
-        .await
-        .unwrap();
+    w.push(&event).await;
     w.tick().await;
     // The worker leaves git.
     let path = w.config_dir.join("harbormaster.toml");

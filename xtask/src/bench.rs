@@ -279,6 +279,9 @@ pub(crate) async fn bench() -> Result<()> {
     let load_table = crate::bench_load::load_runs(&release).await?;
     println!("\n{load_table}");
 
+    // Last: it relinks ecr-push and the floor unstripped.
+    let table = format!("{table}{}", crate::bench_bloat::crate_table()?);
+
     let previous = std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap_or_default();
     let tables = [table, push_table, alarm_table, side_table, load_table];
     let doc = document(&tables, &previous)?;

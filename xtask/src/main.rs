@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_alarm;
+mod bench_bloat;
 mod bench_floor;
 mod bench_load;
 mod bench_native;

@@ -3,114 +3,13 @@
 //! without an emulator. Mocks replace responses only; what the requests carry is covered by the
 //! end-to-end tests against ministack.
 
-use std::time::Duration;
+mod mocked;
 
-use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
-use harbormaster_aws::adapters::Clients;
+use aws_smithy_mocks::{mock, Rule};
 use harbormaster_aws::AwsPorts;
 use harbormaster_core::ports::{ErrorKind, SaveError, Services, StateStore, TaskDefinitions};
 use harbormaster_core::state::ServiceState;
-use harbormaster_core::template::RenderedTaskDefinition;
-use serde_json::json;
-
-macro_rules! client {
-    ($krate:ident, $rules:expr) => {{
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
-        for r in $rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        $krate::Client::from_conf(
-            $krate::Config::builder()
-                .behavior_version($krate::config::BehaviorVersion::latest())
-                .region($krate::config::Region::new("us-east-1"))
-                .credentials_provider($krate::config::Credentials::new(
-                    "AKID", "SECRET", None, None, "test",
-                ))
-                .retry_config(
-                    $krate::config::retry::RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(Duration::from_millis(1)),
-                )
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(interceptor)
-                .build(),
-        )
-    }};
-}
-
-/// Clients that answer nothing: a test replaces the ones its calls go to.
-fn silent() -> Clients {
-    Clients {
-        ecs: client!(aws_sdk_ecs, Vec::<&Rule>::new()).into(),
-        ecr: client!(aws_sdk_ecr, Vec::<&Rule>::new()).into(),
-        s3: client!(aws_sdk_s3, Vec::<&Rule>::new()).into(),
-        sns: client!(aws_sdk_sns, Vec::<&Rule>::new()).into(),
-        sts: client!(aws_sdk_sts, Vec::<&Rule>::new()).into(),
-        ssm: client!(aws_sdk_ssm, Vec::<&Rule>::new()).into(),
-        cloudwatch: client!(aws_sdk_cloudwatch, Vec::<&Rule>::new()).into(),
-        codepipeline: client!(aws_sdk_codepipeline, Vec::<&Rule>::new()).into(),
-        sqs: client!(aws_sdk_sqs, Vec::<&Rule>::new()).into(),
-        autoscaling: client!(aws_sdk_applicationautoscaling, Vec::<&Rule>::new()).into(),
-    }
-}
-
-/// The dev environment, with no account id set (placement must find it).
-fn dev() -> harbormaster_core::config::Environment {
-    harbormaster_core::config::Environment {
-        name: "dev".into(),
-        cluster: "booking-dev".into(),
-        auto_deploy: true,
-        self_heal: false,
-        account_id: None,
-        bootstrap: None,
-    }
-}
-
-fn from(clients: Clients) -> AwsPorts {
-    AwsPorts::from_clients(clients, "state", "us-east-1")
-}
-
-fn ports(ecs: aws_sdk_ecs::Client, s3: aws_sdk_s3::Client) -> AwsPorts {
-    from(Clients {
-        ecs: ecs.into(),
-        s3: s3.into(),
-        ..silent()
-    })
-}
-
-fn ports_with(
-    ecs: aws_sdk_ecs::Client,
-    s3: aws_sdk_s3::Client,
-    ssm: aws_sdk_ssm::Client,
-    cloudwatch: aws_sdk_cloudwatch::Client,
-) -> AwsPorts {
-    from(Clients {
-        ecs: ecs.into(),
-        s3: s3.into(),
-        ssm: ssm.into(),
-        cloudwatch: cloudwatch.into(),
-        ..silent()
-    })
-}
-
-fn no_ecs() -> aws_sdk_ecs::Client {
-    client!(aws_sdk_ecs, Vec::<&Rule>::new())
-}
-fn no_s3() -> aws_sdk_s3::Client {
-    client!(aws_sdk_s3, Vec::<&Rule>::new())
-}
-
-fn td() -> RenderedTaskDefinition {
-    RenderedTaskDefinition {
-        family: "booking-dev-web".into(),
-        body: json!({"family": "booking-dev-web", "containerDefinitions": [{"name": "web", "image": "x"}]}),
-        image: "x".into(),
-        containers: vec!["web".into()],
-    }
-}
-
-const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
-const REGISTERED: &str = r#"{"taskDefinition":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/booking-dev-web:7","family":"booking-dev-web","revision":7}}"#;
+use mocked::*;
 
 #[tokio::test]
 async fn throttling_twice_then_success_is_retried_by_the_sdk() {
@@ -375,13 +274,6 @@ async fn outputs_are_read_without_decryption_and_never_include_a_secure_string()
     assert_eq!(rule.num_calls(), 1);
 }
 
-fn http_json(body: &str) -> aws_smithy_runtime_api::http::Response {
-    aws_smithy_runtime_api::http::Response::new(
-        aws_smithy_runtime_api::http::StatusCode::try_from(200).unwrap(),
-        aws_smithy_types::body::SdkBody::from(body.to_owned()),
-    )
-}
-
 /// The ECS API reference, DeploymentCircuitBreaker: "The deployment circuit breaker can only be
 /// used for services using the rolling update (ECS) deployment type"
 /// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html).
@@ -515,67 +407,6 @@ async fn a_missing_state_document_answered_403_is_created_and_a_hidden_one_is_na
     );
 }
 
-/// The release profile unwinds (pinned by the test below),
-/// so a panic inside a job's step is caught here and CodePipeline hears exactly one failure
-/// rather than waiting for its own timeout. The step is made to panic directly: no input of
-/// ours is known to, which is the point of the guard.
-#[tokio::test]
-async fn a_panicking_job_step_is_reported_once_as_a_failure() {
-    use harbormaster_aws::pipeline::guarded;
-    use harbormaster_core::pipeline::job::{self, JobResult};
-    use harbormaster_core::pipeline::JobInputError;
-
-    let failure = mock!(aws_sdk_codepipeline::Client::put_job_failure_result)
-        .match_requests(|r| {
-            r.job_id() == Some("job-1")
-                && r.failure_details()
-                    .is_some_and(|d| d.message().contains("internal error in the agent: boom"))
-        })
-        .then_output(|| {
-            aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput::builder().build()
-        });
-    let success = mock!(aws_sdk_codepipeline::Client::put_job_success_result).then_output(|| {
-        aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput::builder(
-        )
-        .build()
-    });
-    let agent = from(Clients {
-        codepipeline: client!(aws_sdk_codepipeline, [&failure, &success]).into(),
-        ..silent()
-    });
-    let event = json!({"CodePipeline.job": {"id": "job-1"}});
-    let step = async {
-        if event.is_object() {
-            panic!("boom");
-        }
-        Err::<JobResult, _>(JobInputError("unreachable".into()))
-    };
-    let result = guarded(step, &event, None).await;
-    let report = job::report(&agent, "job-1".into(), result, Default::default())
-        .await
-        .expect("the failure is reported");
-    assert!(matches!(report.result, JobResult::Failed { .. }));
-    assert_eq!(failure.num_calls(), 1);
-    assert_eq!(success.num_calls(), 0);
-}
-
-/// `catch_unwind` only works when panics unwind: the profiles that build the functions
-/// (`release`, which SAM's rust-cargolambda and `cargo xtask package` use, and `dev`) must not
-/// abort.
-#[test]
-fn the_profiles_that_build_the_functions_unwind() {
-    let manifest: toml::Table = include_str!("../../../Cargo.toml").parse().unwrap();
-    let profiles = manifest["profile"].as_table().unwrap();
-    for name in ["release", "dev"] {
-        let panic = profiles
-            .get(name)
-            .and_then(|p| p.get("panic"))
-            .and_then(|p| p.as_str())
-            .unwrap_or("unwind");
-        assert_eq!(panic, "unwind", "[profile.{name}] panic");
-    }
-}
-
 /// A Lambda knows its account from its own ARN: placement then makes no GetCallerIdentity (the
 /// STS client here answers nothing, so a call would fail), and only the clients a call needs
 /// are ever built.
@@ -608,117 +439,4 @@ async fn a_known_account_needs_no_get_caller_identity_and_no_client_is_built_bef
     let placement = ports.placement(&env).await.unwrap();
     assert_eq!(placement.account, "123456789012");
     assert_eq!(placement.region, "us-east-1");
-}
-
-/// SNS delivers one message per protocol when `MessageStructure` is `json`: "the value of the
-/// Message parameter must ... contain at least a top-level JSON key of "default" with a value
-/// that is a string", other keys name protocols
-/// (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html). Email reads text, queues and
-/// functions the full report, HTTPS (how Amazon Q Developer in chat applications subscribes)
-/// the custom notification schema (core's notify/chat.rs checks it field by field).
-#[tokio::test]
-async fn a_notification_is_published_in_one_form_per_protocol() {
-    use harbormaster_core::image::{Digest, Image};
-    use harbormaster_core::notify::{NoticeKind, Notification};
-    use harbormaster_core::ports::Notifier;
-    use harbormaster_core::state::DeploymentId;
-    use std::sync::{Arc, Mutex};
-
-    // (MessageStructure, Message) of each Publish.
-    type Published = Vec<(Option<String>, String)>;
-    let seen: Arc<Mutex<Published>> = Arc::default();
-    let into = seen.clone();
-    let rule = mock!(aws_sdk_sns::Client::publish)
-        .match_requests(move |r| {
-            let structure = r.message_structure().map(str::to_owned);
-            into.lock()
-                .unwrap()
-                .push((structure, r.message().unwrap_or_default().to_owned()));
-            true
-        })
-        .then_output(|| aws_sdk_sns::operation::publish::PublishOutput::builder().build());
-    let p = from(Clients {
-        sns: client!(aws_sdk_sns, [&rule]).into(),
-        ..silent()
-    });
-    let at = chrono::Utc::now();
-    let n = Notification {
-        id: "d-1/rolled_back".into(),
-        kind: NoticeKind::RolledBack,
-        project: "booking".into(),
-        environment: "prod".into(),
-        service: "web".into(),
-        deployment_id: DeploymentId("d-1".into()),
-        image: Image {
-            repository: "booking/web".into(),
-            digest: Digest::parse(&format!("sha256:{}", "cd".repeat(32))).unwrap(),
-            tag: Some("main-abc1234".into()),
-            pushed_at: at,
-        },
-        task_definition_arn: None,
-        previous: None,
-        reason: Some("alarm booking-prod-web-5xx is ALARM".into()),
-        at,
-        claimed_until: None,
-        attempts: 0,
-    };
-    p.publish("arn:aws:sns:us-east-1:123456789012:booking", &n)
-        .await
-        .unwrap();
-    let seen = seen.lock().unwrap();
-    let (structure, message) = &seen[0];
-    assert_eq!(structure.as_deref(), Some("json"));
-    let forms: serde_json::Value = serde_json::from_str(message).unwrap();
-    let text = |k: &str| {
-        forms[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {k} form"))
-            .to_owned()
-    };
-    assert!(text("default").starts_with("Deployment of booking/web:main-abc1234"));
-    assert_eq!(text("email"), text("default"), "people read text");
-    for machine in ["sqs", "lambda", "http", "firehose", "email-json"] {
-        let report: serde_json::Value = serde_json::from_str(&text(machine)).unwrap();
-        assert_eq!(report["kind"], "rolled_back", "{machine}");
-        assert_eq!(
-            report["reason"], "alarm booking-prod-web-5xx is ALARM",
-            "{machine}"
-        );
-    }
-    let chat: serde_json::Value = serde_json::from_str(&text("https")).unwrap();
-    assert_eq!(
-        (&chat["version"], &chat["source"]),
-        (&json!("1.0"), &json!("custom"))
-    );
-    assert_eq!(chat["content"]["textType"], "client-markdown");
-    assert_eq!(chat["metadata"]["additionalContext"]["service"], "web");
-}
-
-/// DescribeImages without a `registryId` answers from "the default registry for your account"
-/// (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html), and
-/// each ImageDetail names it in `registryId`: the CLI's digest check teaches the account, so
-/// the deploy after it makes no GetCallerIdentity (the STS client here answers nothing).
-#[tokio::test]
-async fn the_digest_check_teaches_the_account_so_no_get_caller_identity_follows() {
-    use harbormaster_core::image::Digest;
-    use harbormaster_core::ports::{Images, Placements};
-    let digest = format!("sha256:{}", "ef".repeat(32));
-    let answer = format!(
-        r#"{{"imageDetails":[{{"registryId":"210987654321","repositoryName":"booking/web",
-            "imageDigest":"{digest}","imageTags":["main-abc1234"],"imagePushedAt":1.7648e9}}]}}"#
-    );
-    let rule = mock!(aws_sdk_ecr::Client::describe_images)
-        .match_requests(|r| r.registry_id().is_none())
-        .then_http_response(move || http_json(&answer));
-    let p = from(Clients {
-        ecr: client!(aws_sdk_ecr, [&rule]).into(),
-        ..silent()
-    });
-    let found = p
-        .by_digest("booking/web", &Digest::parse(&digest).unwrap())
-        .await
-        .unwrap();
-    assert!(found.is_some());
-    let env = dev();
-    assert_eq!(p.placement(&env).await.unwrap().account, "210987654321");
 }

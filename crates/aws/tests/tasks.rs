@@ -3,38 +3,17 @@
 //! (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html:
 //! `lastStatus`, `stoppedReason`, each container's `exitCode` and `reason`).
 
-use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
-use harbormaster_aws::adapters::Clients;
+mod mocked;
+
+use aws_smithy_mocks::mock;
 use harbormaster_aws::AwsPorts;
 use harbormaster_core::ports::Tasks;
 use harbormaster_core::service::TaskProgress;
+use mocked::*;
 
-fn ecs_with(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ecs::Client {
-    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
-    for r in rules {
-        interceptor = interceptor.with_rule(r);
-    }
-    aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::Config::builder()
-            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
-            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "AKID", "SECRET", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build(),
-    )
-}
-
-fn ports(ecs: aws_sdk_ecs::Client) -> AwsPorts {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .build();
-    let mut clients: Clients = AwsPorts::new(&sdk, "state").clients;
-    clients.ecs = ecs.into();
-    AwsPorts::from_clients(clients, "state", "us-east-1")
+/// ECS answered by `rules` in order; every other client answers nothing.
+fn ports_answering(rules: &[&aws_smithy_mocks::Rule]) -> AwsPorts {
+    ports(client!(aws_sdk_ecs, rules.iter().copied()), no_s3())
 }
 
 fn answer(body: &'static str) -> impl Fn() -> aws_smithy_runtime_api::http::Response {
@@ -73,7 +52,7 @@ async fn a_stopped_task_is_judged_by_the_overridden_container_s_exit_code() {
         mock!(aws_sdk_ecs::Client::describe_tasks).then_http_response(answer(RUNNING)),
         mock!(aws_sdk_ecs::Client::describe_tasks).then_http_response(answer(GONE)),
     ];
-    let p = ports(ecs_with(&rules.iter().collect::<Vec<_>>()));
+    let p = ports_answering(&rules.iter().collect::<Vec<_>>());
     let stopped = p.task_progress("booking-dev", TASK, "web").await.unwrap();
     let TaskProgress::Stopped { exit_code, reason } = stopped else {
         panic!("{stopped:?}");
@@ -111,7 +90,7 @@ async fn run_task_sends_the_command_override_and_the_client_token() {
                 && r.capacity_provider_strategy()[0].capacity_provider() == "FARGATE"
         })
         .then_http_response(answer(RUNNING));
-    let p = ports(ecs_with(&[&run]));
+    let p = ports_answering(&[&run]);
     let arn = p
         .run_task(&harbormaster_core::service::TaskRun {
             cluster: "booking-dev".into(),

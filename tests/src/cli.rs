@@ -1,0 +1,101 @@
+//! Running the workspace's binaries against a world: the `harbormaster` CLI with the world's
+//! environment, and where the binaries are.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::World;
+
+impl World {
+    /// Runs the `harbormaster` binary against this world.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(cli_binary().expect("the CLI is built"))
+            .args(args)
+            .envs(self.cli_env())
+            .output()
+            .expect("harbormaster runs")
+    }
+
+    /// The same, with more environment (a CA to trust: `SSL_CERT_FILE`).
+    pub fn cli_with(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+        std::process::Command::new(cli_binary().expect("the CLI is built"))
+            .args(args)
+            .envs(self.cli_env())
+            .envs(extra.iter().copied())
+            .output()
+            .expect("harbormaster runs")
+    }
+
+    /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
+    pub fn invoke(&self, file: &str) -> (i32, Value) {
+        let out = self.cli(&["--json", "invoke", "--event", file]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "invoke printed no report: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Runs the `harbormaster` binary and insists it succeeded, showing its stderr if not.
+    pub fn cli_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "harbormaster {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The environment for a `harbormaster` child process talking to this world.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        self.cli_env_at(&self.emulator.endpoint)
+    }
+
+    /// The same, with the AWS endpoint at `endpoint` (a proxy in front of the emulator).
+    pub fn cli_env_at(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.emulator.env();
+        for (k, v) in &mut env {
+            if *k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.to_owned();
+            }
+        }
+        env.push(("HARBORMASTER_CONFIG", self.config_dir.display().to_string()));
+        env.push((
+            "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING",
+            self.autoscaling.endpoint.clone(),
+        ));
+        env
+    }
+}
+
+/// The `harbormaster` binary built beside the running test or xtask.
+pub fn cli_binary() -> Result<PathBuf> {
+    binary("harbormaster")
+}
+
+/// `text` as one word for a POSIX shell: single-quoted, its own single quotes escaped.
+pub fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A binary of the workspace built beside the running test or xtask (same profile).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("exe dir")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(name);
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build the workspace first (`cargo xtask test` does)",
+        bin.display()
+    );
+    Ok(bin)
+}
