@@ -152,7 +152,7 @@ async fn side_by_side(
 /// known reason says so, so a new one cannot slip into the table unexplained.
 fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
     const DEPLOY: &str = "the deploy";
-    const SAFETY: &str = "crash safety";
+    const STATE: &str = "its state";
     const CHECK: &str = "a check";
     let mut writes = 0;
     let mut rows = String::from("| # | call | for | why it is made |\n| --- | --- | --- | --- |\n");
@@ -161,12 +161,12 @@ fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
         let op = c.operation.as_str();
         let (role, why) = match op.split_whitespace().next().unwrap_or(op) {
             "ecr:DescribeImages" => (DEPLOY, "the digest the tag names now (the revision pins it), and the account (no GetCallerIdentity)"),
-            "s3:GET" => (SAFETY, "the service's state document: what runs, what is in flight, and the version every write is fenced by"),
+            "s3:GET" => (STATE, "the service's state document: what runs, what is in flight, and the version every write is fenced by"),
             "s3:PUT" => {
                 writes += 1;
                 match writes {
-                    1 => (SAFETY, "the intent to register, with the lease and the \"started\" notice claimed: of two invocations one registers and one notifies; a crash after RegisterTaskDefinition or UpdateService is taken over from it"),
-                    2 => (SAFETY, "stabilizing, with ECS's deployment id the tick follows (the updating intent and the sent notice saved with it)"),
+                    1 => (STATE, "the intent to register, with the lease and the \"started\" notice claimed: of two invocations one registers and one notifies; a crash after RegisterTaskDefinition or UpdateService is taken over from it"),
+                    2 => (STATE, "stabilizing, with ECS's deployment id the tick follows (the updating intent and the sent notice saved with it)"),
                     _ => ("?", "NOT EXPLAINED: a write this table does not know"),
                 }
             }
@@ -186,15 +186,16 @@ fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
     let count = |role: &str| tally.iter().find(|(r, _)| *r == role).map_or(0, |t| t.1);
     rows.push_str(&format!(
         "\n{} calls are the deploy itself (the digest check, registering, the rollout, the \
-         notification); {} are its crash safety: the read every write is fenced by, and the writes \
-         a crash is taken over from (`crates/core/tests/crash.rs` kills every port call, before \
-         or after its effect); {} check what the deploy depends on, and dropping them would change \
-         what a deploy does. With its state in one versioned document, a deploy that survives a \
-         crash at any call makes no fewer than {} calls.\n",
+         notification); {} keep its state, one versioned document: the read every write is \
+         fenced by, the intent a crash is taken over from (`crates/core/tests/crash.rs` kills \
+         every port call, before or after its effect), and the record of the rollout the tick \
+         follows; {} check what the deploy depends on, and dropping them would change what a \
+         deploy does. A deploy that records what it did and survives a crash at any call makes \
+         no fewer than {} calls.\n",
         count(DEPLOY),
-        count(SAFETY),
+        count(STATE),
         count(CHECK),
-        count(DEPLOY) + count(SAFETY),
+        count(DEPLOY) + count(STATE),
     ));
     rows
 }

@@ -203,11 +203,11 @@ pub(crate) fn composition_table(release: &Path) -> Result<String> {
         "\nEach function's binary:\n\n\
          | function | size | of it code | size / floor |\n| --- | --- | --- | --- |\n",
     );
+    let floor_size = std::fs::metadata(release.join("sdk-floor"))?.len();
     for f in handler::FUNCTIONS {
         let binary = release.join(f.name);
         let size = std::fs::metadata(&binary)?.len();
         let c = crate::elf::composition(&binary)?;
-        let floor_size = std::fs::metadata(release.join("sdk-floor"))?.len();
         each += &format!(
             "| {} | {:.1} MiB | {:.1} MiB | {:.2}× |\n",
             f.name,
