@@ -294,6 +294,15 @@ impl World {
         ecr_push_event(id, REPOSITORY, tag, digest)
     }
 
+    /// Pushes an image tagged `tag` and writes ECR's push event for it to `dir/<id>.json`, the
+    /// file `harbormaster invoke --event` reads.
+    pub async fn push_event_file(&self, dir: &Path, id: &str, tag: &str) -> Result<PathBuf> {
+        let digest = self.push_image(tag).await?;
+        let file = dir.join(format!("{id}.json"));
+        std::fs::write(&file, self.push_event(id, tag, &digest).to_string())?;
+        Ok(file)
+    }
+
     pub async fn service_task_definition(&self, service: &str) -> Result<String> {
         let out = self
             .clients

@@ -188,13 +188,10 @@ async fn dry_runs_make_no_mutating_call() {
     let dir = harbormaster_e2e::TempDir::new("dry").unwrap();
     let before = w.revisions(FAMILY).await.unwrap();
     let service_td = w.service_task_definition("web").await.unwrap();
-    let digest = w.push_image("main-3333333").await.unwrap();
-    let file = dir.0.join("push.json");
-    std::fs::write(
-        &file,
-        w.push_event("e-dry", "main-3333333", &digest).to_string(),
-    )
-    .unwrap();
+    let file = w
+        .push_event_file(&dir.0, "e-dry", "main-3333333")
+        .await
+        .unwrap();
 
     let out = w.cli_ok(&[
         "--json",

@@ -37,9 +37,7 @@ async fn no_secret_value_reaches_a_log_an_error_a_report_or_a_notification() {
     let mut seen = String::new();
 
     for tag in ["main-5ec0001", "main-5ec0002"] {
-        let digest = w.push_image(tag).await.unwrap();
-        let file = tmp.0.join(format!("{tag}.json"));
-        std::fs::write(&file, w.push_event(tag, tag, &digest).to_string()).unwrap();
+        let file = w.push_event_file(&tmp.0, tag, tag).await.unwrap();
         run(
             &w,
             &["invoke", "--event", &file.display().to_string()],

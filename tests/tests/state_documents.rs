@@ -26,13 +26,10 @@ async fn cli_invoke_twice_in_a_row_and_twice_at_once_registers_one_revision() {
     };
 
     // In a row.
-    let digest = w.push_image("main-1111111").await.unwrap();
-    let file = dir.0.join("push-1.json");
-    std::fs::write(
-        &file,
-        w.push_event("e-seq", "main-1111111", &digest).to_string(),
-    )
-    .unwrap();
+    let file = w
+        .push_event_file(&dir.0, "e-seq", "main-1111111")
+        .await
+        .unwrap();
     for round in 0..2 {
         let out = invoke(file.clone()).output().unwrap();
         assert!(

@@ -110,10 +110,10 @@ async fn deploy_wait_at_a_terminal_draws_one_updating_progress_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tick_at_a_terminal_shows_each_rollout_in_flight() {
     let w = World::start().await.unwrap();
-    let digest = w.push_image("main-71c4000").await.unwrap();
-    let event = w.push_event("terminal-tick-push", "main-71c4000", &digest);
-    let file = w.config_dir.join("push.json");
-    std::fs::write(&file, event.to_string()).unwrap();
+    let file = w
+        .push_event_file(&w.config_dir, "terminal-tick-push", "main-71c4000")
+        .await
+        .unwrap();
     let (code, _) = w.invoke(file.to_str().unwrap());
     assert_eq!(code, 0);
 
