@@ -164,17 +164,76 @@ impl Bundle {
                 .map(|b| Duration::minutes(b.timeout_minutes.into())),
             owner: String::new(),
             config_version: self.config_version(env, service),
+            config_baseline: self.config_baseline(env, service),
             config_origin: self.origin.clone(),
-            self_heal: e.self_heal,
+            gate: crate::machine::Gate {
+                pushes: e.auto_deploy,
+                config: e.config_releases,
+                self_heal: e.self_heal,
+            },
             drift_every: a.drift_check_minutes,
         })
     }
 
-    /// The fingerprint of what git says `service` runs in `env`, image aside: its task
-    /// definition rendered with fixed stand-ins for the image, the placement and the deployment,
-    /// keys sorted (a reordered template is no change). Pure: the tick compares it every minute
-    /// without a call to AWS, and renders for real only when it changed.
+    /// The fingerprint of what git says `service` runs in `env`, image aside, as
+    /// `<scheme>:<hex>` ([`CONFIG_SCHEME`]): its task definition rendered with fixed stand-ins
+    /// for the image, the placement and the deployment (the agent's own `harbormaster:` tags
+    /// left out), and every service setting the agent owns, its count, rolling percentages and
+    /// rollback alarms; keys sorted (a reordered template is no change) and absent values
+    /// (`null`, `[]`, `{}`) dropped, so a setting added to a later agent, unset, moves no
+    /// fingerprint. Pure: the tick compares it every minute without a call to AWS, and renders
+    /// for real only when it changed.
+    ///
+    /// Pinned by `the_example_configs_fingerprints_are_pinned`: a change of what goes in is a
+    /// new scheme, and [`Bundle::config_baseline`] keeps the previous one so that what runs is
+    /// re-baselined, not released.
     pub fn config_version(&self, env: &str, service: &str) -> Option<String> {
+        let (_, s, t) = self.config.target(env, service)?;
+        let mut rendered = self.stand_in_rendering(env, service)?;
+        if let Some(tags) = rendered.get_mut("tags").and_then(|t| t.as_array_mut()) {
+            tags.retain(|t| {
+                !(t.get("key").and_then(serde_json::Value::as_str))
+                    .is_some_and(|k| k.starts_with("harbormaster:"))
+            });
+        }
+        let whole = serde_json::json!({
+            "task_definition": rendered,
+            "service": t.service,
+            "desired_count": t.desired_count,
+            "rolling": s.rolling,
+            "alarms": t.rollback_alarms,
+        });
+        let mut canonical = String::new();
+        write_canonical(&whole, &mut canonical, Absent::Dropped);
+        let hex = crate::text::fingerprint(canonical.as_bytes());
+        Some(format!("{CONFIG_SCHEME}:{hex}"))
+    }
+
+    /// The same config's fingerprint in scheme 1 (agents before scheme 2 wrote it, 32 hex
+    /// characters): the service's settings counted only once one was set, its count, rolling
+    /// percentages and alarms not otherwise. A service that recorded exactly this runs what git
+    /// says: re-baselined without a release.
+    pub fn config_baseline(&self, env: &str, service: &str) -> Option<String> {
+        let (_, s, t) = self.config.target(env, service)?;
+        let rendered = self.stand_in_rendering(env, service)?;
+        let mut canonical = String::new();
+        write_canonical(&rendered, &mut canonical, Absent::Kept);
+        if !t.service.is_default() {
+            let settings = serde_json::json!({
+                "service": t.service,
+                "desired_count": t.desired_count,
+                "rolling": s.rolling,
+                "alarms": t.rollback_alarms,
+            });
+            canonical.push_str("|service:");
+            write_canonical(&settings, &mut canonical, Absent::Kept);
+        }
+        Some(crate::text::fingerprint(canonical.as_bytes()))
+    }
+
+    /// The task definition `service` gets in `env`, with fixed stand-ins for what is not the
+    /// config's (the image digest, the account and region, the deployment).
+    fn stand_in_rendering(&self, env: &str, service: &str) -> Option<serde_json::Value> {
         let (e, s, t) = self.config.target(env, service)?;
         let template = self.templates.get(&s.name)?;
         let digest = crate::image::Digest::parse(&format!("sha256:{}", "0".repeat(64))).ok()?;
@@ -191,23 +250,7 @@ impl Bundle {
             placement: &placement,
             deployment_id: "",
         };
-        let rendered = template.render(&input).ok()?;
-        let mut canonical = String::new();
-        write_sorted(&rendered.body, &mut canonical);
-        // The service's own settings count too, with its count, rolling percentages and
-        // deployment alarms, once any service setting is set (a config that sets none keeps the
-        // version it had before they existed: no release for an upgrade of the agent).
-        if !t.service.is_default() {
-            let settings = serde_json::json!({
-                "service": t.service,
-                "desired_count": t.desired_count,
-                "rolling": s.rolling,
-                "alarms": t.rollback_alarms,
-            });
-            canonical.push_str("|service:");
-            write_sorted(&settings, &mut canonical);
-        }
-        Some(crate::text::fingerprint(canonical.as_bytes()))
+        Some(template.render(&input).ok()?.body)
     }
 
     pub fn service_target(&self, env: &str, service: &str) -> Option<ServiceTarget> {
@@ -316,12 +359,38 @@ async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, Bu
     })
 }
 
+/// The scheme of [`Bundle::config_version`]: 2 counts every service setting, always, and
+/// drops absent values. Bump it with any change of what goes in, and keep the previous
+/// scheme's function as [`Bundle::config_baseline`].
+pub const CONFIG_SCHEME: u32 = 2;
+
+/// What [`write_canonical`] does with absent values (`null`, `[]`, `{}`) inside objects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    /// Scheme 1 wrote them.
+    Kept,
+    /// Scheme 2: a setting that is not set is not there.
+    Dropped,
+}
+
+fn absent(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(m) => m.values().all(absent),
+        _ => false,
+    }
+}
+
 /// JSON with every object's keys sorted, whatever map the build of serde_json uses.
-fn write_sorted(v: &serde_json::Value, out: &mut String) {
+fn write_canonical(v: &serde_json::Value, out: &mut String, mode: Absent) {
     use serde_json::Value;
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
+            let mut keys: Vec<&String> = m
+                .keys()
+                .filter(|k| mode == Absent::Kept || !absent(&m[*k]))
+                .collect();
             keys.sort();
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
@@ -330,7 +399,7 @@ fn write_sorted(v: &serde_json::Value, out: &mut String) {
                 }
                 out.push_str(&Value::String(k.clone()).to_string());
                 out.push(':');
-                write_sorted(&m[k], out);
+                write_canonical(&m[k], out, mode);
             }
             out.push('}');
         }
@@ -340,7 +409,7 @@ fn write_sorted(v: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_sorted(x, out);
+                write_canonical(x, out, mode);
             }
             out.push(']');
         }
@@ -389,5 +458,23 @@ mod cache_tests {
         // A broken template is an error, not the last good bundle.
         source.0.insert("taskdefs/web.json".into(), "{".into());
         assert!(block_on(Bundle::load_cached(&source, &cache)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    /// Finding 8: a new setting, defaulted, must not move the fingerprint of a config that does
+    /// not use it (an agent upgrade would release every service).
+    #[test]
+    fn finding_8_a_new_defaulted_setting_does_not_move_the_fingerprint() {
+        let canonical = |v: serde_json::Value| {
+            let mut out = String::new();
+            super::write_canonical(&v, &mut out, super::Absent::Dropped);
+            out
+        };
+        let before = serde_json::json!({"service": {"capacity": "fargate", "exec": true}});
+        let after = serde_json::json!({"service": {"capacity": "fargate", "exec": true,
+            "new_setting": null, "new_list": [], "new_table": {}}});
+        assert_eq!(canonical(before), canonical(after));
     }
 }

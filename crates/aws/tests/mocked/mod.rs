@@ -57,6 +57,7 @@ pub fn dev() -> harbormaster_core::config::Environment {
         name: "dev".into(),
         cluster: "booking-dev".into(),
         auto_deploy: true,
+        config_releases: harbormaster_core::config::ConfigReleases::Auto,
         self_heal: false,
         account_id: None,
         bootstrap: None,

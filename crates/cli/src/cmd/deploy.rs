@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use harbormaster_core::bundle::Bundle;
-use harbormaster_core::dispatch::request_deploy;
+use harbormaster_core::dispatch::{request_deploy, running_image};
 use harbormaster_core::image::resolve_image;
 
 use super::{wait, DryRun, TargetArgs};
@@ -19,13 +19,17 @@ pub struct Args {
     /// A tag, sha256:…, repo:tag or repo@sha256:… of the service's repository.
     #[arg(
         long,
-        required_unless_present = "image_detail",
-        conflicts_with = "image_detail"
+        required_unless_present_any = ["image_detail", "config_only"],
+        conflicts_with_all = ["image_detail", "config_only"]
     )]
     image: Option<String>,
     /// The build's imageDetail.json or imagedefinitions.json, instead of --image.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config_only")]
     image_detail: Option<PathBuf>,
+    /// The image the service runs, with the config git has now: carries a pending config
+    /// release where `config_releases = "manual"` (see `harbormaster status`).
+    #[arg(long)]
+    config_only: bool,
     /// Deploy even if the release is marked bad, or while a guard alarm is in ALARM.
     #[arg(long)]
     force: bool,
@@ -43,13 +47,14 @@ impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let TargetArgs { env, service } = &self.target;
         let (ports, bundle) = cx.prepare().await?;
+        let target = self.target.target();
         let image = match (self.image, &self.image_detail) {
             (Some(i), _) => i,
             (None, Some(path)) => image_from_file(&bundle, service, path)?,
-            (None, None) => bail!("give --image or --image-detail"),
+            (None, None) if self.config_only => running_image(&ports, &target).await?.to_string(),
+            (None, None) => bail!("give --image, --image-detail or --config-only"),
         };
         let opts = self.plan.options();
-        let target = self.target.target();
         let by = &cx.caller;
         let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
         self.plan.print(&report, cx.json);

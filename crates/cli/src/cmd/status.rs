@@ -1,6 +1,7 @@
 //! `harbormaster status`: deployments in flight, pending releases, last known good, history.
 
 use anyhow::{bail, Result};
+use harbormaster_core::machine::{config_standing, short_version, ConfigStanding};
 use harbormaster_core::ports::{ServiceSnapshot, Services, StateStore};
 use harbormaster_core::state::{GateRecord, ServiceState, Verdict, Wait};
 use serde_json::{json, Value};
@@ -26,6 +27,7 @@ impl Args {
         let (ports, bundle) = cx.prepare().await?;
         let mut docs = Vec::new();
         let mut live = Vec::new();
+        let mut standings = Vec::new();
         for (e, s, _) in bundle.config.targets() {
             if self.env.as_ref().is_some_and(|x| x != &e.name)
                 || self.service.as_ref().is_some_and(|x| x != &s.name)
@@ -35,6 +37,11 @@ impl Args {
             let key = ServiceState::key(&e.name, &s.name);
             // One unreadable document (corrupt, a newer schema) hides no other service.
             let state = ports.load(&key).await.map(|d| d.map(|(s, _)| s));
+            let standing = match (&state, bundle.policy(&e.name, &s.name)) {
+                (Ok(Some(st)), Some(policy)) => config_standing(st, chrono::Utc::now(), &policy),
+                _ => ConfigStanding::Unknown,
+            };
+            standings.push(standing);
             docs.push((e.name.clone(), s.name.clone(), state));
             // ECS's own view beside the agent's; a service ECS does not know shows none.
             let ecs = match bundle.service_target(&e.name, &s.name) {
@@ -56,10 +63,10 @@ impl Args {
         if cx.json {
             let mut v: Vec<Value> = docs
                 .iter()
-                .zip(&live)
-                .map(|((e, s, st), ecs)| match st {
+                .zip(live.iter().zip(&standings))
+                .map(|((e, s, st), (ecs, config))| match st {
                     Ok(st) => {
-                        json!({"environment": e, "service": s, "state": st, "ecs": ecs.as_ref().map(ecs_json)})
+                        json!({"environment": e, "service": s, "state": st, "config": config, "ecs": ecs.as_ref().map(ecs_json)})
                     }
                     Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
                 })
@@ -69,9 +76,13 @@ impl Args {
             }));
             out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            for ((e, s, st), ecs) in docs.iter().zip(&live) {
+            for ((e, s, st), (ecs, config)) in docs.iter().zip(live.iter().zip(&standings)) {
                 match st {
-                    Ok(st) => print_status(e, s, st.as_ref(), ecs.as_ref(), self.history),
+                    Ok(st) => {
+                        print_status(e, s, st.as_ref(), ecs.as_ref(), self.history);
+                        print_config(config);
+                        out!();
+                    }
                     Err(err) => out!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
                 }
             }
@@ -106,7 +117,7 @@ fn print_status(
     out!("{env}/{service}");
     print_ecs(ecs);
     let Some(st) = st else {
-        out!("  no deployments recorded yet\n");
+        out!("  no deployments recorded yet");
         return;
     };
     print_in_flight(st);
@@ -129,8 +140,19 @@ fn print_status(
     }
     for b in &st.bad_configs {
         let at = b.at.format("%Y-%m-%d %H:%M");
-        let version = &b.version[..b.version.len().min(12)];
+        let version = short_version(&b.version);
         out!("  config marked bad: {version} ({}, {at})", b.why);
+    }
+    if let Some(f) = st.failed_releases.first() {
+        let at = f.at.format("%Y-%m-%d %H:%M");
+        let version = short_version(&f.config);
+        let image = f.digest.short();
+        out!(
+            "  last failed:     config {version} with {image} ({at}); not released again by itself"
+        );
+    }
+    if let Some(stop) = st.healing.as_ref().and_then(|h| h.stopped.as_ref()) {
+        out!("  SELF-HEAL STOPPED: {}", stop.why);
     }
     for u in &st.undelivered {
         let at = u.at.format("%Y-%m-%d %H:%M");
@@ -170,7 +192,34 @@ fn print_status(
             );
         }
     }
-    out!();
+}
+
+/// Git's config against what runs: in sync, or pending and why it waits.
+fn print_config(c: &ConfigStanding) {
+    match c {
+        ConfigStanding::Unknown => {}
+        ConfigStanding::InSync { version } => {
+            out!(
+                "  config:          as git says ({})",
+                short_version(version)
+            );
+        }
+        ConfigStanding::Pending {
+            version,
+            running,
+            held,
+        } => {
+            let from = running.as_deref().map(short_version).unwrap_or("-");
+            let what = match held {
+                None => "the next tick releases it".to_owned(),
+                Some(why) => why.clone(),
+            };
+            out!(
+                "  config:          PENDING {} (runs {from}): {what}",
+                short_version(version)
+            );
+        }
+    }
 }
 
 /// ` rev family:N`: what `rollback --to` takes.

@@ -125,11 +125,32 @@ impl Default for AgentSettings {
     }
 }
 
+/// Whether a change of the config in git is released to an environment by the tick (as Argo
+/// CD's automated sync policy), or waits for a person's `deploy --config-only` (or the
+/// pipeline) and is shown as pending meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigReleases {
+    Auto,
+    Manual,
+}
+
+impl std::fmt::Display for ConfigReleases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigReleases::Auto => "auto",
+            ConfigReleases::Manual => "manual",
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub name: String,
     pub cluster: String,
     pub auto_deploy: bool,
+    /// Whether a config published to git is released here by itself.
+    pub config_releases: ConfigReleases,
     /// A service running another revision than deployed is put back (else only reported).
     pub self_heal: bool,
     pub account_id: Option<String>,

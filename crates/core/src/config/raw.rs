@@ -49,6 +49,9 @@ pub(super) struct RawEnvironment {
     pub(super) account_id: Option<String>,
     #[serde(default)]
     pub(super) self_heal: Option<bool>,
+    /// `"auto"` or `"manual"`; absent: follows `auto_deploy`.
+    #[serde(default)]
+    pub(super) config_releases: Option<String>,
     /// Read by `harbormaster-bootstrap`, which checks it strictly itself.
     #[serde(default)]
     pub(super) bootstrap: Option<toml::Table>,

@@ -10,8 +10,8 @@ use super::settings::{
     thresholds,
 };
 use super::{
-    AgentSettings, Config, ConfigError, ConfigErrors, Environment, SecretRef, Service,
-    TargetSettings,
+    AgentSettings, Config, ConfigError, ConfigErrors, ConfigReleases, Environment, SecretRef,
+    Service, TargetSettings,
 };
 use crate::service::{RawServiceSettings, Written};
 use crate::strategy::{
@@ -210,10 +210,22 @@ fn environments(
                 c.err(format!("{field}.account_id"), "expected 12 digits");
             }
         }
+        let config_releases = match e.config_releases.as_deref() {
+            None if e.auto_deploy => ConfigReleases::Auto,
+            None => ConfigReleases::Manual,
+            Some("auto") => ConfigReleases::Auto,
+            Some("manual") => ConfigReleases::Manual,
+            Some(_) => {
+                let why = "expected \"auto\" or \"manual\"";
+                c.err(format!("{field}.config_releases"), why);
+                ConfigReleases::Manual
+            }
+        };
         let env = Environment {
             name: name.clone(),
             cluster: e.cluster,
             auto_deploy: e.auto_deploy,
+            config_releases,
             self_heal: e.self_heal.unwrap_or(self_heal),
             account_id: e.account_id,
             bootstrap: e.bootstrap,

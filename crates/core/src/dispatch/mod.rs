@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use events::handle_event;
-pub use requests::{follow, record_approval, request_deploy, request_rollback, scale};
+pub use requests::{
+    follow, record_approval, request_deploy, request_rollback, running_image, scale,
+};
 pub use tick::{hourly_report, tick};
 
 use crate::bundle::Bundle;

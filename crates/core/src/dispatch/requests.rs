@@ -31,6 +31,22 @@ pub async fn request_deploy<P: Ports>(
     Ok(run_reported(ports, bundle, target, vec![obs], opts).await)
 }
 
+/// The image the agent last deployed to `target` successfully: what a config-only deploy
+/// releases again with git's config.
+pub async fn running_image<P: Ports>(
+    ports: &P,
+    target: &Target,
+) -> Result<crate::image::Digest, DispatchError> {
+    let state = ports.load(&target.state_key()).await?.map(|(s, _)| s);
+    let good = state.and_then(|s| s.last_known_good);
+    good.map(|g| g.image.digest).ok_or_else(|| {
+        DispatchError::Usage(format!(
+            "{}/{}: the agent has deployed nothing here yet; give --image for the first deployment",
+            target.environment, target.service
+        ))
+    })
+}
+
 /// A person puts a service back on a known good revision (`to`: one from its history).
 pub async fn request_rollback<P: Ports>(
     ports: &P,

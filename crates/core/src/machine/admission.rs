@@ -1,6 +1,12 @@
-//! Admission: a release comes in (a push, a person's request, a push the tick found) and is
-//! deployed now, queued behind the deployment in flight, left to settle, held while a guard alarm
-//! fires, or ignored — and the one it replaces is recorded as superseded.
+//! Admission: a release comes in (a push, a person's request, a push the tick found, a config
+//! git changed, a heal) and is deployed now, queued behind the deployment in flight, left to
+//! settle, held while a guard alarm fires or git's config is marked bad, or ignored — and the
+//! one it replaces is recorded as superseded.
+//!
+//! Every automatic release comes through this door, and only here are the environment's gate
+//! ([`super::Gate`]), the failures remembered per (image, config version) and the bounds
+//! applied: a new kind of automatic action gets all of them by coming in as an [`Admission`].
+//! A person's request passes the gate; an alarm's rollback (`rollback.rs`) is never gated.
 
 use std::cmp::Ordering;
 
@@ -8,6 +14,7 @@ use chrono::Duration;
 
 use super::context::Ctx;
 use super::{Command, Outcome, Point};
+use crate::config::ConfigReleases;
 use crate::image::{Image, ImageOrder};
 use crate::notify::NoticeKind;
 use crate::state::{
@@ -24,6 +31,11 @@ pub(super) enum Admission {
     Reconciled,
     /// Asked for by a person: deployed as asked (a redeploy of the same image included).
     Requested,
+    /// Git's config changed for the image that runs: only where the environment releases
+    /// config by itself, never a version rolled back or failed with this image.
+    Config,
+    /// Putting back a change made outside git: with the environment's consent, bounded.
+    Heal,
 }
 
 /// The image a lost push event would have announced: the newest of the listing, if it is newer
@@ -84,9 +96,13 @@ impl Ctx<'_> {
     }
 
     /// A release arrives: deploy it now, queue it, or ignore it.
-    fn accept(&mut self, release: Release, admission: Admission) -> Outcome {
+    pub(super) fn accept(&mut self, release: Release, admission: Admission) -> Outcome {
         if let Some(refusal) = self.refuse(&release, admission) {
             return refusal;
+        }
+        if matches!(admission, Admission::Config | Admission::Heal) {
+            // The image that runs: no watermark to raise, no burst to settle.
+            return self.begin(Pending::new(release));
         }
         let raise_watermark = match &self.s.newest_accepted {
             // Found by reconciling: already known to be newer, on ECR's clock.
@@ -122,9 +138,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Why `release` is not taken, if it is not: marked bad, already deploying or pending,
-    /// already deployed, accepted before, or older than what was accepted.
-    fn refuse(&mut self, release: &Release, admission: Admission) -> Option<Outcome> {
+    /// Why `release` is not taken, if it is not: the environment's gate, marked bad, already
+    /// deploying or pending, already deployed, failed before, accepted before, or older than
+    /// what was accepted.
+    pub(super) fn refuse(&mut self, release: &Release, admission: Admission) -> Option<Outcome> {
+        if let Some(closed) = self.gate_closed(admission) {
+            return Some(closed);
+        }
         let digest = &release.image.digest;
         if let Some(bad) = self.s.bad(digest).filter(|_| !release.force).cloned() {
             let label = release.image.label();
@@ -171,16 +191,63 @@ impl Ctx<'_> {
             .last_known_good
             .as_ref()
             .is_some_and(|g| &g.image.digest == digest);
-        if admission != Admission::Requested && idle && deployed {
+        let pushed = matches!(admission, Admission::Pushed | Admission::Reconciled);
+        if pushed && idle && deployed {
             return Some(Outcome::ignored(format!(
                 "{} is already deployed",
                 digest.short()
             )));
         }
-        if admission == Admission::Pushed {
-            return self.refuse_push(release);
+        match admission {
+            Admission::Pushed => self.refuse_push(release),
+            Admission::Config => self.refuse_config(release),
+            Admission::Heal => self.refuse_heal(release),
+            // A person is told no, where a push would be held.
+            Admission::Requested => self.held_by_config(release).map(Outcome::refused),
+            Admission::Reconciled => None,
         }
-        None
+    }
+
+    /// The environment's gate: what it does not let happen by itself is not done (said in the
+    /// report and, for config, in `status`; nothing is sent each minute).
+    fn gate_closed(&self, admission: Admission) -> Option<Outcome> {
+        let env = &self.s.environment;
+        let gate = self.policy.gate;
+        let reason = match admission {
+            Admission::Pushed | Admission::Reconciled if !gate.pushes => format!(
+                "auto_deploy = false in `{env}`: pushes deploy here only when a person or the pipeline asks"
+            ),
+            Admission::Config if gate.config == ConfigReleases::Manual => {
+                let version = self.policy.config_version.as_deref().unwrap_or_default();
+                format!(
+                    "git's config {} is pending: config_releases = \"manual\" in `{env}`; `harbormaster deploy --env {env} --service {} --config-only` releases it",
+                    super::config::short_version(version),
+                    self.s.service
+                )
+            }
+            Admission::Heal if !gate.self_heal => format!("self_heal is off in `{env}`"),
+            _ => return None,
+        };
+        Some(Outcome::Ignored { reason })
+    }
+
+    /// A config release of the image that runs: not a version an alarm rolled back, nor one
+    /// whose release with this image failed (the team heard of that once, when it failed).
+    fn refuse_config(&mut self, release: &Release) -> Option<Outcome> {
+        let version = release.trigger.config_version()?;
+        let short = super::config::short_version(version);
+        if let Some(bad) = self.bad_config(version) {
+            let reason = format!("git's config {short} was rolled back ({}); it is released again only when git changes or a person deploys it", bad.why);
+            return Some(Outcome::Ignored { reason });
+        }
+        let failed = self.s.failed(&release.image.digest, version)?;
+        let reason = format!(
+            "git's config {short} failed with {} at {} ({}); it is released again only when git changes or a person deploys it",
+            release.image.label(),
+            failed.at.format("%Y-%m-%d %H:%M UTC"),
+            failed.why
+        );
+        Some(Outcome::Ignored { reason })
     }
 
     fn refuse_push(&mut self, release: &Release) -> Option<Outcome> {
@@ -221,9 +288,16 @@ impl Ctx<'_> {
         Outcome::Queued
     }
 
-    /// Starts a release unless a guard alarm may be firing: then it waits its turn while
+    /// Starts a release unless git's config is marked bad (a new image would carry it: it
+    /// waits for git to change) or a guard alarm may be firing: then it waits its turn while
     /// CloudWatch is asked (a release already held stays held, its timeout counting on).
     pub(super) fn begin(&mut self, p: Pending) -> Outcome {
+        if let Some(note) = self.held_by_config(&p.release) {
+            let digest = Some(p.release.image.digest.clone());
+            self.journal_line(None, digest, (Point::Pending, Point::Held), note);
+            self.s.pending = Some(p);
+            return Outcome::Queued;
+        }
         if self.policy.alarms.guards.is_empty() || p.release.force {
             return self.start(p.release);
         }
@@ -265,6 +339,26 @@ impl Ctx<'_> {
         Outcome::Queued
     }
 
+    /// Why a new image may not start now: git's config for this target is one an alarm rolled
+    /// back, and the image would carry it (then the next alarm would blame the image). A
+    /// person's `--force` deploys it anyway; a newer config in git releases it.
+    pub(super) fn held_by_config(&self, release: &Release) -> Option<String> {
+        let carries_git = matches!(
+            release.trigger,
+            Trigger::Push { .. } | Trigger::Reconcile | Trigger::Request { .. }
+        );
+        let version = self.policy.config_version.as_deref()?;
+        let bad = self
+            .bad_config(version)
+            .filter(|_| carries_git && !release.force)?;
+        Some(format!(
+            "held: git's config {} was rolled back ({}); {} deploys when git changes, or with --force",
+            super::config::short_version(version),
+            bad.why,
+            release.image.label()
+        ))
+    }
+
     /// A release held past the guard timeout is not deployed: recorded failed, the team told.
     fn give_up_held(&mut self, p: Release, alarms: &str) -> Outcome {
         let minutes = self.policy.alarms.guard_timeout_minutes;
@@ -273,6 +367,9 @@ impl Ctx<'_> {
         );
         self.s.pending = None;
         self.skipped(&p.image, Verdict::Failed, &reason);
+        if let Some(version) = p.trigger.config_version() {
+            self.remember_failure(&p.image, version, &reason);
+        }
         let digest = Some(p.image.digest.clone());
         let to = Point::Verdict(Verdict::Failed);
         self.journal_line(None, digest, (Point::Held, to), reason.clone());
@@ -308,17 +405,21 @@ impl Ctx<'_> {
         let id = self.mint_id(&release.image.digest);
         let image = release.image.clone();
         let lease = self.now + self.policy.lease;
-        let config = match &release.trigger {
-            crate::state::Trigger::Config { version } => Some(version.clone()),
-            _ => self.policy.config_version.clone(),
-        };
+        let config = (release.trigger.config_version().map(str::to_owned))
+            .or_else(|| self.policy.config_version.clone());
+        let origin = (self.policy.config_origin.as_deref())
+            .map(|o| format!(", {o}"))
+            .unwrap_or_default();
         let why = match &release.trigger {
-            crate::state::Trigger::Config { version } => Some(format!(
-                "the config in git changed for the image it runs (version {}{})",
+            Trigger::Config { version } => Some(format!(
+                "the config in git changed for the image it runs (version {}{origin})",
                 super::config::short_version(version),
-                (self.policy.config_origin.as_deref())
-                    .map(|o| format!(", {o}"))
-                    .unwrap_or_default()
+            )),
+            Trigger::Heal { version } => Some(format!(
+                "putting back what git says (self_heal, heal {} of at most {}; version {}{origin})",
+                self.s.healing.as_ref().map_or(1, |h| h.count),
+                super::MAX_HEALS,
+                super::config::short_version(version),
             )),
             _ => None,
         };

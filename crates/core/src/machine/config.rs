@@ -1,13 +1,16 @@
 //! Config releases: git says something else for the image the service runs (a template, a
 //! variable, a secret's name). The tick compares the config version the service last got with
 //! the published one; a difference is a release of the same image through the same engine as a
-//! push (strategy, gates, guard alarms, alarm rollback, notifications). A version an alarm
-//! rolled back is not applied again until a newer one is published.
+//! push (strategy, gates, guard alarms, alarm rollback, notifications), admitted by the same
+//! door (`admission.rs`): only where the environment releases config by itself, never a version
+//! an alarm rolled back or whose release failed with this image. A change of the fingerprint's
+//! scheme alone (an agent upgrade) re-baselines what runs and releases nothing.
 
+use super::admission::Admission;
 use super::context::Ctx;
 use super::{Command, Outcome, Point};
 use crate::notify::NoticeKind;
-use crate::state::{BadConfig, Drift, Pending, Release, Trigger};
+use crate::state::{BadConfig, Drift, Release, ServiceState, Trigger};
 
 impl Ctx<'_> {
     pub(super) fn config_check(&mut self) -> Outcome {
@@ -26,12 +29,22 @@ impl Ctx<'_> {
         match &good.config {
             // A document from before config releases: what runs is taken as this version.
             None => {
-                if let Some(g) = self.s.last_known_good.as_mut() {
-                    g.config = Some(want);
-                }
+                self.rebaseline(want);
                 Outcome::Nothing
             }
             Some(have) if *have == want => self.look_for_drift(),
+            // The agent's fingerprint changed, not git: what runs is git's config.
+            Some(have) if self.policy.config_baseline.as_ref() == Some(have) => {
+                let note = format!(
+                    "the config fingerprint's scheme changed (agent upgrade): {} is recorded as {}; nothing to release",
+                    short_version(have),
+                    short_version(&want)
+                );
+                let digest = Some(good.image.digest.clone());
+                self.journal_line(None, digest, (Point::InSync, Point::InSync), note);
+                self.rebaseline(want);
+                Outcome::Progressed
+            }
             Some(_) => {
                 let release = Release {
                     image: good.image,
@@ -39,8 +52,15 @@ impl Ctx<'_> {
                     requested_at: self.now,
                     force: false,
                 };
-                self.begin(Pending::new(release))
+                self.accept(release, Admission::Config)
             }
+        }
+    }
+
+    /// What runs is recorded as git's config `version`, without deploying anything.
+    fn rebaseline(&mut self, version: String) {
+        if let Some(g) = self.s.last_known_good.as_mut() {
+            g.config = Some(version);
         }
     }
 
@@ -89,7 +109,7 @@ impl Ctx<'_> {
             let why = format!(
                 "the service runs {running}, not {} as deployed: changed outside git{}",
                 good.task_definition_arn,
-                if self.policy.self_heal {
+                if self.policy.gate.self_heal {
                     "; putting it back (self_heal)"
                 } else {
                     ""
@@ -108,7 +128,7 @@ impl Ctx<'_> {
             );
             self.journal_line(None, None, (Point::InSync, Point::Drifted), why);
         }
-        if !self.policy.self_heal {
+        if !self.policy.gate.self_heal {
             return if known {
                 Outcome::Nothing
             } else {
@@ -118,13 +138,17 @@ impl Ctx<'_> {
         let version = self.policy.config_version.clone().or(good.config.clone());
         let release = Release {
             image: good.image,
-            trigger: Trigger::Config {
+            trigger: Trigger::Heal {
                 version: version.unwrap_or_default(),
             },
             requested_at: self.now,
             force: false,
         };
-        self.begin(Pending::new(release))
+        match self.accept(release, Admission::Heal) {
+            // Not healed now: the drift's first sighting is still news.
+            Outcome::Ignored { .. } if !known => Outcome::Progressed,
+            o => o,
+        }
     }
 
     /// Keeps what a config release changes, for its notifications and history.
@@ -154,11 +178,70 @@ impl Ctx<'_> {
             at: self.now,
         };
         self.s.bad_configs.insert(0, bad);
-        self.s.bad_configs.truncate(self.policy.history_limit);
+        self.s.forget_marks(self.policy.history_limit);
     }
 }
 
-/// A config version as people read it: its first 12 characters.
+/// Where a target stands with git's config: what `status` shows and `diff` says beside the
+/// changes. The reason a pending version is not released is the admission's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "standing", rename_all = "snake_case")]
+pub enum ConfigStanding {
+    /// Nothing deployed yet, or no config to compare.
+    Unknown,
+    InSync {
+        version: String,
+    },
+    /// Git has a version the service does not run.
+    Pending {
+        version: String,
+        /// What runs (absent in documents from before config releases).
+        running: Option<String>,
+        /// Why the tick does not release it (the environment's gate, a failure remembered, a
+        /// rollback); `None`: the next tick does.
+        held: Option<String>,
+    },
+}
+
+/// Where `state` stands with the config `policy` carries, at `now`.
+pub fn config_standing(
+    state: &ServiceState,
+    now: chrono::DateTime<chrono::Utc>,
+    policy: &super::Policy,
+) -> ConfigStanding {
+    let (Some(want), Some(good)) = (&policy.config_version, &state.last_known_good) else {
+        return ConfigStanding::Unknown;
+    };
+    let have = good.config.clone();
+    if have.as_ref() == Some(want) || (have.is_some() && have == policy.config_baseline) {
+        return ConfigStanding::InSync {
+            version: want.clone(),
+        };
+    }
+    let mut cx = Ctx::new(state, now, policy);
+    let release = Release {
+        image: good.image.clone(),
+        trigger: Trigger::Config {
+            version: want.clone(),
+        },
+        requested_at: now,
+        force: false,
+    };
+    let held = match cx.refuse(&release, Admission::Config) {
+        Some(Outcome::Ignored { reason } | Outcome::Refused { reason }) => Some(reason),
+        Some(_) => Some("a release is in flight or pending".into()),
+        None => None,
+    };
+    ConfigStanding::Pending {
+        version: want.clone(),
+        running: have,
+        held,
+    }
+}
+
+/// A config version as people read it: its scheme (if any) and 12 characters.
 pub fn short_version(version: &str) -> &str {
-    &version[..version.len().min(12)]
+    let scheme = version.find(':').map_or(0, |i| i + 1);
+    let end = (scheme + 12).min(version.len());
+    version.get(..end).unwrap_or(version)
 }

@@ -9,7 +9,8 @@ use crate::image::Digest;
 use crate::notify::{NoticeKind, Notification};
 use crate::scaling::ScaleDecision;
 use crate::state::{
-    Deployment, DeploymentId, HistoryEntry, KnownGood, PhaseKind, ServiceState, Verdict,
+    Deployment, DeploymentId, FailedRelease, HistoryEntry, KnownGood, PhaseKind, ServiceState,
+    Trigger, Verdict,
 };
 
 pub(super) struct Ctx<'a> {
@@ -180,11 +181,28 @@ impl<'a> Ctx<'a> {
             (Some(c), Some(r)) => Some(format!("{r} (config changes: {c})")),
             (None, r) => r,
         };
-        let reason = with_gate_failure(d.gate_failure.as_deref(), verdict, reason);
+        let mut reason = with_gate_failure(d.gate_failure.as_deref(), verdict, reason);
+        if verdict.is_failure() && d.rollback.is_none() {
+            let why = reason.as_deref().unwrap_or("failed");
+            if let Some(config) = &d.config {
+                self.remember_failure(&d.release.image, config, why);
+            }
+            if matches!(d.release.trigger, Trigger::Heal { .. }) {
+                if let Some(stop) = self.heal_failed() {
+                    reason = Some(format!("{why}; {stop}"));
+                }
+            }
+        }
         self.transition(d.phase.kind(), verdict, reason.clone().unwrap_or_default());
         self.notify(NoticeKind::of_verdict(verdict), reason.clone());
         let arn = d.task_definition_arn().map(str::to_owned);
         if let (Verdict::Succeeded, Some(arn)) = (verdict, &arn) {
+            // The image that ran with another config: what changed is the config (a person's
+            // `deploy --config-only` as much as the tick's release), and an alarm blames it.
+            let config_release = d.release.trigger.config_version().is_some()
+                || (self.s.last_known_good.as_ref()).is_some_and(|g| {
+                    g.image.digest == d.release.image.digest && g.config != d.config
+                });
             self.s.last_known_good = Some(KnownGood {
                 task_definition_arn: arn.clone(),
                 image: d.release.image.clone(),
@@ -193,7 +211,7 @@ impl<'a> Ctx<'a> {
                 started_at: Some(d.started_at),
                 restored: d.rollback.is_some(),
                 config: d.config.clone(),
-                config_release: matches!(d.release.trigger, crate::state::Trigger::Config { .. }),
+                config_release,
             });
         }
         self.record(HistoryEntry {
@@ -215,6 +233,29 @@ impl<'a> Ctx<'a> {
             deployment: d.id,
             verdict,
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// The release of `image` with config `version` failed: the agent does not start that pair
+    /// again by itself (bounded: the newest `agent.history_limit` failures).
+    pub(super) fn remember_failure(
+        &mut self,
+        image: &crate::image::Image,
+        version: &str,
+        why: &str,
+    ) {
+        if self.s.failed(&image.digest, version).is_some() {
+            return;
+        }
+        let failed = FailedRelease {
+            digest: image.digest.clone(),
+            config: version.to_owned(),
+            why: crate::text::clipped(why, crate::text::MAX_REASON),
+            at: self.now,
+        };
+        self.s.failed_releases.insert(0, failed);
+        self.s.failed_releases.truncate(self.policy.history_limit);
     }
 }
 

@@ -36,8 +36,13 @@ pub fn policy() -> Policy {
         one_off_timeout: None,
         owner: "run-a".into(),
         config_version: Some("config-1".into()),
+        config_baseline: None,
         config_origin: None,
-        self_heal: false,
+        gate: super::Gate {
+            pushes: true,
+            config: crate::config::ConfigReleases::Auto,
+            self_heal: false,
+        },
         drift_every: 5,
     }
 }

@@ -23,6 +23,7 @@ mod ecs_events;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod gates;
+mod heal;
 mod hooks;
 mod journal;
 mod notices;
@@ -36,6 +37,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 pub use command::Command;
+pub use config::{config_standing, short_version, ConfigStanding};
+pub use heal::MAX_HEALS;
 pub use journal::{Point, Transition};
 pub use observation::{EcsChange, Measurement, Observation, Rollout};
 
@@ -74,15 +77,32 @@ pub struct Policy {
     /// The fingerprint of what git says this target runs, image aside
     /// ([`crate::Bundle::config_version`]); a deployment records it, the tick compares it.
     pub config_version: Option<String>,
+    /// The same config's fingerprint in the scheme before [`crate::bundle::CONFIG_SCHEME`]: a
+    /// service that recorded exactly this runs what git says, and is re-baselined to the
+    /// current scheme without a release (an agent upgrade releases nothing by itself).
+    pub config_baseline: Option<String>,
     /// Where that config came from (`commit 3f2c1ab by alice: …`), for people.
     pub config_origin: Option<String>,
-    /// Put back a service changed outside git (else only report it).
-    pub self_heal: bool,
+    /// What the environment lets happen by itself.
+    pub gate: Gate,
     /// Minutes between two looks at which revision the service runs.
     pub drift_every: u32,
     /// The invocation deciding (a token per run): a lease it takes names it, and the result of
     /// a step whose lease another invocation took over is not its to apply.
     pub owner: String,
+}
+
+/// What an environment lets the agent release by itself, as Argo CD's sync policy per
+/// application: every automatic admission (a push, a lost push found, a config release, a heal)
+/// asks it; a person's request does not, and an alarm's rollback is never gated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// Pushes deploy here by themselves (`auto_deploy`).
+    pub pushes: bool,
+    /// A config published to git is released here by itself (`config_releases`).
+    pub config: crate::config::ConfigReleases,
+    /// A service changed outside git is put back (`self_heal`), within bounds.
+    pub self_heal: bool,
 }
 
 /// The answer to an ECS lifecycle hook.

@@ -109,10 +109,12 @@ impl Ctx<'_> {
         Outcome::Ignored { reason }
     }
 
-    /// A completed release caused it: its config if it was a config release, else its image.
+    /// A completed release caused it: its config if it was a config release (or ran with a
+    /// config already marked bad: a person forced it), else its image.
     fn blame(&mut self, good: &KnownGood, why: &str) {
-        if good.config_release {
-            self.mark_config_bad(good.config.as_deref(), why);
+        let config = good.config.as_deref();
+        if good.config_release || config.is_some_and(|c| self.bad_config(c).is_some()) {
+            self.mark_config_bad(config, why);
         } else {
             self.mark_bad(&good.image, why);
         }
@@ -128,7 +130,7 @@ impl Ctx<'_> {
             at: self.now,
         };
         self.s.bad_releases.insert(0, bad);
-        self.s.bad_releases.truncate(self.policy.history_limit);
+        self.s.forget_marks(self.policy.history_limit);
     }
 
     /// The deployment in flight caused it: stop it and go back to the last known good.
@@ -136,9 +138,12 @@ impl Ctx<'_> {
         let Some(d) = self.s.in_flight.clone() else {
             return Outcome::Stale;
         };
-        match d.release.trigger {
-            Trigger::Config { .. } => self.mark_config_bad(d.config.as_deref(), &why),
-            _ => self.mark_bad(&d.release.image, &why),
+        let config = d.config.as_deref();
+        let config_marked = config.is_some_and(|c| self.bad_config(c).is_some());
+        if d.release.trigger.config_version().is_some() || config_marked {
+            self.mark_config_bad(config, &why);
+        } else {
+            self.mark_bad(&d.release.image, &why);
         }
         // The rollback goes first; what is pending follows it.
         let pending = self.s.pending.take();
@@ -444,5 +449,57 @@ mod tests {
                 command: "StopRollout",
             }],
         );
+    }
+
+    /// Finding 16: `bad_releases` was cut at `history_limit`, so behind 25 newer bad releases
+    /// an old one could be chosen as a rollback target again. A release stays marked bad while
+    /// any record of it remains.
+    #[test]
+    fn finding_16_a_release_marked_bad_long_ago_is_never_a_rollback_target_again() {
+        use crate::state::{BadRelease, HistoryEntry, Verdict};
+        let entry = |fill: char, td: &str, minutes: i64| HistoryEntry {
+            deployment_id: Some(crate::state::DeploymentId(format!("d-{fill}"))),
+            image: image(fill, 600),
+            verdict: Verdict::Succeeded,
+            task_definition_arn: Some(td.into()),
+            reason: None,
+            at: t0() - chrono::Duration::minutes(minutes),
+            gates: Vec::new(),
+            config: Some("config-1".into()),
+            rollback: false,
+        };
+        let bad = |fill: char| BadRelease {
+            image: image(fill, 600),
+            why: "alarm".into(),
+            at: t0(),
+        };
+        // History, newest first: h (the last known good, marked bad since: a rollback from it
+        // failed), x (marked bad long ago), g (good).
+        let mut s = stabilizing();
+        s.history.clear();
+        for (fill, td, minutes) in [('9', "arn:td/web:g", 30), ('8', "arn:td/web:x", 20)] {
+            s.record(entry(fill, td, minutes), 25);
+        }
+        s.record(entry('7', TD1, 10), 25);
+        if let Some(g) = s.last_known_good.as_mut() {
+            g.image = image('7', 600);
+        }
+        // 24 other releases marked bad since x; h the newest.
+        let others = "0123456acdef0123456acdef".chars().map(|c| {
+            let mut b = bad(c);
+            b.image.repository = format!("other/{c}");
+            b
+        });
+        s.bad_releases = std::iter::once(bad('7')).chain(others).collect();
+        s.bad_releases.push(bad('8'));
+        assert_eq!(s.bad_releases.len(), 26);
+        let step = super::super::decide(&s, &alarm("al-16", AlarmState::Alarm, 0), t0(), &policy());
+        let st = &step.state;
+        assert!(
+            st.bad(&image('8', 600).digest).is_some(),
+            "x is still marked bad"
+        );
+        let target = st.in_flight.as_ref().and_then(|d| d.task_definition_arn());
+        assert_eq!(target, Some("arn:td/web:g"), "back to g, never to x");
     }
 }

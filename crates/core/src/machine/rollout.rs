@@ -225,6 +225,10 @@ impl Ctx<'_> {
             if settling.is_some_and(|until| until > self.now) {
                 return Outcome::Nothing;
             }
+            let held = (self.s.pending.as_ref()).and_then(|p| self.held_by_config(&p.release));
+            if held.is_some() {
+                return Outcome::Nothing;
+            }
             return match self.s.pending.take() {
                 Some(p) => self.begin(p),
                 None => Outcome::Nothing,

@@ -13,7 +13,8 @@ mod records;
 pub use document::DocumentError;
 pub use pending::{Pending, Wait};
 pub use records::{
-    BadConfig, BadRelease, Drift, GuardWait, HistoryEntry, KnownGood, Undelivered, Verdict,
+    BadConfig, BadRelease, Drift, FailedRelease, GuardWait, HealStop, Healing, HistoryEntry,
+    KnownGood, Undelivered, Verdict,
 };
 
 use crate::image::Image;
@@ -23,7 +24,9 @@ use crate::strategy::Stage;
 /// 3: the `migrating` phase (a one-off task before the rollout), `autoscaled` and
 /// `custom_capacity`.
 /// 4: `rollback` on history entries (nested: an older agent would drop it on its next write).
-pub const SCHEMA: u32 = 4;
+/// 5: `failed_releases`, `healing` and the `heal` trigger: what the agent remembers of its own
+/// automatic releases (an older agent would release again what failed).
+pub const SCHEMA: u32 = 5;
 /// Event ids remembered for de-duplication. EventBridge redelivers within minutes, so a few
 /// hundred recent ids cover many hours of pushes to one service.
 pub const PROCESSED_EVENTS_KEPT: usize = 200;
@@ -53,6 +56,18 @@ pub enum Trigger {
     Rollback { why: String },
     /// The config in git changed for the image the service runs (`version`: its fingerprint).
     Config { version: String },
+    /// Putting back a service changed outside git (`self_heal`), with git's config `version`.
+    Heal { version: String },
+}
+
+impl Trigger {
+    /// The config version a release of the running image carries (a config release, a heal).
+    pub fn config_version(&self) -> Option<&str> {
+        match self {
+            Trigger::Config { version } | Trigger::Heal { version } => Some(version),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +414,13 @@ pub struct ServiceState {
     /// The service found running another revision than deployed (changed outside git).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// Releases of (image, config version) that failed, newest first, bounded by
+    /// `agent.history_limit`: never started again by the agent itself, only by a person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_releases: Vec<FailedRelease>,
+    /// The heals of changes made outside git: how many, when, and whether the agent stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healing: Option<Healing>,
     /// The service has an Application Auto Scaling target the agent registered: a config
     /// that drops `autoscaling` deregisters it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -440,6 +462,8 @@ impl ServiceState {
             bad_releases: Vec::new(),
             bad_configs: Vec::new(),
             drift: None,
+            failed_releases: Vec::new(),
+            healing: None,
             scaling: Default::default(),
             unknown: Default::default(),
         }
@@ -458,23 +482,55 @@ impl ServiceState {
         }
     }
 
-    /// Adds an entry, newest first. Releases that ran (what a rollback returns to) and
-    /// releases skipped on the way (superseded, older than what ran) are bounded apart, each
-    /// to `limit`: a burst of skipped pushes never evicts a rollback target. Reasons are
-    /// clipped, so the history is bounded in bytes too.
+    /// Adds an entry, newest first. Releases that succeeded (what a rollback returns to),
+    /// releases that ran and failed, and releases skipped on the way (superseded, older than
+    /// what ran) are bounded apart, each to `limit`: neither a burst of skipped pushes nor a
+    /// run of failures ever evicts a rollback target. Reasons are clipped, so the history is
+    /// bounded in bytes too.
     pub fn record(&mut self, mut entry: HistoryEntry, limit: usize) {
         entry.reason =
             (entry.reason).map(|r| crate::text::clipped(&r, 2 * crate::text::MAX_REASON));
         self.history.insert(0, entry);
-        let (mut ran, mut skipped) = (0, 0);
+        let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         self.history.retain(|h| {
-            let n = match h.deployment_id {
-                Some(_) => &mut ran,
-                None => &mut skipped,
+            let n = match (&h.deployment_id, h.verdict) {
+                (Some(_), Verdict::Succeeded) => &mut succeeded,
+                (Some(_), _) => &mut failed,
+                (None, _) => &mut skipped,
             };
             *n += 1;
             *n <= limit
         });
+        self.forget_marks(limit);
+    }
+
+    /// Bounds what was marked bad: the newest `limit` marks, and any older one whose release
+    /// is still recorded (in the history or as the last known good), so a release marked bad
+    /// long ago never becomes a rollback target again.
+    pub fn forget_marks(&mut self, limit: usize) {
+        let digests: std::collections::BTreeSet<_> = (self.history.iter().map(|h| &h.image))
+            .chain(self.last_known_good.as_ref().map(|g| &g.image))
+            .map(|i| i.digest.clone())
+            .collect();
+        let mut n = 0;
+        self.bad_releases.retain(|b| {
+            n += 1;
+            n <= limit || digests.contains(&b.image.digest)
+        });
+        let versions: std::collections::BTreeSet<_> = (self.history.iter())
+            .filter_map(|h| h.config.clone())
+            .chain(self.last_known_good.as_ref().and_then(|g| g.config.clone()))
+            .collect();
+        let mut n = 0;
+        self.bad_configs.retain(|b| {
+            n += 1;
+            n <= limit || versions.contains(&b.version)
+        });
+    }
+
+    /// Whether the release of `digest` with config `version` failed before.
+    pub fn failed(&self, digest: &crate::image::Digest, version: &str) -> Option<&FailedRelease> {
+        (self.failed_releases.iter()).find(|f| &f.digest == digest && f.config == version)
     }
 
     pub fn bad(&self, digest: &crate::image::Digest) -> Option<&BadRelease> {
@@ -516,57 +572,4 @@ impl ServiceState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// History written before `rollback` existed reads as no rollback, and an entry that is not
-    /// one writes no `rollback` key (documents stay as small as they were).
-    #[test]
-    fn a_history_entry_without_the_rollback_flag_is_not_a_rollback() {
-        let entry = r#"{"deployment_id": "d-1", "verdict": "succeeded", "at": "2026-11-23T12:00:00Z",
-            "image": {"repository": "booking/web", "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "pushed_at": "2026-11-23T11:00:00Z"}}"#;
-        let mut h: HistoryEntry = serde_json::from_str(entry).unwrap();
-        assert!(!h.rollback);
-        assert!(serde_json::to_value(&h).unwrap().get("rollback").is_none());
-        h.rollback = true;
-        assert_eq!(serde_json::to_value(&h).unwrap()["rollback"], true);
-    }
-
-    /// A document as the agent before typed phases wrote it (schema 1): the phase, its ARN and
-    /// ECS's deployment id side by side.
-    const WRITTEN_BEFORE: &str = r#"{
-      "schema": 1, "environment": "dev", "service": "web",
-      "in_flight": {
-        "id": "20261123T120000000Z-aaaaaaaa-1",
-        "release": {"image": {"repository": "booking/web", "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tag": "main-1", "pushed_at": "2026-11-23T11:00:00Z"},
-                    "trigger": {"kind": "push", "event_id": "e1"}, "requested_at": "2026-11-23T12:00:00Z"},
-        "phase": "stabilizing", "started_at": "2026-11-23T12:00:00Z", "updated_at": "2026-11-23T12:00:01Z",
-        "attempts": 0, "task_definition_arn": "arn:td/web:1", "ecs_deployment_id": "ecs-svc/1"
-      },
-      "history": [], "processed_events": ["e1"], "deployments_started": 1
-    }"#;
-
-    #[test]
-    fn a_document_written_before_typed_phases_reads_and_writes_back_the_same() {
-        let s: ServiceState = serde_json::from_str(WRITTEN_BEFORE).unwrap();
-        let d = s.in_flight.as_ref().unwrap();
-        assert_eq!(
-            d.phase,
-            Phase::Stabilizing {
-                task_definition_arn: "arn:td/web:1".into(),
-                ecs_deployment_id: Some("ecs-svc/1".into()),
-            }
-        );
-        let before: serde_json::Value = serde_json::from_str(WRITTEN_BEFORE).unwrap();
-        assert_eq!(serde_json::to_value(&s).unwrap(), before);
-    }
-
-    #[test]
-    fn a_phase_that_needs_an_arn_without_one_is_refused_naming_it() {
-        let broken = WRITTEN_BEFORE
-            .replace(r#""phase": "stabilizing""#, r#""phase": "updating""#)
-            .replace(r#""task_definition_arn": "arn:td/web:1", "#, "");
-        let e = serde_json::from_str::<ServiceState>(&broken).unwrap_err();
-        assert!(e.to_string().contains("task_definition_arn"), "{e}");
-    }
-}
+mod tests;

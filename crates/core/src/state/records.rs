@@ -142,3 +142,38 @@ pub struct BadConfig {
     pub why: String,
     pub at: DateTime<Utc>,
 }
+
+/// A release of an image with a config version that failed (the circuit breaker, a missing
+/// secret, a gate, a timeout): the agent does not start the same pair again by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRelease {
+    pub digest: crate::image::Digest,
+    pub config: String,
+    pub why: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The agent's heals of changes made outside git (`self_heal`): bounded in number, spaced out,
+/// and stopped after one fails, until the drift or git changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healing {
+    /// Heals started since `since` for git's config `config`.
+    pub count: u32,
+    pub since: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The agent stopped healing while the service runs this revision, and why (said once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<HealStop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealStop {
+    pub task_definition_arn: String,
+    pub why: String,
+    /// A heal failed: another drift may be healed. Else the heals ran out: none is, until git
+    /// changes or a quiet day has passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+}
