@@ -28,6 +28,52 @@ impl World {
             .expect("harbormaster runs")
     }
 
+    /// Commits the config folder as it is now (a git repository from the first call, as a team's
+    /// checkout is): the full commit id, which `publish` records and orders by.
+    pub fn commit(&self, message: &str) -> String {
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.config_dir)
+                .args([
+                    "-c",
+                    "user.name=alice",
+                    "-c",
+                    "user.email=alice@example.com",
+                ])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        if !self.config_dir.join(".git").exists() {
+            git(&["init", "-q"]);
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "--allow-empty", "-m", message]);
+        git(&["rev-parse", "HEAD"])
+    }
+
+    /// Checks out an earlier commit of the config folder (a late build of an older commit).
+    pub fn checkout(&self, commit: &str) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.config_dir)
+            .args(["checkout", "-q", commit])
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `harbormaster invoke --event FILE`: its exit code and the report it printed.
     pub fn invoke(&self, file: &str) -> (i32, Value) {
         let out = self.cli(&["--json", "invoke", "--event", file]);

@@ -336,3 +336,33 @@ fn control_characters_in_an_error_are_escaped() {
     assert!(err.contains("\\u{1b}[31mred"), "{err}");
     assert_eq!(err.lines().count(), 2, "one line per error: {err}");
 }
+
+/// Issue 30, finding 11: a template that is a link to a file outside the config folder passed
+/// `validate`, and `publish` uploaded the outside file (in CodeBuild, a committed link reads
+/// the build host). Both refuse it, naming the file; `publish` before any call to AWS.
+#[test]
+fn finding_11_a_template_that_leads_outside_the_folder_is_refused() {
+    let dir = example_copy();
+    let outside = TempDir::new("outside").unwrap();
+    let web = dir.0.join("taskdefs/web.json");
+    std::fs::rename(&web, outside.0.join("web.json")).unwrap();
+    std::os::unix::fs::symlink(outside.0.join("web.json"), &web).unwrap();
+    for args in [&["validate"][..], &["publish", "--to", "s3://b/p"][..]] {
+        let out = harbormaster(&dir.0, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("taskdefs/web.json") && err.contains("outside the config folder"),
+            "{args:?}: {err}"
+        );
+    }
+    // A link that stays inside the folder is a file of the folder.
+    std::fs::remove_file(&web).unwrap();
+    std::fs::rename(
+        outside.0.join("web.json"),
+        dir.0.join("taskdefs/web-real.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("web-real.json", &web).unwrap();
+    assert!(harbormaster(&dir.0, &["validate"]).status.success());
+}

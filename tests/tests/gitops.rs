@@ -282,8 +282,9 @@ async fn init_writes_a_template_whose_rendering_is_what_runs() {
 /// of two publishes at once the second to move the pointer is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
-    use harbormaster_aws::publish::{pointer, Commit, Destination, Staged};
+    use harbormaster_aws::publish::Destination;
     use harbormaster_core::ports::ErrorKind;
+    use harbormaster_core::publish::Bundles;
 
     let w = World::start().await.unwrap();
     let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
@@ -291,12 +292,8 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
     let functions = harbormaster_aws::Source::parse(&to, &s3.clone().into());
     let version = |b: &harbormaster_core::Bundle| b.config_version("dev", "web").unwrap();
 
-    let out = w.cli(&["publish", "--to", &to]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.commit("the booking app");
+    w.cli_ok(&["publish", "--to", &to]);
     let v1 = version(&harbormaster_core::Bundle::load(&functions).await.unwrap());
 
     // Staged, not current: the functions stay where they were.
@@ -304,12 +301,8 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
     edit(&template, |t| {
         t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
     });
-    let out = w.cli(&["publish", "--to", &to, "--stage-only"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.commit("web: 2 GB");
+    w.cli_ok(&["publish", "--to", &to, "--stage-only"]);
     assert_eq!(
         version(&harbormaster_core::Bundle::load(&functions).await.unwrap()),
         v1
@@ -317,23 +310,11 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
 
     // Two at once: one reads the pointer, the other publishes; the first is then refused.
     let dest = Destination::parse(&to, s3.clone()).unwrap();
-    let read_before = dest.current().await.unwrap();
-    let out = w.cli(&["publish", "--to", &to]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (read_before, etag) = dest.current().await.unwrap().unwrap();
+    w.cli_ok(&["publish", "--to", &to]);
     let v2 = version(&harbormaster_core::Bundle::load(&functions).await.unwrap());
     assert_ne!(v2, v1, "the new version is current");
-    let late = Staged::new([("harbormaster.toml".to_owned(), b"x".to_vec())].into());
-    let refused = dest
-        .activate(
-            &read_before,
-            &pointer(&late, chrono::Utc::now(), &Commit::default()),
-        )
-        .await
-        .unwrap_err();
+    let refused = dest.point(Some(&etag), &read_before).await.unwrap_err();
     assert_eq!(refused.kind, ErrorKind::Conflict, "{refused}");
     assert_eq!(
         version(&harbormaster_core::Bundle::load(&functions).await.unwrap()),
@@ -342,6 +323,7 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
 
     // A folder that does not validate uploads nothing.
     std::fs::write(&template, "{ not json").unwrap();
+    w.commit("broken");
     let out = w.cli(&["publish", "--to", &to]);
     assert!(!out.status.success());
     assert_eq!(
@@ -350,6 +332,98 @@ async fn publish_moves_the_functions_to_a_whole_new_version_or_not_at_all() {
     );
     let history = w.cli(&["publish", "--to", &to, "--history"]);
     assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
+}
+
+/// Issue 30, findings 3, 4 and 13 on the emulator: an older commit (a late or re-run build)
+/// never moves the pointer back unless `--allow-older` says so (and the history shows it);
+/// `--activate` takes only a staged digest; a bundle changed in S3 after it was published is
+/// refused by the functions, not deployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_only_moves_forward_and_the_functions_read_only_what_was_published() {
+    let w = World::start().await.unwrap();
+    let to = format!("s3://{}/gitops", harbormaster_e2e::BUCKET);
+    let s3 = aws_sdk_s3::Client::new(&w.sdk);
+    let functions = harbormaster_aws::Source::parse(&to, &s3.clone().into());
+    let version = || async {
+        let b = harbormaster_core::Bundle::load(&functions).await.unwrap();
+        b.config_version("dev", "web").unwrap()
+    };
+
+    let c1 = w.commit("the booking app");
+    w.cli_ok(&["publish", "--to", &to]);
+    let v1 = version().await;
+    edit(&w.config_dir.join("taskdefs/web.json"), |t| {
+        t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
+    });
+    w.commit("web: 2 GB");
+    w.cli_ok(&["publish", "--to", &to]);
+    let v2 = version().await;
+    assert_ne!(v1, v2);
+
+    // A late build of the first commit: refused (exit 1), nothing moves.
+    w.checkout(&c1);
+    let late = w.cli(&["publish", "--to", &to]);
+    let said = String::from_utf8_lossy(&late.stderr);
+    assert_eq!(late.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("does not descend") && said.contains("git revert"),
+        "{said}"
+    );
+    assert_eq!(version().await, v2);
+    // The break-glass: it moves, and the history says how.
+    w.cli_ok(&["publish", "--to", &to, "--allow-older"]);
+    assert_eq!(version().await, v1);
+    let history = w.cli_ok(&["publish", "--to", &to, "--history"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        first.contains(&c1) && first.contains("--allow-older"),
+        "{text}"
+    );
+
+    // --activate: never a path, never a digest not staged here.
+    for bad in ["../../state/dev/web", &format!("sha256-{}", "0".repeat(64))] {
+        let out = w.cli(&["publish", "--to", &to, "--activate", bad]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {said}");
+        assert!(
+            said.contains("not a bundle digest") || said.contains("not staged"),
+            "{said}"
+        );
+    }
+
+    // A published object changed behind the agent's back: the functions refuse the bundle.
+    let pointer: serde_json::Value = {
+        let got = s3
+            .get_object()
+            .bucket(harbormaster_e2e::BUCKET)
+            .key("gitops/current.json")
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap()
+    };
+    let key = format!(
+        "gitops/bundles/{}/taskdefs/web.json",
+        pointer["bundle"].as_str().unwrap()
+    );
+    let fresh = harbormaster_aws::Source::parse(&to, &s3.clone().into());
+    s3.put_object()
+        .bucket(harbormaster_e2e::BUCKET)
+        .key(&key)
+        .body(
+            b"{\"family\": \"booking-${env}-web\", \"containerDefinitions\": []}"
+                .to_vec()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let e = harbormaster_core::Bundle::load(&fresh)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not match its name"), "{e}");
 }
 
 /// The whole path (issue 17): a template change published from git reaches the service within
@@ -371,18 +445,12 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
             .await
             .unwrap()
     };
-    let publish = |commit: &str| {
-        let out = w.cli_with(
-            &["publish", "--to", &to],
-            &[("CODEBUILD_RESOLVED_SOURCE_VERSION", commit)],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let publish = |message: &str| {
+        let commit = w.commit(message);
+        w.cli_ok(&["publish", "--to", &to]);
+        commit
     };
-    publish("c0ffee000001");
+    publish("the booking app");
     tick().await;
     let revisions = w.revisions(FAMILY).await.unwrap().len();
     assert_eq!(
@@ -396,7 +464,7 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
     edit(&template, |t| {
         t.replace("\"memory\": \"1024\"", "\"memory\": \"2048\"")
     });
-    publish("3f2c1ab04e1d");
+    let commit = publish("web: 2 GB");
     let r = tick().await;
     assert!(r.errors().is_empty(), "{r:?}");
     assert_eq!(w.revisions(FAMILY).await.unwrap().len(), revisions + 1);
@@ -417,7 +485,7 @@ async fn a_published_change_reaches_the_service_in_one_tick_naming_its_commit() 
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(why.contains("commit 3f2c1ab04e1d"), "{why}");
+    assert!(why.contains(&format!("commit {}", &commit[..12])), "{why}");
     tick().await;
     let settled = w.revisions(FAMILY).await.unwrap().len();
     for _ in 0..10 {

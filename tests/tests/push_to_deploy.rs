@@ -381,10 +381,18 @@ async fn lambdas_read_the_config_from_s3_and_follow_changes() {
     for t in ["taskdefs/web.json", "taskdefs/worker.json"] {
         upload(t, std::fs::read_to_string(w.config_dir.join(t)).unwrap()).await;
     }
-    let agent = harbormaster_aws::Agent::of(
-        w.ports(),
-        harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3.clone().into()),
-    );
+    let source =
+        harbormaster_aws::Source::parse("s3://booking-gitops/main", &w.clients.s3.clone().into());
+    // A prefix without a pointer is not read as a folder unless declared one (issue 30, 5).
+    let undeclared = harbormaster_aws::Agent::of(w.ports(), source.clone());
+    let err = undeclared
+        .prepare()
+        .await
+        .err()
+        .expect("no pointer")
+        .to_string();
+    assert!(err.contains("HARBORMASTER_CONFIG_LAYOUT=folder"), "{err}");
+    let agent = harbormaster_aws::Agent::of(w.ports(), source.as_plain_folder());
     let (_, b1) = agent.prepare().await.unwrap();
     assert_eq!(
         b1.config.services["web"].targets["dev"].desired_count,

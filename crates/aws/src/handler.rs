@@ -98,6 +98,8 @@ const READS_ECR: &[&str] = &["ecr:DescribeImages"];
 const EXPLAINS: &[&str] = &["ecs:ListTasks", "ecs:DescribeTasks"];
 /// Following the one-off task before a rollout, and stopping it past its time.
 const FOLLOWS_TASKS: &[&str] = &["ecs:DescribeTasks", "ecs:StopTask"];
+/// Rolling back a deployment whose one-off task (a migration) runs: that task is stopped first.
+const ROLLS_BACK: &[&str] = &["ecs:StopTask"];
 /// Worker scaling's backlog sources (the Redis URL is a SecureString).
 const SCALES: &[&str] = &[
     "sqs:GetQueueUrl",
@@ -132,13 +134,14 @@ pub const ECS_HOOK: Function = Function {
 pub const ECS_EVENT: Function = Function {
     name: "ecs-event",
     accepts: &["ECS Deployment State Change", "ECS Service Action"],
-    permissions: &[DEPLOYS, EXPLAINS],
+    permissions: &[DEPLOYS, EXPLAINS, ROLLS_BACK],
 };
 pub const ALARM: Function = Function {
     name: "alarm",
     accepts: &[ALARM_KIND, ALARM_SNS_KIND],
     permissions: &[
         DEPLOYS,
+        ROLLS_BACK,
         &[
             "cloudwatch:ListTagsForResource",
             "ecs:ListServiceDeployments",
@@ -179,14 +182,22 @@ pub async fn handle(
     event: Value,
     deadline: Option<std::time::Instant>,
 ) -> Result<Value, HandlerError> {
+    // Lambda's deadline on the wall clock: the leases this invocation takes outlast it.
+    let opts = RunOptions {
+        deadline: deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            chrono::Utc::now() + chrono::Duration::from_std(left).unwrap_or_default()
+        }),
+        ..RunOptions::default()
+    };
     if function == PIPELINE_JOB {
         // Every outcome is reported to CodePipeline; only a job without an id is an error.
-        let report = crate::pipeline::handle_job(agent, &event, deadline, RunOptions::default())
+        let report = crate::pipeline::handle_job(agent, &event, deadline, opts)
             .await
             .map_err(HandlerError::NoJob)?;
         return Ok(serde_json::to_value(report).expect("report serialises"));
     }
-    let report = match dispatch(agent, function, &event, RunOptions::default()).await {
+    let report = match dispatch(agent, function, &event, opts).await {
         Ok(r) => r,
         // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
         // instead of failing, which would roll back a deployment nothing is wrong with.

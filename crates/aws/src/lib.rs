@@ -33,6 +33,13 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
     }
+    // Every call ends within CALL_TIMEOUT, retries included: a mutating call is sent only while
+    // the lease has that long left, so it cannot land after another invocation took over.
+    loader = loader.timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_timeout(harbormaster_core::engine::CALL_TIMEOUT)
+            .build(),
+    );
     if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
         && std::env::var_os("AWS_RETRY_MODE").is_none()
     {
@@ -79,6 +86,8 @@ pub enum SetupError {
     Missing(&'static str),
     #[error("no AWS region: set AWS_REGION, or `region` in harbormaster.toml")]
     NoRegion,
+    #[error("HARBORMASTER_CONFIG_LAYOUT: expected `published` (the default: what `harbormaster publish` writes) or `folder` (the prefix holds the config files themselves)")]
+    Layout,
 }
 
 impl Agent {
@@ -103,7 +112,12 @@ impl Agent {
                 .region(aws_config::Region::new(region))
                 .build();
         }
-        Ok(Agent::at(&sdk, location))
+        let agent = Agent::at(&sdk, location);
+        match std::env::var(source::LAYOUT_ENV).ok().as_deref() {
+            None | Some("" | "published") => Ok(agent),
+            Some("folder") => Ok(Agent::of(agent.ports, agent.source.as_plain_folder())),
+            Some(_) => Err(SetupError::Layout),
+        }
     }
 
     /// The agent of `sdk` reading the config at `location`. Builds no client: each is built

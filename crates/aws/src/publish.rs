@@ -1,14 +1,14 @@
-//! `harbormaster publish`: the config folder as one immutable, content-addressed bundle in S3
-//! (`<prefix>/bundles/<digest>/<path>`), then a small pointer (`<prefix>/current.json`) moved to
-//! it with compare-and-swap. A reader (the functions, [`crate::Source`]) reads the pointer once
-//! per load and then only that bundle, so it never sees half of a publish, and a publish
-//! stopped between the two steps leaves everyone on the previous version.
+//! The [`Bundles`] port on S3: `<prefix>/bundles/<digest>/<path>` (immutable), the manifest of
+//! each staged bundle at `<prefix>/manifests/<digest>.json`, the pointer `<prefix>/current.json`
+//! moved with a conditional PutObject, and one history object per move under
+//! `<prefix>/history/0/`, named by inverted time so the first ListObjectsV2 page holds the
+//! newest. What a publish may do is decided in `harbormaster_core::publish`.
 
 use std::collections::BTreeMap;
 
 use harbormaster_core::config::{BUNDLES_DIR, POINTER_FILE};
 use harbormaster_core::ports::{ErrorKind, PortError};
-use serde_json::{json, Value};
+use harbormaster_core::publish::{BundleDigest, Bundles, Manifest, Pointer};
 
 use crate::errors::classify;
 
@@ -19,31 +19,10 @@ pub struct Destination {
     pub prefix: String,
 }
 
-/// A bundle's files (path → bytes) and its digest: the same files, the same digest.
-pub struct Staged {
-    pub digest: String,
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-impl Staged {
-    pub fn new(files: BTreeMap<String, Vec<u8>>) -> Staged {
-        let mut all = Vec::new();
-        for (path, bytes) in &files {
-            all.extend_from_slice(format!("{path}\0{}\0", bytes.len()).as_bytes());
-            all.extend_from_slice(bytes);
-        }
-        Staged {
-            digest: harbormaster_core::text::fingerprint(&all),
-            files,
-        }
-    }
-}
-
-/// The pointer as read, with the ETag to replace it conditionally.
-pub struct Current {
-    pub pointer: Option<Value>,
-    pub etag: Option<String>,
-}
+/// History entries under this prefix sort newest first; the ones before it (`history/<time>-…`)
+/// are read after them.
+const HISTORY: &str = "history/0/";
+const LEGACY_HISTORY: &str = "history/";
 
 impl Destination {
     pub fn parse(location: &str, client: aws_sdk_s3::Client) -> Option<Destination> {
@@ -63,86 +42,183 @@ impl Destination {
         }
     }
 
-    /// Uploads the bundle's files; each is written once (a second upload of the same digest
-    /// finds them there).
-    pub async fn stage(&self, staged: &Staged) -> Result<(), PortError> {
-        for (path, bytes) in &staged.files {
-            let key = self.key(&format!("{BUNDLES_DIR}/{}/{path}", staged.digest));
-            let sent = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .if_none_match("*")
-                .body(bytes.clone().into())
-                .send()
-                .await;
-            match sent.map_err(|e| classify("PutObject", &e)) {
-                Ok(_) => {}
-                Err(e) if e.kind == ErrorKind::Conflict => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn current(&self) -> Result<Current, PortError> {
+    /// The object at `key` and its ETag; `None`: there is none.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, PortError> {
         let got = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(self.key(POINTER_FILE))
+            .key(key)
             .send()
             .await;
         match got {
             Ok(out) => {
-                let etag = out.e_tag.clone();
+                let etag = out.e_tag.clone().unwrap_or_default();
                 let bytes = out.body.collect().await.map_err(|_| {
                     PortError::new(ErrorKind::Transient, "GetObject", "the body was cut off")
                 })?;
-                let pointer = serde_json::from_slice(&bytes.into_bytes()).ok();
-                Ok(Current { pointer, etag })
+                Ok(Some((bytes.into_bytes().to_vec(), etag)))
             }
             Err(e) => match classify("GetObject", &e) {
-                p if p.kind == ErrorKind::NotFound => Ok(Current {
-                    pointer: None,
-                    etag: None,
-                }),
+                p if p.kind == ErrorKind::NotFound => Ok(None),
                 p => Err(p),
             },
         }
     }
 
-    /// Moves the pointer to `pointer` if it is still what `current` read: of two publishes at
-    /// once, one wins and the other is told (a Conflict), and nothing of it is live.
-    pub async fn activate(&self, current: &Current, pointer: &Value) -> Result<(), PortError> {
+    /// Writes `bytes` at `key` unless an object is there; `Ok(false)`: one was.
+    async fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool, PortError> {
+        let sent = (self.client.put_object())
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(bytes.to_vec().into())
+            .send()
+            .await;
+        match sent.map_err(|e| classify("PutObject", &e)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<T, PortError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            let at = format!("s3://{}/{key}", self.bucket);
+            PortError::new(ErrorKind::Invalid, "GetObject", format!("{at}: {e}"))
+        })
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        max: Option<i32>,
+        token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), PortError> {
+        let listed = (self.client.list_objects_v2())
+            .bucket(&self.bucket)
+            .prefix(self.key(prefix))
+            .set_max_keys(max)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("ListObjectsV2", &e))?;
+        let keys = (listed.contents().iter())
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        Ok((keys, listed.next_continuation_token().map(str::to_owned)))
+    }
+
+    /// Keys of the history written before it sorted newest first, newest first (every page).
+    async fn legacy_history(&self) -> Result<Vec<String>, PortError> {
+        let newer = self.key(HISTORY);
+        let (mut keys, mut token) = (Vec::new(), None);
+        loop {
+            let (page, next) = self.list(LEGACY_HISTORY, None, token).await?;
+            keys.extend(page.into_iter().filter(|k| !k.starts_with(&newer)));
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        keys.sort();
+        keys.reverse();
+        Ok(keys)
+    }
+}
+
+/// `9999999999999 - milliseconds`, 13 digits: later moves sort first.
+fn inverted(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{:013}", 9_999_999_999_999i64 - at.timestamp_millis())
+}
+
+impl Bundles for Destination {
+    async fn current(&self) -> Result<Option<(Pointer, String)>, PortError> {
+        let key = self.key(POINTER_FILE);
+        match self.get(&key).await? {
+            Some((bytes, etag)) => Ok(Some((self.parsed(&key, &bytes)?, etag))),
+            None => Ok(None),
+        }
+    }
+
+    async fn stage(
+        &self,
+        files: &BTreeMap<String, Vec<u8>>,
+        manifest: &Manifest,
+    ) -> Result<(), PortError> {
+        for (path, bytes) in files {
+            let key = self.key(&format!("{BUNDLES_DIR}/{}/{path}", manifest.bundle));
+            if self.put_new(&key, bytes).await? {
+                continue;
+            }
+            // Already there (an earlier staging of the same content): it must be this content.
+            let there = self.get(&key).await?.map(|(b, _)| b);
+            if there.as_deref() != Some(bytes.as_slice()) {
+                let at = format!("s3://{}/{key}", self.bucket);
+                return Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "PutObject",
+                    format!("{at} exists with other content than its digest names: changed after it was staged; remove the bundle's objects and publish again"),
+                ));
+            }
+        }
+        let key = self.key(&format!("manifests/{}.json", manifest.bundle));
+        let body = serde_json::to_vec_pretty(manifest).expect("JSON serialises");
+        // A manifest already there is the first staging's (the same files): kept.
+        self.put_new(&key, &body).await?;
+        Ok(())
+    }
+
+    async fn manifest(&self, digest: &BundleDigest) -> Result<Option<Manifest>, PortError> {
+        let key = self.key(&format!("manifests/{digest}.json"));
+        match self.get(&key).await? {
+            Some((bytes, _)) => Ok(Some(self.parsed(&key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn read(&self, digest: &BundleDigest, path: &str) -> Result<Vec<u8>, PortError> {
+        let key = self.key(&format!("{BUNDLES_DIR}/{digest}/{path}"));
+        let at = format!("s3://{}/{key}", self.bucket);
+        (self.get(&key).await?).map(|(b, _)| b).ok_or_else(|| {
+            PortError::new(
+                ErrorKind::NotFound,
+                "GetObject",
+                format!("{at} does not exist"),
+            )
+        })
+    }
+
+    async fn point(&self, expected: Option<&str>, pointer: &Pointer) -> Result<(), PortError> {
         let body = serde_json::to_vec_pretty(pointer).expect("JSON serialises");
-        let req = self
-            .client
-            .put_object()
+        let req = (self.client.put_object())
             .bucket(&self.bucket)
             .key(self.key(POINTER_FILE))
             .content_type("application/json")
-            .body(body.clone().into());
-        let req = match &current.etag {
+            .body(body.into());
+        let req = match expected {
             Some(etag) => req.if_match(etag),
             None => req.if_none_match("*"),
         };
         req.send().await.map_err(|e| classify("PutObject", &e))?;
-        // The history: one small object per publish, for `publish --history`.
-        let at = pointer["published_at"]
-            .as_str()
-            .unwrap_or_default()
-            .replace(':', "");
-        let digest = pointer["bundle"].as_str().unwrap_or_default();
-        let key = self.key(&format!(
-            "history/{at}-{}.json",
-            &digest[..digest.len().min(12)]
-        ));
-        self.client
-            .put_object()
+        Ok(())
+    }
+
+    async fn record(&self, pointer: &Pointer) -> Result<(), PortError> {
+        let name = format!(
+            "{}-{}.json",
+            inverted(pointer.published_at),
+            pointer.bundle.short()
+        );
+        let body = serde_json::to_vec_pretty(pointer).expect("JSON serialises");
+        (self.client.put_object())
             .bucket(&self.bucket)
-            .key(key)
+            .key(self.key(&format!("{HISTORY}{name}")))
+            .content_type("application/json")
             .body(body.into())
             .send()
             .await
@@ -150,58 +226,24 @@ impl Destination {
         Ok(())
     }
 
-    /// The newest `n` publishes, newest first.
-    pub async fn history(&self, n: usize) -> Result<Vec<Value>, PortError> {
-        let listed = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(self.key("history/"))
-            .send()
-            .await
-            .map_err(|e| classify("ListObjectsV2", &e))?;
-        let mut keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect();
-        keys.sort();
-        keys.reverse();
+    async fn history(&self, n: usize) -> Result<Vec<Pointer>, PortError> {
+        let max = i32::try_from(n.min(1000)).unwrap_or(1000);
+        let (mut keys, _) = self.list(HISTORY, Some(max), None).await?;
+        if keys.len() < n {
+            keys.extend(self.legacy_history().await?);
+        }
         let mut out = Vec::new();
         for key in keys.into_iter().take(n) {
-            let got = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| classify("GetObject", &e))?;
-            let bytes = got.body.collect().await.map_err(|_| {
-                PortError::new(ErrorKind::Transient, "GetObject", "the body was cut off")
-            })?;
-            out.push(serde_json::from_slice(&bytes.into_bytes()).unwrap_or(Value::Null));
+            // An entry an older agent wrote for an `--activate` of anything at all does not
+            // parse: the history shows what it can.
+            if let Some((bytes, _)) = self.get(&key).await? {
+                out.extend(serde_json::from_slice::<Pointer>(&bytes).ok());
+            }
         }
         Ok(out)
     }
-}
 
-/// The pointer for `staged`: its digest and files, when, and the commit it came from.
-pub fn pointer(staged: &Staged, at: chrono::DateTime<chrono::Utc>, commit: &Commit) -> Value {
-    json!({
-        "bundle": staged.digest,
-        "files": staged.files.keys().collect::<Vec<_>>(),
-        "published_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "commit": commit.id,
-        "author": commit.author,
-        "message": commit.message,
-    })
-}
-
-/// Where a publish comes from in git (or CodeBuild), when it can be told.
-#[derive(Debug, Default, Clone)]
-pub struct Commit {
-    pub id: Option<String>,
-    pub author: Option<String>,
-    pub message: Option<String>,
+    fn describe(&self, what: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(what))
+    }
 }

@@ -35,6 +35,12 @@ pub enum BundleError {
     },
     #[error("{location}: not UTF-8 text")]
     Encoding { location: String },
+    #[error("{location}: {size} bytes, over the {max} a bundle may hold for this file")]
+    TooLarge {
+        location: String,
+        size: usize,
+        max: usize,
+    },
     /// Several templates are wrong: each is reported, so one run finds them all.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<BundleError>),
@@ -71,7 +77,7 @@ impl Bundle {
             source: e,
         })?;
         let source = &pinned;
-        let text = read_text(source, CONFIG_FILE).await?;
+        let text = read_text(source, CONFIG_FILE, MAX_CONFIG_BYTES).await?;
         let last = cache.0.lock().expect("bundle cache").clone();
         if let Some(last) = last.filter(|l| l.config_text == text) {
             if let Some(b) = Bundle::unchanged(source, last).await {
@@ -90,7 +96,7 @@ impl Bundle {
     /// The cached bundle, if every template still reads as it did and the origin is the same.
     async fn unchanged<S: ConfigSource>(source: &S, last: Checked) -> Option<Bundle> {
         for (path, text) in &last.template_texts {
-            match read_text(source, path).await {
+            match read_text(source, path, MAX_TEMPLATE_BYTES).await {
                 Ok(now) if &now == text => {}
                 _ => return None,
             }
@@ -328,7 +334,7 @@ async fn template_of<S: ConfigSource>(
     source: &S,
     s: &crate::config::Service,
 ) -> Result<(Template, String), BundleError> {
-    let text = read_text(source, &s.task_definition)
+    let text = read_text(source, &s.task_definition, MAX_TEMPLATE_BYTES)
         .await
         .map_err(|e| match e {
             BundleError::Read { location, source } => BundleError::TemplateUnreadable {
@@ -349,11 +355,29 @@ async fn template_of<S: ConfigSource>(
     Ok((t, text))
 }
 
-async fn read_text<S: ConfigSource>(source: &S, path: &str) -> Result<String, BundleError> {
+/// The largest `harbormaster.toml` read: far beyond any real project (the example is 4 KiB), far
+/// below what a function's memory holds once parsed.
+pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
+/// The largest template read: ECS refuses a task definition over 64 KiB (RegisterTaskDefinition,
+/// "Amazon ECS service quotas": task definition size), and the rendering only adds to it.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+async fn read_text<S: ConfigSource>(
+    source: &S,
+    path: &str,
+    max: usize,
+) -> Result<String, BundleError> {
     let bytes = source.read(path).await.map_err(|e| BundleError::Read {
         location: source.describe(path),
         source: e,
     })?;
+    if bytes.len() > max {
+        return Err(BundleError::TooLarge {
+            location: source.describe(path),
+            size: bytes.len(),
+            max,
+        });
+    }
     String::from_utf8(bytes).map_err(|_| BundleError::Encoding {
         location: source.describe(path),
     })
@@ -476,5 +500,40 @@ mod fingerprint_tests {
         let after = serde_json::json!({"service": {"capacity": "fargate", "exec": true,
             "new_setting": null, "new_list": [], "new_table": {}}});
         assert_eq!(canonical(before), canonical(after));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Finding 12: a 39 MB template passed validate and publish, and every function that loaded
+    /// it ran out of memory. A template over ECS's 64 KiB, or a config over its cap, is refused
+    /// naming the file, before anything else reads it.
+    #[test]
+    fn finding_12_a_file_over_its_cap_is_refused_naming_it() {
+        let mut source = crate::testing::source();
+        let web = source.0.get_mut("taskdefs/web.json").unwrap();
+        *web = web.replace(
+            "\"essential\": true",
+            &format!(
+                "\"essential\": true, \"x\": \"{}\"",
+                "a".repeat(MAX_TEMPLATE_BYTES)
+            ),
+        );
+        let e = futures::executor::block_on(Bundle::load(&source)).unwrap_err();
+        assert!(
+            matches!(&e, BundleError::TooLarge { location, .. } if location == "taskdefs/web.json"),
+            "{e}"
+        );
+
+        let mut source = crate::testing::source();
+        let toml = source.0.get_mut("harbormaster.toml").unwrap();
+        toml.push_str(&format!("\n# {}\n", "a".repeat(MAX_CONFIG_BYTES)));
+        let e = futures::executor::block_on(Bundle::load(&source)).unwrap_err();
+        assert!(
+            matches!(&e, BundleError::TooLarge { location, .. } if location == "harbormaster.toml"),
+            "{e}"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod notify;
 pub mod pipeline;
 pub mod ports;
+pub mod publish;
 pub mod scaling;
 pub mod secrets;
 pub mod service;

@@ -27,7 +27,10 @@ fn rollback_plan(ports: &MemoryPorts, b: &Bundle) -> TargetReport {
         None,
         false,
         "alice",
-        RunOptions { dry_run: true },
+        RunOptions {
+            dry_run: true,
+            ..Default::default()
+        },
     ))
     .unwrap()
 }

@@ -312,7 +312,10 @@ fn a_dry_run_decides_but_writes_and_mutates_nothing() {
         &ports,
         &b,
         &push_event("e1", "main-1", 'a', 0),
-        RunOptions { dry_run: true },
+        RunOptions {
+            dry_run: true,
+            ..Default::default()
+        },
     ))
     .unwrap();
     assert!(matches!(r.targets[0].outcome, Outcome::Started { .. }));

@@ -455,3 +455,65 @@ fn a_migration_of_a_service_made_by_hand_runs_in_its_own_network() {
     assert_eq!(task.run.subnets, ["subnet-0own"]);
     assert_eq!(task.run.security_groups, ["sg-0own"]);
 }
+
+/// Issue 30, finding 10: a rollback while the migration of the release it rolls back runs left
+/// the migration running under the code being rolled back. The task is stopped first; the
+/// service, never touched, stays on the last known good.
+#[test]
+fn finding_10_a_rollback_during_the_migration_stops_the_migration_first() {
+    use harbormaster_core::dispatch::request_rollback;
+    use harbormaster_core::Target;
+    let (ports, b) = migrating_world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let (first, _) = only_task(&ports);
+    ports.finish_task(&first, Some(0), "Essential container in task exited");
+    tick_once(&ports, &b);
+    tick_once(&ports, &b);
+    let good = ports.state("dev", "web").unwrap().last_known_good.unwrap();
+
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    let second = (ports.tasks().into_iter())
+        .map(|(arn, _)| arn)
+        .find(|arn| *arn != first)
+        .expect("the second migration");
+    let updates = ports.count("UpdateService");
+    let r = block_on(request_rollback(
+        &ports,
+        &b,
+        &Target::new("dev", "web"),
+        None,
+        false,
+        "alice",
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert!(r.error.is_none(), "{r:?}");
+    tick_once(&ports, &b);
+
+    let stopped = ports
+        .tasks()
+        .into_iter()
+        .find(|(arn, _)| *arn == second)
+        .unwrap()
+        .1;
+    assert!(
+        matches!(&stopped.progress, TaskProgress::Stopped { reason, .. } if reason.contains("rolled back")),
+        "{:?}",
+        stopped.progress
+    );
+    assert_eq!(ports.count("StopTask"), 1);
+    let running = ports.with(|w| {
+        w.services[&(CLUSTER.to_string(), "web".to_string())]
+            .task_definition
+            .clone()
+    });
+    assert_eq!(
+        running, good.task_definition_arn,
+        "the service stays where it was"
+    );
+    assert!(ports.count("UpdateService") <= updates + 1);
+    let st = ports.state("dev", "web").unwrap();
+    assert!(st.in_flight.is_none(), "{:?}", st.in_flight);
+    let verdicts: Vec<_> = st.history.iter().take(2).map(|h| h.verdict).collect();
+    assert_eq!(verdicts, [Verdict::Succeeded, Verdict::RolledBack]);
+}

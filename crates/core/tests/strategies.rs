@@ -354,7 +354,10 @@ fn a_hook_dry_run_decides_but_records_nothing() {
         &ports,
         &b,
         &payload,
-        RunOptions { dry_run: true },
+        RunOptions {
+            dry_run: true,
+            ..Default::default()
+        },
     ))
     .unwrap();
     assert_eq!(r.hook.unwrap().hook_status, HookStatus::InProgress);

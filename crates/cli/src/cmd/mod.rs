@@ -135,6 +135,7 @@ impl DryRun {
     pub fn options(self) -> harbormaster_core::RunOptions {
         harbormaster_core::RunOptions {
             dry_run: self.dry_run,
+            ..Default::default()
         }
     }
 }

@@ -69,7 +69,11 @@ impl<P: Ports> Executor<'_, P> {
             Command::ObserveOneOff { deployment, run } => {
                 self.observe_one_off(deployment, run).await
             }
-            Command::StopOneOff { deployment, run } => self.stop_one_off(deployment, run).await,
+            Command::StopOneOff {
+                deployment,
+                run,
+                reason,
+            } => self.stop_one_off(deployment, run, reason).await,
             Command::ObserveRollout {
                 deployment,
                 task_definition_arn,

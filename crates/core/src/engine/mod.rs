@@ -84,7 +84,18 @@ pub enum RunError {
 pub struct RunOptions {
     /// Decide and report, but save nothing and execute no command.
     pub dry_run: bool,
+    /// When this invocation is stopped (Lambda's deadline): a lease it takes lasts at least
+    /// until then and [`CALL_TIMEOUT`] more, whatever `agent.function_timeout_seconds` says, so
+    /// no other invocation takes over a step whose call may still be on its way.
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// The longest an AWS call may take, retries included (the adapters' SDK operation timeout). A
+/// mutating call is sent only while the lease has this long left (half the lease, for leases
+/// under twice this), so the call ends, one way or the other, before another invocation may
+/// take the step over. ECS has no precondition to fence a late call with; what one did anyway
+/// is seen by the next look and put right (`machine/config.rs`).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `observations` in order, each once the previous one has settled, on one reading of the
 /// state document. The report's outcome is the last observation's.
@@ -104,6 +115,10 @@ pub async fn run<P: Ports>(
         })?;
     let jitter = runner::jitter_seed(ports.now());
     policy.owner = format!("{jitter:016x}");
+    if let Some(deadline) = opts.deadline {
+        let call = chrono::Duration::from_std(CALL_TIMEOUT).unwrap_or_default();
+        policy.lease = policy.lease.max(deadline - ports.now() + call);
+    }
     let mut queue = observations.into_iter();
     let Some(first) = queue.next() else {
         return Ok(TargetReport::new(target));

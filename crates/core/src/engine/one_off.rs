@@ -97,23 +97,18 @@ impl<P: Ports> Executor<'_, P> {
         &self,
         deployment: &DeploymentId,
         run: &OneOffRun,
+        reason: &str,
     ) -> Executed {
         let target = self.target(deployment)?;
-        let minutes = (self.bundle.config.target(self.env, self.service))
-            .and_then(|(_, _, t)| t.service.before_deploy.as_ref().map(|b| b.timeout_minutes))
-            .unwrap_or_default();
-        let reason = format!(
-            "stopped by harbormaster after {minutes} minutes (`before_deploy.timeout_minutes`)"
-        );
         self.ports
-            .stop_task(&target.cluster, &run.task_arn, &reason)
+            .stop_task(&target.cluster, &run.task_arn, reason)
             .await
             .map_err(|e| classify(deployment, e))?;
         Ok(Observation::OneOffObserved {
             deployment: deployment.clone(),
             progress: TaskProgress::Stopped {
                 exit_code: None,
-                reason,
+                reason: reason.to_owned(),
             },
         })
     }

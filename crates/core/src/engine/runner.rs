@@ -102,6 +102,10 @@ impl<P: Ports> Runner<'_, P> {
                 }
                 continue;
             };
+            if let Some((deployment, e)) = self.too_late(&command) {
+                self.interrupted(deployment, e).await;
+                return Ok(self.report);
+            }
             obs = match self.exec.execute(&self.current.0, &command).await {
                 Ok(next) => next,
                 Err(Failure::Permanent(deployment, error)) => {
@@ -197,6 +201,30 @@ impl<P: Ports> Runner<'_, P> {
             self.report.metrics.push(line);
             self.report.scaling = Some(d.clone());
         }
+    }
+
+    /// A call that changes something is sent only while the lease has [`super::CALL_TIMEOUT`]
+    /// left by the wall clock (half the lease, if that is shorter): a call sent later could land
+    /// after another invocation took the step over. Not sent, the step is interrupted.
+    fn too_late(&self, command: &crate::machine::Command) -> Option<(DeploymentId, PortError)> {
+        let deployment = command.mutates()?;
+        let d = (self.current.0.in_flight.as_ref()).filter(|d| &d.id == deployment)?;
+        let until = d.lease_until?;
+        let call = chrono::Duration::from_std(super::CALL_TIMEOUT).unwrap_or_default();
+        let margin = call.min(self.policy.lease / 2);
+        let left = until - self.ports().now();
+        (left < margin).then(|| {
+            let e = PortError::new(
+                crate::ports::ErrorKind::Transient,
+                "lease",
+                format!(
+                    "{}s of the lease left, under the {}s a call may take: `{command}` not sent (the next tick takes the step over)",
+                    left.num_seconds().max(0),
+                    margin.num_seconds()
+                ),
+            );
+            (deployment.clone(), e)
+        })
     }
 
     /// A retryable failure: the lease is released so the next tick takes over at once.

@@ -36,6 +36,8 @@ pub(super) enum Admission {
     Config,
     /// Putting back a change made outside git: with the environment's consent, bounded.
     Heal,
+    /// Putting back what a late call of the agent's own changed: always, bounded as heals.
+    Repair,
 }
 
 /// The image a lost push event would have announced: the newest of the listing, if it is newer
@@ -100,7 +102,10 @@ impl Ctx<'_> {
         if let Some(refusal) = self.refuse(&release, admission) {
             return refusal;
         }
-        if matches!(admission, Admission::Config | Admission::Heal) {
+        if matches!(
+            admission,
+            Admission::Config | Admission::Heal | Admission::Repair
+        ) {
             // The image that runs: no watermark to raise, no burst to settle.
             return self.begin(Pending::new(release));
         }
@@ -201,7 +206,7 @@ impl Ctx<'_> {
         match admission {
             Admission::Pushed => self.refuse_push(release),
             Admission::Config => self.refuse_config(release),
-            Admission::Heal => self.refuse_heal(release),
+            Admission::Heal | Admission::Repair => self.refuse_heal(release),
             // A person is told no, where a push would be held.
             Admission::Requested => self.held_by_config(release).map(Outcome::refused),
             Admission::Reconciled => None,

@@ -33,10 +33,12 @@ pub enum Command {
         deployment: DeploymentId,
         run: OneOffRun,
     },
-    /// StopTask: it ran past its time.
+    /// StopTask: it ran past its time, or the deployment it belonged to is being rolled back
+    /// (`reason` is what ECS records as the task's stopped reason).
     StopOneOff {
         deployment: DeploymentId,
         run: OneOffRun,
+        reason: String,
     },
     ObserveRollout {
         deployment: DeploymentId,
@@ -64,6 +66,21 @@ pub enum Command {
         task_definition_arn: String,
         reason: String,
     },
+}
+
+impl Command {
+    /// The deployment a command changes something in AWS for; `None`: it only reads (or sets a
+    /// worker's count, which no lease guards).
+    pub fn mutates(&self) -> Option<&DeploymentId> {
+        match self {
+            Command::RegisterRevision { deployment, .. }
+            | Command::UpdateService { deployment, .. }
+            | Command::RunOneOff { deployment, .. }
+            | Command::StopOneOff { deployment, .. }
+            | Command::StopRollout { deployment } => Some(deployment),
+            _ => None,
+        }
+    }
 }
 
 /// The AWS calls a command makes, in words (`--dry-run` lists them).

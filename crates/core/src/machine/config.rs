@@ -101,20 +101,29 @@ impl Ctx<'_> {
             return Outcome::Nothing;
         }
         let known = self.s.drift.as_ref().map(|d| &d.task_definition_arn) == Some(running);
+        // One of the agent's own earlier revisions: a call of a deployment another invocation
+        // took over, landing after a newer one (ECS has no precondition to refuse it). Not a
+        // change outside git: put right whatever `self_heal` says, within the heals' bounds.
+        let late = (self.s.history.iter()).any(|h| {
+            h.deployment_id.is_some() && h.task_definition_arn.as_deref() == Some(running)
+        });
         if !known {
             self.s.drift = Some(Drift {
                 task_definition_arn: running.clone(),
                 since: self.now,
             });
-            let why = format!(
-                "the service runs {running}, not {} as deployed: changed outside git{}",
-                good.task_definition_arn,
-                if self.policy.gate.self_heal {
-                    "; putting it back (self_heal)"
-                } else {
-                    ""
-                }
-            );
+            let why = match (late, self.policy.gate.self_heal) {
+                (true, _) => format!(
+                    "the service runs {running}, an earlier revision the agent deployed, not {} as deployed since: a late call of a deployment taken over; putting {} back",
+                    good.task_definition_arn,
+                    good.image.label()
+                ),
+                (false, heal) => format!(
+                    "the service runs {running}, not {} as deployed: changed outside git{}",
+                    good.task_definition_arn,
+                    if heal { "; putting it back (self_heal)" } else { "" }
+                ),
+            };
             let id = format!("{}/drift/{running}", good.deployment_id);
             let arn = Some(good.task_definition_arn.clone());
             let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
@@ -128,7 +137,7 @@ impl Ctx<'_> {
             );
             self.journal_line(None, None, (Point::InSync, Point::Drifted), why);
         }
-        if !self.policy.gate.self_heal {
+        if !self.policy.gate.self_heal && !late {
             return if known {
                 Outcome::Nothing
             } else {
@@ -144,7 +153,12 @@ impl Ctx<'_> {
             requested_at: self.now,
             force: false,
         };
-        match self.accept(release, Admission::Heal) {
+        let admission = if late {
+            Admission::Repair
+        } else {
+            Admission::Heal
+        };
+        match self.accept(release, admission) {
             // Not healed now: the drift's first sighting is still news.
             Outcome::Ignored { .. } if !known => Outcome::Progressed,
             o => o,

@@ -54,6 +54,9 @@ impl Ctx<'_> {
         id: &DeploymentId,
         progress: &TaskProgress,
     ) -> Outcome {
+        if let Some(run) = self.held(id).and_then(|d| d.stop_first) {
+            return self.stopped_before_rollback(id, &run);
+        }
         let Some(d) = self
             .ours(id)
             .filter(|d| d.phase.kind() == PhaseKind::Migrating)
@@ -70,9 +73,14 @@ impl Ctx<'_> {
         let timeout = self.policy.one_off_timeout.unwrap_or_default();
         match progress {
             TaskProgress::Running if self.now - run.started_at > timeout => {
+                let minutes = timeout.num_minutes();
+                let reason = format!(
+                    "stopped by harbormaster after {minutes} minutes (`before_deploy.timeout_minutes`)"
+                );
                 self.run(Command::StopOneOff {
                     deployment: id.clone(),
                     run,
+                    reason,
                 });
                 Outcome::Progressed
             }
@@ -108,5 +116,27 @@ impl Ctx<'_> {
                 self.finish(Verdict::Failed, Some(why))
             }
         }
+    }
+
+    /// A rollback's first step: the task the rolled-back deployment started before its rollout
+    /// (a migration, under the code being rolled back) is stopped. Then the service goes back to
+    /// the last known good (it was never touched; `adopt` makes that no deployment at all).
+    fn stopped_before_rollback(&mut self, id: &DeploymentId, run: &OneOffRun) -> Outcome {
+        let Some(arn) = self.updating_arn(id) else {
+            return Outcome::Stale;
+        };
+        self.edit(|d| d.stop_first = None);
+        self.renew_lease();
+        let note = format!(
+            "stopped task {} (the task before the rolled-back rollout)",
+            run.task_arn
+        );
+        self.transition(PhaseKind::Updating, PhaseKind::Updating, note);
+        self.run(Command::UpdateService {
+            deployment: id.clone(),
+            task_definition_arn: arn,
+            adopt: true,
+        });
+        Outcome::Progressed
     }
 }

@@ -19,6 +19,9 @@ const CLOCK_SLACK: Duration = Duration::seconds(5);
 /// How a rollback begins.
 enum Begin {
     Now,
+    /// The one-off task (a migration) of the deployment in flight is stopped first: it runs the
+    /// code being rolled back.
+    StopTaskFirst(crate::state::OneOffRun),
     /// A native deployment in flight is stopped through ECS first.
     StopFirst,
     /// After the replaced deployment's lease: its invocation may still have a call on its way.
@@ -147,13 +150,26 @@ impl Ctx<'_> {
         }
         // The rollback goes first; what is pending follows it.
         let pending = self.s.pending.take();
-        let calling = matches!(d.phase.kind(), PhaseKind::Registering | PhaseKind::Updating);
-        let begin = match d.lease_until.filter(|until| calling && *until > self.now) {
-            Some(until) => Begin::After(until),
-            None if self.policy.native && d.phase.kind() != PhaseKind::Registering => {
+        // RunTask is a call too: its task may be started after the rollback began.
+        let calling = matches!(d.phase.kind(), PhaseKind::Registering | PhaseKind::Updating)
+            || matches!(d.phase, Phase::Migrating { task: None, .. });
+        let begin = match (
+            d.lease_until.filter(|until| calling && *until > self.now),
+            &d.phase,
+        ) {
+            (Some(until), _) => Begin::After(until),
+            // The service was never touched: the migration is what must stop.
+            (
+                None,
+                Phase::Migrating {
+                    task: Some(run), ..
+                },
+            ) => Begin::StopTaskFirst(run.clone()),
+            (None, Phase::Migrating { .. }) => Begin::Now,
+            (None, _) if self.policy.native && d.phase.kind() != PhaseKind::Registering => {
                 Begin::StopFirst
             }
-            None => Begin::Now,
+            (None, _) => Begin::Now,
         };
         let outcome = match self.s.rollback_target() {
             Some(good) => {
@@ -272,6 +288,17 @@ impl Ctx<'_> {
             Begin::StopFirst => self.run(Command::StopRollout {
                 deployment: id.clone(),
             }),
+            Begin::StopTaskFirst(run) => {
+                self.edit(|d| d.stop_first = Some(run.clone()));
+                let reason = format!(
+                    "stopped by harbormaster: the deployment it ran before was rolled back ({from})"
+                );
+                self.run(Command::StopOneOff {
+                    deployment: id.clone(),
+                    run,
+                    reason: crate::text::clipped(&reason, 255),
+                });
+            }
             // The replaced deployment's invocation may have an UpdateService on its way: sent
             // now, the rollback's could land first and leave the service on the bad release.
             // Its lease ends after its calls can (leases outlast the function's timeout); then

@@ -113,7 +113,7 @@ impl Ctx<'_> {
     }
 
     /// The revision of deployment `id`, if it is in flight and updating.
-    fn updating_arn(&self, id: &DeploymentId) -> Option<String> {
+    pub(super) fn updating_arn(&self, id: &DeploymentId) -> Option<String> {
         let d = self.current(id, PhaseKind::Updating)?;
         d.task_definition_arn().map(str::to_owned)
     }
@@ -269,6 +269,14 @@ impl Ctx<'_> {
             } => Command::RunOneOff {
                 deployment: d.id.clone(),
                 task_definition_arn: task_definition_arn.clone(),
+            },
+            // A rollback whose first step (stopping the replaced deployment's migration) was not
+            // seen done: done again (StopTask of a stopped task changes nothing).
+            Phase::Updating { .. } if d.stop_first.is_some() => Command::StopOneOff {
+                deployment: d.id.clone(),
+                run: d.stop_first.clone().expect("checked"),
+                reason: "stopped by harbormaster: the deployment it ran before was rolled back"
+                    .into(),
             },
             Phase::Updating {
                 task_definition_arn,

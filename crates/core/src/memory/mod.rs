@@ -12,10 +12,12 @@ use crate::notify::Notification;
 use crate::ports::*;
 use crate::state::{DeploymentId, ServiceState};
 
+mod bundles;
 mod cloud;
 mod ecs;
 mod owned;
 
+pub use bundles::{MemoryBundles, Published};
 pub use owned::SimTask;
 
 #[derive(Debug, Clone)]

@@ -274,6 +274,10 @@ pub struct Deployment {
     /// A config release's changes against the revision it replaces, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<String>,
+    /// A rollback's first step: the one-off task (a migration) the deployment it replaces
+    /// started, stopped before the service is touched. Kept until stopped, so a takeover does it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_first: Option<OneOffRun>,
 }
 
 impl Deployment {
@@ -302,6 +306,7 @@ impl Deployment {
             rollback: None,
             config: None,
             changes: None,
+            stop_first: None,
         }
     }
 
