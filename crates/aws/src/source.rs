@@ -35,6 +35,7 @@ impl Source {
                     cache: Arc::default(),
                     verified: Arc::default(),
                     origin: None,
+                    bundle: None,
                     layout: Layout::Published,
                 })
             }
@@ -83,6 +84,8 @@ pub struct S3Source {
     verified: Arc<Mutex<std::collections::HashSet<BundleDigest>>>,
     /// Set when pinned to a published bundle: its commit, author and message, in words.
     origin: Option<String>,
+    /// Set when pinned to a published bundle: its digest.
+    bundle: Option<String>,
     layout: Layout,
 }
 
@@ -125,6 +128,7 @@ impl ConfigSource for Source {
         let pinned = S3Source {
             prefix: s.key(&format!("{BUNDLES_DIR}/{}", pointer.bundle)),
             origin: pointer.origin(),
+            bundle: Some(pointer.bundle.to_string()),
             ..s.clone()
         };
         pinned.verify(&pointer).await?;
@@ -134,6 +138,13 @@ impl ConfigSource for Source {
     fn origin(&self) -> Option<String> {
         match self {
             Source::S3(s) => s.origin.clone(),
+            Source::Folder(_) => None,
+        }
+    }
+
+    fn bundle(&self) -> Option<String> {
+        match self {
+            Source::S3(s) => s.bundle.clone(),
             Source::Folder(_) => None,
         }
     }

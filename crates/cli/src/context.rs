@@ -9,7 +9,8 @@ use tokio::sync::OnceCell;
 pub struct Context {
     /// `s3://bucket/prefix` or a folder.
     pub config: String,
-    /// Who asks: recorded with deployments, rollbacks and approvals.
+    /// Who asks, as the machine says (`$USER`): a label recorded with deployments; approvals
+    /// and rollbacks record [`Context::actor`].
     pub caller: String,
     /// `--json`: reports for scripts instead of people.
     pub json: bool,
@@ -34,6 +35,15 @@ impl Context {
             .get_or_try_init(|| Agent::new(&self.config))
             .await?;
         Ok(agent)
+    }
+
+    /// Who asks, as AWS says: the caller's ARN (STS GetCallerIdentity), `$USER` beside it as a
+    /// label. Recorded by approvals and rollbacks, where who decided is the record. Whoever can
+    /// write the state bucket can still write any name there; the audit of who called what is
+    /// CloudTrail.
+    pub async fn actor(&self) -> Result<String> {
+        let arn = self.agent().await?.ports.caller_arn().await?;
+        Ok(format!("{arn} ({})", self.caller))
     }
 
     /// The checked config, and ports pointed at its state bucket.

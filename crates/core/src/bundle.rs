@@ -14,6 +14,9 @@ pub struct Bundle {
     pub config: Config,
     /// Where this version came from (`publish`'s commit, author and message), if known.
     pub origin: Option<String>,
+    /// The published bundle this is (its digest), if it came from one: what a release records,
+    /// and what `promote_from` compares between environments.
+    pub published: Option<String>,
     /// By service name.
     pub templates: BTreeMap<String, Template>,
 }
@@ -101,7 +104,9 @@ impl Bundle {
                 _ => return None,
             }
         }
-        (last.bundle.origin == source.origin()).then_some(last.bundle)
+        let same =
+            last.bundle.origin == source.origin() && last.bundle.published == source.bundle();
+        same.then_some(last.bundle)
     }
 
     /// Parses and checks the config `text` and every template it names; with the bundle, the
@@ -133,6 +138,7 @@ impl Bundle {
             config,
             templates,
             origin: source.origin(),
+            published: source.bundle(),
         };
         Ok((bundle, texts))
     }
@@ -172,6 +178,8 @@ impl Bundle {
             config_version: self.config_version(env, service),
             config_baseline: self.config_baseline(env, service),
             config_origin: self.origin.clone(),
+            bundle: self.published.clone(),
+            promote_from: e.promote_from.clone(),
             gate: crate::machine::Gate {
                 pushes: e.auto_deploy,
                 config: e.config_releases,

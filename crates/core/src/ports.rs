@@ -436,6 +436,10 @@ pub trait ConfigSource: Sized {
     fn origin(&self) -> Option<String> {
         None
     }
+    /// The published bundle the pinned version is (its digest); `None` for a folder.
+    fn bundle(&self) -> Option<String> {
+        None
+    }
     fn read(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
     /// Where `path` is, for error messages (`s3://bucket/prefix/path`, a file path).
     fn describe(&self, path: &str) -> String;

@@ -459,3 +459,68 @@ fn finding_6_heals_that_keep_being_undone_are_bounded_and_the_stop_said_once() {
     assert_eq!(heals, harbormaster_core::machine::MAX_HEALS as usize);
     assert_eq!(said(&ports, "no longer heals"), 1, "the stop, once");
 }
+
+/// Promotion applies to config as to images: prod, promoted from dev (`promote_from = "dev"`,
+/// config released by itself there), takes a published bundle only once its release succeeded
+/// in dev; `status` says why it waits meanwhile.
+#[test]
+fn a_config_goes_to_an_environment_promoted_from_another_only_once_it_succeeded_there() {
+    let ports = scenario::ports();
+    ports.add_service(PROD, "web", PROD_TD);
+    let publish = |variable: &str, digest: char| {
+        let mut b = published(|c| {
+            c.replace("booking.settings\"", &format!("{variable}\""))
+                .replace(
+                    "auto_deploy = false\n",
+                    "auto_deploy = false\nconfig_releases = \"auto\"\npromote_from = \"dev\"\n",
+                )
+        });
+        b.published = Some(format!("sha256-{}", digest.to_string().repeat(64)));
+        b
+    };
+    let v1 = publish("booking.settings", '1');
+    dev_running(&ports, &v1);
+    ports.push_image("booking/web", "1.0.0", 'e', now(&ports));
+    deploy(&ports, &v1, "prod", "1.0.0", false);
+    ports.complete(PROD, "web");
+    tick_once(&ports, &v1);
+    let prod_td = td_of(&ports, PROD);
+
+    let v2 = publish("booking.settings_v2", '2');
+    let r = tick_once(&ports, &v2);
+    let prod = r.targets.iter().find(|t| t.environment == "prod").unwrap();
+    assert!(
+        matches!(&prod.outcome, Outcome::Ignored { reason } if reason.contains("has not succeeded in `dev`")),
+        "{:?}",
+        prod.outcome
+    );
+    assert_eq!(td_of(&ports, PROD), prod_td, "not before dev");
+
+    // Dev's release succeeds: the next tick promotes the bundle to prod.
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &v2);
+    ports.advance(Duration::minutes(1));
+    tick_once(&ports, &v2);
+    ports.complete(PROD, "web");
+    tick_once(&ports, &v2);
+    let st = ports.state("prod", "web").unwrap();
+    let good = st.last_known_good.unwrap();
+    assert_eq!(good.config, v2.config_version("prod", "web"));
+    assert_eq!(good.bundle.as_deref(), v2.published.as_deref());
+}
+
+#[test]
+fn promote_from_must_name_another_environment() {
+    for from in ["prod", "staging"] {
+        let config = CONFIG.replace(
+            "auto_deploy = false\n",
+            &format!("auto_deploy = false\npromote_from = \"{from}\"\n"),
+        );
+        let source = harbormaster_core::testing::source_of(&config);
+        let e = block_on(Bundle::load(&source)).unwrap_err().to_string();
+        assert!(
+            e.contains("environments.prod.promote_from") && e.contains("these are: dev"),
+            "{e}"
+        );
+    }
+}

@@ -137,13 +137,7 @@ impl AwsPorts {
     async fn account(&self) -> Result<String, PortError> {
         self.account
             .get_or_try_init(|| async {
-                let out = self
-                    .clients
-                    .sts
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetCallerIdentity", &e))?;
+                let out = self.identity().await?;
                 out.account.ok_or_else(|| {
                     PortError::new(
                         ErrorKind::Invalid,
@@ -154,6 +148,31 @@ impl AwsPorts {
             })
             .await
             .cloned()
+    }
+
+    async fn identity(
+        &self,
+    ) -> Result<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput, PortError>
+    {
+        (self.clients.sts.get_caller_identity().send().await)
+            .map_err(|e| classify("GetCallerIdentity", &e))
+    }
+
+    /// Who the credentials are, as AWS says (GetCallerIdentity's ARN: a role session names the
+    /// person or the build); the same call tells the account. What approvals and rollbacks
+    /// record: `$USER` alone is whatever the caller's machine says.
+    pub async fn caller_arn(&self) -> Result<String, PortError> {
+        let out = self.identity().await?;
+        if let Some(account) = out.account() {
+            self.know_account(account);
+        }
+        out.arn.ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Invalid,
+                "GetCallerIdentity",
+                "no ARN in the answer",
+            )
+        })
     }
 }
 

@@ -58,6 +58,7 @@ pub fn dev() -> harbormaster_core::config::Environment {
         cluster: "booking-dev".into(),
         auto_deploy: true,
         config_releases: harbormaster_core::config::ConfigReleases::Auto,
+        promote_from: None,
         self_heal: false,
         account_id: None,
         bootstrap: None,

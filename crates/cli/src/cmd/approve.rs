@@ -71,8 +71,9 @@ impl Decision {
         let (ports, bundle) = cx.prepare().await?;
         let opts = self.plan.options();
         let target = harbormaster_core::Target::new(env, service);
-        let (by, summary) = (&cx.caller, self.summary);
-        let report = record_approval(&ports, &bundle, &target, approved, by, summary, opts).await?;
+        let (by, summary) = (cx.actor().await?, self.summary);
+        let report =
+            record_approval(&ports, &bundle, &target, approved, &by, summary, opts).await?;
         self.plan.print(&report, cx.json);
         Ok(Exit::of_request(&report))
     }
@@ -83,11 +84,14 @@ impl Decision {
         (pipeline, stage, action): (&str, &str, &str),
         approved: bool,
     ) -> Result<Exit> {
-        let summary = (self.summary.clone()).unwrap_or_else(|| format!("by {}", cx.caller));
         if self.plan.dry_run {
             eprintln!("dry run: would answer {pipeline} / {stage} / {action}; nothing was sent");
             return Ok(Exit::Done);
         }
+        let summary = match self.summary.clone() {
+            Some(s) => s,
+            None => format!("by {}", cx.actor().await?),
+        };
         let agent = cx.agent().await?;
         let ports = &agent.ports;
         ports

@@ -4,8 +4,10 @@
 //! but no longer in git), 2 on error: a CI step can gate on it.
 
 use anyhow::{Context as _, Result};
+use harbormaster_core::dispatch::config_standing;
 use harbormaster_core::engine::render_for;
 use harbormaster_core::image::Digest;
+use harbormaster_core::machine::{short_version, ConfigStanding};
 use harbormaster_core::ports::{ErrorKind, ServiceStatus, Services, TaskDefinitions};
 use serde_json::{json, Value};
 
@@ -59,7 +61,10 @@ impl Args {
             let desired = render_for(&ports, &bundle, &e.name, &s.name, &digest, "diff").await?;
             let changes = harbormaster_core::diff::task_definition(&desired.body, &body);
             differs |= !changes.is_empty();
-            reports.push((e.name.clone(), s.name.clone(), arn, changes));
+            let standing = standing(&ports, &bundle, &e.name, &s.name).await;
+            // Git's config is not what runs (a setting outside the task definition, say).
+            differs |= matches!(standing, ConfigStanding::Pending { .. });
+            reports.push((e.name.clone(), s.name.clone(), arn, changes, standing));
         }
         anyhow::ensure!(
             !reports.is_empty() || !absent.is_empty(),
@@ -72,7 +77,7 @@ impl Args {
         if cx.json {
             let mut v: Vec<Value> = reports
                 .iter()
-                .map(|(e, s, arn, c)| json!({"environment": e, "service": s, "running": arn, "changes": c}))
+                .map(|(e, s, arn, c, config)| json!({"environment": e, "service": s, "running": arn, "changes": c, "config": config}))
                 .collect();
             v.extend(
                 absent
@@ -84,7 +89,7 @@ impl Args {
             }));
             out!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            for (e, s, arn, changes) in &reports {
+            for (e, s, arn, changes, config) in &reports {
                 match changes.as_slice() {
                     [] => out!("{e}/{s}: as git says ({arn})"),
                     c => {
@@ -93,6 +98,11 @@ impl Args {
                             out!("  {change}");
                         }
                     }
+                }
+                // Whether the tick releases git's config here by itself, and if not, why.
+                if let ConfigStanding::Pending { version, held, .. } = config {
+                    let what = held.as_deref().unwrap_or("the next tick releases it");
+                    out!("  config {}: {what}", short_version(version));
                 }
             }
             for (e, s) in &absent {
@@ -103,6 +113,22 @@ impl Args {
             }
         }
         Ok(if differs { Exit::Failed } else { Exit::Done })
+    }
+}
+
+/// Where the target stands with git's config (pending, and why it waits), from its state
+/// document; unknown when it cannot be read.
+async fn standing(
+    ports: &harbormaster_aws::AwsPorts,
+    bundle: &harbormaster_core::Bundle,
+    env: &str,
+    service: &str,
+) -> ConfigStanding {
+    use harbormaster_core::ports::StateStore;
+    let key = harbormaster_core::state::ServiceState::key(env, service);
+    match ports.load(&key).await {
+        Ok(Some((state, _))) => config_standing(ports, bundle, env, service, &state).await,
+        _ => ConfigStanding::Unknown,
     }
 }
 

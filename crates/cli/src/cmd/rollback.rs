@@ -26,8 +26,8 @@ impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let target = self.target.target();
         let (ports, bundle) = cx.prepare().await?;
-        let (to, by, opts) = (self.to, &cx.caller, self.plan.options());
-        let report = request_rollback(&ports, &bundle, &target, to, self.force, by, opts).await?;
+        let (to, by, opts) = (self.to, cx.actor().await?, self.plan.options());
+        let report = request_rollback(&ports, &bundle, &target, to, self.force, &by, opts).await?;
         self.plan.print(&report, cx.json);
         Ok(Exit::of_request(&report))
     }

@@ -1,7 +1,8 @@
 //! `harbormaster status`: deployments in flight, pending releases, last known good, history.
 
 use anyhow::{bail, Result};
-use harbormaster_core::machine::{config_standing, short_version, ConfigStanding};
+use harbormaster_core::dispatch::config_standing;
+use harbormaster_core::machine::{short_version, ConfigStanding};
 use harbormaster_core::ports::{ServiceSnapshot, Services, StateStore};
 use harbormaster_core::state::{GateRecord, ServiceState, Verdict, Wait};
 use serde_json::{json, Value};
@@ -37,8 +38,8 @@ impl Args {
             let key = ServiceState::key(&e.name, &s.name);
             // One unreadable document (corrupt, a newer schema) hides no other service.
             let state = ports.load(&key).await.map(|d| d.map(|(s, _)| s));
-            let standing = match (&state, bundle.policy(&e.name, &s.name)) {
-                (Ok(Some(st)), Some(policy)) => config_standing(st, chrono::Utc::now(), &policy),
+            let standing = match &state {
+                Ok(Some(st)) => config_standing(&ports, &bundle, &e.name, &s.name, st).await,
                 _ => ConfigStanding::Unknown,
             };
             standings.push(standing);

@@ -151,6 +151,10 @@ pub struct Environment {
     pub auto_deploy: bool,
     /// Whether a config published to git is released here by itself.
     pub config_releases: ConfigReleases,
+    /// Where releases are promoted from: a published config goes here by itself only once its
+    /// bundle's release succeeded there; the pipeline promotes images from it (its
+    /// `promote_from` parameter overrides).
+    pub promote_from: Option<String>,
     /// A service running another revision than deployed is put back (else only reported).
     pub self_heal: bool,
     pub account_id: Option<String>,

@@ -52,6 +52,9 @@ pub(super) struct RawEnvironment {
     /// `"auto"` or `"manual"`; absent: follows `auto_deploy`.
     #[serde(default)]
     pub(super) config_releases: Option<String>,
+    /// The environment a release must have succeeded in before it goes here by itself.
+    #[serde(default)]
+    pub(super) promote_from: Option<String>,
     /// Read by `harbormaster-bootstrap`, which checks it strictly itself.
     #[serde(default)]
     pub(super) bootstrap: Option<toml::Table>,

@@ -226,6 +226,7 @@ fn environments(
             cluster: e.cluster,
             auto_deploy: e.auto_deploy,
             config_releases,
+            promote_from: e.promote_from,
             self_heal: e.self_heal.unwrap_or(self_heal),
             account_id: e.account_id,
             bootstrap: e.bootstrap,
@@ -234,6 +235,23 @@ fn environments(
     }
     if environments.is_empty() {
         c.err("environments", "at least one environment is required");
+    }
+    for (name, e) in &environments {
+        let Some(from) = &e.promote_from else {
+            continue;
+        };
+        if from == name || !environments.contains_key(from) {
+            let others: Vec<&str> = (environments.keys().map(String::as_str))
+                .filter(|n| n != name)
+                .collect();
+            c.err(
+                format!("environments.{name}.promote_from"),
+                format!(
+                    "names no other environment (these are: {})",
+                    others.join(", ")
+                ),
+            );
+        }
     }
     environments
 }

@@ -15,7 +15,7 @@ pub use events::handle_event;
 pub use requests::{
     follow, record_approval, request_deploy, request_rollback, running_image, scale,
 };
-pub use tick::{hourly_report, tick};
+pub use tick::{config_standing, hourly_report, promotion, tick};
 
 use crate::bundle::Bundle;
 use crate::config::{Service, TargetSettings};

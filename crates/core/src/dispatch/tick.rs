@@ -7,7 +7,7 @@ use super::{run_reported, DispatchReport};
 use crate::bundle::Bundle;
 use crate::engine::RunOptions;
 use crate::image::Image;
-use crate::machine::Observation;
+use crate::machine::{Observation, Promotion};
 use crate::ports::{PortError, Ports};
 use crate::target::Target;
 
@@ -22,7 +22,12 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
         let images = found.get(&target).cloned();
         let error = errors.get(&target).cloned();
         let scaled = t.scaling.is_some();
+        let source = e.promote_from.clone();
         async move {
+            let promotion = match &source {
+                Some(from) => Some(promotion(ports, bundle, from, &target.service).await),
+                None => None,
+            };
             // The reconcile, then the tick, on one reading of the state document.
             let mut observations: Vec<Observation> = images
                 .map(|images| Observation::ImagesListed { images })
@@ -30,7 +35,7 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
                 .collect();
             observations.push(Observation::Tick);
             // Then git: a config changed for the image the service runs is a release.
-            observations.push(Observation::ConfigCheck);
+            observations.push(Observation::ConfigCheck { promotion });
             // After the deployment's turn, so a release that just started holds the scaler.
             if scaled {
                 observations.push(Observation::ScaleTick);
@@ -43,6 +48,46 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
         }
     });
     DispatchReport::of("tick".into(), futures::future::join_all(runs).await)
+}
+
+/// Where `state` (of `service` in `env`) stands with the config `bundle` carries, at the
+/// clock's now: the same admission the tick's config check passes (`status`, `diff`).
+pub async fn config_standing<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    env: &str,
+    service: &str,
+    state: &crate::state::ServiceState,
+) -> crate::machine::ConfigStanding {
+    let Some(policy) = bundle.policy(env, service) else {
+        return crate::machine::ConfigStanding::Unknown;
+    };
+    let promotion = match &policy.promote_from {
+        Some(from) => Some(promotion(ports, bundle, from, service).await),
+        None => None,
+    };
+    crate::machine::config_standing(state, ports.now(), &policy, promotion)
+}
+
+/// How the published bundle stands for `service` in `source`, read from its state document
+/// there (unreadable: not yet).
+pub async fn promotion<P: Ports>(
+    ports: &P,
+    bundle: &Bundle,
+    source: &str,
+    service: &str,
+) -> Promotion {
+    let key = crate::state::ServiceState::key(source, service);
+    match ports.load(&key).await {
+        Ok(state) => Promotion::of(
+            source,
+            state.map(|(s, _)| s).as_ref(),
+            bundle.published.as_deref(),
+        ),
+        Err(e) => Promotion::NotYet(format!(
+            "the state of {service} in `{source}` cannot be read: {e}"
+        )),
+    }
 }
 
 type Listed = (BTreeMap<Target, Vec<Image>>, BTreeMap<Target, String>);

@@ -241,6 +241,18 @@ impl Ctx<'_> {
     fn refuse_config(&mut self, release: &Release) -> Option<Outcome> {
         let version = release.trigger.config_version()?;
         let short = super::config::short_version(version);
+        if let Some(source) = &self.policy.promote_from {
+            let reason = match &self.promotion {
+                Some(super::Promotion::Succeeded) => None,
+                Some(super::Promotion::NotYet(why)) => Some(why.clone()),
+                None => Some(format!(
+                    "whether git's config succeeded in `{source}` is not known yet (promote_from)"
+                )),
+            };
+            if let Some(reason) = reason {
+                return Some(Outcome::Ignored { reason });
+            }
+        }
         if let Some(bad) = self.bad_config(version) {
             let reason = format!("git's config {short} was rolled back ({}); it is released again only when git changes or a person deploys it", bad.why);
             return Some(Outcome::Ignored { reason });
@@ -399,6 +411,7 @@ impl Ctx<'_> {
             task_definition_arn: None,
             reason: Some(reason.to_owned()),
             config: None,
+            bundle: None,
             at: self.now,
             gates: Vec::new(),
             rollback: false,
@@ -430,6 +443,7 @@ impl Ctx<'_> {
         };
         let mut d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
         d.config = config;
+        d.bundle = self.policy.bundle.clone();
         self.s.in_flight = Some(d);
         self.renew_lease();
         self.transition(

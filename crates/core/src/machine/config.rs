@@ -222,6 +222,7 @@ pub fn config_standing(
     state: &ServiceState,
     now: chrono::DateTime<chrono::Utc>,
     policy: &super::Policy,
+    promotion: Option<super::Promotion>,
 ) -> ConfigStanding {
     let (Some(want), Some(good)) = (&policy.config_version, &state.last_known_good) else {
         return ConfigStanding::Unknown;
@@ -233,6 +234,7 @@ pub fn config_standing(
         };
     }
     let mut cx = Ctx::new(state, now, policy);
+    cx.promotion = promotion;
     let release = Release {
         image: good.image.clone(),
         trigger: Trigger::Config {

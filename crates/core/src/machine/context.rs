@@ -25,6 +25,8 @@ pub(super) struct Ctx<'a> {
     journal: Vec<Transition>,
     pub(super) now: DateTime<Utc>,
     pub(super) policy: &'a Policy,
+    /// How the bundle stands where this environment is promoted from (a config check's).
+    pub(super) promotion: Option<super::Promotion>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,6 +41,7 @@ impl<'a> Ctx<'a> {
             journal: Vec::new(),
             now,
             policy,
+            promotion: None,
         }
     }
 
@@ -212,6 +215,7 @@ impl<'a> Ctx<'a> {
                 restored: d.rollback.is_some(),
                 config: d.config.clone(),
                 config_release,
+                bundle: d.bundle.clone(),
             });
         }
         self.record(HistoryEntry {
@@ -223,6 +227,7 @@ impl<'a> Ctx<'a> {
             at: self.now,
             gates: d.gates.clone(),
             config: d.config.clone(),
+            bundle: d.bundle.clone(),
             rollback: d.rollback.is_some(),
         });
         self.s.in_flight = None;

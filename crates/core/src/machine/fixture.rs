@@ -38,6 +38,8 @@ pub fn policy() -> Policy {
         config_version: Some("config-1".into()),
         config_baseline: None,
         config_origin: None,
+        bundle: None,
+        promote_from: None,
         gate: super::Gate {
             pushes: true,
             config: crate::config::ConfigReleases::Auto,
@@ -74,6 +76,7 @@ pub fn deployed() -> ServiceState {
         restored: false,
         config: Some("config-1".into()),
         config_release: false,
+        bundle: None,
     };
     s.record(
         crate::state::HistoryEntry {
@@ -85,6 +88,7 @@ pub fn deployed() -> ServiceState {
             at: good.at,
             gates: Vec::new(),
             config: Some("config-1".into()),
+            bundle: None,
             rollback: false,
         },
         25,

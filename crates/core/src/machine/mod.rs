@@ -40,7 +40,7 @@ pub use command::Command;
 pub use config::{config_standing, short_version, ConfigStanding};
 pub use heal::MAX_HEALS;
 pub use journal::{Point, Transition};
-pub use observation::{EcsChange, Measurement, Observation, Rollout};
+pub use observation::{EcsChange, Measurement, Observation, Promotion, Rollout};
 
 use crate::alarm::AlarmPolicy;
 use crate::image::ImageOrder;
@@ -83,6 +83,10 @@ pub struct Policy {
     pub config_baseline: Option<String>,
     /// Where that config came from (`commit 3f2c1ab by alice: …`), for people.
     pub config_origin: Option<String>,
+    /// The published bundle that config is in (its digest), recorded with each release.
+    pub bundle: Option<String>,
+    /// The environment a config release must have succeeded in before it goes here by itself.
+    pub promote_from: Option<String>,
     /// What the environment lets happen by itself.
     pub gate: Gate,
     /// Minutes between two looks at which revision the service runs.
@@ -201,7 +205,10 @@ pub fn decide(
         Observation::DeployRequested { image, by, force } => cx.requested(image, by, *force),
         Observation::ImagesListed { images } => cx.listed(images),
         Observation::Tick => cx.tick(),
-        Observation::ConfigCheck => cx.config_check(),
+        Observation::ConfigCheck { promotion } => {
+            cx.promotion = promotion.clone();
+            cx.config_check()
+        }
         Observation::ServiceObserved { task_definition } => cx.service_observed(task_definition),
         Observation::RevisionRegistered {
             deployment,

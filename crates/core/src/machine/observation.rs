@@ -164,8 +164,11 @@ pub enum Observation {
     },
     /// Time to size a worker service from its backlog.
     ScaleTick,
-    /// Time to compare the config the service got with the published one (`Policy`).
-    ConfigCheck,
+    /// Time to compare the config the service got with the published one (`Policy`), and, where
+    /// the environment is promoted from another, how the bundle stands there.
+    ConfigCheck {
+        promotion: Option<Promotion>,
+    },
     /// The revision the service runs, or why it could not be read.
     ServiceObserved {
         task_definition: Result<String, String>,
@@ -185,4 +188,44 @@ pub enum Observation {
         rolled_back_to: Option<String>,
         reason: String,
     },
+}
+
+/// How the published bundle stands in the environment this one is promoted from
+/// (`promote_from`): a config release goes here by itself only once it succeeded there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Promotion {
+    Succeeded,
+    /// Not (yet): why, in words.
+    NotYet(String),
+}
+
+impl Promotion {
+    /// Whether `bundle` succeeded for this service in `source` (its state document there):
+    /// a deployment with that bundle succeeded and its image is not marked bad since.
+    pub fn of(
+        source: &str,
+        state: Option<&crate::state::ServiceState>,
+        bundle: Option<&str>,
+    ) -> Promotion {
+        let Some(bundle) = bundle else {
+            return Promotion::NotYet(format!(
+                "promote_from = \"{source}\" compares published bundles, and this config was not published (`harbormaster publish`)"
+            ));
+        };
+        let short = &bundle[..bundle.len().min(19)];
+        let succeeded = state.is_some_and(|s| {
+            s.history.iter().any(|h| {
+                h.verdict == crate::state::Verdict::Succeeded
+                    && h.bundle.as_deref() == Some(bundle)
+                    && s.bad(&h.image.digest).is_none()
+            })
+        });
+        if succeeded {
+            Promotion::Succeeded
+        } else {
+            Promotion::NotYet(format!(
+                "bundle {short}… has not succeeded in `{source}` yet (promote_from); it is released here once it has"
+            ))
+        }
+    }
 }

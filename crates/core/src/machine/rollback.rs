@@ -233,6 +233,7 @@ impl Ctx<'_> {
             at: self.now,
             gates: Vec::new(),
             config: good.config.clone(),
+            bundle: good.bundle.clone(),
             rollback: false,
         });
         let points = (
@@ -271,6 +272,7 @@ impl Ctx<'_> {
         let lease = self.now + self.policy.lease;
         let mut d = Deployment::new(id.clone(), release, phase, self.now, lease);
         d.config = target.config.clone();
+        d.bundle = target.bundle.clone();
         d.rollback = Some(RollbackOf {
             release: from.clone(),
             why,
@@ -493,6 +495,7 @@ mod tests {
             at: t0() - chrono::Duration::minutes(minutes),
             gates: Vec::new(),
             config: Some("config-1".into()),
+            bundle: None,
             rollback: false,
         };
         let bad = |fill: char| BadRelease {

@@ -216,7 +216,9 @@ async fn resolve_all<P: Ports>(
         let image = resolve_image(ports, &svc.repository, &reference)
             .await
             .map_err(|e| JobInputError(format!("{s}: {e}")))?;
-        if let Some(source) = &params.promote_from {
+        let env_source = (bundle.config.environments.get(&params.environment))
+            .and_then(|e| e.promote_from.as_ref());
+        if let Some(source) = params.promote_from.as_ref().or(env_source) {
             let state = load(ports, source, s).await?;
             promotion_allowed(source, state.as_ref(), &image.digest)
                 .map_err(|e| JobInputError(format!("{s}: {e}")))?;

@@ -274,6 +274,9 @@ pub struct Deployment {
     /// A config release's changes against the revision it replaces, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<String>,
+    /// The published bundle its config came from (its digest), when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// A rollback's first step: the one-off task (a migration) the deployment it replaces
     /// started, stopped before the service is touched. Kept until stopped, so a takeover does it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,6 +309,7 @@ impl Deployment {
             rollback: None,
             config: None,
             changes: None,
+            bundle: None,
             stop_first: None,
         }
     }

@@ -85,6 +85,9 @@ pub struct HistoryEntry {
     /// The config version the release ran with ([`crate::Bundle::config_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// The published bundle its config came from (its digest): what `promote_from` looks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// A rollback's own deployment (it put an earlier release back), so `status` does not show
     /// it as a plain success. Absent in documents written before it existed: `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -99,6 +102,7 @@ impl HistoryEntry {
             image: self.image.clone(),
             deployment_id: self.deployment_id.clone()?,
             config: self.config.clone(),
+            bundle: self.bundle.clone(),
             config_release: false,
             at: self.at,
             started_at: None,
@@ -126,6 +130,9 @@ pub struct KnownGood {
     /// It got here by a config release (same image, new config): a rollback blames the config.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub config_release: bool,
+    /// The published bundle its config came from (its digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 /// A service running another revision than the one the agent deployed, since when.

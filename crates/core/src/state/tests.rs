@@ -69,6 +69,7 @@ fn finding_2_failed_deployments_never_evict_the_successes() {
         at,
         gates: Vec::new(),
         config: None,
+        bundle: None,
         rollback: false,
     };
     let mut s = ServiceState::new("dev", "web");
