@@ -7,6 +7,8 @@
 //! | file | decides |
 //! | --- | --- |
 //! | `admission.rs` | whether a release deploys now, waits (pending, settling, held) or is ignored |
+//! | `gate.rs` | what the environment lets happen by itself, and the failures remembered |
+//! | `config.rs`, `heal.rs` | config releases, drift and its bounded heals, late calls repaired |
 //! | `rollout.rs` | register → update → stabilize, takeovers after a lapsed lease |
 //! | `hooks.rs`, `gates.rs` | lifecycle hooks of native strategies: metric checks, approval |
 //! | `ecs_events.rs` | "ECS Deployment State Change" events |
@@ -22,6 +24,7 @@ mod context;
 mod ecs_events;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod gate;
 mod gates;
 mod heal;
 mod hooks;

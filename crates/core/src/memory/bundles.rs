@@ -8,10 +8,10 @@ use crate::ports::{ErrorKind, PortError};
 use crate::publish::{BundleDigest, Bundles, Manifest, Pointer};
 
 #[derive(Default)]
-pub struct MemoryBundles(pub Mutex<Published>);
+pub struct MemoryBundles(pub Mutex<Bucket>);
 
 #[derive(Default)]
-pub struct Published {
+pub struct Bucket {
     /// `bundles/<digest>/<path>` and `manifests/<digest>.json` → bytes.
     pub objects: BTreeMap<String, Vec<u8>>,
     pub pointer: Option<(Pointer, u64)>,
@@ -22,7 +22,7 @@ pub struct Published {
 }
 
 impl MemoryBundles {
-    pub fn with<R>(&self, f: impl FnOnce(&mut Published) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> R {
         f(&mut self.0.lock().expect("bundles lock"))
     }
 }
@@ -31,7 +31,7 @@ fn key(digest: &BundleDigest, path: &str) -> String {
     format!("bundles/{digest}/{path}")
 }
 
-fn put_once(p: &mut Published, key: String, bytes: &[u8]) -> Result<(), PortError> {
+fn put_once(p: &mut Bucket, key: String, bytes: &[u8]) -> Result<(), PortError> {
     match p.objects.get(&key) {
         Some(there) if there != bytes => Err(PortError::new(
             ErrorKind::Invalid,

@@ -17,7 +17,7 @@ mod cloud;
 mod ecs;
 mod owned;
 
-pub use bundles::{MemoryBundles, Published};
+pub use bundles::{Bucket, MemoryBundles};
 pub use owned::SimTask;
 
 #[derive(Debug, Clone)]
