@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LaunchType, NetworkConfiguration};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, NetworkConfiguration,
+    PropagateTags,
+};
 use serde_json::{json, Value};
 
 use crate::{Clients, CLUSTER};
@@ -44,7 +47,17 @@ pub async fn create_service(
         .service_name(service)
         .task_definition(arn)
         .desired_count(1)
-        .launch_type(LaunchType::Fargate)
+        // As the agent's CreateService makes it (on-demand Fargate by a capacity provider,
+        // tags from the service): ministack keeps what CreateService sets but ignores both
+        // when UpdateService sends them (measured), so a service made otherwise would read as
+        // differing from git in `diff` for ever on the emulator.
+        .capacity_provider_strategy(
+            CapacityProviderStrategyItem::builder()
+                .capacity_provider("FARGATE")
+                .weight(1)
+                .build()?,
+        )
+        .propagate_tags(PropagateTags::Service)
         .network_configuration(
             NetworkConfiguration::builder()
                 .awsvpc_configuration(

@@ -232,6 +232,25 @@ async fn diff_says_what_git_would_change() {
         .unwrap();
     assert_eq!(web["changes"][0]["path"], "memory", "{v}");
     assert!(!text.contains("CANARY"), "no secret value");
+
+    // A service setting outside the task definition is a difference too, field by field
+    // (issue 30; issue 34's first finding).
+    let toml = w.config_dir.join("harbormaster.toml");
+    // (web's count belongs to its target tracking: a setting the agent sends, then.)
+    edit(&toml, |t| {
+        t.replacen(
+            "health_check_grace_period_seconds = 60\n",
+            "health_check_grace_period_seconds = 90\n",
+            1,
+        )
+    });
+    let settings = w.cli(&["diff", "--env", "dev", "--service", "web"]);
+    let text = String::from_utf8_lossy(&settings.stdout);
+    assert_eq!(settings.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("service.health_check_grace_period_seconds: 60 → 90"),
+        "{text}"
+    );
 }
 
 /// `init` (issue 17, point 6) on a service that runs: the template it writes is one `validate`

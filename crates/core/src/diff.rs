@@ -44,6 +44,129 @@ pub fn task_definition(desired: &Value, running: &Value) -> Vec<Change> {
     out
 }
 
+/// The service's own settings git owns (`desired` as an UpdateService would set them, `running`
+/// as ECS describes them), named by their keys in `harbormaster.toml`: `desired_count: 1 → 3`.
+/// What git leaves as it is (no count, no capacity, no alarms, no network) is not compared.
+pub fn service(
+    desired: &crate::ports::LiveSettings,
+    desired_count: Option<u32>,
+    running: &crate::ports::LiveSettings,
+    running_count: i32,
+) -> Vec<Change> {
+    fn opt<T: ToString>(v: &Option<T>) -> Option<String> {
+        v.as_ref().map(ToString::to_string)
+    }
+    let mut out = Vec::new();
+    let mut field = |path: &str, running: Option<String>, desired: Option<String>| {
+        if desired.is_some() && running != desired {
+            let path = format!("service.{path}");
+            out.push(Change {
+                path,
+                running,
+                desired,
+            });
+        }
+    };
+    field(
+        "desired_count",
+        Some(running_count.to_string()),
+        opt(&desired_count),
+    );
+    field(
+        "min_healthy_percent",
+        opt(&running.min_healthy_percent),
+        opt(&desired.min_healthy_percent),
+    );
+    field(
+        "max_percent",
+        opt(&running.max_percent),
+        opt(&desired.max_percent),
+    );
+    field(
+        "health_check_grace_period_seconds",
+        opt(&running.health_check_grace_period_seconds),
+        opt(&desired.health_check_grace_period_seconds),
+    );
+    let capacity = |c: &[crate::service::CapacityItem]| {
+        (!c.is_empty()).then(|| {
+            let items: Vec<String> = (c.iter())
+                .map(|i| format!("{} weight {} base {}", i.provider, i.weight, i.base))
+                .collect();
+            items.join(", ")
+        })
+    };
+    field(
+        "capacity",
+        capacity(&running.capacity),
+        capacity(&desired.capacity),
+    );
+    field(
+        "platform_version",
+        running.platform_version.clone(),
+        desired.platform_version.clone(),
+    );
+    field(
+        "enable_execute_command",
+        Some(running.execute_command.to_string()),
+        Some(desired.execute_command.to_string()),
+    );
+    field(
+        "propagate_tags",
+        running.propagate_tags.clone(),
+        desired.propagate_tags.clone(),
+    );
+    let lbs = |l: &[(String, i32, String)]| {
+        (!l.is_empty()).then(|| {
+            let items: Vec<String> = (l.iter())
+                .map(|(c, p, tg)| format!("{c}:{p} → {tg}"))
+                .collect();
+            items.join(", ")
+        })
+    };
+    field(
+        "load_balancer",
+        lbs(&running.load_balancers),
+        lbs(&desired.load_balancers),
+    );
+    let alarms = |a: &[String]| {
+        let mut a = a.to_vec();
+        a.sort();
+        (!a.is_empty()).then(|| a.join(", "))
+    };
+    field(
+        "rollback_alarms",
+        alarms(&running.alarms),
+        alarms(&desired.alarms),
+    );
+    if let Some(d) = &desired.network {
+        let r = running.network.as_ref();
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.join(", ")
+        };
+        field(
+            "network.subnets",
+            r.map(|n| sorted(&n.subnets)),
+            Some(sorted(&d.subnets)),
+        );
+        if !d.security_groups.is_empty() {
+            let running_groups = r.map(|n| sorted(&n.security_groups));
+            field(
+                "network.security_groups",
+                running_groups,
+                Some(sorted(&d.security_groups)),
+            );
+        }
+        field(
+            "network.assign_public_ip",
+            r.map(|n| n.assign_public_ip.to_string()),
+            Some(d.assign_public_ip.to_string()),
+        );
+    }
+    out
+}
+
 fn shown(v: &Value) -> String {
     match v {
         Value::String(s) => crate::text::shown(s).into_owned(),
@@ -152,5 +275,71 @@ mod tests {
         assert!(task_definition(&desired, &same).is_empty());
         // A number and its string are the same value.
         assert!(task_definition(&json!({"cpu": "512"}), &json!({"cpu": 512})).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use crate::ports::LiveSettings;
+    use crate::service::{CapacityItem, Network};
+
+    /// Every setting git owns is compared by its name in `harbormaster.toml`; what git leaves as
+    /// it is (no count, no capacity, no alarms, no network) is not.
+    #[test]
+    fn service_settings_differ_field_by_field_by_their_names_in_git() {
+        let item = |p: &str, w, b| CapacityItem {
+            provider: p.into(),
+            weight: w,
+            base: b,
+        };
+        let git = LiveSettings {
+            min_healthy_percent: Some(100),
+            max_percent: Some(200),
+            health_check_grace_period_seconds: Some(60),
+            capacity: vec![item("FARGATE", 1, 1), item("FARGATE_SPOT", 3, 0)],
+            platform_version: None,
+            execute_command: true,
+            propagate_tags: Some("SERVICE".into()),
+            load_balancers: vec![("web".into(), 8000, "tg/blue".into())],
+            alarms: vec!["b".into(), "a".into()],
+            network: Some(Network {
+                subnets: vec!["s2".into(), "s1".into()],
+                security_groups: vec![],
+                assign_public_ip: false,
+            }),
+        };
+        let mut ecs = git.clone();
+        ecs.alarms = vec!["a".into(), "b".into()];
+        ecs.network.as_mut().unwrap().subnets = vec!["s1".into(), "s2".into()];
+        ecs.network.as_mut().unwrap().security_groups = vec!["sg-from-the-bootstrap".into()];
+        ecs.platform_version = Some("LATEST".into());
+        assert_eq!(
+            super::service(&git, Some(2), &ecs, 2),
+            vec![],
+            "as git says"
+        );
+
+        ecs.capacity = vec![item("FARGATE", 1, 0)];
+        ecs.execute_command = false;
+        ecs.min_healthy_percent = Some(50);
+        ecs.alarms.clear();
+        let changes: Vec<String> = super::service(&git, Some(3), &ecs, 2)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "service.desired_count: 2 → 3",
+                "service.min_healthy_percent: 50 → 100",
+                "service.capacity: FARGATE weight 1 base 0 → FARGATE weight 1 base 1, FARGATE_SPOT weight 3 base 0",
+                "service.enable_execute_command: false → true",
+                "service.rollback_alarms: added a, b",
+            ]
+        );
+        // A count that belongs to the scaler is not git's.
+        assert!(super::service(&git, None, &ecs, 7)
+            .iter()
+            .all(|c| c.path != "service.desired_count"));
     }
 }

@@ -259,6 +259,59 @@ pub struct ServiceSnapshot {
     pub deployments: Vec<EcsDeployment>,
     /// Newest first.
     pub events: Vec<String>,
+    /// The settings the agent sends with every UpdateService, as ECS keeps them.
+    pub settings: LiveSettings,
+}
+
+/// A service's settings as ECS keeps them after CreateService or UpdateService (DescribeServices),
+/// in the shape [`LiveSettings::sent`] gives what the agent would send: `diff` compares the two.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveSettings {
+    pub min_healthy_percent: Option<i32>,
+    pub max_percent: Option<i32>,
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// The capacity provider strategy; empty: a launch type, or left as it is.
+    pub capacity: Vec<crate::service::CapacityItem>,
+    pub platform_version: Option<String>,
+    pub execute_command: bool,
+    /// `SERVICE`, `TASK_DEFINITION` or `NONE`, as ECS names them.
+    pub propagate_tags: Option<String>,
+    /// (container, port, target group) of each load balancer.
+    pub load_balancers: Vec<(String, i32, String)>,
+    /// The deployment's rollback alarms.
+    pub alarms: Vec<String>,
+    pub network: Option<crate::service::Network>,
+}
+
+impl LiveSettings {
+    /// What an UpdateService for `target` sets, as ECS would then describe it; what it leaves
+    /// as it is stays `None` or empty (a native strategy's load balancers: ECS swaps their
+    /// target groups with each deployment).
+    pub fn sent(target: &ServiceTarget) -> LiveSettings {
+        let s = &target.settings;
+        LiveSettings {
+            min_healthy_percent: Some(target.rolling.min_healthy_percent as i32),
+            max_percent: Some(target.rolling.max_percent as i32),
+            health_check_grace_period_seconds: (target.rolling.health_check_grace_period_seconds)
+                .map(|g| g as i32),
+            capacity: s.capacity.clone(),
+            platform_version: s.platform_version.clone(),
+            execute_command: s.execute_command,
+            propagate_tags: Some(s.propagate_tags.ecs_name().to_owned()),
+            load_balancers: (s.load_balancer.iter())
+                .filter(|_| target.native.is_none())
+                .map(|l| {
+                    (
+                        l.container.clone(),
+                        i32::from(l.port),
+                        l.target_group.clone(),
+                    )
+                })
+                .collect(),
+            alarms: target.alarms.clone(),
+            network: s.network.clone(),
+        }
+    }
 }
 
 impl ServiceSnapshot {

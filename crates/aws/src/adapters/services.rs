@@ -218,6 +218,7 @@ impl Services for AwsPorts {
                 assign_public_ip: v.assign_public_ip() == Some(&AssignPublicIp::Enabled),
             });
         Ok(ServiceSnapshot {
+            settings: live_settings(s, network.clone()),
             network,
             status: match s.status() {
                 Some("DRAINING") => ServiceStatus::Draining,
@@ -372,6 +373,42 @@ impl Services for AwsPorts {
                     .collect(),
             })
             .collect())
+    }
+}
+
+/// The settings the agent sends with every UpdateService, as DescribeServices has them.
+fn live_settings(
+    s: &aws_sdk_ecs::types::Service,
+    network: Option<harbormaster_core::service::Network>,
+) -> harbormaster_core::ports::LiveSettings {
+    let config = s.deployment_configuration();
+    harbormaster_core::ports::LiveSettings {
+        min_healthy_percent: config.and_then(|c| c.minimum_healthy_percent()),
+        max_percent: config.and_then(|c| c.maximum_percent()),
+        health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
+        capacity: (s.capacity_provider_strategy().iter())
+            .map(|c| harbormaster_core::service::CapacityItem {
+                provider: c.capacity_provider().to_owned(),
+                weight: c.weight().max(0) as u32,
+                base: c.base().max(0) as u32,
+            })
+            .collect(),
+        platform_version: s.platform_version().map(str::to_owned),
+        execute_command: s.enable_execute_command(),
+        propagate_tags: s.propagate_tags().map(|p| p.as_str().to_owned()),
+        load_balancers: (s.load_balancers().iter())
+            .map(|l| {
+                (
+                    l.container_name().unwrap_or_default().to_owned(),
+                    l.container_port().unwrap_or_default(),
+                    l.target_group_arn().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        alarms: (config.and_then(|c| c.alarms()))
+            .map(|a| a.alarm_names().to_vec())
+            .unwrap_or_default(),
+        network,
     }
 }
 

@@ -5,10 +5,10 @@
 
 use anyhow::{Context as _, Result};
 use harbormaster_core::dispatch::config_standing;
-use harbormaster_core::engine::render_for;
+use harbormaster_core::engine::{render_for, target_with, Outputs};
 use harbormaster_core::image::Digest;
 use harbormaster_core::machine::{short_version, ConfigStanding};
-use harbormaster_core::ports::{ErrorKind, ServiceStatus, Services, TaskDefinitions};
+use harbormaster_core::ports::{ErrorKind, LiveSettings, ServiceStatus, Services, TaskDefinitions};
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -35,9 +35,9 @@ impl Args {
             if e.name != self.env || self.service.as_ref().is_some_and(|x| *x != s.name) {
                 continue;
             }
-            let t = bundle
-                .service_target(&e.name, &s.name)
-                .context("the service left the config")?;
+            // What the next UpdateService would send (the bootstrap's outputs only where the
+            // config needs them, as a deployment reads them).
+            let t = target_with(&ports, &bundle, &e.name, &s.name, Outputs::IfNeeded).await?;
             let running = match ports.describe(&t.cluster, &t.service).await {
                 Ok(r) if r.status == ServiceStatus::Active => r,
                 Ok(_) => {
@@ -59,7 +59,13 @@ impl Args {
             let digest = running_digest(&body)
                 .with_context(|| format!("{arn} runs no image pinned by digest"))?;
             let desired = render_for(&ports, &bundle, &e.name, &s.name, &digest, "diff").await?;
-            let changes = harbormaster_core::diff::task_definition(&desired.body, &body);
+            let mut changes = harbormaster_core::diff::task_definition(&desired.body, &body);
+            changes.extend(harbormaster_core::diff::service(
+                &LiveSettings::sent(&t),
+                t.desired_count,
+                &running.settings,
+                running.desired_count,
+            ));
             differs |= !changes.is_empty();
             let standing = standing(&ports, &bundle, &e.name, &s.name).await;
             // Git's config is not what runs (a setting outside the task definition, say).

@@ -108,6 +108,7 @@ mod tests {
             pending_count: 0,
             deployments,
             events: vec!["(service web) has started 1 tasks".into()],
+            settings: Default::default(),
         }
     }
 

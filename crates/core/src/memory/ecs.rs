@@ -271,6 +271,17 @@ impl Services for MemoryPorts {
                 .ok_or_else(|| {
                     PortError::new(ErrorKind::NotFound, "DescribeServices", "service not found")
                 })?;
+            // ECS keeps what the last CreateService or UpdateService set.
+            let last = (w.updates.iter().rev())
+                .map(|(t, _, _)| t)
+                .find(|t| t.cluster == cluster && t.service == service)
+                .or(s.created.as_ref().map(|(t, _)| t));
+            let mut settings = last
+                .map(crate::ports::LiveSettings::sent)
+                .unwrap_or_default();
+            if settings.network.is_none() {
+                settings.network = s.network.clone();
+            }
             let snap = ServiceSnapshot {
                 status: s.status,
                 network: s.network.clone(),
@@ -280,6 +291,7 @@ impl Services for MemoryPorts {
                 pending_count: 0,
                 deployments: s.deployments.clone(),
                 events: s.events.clone(),
+                settings,
             };
             Ok(snap)
         })
