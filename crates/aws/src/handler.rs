@@ -145,6 +145,8 @@ pub const ALARM: Function = Function {
         &[
             "cloudwatch:ListTagsForResource",
             "ecs:ListServiceDeployments",
+            // Which in-progress deployment rolls out the release being rolled back.
+            "ecs:DescribeServiceRevisions",
             "ecs:StopServiceDeployment",
         ],
     ],

@@ -377,12 +377,15 @@ pub trait Services {
         service: &str,
         desired: u32,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Stops the native deployment in progress with rollback (StopServiceDeployment). `false`
-    /// when there is none to stop this way: the caller then updates the service itself.
+    /// Stops, with rollback (StopServiceDeployment), the native deployment in progress that
+    /// rolls out `task_definition_arn`, and no other (a deployment someone else started since
+    /// is not the agent's to stop). `false` when there is none: the caller then updates the
+    /// service itself.
     fn stop_rollout(
         &self,
         cluster: &str,
         service: &str,
+        task_definition_arn: &str,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Recently stopped tasks of the service that ran `task_definition_arn`, newest first.
     fn stopped_tasks(

@@ -289,7 +289,12 @@ impl Services for AwsPorts {
         Ok(())
     }
 
-    async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
+    async fn stop_rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition_arn: &str,
+    ) -> Result<bool, PortError> {
         use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
         let listed = self
             .clients
@@ -301,11 +306,22 @@ impl Services for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("ListServiceDeployments", &e))?;
-        let Some(arn) = listed
-            .service_deployments()
-            .iter()
-            .find_map(|d| d.service_deployment_arn())
-        else {
+        // The one whose target revision runs the release being rolled back (DescribeServiceRevisions):
+        // one someone else started since is not the agent's to stop.
+        let mut ours = None;
+        for d in listed.service_deployments() {
+            let (Some(arn), Some(revision)) =
+                (d.service_deployment_arn(), d.target_service_revision_arn())
+            else {
+                continue;
+            };
+            let runs = self.revision_task_definition(revision).await?;
+            if runs.as_deref() == Some(task_definition_arn) {
+                ours = Some(arn.to_owned());
+                break;
+            }
+        }
+        let Some(arn) = ours else {
             return Ok(false);
         };
         self.clients

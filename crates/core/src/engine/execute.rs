@@ -88,7 +88,10 @@ impl<P: Ports> Executor<'_, P> {
             Command::SetDesired { desired } => Ok(self.set_desired(*desired).await),
             Command::CheckGuards => Ok(self.guards().await),
             Command::ObserveService => Ok(self.running().await),
-            Command::StopRollout { deployment } => self.stop(deployment).await,
+            Command::StopRollout {
+                deployment,
+                task_definition_arn,
+            } => self.stop(deployment, task_definition_arn).await,
             Command::ExplainFailure {
                 deployment,
                 task_definition_arn,
@@ -345,11 +348,11 @@ impl<P: Ports> Executor<'_, P> {
         Observation::GuardsChecked { firing }
     }
 
-    async fn stop(&self, deployment: &DeploymentId) -> Executed {
+    async fn stop(&self, deployment: &DeploymentId, task_definition_arn: &str) -> Executed {
         let target = self.target(deployment)?;
         let stopped = self
             .ports
-            .stop_rollout(&target.cluster, &target.service)
+            .stop_rollout(&target.cluster, &target.service, task_definition_arn)
             .await
             .map_err(|e| classify(deployment, e))?;
         Ok(Observation::RolloutStopped {

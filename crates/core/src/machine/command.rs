@@ -56,8 +56,12 @@ pub enum Command {
     MeasureBacklog,
     /// UpdateService with only the desired count.
     SetDesired { desired: u32 },
-    /// StopServiceDeployment with rollback, for the native deployment in flight.
-    StopRollout { deployment: DeploymentId },
+    /// StopServiceDeployment with rollback, of the native deployment rolling out
+    /// `task_definition_arn` (the release being rolled back), and of no other.
+    StopRollout {
+        deployment: DeploymentId,
+        task_definition_arn: String,
+    },
     /// Which revision the service runs (drift: a change made outside git).
     ObserveService,
     /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
@@ -77,7 +81,7 @@ impl Command {
             | Command::UpdateService { deployment, .. }
             | Command::RunOneOff { deployment, .. }
             | Command::StopOneOff { deployment, .. }
-            | Command::StopRollout { deployment } => Some(deployment),
+            | Command::StopRollout { deployment, .. } => Some(deployment),
             _ => None,
         }
     }
@@ -132,9 +136,13 @@ impl fmt::Display for Command {
             Command::ObserveService => f.write_str("DescribeServices (which revision runs)"),
             Command::MeasureBacklog => f.write_str("read the backlog and DescribeServices"),
             Command::SetDesired { desired } => write!(f, "UpdateService desiredCount={desired}"),
-            Command::StopRollout { .. } => {
-                f.write_str("StopServiceDeployment (rollback) of the deployment in progress")
-            }
+            Command::StopRollout {
+                task_definition_arn,
+                ..
+            } => write!(
+                f,
+                "StopServiceDeployment (rollback) of the deployment rolling out {task_definition_arn}"
+            ),
             Command::ExplainFailure {
                 task_definition_arn,
                 ..

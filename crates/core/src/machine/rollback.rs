@@ -22,8 +22,8 @@ enum Begin {
     /// The one-off task (a migration) of the deployment in flight is stopped first: it runs the
     /// code being rolled back.
     StopTaskFirst(crate::state::OneOffRun),
-    /// A native deployment in flight is stopped through ECS first.
-    StopFirst,
+    /// A native deployment in flight (rolling out this revision) is stopped through ECS first.
+    StopFirst(String),
     /// After the replaced deployment's lease: its invocation may still have a call on its way.
     After(chrono::DateTime<chrono::Utc>),
 }
@@ -166,8 +166,11 @@ impl Ctx<'_> {
                 },
             ) => Begin::StopTaskFirst(run.clone()),
             (None, Phase::Migrating { .. }) => Begin::Now,
-            (None, _) if self.policy.native && d.phase.kind() != PhaseKind::Registering => {
-                Begin::StopFirst
+            (None, phase) if self.policy.native && phase.kind() != PhaseKind::Registering => {
+                match phase.task_definition_arn() {
+                    Some(arn) => Begin::StopFirst(arn.to_owned()),
+                    None => Begin::Now,
+                }
             }
             (None, _) => Begin::Now,
         };
@@ -287,8 +290,9 @@ impl Ctx<'_> {
                 task_definition_arn: arn,
                 adopt: false,
             }),
-            Begin::StopFirst => self.run(Command::StopRollout {
+            Begin::StopFirst(replaced) => self.run(Command::StopRollout {
                 deployment: id.clone(),
+                task_definition_arn: replaced,
             }),
             Begin::StopTaskFirst(run) => {
                 self.edit(|d| d.stop_first = Some(run.clone()));

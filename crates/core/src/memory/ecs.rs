@@ -324,9 +324,18 @@ impl Services for MemoryPorts {
         .await
     }
 
-    async fn stop_rollout(&self, cluster: &str, service: &str) -> Result<bool, PortError> {
+    async fn stop_rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition_arn: &str,
+    ) -> Result<bool, PortError> {
         self.call("StopServiceDeployment", |w| {
-            let stopped = w.stoppable;
+            // Only the deployment rolling out that revision (the primary one, in progress).
+            let rolling_out = (w.services.get(&(cluster.into(), service.into())))
+                .and_then(|s| s.deployments.iter().find(|d| d.is_primary()))
+                .is_some_and(|d| d.task_definition == task_definition_arn);
+            let stopped = w.stoppable && rolling_out;
             if stopped {
                 // ECS puts the service back on the revision before the one in progress.
                 if let Some(s) = w.services.get_mut(&(cluster.into(), service.into())) {
