@@ -117,8 +117,9 @@ fn times_in_text(s: &str) -> String {
 }
 
 fn normalise(v: &Value, ids: &regex::Regex) -> Value {
-    const TIMES: [&str; 7] = [
+    const TIMES: [&str; 8] = [
         "at",
+        "bound_said",
         "updated_at",
         "started_at",
         "lease_until",
@@ -130,7 +131,11 @@ fn normalise(v: &Value, ids: &regex::Regex) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .filter(|(k, _)| !TIMES.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), normalise(v, ids)))
+                .map(|(k, v)| match (k.as_str(), v) {
+                    // When the automatic starts began is timing; how many there were is not.
+                    ("automatic", Value::Array(a)) => (k.clone(), Value::from(a.len())),
+                    _ => (k.clone(), normalise(v, ids)),
+                })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(|v| normalise(v, ids)).collect()),

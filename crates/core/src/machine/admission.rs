@@ -149,6 +149,9 @@ impl Ctx<'_> {
         if let Some(closed) = self.gate_closed(admission) {
             return Some(closed);
         }
+        if let Some(bounded) = self.over_bound(admission, release) {
+            return Some(bounded);
+        }
         let digest = &release.image.digest;
         if let Some(bad) = self.s.bad(digest).filter(|_| !release.force).cloned() {
             let label = release.image.label();
@@ -366,6 +369,13 @@ impl Ctx<'_> {
             )),
             _ => None,
         };
+        // Pushes and requests are someone's intent; what the agent starts of its own accord counts.
+        if matches!(
+            release.trigger,
+            Trigger::Config { .. } | Trigger::Heal { .. } | Trigger::Reconcile
+        ) {
+            self.count_automatic();
+        }
         let mut d = Deployment::new(id.clone(), release, Phase::Registering, self.now, lease);
         d.config = config;
         d.bundle = self.policy.bundle.clone();

@@ -49,10 +49,15 @@ impl Ctx<'_> {
             c.at.format("%Y-%m-%d %H:%M:%S UTC"),
             c.reason
         );
-        match self.s.in_flight.clone() {
+        let outcome = match self.s.in_flight.clone() {
             Some(d) => self.alarm_in_flight(c, &d, why),
             None => self.alarm_after_release(c, why),
+        };
+        // Never held back, but counted: the bound is shared by everything the agent starts.
+        if matches!(outcome, Outcome::Started { .. }) {
+            self.count_automatic();
         }
+        outcome
     }
 
     fn alarm_in_flight(&mut self, c: &AlarmChange, d: &Deployment, why: String) -> Outcome {

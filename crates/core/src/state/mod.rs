@@ -430,6 +430,14 @@ pub struct ServiceState {
     /// The heals of changes made outside git: how many, when, and whether the agent stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healing: Option<Healing>,
+    /// When the deployments the agent started by itself in the last hour began (pushes, config
+    /// releases, heals, alarm rollbacks): the bound every automatic kind shares
+    /// (`machine/gate.rs`). Bounded by the hour and by the bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub automatic: Vec<DateTime<Utc>>,
+    /// When the agent last said it had reached that bound (said once an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_said: Option<DateTime<Utc>>,
     /// The service has an Application Auto Scaling target the agent registered: a config
     /// that drops `autoscaling` deregisters it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -473,6 +481,8 @@ impl ServiceState {
             drift: None,
             failed_releases: Vec::new(),
             healing: None,
+            automatic: Vec::new(),
+            bound_said: None,
             scaling: Default::default(),
             unknown: Default::default(),
         }
