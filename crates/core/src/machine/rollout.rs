@@ -272,18 +272,20 @@ impl Ctx<'_> {
             },
             // A rollback whose first step (stopping the replaced deployment's migration) was not
             // seen done: done again (StopTask of a stopped task changes nothing).
-            Phase::Updating { .. } if d.stop_first.is_some() => Command::StopOneOff {
-                deployment: d.id.clone(),
-                run: d.stop_first.clone().expect("checked"),
-                reason: "stopped by harbormaster: the deployment it ran before was rolled back"
-                    .into(),
-            },
             Phase::Updating {
                 task_definition_arn,
-            } => Command::UpdateService {
-                deployment: d.id.clone(),
-                task_definition_arn: task_definition_arn.clone(),
-                adopt: true,
+            } => match d.stop_first.clone() {
+                Some(run) => Command::StopOneOff {
+                    deployment: d.id.clone(),
+                    run,
+                    reason: "stopped by harbormaster: the deployment it ran before was rolled back"
+                        .into(),
+                },
+                None => Command::UpdateService {
+                    deployment: d.id.clone(),
+                    task_definition_arn: task_definition_arn.clone(),
+                    adopt: true,
+                },
             },
         };
         let followed = matches!(
