@@ -53,118 +53,25 @@ pub fn service(
     running: &crate::ports::LiveSettings,
     running_count: i32,
 ) -> Vec<Change> {
-    fn opt<T: ToString>(v: &Option<T>) -> Option<String> {
-        v.as_ref().map(ToString::to_string)
-    }
-    let mut out = Vec::new();
-    let mut field = |path: &str, running: Option<String>, desired: Option<String>| {
-        if desired.is_some() && running != desired {
-            let path = format!("service.{path}");
-            out.push(Change {
-                path,
-                running,
-                desired,
-            });
-        }
-    };
-    field(
+    let count = (
         "desired_count",
-        Some(running_count.to_string()),
-        opt(&desired_count),
+        (
+            Some(running_count.to_string()),
+            desired_count.map(|c| c.to_string()),
+        ),
     );
-    field(
-        "min_healthy_percent",
-        opt(&running.min_healthy_percent),
-        opt(&desired.min_healthy_percent),
-    );
-    field(
-        "max_percent",
-        opt(&running.max_percent),
-        opt(&desired.max_percent),
-    );
-    field(
-        "health_check_grace_period_seconds",
-        opt(&running.health_check_grace_period_seconds),
-        opt(&desired.health_check_grace_period_seconds),
-    );
-    let capacity = |c: &[crate::service::CapacityItem]| {
-        (!c.is_empty()).then(|| {
-            let items: Vec<String> = (c.iter())
-                .map(|i| format!("{} weight {} base {}", i.provider, i.weight, i.base))
-                .collect();
-            items.join(", ")
+    let settings = (desired.fields().into_iter())
+        .zip(running.fields())
+        .map(|((path, want), (_, have))| (path, (have, want)));
+    std::iter::once(count)
+        .chain(settings)
+        .filter(|(_, (running, desired))| desired.is_some() && running != desired)
+        .map(|(path, (running, desired))| Change {
+            path: format!("service.{path}"),
+            running,
+            desired,
         })
-    };
-    field(
-        "capacity",
-        capacity(&running.capacity),
-        capacity(&desired.capacity),
-    );
-    field(
-        "platform_version",
-        running.platform_version.clone(),
-        desired.platform_version.clone(),
-    );
-    field(
-        "enable_execute_command",
-        Some(running.execute_command.to_string()),
-        Some(desired.execute_command.to_string()),
-    );
-    field(
-        "propagate_tags",
-        running.propagate_tags.clone(),
-        desired.propagate_tags.clone(),
-    );
-    let lbs = |l: &[(String, i32, String)]| {
-        (!l.is_empty()).then(|| {
-            let items: Vec<String> = (l.iter())
-                .map(|(c, p, tg)| format!("{c}:{p} → {tg}"))
-                .collect();
-            items.join(", ")
-        })
-    };
-    field(
-        "load_balancer",
-        lbs(&running.load_balancers),
-        lbs(&desired.load_balancers),
-    );
-    let alarms = |a: &[String]| {
-        let mut a = a.to_vec();
-        a.sort();
-        (!a.is_empty()).then(|| a.join(", "))
-    };
-    field(
-        "rollback_alarms",
-        alarms(&running.alarms),
-        alarms(&desired.alarms),
-    );
-    if let Some(d) = &desired.network {
-        let r = running.network.as_ref();
-        let sorted = |v: &[String]| {
-            let mut v = v.to_vec();
-            v.sort();
-            v.join(", ")
-        };
-        field(
-            "network.subnets",
-            r.map(|n| sorted(&n.subnets)),
-            Some(sorted(&d.subnets)),
-        );
-        if !d.security_groups.is_empty() {
-            let running_groups = r.map(|n| sorted(&n.security_groups));
-            field(
-                "network.security_groups",
-                running_groups,
-                Some(sorted(&d.security_groups)),
-            );
-        }
-        field(
-            "network.assign_public_ip",
-            r.map(|n| n.assign_public_ip.to_string()),
-            Some(d.assign_public_ip.to_string()),
-        );
-    }
-    out
+        .collect()
 }
 
 fn shown(v: &Value) -> String {

@@ -314,6 +314,58 @@ impl LiveSettings {
     }
 }
 
+impl LiveSettings {
+    /// Each setting in words, by its name in `harbormaster.toml`, in one order; `None`: not set
+    /// (or left as it is). Lists are sorted where ECS keeps no order (alarms, the network).
+    pub fn fields(&self) -> [(&'static str, Option<String>); 12] {
+        fn opt<T: ToString>(v: &Option<T>) -> Option<String> {
+            v.as_ref().map(ToString::to_string)
+        }
+        fn listed<T>(items: &[T], word: impl Fn(&T) -> String, sort: bool) -> Option<String> {
+            let mut words: Vec<String> = items.iter().map(word).collect();
+            if sort {
+                words.sort();
+            }
+            (!words.is_empty()).then(|| words.join(", "))
+        }
+        let capacity = |i: &crate::service::CapacityItem| {
+            format!("{} weight {} base {}", i.provider, i.weight, i.base)
+        };
+        let balancer = |(c, p, tg): &(String, i32, String)| format!("{c}:{p} → {tg}");
+        let net = self.network.as_ref();
+        let sorted = |v: &[String]| listed(v, String::clone, true).unwrap_or_default();
+        [
+            ("min_healthy_percent", opt(&self.min_healthy_percent)),
+            ("max_percent", opt(&self.max_percent)),
+            (
+                "health_check_grace_period_seconds",
+                opt(&self.health_check_grace_period_seconds),
+            ),
+            ("capacity", listed(&self.capacity, capacity, false)),
+            ("platform_version", self.platform_version.clone()),
+            (
+                "enable_execute_command",
+                Some(self.execute_command.to_string()),
+            ),
+            ("propagate_tags", self.propagate_tags.clone()),
+            (
+                "load_balancer",
+                listed(&self.load_balancers, balancer, false),
+            ),
+            ("rollback_alarms", listed(&self.alarms, String::clone, true)),
+            ("network.subnets", net.map(|n| sorted(&n.subnets))),
+            (
+                "network.security_groups",
+                (net.filter(|n| !n.security_groups.is_empty())).map(|n| sorted(&n.security_groups)),
+            ),
+            (
+                "network.assign_public_ip",
+                net.map(|n| n.assign_public_ip.to_string()),
+            ),
+        ]
+    }
+}
+
 impl ServiceSnapshot {
     pub fn primary(&self) -> Option<&EcsDeployment> {
         self.deployments.iter().find(|d| d.is_primary())

@@ -286,7 +286,6 @@ fn a_crash_at_any_port_call_ends_where_the_uninterrupted_run_does() {
 #[test]
 fn an_alarm_at_any_point_of_a_deployment_ends_on_the_rollback_target() {
     use std::cell::Cell;
-    use std::task::Poll;
 
     let b = bundle();
     let a_then = |ports: &MemoryPorts| {
@@ -327,15 +326,7 @@ fn an_alarm_at_any_point_of_a_deployment_ends_on_the_rollback_target() {
         };
         let now = ports.with(|w| w.now);
         let y = async {
-            std::future::poll_fn(|cx| {
-                if ports.holding() || x_done.get() {
-                    Poll::Ready(())
-                } else {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                }
-            })
-            .await;
+            ports.until_held_or(|| x_done.get()).await;
             let _ =
                 handle_event(&ports, &b, &alarm_event("al-1", now), RunOptions::default()).await;
             ports.release();

@@ -5,7 +5,6 @@
 //! put right, said once.
 
 use std::cell::Cell;
-use std::task::Poll;
 
 use chrono::Duration;
 use futures::executor::block_on;
@@ -29,22 +28,23 @@ fn released(ports: &MemoryPorts, b: &Bundle, id: &str, tag: &str, fill: char, se
     block_on(tick(ports, b, RunOptions::default()));
 }
 
+/// The port calls of B's push after A's release, run alone: where a test holds one.
+fn calls_of_b_alone(b: &Bundle) -> Vec<String> {
+    let alone = scenario::ports();
+    released(&alone, b, "e1", "main-a", 'a', 0);
+    let before = alone.with(|w| w.calls.len());
+    let e2 = push_event("e2", "main-b", 'b', 60);
+    let _ = block_on(handle_event(&alone, b, &e2, RunOptions::default()));
+    alone.with(|w| w.calls[before..].to_vec())
+}
+
 #[test]
 fn finding_9_a_late_call_that_lands_after_a_newer_release_is_put_right_once() {
     let b = bundle();
     let ports = scenario::ports();
     released(&ports, &b, "e1", "main-a", 'a', 0);
     // Where B's UpdateService comes among its calls, from a run of B alone.
-    let alone = scenario::ports();
-    released(&alone, &b, "e1", "main-a", 'a', 0);
-    let before = alone.with(|w| w.calls.len());
-    let _ = block_on(handle_event(
-        &alone,
-        &b,
-        &push_event("e2", "main-b", 'b', 60),
-        RunOptions::default(),
-    ));
-    let calls: Vec<String> = alone.with(|w| w.calls[before..].to_vec());
+    let calls = calls_of_b_alone(&b);
     let update = calls
         .iter()
         .position(|c| c.starts_with("UpdateService"))
@@ -58,15 +58,7 @@ fn finding_9_a_late_call_that_lands_after_a_newer_release_is_put_right_once() {
         x_done.set(true);
     };
     let y = async {
-        std::future::poll_fn(|cx| {
-            if ports.holding() || x_done.get() {
-                Poll::Ready(())
-            } else {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await;
+        ports.until_held_or(|| x_done.get()).await;
         // X's lease lapses; the tick takes B over and finishes it; C follows and succeeds.
         ports.advance(Duration::minutes(3));
         let _ = tick(&ports, &b, RunOptions::default()).await;
@@ -115,16 +107,7 @@ fn a_call_is_not_sent_with_less_than_a_calls_time_left_on_the_lease() {
     let ports = scenario::ports();
     released(&ports, &b, "e1", "main-a", 'a', 0);
     // The state write before UpdateService takes 50 of the lease's 60 seconds.
-    let alone = scenario::ports();
-    released(&alone, &b, "e1", "main-a", 'a', 0);
-    let before = alone.with(|w| w.calls.len());
-    let _ = block_on(handle_event(
-        &alone,
-        &b,
-        &push_event("e2", "main-b", 'b', 60),
-        RunOptions::default(),
-    ));
-    let calls: Vec<String> = alone.with(|w| w.calls[before..].to_vec());
+    let calls = calls_of_b_alone(&b);
     let update = calls
         .iter()
         .position(|c| c.starts_with("UpdateService"))
@@ -139,15 +122,7 @@ fn a_call_is_not_sent_with_less_than_a_calls_time_left_on_the_lease() {
         handle_event(&ports, &b, &e2, RunOptions::default()).await
     };
     let y = async {
-        std::future::poll_fn(|cx| {
-            if ports.holding() {
-                Poll::Ready(())
-            } else {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await;
+        ports.until_held_or(|| false).await;
         ports.advance(Duration::seconds(50));
         ports.release();
     };

@@ -3,6 +3,7 @@
 mod autoscaling;
 mod backlogs;
 mod cloudwatch;
+mod described;
 mod ecr;
 mod lazy;
 mod notify;

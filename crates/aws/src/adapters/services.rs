@@ -209,47 +209,7 @@ impl Services for AwsPorts {
                 format!("service {service} in cluster {cluster}: {why}"),
             ));
         };
-        let network = s
-            .network_configuration()
-            .and_then(|n| n.awsvpc_configuration())
-            .map(|v| harbormaster_core::service::Network {
-                subnets: v.subnets().to_vec(),
-                security_groups: v.security_groups().to_vec(),
-                assign_public_ip: v.assign_public_ip() == Some(&AssignPublicIp::Enabled),
-            });
-        Ok(ServiceSnapshot {
-            settings: live_settings(s, network.clone()),
-            network,
-            status: match s.status() {
-                Some("DRAINING") => ServiceStatus::Draining,
-                Some("INACTIVE") => ServiceStatus::Inactive,
-                _ => ServiceStatus::Active,
-            },
-            task_definition: s.task_definition().unwrap_or_default().to_owned(),
-            desired_count: s.desired_count(),
-            running_count: s.running_count(),
-            pending_count: s.pending_count(),
-            deployments: s
-                .deployments()
-                .iter()
-                .map(|d| EcsDeployment {
-                    id: d.id().unwrap_or_default().to_owned(),
-                    status: deployment_status(d.status()),
-                    task_definition: d.task_definition().unwrap_or_default().to_owned(),
-                    rollout_state: d.rollout_state().and_then(rollout_state),
-                    rollout_reason: d.rollout_state_reason().map(str::to_owned),
-                    running: d.running_count(),
-                    desired: d.desired_count(),
-                    failed_tasks: d.failed_tasks(),
-                })
-                .collect(),
-            events: s
-                .events()
-                .iter()
-                .take(5)
-                .filter_map(|e| e.message().map(str::to_owned))
-                .collect(),
-        })
+        Ok(super::described::snapshot(s))
     }
 
     async fn revision_task_definition(
@@ -389,42 +349,6 @@ impl Services for AwsPorts {
                     .collect(),
             })
             .collect())
-    }
-}
-
-/// The settings the agent sends with every UpdateService, as DescribeServices has them.
-fn live_settings(
-    s: &aws_sdk_ecs::types::Service,
-    network: Option<harbormaster_core::service::Network>,
-) -> harbormaster_core::ports::LiveSettings {
-    let config = s.deployment_configuration();
-    harbormaster_core::ports::LiveSettings {
-        min_healthy_percent: config.and_then(|c| c.minimum_healthy_percent()),
-        max_percent: config.and_then(|c| c.maximum_percent()),
-        health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
-        capacity: (s.capacity_provider_strategy().iter())
-            .map(|c| harbormaster_core::service::CapacityItem {
-                provider: c.capacity_provider().to_owned(),
-                weight: c.weight().max(0) as u32,
-                base: c.base().max(0) as u32,
-            })
-            .collect(),
-        platform_version: s.platform_version().map(str::to_owned),
-        execute_command: s.enable_execute_command(),
-        propagate_tags: s.propagate_tags().map(|p| p.as_str().to_owned()),
-        load_balancers: (s.load_balancers().iter())
-            .map(|l| {
-                (
-                    l.container_name().unwrap_or_default().to_owned(),
-                    l.container_port().unwrap_or_default(),
-                    l.target_group_arn().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        alarms: (config.and_then(|c| c.alarms()))
-            .map(|a| a.alarm_names().to_vec())
-            .unwrap_or_default(),
-        network,
     }
 }
 
@@ -595,7 +519,7 @@ fn native_configuration(
 }
 
 /// ECS's word for a deployment's place in the service (the API types it as a plain string).
-fn deployment_status(status: Option<&str>) -> DeploymentStatus {
+pub(super) fn deployment_status(status: Option<&str>) -> DeploymentStatus {
     match status {
         Some("PRIMARY") => DeploymentStatus::Primary,
         Some("ACTIVE") => DeploymentStatus::Active,
@@ -603,7 +527,9 @@ fn deployment_status(status: Option<&str>) -> DeploymentStatus {
     }
 }
 
-fn rollout_state(state: &aws_sdk_ecs::types::DeploymentRolloutState) -> Option<RolloutState> {
+pub(super) fn rollout_state(
+    state: &aws_sdk_ecs::types::DeploymentRolloutState,
+) -> Option<RolloutState> {
     use aws_sdk_ecs::types::DeploymentRolloutState as Wire;
     match state {
         Wire::InProgress => Some(RolloutState::InProgress),

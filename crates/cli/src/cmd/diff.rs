@@ -4,6 +4,7 @@
 //! but no longer in git), 2 on error: a CI step can gate on it.
 
 use anyhow::{Context as _, Result};
+use harbormaster_core::diff::Change;
 use harbormaster_core::dispatch::config_standing;
 use harbormaster_core::engine::{render_for, target_with, Outputs};
 use harbormaster_core::image::Digest;
@@ -35,42 +36,20 @@ impl Args {
             if e.name != self.env || self.service.as_ref().is_some_and(|x| *x != s.name) {
                 continue;
             }
-            // What the next UpdateService would send (the bootstrap's outputs only where the
-            // config needs them, as a deployment reads them).
-            let t = target_with(&ports, &bundle, &e.name, &s.name, Outputs::IfNeeded).await?;
-            let running = match ports.describe(&t.cluster, &t.service).await {
-                Ok(r) if r.status == ServiceStatus::Active => r,
-                Ok(_) => {
+            match compare(&ports, &bundle, &e.name, &s.name).await? {
+                Some(r) => {
+                    let (_, _, _, changes, config) = &r;
+                    // Git's config not being what runs is a difference too (a setting outside
+                    // the task definition, say).
+                    let pending = matches!(config, ConfigStanding::Pending { .. });
+                    differs |= !changes.is_empty() || pending;
+                    reports.push(r);
+                }
+                None => {
                     differs = true;
                     absent.push((e.name.clone(), s.name.clone()));
-                    continue;
                 }
-                Err(err) if err.kind == ErrorKind::NotFound => {
-                    differs = true;
-                    absent.push((e.name.clone(), s.name.clone()));
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let arn = running.task_definition;
-            let body = ports.describe_body(&arn).await?;
-            // The image it runs: what git's definition is rendered with, so the image is no
-            // difference (a push is, and it has its own path).
-            let digest = running_digest(&body)
-                .with_context(|| format!("{arn} runs no image pinned by digest"))?;
-            let desired = render_for(&ports, &bundle, &e.name, &s.name, &digest, "diff").await?;
-            let mut changes = harbormaster_core::diff::task_definition(&desired.body, &body);
-            changes.extend(harbormaster_core::diff::service(
-                &LiveSettings::sent(&t),
-                t.desired_count,
-                &running.settings,
-                running.desired_count,
-            ));
-            differs |= !changes.is_empty();
-            let standing = standing(&ports, &bundle, &e.name, &s.name).await;
-            // Git's config is not what runs (a setting outside the task definition, say).
-            differs |= matches!(standing, ConfigStanding::Pending { .. });
-            reports.push((e.name.clone(), s.name.clone(), arn, changes, standing));
+            }
         }
         anyhow::ensure!(
             !reports.is_empty() || !absent.is_empty(),
@@ -120,6 +99,50 @@ impl Args {
         }
         Ok(if differs { Exit::Failed } else { Exit::Done })
     }
+}
+
+/// One service compared: (environment, service, the revision it runs, what differs, where it
+/// stands with git's config).
+type Compared = (String, String, String, Vec<Change>, ConfigStanding);
+
+/// What git would change of `service` in `env`; `None`: it is not in ECS (or not active).
+async fn compare(
+    ports: &harbormaster_aws::AwsPorts,
+    bundle: &harbormaster_core::Bundle,
+    env: &str,
+    service: &str,
+) -> Result<Option<Compared>> {
+    // What the next UpdateService would send (the bootstrap's outputs only where the config
+    // needs them, as a deployment reads them).
+    let t = target_with(ports, bundle, env, service, Outputs::IfNeeded).await?;
+    let running = match ports.describe(&t.cluster, &t.service).await {
+        Ok(r) if r.status == ServiceStatus::Active => r,
+        Ok(_) => return Ok(None),
+        Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let arn = running.task_definition;
+    let body = ports.describe_body(&arn).await?;
+    // The image it runs: what git's definition is rendered with, so the image is no
+    // difference (a push is, and it has its own path).
+    let digest =
+        running_digest(&body).with_context(|| format!("{arn} runs no image pinned by digest"))?;
+    let desired = render_for(ports, bundle, env, service, &digest, "diff").await?;
+    let mut changes = harbormaster_core::diff::task_definition(&desired.body, &body);
+    changes.extend(harbormaster_core::diff::service(
+        &LiveSettings::sent(&t),
+        t.desired_count,
+        &running.settings,
+        running.desired_count,
+    ));
+    let standing = standing(ports, bundle, env, service).await;
+    Ok(Some((
+        env.to_owned(),
+        service.to_owned(),
+        arn,
+        changes,
+        standing,
+    )))
 }
 
 /// Where the target stands with git's config (pending, and why it waits), from its state

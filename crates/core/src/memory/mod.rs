@@ -231,6 +231,20 @@ impl MemoryPorts {
         self.with(|w| w.hold.as_ref().is_some_and(|h| h.holding))
     }
 
+    /// Waits until a call is held, or `done` says the invocation that would make it ended
+    /// first: what another invocation, run meanwhile, waits for.
+    pub async fn until_held_or(&self, done: impl Fn() -> bool) {
+        std::future::poll_fn(|cx| {
+            if self.holding() || done() {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
     pub fn release(&self) {
         self.with(|w| w.hold = None);
     }
