@@ -98,6 +98,23 @@ impl World {
         out
     }
 
+    /// `harbormaster args…` with its AWS endpoint at `endpoint` (a counting proxy in front of
+    /// the emulator); panics with its stderr unless it exits 0.
+    pub fn cli_via(&self, endpoint: &str, args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new(cli_binary().expect("the CLI is built"))
+            .args(args)
+            .envs(self.cli_env_at(endpoint))
+            .output()
+            .expect("harbormaster runs");
+        assert!(
+            out.status.success(),
+            "harbormaster {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// The environment for a `harbormaster` child process talking to this world.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
         self.cli_env_at(&self.emulator.endpoint)

@@ -160,7 +160,8 @@ fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
     for (i, c) in calls.iter().enumerate() {
         let op = c.operation.as_str();
         let (role, why) = match op.split_whitespace().next().unwrap_or(op) {
-            "ecr:DescribeImages" => (DEPLOY, "the digest the tag names now (the revision pins it), and the account (no GetCallerIdentity)"),
+            "sts:GetCallerIdentity" => (DEPLOY, "who deploys, as AWS says (the ARN recorded with the release, `$USER` only a label beside it); it tells the account too"),
+            "ecr:DescribeImages" => (DEPLOY, "the digest the tag names now (the revision pins it)"),
             "s3:GET" => (STATE, "the service's state document: what runs, what is in flight, and the version every write is fenced by"),
             "s3:PUT" => {
                 writes += 1;
@@ -170,7 +171,7 @@ fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
                     _ => ("?", "NOT EXPLAINED: a write this table does not know"),
                 }
             }
-            "ssm:DescribeParameters" => (CHECK, "every secret the template names exists (names only, never values): a missing one fails the deployment before registering, not the tasks after"),
+            "ssm:DescribeParameters" => (CHECK, "every secret the template names exists (names only, never values): a missing one fails the deployment before registering, not the tasks after; made only when the config version differs from the running release's, whose tasks resolved the same parameters"),
             "ssm:GetParameters" => (CHECK, "the bootstrap's outputs the service's settings default to (subnets, security groups, target group): the service follows the environment's stack"),
             "ecs:RegisterTaskDefinition" => (DEPLOY, "the new revision, tagged with the deployment id"),
             "ecs:UpdateService" => (DEPLOY, "the rollout"),
@@ -185,8 +186,8 @@ fn why_each_call(calls: &[harbormaster_testkit::proxy::Call]) -> String {
     }
     let count = |role: &str| tally.iter().find(|(r, _)| *r == role).map_or(0, |t| t.1);
     rows.push_str(&format!(
-        "\n{} calls are the deploy itself (the digest check, registering, the rollout, the \
-         notification); {} keep its state, one versioned document: the read every write is \
+        "\n{} calls are the deploy itself (who asks, the digest check, registering, the rollout, \
+         the notification); {} keep its state, one versioned document: the read every write is \
          fenced by, the intent a crash is taken over from (`crates/core/tests/crash.rs` kills \
          every port call, before or after its effect), and the record of the rollout the tick \
          follows; {} check what the deploy depends on, and dropping them would change what a \

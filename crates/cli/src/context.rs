@@ -9,8 +9,7 @@ use tokio::sync::OnceCell;
 pub struct Context {
     /// `s3://bucket/prefix` or a folder.
     pub config: String,
-    /// Who asks, as the machine says (`$USER`): a label recorded with deployments; approvals
-    /// and rollbacks record [`Context::actor`].
+    /// Who asks, as the machine says (`$USER`): only a label beside [`Context::actor`].
     pub caller: String,
     /// `--json`: reports for scripts instead of people.
     pub json: bool,
@@ -38,7 +37,7 @@ impl Context {
     }
 
     /// Who asks, as AWS says: the caller's ARN (STS GetCallerIdentity), `$USER` beside it as a
-    /// label. Recorded by approvals and rollbacks, where who decided is the record. Whoever can
+    /// label. Recorded by deploys, approvals and rollbacks, where who decided is the record. Whoever can
     /// write the state bucket can still write any name there; the audit of who called what is
     /// CloudTrail.
     pub async fn actor(&self) -> Result<String> {

@@ -350,6 +350,58 @@ fn a_missing_secret_parameter_fails_the_deployment_before_registering() {
     );
 }
 
+/// The parameters a release references are looked up (DescribeParameters) only when its config
+/// version differs from the one the running release started its tasks with: an image push on
+/// an unchanged config references exactly the parameters those tasks already resolved, so the
+/// lookup would say nothing new (and a person's deploy stays within its budget of calls). A
+/// config that names another parameter is checked again, and a missing one still fails the
+/// release before anything is registered.
+#[test]
+fn only_a_release_that_changes_its_config_looks_its_secrets_up_again() {
+    let (ports, b) = world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+    assert_eq!(
+        ports.count("DescribeParameters"),
+        1,
+        "the first release checks"
+    );
+
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
+    assert_eq!(ports.count("RegisterTaskDefinition"), 2);
+    assert_eq!(
+        ports.count("DescribeParameters"),
+        1,
+        "the same config: the running tasks resolved these parameters"
+    );
+    ports.complete(CLUSTER, "web");
+    tick_once(&ports, &b);
+
+    let another = harbormaster_core::testing::CONFIG.replace(
+        "secrets = { DATABASE_PASSWORD = \"database/password\" }",
+        "secrets = { DATABASE_PASSWORD = \"database/password\", API_KEY = \"api/key\" }",
+    );
+    let v2 = harbormaster_core::testing::bundle_of(&another);
+    ports.with(|w| w.parameters = Some(["/booking/dev/database/password".to_owned()].into()));
+    tick_once(&ports, &v2);
+    assert_eq!(
+        ports.count("DescribeParameters"),
+        2,
+        "a new config is checked"
+    );
+    assert_eq!(
+        ports.count("RegisterTaskDefinition"),
+        2,
+        "the missing parameter fails the release before registering"
+    );
+    let reason = ports.state("dev", "web").unwrap().history[0]
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(reason.contains("/booking/dev/api/key"), "{reason}");
+}
+
 #[test]
 fn a_repush_of_an_image_whose_deployment_failed_is_not_deployed_again_by_itself() {
     let (ports, b) = world();

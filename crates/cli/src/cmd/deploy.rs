@@ -55,8 +55,9 @@ impl Args {
             (None, None) => bail!("give --image, --image-detail or --config-only"),
         };
         let opts = self.plan.options();
-        let by = &cx.caller;
-        let report = request_deploy(&ports, &bundle, &target, &image, by, self.force, opts).await?;
+        let by = cx.actor().await?;
+        let report =
+            request_deploy(&ports, &bundle, &target, &image, &by, self.force, opts).await?;
         self.plan.print(&report, cx.json);
         if self.wait && !self.plan.dry_run {
             let Some((_, svc, _)) = bundle.config.target(env, service) else {

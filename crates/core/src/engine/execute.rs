@@ -166,7 +166,9 @@ impl<P: Ports> Executor<'_, P> {
             self.full_target(deployment, Outputs::IfNeeded).await?;
         }
         let td = self.render(deployment, &image.digest).await?;
-        self.check_secrets(deployment).await?;
+        if !same_config_as_running(state) {
+            self.check_secrets(deployment).await?;
+        }
         let arn = self
             .ports
             .register(&td)
@@ -402,4 +404,17 @@ pub async fn measure_backlog<P: Ports>(
         desired: snap.desired_count.max(0) as u32,
         running: snap.running_count.max(0) as u32,
     })
+}
+
+/// The release in flight carries the config version the running release started its tasks
+/// with, so it references exactly the parameters those tasks resolved: looking them up again
+/// would say nothing new. A parameter deleted since fails the new tasks, and their stopped
+/// reason names it (`observe` adds it to the verdict).
+fn same_config_as_running(state: &ServiceState) -> bool {
+    let flight = state.in_flight.as_ref().and_then(|d| d.config.as_deref());
+    let running = state
+        .last_known_good
+        .as_ref()
+        .and_then(|g| g.config.as_deref());
+    flight.is_some() && flight == running
 }
