@@ -1,8 +1,8 @@
 //! A target's alarm settings: the names whose ALARM rolls it back and the guard alarms that hold
 //! a release, each with `${project}`, `${env}` and `${service}` filled, and their windows.
 
+use super::diagnostics::Collector;
 use super::raw::{RawService, RawTarget};
-use super::validate::Collector;
 use crate::alarm::AlarmPolicy;
 
 /// What `${project}`, `${env}` and `${service}` stand for in one target's alarm names, so one

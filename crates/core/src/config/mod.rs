@@ -5,6 +5,7 @@
 mod alarms;
 pub mod bootstrap;
 mod cidr;
+pub(crate) mod diagnostics;
 mod raw;
 mod settings;
 mod strict;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
+use super::diagnostics::Collector;
 use super::raw::{RawFollow, RawService};
-use super::validate::Collector;
 use super::{RollingSettings, SecretRef};
 use crate::alarm::Thresholds;
 use crate::image::TagRule;

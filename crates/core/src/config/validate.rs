@@ -4,45 +4,21 @@
 use std::collections::BTreeMap;
 
 use super::alarms::{alarm_policy, Names};
+use super::diagnostics::Collector;
 use super::raw::{RawAgent, RawConfig, RawEnvironment, RawService, RawTarget};
 use super::settings::{
     check_variables, desired_count, inside_the_bundle, parse_follow, parse_secrets, rolling,
     thresholds,
 };
 use super::{
-    AgentSettings, Config, ConfigError, ConfigErrors, ConfigReleases, Environment, SecretRef,
-    Service, TargetSettings,
+    AgentSettings, Config, ConfigErrors, ConfigReleases, Environment, SecretRef, Service,
+    TargetSettings,
 };
 use crate::service::{RawServiceSettings, Written};
 use crate::strategy::{
     parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, NativeSettings,
     RawNative, Strategy,
 };
-
-pub(super) struct Collector<'a> {
-    file: &'a str,
-    pub(super) errors: Vec<ConfigError>,
-}
-
-impl crate::strategy::Errors for Collector<'_> {
-    fn err(&mut self, field: String, problem: String) {
-        Collector::err(self, field, problem);
-    }
-}
-
-impl Collector<'_> {
-    pub(super) fn err(&mut self, field: impl Into<String>, problem: impl Into<String>) {
-        let e = ConfigError {
-            file: self.file.to_owned(),
-            field: field.into(),
-            problem: problem.into(),
-        };
-        // A service-wide setting is checked once per environment: said once.
-        if !self.errors.contains(&e) {
-            self.errors.push(e);
-        }
-    }
-}
 
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
@@ -55,10 +31,7 @@ fn name_ok(s: &str) -> bool {
 const NAME_RULE: &str = "lowercase letters, digits and `-`, at most 48, not starting with `-`";
 
 pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
-    let mut c = Collector {
-        file,
-        errors: Vec::new(),
-    };
+    let mut c = Collector::new(file);
     if !name_ok(&raw.project) {
         c.err(
             "project",
@@ -82,13 +55,7 @@ pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError
         services.insert(name, s);
     }
     hook_timeouts(&mut c, &agent, &services);
-    // A service-wide setting checked once per environment reports the same error each time.
-    let mut seen = std::collections::BTreeSet::new();
-    c.errors.retain(|e| seen.insert(e.to_string()));
-    if !c.errors.is_empty() {
-        return Err(ConfigErrors(c.errors));
-    }
-    Ok(Config {
+    c.finish(Some(Config {
         project: raw.project,
         state_bucket: raw.state_bucket,
         notification_topic: raw.notification_topic,
@@ -96,7 +63,7 @@ pub(super) fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError
         agent,
         environments,
         services,
-    })
+    }))
 }
 
 /// A hook held longer than ECS allows would be rolled back by ECS's timeout, not decided by

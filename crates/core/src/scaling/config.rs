@@ -1,5 +1,6 @@
 //! A `scaling` table as written in `harbormaster.toml`, checked into a [`ScalingPolicy`].
 
+use crate::config::diagnostics::Collector;
 use serde::Deserialize;
 
 use super::*;
@@ -67,7 +68,7 @@ struct RawRedis {
 }
 
 pub(crate) fn parse_scaling(
-    c: &mut impl crate::strategy::Errors,
+    c: &mut Collector<'_>,
     field: &str,
     project: &str,
     env: &str,

@@ -7,7 +7,8 @@ use super::{
     Attachment, Autoscaling, Capacity, Network, OneOffTask, PropagateTags, ServiceSettings,
     MAX_TASKS,
 };
-use crate::strategy::{Errors, RawLoadBalancer};
+use crate::config::diagnostics::Collector;
+use crate::strategy::RawLoadBalancer;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +102,7 @@ const MAX_COOLDOWN_SECONDS: u32 = 86_400;
 /// blue/green, canary or linear, `queue_scaling` the path of a queue-depth `scaling` block that
 /// applies too.
 pub(crate) fn parse_service_settings(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     own: Written<'_>,
     base: Written<'_>,
     load_balancer: Option<(&str, RawLoadBalancer)>,
@@ -125,7 +126,7 @@ pub(crate) fn parse_service_settings(
             _ => {
                 c.err(
                     format!("{field}.propagate_tags"),
-                    "allowed: \"service\", \"task_definition\", \"none\"".into(),
+                    "allowed: \"service\", \"task_definition\", \"none\"",
                 );
                 PropagateTags::Service
             }
@@ -157,7 +158,7 @@ enum Lb {
     Alternating,
 }
 
-fn attachment(c: &mut impl Errors, field: &str, lb: RawLoadBalancer) -> Option<Attachment> {
+fn attachment(c: &mut Collector<'_>, field: &str, lb: RawLoadBalancer) -> Option<Attachment> {
     let f = format!("{field}.load_balancer");
     for (set, key) in [
         (
@@ -174,19 +175,19 @@ fn attachment(c: &mut impl Errors, field: &str, lb: RawLoadBalancer) -> Option<A
         if set {
             c.err(
                 format!("{f}.{key}"),
-                "applies to strategy \"blue_green\", \"canary\" or \"linear\"; a rolling service has one target group".into(),
+                "applies to strategy \"blue_green\", \"canary\" or \"linear\"; a rolling service has one target group",
             );
         }
     }
     if lb.container.is_empty() {
         c.err(
             format!("{f}.container"),
-            "name the container the load balancer sends traffic to".into(),
+            "name the container the load balancer sends traffic to",
         );
         return None;
     }
     if lb.port == 0 {
-        c.err(format!("{f}.port"), "allowed: 1 to 65535".into());
+        c.err(format!("{f}.port"), "allowed: 1 to 65535");
         return None;
     }
     Some(Attachment {
@@ -196,19 +197,19 @@ fn attachment(c: &mut impl Errors, field: &str, lb: RawLoadBalancer) -> Option<A
     })
 }
 
-fn network(c: &mut impl Errors, field: &str, n: RawNetwork) -> Option<Network> {
+fn network(c: &mut Collector<'_>, field: &str, n: RawNetwork) -> Option<Network> {
     let f = format!("{field}.network");
     if n.subnets.is_empty() {
         c.err(
             format!("{f}.subnets"),
-            "a network override needs its subnets (leave `network` out for the bootstrap's private subnets)".into(),
+            "a network override needs its subnets (leave `network` out for the bootstrap's private subnets)",
         );
         return None;
     }
     if n.subnets.len() > 16 || n.security_groups.len() > 5 {
         c.err(
             f.clone(),
-            "ECS takes at most 16 subnets and 5 security groups".into(),
+            "ECS takes at most 16 subnets and 5 security groups",
         );
     }
     if let Some(bad) = n.subnets.iter().find(|s| !s.starts_with("subnet-")) {
@@ -236,7 +237,7 @@ fn network(c: &mut impl Errors, field: &str, n: RawNetwork) -> Option<Network> {
     })
 }
 
-fn capacity(c: &mut impl Errors, field: &str, r: RawCapacity) -> Capacity {
+fn capacity(c: &mut Collector<'_>, field: &str, r: RawCapacity) -> Capacity {
     let f = format!("{field}.capacity");
     let cap = Capacity {
         fargate: r.fargate.unwrap_or(0),
@@ -246,23 +247,23 @@ fn capacity(c: &mut impl Errors, field: &str, r: RawCapacity) -> Capacity {
     // Weights 0 to 1000, base 0 to 100000 (ECS API reference, CapacityProviderStrategyItem).
     for (key, w) in [("fargate", cap.fargate), ("fargate_spot", cap.fargate_spot)] {
         if w > 1000 {
-            c.err(format!("{f}.{key}"), "a weight: 0 to 1000".into());
+            c.err(format!("{f}.{key}"), "a weight: 0 to 1000");
         }
     }
     if cap.fargate == 0 && cap.fargate_spot == 0 {
         c.err(
             f.clone(),
-            "give `fargate` or `fargate_spot` a weight above 0".into(),
+            "give `fargate` or `fargate_spot` a weight above 0",
         );
     }
     if cap.base > 100_000 {
-        c.err(format!("{f}.base"), "allowed: 0 to 100000".into());
+        c.err(format!("{f}.base"), "allowed: 0 to 100000");
     }
     cap
 }
 
 fn autoscaling(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     field: &str,
     a: RawAutoscaling,
     lb: Lb,
@@ -334,10 +335,10 @@ fn autoscaling(
     })
 }
 
-fn one_off(c: &mut impl Errors, field: &str, t: RawOneOff) -> Option<OneOffTask> {
+fn one_off(c: &mut Collector<'_>, field: &str, t: RawOneOff) -> Option<OneOffTask> {
     let f = format!("{field}.before_deploy");
     if t.command.is_empty() || t.command.iter().any(String::is_empty) {
-        c.err(format!("{f}.command"), "the command and its arguments, none empty (e.g. [\"python\", \"manage.py\", \"migrate\"])".into());
+        c.err(format!("{f}.command"), "the command and its arguments, none empty (e.g. [\"python\", \"manage.py\", \"migrate\"])");
         return None;
     }
     let timeout_minutes = t.timeout_minutes.unwrap_or(15);
@@ -350,7 +351,7 @@ fn one_off(c: &mut impl Errors, field: &str, t: RawOneOff) -> Option<OneOffTask>
     if t.container.as_deref().is_some_and(str::is_empty) {
         c.err(
             format!("{f}.container"),
-            "name a container of the template, or leave it out".into(),
+            "name a container of the template, or leave it out",
         );
     }
     Some(OneOffTask {
@@ -360,12 +361,12 @@ fn one_off(c: &mut impl Errors, field: &str, t: RawOneOff) -> Option<OneOffTask>
     })
 }
 
-fn platform_version(c: &mut impl Errors, field: &str, v: &str) -> bool {
+fn platform_version(c: &mut Collector<'_>, field: &str, v: &str) -> bool {
     let ok = v == "LATEST" || parse_version(v).is_some();
     if !ok {
         c.err(
             format!("{field}.platform_version"),
-            "\"LATEST\" or a Fargate platform version such as \"1.4.0\"".into(),
+            "\"LATEST\" or a Fargate platform version such as \"1.4.0\"",
         );
     }
     ok

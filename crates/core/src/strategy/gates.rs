@@ -1,12 +1,12 @@
 //! The gates a lifecycle hook runs, as written and checked: CloudWatch metric checks (their
 //! queries, thresholds, windows) and a person's approval.
 
+use crate::config::diagnostics::Collector;
 use std::collections::BTreeMap;
 
 use super::raw::{RawApproval, RawCheck, RawQuery};
 use super::{
-    stage_names, ApprovalGate, Direction, Errors, MetricCheck, MetricQuery, OnTimeout, QueryKind,
-    Stage,
+    stage_names, ApprovalGate, Direction, MetricCheck, MetricQuery, OnTimeout, QueryKind, Stage,
 };
 
 fn query_id_ok(id: &str) -> bool {
@@ -15,7 +15,7 @@ fn query_id_ok(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn parse_stage(c: &mut impl Errors, field: &str, s: &str) -> Option<Stage> {
+fn parse_stage(c: &mut Collector<'_>, field: &str, s: &str) -> Option<Stage> {
     let st = Stage::parse(s);
     if st.is_none() {
         c.err(
@@ -30,7 +30,7 @@ fn parse_stage(c: &mut impl Errors, field: &str, s: &str) -> Option<Stage> {
 }
 
 pub(crate) fn parse_checks(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     field: &str,
     raw: BTreeMap<String, RawCheck>,
 ) -> Vec<MetricCheck> {
@@ -42,9 +42,9 @@ pub(crate) fn parse_checks(
         .collect()
 }
 
-fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck {
+fn check(c: &mut Collector<'_>, f: &str, name: String, r: RawCheck) -> MetricCheck {
     if r.stages.is_empty() {
-        let why = "name at least one lifecycle stage".into();
+        let why = "name at least one lifecycle stage";
         c.err(format!("{f}.stages"), why);
     }
     let stages: Vec<Stage> = r
@@ -64,7 +64,7 @@ fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck
         }
     };
     if !r.threshold.is_finite() {
-        c.err(format!("{f}.threshold"), "must be a number".into());
+        c.err(format!("{f}.threshold"), "must be a number");
     }
     if r.max_inconclusive.is_some_and(|n| n > MAX_INCONCLUSIVE) {
         let why = format!("allowed: 0 to {MAX_INCONCLUSIVE}");
@@ -72,13 +72,13 @@ fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck
     }
     let window_minutes = r.window_minutes.unwrap_or(5);
     if !(1..=1440).contains(&window_minutes) {
-        c.err(format!("{f}.window_minutes"), "allowed: 1 to 1440".into());
+        c.err(format!("{f}.window_minutes"), "allowed: 1 to 1440");
     }
     let queries: Vec<MetricQuery> = (r.queries.into_iter().enumerate())
         .filter_map(|(i, q)| query(c, &format!("{f}.queries[{i}]"), q))
         .collect();
     if queries.is_empty() {
-        c.err(format!("{f}.queries"), "give at least one query".into());
+        c.err(format!("{f}.queries"), "give at least one query");
     }
     let value = match r.value {
         Some(v) => {
@@ -106,18 +106,18 @@ fn check(c: &mut impl Errors, f: &str, name: String, r: RawCheck) -> MetricCheck
 const MAX_INCONCLUSIVE: u32 = 100;
 
 /// One GetMetricData query: a metric, or metric math over the others.
-fn query(c: &mut impl Errors, qf: &str, q: RawQuery) -> Option<MetricQuery> {
+fn query(c: &mut Collector<'_>, qf: &str, q: RawQuery) -> Option<MetricQuery> {
     if !query_id_ok(&q.id) {
         c.err(
             format!("{qf}.id"),
-            "start with a lower-case letter; letters, digits and `_` only".into(),
+            "start with a lower-case letter; letters, digits and `_` only",
         );
     }
     let period_seconds = q.period_seconds.unwrap_or(60);
     if period_seconds == 0 || (period_seconds >= 60 && period_seconds % 60 != 0) {
         c.err(
             format!("{qf}.period_seconds"),
-            "allowed: 1, 5, 10, 30, or a multiple of 60".into(),
+            "allowed: 1, 5, 10, 30, or a multiple of 60",
         );
     }
     let kind = match (q.expression, q.namespace, q.metric) {
@@ -137,7 +137,7 @@ fn query(c: &mut impl Errors, qf: &str, q: RawQuery) -> Option<MetricQuery> {
         _ => {
             c.err(
                 qf.to_owned(),
-                "give either `expression`, or `namespace` and `metric` (with optional `dimensions` and `stat`)".into(),
+                "give either `expression`, or `namespace` and `metric` (with optional `dimensions` and `stat`)",
             );
             return None;
         }
@@ -146,7 +146,7 @@ fn query(c: &mut impl Errors, qf: &str, q: RawQuery) -> Option<MetricQuery> {
 }
 
 pub(crate) fn parse_approval(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     field: &str,
     raw: RawApproval,
 ) -> Option<ApprovalGate> {
@@ -155,7 +155,7 @@ pub(crate) fn parse_approval(
     if !(1..=10080).contains(&timeout_minutes) {
         c.err(
             format!("{field}.timeout_minutes"),
-            "allowed: 1 to 10080 (a week)".into(),
+            "allowed: 1 to 10080 (a week)",
         );
     }
     let on_timeout = match raw.on_timeout.as_deref().unwrap_or("reject") {

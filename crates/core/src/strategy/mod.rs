@@ -19,11 +19,6 @@ pub(crate) use native::parse_native;
 pub(crate) use raw::{RawApproval, RawCheck, RawLoadBalancer, RawNative, RawShift};
 pub use resolved::{output_names, NativeDeployment, HOOK_FUNCTION_OUTPUT, HOOK_ROLE_OUTPUT};
 
-/// Where the config collects its errors (`config::Collector`), seen from here.
-pub(crate) trait Errors {
-    fn err(&mut self, field: String, problem: String);
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {

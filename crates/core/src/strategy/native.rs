@@ -2,10 +2,11 @@
 //! steps, the load balancer (its ARNs default to the bootstrap's outputs).
 
 use super::raw::{RawLoadBalancer, RawNative, RawShift};
-use super::{strategy_word, Errors, LoadBalancerSettings, NativeSettings, Shift, Strategy};
+use super::{strategy_word, LoadBalancerSettings, NativeSettings, Shift, Strategy};
+use crate::config::diagnostics::Collector;
 
 pub(crate) fn parse_native(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     field: &str,
     strategy: Strategy,
     raw: RawNative,
@@ -20,7 +21,7 @@ pub(crate) fn parse_native(
             if set {
                 c.err(
                     format!("{field}.{key}"),
-                    "applies to strategy \"blue_green\", \"canary\" or \"linear\"; this service is rolling".into(),
+                    "applies to strategy \"blue_green\", \"canary\" or \"linear\"; this service is rolling",
                 );
             }
         }
@@ -30,10 +31,7 @@ pub(crate) fn parse_native(
     let linear = shift(c, field, "linear", strategy == Strategy::Linear, raw.linear);
     let bake_time_minutes = raw.bake_time_minutes.unwrap_or(5);
     if bake_time_minutes > 1440 {
-        c.err(
-            format!("{field}.bake_time_minutes"),
-            "allowed: 0 to 1440".into(),
-        );
+        c.err(format!("{field}.bake_time_minutes"), "allowed: 0 to 1440");
     }
     let Some(lb) = raw.load_balancer else {
         c.err(
@@ -56,7 +54,7 @@ pub(crate) fn parse_native(
 
 /// A canary or linear step: required by its own strategy, refused by the others.
 fn shift(
-    c: &mut impl Errors,
+    c: &mut Collector<'_>,
     field: &str,
     key: &str,
     wanted: bool,
@@ -87,7 +85,7 @@ fn shift(
                 c.err(format!("{field}.{key}.percent"), why);
             }
             if s.interval_minutes > 1440 {
-                let why = "allowed: 0 to 1440".into();
+                let why = "allowed: 0 to 1440";
                 c.err(format!("{field}.{key}.interval_minutes"), why);
             }
             Some(Shift {
@@ -98,13 +96,13 @@ fn shift(
     }
 }
 
-fn load_balancer(c: &mut impl Errors, field: &str, lb: RawLoadBalancer) -> LoadBalancerSettings {
+fn load_balancer(c: &mut Collector<'_>, field: &str, lb: RawLoadBalancer) -> LoadBalancerSettings {
     if lb.container.is_empty() {
-        let why = "must not be empty".into();
+        let why = "must not be empty";
         c.err(format!("{field}.load_balancer.container"), why);
     }
     if lb.port == 0 {
-        let why = "allowed: 1 to 65535".into();
+        let why = "allowed: 1 to 65535";
         c.err(format!("{field}.load_balancer.port"), why);
     }
     for (key, v) in [
@@ -117,14 +115,14 @@ fn load_balancer(c: &mut impl Errors, field: &str, lb: RawLoadBalancer) -> LoadB
         if v.as_ref().is_some_and(|v| !v.starts_with("arn:")) {
             c.err(
                 format!("{field}.load_balancer.{key}"),
-                "expected an ARN (or leave it out to use the bootstrap's output)".into(),
+                "expected an ARN (or leave it out to use the bootstrap's output)",
             );
         }
     }
     if lb.target_group.is_some() && lb.target_group == lb.alternate_target_group {
         c.err(
             format!("{field}.load_balancer.alternate_target_group"),
-            "must differ from `target_group`: traffic shifts between the two".into(),
+            "must differ from `target_group`: traffic shifts between the two",
         );
     }
     LoadBalancerSettings {
