@@ -14,6 +14,7 @@ use super::{
     AgentSettings, Config, ConfigErrors, ConfigReleases, Environment, SecretRef, Service,
     TargetSettings,
 };
+use crate::scaling::{RawScaling, ScalingPolicy};
 use crate::service::{RawServiceSettings, Written};
 use crate::strategy::{
     parse_approval, parse_checks, parse_native, ApprovalGate, Gates, MetricCheck, NativeSettings,
@@ -428,16 +429,7 @@ fn target(
         c.err(&tfield, why);
     }
     let follow = (t.follow.take()).and_then(|f| parse_follow(c, &format!("{tfield}.follow"), f));
-    check_variables(c, &format!("{tfield}.variables"), &t.variables);
-    let mut variables = s.variables.clone();
-    variables.extend(std::mem::take(&mut t.variables));
-    let mut secrets = base.secrets.clone();
-    secrets.extend(parse_secrets(c, &format!("{tfield}.secrets"), &t.secrets));
-    for k in secrets.keys().filter(|k| variables.contains_key(*k)) {
-        let why =
-            format!("`{k}` is both a variable and a secret; a container gets one value per name");
-        c.err(&tfield, why);
-    }
+    let (variables, secrets) = values(c, &tfield, s, base, &mut t);
     let service = base.field.strip_prefix("services.").unwrap_or(&base.field);
     let names = Names {
         project,
@@ -452,15 +444,7 @@ fn target(
             &s.rollback_alarms,
         ),
     };
-    let checks = match t.checks.take() {
-        Some(raw) => parse_checks(c, &format!("{tfield}.checks"), raw),
-        None => base.checks.clone(),
-    };
-    let approval = match t.approval.take() {
-        Some(raw) => parse_approval(c, &format!("{tfield}.approval"), raw),
-        None => base.approval.clone(),
-    };
-    let gates = Gates { checks, approval };
+    let gates = gates(c, &tfield, base, &mut t);
     let alarms = alarm_policy(c, (&tfield, &base.field), &names, (s, &t), &rollback_alarms);
     let own_settings = t.take_settings();
     let TargetStrategy {
@@ -474,20 +458,12 @@ fn target(
             "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
         );
     }
-    let scaling_field = match (&t.scaling, &s.scaling) {
-        (Some(_), _) => Some(format!("{tfield}.scaling")),
-        (None, Some(_)) => Some(format!("{}.scaling", base.field)),
-        (None, None) => None,
-    };
-    let scaling = match t.scaling {
-        Some(raw) => {
-            crate::scaling::parse_scaling(c, &format!("{tfield}.scaling"), project, env, raw)
-        }
-        None => s.scaling.as_ref().and_then(|raw| {
-            let field = format!("{}.scaling", base.field);
-            crate::scaling::parse_scaling(c, &field, project, env, raw.clone())
-        }),
-    };
+    let (scaling_field, scaling) = scaling(
+        c,
+        (project, env),
+        (&tfield, t.scaling.take()),
+        (&base.field, s.scaling.as_ref()),
+    );
     let service = crate::service::parse_service_settings(
         c,
         Written {
@@ -515,4 +491,54 @@ fn target(
         secrets,
         service,
     }
+}
+
+/// The environment's variables and secrets over the service's; a name is one or the other.
+fn values(
+    c: &mut Collector<'_>,
+    tfield: &str,
+    s: &RawService,
+    base: &ServiceDefaults,
+    t: &mut RawTarget,
+) -> (BTreeMap<String, String>, BTreeMap<String, SecretRef>) {
+    check_variables(c, &format!("{tfield}.variables"), &t.variables);
+    let mut variables = s.variables.clone();
+    variables.extend(std::mem::take(&mut t.variables));
+    let mut secrets = base.secrets.clone();
+    secrets.extend(parse_secrets(c, &format!("{tfield}.secrets"), &t.secrets));
+    for k in secrets.keys().filter(|k| variables.contains_key(*k)) {
+        let why =
+            format!("`{k}` is both a variable and a secret; a container gets one value per name");
+        c.err(tfield, why);
+    }
+    (variables, secrets)
+}
+
+/// The environment's checks and approval, the service's where it gives none.
+fn gates(c: &mut Collector<'_>, tfield: &str, base: &ServiceDefaults, t: &mut RawTarget) -> Gates {
+    let checks = match t.checks.take() {
+        Some(raw) => parse_checks(c, &format!("{tfield}.checks"), raw),
+        None => base.checks.clone(),
+    };
+    let approval = match t.approval.take() {
+        Some(raw) => parse_approval(c, &format!("{tfield}.approval"), raw),
+        None => base.approval.clone(),
+    };
+    Gates { checks, approval }
+}
+
+/// The environment's scaling table, or the service's: the field it was read at, and the policy.
+fn scaling(
+    c: &mut Collector<'_>,
+    (project, env): (&str, &str),
+    own: (&str, Option<RawScaling>),
+    service: (&str, Option<&RawScaling>),
+) -> (Option<String>, Option<ScalingPolicy>) {
+    let (field, raw) = match (own, service) {
+        ((at, Some(raw)), _) => (format!("{at}.scaling"), raw),
+        (_, (at, Some(raw))) => (format!("{at}.scaling"), raw.clone()),
+        _ => return (None, None),
+    };
+    let policy = crate::scaling::parse_scaling(c, &field, project, env, raw);
+    (Some(field), policy)
 }

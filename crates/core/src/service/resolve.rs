@@ -75,78 +75,13 @@ pub fn resolve_service(
     desired_count: Option<u32>,
     outputs: &BTreeMap<String, String>,
 ) -> ResolvedService {
-    let field = names.field;
-    let output = |k: &str| outputs.get(k).filter(|v| !v.is_empty()).cloned();
+    let outputs = Outputs(outputs);
     let mut missing = Vec::new();
-    let network = match &settings.network {
-        Some(n) => {
-            let mut n = n.clone();
-            if n.security_groups.is_empty() {
-                n.security_groups = output(ServiceOutputs::SECURITY_GROUP).into_iter().collect();
-            }
-            Some(n)
-        }
-        // Neither: an update leaves the network as it is; a creation refuses (it needs one).
-        None => output(ServiceOutputs::SUBNETS).map(|subnets| Network {
-            subnets: subnets
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            security_groups: output(ServiceOutputs::SECURITY_GROUP).into_iter().collect(),
-            assign_public_ip: false,
-        }),
-    };
-    let load_balancer = settings.load_balancer.as_ref().and_then(|lb| {
-        let tg = lb
-            .target_group
-            .clone()
-            .or_else(|| output(&ServiceOutputs::target_group(names.service)));
-        if tg.is_none() {
-            missing.push(format!(
-                "`{field}.load_balancer.target_group` (not in the config, and no bootstrap output `{}`)",
-                ServiceOutputs::target_group(names.service)
-            ));
-        }
-        Some(ResolvedAttachment {
-            container: lb.container.clone(),
-            port: lb.port,
-            target_group: tg?,
-        })
-    });
-    let autoscaling = settings.autoscaling.as_ref().map(|a| {
-        let policy = |metric: &str, target: f64, label: Option<String>| TrackingPolicy {
-            name: policy_name(metric),
-            metric: metric.to_owned(),
-            resource_label: label,
-            target,
-            scale_in_cooldown_seconds: a.scale_in_cooldown_seconds,
-            scale_out_cooldown_seconds: a.scale_out_cooldown_seconds,
-        };
-        let mut policies = Vec::new();
-        if let Some(t) = a.cpu {
-            policies.push(policy("ECSServiceAverageCPUUtilization", t, None));
-        }
-        if let Some(t) = a.memory {
-            policies.push(policy("ECSServiceAverageMemoryUtilization", t, None));
-        }
-        if let Some(t) = a.requests_per_target {
-            let label = load_balancer.as_ref().and_then(|lb| {
-                resource_label(&output(ServiceOutputs::LOAD_BALANCER)?, &lb.target_group)
-            });
-            match label {
-                Some(l) => policies.push(policy("ALBRequestCountPerTarget", t, Some(l))),
-                None => missing.push(format!(
-                    "`{field}.autoscaling.requests_per_target` (needs the load balancer's ARN: bootstrap output `{}`)",
-                    ServiceOutputs::LOAD_BALANCER
-                )),
-            }
-        }
-        ScalingWant {
-            min: a.min,
-            max: a.max,
-            policies,
-        }
+    let load_balancer = (settings.load_balancer.as_ref())
+        .and_then(|lb| attachment(names, lb, &outputs, &mut missing));
+    let autoscaling = (settings.autoscaling.as_ref()).map(|a| {
+        let lb = load_balancer.as_ref();
+        scaling_want(names.field, a, lb, &outputs, &mut missing)
     });
     let wanted = desired_count.unwrap_or(1);
     let initial_count = match &autoscaling {
@@ -155,7 +90,7 @@ pub fn resolve_service(
     };
     ResolvedService {
         cluster: names.cluster.to_owned(),
-        network,
+        network: network(settings.network.as_ref(), &outputs),
         capacity: settings.capacity.strategy(),
         load_balancer,
         platform_version: settings.platform_version.clone(),
@@ -172,6 +107,112 @@ pub fn resolve_service(
         autoscaling,
         initial_count,
         missing,
+    }
+}
+
+/// The bootstrap's outputs by short name; an empty value is no value.
+struct Outputs<'a>(&'a BTreeMap<String, String>);
+
+impl Outputs<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// The config's network, its security groups the bootstrap's where it names none; without one,
+/// the bootstrap's private subnets. Neither: `None` (an update leaves the network as it is; a
+/// creation refuses, it needs one).
+fn network(given: Option<&Network>, outputs: &Outputs<'_>) -> Option<Network> {
+    let services_group = || {
+        outputs
+            .get(ServiceOutputs::SECURITY_GROUP)
+            .into_iter()
+            .collect()
+    };
+    match given {
+        Some(n) => {
+            let mut n = n.clone();
+            if n.security_groups.is_empty() {
+                n.security_groups = services_group();
+            }
+            Some(n)
+        }
+        None => outputs.get(ServiceOutputs::SUBNETS).map(|subnets| Network {
+            subnets: (subnets.split(','))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            security_groups: services_group(),
+            assign_public_ip: false,
+        }),
+    }
+}
+
+/// A rolling service's attachment, its target group the config's or the bootstrap's blue one.
+fn attachment(
+    names: &Names<'_>,
+    lb: &super::Attachment,
+    outputs: &Outputs<'_>,
+    missing: &mut Vec<String>,
+) -> Option<ResolvedAttachment> {
+    let output = ServiceOutputs::target_group(names.service);
+    let target_group = lb.target_group.clone().or_else(|| outputs.get(&output));
+    if target_group.is_none() {
+        missing.push(format!(
+            "`{}.load_balancer.target_group` (not in the config, and no bootstrap output `{output}`)",
+            names.field
+        ));
+    }
+    Some(ResolvedAttachment {
+        container: lb.container.clone(),
+        port: lb.port,
+        target_group: target_group?,
+    })
+}
+
+/// The target tracking policies the service's `autoscaling` asks for; requests per target needs
+/// the load balancer's ARN for its resource label.
+fn scaling_want(
+    field: &str,
+    a: &super::Autoscaling,
+    load_balancer: Option<&ResolvedAttachment>,
+    outputs: &Outputs<'_>,
+    missing: &mut Vec<String>,
+) -> ScalingWant {
+    let policy = |metric: &str, target: f64, label: Option<String>| TrackingPolicy {
+        name: policy_name(metric),
+        metric: metric.to_owned(),
+        resource_label: label,
+        target,
+        scale_in_cooldown_seconds: a.scale_in_cooldown_seconds,
+        scale_out_cooldown_seconds: a.scale_out_cooldown_seconds,
+    };
+    let mut policies = Vec::new();
+    if let Some(t) = a.cpu {
+        policies.push(policy("ECSServiceAverageCPUUtilization", t, None));
+    }
+    if let Some(t) = a.memory {
+        policies.push(policy("ECSServiceAverageMemoryUtilization", t, None));
+    }
+    if let Some(t) = a.requests_per_target {
+        let label = load_balancer.and_then(|lb| {
+            resource_label(
+                &outputs.get(ServiceOutputs::LOAD_BALANCER)?,
+                &lb.target_group,
+            )
+        });
+        match label {
+            Some(l) => policies.push(policy("ALBRequestCountPerTarget", t, Some(l))),
+            None => missing.push(format!(
+                "`{field}.autoscaling.requests_per_target` (needs the load balancer's ARN: bootstrap output `{}`)",
+                ServiceOutputs::LOAD_BALANCER
+            )),
+        }
+    }
+    ScalingWant {
+        min: a.min,
+        max: a.max,
+        policies,
     }
 }
 
