@@ -31,6 +31,7 @@ pub(super) fn classify(deployment: &DeploymentId, e: PortError) -> Failure {
 pub(super) fn render_failure(deployment: &DeploymentId, e: RenderError) -> Failure {
     match e {
         RenderError::Port(p) => classify(deployment, p),
+        RenderError::Unresolved(u) => Failure::Permanent(deployment.clone(), u.to_string()),
         RenderError::Other(m) => Failure::Permanent(deployment.clone(), m),
     }
 }

@@ -89,20 +89,17 @@ pub async fn target_with<P: Ports>(
         return Ok(target);
     };
     let agent = &bundle.config.agent;
-    target.native = Some(
-        NativeDeployment::resolve(
-            &s.name,
-            native,
-            &t.gates,
-            (
-                agent.hook_function_arn.as_deref(),
-                agent.hook_role_arn.as_deref(),
-            ),
-            agent.hook_callback_seconds,
-            &short,
-        )
-        .map_err(RenderError::Other)?,
-    );
+    target.native = Some(NativeDeployment::resolve(
+        &s.name,
+        native,
+        &t.gates,
+        (
+            agent.hook_function_arn.as_deref(),
+            agent.hook_role_arn.as_deref(),
+        ),
+        agent.hook_callback_seconds,
+        &short,
+    )?);
     Ok(target)
 }
 
@@ -143,6 +140,9 @@ pub async fn render_for<P: Ports>(
 pub enum RenderError {
     #[error(transparent)]
     Port(PortError),
+    /// A native deployment missing pieces neither the config nor the outputs name.
+    #[error(transparent)]
+    Unresolved(#[from] crate::strategy::Unresolved),
     #[error("{0}")]
     Other(String),
 }

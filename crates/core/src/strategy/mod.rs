@@ -17,7 +17,9 @@ pub use gates::localise;
 pub(crate) use gates::{parse_approval, parse_checks};
 pub(crate) use native::parse_native;
 pub(crate) use raw::{RawApproval, RawCheck, RawLoadBalancer, RawNative, RawShift};
-pub use resolved::{output_names, NativeDeployment, HOOK_FUNCTION_OUTPUT, HOOK_ROLE_OUTPUT};
+pub use resolved::{
+    output_names, Missing, NativeDeployment, Unresolved, HOOK_FUNCTION_OUTPUT, HOOK_ROLE_OUTPUT,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -52,6 +52,67 @@ pub struct NativeDeployment {
     pub hook_timeout_minutes: u32,
 }
 
+/// What a native deployment lacks before it can start: the pieces neither the config nor the
+/// outputs name, each by the config field that would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} deployment of `{service}` cannot start; missing: {}", strategy_word(*.strategy), words(.missing))]
+pub struct Unresolved {
+    pub strategy: Strategy,
+    pub service: String,
+    pub missing: Vec<Missing>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// `load_balancer.<key>`, and the bootstrap's output that would name it.
+    LoadBalancer { key: &'static str, output: String },
+    /// `agent.<key>`, and the agent's output that would name it.
+    Agent {
+        key: &'static str,
+        output: &'static str,
+    },
+    /// A gate runs at a stage only test traffic has, and no test listener rule is known.
+    TestListenerFor(Stage),
+    /// Both target groups are the same one.
+    SecondTargetGroup,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::LoadBalancer { key, output } => write!(
+                f,
+                "`load_balancer.{key}` (not in the config, and no output `{output}`)"
+            ),
+            Missing::Agent { key, output } => write!(
+                f,
+                "`agent.{key}` (not in the config, and no agent output `{output}`: install the agent first)"
+            ),
+            Missing::TestListenerFor(stage) => write!(
+                f,
+                "`load_balancer.test_listener_rule`: a gate runs at {stage}, which only happens with test traffic"
+            ),
+            Missing::SecondTargetGroup => f.write_str(
+                "a second target group: `target_group` and `alternate_target_group` are the same",
+            ),
+        }
+    }
+}
+
+fn words(missing: &[Missing]) -> String {
+    let words: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    words.join("; ")
+}
+
+/// The value given in the config, else the output's (an empty output is none).
+fn given_or_output(
+    given: Option<&str>,
+    outputs: &BTreeMap<String, String>,
+    output: &str,
+) -> Option<String> {
+    (given.map(str::to_owned)).or_else(|| outputs.get(output).filter(|v| !v.is_empty()).cloned())
+}
+
 impl NativeDeployment {
     /// `outputs` holds the bootstrap's and the agent's outputs by their short names (see
     /// [`output_names`], [`HOOK_FUNCTION_OUTPUT`]). Errors name every missing piece at once.
@@ -62,62 +123,65 @@ impl NativeDeployment {
         hook: (Option<&str>, Option<&str>),
         callback_seconds: u32,
         outputs: &BTreeMap<String, String>,
-    ) -> Result<NativeDeployment, String> {
+    ) -> Result<NativeDeployment, Unresolved> {
         let lb = &native.load_balancer;
         let names = output_names(service);
         let mut missing = Vec::new();
-        let mut pick = |given: &Option<String>, i: usize, required: bool| -> Option<String> {
+        let mut pick = |given: &Option<String>, i: usize, required: bool| {
             let (key, output) = &names[i];
-            given
-                .clone()
-                .or_else(|| outputs.get(output).filter(|v| !v.is_empty()).cloned())
-                .or_else(|| {
-                    if required {
-                        missing.push(format!(
-                            "`load_balancer.{key}` (not in the config, and no output `{output}`)"
-                        ));
-                    }
-                    None
-                })
+            let found = given_or_output(given.as_deref(), outputs, output);
+            if found.is_none() && required {
+                let output = output.clone();
+                missing.push(Missing::LoadBalancer { key, output });
+            }
+            found
         };
         let target_group = pick(&lb.target_group, 0, true);
         let alternate_target_group = pick(&lb.alternate_target_group, 1, true);
         let production_listener_rule = pick(&lb.production_listener_rule, 2, true);
         let test_listener_rule = pick(&lb.test_listener_rule, 3, false);
         let role = pick(&lb.role, 4, true);
-        let mut agent = |given: Option<&str>, output: &str, key: &str| {
-            given
-                .map(str::to_owned)
-                .or_else(|| outputs.get(output).filter(|v| !v.is_empty()).cloned())
-                .or_else(|| {
-                    missing.push(format!(
-                        "`agent.{key}` (not in the config, and no agent output `{output}`: install the agent first)"
-                    ));
-                    None
-                })
+        let mut agent = |given: Option<&str>, output: &'static str, key: &'static str| {
+            let found = given_or_output(given, outputs, output);
+            if found.is_none() {
+                missing.push(Missing::Agent { key, output });
+            }
+            found
         };
         let hook_function = agent(hook.0, HOOK_FUNCTION_OUTPUT, "hook_function_arn");
         let hook_role = agent(hook.1, HOOK_ROLE_OUTPUT, "hook_role_arn");
         let hook_stages = gates.hook_stages();
         if test_listener_rule.is_none() {
-            for s in hook_stages.iter().filter(|s| s.needs_test_listener()) {
-                missing.push(format!(
-                    "`load_balancer.test_listener_rule`: a gate runs at {s}, which only happens with test traffic"
-                ));
-            }
+            let untestable = hook_stages.iter().filter(|s| s.needs_test_listener());
+            missing.extend(untestable.map(|s| Missing::TestListenerFor(*s)));
         }
-        if let (Some(a), Some(b)) = (&target_group, &alternate_target_group) {
-            if a == b {
-                missing.push("a second target group: `target_group` and `alternate_target_group` are the same".into());
-            }
+        if target_group.is_some() && target_group == alternate_target_group {
+            missing.push(Missing::SecondTargetGroup);
         }
-        if !missing.is_empty() {
-            return Err(format!(
-                "{} deployment of `{service}` cannot start; missing: {}",
-                strategy_word(native.strategy),
-                missing.join("; ")
-            ));
-        }
+        let (
+            Some(target_group),
+            Some(alternate_target_group),
+            Some(production_listener_rule),
+            Some(role),
+            Some(hook_function),
+            Some(hook_role),
+            true,
+        ) = (
+            target_group,
+            alternate_target_group,
+            production_listener_rule,
+            role,
+            hook_function,
+            hook_role,
+            missing.is_empty(),
+        )
+        else {
+            return Err(Unresolved {
+                strategy: native.strategy,
+                service: service.to_owned(),
+                missing,
+            });
+        };
         Ok(NativeDeployment {
             strategy: native.strategy,
             bake_time_minutes: native.bake_time_minutes,
@@ -125,13 +189,13 @@ impl NativeDeployment {
             linear: native.linear.clone(),
             container: lb.container.clone(),
             port: lb.port,
-            target_group: target_group.expect("checked"),
-            alternate_target_group: alternate_target_group.expect("checked"),
-            production_listener_rule: production_listener_rule.expect("checked"),
+            target_group,
+            alternate_target_group,
+            production_listener_rule,
             test_listener_rule,
-            role: role.expect("checked"),
-            hook_function: hook_function.expect("checked"),
-            hook_role: hook_role.expect("checked"),
+            role,
+            hook_function,
+            hook_role,
             hook_stages,
             hook_timeout_minutes: gates
                 .hook_timeout_minutes(callback_seconds)

@@ -65,12 +65,25 @@ fn every_missing_piece_is_named() {
     };
     let err =
         NativeDeployment::resolve("web", &native(), &gates, (None, None), 30, &o).unwrap_err();
-    assert!(
-        err.contains("load_balancer.alternate_target_group"),
-        "{err}"
+    assert_eq!(
+        err.missing,
+        [
+            Missing::LoadBalancer {
+                key: "alternate_target_group",
+                output: "target-groups/web/green".into()
+            },
+            Missing::Agent {
+                key: "hook_role_arn",
+                output: HOOK_ROLE_OUTPUT
+            },
+            Missing::TestListenerFor(Stage::PostTestTrafficShift),
+        ]
     );
-    assert!(err.contains("agent.hook_role_arn"), "{err}");
-    assert!(err.contains("test_listener_rule"), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.starts_with("canary deployment of `web` cannot start; missing: `load_balancer.alternate_target_group`"),
+        "{said}"
+    );
 }
 
 fn metric_check() -> MetricCheck {
