@@ -408,6 +408,8 @@ fn strategy(c: &mut Collector<'_>, field: &str, raw: Option<&str>) -> Strategy {
     })
 }
 
+const GATES_NEED_HOOKS: &str = "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have";
+
 /// One environment's settings of a service: its own where given, the service's otherwise.
 fn target(
     c: &mut Collector<'_>,
@@ -422,11 +424,11 @@ fn target(
     desired_count(c, tfield.clone(), t.desired_count);
     if !environments.contains_key(env) {
         let defined: Vec<&str> = environments.keys().map(String::as_str).collect();
-        let why = format!(
-            "no environment `{env}` is defined; defined: {}",
-            defined.join(", ")
+        let defined = defined.join(", ");
+        c.err(
+            &tfield,
+            format!("no environment `{env}` is defined; defined: {defined}"),
         );
-        c.err(&tfield, why);
     }
     let follow = (t.follow.take()).and_then(|f| parse_follow(c, &format!("{tfield}.follow"), f));
     let (variables, secrets) = values(c, &tfield, s, base, &mut t);
@@ -436,8 +438,8 @@ fn target(
         env,
         service,
     };
-    let rollback_alarms = match t.rollback_alarms.clone() {
-        Some(a) => names.fill(c, &format!("{tfield}.rollback_alarms"), &a),
+    let rollback_alarms = match &t.rollback_alarms {
+        Some(a) => names.fill(c, &format!("{tfield}.rollback_alarms"), a),
         None => names.fill(
             c,
             &format!("{}.rollback_alarms", base.field),
@@ -453,10 +455,7 @@ fn target(
         rolling_lb,
     } = target_strategy(c, &tfield, base, &mut t);
     if !strategy.is_native() && (!gates.checks.is_empty() || gates.approval.is_some()) {
-        c.err(
-            &tfield,
-            "checks and approval run at ECS lifecycle hooks, which only the strategies \"blue_green\", \"canary\" and \"linear\" have",
-        );
+        c.err(&tfield, GATES_NEED_HOOKS);
     }
     let (scaling_field, scaling) = scaling(
         c,

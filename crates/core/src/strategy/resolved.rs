@@ -113,20 +113,28 @@ fn given_or_output(
     (given.map(str::to_owned)).or_else(|| outputs.get(output).filter(|v| !v.is_empty()).cloned())
 }
 
-impl NativeDeployment {
-    /// `outputs` holds the bootstrap's and the agent's outputs by their short names (see
-    /// [`output_names`], [`HOOK_FUNCTION_OUTPUT`]). Errors name every missing piece at once.
-    pub fn resolve(
+/// The ARNs a native deployment needs, each the config's or an output's; what neither names is
+/// recorded in `missing`.
+struct Found {
+    target_group: Option<String>,
+    alternate_target_group: Option<String>,
+    production_listener_rule: Option<String>,
+    test_listener_rule: Option<String>,
+    role: Option<String>,
+    hook_function: Option<String>,
+    hook_role: Option<String>,
+}
+
+impl Found {
+    fn look_up(
         service: &str,
         native: &NativeSettings,
-        gates: &Gates,
         hook: (Option<&str>, Option<&str>),
-        callback_seconds: u32,
         outputs: &BTreeMap<String, String>,
-    ) -> Result<NativeDeployment, Unresolved> {
+        missing: &mut Vec<Missing>,
+    ) -> Found {
         let lb = &native.load_balancer;
         let names = output_names(service);
-        let mut missing = Vec::new();
         let mut pick = |given: &Option<String>, i: usize, required: bool| {
             let (key, output) = &names[i];
             let found = given_or_output(given.as_deref(), outputs, output);
@@ -148,47 +156,66 @@ impl NativeDeployment {
             }
             found
         };
-        let hook_function = agent(hook.0, HOOK_FUNCTION_OUTPUT, "hook_function_arn");
-        let hook_role = agent(hook.1, HOOK_ROLE_OUTPUT, "hook_role_arn");
-        let hook_stages = gates.hook_stages();
-        if test_listener_rule.is_none() {
-            let untestable = hook_stages.iter().filter(|s| s.needs_test_listener());
-            missing.extend(untestable.map(|s| Missing::TestListenerFor(*s)));
-        }
-        if target_group.is_some() && target_group == alternate_target_group {
-            missing.push(Missing::SecondTargetGroup);
-        }
-        let (
-            Some(target_group),
-            Some(alternate_target_group),
-            Some(production_listener_rule),
-            Some(role),
-            Some(hook_function),
-            Some(hook_role),
-            true,
-        ) = (
+        Found {
             target_group,
             alternate_target_group,
             production_listener_rule,
+            test_listener_rule,
             role,
-            hook_function,
-            hook_role,
-            missing.is_empty(),
-        )
-        else {
-            return Err(Unresolved {
-                strategy: native.strategy,
-                service: service.to_owned(),
-                missing,
-            });
+            hook_function: agent(hook.0, HOOK_FUNCTION_OUTPUT, "hook_function_arn"),
+            hook_role: agent(hook.1, HOOK_ROLE_OUTPUT, "hook_role_arn"),
+        }
+    }
+}
+
+impl NativeDeployment {
+    /// `outputs` holds the bootstrap's and the agent's outputs by their short names (see
+    /// [`output_names`], [`HOOK_FUNCTION_OUTPUT`]). Errors name every missing piece at once.
+    pub fn resolve(
+        service: &str,
+        native: &NativeSettings,
+        gates: &Gates,
+        hook: (Option<&str>, Option<&str>),
+        callback_seconds: u32,
+        outputs: &BTreeMap<String, String>,
+    ) -> Result<NativeDeployment, Unresolved> {
+        let unresolved = |missing| Unresolved {
+            strategy: native.strategy,
+            service: service.to_owned(),
+            missing,
         };
+        let mut missing = Vec::new();
+        let found = Found::look_up(service, native, hook, outputs, &mut missing);
+        let hook_stages = gates.hook_stages();
+        if found.test_listener_rule.is_none() {
+            let untestable = hook_stages.iter().filter(|s| s.needs_test_listener());
+            missing.extend(untestable.map(|s| Missing::TestListenerFor(*s)));
+        }
+        if found.target_group.is_some() && found.target_group == found.alternate_target_group {
+            missing.push(Missing::SecondTargetGroup);
+        }
+        let Found {
+            target_group: Some(target_group),
+            alternate_target_group: Some(alternate_target_group),
+            production_listener_rule: Some(production_listener_rule),
+            test_listener_rule,
+            role: Some(role),
+            hook_function: Some(hook_function),
+            hook_role: Some(hook_role),
+        } = found
+        else {
+            return Err(unresolved(missing));
+        };
+        if !missing.is_empty() {
+            return Err(unresolved(missing));
+        }
         Ok(NativeDeployment {
             strategy: native.strategy,
             bake_time_minutes: native.bake_time_minutes,
             canary: native.canary.clone(),
             linear: native.linear.clone(),
-            container: lb.container.clone(),
-            port: lb.port,
+            container: native.load_balancer.container.clone(),
+            port: native.load_balancer.port,
             target_group,
             alternate_target_group,
             production_listener_rule,
@@ -197,8 +224,7 @@ impl NativeDeployment {
             hook_function,
             hook_role,
             hook_stages,
-            hook_timeout_minutes: gates
-                .hook_timeout_minutes(callback_seconds)
+            hook_timeout_minutes: (gates.hook_timeout_minutes(callback_seconds))
                 .clamp(1, u64::from(super::ECS_HOOK_TIMEOUT_MAX_MINUTES))
                 as u32,
         })
