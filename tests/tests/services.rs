@@ -243,13 +243,6 @@ async fn target_tracking_round_trips_through_moto_and_service_delete_removes_it_
         name: "web".into(),
         cluster: CLUSTER.into(),
         service: "web".into(),
-        desired_count: None,
-        rolling: harbormaster_core::config::RollingSettings {
-            min_healthy_percent: 100,
-            max_percent: 200,
-            health_check_grace_period_seconds: None,
-        },
-        alarms: Vec::new(),
         native: None,
         settings: Default::default(),
     };

@@ -280,7 +280,6 @@ async fn outputs_are_read_without_decryption_and_never_include_a_secure_string()
 /// A rolling update asks for it with rollback; blue/green, canary and linear never send it.
 #[tokio::test]
 async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
-    use harbormaster_core::config::RollingSettings;
     use harbormaster_core::ports::ServiceTarget;
     use harbormaster_core::state::DeploymentId;
     use harbormaster_core::strategy::{NativeDeployment, Strategy};
@@ -316,13 +315,6 @@ async fn the_circuit_breaker_is_sent_with_rolling_updates_only() {
         name: "web".into(),
         cluster: "booking-dev".into(),
         service: "web".into(),
-        desired_count: None,
-        rolling: RollingSettings {
-            min_healthy_percent: 100,
-            max_percent: 200,
-            health_check_grace_period_seconds: None,
-        },
-        alarms: Vec::new(),
         native: None,
         settings: Default::default(),
     };

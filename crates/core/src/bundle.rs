@@ -268,19 +268,12 @@ impl Bundle {
     }
 
     pub fn service_target(&self, env: &str, service: &str) -> Option<ServiceTarget> {
-        let (e, s, t) = self.config.target(env, service)?;
+        let (e, s, _) = self.config.target(env, service)?;
         Some(ServiceTarget {
             environment: e.name.clone(),
             name: s.name.clone(),
             cluster: e.cluster.clone(),
             service: s.ecs_service.clone(),
-            // A scaled service's count belongs to the scaler (queue depth or target tracking):
-            // deployments leave it alone.
-            desired_count: t
-                .desired_count
-                .filter(|_| t.scaling.is_none() && t.service.autoscaling.is_none()),
-            rolling: s.rolling.clone(),
-            alarms: t.rollback_alarms.clone(),
             native: None,
             settings: self.resolved_service(env, service, &Default::default())?,
         })
@@ -304,10 +297,7 @@ impl Bundle {
             field: &field,
         };
         Some(crate::service::resolve_service(
-            &names,
-            &t.service,
-            t.desired_count,
-            outputs,
+            &names, t, &s.rolling, outputs,
         ))
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Environment, RollingSettings};
+use crate::config::Environment;
 use crate::image::Image;
 use crate::notify::Notification;
 use crate::service::{ResolvedService, ScalingStep, ScalingWant, TaskProgress, TaskRun};
@@ -113,13 +113,11 @@ pub struct ServiceTarget {
     pub cluster: String,
     /// The ECS service's name.
     pub service: String,
-    pub desired_count: Option<u32>,
-    pub rolling: RollingSettings,
-    pub alarms: Vec<String>,
     /// Blue/green, canary or linear, with every ARN resolved; `None`: rolling.
     pub native: Option<NativeDeployment>,
-    /// The service itself (network, load balancer, capacity, target tracking, tags), with
-    /// the bootstrap's outputs filled in.
+    /// Every setting of the service itself (count, rolling percentages and grace, alarms,
+    /// network, load balancer, capacity, target tracking, tags), with the bootstrap's outputs
+    /// filled in: what CreateService and UpdateService both send, declared once.
     pub settings: ResolvedService,
 }
 
@@ -290,9 +288,9 @@ impl LiveSettings {
     pub fn sent(target: &ServiceTarget) -> LiveSettings {
         let s = &target.settings;
         LiveSettings {
-            min_healthy_percent: Some(target.rolling.min_healthy_percent as i32),
-            max_percent: Some(target.rolling.max_percent as i32),
-            health_check_grace_period_seconds: (target.rolling.health_check_grace_period_seconds)
+            min_healthy_percent: Some(s.rolling.min_healthy_percent as i32),
+            max_percent: Some(s.rolling.max_percent as i32),
+            health_check_grace_period_seconds: (s.rolling.health_check_grace_period_seconds)
                 .map(|g| g as i32),
             capacity: s.capacity.clone(),
             platform_version: s.platform_version.clone(),
@@ -308,7 +306,7 @@ impl LiveSettings {
                     )
                 })
                 .collect(),
-            alarms: target.alarms.clone(),
+            alarms: s.alarms.clone(),
             network: s.network.clone(),
         }
     }

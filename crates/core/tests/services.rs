@@ -200,7 +200,7 @@ fn target_tracking_follows_git_and_goes_when_git_drops_it() {
     send(&ports, &b, &push_event("e2", "main-2", 'b', 10));
     tick_once(&ports, &b);
     let update = ports.with(|w| w.updates.last().cloned().unwrap());
-    assert_eq!(update.0.desired_count, None);
+    assert_eq!(update.0.settings.desired_count, None);
     assert!(ports.state("dev", "web").unwrap().autoscaled);
 
     // Memory dropped in git: its policy goes, the others stay.

@@ -27,37 +27,15 @@ impl Services for AwsPorts {
         deployment: &DeploymentId,
         client_token: &str,
     ) -> Result<Option<String>, PortError> {
-        let invalid = |e: &dyn std::fmt::Display| {
-            PortError::new(ErrorKind::Invalid, "CreateService", e.to_string())
-        };
-        let settings = &target.settings;
-        let mut req = self
-            .clients
-            .ecs
-            .create_service()
+        let settings = Settings::of(target, deployment, "CreateService")?;
+        let req = (self.clients.ecs.create_service())
             .cluster(&target.cluster)
             .service_name(&target.service)
             .task_definition(task_definition_arn)
-            .desired_count(settings.initial_count as i32)
+            .desired_count(target.settings.initial_count as i32)
             .client_token(client_token)
-            .deployment_configuration(deployment_configuration(target, deployment)?)
-            .set_load_balancers(load_balancers(target))
-            .set_capacity_provider_strategy(capacity(target))
-            .set_network_configuration(network(target).map_err(|e| invalid(&e))?)
-            .set_platform_version(settings.platform_version.clone())
-            .enable_execute_command(settings.execute_command)
-            .enable_ecs_managed_tags(true)
-            .propagate_tags(PropagateTags::from(settings.propagate_tags.ecs_name()))
-            .set_health_check_grace_period_seconds(
-                target
-                    .rolling
-                    .health_check_grace_period_seconds
-                    .map(|g| g as i32),
-            );
-        for (k, v) in &settings.tags {
-            req = req.tags(Tag::builder().key(k).value(v).build());
-        }
-        let out = req
+            .set_tags(Some(tags(target)));
+        let out = with_settings!(req, settings)
             .send()
             .await
             .map_err(|e| classify("CreateService", &e))?;
@@ -132,30 +110,13 @@ impl Services for AwsPorts {
         task_definition_arn: &str,
         deployment: &DeploymentId,
     ) -> Result<Option<String>, PortError> {
-        let invalid = |e: &dyn std::fmt::Display| {
-            PortError::new(ErrorKind::Invalid, "UpdateService", e.to_string())
-        };
-        let settings = &target.settings;
-        let mut req = self
-            .clients
-            .ecs
-            .update_service()
+        let settings = Settings::of(target, deployment, "UpdateService")?;
+        let req = (self.clients.ecs.update_service())
             .cluster(&target.cluster)
             .service(&target.service)
             .task_definition(task_definition_arn)
-            .deployment_configuration(deployment_configuration(target, deployment)?)
-            .set_load_balancers(load_balancers(target))
-            .set_capacity_provider_strategy(capacity(target))
-            .set_network_configuration(network(target).map_err(|e| invalid(&e))?)
-            .set_platform_version(settings.platform_version.clone())
-            .enable_execute_command(settings.execute_command)
-            .propagate_tags(PropagateTags::from(settings.propagate_tags.ecs_name()));
-        if let Some(n) = target.desired_count {
-            req = req.desired_count(n as i32);
-        }
-        if let Some(g) = target.rolling.health_check_grace_period_seconds {
-            req = req.health_check_grace_period_seconds(g as i32);
-        }
+            .set_desired_count(target.settings.desired_count.map(|n| n as i32));
+        let req = with_settings!(req, settings);
         let out = req
             .send()
             .await
@@ -352,6 +313,69 @@ impl Services for AwsPorts {
     }
 }
 
+/// Every setting CreateService and UpdateService both send, built once from the target's
+/// settings ([`ServiceTarget::settings`]); [`with_settings!`] puts them on either request, so a
+/// new setting is added here and in the macro, and both requests carry it.
+struct Settings {
+    deployment_configuration: DeploymentConfiguration,
+    load_balancers: Option<Vec<LoadBalancer>>,
+    capacity: Option<Vec<CapacityProviderStrategyItem>>,
+    network: Option<NetworkConfiguration>,
+    platform_version: Option<String>,
+    execute_command: bool,
+    propagate_tags: PropagateTags,
+    health_check_grace_period_seconds: Option<i32>,
+}
+
+impl Settings {
+    fn of(
+        target: &ServiceTarget,
+        deployment: &DeploymentId,
+        operation: &'static str,
+    ) -> Result<Settings, PortError> {
+        let s = &target.settings;
+        let invalid = |e: aws_sdk_ecs::error::BuildError| {
+            PortError::new(ErrorKind::Invalid, operation, e.to_string())
+        };
+        Ok(Settings {
+            deployment_configuration: deployment_configuration(target, deployment)?,
+            load_balancers: load_balancers(target),
+            capacity: capacity(target),
+            network: network(target).map_err(invalid)?,
+            platform_version: s.platform_version.clone(),
+            execute_command: s.execute_command,
+            propagate_tags: PropagateTags::from(s.propagate_tags.ecs_name()),
+            health_check_grace_period_seconds: (s.rolling.health_check_grace_period_seconds)
+                .map(|g| g as i32),
+        })
+    }
+}
+
+/// `$req` (a CreateService or UpdateService builder: the SDK gives them no common trait) with
+/// every one of `$s`'s settings. `None` leaves a setting as the service has it.
+macro_rules! with_settings {
+    ($req:expr, $s:expr) => {{
+        let s: Settings = $s;
+        $req.deployment_configuration(s.deployment_configuration)
+            .set_load_balancers(s.load_balancers)
+            .set_capacity_provider_strategy(s.capacity)
+            .set_network_configuration(s.network)
+            .set_platform_version(s.platform_version)
+            .enable_execute_command(s.execute_command)
+            .enable_ecs_managed_tags(true)
+            .propagate_tags(s.propagate_tags)
+            .set_health_check_grace_period_seconds(s.health_check_grace_period_seconds)
+    }};
+}
+use with_settings;
+
+/// The agent's tags on a service it creates (`harbormaster:service` marks it as the agent's).
+fn tags(target: &ServiceTarget) -> Vec<Tag> {
+    (target.settings.tags.iter())
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 /// The tag that marks a service as the agent's (its value: the config's name for it).
 const HARBORMASTER_SERVICE_TAG: &str = "harbormaster:service";
 
@@ -362,8 +386,8 @@ fn deployment_configuration(
     deployment: &DeploymentId,
 ) -> Result<DeploymentConfiguration, PortError> {
     let mut config = DeploymentConfiguration::builder()
-        .minimum_healthy_percent(target.rolling.min_healthy_percent as i32)
-        .maximum_percent(target.rolling.max_percent as i32);
+        .minimum_healthy_percent(target.settings.rolling.min_healthy_percent as i32)
+        .maximum_percent(target.settings.rolling.max_percent as i32);
     if target.native.is_none() {
         // "The deployment circuit breaker can only be used for services using the rolling
         // update (ECS) deployment type" (ECS API reference, DeploymentCircuitBreaker).
@@ -372,10 +396,10 @@ fn deployment_configuration(
             .rollback(true);
         config = config.deployment_circuit_breaker(breaker.build());
     }
-    if !target.alarms.is_empty() {
+    if !target.settings.alarms.is_empty() {
         config = config.alarms(
             DeploymentAlarms::builder()
-                .set_alarm_names(Some(target.alarms.clone()))
+                .set_alarm_names(Some(target.settings.alarms.clone()))
                 .enable(true)
                 .rollback(true)
                 .build()

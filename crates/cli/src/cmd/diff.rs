@@ -131,7 +131,7 @@ async fn compare(
     let mut changes = harbormaster_core::diff::task_definition(&desired.body, &body);
     changes.extend(harbormaster_core::diff::service(
         &LiveSettings::sent(&t),
-        t.desired_count,
+        t.settings.desired_count,
         &running.settings,
         running.desired_count,
     ));

@@ -171,6 +171,17 @@ pub struct RollingSettings {
     pub health_check_grace_period_seconds: Option<u32>,
 }
 
+/// ECS's own defaults for a rolling update (DeploymentConfiguration: 100 and 200 percent).
+impl Default for RollingSettings {
+    fn default() -> Self {
+        RollingSettings {
+            min_healthy_percent: 100,
+            max_percent: 200,
+            health_check_grace_period_seconds: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Service {
     pub name: String,

@@ -258,6 +258,10 @@ impl Services for MemoryPorts {
                 s.deployments.retain(|d| d.is_primary());
             }
             s.task_definition = task_definition_arn.into();
+            // As ECS: the count UpdateService names, the service's own when it names none.
+            if let Some(n) = target.settings.desired_count {
+                s.desired = n;
+            }
             Ok(Some(ecs_id))
         })
         .await

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::autoscaling::{policy_name, ScalingWant, TrackingPolicy};
-use super::{CapacityItem, Network, PropagateTags, ServiceSettings};
+use super::{CapacityItem, Network, PropagateTags};
+use crate::config::{RollingSettings, TargetSettings};
 
 /// The bootstrap's outputs a service reads (under `/<project>/<env>/outputs/`).
 pub struct ServiceOutputs;
@@ -54,6 +55,13 @@ pub struct ResolvedService {
     pub autoscaling: Option<ScalingWant>,
     /// The count CreateService starts with (within the autoscaling range when it is set).
     pub initial_count: u32,
+    /// The count UpdateService sets: git's, unless a scaler (queue depth or target tracking)
+    /// owns it, when deployments leave it alone.
+    pub desired_count: Option<u32>,
+    /// Minimum and maximum percent, and the load balancer's health check grace period.
+    pub rolling: RollingSettings,
+    /// ECS's deployment alarms: the rollback alarms, resolved to names.
+    pub alarms: Vec<String>,
     /// What the config asks for and nothing resolves, by the config field that would.
     pub missing: Vec<String>,
 }
@@ -68,13 +76,15 @@ pub struct Names<'a> {
     pub field: &'a str,
 }
 
-/// `outputs` by their short names ([`ServiceOutputs`]); `desired_count` as git says it.
+/// Git's settings of one target (`rolling`: its service's) with `outputs` by their short names
+/// ([`ServiceOutputs`]) filling in what the config leaves out.
 pub fn resolve_service(
     names: &Names<'_>,
-    settings: &ServiceSettings,
-    desired_count: Option<u32>,
+    target: &TargetSettings,
+    rolling: &RollingSettings,
     outputs: &BTreeMap<String, String>,
 ) -> ResolvedService {
+    let (settings, desired_count) = (&target.service, target.desired_count);
     let outputs = Outputs(outputs);
     let mut missing = Vec::new();
     let load_balancer = (settings.load_balancer.as_ref())
@@ -106,6 +116,10 @@ pub fn resolve_service(
         ],
         autoscaling,
         initial_count,
+        desired_count: desired_count
+            .filter(|_| target.scaling.is_none() && settings.autoscaling.is_none()),
+        rolling: rolling.clone(),
+        alarms: target.rollback_alarms.clone(),
         missing,
     }
 }

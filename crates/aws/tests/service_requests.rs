@@ -1,0 +1,136 @@
+//! CreateService and UpdateService carry the same settings (issue 31, point 2): both requests are
+//! filled from the target's one `settings` struct, so a setting added for one cannot be missed
+//! by the other. Captured with aws-smithy-mocks: the requests as the SDK serialises them.
+//! Field names as the ECS API reference gives them
+//! (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html,
+//! https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html).
+
+mod mocked;
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_mocks::mock;
+use harbormaster_core::ports::{ServiceTarget, Services};
+use harbormaster_core::service::{CapacityItem, Network, PropagateTags, ResolvedAttachment};
+use harbormaster_core::state::DeploymentId;
+use mocked::*;
+
+/// Every shared setting of one request, in words (the SDK's own `Debug` of each value).
+fn shared(
+    deployment: Option<&aws_sdk_ecs::types::DeploymentConfiguration>,
+    load_balancers: &[aws_sdk_ecs::types::LoadBalancer],
+    capacity: &[aws_sdk_ecs::types::CapacityProviderStrategyItem],
+    network: Option<&aws_sdk_ecs::types::NetworkConfiguration>,
+    rest: (
+        Option<&str>,
+        Option<bool>,
+        Option<bool>,
+        Option<&aws_sdk_ecs::types::PropagateTags>,
+        Option<i32>,
+    ),
+) -> Vec<String> {
+    vec![
+        format!("deploymentConfiguration {deployment:?}"),
+        format!("loadBalancers {load_balancers:?}"),
+        format!("capacityProviderStrategy {capacity:?}"),
+        format!("networkConfiguration {network:?}"),
+        format!("platformVersion {:?}", rest.0),
+        format!("enableExecuteCommand {:?}", rest.1),
+        format!("enableECSManagedTags {:?}", rest.2),
+        format!("propagateTags {:?}", rest.3),
+        format!("healthCheckGracePeriodSeconds {:?}", rest.4),
+    ]
+}
+
+/// A target with every setting away from its default.
+fn target() -> ServiceTarget {
+    let mut t = ServiceTarget {
+        environment: "dev".into(),
+        name: "web".into(),
+        cluster: "booking-dev".into(),
+        service: "web".into(),
+        native: None,
+        settings: Default::default(),
+    };
+    let s = &mut t.settings;
+    s.network = Some(Network {
+        subnets: vec!["subnet-1".into(), "subnet-2".into()],
+        security_groups: vec!["sg-1".into()],
+        assign_public_ip: false,
+    });
+    s.capacity = vec![CapacityItem {
+        provider: "FARGATE_SPOT".into(),
+        weight: 3,
+        base: 1,
+    }];
+    s.load_balancer = Some(ResolvedAttachment {
+        container: "web".into(),
+        port: 8000,
+        target_group: "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/1".into(),
+    });
+    s.platform_version = Some("1.4.0".into());
+    s.execute_command = true;
+    s.propagate_tags = PropagateTags::TaskDefinition;
+    s.rolling.min_healthy_percent = 50;
+    s.rolling.max_percent = 150;
+    s.rolling.health_check_grace_period_seconds = Some(90);
+    s.alarms = vec!["booking-dev-web-5xx".into()];
+    s.initial_count = 2;
+    s.desired_count = Some(3);
+    t
+}
+
+#[tokio::test]
+async fn create_and_update_send_the_same_settings() {
+    const SERVICE: &str = r#"{"service":{"serviceName":"web","status":"ACTIVE","deployments":[]}}"#;
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let updated: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (c, u) = (created.clone(), updated.clone());
+    let create = mock!(aws_sdk_ecs::Client::create_service)
+        .match_requests(move |r| {
+            *c.lock().unwrap() = shared(
+                r.deployment_configuration(),
+                r.load_balancers(),
+                r.capacity_provider_strategy(),
+                r.network_configuration(),
+                (
+                    r.platform_version(),
+                    r.enable_execute_command(),
+                    r.enable_ecs_managed_tags(),
+                    r.propagate_tags(),
+                    r.health_check_grace_period_seconds(),
+                ),
+            );
+            r.desired_count() == Some(2)
+        })
+        .then_http_response(|| http_json(SERVICE));
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(move |r| {
+            *u.lock().unwrap() = shared(
+                r.deployment_configuration(),
+                r.load_balancers(),
+                r.capacity_provider_strategy(),
+                r.network_configuration(),
+                (
+                    r.platform_version(),
+                    r.enable_execute_command(),
+                    r.enable_ecs_managed_tags(),
+                    r.propagate_tags(),
+                    r.health_check_grace_period_seconds(),
+                ),
+            );
+            r.desired_count() == Some(3)
+        })
+        .then_http_response(|| http_json(SERVICE));
+    let p = ports(client!(aws_sdk_ecs, [&create, &update]), no_s3());
+    let (t, d) = (target(), DeploymentId("d-1".into()));
+    p.create(&t, "arn:td:1", &d, "token").await.unwrap();
+    p.update(&t, "arn:td:1", &d).await.unwrap();
+    let (created, updated) = (created.lock().unwrap(), updated.lock().unwrap());
+    assert_eq!(*created, *updated);
+    // Each one was sent (not left out of both alike).
+    for said in created.iter() {
+        assert!(!said.ends_with(" None") && !said.ends_with(" []"), "{said}");
+    }
+    assert!(created[0].contains("booking-dev-web-5xx"), "{}", created[0]);
+}
