@@ -15,31 +15,31 @@ use harbormaster_core::service::{CapacityItem, Network, PropagateTags, ResolvedA
 use harbormaster_core::state::DeploymentId;
 use mocked::*;
 
-/// Every shared setting of one request, in words (the SDK's own `Debug` of each value).
-fn shared(
-    deployment: Option<&aws_sdk_ecs::types::DeploymentConfiguration>,
-    load_balancers: &[aws_sdk_ecs::types::LoadBalancer],
-    capacity: &[aws_sdk_ecs::types::CapacityProviderStrategyItem],
-    network: Option<&aws_sdk_ecs::types::NetworkConfiguration>,
-    rest: (
-        Option<&str>,
-        Option<bool>,
-        Option<bool>,
-        Option<&aws_sdk_ecs::types::PropagateTags>,
-        Option<i32>,
-    ),
-) -> Vec<String> {
-    vec![
-        format!("deploymentConfiguration {deployment:?}"),
-        format!("loadBalancers {load_balancers:?}"),
-        format!("capacityProviderStrategy {capacity:?}"),
-        format!("networkConfiguration {network:?}"),
-        format!("platformVersion {:?}", rest.0),
-        format!("enableExecuteCommand {:?}", rest.1),
-        format!("enableECSManagedTags {:?}", rest.2),
-        format!("propagateTags {:?}", rest.3),
-        format!("healthCheckGracePeriodSeconds {:?}", rest.4),
-    ]
+/// Every shared setting of one request (CreateService's or UpdateService's input: the same
+/// getters), in words: the SDK's own `Debug` of each value.
+macro_rules! shared {
+    ($r:expr) => {
+        vec![
+            format!(
+                "deploymentConfiguration {:?}",
+                $r.deployment_configuration()
+            ),
+            format!("loadBalancers {:?}", $r.load_balancers()),
+            format!(
+                "capacityProviderStrategy {:?}",
+                $r.capacity_provider_strategy()
+            ),
+            format!("networkConfiguration {:?}", $r.network_configuration()),
+            format!("platformVersion {:?}", $r.platform_version()),
+            format!("enableExecuteCommand {:?}", $r.enable_execute_command()),
+            format!("enableECSManagedTags {:?}", $r.enable_ecs_managed_tags()),
+            format!("propagateTags {:?}", $r.propagate_tags()),
+            format!(
+                "healthCheckGracePeriodSeconds {:?}",
+                $r.health_check_grace_period_seconds()
+            ),
+        ]
+    };
 }
 
 /// A target with every setting away from its default.
@@ -88,37 +88,13 @@ async fn create_and_update_send_the_same_settings() {
     let (c, u) = (created.clone(), updated.clone());
     let create = mock!(aws_sdk_ecs::Client::create_service)
         .match_requests(move |r| {
-            *c.lock().unwrap() = shared(
-                r.deployment_configuration(),
-                r.load_balancers(),
-                r.capacity_provider_strategy(),
-                r.network_configuration(),
-                (
-                    r.platform_version(),
-                    r.enable_execute_command(),
-                    r.enable_ecs_managed_tags(),
-                    r.propagate_tags(),
-                    r.health_check_grace_period_seconds(),
-                ),
-            );
+            *c.lock().unwrap() = shared!(r);
             r.desired_count() == Some(2)
         })
         .then_http_response(|| http_json(SERVICE));
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(move |r| {
-            *u.lock().unwrap() = shared(
-                r.deployment_configuration(),
-                r.load_balancers(),
-                r.capacity_provider_strategy(),
-                r.network_configuration(),
-                (
-                    r.platform_version(),
-                    r.enable_execute_command(),
-                    r.enable_ecs_managed_tags(),
-                    r.propagate_tags(),
-                    r.health_check_grace_period_seconds(),
-                ),
-            );
+            *u.lock().unwrap() = shared!(r);
             r.desired_count() == Some(3)
         })
         .then_http_response(|| http_json(SERVICE));
