@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
+use harbormaster_core::engine::{start_one_off, OneOffError, OneOffStart};
 use harbormaster_core::ports::{Clock, Services, TaskDefinitions, Tasks};
-use harbormaster_core::service::{log_stream, TaskProgress, TaskRun};
+use harbormaster_core::service::TaskProgress;
+use harbormaster_core::state::OneOffRun;
 use serde_json::json;
 
 use super::TargetArgs;
@@ -36,13 +38,10 @@ impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
         let (env, service) = (&self.target.env, &self.target.service);
-        let target = harbormaster_core::engine::target_for(&ports, &bundle, env, service)
+        let mut target = harbormaster_core::engine::target_for(&ports, &bundle, env, service)
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        let mut target = target;
-        let snap = ports
-            .describe(&target.cluster, &target.service)
-            .await
+        let snap = (ports.describe(&target.cluster, &target.service).await)
             .with_context(|| format!("service {} in {}", target.service, target.cluster))?;
         if target.settings.network.is_none() {
             // Neither git nor the bootstrap says: where the service runs.
@@ -52,31 +51,14 @@ impl Args {
         let container = match &self.container {
             Some(c) => c.clone(),
             None => {
-                let s = &bundle.config.services[service];
-                let template = &bundle.templates[service];
-                let names = template.image_containers(s)?;
+                let names =
+                    bundle.templates[service].image_containers(&bundle.config.services[service])?;
                 names
                     .first()
                     .cloned()
                     .context("the template has no container")?
             }
         };
-        // Each run is its own: a token from this moment, not from a deployment.
-        let token = format!(
-            "run/{env}/{service}/{}",
-            ports.now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let mut run = TaskRun::for_service(
-            &target.settings,
-            &running,
-            &container,
-            self.command.clone(),
-            &token,
-        )
-        .with_context(|| {
-            format!("no network for the task: give `services.{service}.network` or bootstrap the environment")
-        })?;
-        run.started_by = "harbormaster-run".into();
         if self.dry_run {
             eprintln!(
                 "would RunTask {running} in {} with {container}'s command `{}`; nothing was started",
@@ -85,50 +67,76 @@ impl Args {
             );
             return Ok(Exit::Done);
         }
-        let task = ports.run_task(&run).await?;
-        eprintln!("started {task}");
-        let logs = ports
-            .describe_body(&running)
-            .await
-            .ok()
-            .and_then(|b| log_stream(&b["taskDefinition"], &container, &task));
-        let deadline = Instant::now() + Duration::from_secs(self.timeout_minutes * 60);
-        let progress = loop {
-            let p = ports
-                .task_progress(&target.cluster, &task, &container)
-                .await?;
-            if p != TaskProgress::Running || Instant::now() > deadline {
-                break p;
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
+        let body = ports.describe_body(&running).await.ok();
+        // Each run is its own: a token from this moment, not from a deployment.
+        let now = ports.now().timestamp_nanos_opt().unwrap_or_default();
+        let token = format!("run/{env}/{service}/{now}");
+        let start = OneOffStart {
+            revision: &running,
+            definition: body.as_ref().map(|b| &b["taskDefinition"]),
+            container,
+            command: self.command.clone(),
+            token: &token,
+            started_by: "harbormaster-run",
         };
-        let (exit, words) = match &progress {
-            TaskProgress::Stopped {
-                exit_code: Some(0),
-                reason,
-            } => (Exit::Done, format!("exited 0 ({reason})")),
-            TaskProgress::Stopped { exit_code, reason } => (
-                Exit::Failed,
-                match exit_code {
-                    Some(c) => format!("exited {c} ({reason})"),
-                    None => format!("stopped without an exit code ({reason})"),
-                },
-            ),
-            TaskProgress::Running => (
-                Exit::TimedOut,
-                format!("still running after {} minutes", self.timeout_minutes),
-            ),
-            TaskProgress::Unknown => (Exit::Error, "ECS no longer knows the task".into()),
-        };
-        if cx.json {
-            let v = json!({"task": task, "progress": progress, "log_stream": logs});
-            out!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            out!("{task}: {words}");
-            if let Some(l) = &logs {
-                out!("logs: {l}");
-            }
-        }
-        Ok(exit)
+        let run = start_one_off(&ports, &target, start).await.map_err(|e| match e {
+            OneOffError::NoNetwork => anyhow!("no network for the task: give `services.{service}.network` or bootstrap the environment"),
+            OneOffError::Port(e) => e.into(),
+        })?;
+        eprintln!("started {}", run.task_arn);
+        let progress = follow(&ports, &target.cluster, &run, self.timeout_minutes).await?;
+        report(cx, &run, &progress, self.timeout_minutes)
     }
+}
+
+/// DescribeTasks every 5 seconds until the task stops or `minutes` have passed.
+async fn follow(
+    ports: &impl Tasks,
+    cluster: &str,
+    run: &OneOffRun,
+    minutes: u64,
+) -> Result<TaskProgress> {
+    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    loop {
+        let p = ports
+            .task_progress(cluster, &run.task_arn, &run.container)
+            .await?;
+        if p != TaskProgress::Running || Instant::now() > deadline {
+            return Ok(p);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// How the task ended, for a person or (`--json`) a script; its exit code by the one table.
+fn report(cx: &Context, run: &OneOffRun, progress: &TaskProgress, minutes: u64) -> Result<Exit> {
+    let (exit, words) = match progress {
+        TaskProgress::Stopped {
+            exit_code: Some(0),
+            reason,
+        } => (Exit::Done, format!("exited 0 ({reason})")),
+        TaskProgress::Stopped { exit_code, reason } => (
+            Exit::Failed,
+            match exit_code {
+                Some(c) => format!("exited {c} ({reason})"),
+                None => format!("stopped without an exit code ({reason})"),
+            },
+        ),
+        TaskProgress::Running => (
+            Exit::TimedOut,
+            format!("still running after {minutes} minutes"),
+        ),
+        TaskProgress::Unknown => (Exit::Error, "ECS no longer knows the task".into()),
+    };
+    let task = &run.task_arn;
+    if cx.json {
+        let v = json!({"task": task, "progress": progress, "log_stream": run.log_stream});
+        out!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        out!("{task}: {words}");
+        if let Some(l) = &run.log_stream {
+            out!("logs: {l}");
+        }
+    }
+    Ok(exit)
 }

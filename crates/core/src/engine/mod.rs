@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub use ecs_view::rollout_of;
 pub use execute::measure_backlog;
+pub use one_off::{start_one_off, OneOffError, OneOffStart};
 pub use render::{render_for, target_for, target_with, Outputs, RenderError};
 
 use crate::bundle::Bundle;
