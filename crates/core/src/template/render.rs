@@ -28,10 +28,9 @@ impl Template {
             config,
             environment,
             service,
-            target,
             digest,
             placement,
-            deployment_id,
+            ..
         } = *input;
         let targets = self.image_containers(service)?;
         let repo_uri = format!(
@@ -57,56 +56,18 @@ impl Template {
         self.within_reach(&config.project, obj)?;
 
         if let Some(Value::Array(containers)) = obj.get_mut("containerDefinitions") {
-            for c in containers.iter_mut() {
-                let name = c
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                if !targets.contains(&name) {
-                    continue;
-                }
-                let c = c.as_object_mut().expect("checked at parse");
-                c.insert("image".into(), Value::String(image.clone()));
-                merge_named(
-                    c,
-                    "environment",
-                    target
-                        .variables
+            let ours = (containers.iter_mut())
+                .filter(|c| {
+                    targets
                         .iter()
-                        .map(|(k, v)| json!({"name": k, "value": v})),
-                );
-                merge_named(
-                    c,
-                    "secrets",
-                    target.secrets.iter().map(|(k, s)| {
-                        json!({
-                            "name": k,
-                            "valueFrom": s.value_from(&config.project, &environment.name, &placement.region, &placement.account)
-                        })
-                    }),
-                );
+                        .any(|t| c.get("name").and_then(Value::as_str) == Some(t))
+                })
+                .filter_map(Value::as_object_mut);
+            for c in ours {
+                fill_container(c, &image, input);
             }
         }
-        let ours = [
-            (TAG_DEPLOYMENT, deployment_id.to_owned()),
-            (TAG_DIGEST, digest.to_string()),
-            (TAG_ENVIRONMENT, environment.name.clone()),
-            (TAG_SERVICE, service.name.clone()),
-        ];
-        let mut tags: Vec<Value> = obj
-            .get("tags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| {
-                !t.get("key")
-                    .and_then(Value::as_str)
-                    .is_some_and(|k| k.starts_with("harbormaster:"))
-            })
-            .collect();
-        tags.extend(ours.iter().map(|(k, v)| json!({"key": k, "value": v})));
+        let tags = agent_tags(obj, input);
         obj.insert("tags".into(), Value::Array(tags));
         Ok(RenderedTaskDefinition {
             family,
@@ -115,6 +76,50 @@ impl Template {
             containers: targets,
         })
     }
+}
+
+/// A container that runs the service's image: the image pinned by digest, the target's
+/// variables and secrets (by ARN) merged over the template's by name.
+fn fill_container(c: &mut Map<String, Value>, image: &str, input: &RenderInput<'_>) {
+    let RenderInput {
+        config,
+        environment,
+        target,
+        placement,
+        ..
+    } = *input;
+    c.insert("image".into(), Value::String(image.to_owned()));
+    let variables = (target.variables.iter()).map(|(k, v)| json!({"name": k, "value": v}));
+    merge_named(c, "environment", variables);
+    let secrets = target.secrets.iter().map(|(k, s)| {
+        let arn = s.value_from(
+            &config.project,
+            &environment.name,
+            &placement.region,
+            &placement.account,
+        );
+        json!({"name": k, "valueFrom": arn})
+    });
+    merge_named(c, "secrets", secrets);
+}
+
+/// The template's tags without any `harbormaster:` one, then the agent's own: the deployment,
+/// the digest, the environment and the service.
+fn agent_tags(obj: &Map<String, Value>, input: &RenderInput<'_>) -> Vec<Value> {
+    let ours = [
+        (TAG_DEPLOYMENT, input.deployment_id.to_owned()),
+        (TAG_DIGEST, input.digest.to_string()),
+        (TAG_ENVIRONMENT, input.environment.name.clone()),
+        (TAG_SERVICE, input.service.name.clone()),
+    ];
+    let given = obj.get("tags").and_then(Value::as_array).cloned();
+    let mut tags: Vec<Value> = (given.unwrap_or_default().into_iter())
+        .filter(|t| {
+            !(t.get("key").and_then(Value::as_str)).is_some_and(|k| k.starts_with("harbormaster:"))
+        })
+        .collect();
+    tags.extend(ours.iter().map(|(k, v)| json!({"key": k, "value": v})));
+    tags
 }
 
 impl Template {
