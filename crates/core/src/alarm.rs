@@ -135,6 +135,67 @@ pub struct AlarmSpec {
 pub const TAG_SERVICE: &str = "harbormaster:service";
 pub const TAG_ENVIRONMENT: &str = "harbormaster:environment";
 
+/// One standard alarm: its name's last word, where CloudWatch keeps its metric, and its
+/// threshold with what crossing it means in words.
+struct Standard {
+    what: &'static str,
+    namespace: &'static str,
+    metric: &'static str,
+    statistic: &'static str,
+    /// A load balancer's metric (its dimensions), not the ECS service's.
+    balanced: bool,
+    threshold: fn(&Thresholds) -> (f64, String),
+}
+
+const STANDARD: [Standard; 4] = [
+    Standard {
+        what: "cpu",
+        namespace: "AWS/ECS",
+        metric: "CPUUtilization",
+        statistic: "Average",
+        balanced: false,
+        threshold: |t| {
+            (
+                t.cpu_percent,
+                format!("CPU above {}% for 3 minutes", t.cpu_percent),
+            )
+        },
+    },
+    Standard {
+        what: "memory",
+        namespace: "AWS/ECS",
+        metric: "MemoryUtilization",
+        statistic: "Average",
+        balanced: false,
+        threshold: |t| {
+            let words = format!("memory above {}% for 3 minutes", t.memory_percent);
+            (t.memory_percent, words)
+        },
+    },
+    Standard {
+        what: "5xx",
+        namespace: "AWS/ApplicationELB",
+        metric: "HTTPCode_Target_5XX_Count",
+        statistic: "Sum",
+        balanced: true,
+        threshold: |t| {
+            let n = t.http_5xx_per_minute;
+            (n, format!("more than {n} target 5XX responses a minute"))
+        },
+    },
+    Standard {
+        what: "latency",
+        namespace: "AWS/ApplicationELB",
+        metric: "TargetResponseTime",
+        statistic: "Average",
+        balanced: true,
+        threshold: |t| {
+            let s = t.response_time_seconds;
+            (s, format!("target response time above {s} s"))
+        },
+    },
+];
+
 /// The standard alarms: CPU and memory of the ECS service, and, behind a load balancer, target
 /// 5XX count and response time. `lb` is (load balancer, target group) in CloudWatch's dimension
 /// form (`app/<name>/<id>`, `targetgroup/<name>/<id>`).
@@ -151,82 +212,33 @@ pub fn standard_alarms(
         (TAG_SERVICE.to_owned(), service.to_owned()),
         (TAG_ENVIRONMENT.to_owned(), env.to_owned()),
     ]);
-    let ecs_dims = BTreeMap::from([
-        ("ClusterName".to_owned(), cluster.to_owned()),
-        ("ServiceName".to_owned(), ecs_service.to_owned()),
-    ]);
-    let spec = |what: &str,
-                desc: String,
-                ns: &str,
-                metric: &str,
-                dims: BTreeMap<String, String>,
-                stat: &str,
-                threshold: f64| AlarmSpec {
-        name: format!("{project}-{env}-{service}-{what}"),
-        description: desc,
-        namespace: ns.to_owned(),
-        metric: metric.to_owned(),
-        dimensions: dims,
-        statistic: stat.to_owned(),
-        period_seconds: 60,
-        evaluation_periods: 3,
-        threshold,
-        tags: tags.clone(),
-    };
-    let mut out = vec![
-        spec(
-            "cpu",
-            format!(
-                "{service} in {env}: CPU above {}% for 3 minutes (Harbormaster rolls back)",
-                t.cpu_percent
-            ),
-            "AWS/ECS",
-            "CPUUtilization",
-            ecs_dims.clone(),
-            "Average",
-            t.cpu_percent,
-        ),
-        spec(
-            "memory",
-            format!(
-                "{service} in {env}: memory above {}% for 3 minutes (Harbormaster rolls back)",
-                t.memory_percent
-            ),
-            "AWS/ECS",
-            "MemoryUtilization",
-            ecs_dims,
-            "Average",
-            t.memory_percent,
-        ),
-    ];
-    if let Some((balancer, group)) = lb {
-        let dims = BTreeMap::from([
+    let dimensions = |balanced: bool| match (balanced, lb) {
+        (false, _) => Some(BTreeMap::from([
+            ("ClusterName".to_owned(), cluster.to_owned()),
+            ("ServiceName".to_owned(), ecs_service.to_owned()),
+        ])),
+        (true, Some((balancer, group))) => Some(BTreeMap::from([
             ("LoadBalancer".to_owned(), balancer.to_owned()),
             ("TargetGroup".to_owned(), group.to_owned()),
-        ]);
-        out.push(spec(
-            "5xx",
-            format!("{service} in {env}: more than {} target 5XX responses a minute (Harbormaster rolls back)", t.http_5xx_per_minute),
-            "AWS/ApplicationELB",
-            "HTTPCode_Target_5XX_Count",
-            dims.clone(),
-            "Sum",
-            t.http_5xx_per_minute,
-        ));
-        out.push(spec(
-            "latency",
-            format!(
-                "{service} in {env}: target response time above {} s (Harbormaster rolls back)",
-                t.response_time_seconds
-            ),
-            "AWS/ApplicationELB",
-            "TargetResponseTime",
-            dims,
-            "Average",
-            t.response_time_seconds,
-        ));
-    }
-    out
+        ])),
+        (true, None) => None,
+    };
+    let alarm = |s: &Standard| {
+        let (threshold, words) = (s.threshold)(t);
+        Some(AlarmSpec {
+            name: format!("{project}-{env}-{service}-{}", s.what),
+            description: format!("{service} in {env}: {words} (Harbormaster rolls back)"),
+            namespace: s.namespace.to_owned(),
+            metric: s.metric.to_owned(),
+            dimensions: dimensions(s.balanced)?,
+            statistic: s.statistic.to_owned(),
+            period_seconds: 60,
+            evaluation_periods: 3,
+            threshold,
+            tags: tags.clone(),
+        })
+    };
+    STANDARD.iter().filter_map(alarm).collect()
 }
 
 /// `arn:aws:elasticloadbalancing:…:loadbalancer/app/name/id` → `app/name/id` (and the same for
