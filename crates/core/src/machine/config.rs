@@ -10,7 +10,7 @@ use super::admission::Admission;
 use super::context::Ctx;
 use super::{Command, Outcome, Point};
 use crate::notify::NoticeKind;
-use crate::state::{BadConfig, Drift, Release, ServiceState, Trigger};
+use crate::state::{BadConfig, Drift, KnownGood, Release, ServiceState, Trigger};
 
 impl Ctx<'_> {
     pub(super) fn config_check(&mut self) -> Outcome {
@@ -108,34 +108,7 @@ impl Ctx<'_> {
             h.deployment_id.is_some() && h.task_definition_arn.as_deref() == Some(running)
         });
         if !known {
-            self.s.drift = Some(Drift {
-                task_definition_arn: running.clone(),
-                since: self.now,
-            });
-            let why = match (late, self.policy.gate.self_heal) {
-                (true, _) => format!(
-                    "the service runs {running}, an earlier revision the agent deployed, not {} as deployed since: a late call of a deployment taken over; putting {} back",
-                    good.task_definition_arn,
-                    good.image.label()
-                ),
-                (false, heal) => format!(
-                    "the service runs {running}, not {} as deployed: changed outside git{}",
-                    good.task_definition_arn,
-                    if heal { "; putting it back (self_heal)" } else { "" }
-                ),
-            };
-            let id = format!("{}/drift/{running}", good.deployment_id);
-            let arn = Some(good.task_definition_arn.clone());
-            let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
-            self.notice_about(
-                NoticeKind::Drift,
-                id,
-                deployment,
-                image,
-                arn,
-                Some(why.clone()),
-            );
-            self.journal_line(None, None, (Point::InSync, Point::Drifted), why);
+            self.drift_seen(running, &good, late);
         }
         if !self.policy.gate.self_heal && !late {
             return if known {
@@ -163,6 +136,32 @@ impl Ctx<'_> {
             Outcome::Ignored { .. } if !known => Outcome::Progressed,
             o => o,
         }
+    }
+
+    /// A first sighting of the service on `running`: remembered, said once (a notice and a
+    /// journal line), as a change outside git or, `late`, a stale call of the agent's own.
+    fn drift_seen(&mut self, running: &str, good: &KnownGood, late: bool) {
+        self.s.drift = Some(Drift {
+            task_definition_arn: running.to_owned(),
+            since: self.now,
+        });
+        let deployed = &good.task_definition_arn;
+        let why = match (late, self.policy.gate.self_heal) {
+            (true, _) => format!(
+                "the service runs {running}, an earlier revision the agent deployed, not {deployed} as deployed since: a late call of a deployment taken over; putting {} back",
+                good.image.label()
+            ),
+            (false, heal) => format!(
+                "the service runs {running}, not {deployed} as deployed: changed outside git{}",
+                if heal { "; putting it back (self_heal)" } else { "" }
+            ),
+        };
+        let id = format!("{}/drift/{running}", good.deployment_id);
+        let arn = Some(deployed.clone());
+        let (deployment, image) = (good.deployment_id.clone(), good.image.clone());
+        let (kind, reason) = (NoticeKind::Drift, Some(why.clone()));
+        self.notice_about(kind, id, deployment, image, arn, reason);
+        self.journal_line(None, None, (Point::InSync, Point::Drifted), why);
     }
 
     /// Keeps what a config release changes, for its notifications and history.
