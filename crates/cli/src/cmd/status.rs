@@ -1,9 +1,11 @@
 //! `harbormaster status`: deployments in flight, pending releases, last known good, history.
 
 use anyhow::{bail, Result};
+use harbormaster_aws::AwsPorts;
+use harbormaster_core::bundle::Bundle;
 use harbormaster_core::dispatch::config_standing;
 use harbormaster_core::machine::{short_version, ConfigStanding};
-use harbormaster_core::ports::{ServiceSnapshot, Services, StateStore};
+use harbormaster_core::ports::{PortError, ServiceSnapshot, Services, StateStore};
 use harbormaster_core::state::{GateRecord, ServiceState, Verdict, Wait};
 use serde_json::{json, Value};
 
@@ -23,12 +25,52 @@ pub struct Args {
     history: usize,
 }
 
+/// One service as status shows it: the agent's document, git's config against it, ECS's view.
+struct Row {
+    env: String,
+    service: String,
+    /// One unreadable document (corrupt, a newer schema) hides no other service.
+    state: Result<Option<ServiceState>, PortError>,
+    config: ConfigStanding,
+    /// `None`: ECS does not know the service.
+    ecs: Option<ServiceSnapshot>,
+}
+
 impl Args {
     pub async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
-        let mut docs = Vec::new();
-        let mut live = Vec::new();
-        let mut standings = Vec::new();
+        let rows = self.rows(&ports, &bundle).await;
+        if rows.is_empty() {
+            bail!("no service matches --env/--service in the config");
+        }
+        let (env, service) = (self.env.as_deref(), self.service.as_deref());
+        let orphaned = crate::orphans::orphaned(&ports, &bundle, env, service).await;
+        if cx.json {
+            let mut v: Vec<Value> = rows.iter().map(row_json).collect();
+            v.extend(orphaned.iter().map(|(e, o)| {
+                json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
+            }));
+            out!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for row in &rows {
+                match &row.state {
+                    Ok(st) => {
+                        print_status(row, st.as_ref(), self.history);
+                        print_config(&row.config);
+                        out!();
+                    }
+                    Err(err) => out!("{}/{}\n  STATE UNREADABLE: {err}\n", row.env, row.service),
+                }
+            }
+            for (e, o) in &orphaned {
+                out!("{}\n", crate::orphans::line(e, o));
+            }
+        }
+        Ok(exit_of(&rows))
+    }
+
+    async fn rows(&self, ports: &AwsPorts, bundle: &Bundle) -> Vec<Row> {
+        let mut rows = Vec::new();
         for (e, s, _) in bundle.config.targets() {
             if self.env.as_ref().is_some_and(|x| x != &e.name)
                 || self.service.as_ref().is_some_and(|x| x != &s.name)
@@ -36,87 +78,59 @@ impl Args {
                 continue;
             }
             let key = ServiceState::key(&e.name, &s.name);
-            // One unreadable document (corrupt, a newer schema) hides no other service.
             let state = ports.load(&key).await.map(|d| d.map(|(s, _)| s));
-            let standing = match &state {
-                Ok(Some(st)) => config_standing(&ports, &bundle, &e.name, &s.name, st).await,
+            let config = match &state {
+                Ok(Some(st)) => config_standing(ports, bundle, &e.name, &s.name, st).await,
                 _ => ConfigStanding::Unknown,
             };
-            standings.push(standing);
-            docs.push((e.name.clone(), s.name.clone(), state));
             // ECS's own view beside the agent's; a service ECS does not know shows none.
             let ecs = match bundle.service_target(&e.name, &s.name) {
                 Some(t) => ports.describe(&t.cluster, &t.service).await.ok(),
                 None => None,
             };
-            live.push(ecs);
+            let (env, service) = (e.name.clone(), s.name.clone());
+            rows.push(Row {
+                env,
+                service,
+                state,
+                config,
+                ecs,
+            });
         }
-        if docs.is_empty() {
-            bail!("no service matches --env/--service in the config");
-        }
-        let orphaned = crate::orphans::orphaned(
-            &ports,
-            &bundle,
-            self.env.as_deref(),
-            self.service.as_deref(),
-        )
-        .await;
-        if cx.json {
-            let mut v: Vec<Value> = docs
-                .iter()
-                .zip(live.iter().zip(&standings))
-                .map(|((e, s, st), (ecs, config))| match st {
-                    Ok(st) => {
-                        json!({"environment": e, "service": s, "state": st, "config": config, "ecs": ecs.as_ref().map(ecs_json)})
-                    }
-                    Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
-                })
-                .collect();
-            v.extend(orphaned.iter().map(|(e, o)| {
-                json!({"environment": e, "service": o.service, "ecs_service": o.name, "orphaned": true})
-            }));
-            out!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            for ((e, s, st), (ecs, config)) in docs.iter().zip(live.iter().zip(&standings)) {
-                match st {
-                    Ok(st) => {
-                        print_status(e, s, st.as_ref(), ecs.as_ref(), self.history);
-                        print_config(config);
-                        out!();
-                    }
-                    Err(err) => out!("{e}/{s}\n  STATE UNREADABLE: {err}\n"),
-                }
-            }
-            for (e, o) in &orphaned {
-                out!(
-                    "{}
-",
-                    crate::orphans::line(e, o)
-                );
-            }
-        }
-        if docs.iter().any(|(_, _, st)| st.is_err()) {
-            return Ok(Exit::Error);
-        }
-        // A service whose latest release failed or was rolled back is a failure here too.
-        let failing = docs.iter().any(|(_, _, st)| {
-            (st.as_ref().ok().and_then(Option::as_ref))
-                .and_then(|s| s.history.iter().find(|h| h.deployment_id.is_some()))
-                .is_some_and(|h| h.verdict.is_failure())
-        });
-        Ok(if failing { Exit::Failed } else { Exit::Done })
+        rows
     }
 }
 
-fn print_status(
-    env: &str,
-    service: &str,
-    st: Option<&ServiceState>,
-    ecs: Option<&ServiceSnapshot>,
-    history: usize,
-) {
-    out!("{env}/{service}");
-    print_ecs(ecs);
+fn row_json(row: &Row) -> Value {
+    let (e, s) = (&row.env, &row.service);
+    match &row.state {
+        Ok(st) => json!({"environment": e, "service": s, "state": st, "config": row.config,
+            "ecs": row.ecs.as_ref().map(ecs_json)}),
+        Err(err) => json!({"environment": e, "service": s, "error": err.to_string()}),
+    }
+}
+
+/// An unreadable document is an error; a service whose latest release failed or was rolled
+/// back is a failure.
+fn exit_of(rows: &[Row]) -> Exit {
+    if rows.iter().any(|r| r.state.is_err()) {
+        return Exit::Error;
+    }
+    let failing = rows.iter().any(|r| {
+        (r.state.as_ref().ok().and_then(Option::as_ref))
+            .and_then(|s| s.history.iter().find(|h| h.deployment_id.is_some()))
+            .is_some_and(|h| h.verdict.is_failure())
+    });
+    if failing {
+        Exit::Failed
+    } else {
+        Exit::Done
+    }
+}
+
+fn print_status(row: &Row, st: Option<&ServiceState>, history: usize) {
+    out!("{}/{}", row.env, row.service);
+    print_ecs(row.ecs.as_ref());
     let Some(st) = st else {
         out!("  no deployments recorded yet");
         return;
@@ -132,6 +146,19 @@ fn print_status(
     }
     print_last_known_good(st);
     print_backlog(st);
+    print_marks(st);
+    if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
+        if st.in_flight.is_none() && !last.gates.is_empty() {
+            out!("  gates of the last deployment:");
+            print_gates(&last.gates);
+        }
+    }
+    print_history(st, history);
+}
+
+/// What the agent remembers against the service: drift, bad configs and releases, the last
+/// failed release, a stopped self-heal, notifications not delivered.
+fn print_marks(st: &ServiceState) {
     if let Some(d) = &st.drift {
         let since = d.since.format("%Y-%m-%d %H:%M");
         out!(
@@ -163,35 +190,33 @@ fn print_status(
         let at = b.at.format("%Y-%m-%d %H:%M");
         out!("  marked bad:      {} ({}, {at})", b.image.label(), b.why);
     }
-    if let Some(last) = st.history.iter().find(|h| h.deployment_id.is_some()) {
-        if st.in_flight.is_none() && !last.gates.is_empty() {
-            out!("  gates of the last deployment:");
-            print_gates(&last.gates);
-        }
+}
+
+fn print_history(st: &ServiceState, n: usize) {
+    if st.history.is_empty() {
+        return;
     }
-    if !st.history.is_empty() {
-        out!("  history:");
-        for h in st.history.iter().take(history) {
-            let reason = h.reason.as_ref().map(|r| format!(": {r}"));
-            // A rollback's own deployment put an earlier release back: said so.
-            let verdict = match (h.rollback, h.verdict) {
-                (true, Verdict::Succeeded) => "rollback".to_owned(),
-                (_, v) => v.to_string(),
-            };
-            let bad = if st.bad(&h.image.digest).is_some() {
-                " [marked bad]"
-            } else {
-                ""
-            };
-            out!(
-                "    {}  {:<15} {}{}{bad}{}",
-                h.at.format("%Y-%m-%d %H:%M:%S"),
-                verdict,
-                h.image.label(),
-                revision_of(h.task_definition_arn.as_deref()),
-                reason.unwrap_or_default()
-            );
-        }
+    out!("  history:");
+    for h in st.history.iter().take(n) {
+        let reason = h.reason.as_ref().map(|r| format!(": {r}"));
+        // A rollback's own deployment put an earlier release back: said so.
+        let verdict = match (h.rollback, h.verdict) {
+            (true, Verdict::Succeeded) => "rollback".to_owned(),
+            (_, v) => v.to_string(),
+        };
+        let bad = if st.bad(&h.image.digest).is_some() {
+            " [marked bad]"
+        } else {
+            ""
+        };
+        out!(
+            "    {}  {:<15} {}{}{bad}{}",
+            h.at.format("%Y-%m-%d %H:%M:%S"),
+            verdict,
+            h.image.label(),
+            revision_of(h.task_definition_arn.as_deref()),
+            reason.unwrap_or_default()
+        );
     }
 }
 
