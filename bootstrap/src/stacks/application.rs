@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{att, logical, r, sub, tags, Template};
-use crate::spec::Spec;
+use crate::spec::{Spec, WebService};
 
 /// The test listener's port: test traffic reaches the green revision here during a native
 /// deployment, from inside the VPC only.
@@ -131,50 +131,13 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
     .insert("DependsOn".into(), json!("GatewayAttachment"));
     outputs.push(("alb-arn".into(), r("LoadBalancer")));
     outputs.push(("alb-dns-name".into(), att("LoadBalancer", "DNSName")));
-    let not_found = json!([{"Type": "fixed-response",
-        "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no route"}}]);
-    let mut listeners = vec![("Http", "http", 80u16, None)];
-    if let Some(cert) = &spec.certificate_arn {
-        listeners.push(("Https", "https", 443, Some(cert.clone())));
-    }
-    listeners.push(("Test", "test", TEST_PORT, None));
-    for (id, name, port, cert) in &listeners {
-        let mut props = json!({
-            "LoadBalancerArn": r("LoadBalancer"),
-            "Port": port,
-            "Protocol": if cert.is_some() { "HTTPS" } else { "HTTP" },
-            "DefaultActions": not_found,
-        });
-        if let Some(c) = cert {
-            props["Certificates"] = json!([{"CertificateArn": c}]);
-        }
-        t.add(&format!("{id}Listener"), "AWS::ElasticLoadBalancingV2::Listener", props);
-        outputs.push((format!("listeners/{name}"), r(&format!("{id}Listener"))));
-    }
+    let listeners = listeners(t, spec, outputs);
     for (i, w) in spec.web.iter().enumerate() {
-        let svc = logical(&w.name);
-        for colour in ["Blue", "Green"] {
-            let id = format!("{svc}{colour}TargetGroup");
-            t.add(
-                &id,
-                "AWS::ElasticLoadBalancingV2::TargetGroup",
-                json!({
-                    "Name": format!("{p}-{}-{}", w.name, colour.to_lowercase()),
-                    "VpcId": r("Vpc"),
-                    "TargetType": "ip",
-                    "Protocol": "HTTP",
-                    "Port": w.port,
-                    "HealthCheckPath": spec.health_check_path,
-                    "TargetGroupAttributes": [{"Key": "deregistration_delay.timeout_seconds",
-                                               "Value": spec.deregistration_delay_seconds.to_string()}],
-                    "Tags": tags(spec, &format!("{p}-{}-{}", w.name, colour.to_lowercase())),
-                }),
-            );
-            outputs.push((format!("target-groups/{}/{}", w.name, colour.to_lowercase()), r(&id)));
-        }
+        target_groups(t, spec, p, w, outputs);
         // More specific paths first: "/*" last.
         let priority = if w.path == "/*" { 1000 } else { 10 * (i as u32 + 1) };
-        for (listener, name, _, _) in &listeners {
+        let svc = logical(&w.name);
+        for (listener, name) in &listeners {
             let id = format!("{svc}{listener}Rule");
             t.add(
                 &id,
@@ -195,6 +158,67 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
             };
             outputs.push((key, r(&id)));
         }
+    }
+}
+
+/// HTTP on 80, HTTPS on 443 when there is a certificate, and the test listener; each answers
+/// 404 to what no rule routes. Their logical id prefixes and output names.
+fn listeners(
+    t: &mut Template,
+    spec: &Spec,
+    outputs: &mut Vec<(String, Value)>,
+) -> Vec<(&'static str, &'static str)> {
+    let not_found = json!([{"Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no route"}}]);
+    let mut listeners = vec![("Http", "http", 80u16, None)];
+    if let Some(cert) = &spec.certificate_arn {
+        listeners.push(("Https", "https", 443, Some(cert.clone())));
+    }
+    listeners.push(("Test", "test", TEST_PORT, None));
+    for (id, name, port, cert) in &listeners {
+        let mut props = json!({
+            "LoadBalancerArn": r("LoadBalancer"),
+            "Port": port,
+            "Protocol": if cert.is_some() { "HTTPS" } else { "HTTP" },
+            "DefaultActions": not_found,
+        });
+        if let Some(c) = cert {
+            props["Certificates"] = json!([{"CertificateArn": c}]);
+        }
+        t.add(&format!("{id}Listener"), "AWS::ElasticLoadBalancingV2::Listener", props);
+        outputs.push((format!("listeners/{name}"), r(&format!("{id}Listener"))));
+    }
+    listeners.iter().map(|(id, name, _, _)| (*id, *name)).collect()
+}
+
+/// A web service's blue and green target groups (ECS swaps them in a native deployment).
+fn target_groups(
+    t: &mut Template,
+    spec: &Spec,
+    p: &str,
+    w: &WebService,
+    outputs: &mut Vec<(String, Value)>,
+) {
+    let svc = logical(&w.name);
+    for colour in ["Blue", "Green"] {
+        let id = format!("{svc}{colour}TargetGroup");
+        let name = format!("{p}-{}-{}", w.name, colour.to_lowercase());
+        t.add(
+            &id,
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            json!({
+                "Name": name,
+                "VpcId": r("Vpc"),
+                "TargetType": "ip",
+                "Protocol": "HTTP",
+                "Port": w.port,
+                "HealthCheckPath": spec.health_check_path,
+                "TargetGroupAttributes": [{"Key": "deregistration_delay.timeout_seconds",
+                                           "Value": spec.deregistration_delay_seconds.to_string()}],
+                "Tags": tags(spec, &name),
+            }),
+        );
+        outputs.push((format!("target-groups/{}/{}", w.name, colour.to_lowercase()), r(&id)));
     }
 }
 
