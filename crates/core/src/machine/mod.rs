@@ -31,6 +31,7 @@ mod hooks;
 mod journal;
 mod notices;
 mod observation;
+mod observe;
 mod one_off;
 mod rollback;
 mod rollout;
@@ -196,6 +197,30 @@ pub struct Step {
     pub problem: Option<String>,
 }
 
+/// One step of the state machine: what `obs` means for the service in `state` at `now`, under
+/// the environment's `policy`.
+///
+/// # Guarantees
+///
+/// - Pure: the same inputs give the same step; nothing is called, read or timed here.
+/// - At most one effect: the step carries at most one [`Command`], and its intent is in the
+///   returned state, to be saved before the command runs (unless `save_with_next` says a crash
+///   after it is recovered from the state saved before).
+/// - Only the lease holder applies a result: an observation about a deployment no longer in
+///   flight, or held by another invocation's lease, is [`Outcome::Stale`] and changes nothing.
+/// - Notifications go to the state's outbox in the same step that decides them, and leave it
+///   only once delivered: each is sent at least once, and said once per key.
+/// - Time never goes backwards: older images, events and ECS updates than the ones applied are
+///   ignored, with the reason in the outcome.
+///
+/// # Assumptions
+///
+/// - `state` is the document as last saved (the runner reads it, then writes with its version).
+/// - `now` is the caller's clock; leases and windows are measured against it.
+///
+/// # Errors
+///
+/// None: a problem the step cannot act on is in [`Step::problem`] and the outcome.
 pub fn decide(
     state: &ServiceState,
     obs: &Observation,
@@ -203,93 +228,6 @@ pub fn decide(
     policy: &Policy,
 ) -> Step {
     let mut cx = Ctx::new(state, now, policy);
-    let outcome = match obs {
-        Observation::ImagePushed { event_id, image } => cx.pushed(event_id, image),
-        Observation::DeployRequested { image, by, force } => cx.requested(image, by, *force),
-        Observation::ImagesListed { images } => cx.listed(images),
-        Observation::Tick => cx.tick(),
-        Observation::ConfigCheck { promotion } => {
-            cx.promotion = promotion.clone();
-            cx.config_check()
-        }
-        Observation::ServiceObserved { task_definition } => cx.service_observed(task_definition),
-        Observation::RevisionRegistered {
-            deployment,
-            task_definition_arn,
-            changes,
-        } => {
-            cx.note_changes(deployment, changes.as_deref());
-            cx.registered(deployment, task_definition_arn, "registered")
-        }
-        Observation::RevisionSearched { deployment, found } => cx.searched(deployment, found),
-        Observation::ServiceUpdated {
-            deployment,
-            ecs_deployment_id,
-        } => cx.service_updated(deployment, ecs_deployment_id, ""),
-        Observation::RolloutObserved {
-            deployment,
-            rollout,
-        } => cx.rollout_observed(deployment, rollout),
-        Observation::ServiceCreated {
-            deployment,
-            ecs_deployment_id,
-        } => cx.service_updated(
-            deployment,
-            ecs_deployment_id,
-            "created the service (it did not exist in ECS)",
-        ),
-        Observation::OneOffStarted { deployment, run } => cx.one_off_started(deployment, run),
-        Observation::OneOffObserved {
-            deployment,
-            progress,
-        } => cx.one_off_observed(deployment, progress),
-        Observation::StepInterrupted { deployment, error } => cx.interrupted(deployment, error),
-        Observation::StepFailed { deployment, error } => cx.step_failed(deployment, error),
-        Observation::HookInvoked {
-            stage,
-            deployment,
-            revision_task_definition,
-            shifted_back,
-        } => cx.hook(
-            *stage,
-            deployment.as_ref(),
-            revision_task_definition.as_deref(),
-            *shifted_back,
-        ),
-        Observation::ChecksMeasured {
-            deployment,
-            stage,
-            measurements,
-        } => cx.checks_measured(deployment, *stage, measurements),
-        Observation::ApprovalRecorded {
-            approved,
-            by,
-            summary,
-        } => cx.record_approval(*approved, by, summary.clone()),
-        Observation::EcsDeploymentChanged {
-            event_id,
-            ecs_deployment_id,
-            change,
-            reason,
-            updated_at,
-        } => cx.ecs_changed(event_id, ecs_deployment_id, *change, reason, *updated_at),
-        Observation::AlarmChanged { change } => cx.alarm(change),
-        Observation::RollbackRequested { to, by, force } => {
-            cx.rollback_requested(to.as_deref(), by, *force)
-        }
-        Observation::GuardsChecked { firing } => cx.guards_checked(firing),
-        Observation::RolloutStopped {
-            deployment,
-            stopped,
-        } => cx.rollout_stopped(deployment, *stopped),
-        Observation::ScaleTick => cx.scale_tick(),
-        Observation::BacklogMeasured { measured } => cx.scale(measured),
-        Observation::DesiredSet { desired, error } => cx.desired_set(*desired, error.as_deref()),
-        Observation::FailureExplained {
-            deployment,
-            rolled_back_to,
-            reason,
-        } => cx.failure_explained(deployment, rolled_back_to.as_deref(), reason),
-    };
+    let outcome = cx.observe(obs);
     cx.into_step(outcome)
 }
