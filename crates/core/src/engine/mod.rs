@@ -100,6 +100,34 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 
 /// Runs `observations` in order, each once the previous one has settled, on one reading of the
 /// state document. The report's outcome is the last observation's.
+///
+/// # Guarantees
+///
+/// - Intent before effect: each step's state (the command it is about to run, the notices it
+///   claims) is saved with a compare-and-swap on the document's version before the command
+///   runs; a crash at any port call is taken over from what was saved, and ends where the
+///   uninterrupted run does (`crates/core/tests/crash.rs` kills every call, before and after
+///   its effect).
+/// - Only the lease holder applies a result: every write is fenced by the version read, a lost
+///   race re-reads and decides again, and a mutating call is sent only while the lease has
+///   [`CALL_TIMEOUT`] left (`RunOptions::deadline` lengthens a Lambda's lease to its deadline).
+/// - The outbox is delivered at least once: a notice claimed in a saved step is published
+///   after the save, marked sent in the next write, and published again by whoever finds it
+///   unsent.
+/// - Bounded: at most `MAX_STEPS` steps per call; what is left is for the next invocation.
+///
+/// # Assumptions
+///
+/// - The state store compares versions (S3's conditional writes; the in-memory store alike).
+/// - The ports' clock is the one leases are measured by.
+///
+/// # Errors
+///
+/// [`RunError::UnknownTarget`] when the bundle has no such target (nothing is read or written);
+/// [`RunError::Contention`] after `MAX_CONFLICTS` lost races in a row; [`RunError::Port`] when
+/// the state cannot be read or written after the SDK's retries. A failed AWS
+/// call of a step is no error here: the step's observation carries it and the deployment's
+/// verdict says it.
 pub async fn run<P: Ports>(
     ports: &P,
     bundle: &Bundle,
