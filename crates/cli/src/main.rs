@@ -15,7 +15,6 @@ macro_rules! out {
 mod cmd;
 mod context;
 mod exit;
-mod human;
 mod orphans;
 mod output;
 mod progress;

@@ -115,17 +115,12 @@ pub struct DryRun {
 impl DryRun {
     /// The report on stdout: a summary for a person, or with `--json` the full report (for
     /// scripts and CodeBuild); on stderr, that nothing was changed when nothing was.
-    pub fn print(self, report: &impl serde::Serialize, json: bool) {
-        let v = serde_json::to_value(report).expect("report serialises");
+    pub fn print<R: serde::Serialize + std::fmt::Display>(self, report: &R, json: bool) {
         if json {
-            out!(
-                "{}",
-                serde_json::to_string_pretty(&v).expect("report serialises")
-            );
+            let v = serde_json::to_string_pretty(report).expect("report serialises");
+            out!("{v}");
         } else {
-            for line in crate::human::lines(&v) {
-                out!("{line}");
-            }
+            out!("{report}");
         }
         if self.dry_run {
             eprintln!("dry run: nothing was written and no mutating call was made");

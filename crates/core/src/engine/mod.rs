@@ -9,6 +9,7 @@ mod outbox;
 mod render;
 mod runner;
 mod service;
+mod words;
 
 use serde::Serialize;
 

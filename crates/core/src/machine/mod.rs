@@ -123,6 +123,17 @@ pub enum HookStatus {
     InProgress,
 }
 
+impl HookStatus {
+    /// As ECS spells it (`hookStatus`).
+    pub fn word(self) -> &'static str {
+        match self {
+            HookStatus::Succeeded => "SUCCEEDED",
+            HookStatus::Failed => "FAILED",
+            HookStatus::InProgress => "IN_PROGRESS",
+        }
+    }
+}
+
 /// What happened to the observation, for the caller's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
