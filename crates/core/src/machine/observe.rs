@@ -36,7 +36,7 @@ impl Ctx<'_> {
             | Observation::ScaleTick
             | Observation::BacklogMeasured { .. }
             | Observation::DesiredSet { .. }
-            | Observation::FailureExplained { .. } => self.from_outside(obs),
+            | Observation::FailureExplained { .. } => self.outside_a_step(obs),
         }
     }
 
@@ -97,7 +97,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn from_outside(&mut self, obs: &Observation) -> Outcome {
+    fn outside_a_step(&mut self, obs: &Observation) -> Outcome {
         match obs {
             Observation::HookInvoked {
                 stage,
