@@ -45,7 +45,7 @@ async fn a_notification_is_published_in_one_form_per_protocol() {
         project: "booking".into(),
         environment: "prod".into(),
         service: "web".into(),
-        deployment_id: DeploymentId("d-1".into()),
+        subject: DeploymentId("d-1".into()).into(),
         image: Image {
             repository: "booking/web".into(),
             digest: Digest::parse(&format!("sha256:{}", "cd".repeat(32))).unwrap(),

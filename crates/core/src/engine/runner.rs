@@ -278,11 +278,11 @@ impl<P: Ports> Runner<'_, P> {
                     self.delivery.sent.insert(id);
                 }
                 Err(e) if !e.kind.is_retryable() || n.attempts >= MAX_ATTEMPTS => {
-                    error!(environment = %env, service = %service, deployment_id = %n.deployment_id, error = %e, attempts = n.attempts, notification = %n.id, "notification set aside undelivered: SNS refused it; see `harbormaster status`");
+                    error!(environment = %env, service = %service, deployment_id = %n.subject, error = %e, attempts = n.attempts, notification = %n.id, "notification set aside undelivered: SNS refused it; see `harbormaster status`");
                     self.delivery.set_aside(&n, e.to_string(), now);
                 }
                 Err(e) => {
-                    warn!(environment = %env, service = %service, deployment_id = %n.deployment_id, error = %e, "notification not sent yet; kept for the next invocation");
+                    warn!(environment = %env, service = %service, deployment_id = %n.subject, error = %e, "notification not sent yet; kept for the next invocation");
                     self.delivery.released.insert(id);
                 }
             }

@@ -17,8 +17,8 @@ use super::{Command, Outcome, Point};
 use crate::image::{Image, ImageOrder};
 use crate::notify::NoticeKind;
 use crate::state::{
-    Deployment, DeploymentId, GuardWait, HistoryEntry, Pending, Phase, PhaseKind, Release,
-    ServiceState, Trigger, Verdict, Wait,
+    Deployment, GuardWait, HistoryEntry, Pending, Phase, PhaseKind, Release, ServiceState, Trigger,
+    Verdict, Wait,
 };
 
 /// How a release came in decides which checks it passes.
@@ -318,7 +318,7 @@ impl Ctx<'_> {
         let digest = Some(p.image.digest.clone());
         let to = Point::Verdict(Verdict::Failed);
         self.journal_line(None, digest, (Point::Held, to), reason.clone());
-        let about = DeploymentId(format!("held-{}", &p.image.digest.short()[..8]));
+        let about = crate::notify::Subject::held(&p.image.digest);
         self.notice_now(NoticeKind::Failed, about, p.image.clone(), &reason);
         Outcome::Ignored { reason }
     }

@@ -3,8 +3,7 @@
 
 use super::context::Ctx;
 use crate::image::{Digest, Image};
-use crate::notify::{NoticeKind, Notification};
-use crate::state::DeploymentId;
+use crate::notify::{NoticeKind, Notification, Subject};
 
 impl Ctx<'_> {
     /// A notice about the deployment in flight (nothing when none is).
@@ -39,7 +38,7 @@ impl Ctx<'_> {
         &mut self,
         kind: NoticeKind,
         id: String,
-        deployment: DeploymentId,
+        subject: impl Into<Subject>,
         image: Image,
         task_definition_arn: Option<String>,
         reason: Option<String>,
@@ -50,7 +49,7 @@ impl Ctx<'_> {
             project: self.policy.project.clone(),
             environment: self.s.environment.clone(),
             service: self.s.service.clone(),
-            deployment_id: deployment,
+            subject: subject.into(),
             image,
             task_definition_arn,
             previous: None,
@@ -68,22 +67,21 @@ impl Ctx<'_> {
     pub(super) fn notice_now(
         &mut self,
         kind: NoticeKind,
-        about: DeploymentId,
+        about: impl Into<Subject>,
         image: Image,
         reason: &str,
     ) {
+        let about = about.into();
         let id = format!("{about}/{}/{}", kind.word(), self.now.timestamp_millis());
         self.notice_about(kind, id, about, image, None, Some(reason.to_owned()));
     }
 
     /// The deployment that last deployed `digest`, for notices about it.
-    pub(super) fn deployment_of(&self, digest: &Digest) -> DeploymentId {
-        self.s
-            .history
-            .iter()
+    pub(super) fn deployment_of(&self, digest: &Digest) -> Subject {
+        (self.s.history.iter())
             .find(|h| &h.image.digest == digest && h.deployment_id.is_some())
             .and_then(|h| h.deployment_id.clone())
-            .unwrap_or_else(|| DeploymentId(format!("release-{}", &digest.short()[..8])))
+            .map_or_else(|| Subject::release(digest), Subject::from)
     }
 }
 

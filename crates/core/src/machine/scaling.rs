@@ -5,7 +5,6 @@ use super::context::Ctx;
 use super::{Command, Outcome, Point};
 use crate::notify::NoticeKind;
 use crate::scaling::Measured;
-use crate::state::DeploymentId;
 
 impl Ctx<'_> {
     pub(super) fn scale_tick(&mut self) -> Outcome {
@@ -32,7 +31,7 @@ impl Ctx<'_> {
         let (d, state) = crate::scaling::decide(&policy, &self.s.scaling, m, deploying, self.now);
         self.s.scaling = state;
         if let (Some(alert), Some(good)) = (&d.alert, self.s.last_known_good.clone()) {
-            let about = DeploymentId(format!("scaling-{}", self.s.service));
+            let about = crate::notify::Subject::Scaling(self.s.service.clone());
             self.notice_now(NoticeKind::AtMax, about, good.image, alert);
         }
         let outcome = if d.changes() {

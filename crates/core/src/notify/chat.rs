@@ -30,7 +30,7 @@ impl Notification {
         put("service", &self.service);
         put("kind", self.kind.word());
         put("severity", self.severity().word());
-        put("deployment_id", &self.deployment_id.0);
+        put("deployment_id", &self.subject.to_string());
         put("release", &self.image.label());
         put("digest", self.image.digest.as_str());
         if let Some(r) = &self.reason {
@@ -55,7 +55,7 @@ impl Notification {
             },
             "metadata": {
                 // One thread per deployment: its start, gate and end read as one conversation.
-                "threadId": self.deployment_id.0,
+                "threadId": self.subject.to_string(),
                 "summary": self.subject(),
                 "eventType": self.kind.word(),
                 "relatedResources": related,
@@ -81,7 +81,7 @@ impl Notification {
         if let Some(p) = &self.previous {
             lines.push(format!("*Replaces:* {}", code(p)));
         }
-        lines.push(format!("*Deployment:* {}", code(&self.deployment_id.0)));
+        lines.push(format!("*Deployment:* {}", code(&self.subject.to_string())));
         lines.join("\n")
     }
 

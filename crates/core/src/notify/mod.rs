@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::image::Image;
-use crate::state::DeploymentId;
 
 mod chat;
+mod subject;
+
+pub use subject::Subject;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,7 +52,9 @@ pub struct Notification {
     pub project: String,
     pub environment: String,
     pub service: String,
-    pub deployment_id: DeploymentId,
+    /// What it is about (a deployment, mostly): the thread it belongs to.
+    #[serde(rename = "deployment_id")]
+    pub subject: Subject,
     pub image: Image,
     pub task_definition_arn: Option<String>,
     /// The release this one replaces (last known good), as a label.
@@ -235,7 +239,7 @@ impl Notification {
         if let Some(p) = &self.previous {
             lines.push(format!("Replaces:    {p}"));
         }
-        lines.push(format!("Deployment:  {}", self.deployment_id));
+        lines.push(format!("Deployment:  {}", self.subject));
         lines.push(format!("At:          {}", self.at.to_rfc3339()));
         if self.severity() == Severity::Critical {
             lines.push(String::new());
@@ -255,7 +259,7 @@ impl Notification {
             "project": self.project,
             "environment": self.environment,
             "service": self.service,
-            "deployment_id": self.deployment_id,
+            "deployment_id": self.subject,
             "image": {
                 "repository": self.image.repository,
                 "digest": self.image.digest,

@@ -97,7 +97,7 @@ fn notice(kind: NoticeKind, reason: Option<&str>) -> Notification {
         project: "booking".into(),
         environment: "prod".into(),
         service: "web".into(),
-        deployment_id: DeploymentId("d-42".into()),
+        subject: DeploymentId("d-42".into()).into(),
         image: Image {
             repository: "booking/web".into(),
             digest: Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap(),
