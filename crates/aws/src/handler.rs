@@ -42,6 +42,39 @@ pub struct Function {
     /// Every IAM action this function's code may call, in groups: its role in
     /// `deploy/template.yaml` grants exactly these (a test compares them).
     pub permissions: &'static [&'static [&'static str]],
+    /// What handles its events.
+    pub runs: Runs,
+    /// Who tries a failed event again.
+    pub retried_by: Retried,
+    /// What it does when the config cannot be read (S3 unreachable, say).
+    pub without_config: WithoutConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The dispatch every event goes through (`harbormaster invoke` too).
+    Dispatch,
+    /// A CodePipeline job: every outcome is told to CodePipeline.
+    PipelineJob,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Lambda, when the handler returns an error (events are asynchronous, handling is
+    /// idempotent): only for what a retry may get past.
+    ByLambda,
+    /// Its own schedule a minute later (the tick): a retry by Lambda would only fill the
+    /// dead-letter queue, and a lasting failure is logged once an hour.
+    BySchedule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutConfig {
+    /// An error: Lambda tries again.
+    Fails,
+    /// ECS is asked to call the lifecycle hook again, instead of failing a deployment nothing
+    /// is wrong with.
+    AsksAgain,
 }
 
 impl Function {
@@ -112,11 +145,17 @@ pub const ECR_PUSH: Function = Function {
     name: "ecr-push",
     accepts: &["ECR Image Action"],
     permissions: &[DEPLOYS],
+    runs: Runs::Dispatch,
+    retried_by: Retried::ByLambda,
+    without_config: WithoutConfig::Fails,
 };
 pub const TICK: Function = Function {
     name: "tick",
     accepts: &["Scheduled Event"],
     permissions: &[DEPLOYS, READS_ECR, EXPLAINS, FOLLOWS_TASKS, SCALES],
+    runs: Runs::Dispatch,
+    retried_by: Retried::BySchedule,
+    without_config: WithoutConfig::Fails,
 };
 pub const ECS_HOOK: Function = Function {
     name: "ecs-hook",
@@ -130,11 +169,17 @@ pub const ECS_HOOK: Function = Function {
         "ecs:DescribeServiceRevisions",
         "cloudwatch:GetMetricData",
     ]],
+    runs: Runs::Dispatch,
+    retried_by: Retried::ByLambda,
+    without_config: WithoutConfig::AsksAgain,
 };
 pub const ECS_EVENT: Function = Function {
     name: "ecs-event",
     accepts: &["ECS Deployment State Change", "ECS Service Action"],
     permissions: &[DEPLOYS, EXPLAINS, ROLLS_BACK],
+    runs: Runs::Dispatch,
+    retried_by: Retried::ByLambda,
+    without_config: WithoutConfig::Fails,
 };
 pub const ALARM: Function = Function {
     name: "alarm",
@@ -150,6 +195,9 @@ pub const ALARM: Function = Function {
             "ecs:StopServiceDeployment",
         ],
     ],
+    runs: Runs::Dispatch,
+    retried_by: Retried::ByLambda,
+    without_config: WithoutConfig::Fails,
 };
 pub const PIPELINE_JOB: Function = Function {
     name: "pipeline-job",
@@ -165,6 +213,9 @@ pub const PIPELINE_JOB: Function = Function {
             "codepipeline:PutJobFailureResult",
         ],
     ],
+    runs: Runs::PipelineJob,
+    retried_by: Retried::ByLambda,
+    without_config: WithoutConfig::Fails,
 };
 pub const FUNCTIONS: &[Function] = &[ECR_PUSH, TICK, ECS_HOOK, ECS_EVENT, ALARM, PIPELINE_JOB];
 
@@ -192,7 +243,7 @@ pub async fn handle(
         }),
         ..RunOptions::default()
     };
-    if function == PIPELINE_JOB {
+    if function.runs == Runs::PipelineJob {
         // Every outcome is reported to CodePipeline; only a job without an id is an error.
         let report = crate::pipeline::handle_job(agent, &event, deadline, opts)
             .await
@@ -203,7 +254,7 @@ pub async fn handle(
         Ok(r) => r,
         // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
         // instead of failing, which would roll back a deployment nothing is wrong with.
-        Err(HandlerError::Config(e)) if function == ECS_HOOK => {
+        Err(HandlerError::Config(e)) if function.without_config == WithoutConfig::AsksAgain => {
             let details = event.get("hookDetails").and_then(Value::as_object);
             let reason = format!("config not loaded: {e}");
             let answer = HookResponse::new(
@@ -225,16 +276,16 @@ pub async fn handle(
         return Ok(serde_json::to_value(answer).expect("answer serialises"));
     }
     // Returning an error makes Lambda retry an async event (handling is idempotent): only for
-    // what a retry may get past. The tick is its own retry a minute later; a retried tick
-    // only fills the dead-letter queue.
+    // what a retry may get past, and only where Lambda is who retries (`Function::retried_by`).
     let retryable = report.retryable_errors();
-    if retryable.is_empty() || function == TICK {
+    let by_schedule = function.retried_by == Retried::BySchedule;
+    if retryable.is_empty() || by_schedule {
         let now = chrono::Utc::now();
         for t in report.targets.iter().filter(|t| t.error.is_some()) {
             let (env, service) = (&t.environment, &t.service);
             let error = t.error.as_deref().unwrap_or_default();
             if t.retry
-                || function != TICK
+                || !by_schedule
                 || harbormaster_core::dispatch::hourly_report(now, &format!("{env}/{service}"))
             {
                 tracing::error!(function = function.name, environment = %env, service = %service, error = %error, "not retried by Lambda: the next tick looks again");

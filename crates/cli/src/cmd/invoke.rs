@@ -27,7 +27,7 @@ impl Args {
         let function = handler::route(&value).with_context(|| self.unrouted(&value))?;
         let agent = cx.agent().await?;
         let opts = self.plan.options();
-        if function == handler::PIPELINE_JOB {
+        if function.runs == handler::Runs::PipelineJob {
             let report = harbormaster_aws::pipeline::handle_job(agent, &value, None, opts)
                 .await
                 .map_err(anyhow::Error::msg)?;
