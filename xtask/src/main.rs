@@ -2,15 +2,8 @@
 //! machine needs is here, a module per command.
 
 mod bench;
-mod bench_alarm;
-mod bench_bloat;
-mod bench_floor;
-mod bench_load;
-mod bench_native;
-mod bench_startup;
 mod chaos;
 mod demo;
-mod elf;
 mod emulator;
 mod package;
 mod test;

@@ -12,8 +12,8 @@ use harbormaster_e2e::World;
 use harbormaster_testkit::runtime_api::{self, Seen};
 use serde_json::Value;
 
+use super::floor::Floor;
 use crate::bench::percentile;
-use crate::bench_floor::Floor;
 
 pub(crate) struct StartUp {
     median_ms: f64,
@@ -58,24 +58,6 @@ pub(crate) fn start_up(binary: &Path, env: &[(&str, String)], runs: usize) -> Re
         size_kib: std::fs::metadata(binary)?.len() / 1024,
     })
 }
-
-/// Between the start-up table and the binaries' composition: what the floor says.
-pub(crate) const SIZE_PROSE: &str = "`sdk-floor` (bench/sdk-floor) is the floor any Rust function on the AWS SDK stands on to do\n\
-a rolling deploy: lambda_runtime, aws-config and the seven SDK operations of a deploy (S3 GetObject\n\
-and PutObject, SNS Publish, SSM DescribeParameters and GetParameters, ECS RegisterTaskDefinition and\n\
-UpdateService), called once each, nothing else; same profile, same link. Above, it deployed its own\n\
-service on the emulator. A function that deploys cannot be smaller than it. What each binary is made\n\
-of, from its section headers:";
-
-/// After the functions' sizes: why they are alike, and what is over the floor.
-const ENGINE_PROSE: &str = "The functions are alike because each runs the one engine: the state machine decides at run\n\
-time which command comes next (register, update, measure a backlog, read an alarm's tags, follow\n\
-a one-off task…), and the engine's executor reaches every port's adapter, whatever the event. Gating\n\
-the dispatch by event kind at compile time (a const generic per function) was measured and dropped:\n\
-`ecr-push` grew by 0.09 MiB. What `ecr-push` carries over the floor is mostly code: the agent itself\n\
-(config, templates, state machine, strategies, scaling), its adapters, and the SDK crates a rolling\n\
-deploy does not call but the engine can (Application Auto Scaling, CloudWatch, ECR, CodePipeline,\n\
-SQS) and Redis; the SDK crates a deploy calls, std, rustls and aws-lc are in the floor too.";
 
 /// Start-up runs of each binary.
 pub(crate) const RUNS: usize = 20;
@@ -187,10 +169,10 @@ pub(crate) fn start_up_table(
 /// What each binary is made of, and what ecr-push carries over the floor.
 pub(crate) fn composition_table(release: &Path) -> Result<String> {
     let [ours, floor, hello] = ["ecr-push", "sdk-floor", "hello-lambda"]
-        .map(|b| crate::elf::composition(&release.join(b)));
+        .map(|b| super::elf::composition(&release.join(b)));
     let (ours, floor, hello) = (ours?, floor?, hello?);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let row = |name: &str, of: fn(&crate::elf::Composition) -> u64| {
+    let row = |name: &str, of: fn(&super::elf::Composition) -> u64| {
         format!(
             "| {name} | {:.2} MiB | {:.2} MiB | {:.2} MiB | {:+.2} MiB |\n",
             mib(of(&ours)),
@@ -207,7 +189,7 @@ pub(crate) fn composition_table(release: &Path) -> Result<String> {
     for f in handler::FUNCTIONS {
         let binary = release.join(f.name);
         let size = std::fs::metadata(&binary)?.len();
-        let c = crate::elf::composition(&binary)?;
+        let c = super::elf::composition(&binary)?;
         each += &format!(
             "| {} | {:.1} MiB | {:.1} MiB | {:.2}× |\n",
             f.name,
@@ -224,7 +206,6 @@ pub(crate) fn composition_table(release: &Path) -> Result<String> {
         row("data (`.data`, `.data.rel.ro`, `.got`…)", |c| c.data),
         row("the rest (dynamic linking, headers)", |c| c.other),
         each,
-        format!("\n{ENGINE_PROSE}\n"),
     ]
     .concat())
 }

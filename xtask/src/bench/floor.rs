@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use harbormaster_e2e::{World, BUCKET};
 use serde_json::{json, Value};
 
-use crate::bench_startup::{invoke_once, start_up, StartUp, RUNS};
+use super::startup::{invoke_once, start_up, StartUp, RUNS};
 
 const CLUSTER: &str = "booking-dev";
 const NAME: &str = "sdk-floor";

@@ -12,7 +12,7 @@ use harbormaster_core::memory::MemoryPorts;
 use harbormaster_core::testing::scenario::{now, send, tick_once, CLUSTER};
 use harbormaster_core::testing::{alarm_event, push_event};
 
-use crate::bench::{counted_ops, percentile};
+use super::{counted_ops, percentile};
 
 const ROUNDS: usize = 20;
 const ALARM: &str = "booking-dev-web-5xx";

@@ -17,7 +17,7 @@ use harbormaster_e2e::World;
 use harbormaster_testkit::proxy::CountingProxy;
 use serde_json::json;
 
-use crate::bench::{counted, percentile};
+use super::{counted, percentile};
 use crate::demo::tick;
 
 const ROUNDS: usize = 5;
