@@ -13,11 +13,13 @@ mod cli;
 pub mod docs;
 pub mod load;
 pub mod setup;
+mod story;
 
 pub use cli::{binary, cli_binary, shell_quoted};
 use harbormaster_testkit::Emulator;
 use serde_json::{json, Value};
 pub use setup::{create_service, emulator_config, for_the_emulator};
+pub use story::Notice;
 
 pub const ACCOUNT: &str = "000000000000";
 pub const REGION: &str = "us-east-1";

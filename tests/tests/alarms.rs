@@ -8,21 +8,6 @@ use harbormaster_core::RunOptions;
 use harbormaster_e2e::{TempDir, World, ACCOUNT, REGION};
 use serde_json::{json, Value};
 
-async fn release(w: &World, tag: &str) -> (String, String) {
-    let digest = w.push_image(tag).await.unwrap();
-    let event = w.push_event(&format!("push-{tag}"), tag, &digest);
-    w.push(&event).await;
-    w.tick().await;
-    let td = w.service_task_definition("web").await.unwrap();
-    let state = w.state_document("dev", "web").await.unwrap().unwrap();
-    assert_eq!(
-        state["last_known_good"]["task_definition_arn"],
-        td.as_str(),
-        "{state}"
-    );
-    (digest, td)
-}
-
 /// Puts the alarm in ALARM and writes the event EventBridge would send for it to a file.
 async fn fire(w: &World, tmp: &TempDir, name: &str) -> String {
     let e = w
@@ -44,21 +29,43 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
     let listed = w.cli_ok(&["alarms", "--env", "dev", "--service", "web"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("would put booking-dev-web-cpu"));
     w.cli_ok(&["alarms", "--env", "dev", "--service", "web", "--apply"]);
-
-    let (_, v1) = release(&w, "main-aaaa111").await;
-    let (bad_digest, v2) = release(&w, "main-bbbb222").await;
+    let (_, v1) = w.ship("web", "main-aaaa111").await;
+    let (bad_digest, v2) = w.ship("web", "main-bbbb222").await;
     assert_ne!(v1, v2);
     w.inbox().await.unwrap();
 
     let tmp = TempDir::new("alarms").unwrap();
     let file = fire(&w, &tmp, "booking-dev-web-cpu").await;
     let (code, r) = w.invoke(&file);
-    assert_eq!(code, 0, "{r}");
-    assert_eq!(r["targets"][0]["outcome"], "started", "{r}");
-    // Issue 21: while the rollback is in flight, `status` does not call the release it blames
-    // the last known good, and it shows ECS's own view.
-    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        (code, &r["targets"][0]["outcome"]),
+        (0, &json!("started")),
+        "{r}"
+    );
+    expect_the_rollback_in_flight(&w, &v1, &bad_digest).await;
+
+    // The same event delivered again changes nothing.
+    let before = w.state_document("dev", "web").await.unwrap();
+    let (code, r) = w.invoke(&file);
+    let outcome = r["targets"][0]["outcome"].as_str();
+    assert_eq!((code, outcome), (0, Some("duplicate")), "{r}");
+    let mut after = w.document("dev", "web").await;
+    after["processed_events"] = before.as_ref().unwrap()["processed_events"].clone();
+    assert_eq!(Some(after), before);
+    assert!(w.inbox().await.unwrap().is_empty(), "nothing sent twice");
+
+    w.tick().await;
+    let state = w.document("dev", "web").await;
+    assert_eq!(state["last_known_good"]["task_definition_arn"], v1.as_str());
+    assert_eq!(state["last_known_good"]["restored"], true);
+    expect_the_bad_digest_kept_out(&w, &v1, &bad_digest).await;
+}
+
+/// While the rollback is in flight: the service is back on `v1`, `status` does not call the
+/// release it blames the last known good and shows ECS's own view (issue 21), the bad digest is
+/// marked and the team hears why.
+async fn expect_the_rollback_in_flight(w: &World, v1: &str, bad_digest: &str) {
+    let text = w.status("web");
     assert!(
         text.contains("last known good: none now: booking/web:main-bbbb222")
             && text.contains(
@@ -70,72 +77,37 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
         text.contains("  ECS:             1/1 running, 0 pending; primary rev booking-dev-web:"),
         "{text}"
     );
-    assert_eq!(
-        w.service_task_definition("web").await.unwrap(),
-        v1,
-        "back on the first release"
-    );
-
-    let state = w.state_document("dev", "web").await.unwrap().unwrap();
+    w.expect_running("web", v1).await;
+    let state = w.document("dev", "web").await;
     let why = state["in_flight"]["rollback"]["why"].as_str().unwrap();
     assert!(
         why.contains("booking-dev-web-cpu") && why.contains("ALARM"),
         "{state}"
     );
-    assert_eq!(
-        state["bad_releases"][0]["image"]["digest"],
-        bad_digest.as_str()
-    );
-    let inbox = w.inbox().await.unwrap();
-    let (subject, message, _) = inbox
-        .iter()
-        .find(|(_, m, _)| m["kind"] == "rolled_back")
-        .unwrap_or_else(|| panic!("no rollback notification: {inbox:?}"));
+    assert_eq!(state["bad_releases"][0]["image"]["digest"], bad_digest);
+    let told = w.told("rolled_back").await;
     assert!(
-        subject.contains("ROLLED BACK") && subject.contains("main-bbbb222"),
-        "{subject}"
+        told.subject.contains("ROLLED BACK") && told.subject.contains("main-bbbb222"),
+        "{}",
+        told.subject
     );
-    let reason = message["reason"].as_str().unwrap();
+    let reason = told.message["reason"].as_str().unwrap();
     assert!(
         reason.contains("booking-dev-web-cpu") && reason.contains("main-aaaa111"),
         "{reason}"
     );
+}
 
-    // The same event delivered again changes nothing.
-    let before = w.state_document("dev", "web").await.unwrap();
-    let (code, r) = w.invoke(&file);
-    assert_eq!(
-        (code, r["targets"][0]["outcome"].as_str()),
-        (0, Some("duplicate")),
-        "{r}"
-    );
-    let mut after = w.state_document("dev", "web").await.unwrap().unwrap();
-    after["processed_events"] = before.as_ref().unwrap()["processed_events"].clone();
-    assert_eq!(Some(after), before);
-    assert!(w.inbox().await.unwrap().is_empty(), "nothing sent twice");
-
-    w.tick().await;
-    let state = w.state_document("dev", "web").await.unwrap().unwrap();
-    assert_eq!(state["last_known_good"]["task_definition_arn"], v1.as_str());
-    assert_eq!(state["last_known_good"]["restored"], true);
-
-    // A push of the bad digest (under another tag, a new event) is not deployed.
-    let again = w.push_event("push-bad-again", "main-bbbb223", &bad_digest);
-    let r = w.push(&again).await;
-    let v = serde_json::to_value(&r).unwrap();
+/// After the rollback: a push of the bad digest (another tag, a new event) is not deployed and
+/// the team hears so; `status` shows it marked bad, the rollback as a rollback and the
+/// revisions `rollback --to` takes; a CI step deploying it is refused (exit 1).
+async fn expect_the_bad_digest_kept_out(w: &World, v1: &str, bad_digest: &str) {
+    let again = w.push_event("push-bad-again", "main-bbbb223", bad_digest);
+    let v = serde_json::to_value(w.push(&again).await).unwrap();
     assert_eq!(v["targets"][0]["outcome"], "ignored", "{v}");
-    assert_eq!(w.service_task_definition("web").await.unwrap(), v1);
-    let inbox = w.inbox().await.unwrap();
-    assert!(
-        inbox
-            .iter()
-            .any(|(_, m, _)| m["kind"] == "ignored" && m["service"] == "web"),
-        "{inbox:?}"
-    );
-    // `status` shows it marked bad, the rollback as a rollback, and the revisions `rollback --to`
-    // takes.
-    let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    w.expect_running("web", v1).await;
+    assert_eq!(w.told("ignored").await.message["service"], "web");
+    let text = w.status("web");
     assert!(text.contains("marked bad:"), "{text}");
     let v1_revision = format!("rev {}", v1.rsplit('/').next().unwrap());
     assert!(
@@ -143,41 +115,26 @@ async fn an_alarm_after_the_second_release_puts_the_first_back_once_and_the_bad_
             && text.contains(&format!("{v1_revision} (put back by a rollback)")),
         "{text}"
     );
-    let rolled = text
-        .lines()
-        .find(|l| l.contains(" rollback "))
-        .unwrap_or_else(|| panic!("{text}"));
+    let rolled =
+        (text.lines().find(|l| l.contains(" rollback "))).unwrap_or_else(|| panic!("{text}"));
     assert!(
         rolled.contains("main-aaaa111") && rolled.contains(&v1_revision),
         "{text}"
     );
     let blamed = text
         .lines()
-        .find(|l| l.contains("main-bbbb222") && l.contains(" rev "))
-        .unwrap();
-    assert!(blamed.contains("[marked bad]"), "{text}");
+        .find(|l| l.contains("main-bbbb222") && l.contains(" rev "));
+    assert!(blamed.unwrap().contains("[marked bad]"), "{text}");
 
-    // A CI step deploying the bad release is refused and fails (exit 1), changing nothing.
-    let image = format!("booking/web@{bad_digest}");
-    let deploy = [
-        "--json",
-        "deploy",
-        "--env",
-        "dev",
-        "--service",
-        "web",
-        "--image",
-        &image,
-    ];
-    let out = w.cli(&deploy);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = w.deploy("web", &format!("booking/web@{bad_digest}"), &["--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert_eq!(report["outcome"], "refused", "{report}");
     assert!(
         report["reason"].as_str().unwrap().contains("--force"),
         "{report}"
     );
-    assert_eq!(w.service_task_definition("web").await.unwrap(), v1);
+    w.expect_running("web", v1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,8 +188,8 @@ async fn an_alarm_action_delivered_through_sns_rolls_back_too() {
         .await
         .unwrap();
 
-    let (_, v1) = release(&w, "main-cccc333").await;
-    let (_, _v2) = release(&w, "main-dddd444").await;
+    let (_, v1) = w.ship("web", "main-cccc333").await;
+    let (_, _v2) = w.ship("web", "main-dddd444").await;
     cw.set_alarm_state()
         .alarm_name("booking-dev-web-errors")
         .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)

@@ -209,16 +209,7 @@ async fn dry_runs_make_no_mutating_call() {
         "{report}"
     );
 
-    w.cli_ok(&[
-        "deploy",
-        "--env",
-        "dev",
-        "--service",
-        "web",
-        "--image",
-        "main-3333333",
-        "--dry-run",
-    ]);
+    w.deploy_ok("web", "main-3333333", &["--dry-run"]);
 
     assert_nothing_changed(&w, &before).await;
     assert_eq!(w.service_task_definition("web").await.unwrap(), service_td);
@@ -228,15 +219,7 @@ async fn dry_runs_make_no_mutating_call() {
 async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     let w = World::start().await.unwrap();
     let digest = w.push_image("main-4444444").await.unwrap();
-    w.cli_ok(&[
-        "deploy",
-        "--env",
-        "dev",
-        "--service",
-        "web",
-        "--image",
-        "main-4444444",
-    ]);
+    w.deploy_ok("web", "main-4444444", &[]);
     w.cli_ok(&["tick"]);
 
     let out = w.cli(&["status", "--env", "dev", "--service", "web"]);
@@ -279,15 +262,7 @@ async fn cli_deploy_by_tag_then_status_shows_last_known_good() {
     );
 
     // A tag that is not in ECR is refused before anything happens.
-    let out = w.cli(&[
-        "deploy",
-        "--env",
-        "dev",
-        "--service",
-        "web",
-        "--image",
-        "main-nope",
-    ]);
+    let out = w.deploy("web", "main-nope", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tag `main-nope` is not in ECR"));
 }
