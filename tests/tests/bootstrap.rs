@@ -202,6 +202,31 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
         .send()
         .await
         .unwrap();
+    apply_both(&env, &ssm).await;
+    let dev_stack = plans_change_only_what_changed(&env, &sdk).await;
+    destroy_dev(&env, &sdk, &ssm).await;
+    let refused = env.expect(&["destroy", "--project", "--yes"], 1);
+    assert!(
+        refused.contains("environment stacks still use booking: booking-prod"),
+        "{refused}"
+    );
+    let protected = env.expect(&["destroy", "--env", "prod", "--yes"], 1);
+    assert!(
+        protected.contains("environments.prod.bootstrap.database.deletion_protection"),
+        "{protected}"
+    );
+
+    // The canary: not in anything printed (plans, change sets, events, errors), the template
+    // or the stack's events.
+    let mut seen = env.printed.borrow().clone();
+    seen.push_str(&env.expect(&["template", "--env", "dev"], 0));
+    seen.push_str(&dev_stack);
+    assert!(seen.contains("resolve:ssm-secure:/booking/dev/database/password"));
+    assert!(!seen.contains(CANARY), "the password leaked");
+}
+
+/// Both environments applied: three stacks, and prod's outputs in SSM for its services.
+async fn apply_both(env: &Env, ssm: &aws_sdk_ssm::Client) {
     env.expect(&["apply", "--env", "dev"], 0);
     env.expect(&["apply", "--env", "prod"], 0);
     assert_eq!(
@@ -229,7 +254,11 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
             "{name}"
         );
     }
+}
 
+/// Right after an apply a plan changes nothing (but change sets); one retention setting is
+/// one log group modified. Returns dev's template and stack events, for the canary.
+async fn plans_change_only_what_changed(env: &Env, sdk: &aws_config::SdkConfig) -> String {
     // Right after: no change, and planning changes nothing but change sets.
     env.proxy.reset();
     env.expect(&["plan", "--env", "dev", "--detailed-exitcode"], 0);
@@ -255,7 +284,7 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
     );
     env.expect(&["apply", "--env", "dev"], 0);
     env.expect(&["plan", "--env", "dev", "--detailed-exitcode"], 0);
-    let cf = aws_sdk_cloudformation::Client::new(&sdk);
+    let cf = aws_sdk_cloudformation::Client::new(sdk);
     let template = cf
         .get_template()
         .stack_name("booking-dev")
@@ -268,17 +297,22 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
         .send()
         .await
         .unwrap();
-    let dev_stack = format!("{}{events:?}", template.template_body().unwrap_or_default());
+    format!("{}{events:?}", template.template_body().unwrap_or_default())
+}
 
+/// Destroying dev: refused while a service runs, previewed, then done, and nothing prod or the
+/// project uses is lost (prod's state, the images, the topic, the password a final snapshot
+/// needs).
+async fn destroy_dev(env: &Env, sdk: &aws_config::SdkConfig, ssm: &aws_sdk_ssm::Client) {
     // prod's state, an image, and a service running in dev.
-    put_state_and_an_image(&sdk).await;
-    create_service(&sdk, "booking-dev", "web").await;
+    put_state_and_an_image(sdk).await;
+    create_service(sdk, "booking-dev", "web").await;
     let refused = env.expect(&["destroy", "--env", "dev", "--yes"], 1);
     assert!(
         refused.contains("services still run in cluster booking-dev: web"),
         "{refused}"
     );
-    aws_sdk_ecs::Client::new(&sdk)
+    aws_sdk_ecs::Client::new(sdk)
         .delete_service()
         .cluster("booking-dev")
         .service("web")
@@ -292,7 +326,7 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
     env.expect(&["destroy", "--env", "dev", "--yes"], 0);
 
     assert_eq!(env.stacks().await, ["booking", "booking-prod"]);
-    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::new(sdk);
     let state = s3
         .get_object()
         .bucket(BUCKET)
@@ -300,14 +334,14 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
         .send()
         .await;
     assert!(state.is_ok(), "prod's state is gone");
-    let images = (aws_sdk_ecr::Client::new(&sdk).list_images())
+    let images = (aws_sdk_ecr::Client::new(sdk).list_images())
         .repository_name("booking/web")
         .send()
         .await
         .unwrap();
     assert_eq!(images.image_ids().len(), 1);
     let topic = "arn:aws:sns:us-east-1:000000000000:booking-deployments";
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
     assert!(sns
         .get_topic_attributes()
         .topic_arn(topic)
@@ -321,25 +355,6 @@ async fn two_environments_share_one_project_stack_and_destroying_dev_loses_nothi
         .send()
         .await;
     assert!(kept.is_ok());
-
-    let refused = env.expect(&["destroy", "--project", "--yes"], 1);
-    assert!(
-        refused.contains("environment stacks still use booking: booking-prod"),
-        "{refused}"
-    );
-    let protected = env.expect(&["destroy", "--env", "prod", "--yes"], 1);
-    assert!(
-        protected.contains("environments.prod.bootstrap.database.deletion_protection"),
-        "{protected}"
-    );
-
-    // The canary: not in anything printed (plans, change sets, events, errors), the template
-    // or the stack's events.
-    let mut seen = env.printed.borrow().clone();
-    seen.push_str(&env.expect(&["template", "--env", "dev"], 0));
-    seen.push_str(&dev_stack);
-    assert!(seen.contains("resolve:ssm-secure:/booking/dev/database/password"));
-    assert!(!seen.contains(CANARY), "the password leaked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
