@@ -78,14 +78,27 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
         .await
         .unwrap();
     assert_eq!(listed.service_arns().len(), 2, "{reports}");
-    let described = described(&w, &["web", "worker"]).await;
-    let subnets: Vec<String> = output(&w, "private-subnet-ids")
+    expect_wired_to_the_bootstrap(&w).await;
+    // One deployment each, though the push arrived twice at once.
+    for service in ["web", "worker"] {
+        let st: Value = w.state_document("dev", service).await.unwrap().unwrap();
+        assert_eq!(st["deployments_started"], 1, "{service}: {st}");
+    }
+    expect_target_tracking_for_web(&w);
+}
+
+/// Each service in the bootstrap's private subnets and services group, no public IP, tagged
+/// as the agent's, on its capacity (Spot for the worker in dev); web behind its blue target
+/// group at dev's count.
+async fn expect_wired_to_the_bootstrap(w: &World) {
+    let described = described(w, &["web", "worker"]).await;
+    let subnets: Vec<String> = output(w, "private-subnet-ids")
         .await
         .split(',')
         .map(str::to_owned)
         .collect();
-    let sg = output(&w, "security-groups/services").await;
-    let blue = output(&w, "target-groups/web/blue").await;
+    let sg = output(w, "security-groups/services").await;
+    let blue = output(w, "target-groups/web/blue").await;
     for svc in &described {
         let name = svc.service_name().unwrap();
         let vpc = svc
@@ -141,12 +154,10 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
             other => panic!("unexpected service {other}"),
         }
     }
-    // One deployment each, though the push arrived twice at once.
-    for service in ["web", "worker"] {
-        let st: Value = w.state_document("dev", service).await.unwrap().unwrap();
-        assert_eq!(st["deployments_started"], 1, "{service}: {st}");
-    }
-    // Target tracking as the config says, for web only.
+}
+
+/// Target tracking as the config says, for web only.
+fn expect_target_tracking_for_web(w: &World) {
     let registered = w.autoscaling.calls.of("RegisterScalableTarget");
     assert_eq!(registered.len(), 1, "{:?}", w.autoscaling.calls.all());
     assert_eq!(registered[0]["ResourceId"], "service/booking-dev/web");
@@ -194,69 +205,12 @@ async fn after_bootstrap_a_push_creates_both_services_wired_to_it_and_twice_at_o
 /// service and its scalable target are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_tracking_round_trips_through_moto_and_service_delete_removes_it_all() {
-    use harbormaster_core::ports::{Autoscaler, ServiceStatus, ServiceTarget, Services};
-    use harbormaster_core::service::{plan_scaling, ScalingWant, TrackingPolicy};
+    use harbormaster_core::ports::Autoscaler;
+    use harbormaster_core::service::{plan_scaling, ScalingWant};
     let moto = harbormaster_testkit::moto::Moto::start().unwrap();
     let sdk = harbormaster_e2e::sdk_at(&moto.endpoint).await;
-    let ecs = aws_sdk_ecs::Client::new(&sdk);
-    // What the bootstrap makes: the cluster; and a revision to run.
-    ecs.create_cluster()
-        .cluster_name(CLUSTER)
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family("booking-dev-web")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("web")
-                .image("public.ecr.aws/docker/library/python:3.12-slim")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .task_definition
-        .and_then(|t| t.task_definition_arn)
-        .unwrap();
-    let ports = harbormaster_aws::AwsPorts::new(&sdk, "");
-    let policy = |metric: &str, target: f64| TrackingPolicy {
-        name: harbormaster_core::service::policy_name(metric),
-        metric: metric.into(),
-        resource_label: None,
-        target,
-        scale_in_cooldown_seconds: 120,
-        scale_out_cooldown_seconds: 300,
-    };
-    let want = ScalingWant {
-        min: 1,
-        max: 5,
-        policies: vec![
-            policy("ECSServiceAverageCPUUtilization", 70.0),
-            policy("ECSServiceAverageMemoryUtilization", 80.0),
-        ],
-    };
-    let mut target = ServiceTarget {
-        environment: "dev".into(),
-        name: "web".into(),
-        cluster: CLUSTER.into(),
-        service: "web".into(),
-        native: None,
-        settings: Default::default(),
-    };
-    target.settings.network = Some(harbormaster_core::service::Network {
-        subnets: vec![moto.default_subnet().unwrap()],
-        security_groups: Vec::new(),
-        assign_public_ip: false,
-    });
-    target.settings.capacity = harbormaster_core::service::Capacity::default().strategy();
-    target.settings.initial_count = 1;
-    target.settings.tags = vec![("harbormaster:service".into(), "web".into())];
-    let d = harbormaster_core::state::DeploymentId("d-1".into());
-    ports.create(&target, &td, &d, "token-1").await.unwrap();
-
+    let ports = a_service_on(&moto, &sdk).await;
+    let want = cpu_and_memory();
     let sync = |want: Option<ScalingWant>| {
         let ports = ports.clone();
         async move {
@@ -280,8 +234,90 @@ async fn target_tracking_round_trips_through_moto_and_service_delete_removes_it_
     assert_eq!(now.policies, cpu_only.policies);
     assert_eq!(sync(None).await, None, "removed from git: deregistered");
 
-    // `service delete`: without --yes nothing changes; with it the service and its target go.
     sync(Some(want.clone())).await.unwrap();
+    expect_service_delete_removes_it_all(&moto, &ports).await;
+}
+
+/// What the bootstrap makes (the cluster) and dev's web created on it by the adapter, as the
+/// agent creates a service.
+async fn a_service_on(
+    moto: &harbormaster_testkit::moto::Moto,
+    sdk: &aws_config::SdkConfig,
+) -> harbormaster_aws::AwsPorts {
+    use harbormaster_core::ports::{ServiceTarget, Services};
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .register_task_definition()
+        .family("booking-dev-web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("public.ecr.aws/docker/library/python:3.12-slim")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .unwrap();
+    let ports = harbormaster_aws::AwsPorts::new(sdk, "");
+    let mut target = ServiceTarget {
+        environment: "dev".into(),
+        name: "web".into(),
+        cluster: CLUSTER.into(),
+        service: "web".into(),
+        native: None,
+        settings: Default::default(),
+    };
+    target.settings.network = Some(harbormaster_core::service::Network {
+        subnets: vec![moto.default_subnet().unwrap()],
+        security_groups: Vec::new(),
+        assign_public_ip: false,
+    });
+    target.settings.capacity = harbormaster_core::service::Capacity::default().strategy();
+    target.settings.initial_count = 1;
+    target.settings.tags = vec![("harbormaster:service".into(), "web".into())];
+    let d = harbormaster_core::state::DeploymentId("d-1".into());
+    ports.create(&target, &td, &d, "token-1").await.unwrap();
+
+    ports
+}
+
+/// Web's target tracking as the example asks: CPU at 70 %, memory at 80 %, 1 to 5 tasks.
+fn cpu_and_memory() -> harbormaster_core::service::ScalingWant {
+    use harbormaster_core::service::{ScalingWant, TrackingPolicy};
+    let policy = |metric: &str, target: f64| TrackingPolicy {
+        name: harbormaster_core::service::policy_name(metric),
+        metric: metric.into(),
+        resource_label: None,
+        target,
+        scale_in_cooldown_seconds: 120,
+        scale_out_cooldown_seconds: 300,
+    };
+    ScalingWant {
+        min: 1,
+        max: 5,
+        policies: vec![
+            policy("ECSServiceAverageCPUUtilization", 70.0),
+            policy("ECSServiceAverageMemoryUtilization", 80.0),
+        ],
+    }
+}
+
+/// `service delete`: without --yes it shows its steps and nothing changes; with it the service
+/// and its scalable target go.
+async fn expect_service_delete_removes_it_all(
+    moto: &harbormaster_testkit::moto::Moto,
+    ports: &harbormaster_aws::AwsPorts,
+) {
+    use harbormaster_core::ports::{Autoscaler, ServiceStatus, Services};
     let config = harbormaster_e2e::TempDir::new("moto-config").unwrap();
     std::fs::create_dir_all(config.0.join("taskdefs")).unwrap();
     for f in [
