@@ -6,7 +6,7 @@ use chrono::Duration;
 use futures::executor::block_on;
 
 use harbormaster_core::dispatch::request_deploy;
-use harbormaster_core::machine::Outcome;
+use harbormaster_core::machine::{Outcome, Refusal};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::ports::{ErrorKind, PortError};
 use harbormaster_core::state::{PhaseKind, Verdict};
@@ -105,7 +105,7 @@ fn an_alarm_within_the_window_after_a_release_puts_the_one_before_back_and_marks
     ))
     .unwrap();
     assert!(
-        matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("--force")),
+        matches!(&r.outcome, Outcome::Refused { reason: Refusal::MarkedBad { label, .. } } if label.starts_with("booking/web:main-2 ")),
         "{r:?}"
     );
     let r = block_on(request_deploy(

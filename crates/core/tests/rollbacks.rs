@@ -6,7 +6,7 @@ use chrono::Duration;
 use futures::executor::block_on;
 
 use harbormaster_core::dispatch::request_rollback;
-use harbormaster_core::machine::Outcome;
+use harbormaster_core::machine::{Outcome, Refusal};
 use harbormaster_core::memory::{MemoryPorts, RolloutMode};
 use harbormaster_core::ports::{ErrorKind, PortError};
 use harbormaster_core::state::Verdict;
@@ -82,7 +82,15 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         RunOptions::default(),
     ))
     .unwrap();
-    assert!(matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("not a revision")));
+    assert!(
+        matches!(
+            &r.outcome,
+            Outcome::Refused {
+                reason: Refusal::NotARevisionThatRan { .. }
+            }
+        ),
+        "{r:?}"
+    );
 
     // v3 was marked bad by the first rollback: refused, unless forced (issue 16, point 1).
     let v3 = ports.with(|w| w.revisions[2].arn.clone());
@@ -99,7 +107,12 @@ fn a_person_rolls_back_to_the_release_before_or_to_a_named_revision() {
         .unwrap();
         match force {
             false => assert!(
-                matches!(&r.outcome, Outcome::Refused { reason } if reason.contains("marked bad")),
+                matches!(
+                    &r.outcome,
+                    Outcome::Refused {
+                        reason: Refusal::RollbackToBad { .. }
+                    }
+                ),
                 "{r:?}"
             ),
             true => assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}"),

@@ -23,7 +23,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::Duplicate => f.write_str("already handled (a repeat of an event)"),
             Outcome::Ignored { reason } => write!(f, "nothing done: {}", shown(reason)),
-            Outcome::Refused { reason } => write!(f, "REFUSED: {}", shown(reason)),
+            Outcome::Refused { reason } => write!(f, "REFUSED: {}", shown(&reason.to_string())),
             Outcome::Progressed => f.write_str("moved on"),
             Outcome::Busy => f.write_str("another invocation is working on it"),
             Outcome::Stale => f.write_str("about a deployment no longer in flight"),
@@ -112,8 +112,10 @@ mod tests {
     #[test]
     fn a_refused_deploy_and_a_started_one_read_as_such() {
         let refused = report(Outcome::Refused {
-            reason: "booking/web:main-2 is marked bad (alarm); deploy it with --force to override"
-                .into(),
+            reason: crate::machine::Refusal::MarkedBad {
+                label: "booking/web:main-2".into(),
+                why: "alarm".into(),
+            },
         });
         assert_eq!(
             refused.to_string(),

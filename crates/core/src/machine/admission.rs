@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use chrono::Duration;
 
 use super::context::Ctx;
+use super::Refusal;
 use super::{Command, Outcome, Point};
 use crate::image::{Image, ImageOrder};
 use crate::notify::NoticeKind;
@@ -155,20 +156,17 @@ impl Ctx<'_> {
         let digest = &release.image.digest;
         if let Some(bad) = self.s.bad(digest).filter(|_| !release.force).cloned() {
             let label = release.image.label();
-            let reason = match admission {
-                Admission::Requested => format!(
-                    "{label} is marked bad ({}); deploy it with --force to override",
-                    bad.why
-                ),
-                _ => format!("{label} is marked bad ({}); it is not deployed again by itself (a person can, with --force)", bad.why),
-            };
+            // A person asked for it: told no. A push or a reconcile just does not deploy it.
+            if admission == Admission::Requested {
+                let why = bad.why.clone();
+                return Some(Outcome::Refused {
+                    reason: Refusal::MarkedBad { label, why },
+                });
+            }
+            let reason = format!("{label} is marked bad ({}); it is not deployed again by itself (a person can, with --force)", bad.why);
             if admission == Admission::Pushed {
                 let about = self.deployment_of(digest);
                 self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
-            }
-            // A person asked for it: told no. A push or a reconcile just does not deploy it.
-            if admission == Admission::Requested {
-                return Some(Outcome::refused(reason));
             }
             return Some(Outcome::Ignored { reason });
         }
@@ -257,9 +255,14 @@ impl Ctx<'_> {
     /// waits for git to change) or a guard alarm may be firing: then it waits its turn while
     /// CloudWatch is asked (a release already held stays held, its timeout counting on).
     pub(super) fn begin(&mut self, p: Pending) -> Outcome {
-        if let Some(note) = self.held_by_config(&p.release) {
+        if let Some(held) = self.held_by_config(&p.release) {
             let digest = Some(p.release.image.digest.clone());
-            self.journal_line(None, digest, (Point::Pending, Point::Held), note);
+            self.journal_line(
+                None,
+                digest,
+                (Point::Pending, Point::Held),
+                held.to_string(),
+            );
             self.s.pending = Some(p);
             return Outcome::Queued;
         }

@@ -9,6 +9,7 @@ use chrono::Duration;
 use super::admission::Admission;
 use super::context::Ctx;
 use super::Outcome;
+use super::Refusal;
 use crate::config::ConfigReleases;
 use crate::notify::NoticeKind;
 use crate::state::{Release, Trigger};
@@ -77,7 +78,7 @@ impl Ctx<'_> {
     /// Why a new image may not start now: git's config for this target is one an alarm rolled
     /// back, and the image would carry it (then the next alarm would blame the image). A
     /// person's `--force` deploys it anyway; a newer config in git releases it.
-    pub(super) fn held_by_config(&self, release: &Release) -> Option<String> {
+    pub(super) fn held_by_config(&self, release: &Release) -> Option<Refusal> {
         let carries_git = matches!(
             release.trigger,
             Trigger::Push { .. } | Trigger::Reconcile | Trigger::Request { .. }
@@ -86,12 +87,11 @@ impl Ctx<'_> {
         let bad = self
             .bad_config(version)
             .filter(|_| carries_git && !release.force)?;
-        Some(format!(
-            "held: git's config {} was rolled back ({}); {} deploys when git changes, or with --force",
-            super::config::short_version(version),
-            bad.why,
-            release.image.label()
-        ))
+        Some(Refusal::ConfigRolledBack {
+            version: super::config::short_version(version).to_owned(),
+            why: bad.why.clone(),
+            label: release.image.label(),
+        })
     }
 
     /// Counts a deployment the agent started by itself now (the last hour's are kept).

@@ -2,6 +2,7 @@
 //! deployment at all, and which gates it runs. The gates themselves are in `gates.rs`.
 
 use super::context::Ctx;
+use super::Refusal;
 use super::{Command, HookStatus, Outcome, Point};
 use crate::state::{ApprovalDecision, DeploymentId};
 use crate::strategy::Stage;
@@ -85,15 +86,22 @@ impl Ctx<'_> {
         summary: Option<String>,
     ) -> Outcome {
         let Some(d) = self.s.in_flight.clone() else {
-            return Outcome::refused(format!("no deployment of {} is in flight", self.s.service));
+            let service = self.s.service.clone();
+            return Outcome::refused(Refusal::NothingInFlight { service });
         };
         if self.policy.gates.approval.is_none() {
-            let (service, env) = (&self.s.service, &self.s.environment);
-            return Outcome::refused(format!("{service} in {env} has no approval gate"));
+            let (service, environment) = (self.s.service.clone(), self.s.environment.clone());
+            return Outcome::refused(Refusal::NoApprovalGate {
+                service,
+                environment,
+            });
         }
         if let Some(a) = &d.approval {
-            let word = if a.approved { "approved" } else { "rejected" };
-            return Outcome::refused(format!("{} was already {word} by {}", d.id, a.by));
+            return Outcome::refused(Refusal::AlreadyDecided {
+                deployment: d.id.clone(),
+                approved: a.approved,
+                by: a.by.clone(),
+            });
         }
         let decision = ApprovalDecision {
             approved,

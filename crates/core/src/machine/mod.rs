@@ -33,12 +33,15 @@ mod notices;
 mod observation;
 mod observe;
 mod one_off;
+mod refusal;
 mod rollback;
 mod rollout;
 mod scaling;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+
+pub use refusal::Refusal;
 
 pub use command::Command;
 pub use config::{config_standing, short_version, ConfigStanding};
@@ -150,7 +153,7 @@ pub enum Outcome {
     /// release marked bad, nothing to roll back to, nothing waiting for approval. Unlike
     /// `Ignored`, the caller asked for something it did not get (the CLI exits 1).
     Refused {
-        reason: String,
+        reason: Refusal,
     },
     Progressed,
     Finished {
@@ -176,10 +179,8 @@ impl Outcome {
         }
     }
 
-    fn refused(reason: impl Into<String>) -> Self {
-        Outcome::Refused {
-            reason: reason.into(),
-        }
+    fn refused(reason: Refusal) -> Self {
+        Outcome::Refused { reason }
     }
 
     fn hook(status: HookStatus, reason: impl Into<String>) -> Self {

@@ -4,6 +4,7 @@
 use chrono::Duration;
 
 use super::context::Ctx;
+use super::Refusal;
 use super::{Command, Outcome, Point};
 use crate::alarm::{AlarmChange, AlarmState};
 use crate::notify::NoticeKind;
@@ -338,20 +339,15 @@ impl Ctx<'_> {
         let why = format!("rollback requested by {by}");
         if let Some(d) = self.s.in_flight.clone() {
             if d.rollback.is_some() {
-                return Outcome::refused(format!("{} is already a rollback", d.id));
+                return Outcome::refused(Refusal::AlreadyARollback { deployment: d.id });
             }
             if to.is_some() {
-                return Outcome::refused(format!(
-                    "{} is in flight: roll back without --to to return to the last known good first",
-                    d.id
-                ));
+                return Outcome::refused(Refusal::InFlight { deployment: d.id });
             }
             return self.roll_back_in_flight(why);
         }
         let Some(good) = self.s.last_known_good.clone() else {
-            return Outcome::refused(
-                "no release of this service is recorded: nothing to roll back",
-            );
+            return Outcome::refused(Refusal::NothingRecorded);
         };
         let target = match to {
             None => self.s.good_before(&good),
@@ -359,20 +355,21 @@ impl Ctx<'_> {
         };
         let Some(target) = target else {
             return Outcome::refused(match to {
-                Some(r) => format!("`{r}` is not a revision this service ran successfully (see `harbormaster status`)"),
-                None => "no earlier good release is recorded (see `harbormaster status`)".into(),
+                Some(r) => Refusal::NotARevisionThatRan {
+                    revision: r.to_owned(),
+                },
+                None => Refusal::NoEarlierGood,
             });
         };
         if target.task_definition_arn == good.task_definition_arn {
-            let arn = &target.task_definition_arn;
-            return Outcome::refused(format!("the service is already on {arn}"));
+            let arn = target.task_definition_arn.clone();
+            return Outcome::refused(Refusal::AlreadyOn { arn });
         }
         if let (Some(bad), false) = (self.s.bad(&target.image.digest), force) {
-            return Outcome::refused(format!(
-                "{} is marked bad ({}); roll back to it with --force if you mean it",
-                target.image.label(),
-                bad.why
-            ));
+            return Outcome::refused(Refusal::RollbackToBad {
+                label: target.image.label(),
+                why: bad.why.clone(),
+            });
         }
         self.blame(&good, &why);
         self.start_rollback(target, good.image.label(), why, Begin::Now)
