@@ -5,7 +5,7 @@ use chrono::Duration;
 use futures::executor::block_on;
 
 use harbormaster_core::dispatch::record_approval;
-use harbormaster_core::machine::{HookStatus, Outcome};
+use harbormaster_core::machine::{HookStatus, Outcome, SkipKind};
 use harbormaster_core::state::Verdict;
 use harbormaster_core::testing::native::*;
 use harbormaster_core::testing::push_event;
@@ -164,7 +164,7 @@ fn duplicate_and_out_of_order_ecs_events_change_nothing() {
         ),
     );
     assert!(
-        matches!(&early.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("out of order"))
+        matches!(&early.targets[0].outcome, Outcome::Ignored { reason } if reason.kind == SkipKind::EcsEventOutOfOrder)
     );
     ports.complete(CLUSTER, "web");
     let done = ecs_event(
@@ -208,7 +208,7 @@ fn duplicate_and_out_of_order_ecs_events_change_nothing() {
         &ecs_event("x1", "SERVICE_DEPLOYMENT_FAILED", "ecs-svc/999", t, ""),
     );
     assert!(
-        matches!(&other.targets[0].outcome, Outcome::Ignored { reason } if reason.contains("ecs-svc/999"))
+        matches!(&other.targets[0].outcome, Outcome::Ignored { reason } if reason.kind == SkipKind::EcsEventOtherDeployment && reason.words().contains("ecs-svc/999"))
     );
 }
 

@@ -6,7 +6,7 @@ use chrono::Duration;
 use futures::executor::block_on;
 
 use harbormaster_core::dispatch::request_deploy;
-use harbormaster_core::machine::Outcome;
+use harbormaster_core::machine::{Outcome, SkipKind};
 use harbormaster_core::memory::{MemoryPorts, RolloutMode};
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::state::Verdict;
@@ -134,7 +134,7 @@ fn finding_1_a_publish_releases_nothing_by_itself_where_the_environment_takes_no
         ports.complete(CLUSTER, "web");
         let prod = r.targets.iter().find(|t| t.environment == "prod").unwrap();
         assert!(
-            matches!(&prod.outcome, Outcome::Ignored { reason } if reason.contains("config_releases = \"manual\"")),
+            matches!(&prod.outcome, Outcome::Ignored { reason } if reason.kind == SkipKind::GateClosed),
             "{:?}",
             prod.outcome
         );
@@ -490,7 +490,7 @@ fn a_config_goes_to_an_environment_promoted_from_another_only_once_it_succeeded_
     let r = tick_once(&ports, &v2);
     let prod = r.targets.iter().find(|t| t.environment == "prod").unwrap();
     assert!(
-        matches!(&prod.outcome, Outcome::Ignored { reason } if reason.contains("has not succeeded in `dev`")),
+        matches!(&prod.outcome, Outcome::Ignored { reason } if reason.kind == SkipKind::NotPromotedYet),
         "{:?}",
         prod.outcome
     );

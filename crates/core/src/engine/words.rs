@@ -22,7 +22,7 @@ impl fmt::Display for Outcome {
                 f.write_str("queued (waits for the deployment in flight or the settle window)")
             }
             Outcome::Duplicate => f.write_str("already handled (a repeat of an event)"),
-            Outcome::Ignored { reason } => write!(f, "nothing done: {}", shown(reason)),
+            Outcome::Ignored { reason } => write!(f, "nothing done: {}", shown(reason.words())),
             Outcome::Refused { reason } => write!(f, "REFUSED: {}", shown(&reason.to_string())),
             Outcome::Progressed => f.write_str("moved on"),
             Outcome::Busy => f.write_str("another invocation is working on it"),
@@ -145,7 +145,10 @@ mod tests {
             "dev/web: deployment d-1 started\n  received → registering: main-2\n  would: RegisterTaskDefinition booking-dev-web"
         );
         let escaped = report(Outcome::Ignored {
-            reason: "tag main-\u{1b}[31m".into(),
+            reason: crate::machine::Skip::new(
+                crate::machine::SkipKind::Older,
+                "tag main-\u{1b}[31m",
+            ),
         });
         assert!(!escaped.to_string().contains('\u{1b}'));
     }

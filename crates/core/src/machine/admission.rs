@@ -14,7 +14,7 @@ use chrono::Duration;
 
 use super::context::Ctx;
 use super::Refusal;
-use super::{Command, Outcome, Point};
+use super::{Command, Outcome, Point, SkipKind};
 use crate::image::{Image, ImageOrder};
 use crate::notify::NoticeKind;
 use crate::state::{
@@ -168,7 +168,7 @@ impl Ctx<'_> {
                 let about = self.deployment_of(digest);
                 self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
             }
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::ignored(SkipKind::MarkedBad, reason));
         }
         if let Some(d) = self
             .s
@@ -177,7 +177,7 @@ impl Ctx<'_> {
             .filter(|d| &d.release.image.digest == digest)
         {
             let reason = format!("{} is already being deployed ({})", digest.short(), d.id);
-            return Some(Outcome::ignored(reason));
+            return Some(Outcome::ignored(SkipKind::AlreadyBeingDeployed, reason));
         }
         if self
             .s
@@ -185,10 +185,8 @@ impl Ctx<'_> {
             .as_ref()
             .is_some_and(|p| &p.release.image.digest == digest)
         {
-            return Some(Outcome::ignored(format!(
-                "{} is already pending",
-                digest.short()
-            )));
+            let words = format!("{} is already pending", digest.short());
+            return Some(Outcome::ignored(SkipKind::AlreadyPending, words));
         }
         let idle = self.s.in_flight.is_none() && self.s.pending.is_none();
         let deployed = self
@@ -198,10 +196,8 @@ impl Ctx<'_> {
             .is_some_and(|g| &g.image.digest == digest);
         let pushed = matches!(admission, Admission::Pushed | Admission::Reconciled);
         if pushed && idle && deployed {
-            return Some(Outcome::ignored(format!(
-                "{} is already deployed",
-                digest.short()
-            )));
+            let words = format!("{} is already deployed", digest.short());
+            return Some(Outcome::ignored(SkipKind::AlreadyDeployed, words));
         }
         match admission {
             Admission::Pushed => self.refuse_push(release),
@@ -227,13 +223,13 @@ impl Ctx<'_> {
                 .map(|h| format!("; its last deployment {}", h.verdict))
                 .unwrap_or_default();
             let reason = format!("{} was already accepted{verdict}", newest.label());
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::ignored(SkipKind::AlreadyAccepted, reason));
         }
         // Same second, other digest: both are "the latest"; the later processed wins.
         if self.policy.order.compare(&release.image, &newest) == Ordering::Less {
             let reason = format!("older than {}, which was already accepted", newest.label());
             self.supersede(&release.image, Point::Received, &reason);
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::ignored(SkipKind::Older, reason));
         }
         None
     }
@@ -323,7 +319,7 @@ impl Ctx<'_> {
         self.journal_line(None, digest, (Point::Held, to), reason.clone());
         let about = crate::notify::Subject::held(&p.image.digest);
         self.notice_now(NoticeKind::Failed, about, p.image.clone(), &reason);
-        Outcome::Ignored { reason }
+        Outcome::ignored(SkipKind::GuardsStillFiring, reason)
     }
 
     /// A release that will never be deployed: in the history, with why.

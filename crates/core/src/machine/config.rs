@@ -243,7 +243,7 @@ pub fn config_standing(
         force: false,
     };
     let held = match cx.refuse(&release, Admission::Config) {
-        Some(Outcome::Ignored { reason }) => Some(reason),
+        Some(Outcome::Ignored { reason }) => Some(reason.to_string()),
         Some(Outcome::Refused { reason }) => Some(reason.to_string()),
         Some(_) => Some("a release is in flight or pending".into()),
         None => None,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::context::Ctx;
-use super::{Command, EcsChange, Outcome};
+use super::{Command, EcsChange, Outcome, SkipKind};
 use crate::state::{Phase, Verdict};
 
 impl Ctx<'_> {
@@ -21,7 +21,8 @@ impl Ctx<'_> {
         }
         self.s.remember_event(event_id);
         let Some(d) = self.s.in_flight.clone() else {
-            return Outcome::ignored(format!("no deployment of {} is in flight; {ecs_id} is not the agent's, or already recorded", self.s.service));
+            let words = format!("no deployment of {} is in flight; {ecs_id} is not the agent's, or already recorded", self.s.service);
+            return Outcome::ignored(SkipKind::EcsEventNothingInFlight, words);
         };
         // Only a stabilizing deployment has an ECS deployment id, and it carries its revision.
         let arn = match &d.phase {
@@ -37,13 +38,12 @@ impl Ctx<'_> {
                     "the event is about ECS deployment {ecs_id}; {} is {ours}",
                     d.id
                 );
-                return Outcome::ignored(why);
+                return Outcome::ignored(SkipKind::EcsEventOtherDeployment, why);
             }
         };
         if d.ecs_event_at.is_some_and(|at| updated_at < at) {
-            return Outcome::ignored(
-                "older than an event already applied (delivered out of order)",
-            );
+            let words = "older than an event already applied (delivered out of order)";
+            return Outcome::ignored(SkipKind::EcsEventOutOfOrder, words);
         }
         // Not a change of the deployment's own progress: `updated_at` stays as it was.
         if let Some(d) = self.s.in_flight.as_mut() {

@@ -8,8 +8,8 @@ use chrono::Duration;
 
 use super::admission::Admission;
 use super::context::Ctx;
-use super::Outcome;
 use super::Refusal;
+use super::{Outcome, Skip, SkipKind};
 use crate::config::ConfigReleases;
 use crate::notify::NoticeKind;
 use crate::state::{Release, Trigger};
@@ -41,7 +41,9 @@ impl Ctx<'_> {
             Admission::Heal if !gate.self_heal => format!("self_heal is off in `{env}`"),
             _ => return None,
         };
-        Some(Outcome::Ignored { reason })
+        Some(Outcome::Ignored {
+            reason: Skip::new(SkipKind::GateClosed, reason),
+        })
     }
 
     /// A config release of the image that runs: not a version an alarm rolled back, nor one
@@ -58,12 +60,16 @@ impl Ctx<'_> {
                 )),
             };
             if let Some(reason) = reason {
-                return Some(Outcome::Ignored { reason });
+                return Some(Outcome::Ignored {
+                    reason: Skip::new(SkipKind::NotPromotedYet, reason),
+                });
             }
         }
         if let Some(bad) = self.bad_config(version) {
             let reason = format!("git's config {short} was rolled back ({}); it is released again only when git changes or a person deploys it", bad.why);
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::Ignored {
+                reason: Skip::new(SkipKind::ConfigRolledBack, reason),
+            });
         }
         let failed = self.s.failed(&release.image.digest, version)?;
         let reason = format!(
@@ -72,7 +78,9 @@ impl Ctx<'_> {
             failed.at.format("%Y-%m-%d %H:%M UTC"),
             failed.why
         );
-        Some(Outcome::Ignored { reason })
+        Some(Outcome::Ignored {
+            reason: Skip::new(SkipKind::ConfigFailed, reason),
+        })
     }
 
     /// Why a new image may not start now: git's config for this target is one an alarm rolled
@@ -136,13 +144,16 @@ impl Ctx<'_> {
             let about = self.deployment_of(&release.image.digest);
             self.notice_now(NoticeKind::Ignored, about, release.image.clone(), &reason);
         }
-        Some(Outcome::Ignored { reason })
+        Some(Outcome::Ignored {
+            reason: Skip::new(SkipKind::OverBound, reason),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::fixture::*;
+    use super::super::SkipKind;
     use super::super::{decide, Observation, Outcome};
     use super::MAX_AUTOMATIC_PER_HOUR;
     use crate::notify::NoticeKind;
@@ -160,7 +171,7 @@ mod tests {
         let check = Observation::ConfigCheck { promotion: None };
         let first = decide(&s, &check, t0(), &p);
         assert!(
-            matches!(&first.outcome, Outcome::Ignored { reason } if reason.contains("nothing more of its own accord until 12:10 UTC")),
+            matches!(&first.outcome, Outcome::Ignored { reason } if reason.kind == SkipKind::OverBound && reason.words().contains("until 12:10 UTC")),
             "{:?}",
             first.outcome
         );

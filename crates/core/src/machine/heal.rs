@@ -7,7 +7,7 @@
 use chrono::Duration;
 
 use super::context::Ctx;
-use super::Outcome;
+use super::{Outcome, SkipKind};
 use crate::notify::NoticeKind;
 use crate::state::{HealStop, Healing, Release};
 
@@ -47,7 +47,7 @@ impl Ctx<'_> {
         }
         if let Some(stop) = &h.stopped {
             let reason = format!("not healed: {}", stop.why);
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::ignored(SkipKind::HealStopped, reason));
         }
         if h.count >= MAX_HEALS {
             let why = format!(
@@ -61,7 +61,7 @@ impl Ctx<'_> {
         if h.count > 0 && now < h.last + wait {
             let at = (h.last + wait).format("%H:%M UTC");
             let reason = format!("the next heal waits until {at}");
-            return Some(Outcome::Ignored { reason });
+            return Some(Outcome::ignored(SkipKind::HealWaits, reason));
         }
         h.count += 1;
         h.last = now;
@@ -86,7 +86,7 @@ impl Ctx<'_> {
                 self.notice_about(NoticeKind::Drift, id, d, image, arn, Some(why.clone()));
             }
         }
-        Outcome::Ignored { reason: why }
+        Outcome::ignored(SkipKind::HealStopped, why)
     }
 
     /// The heal in flight ended in failure: the words its notice ends with.

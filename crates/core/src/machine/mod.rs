@@ -37,11 +37,13 @@ mod refusal;
 mod rollback;
 mod rollout;
 mod scaling;
+mod skip;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 pub use refusal::Refusal;
+pub use skip::{Skip, SkipKind};
 
 pub use command::Command;
 pub use config::{config_standing, short_version, ConfigStanding};
@@ -147,7 +149,7 @@ pub enum Outcome {
     Queued,
     Duplicate,
     Ignored {
-        reason: String,
+        reason: Skip,
     },
     /// A person's request (deploy, rollback, approve) that was not carried out, and why: a
     /// release marked bad, nothing to roll back to, nothing waiting for approval. Unlike
@@ -173,9 +175,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn ignored(reason: impl Into<String>) -> Self {
+    fn ignored(kind: SkipKind, words: impl Into<String>) -> Self {
         Outcome::Ignored {
-            reason: reason.into(),
+            reason: Skip::new(kind, words),
         }
     }
 

@@ -5,7 +5,7 @@ use chrono::Duration;
 
 use super::context::Ctx;
 use super::Refusal;
-use super::{Command, Outcome, Point};
+use super::{Command, Outcome, Point, SkipKind};
 use crate::alarm::{AlarmChange, AlarmState};
 use crate::notify::NoticeKind;
 use crate::state::{
@@ -36,13 +36,14 @@ impl Ctx<'_> {
         }
         self.s.remember_event(&c.id);
         if c.state != AlarmState::Alarm {
-            return Outcome::ignored(format!(
-                "{} is {:?}: nothing to roll back",
-                c.alarm, c.state
-            ));
+            return Outcome::ignored(
+                SkipKind::AlarmNotFiring,
+                format!("{} is {:?}: nothing to roll back", c.alarm, c.state),
+            );
         }
         if c.previous == Some(AlarmState::Alarm) {
-            return Outcome::ignored(format!("{} was already in ALARM: a repeat", c.alarm));
+            let words = format!("{} was already in ALARM: a repeat", c.alarm);
+            return Outcome::ignored(SkipKind::AlarmNotFiring, words);
         }
         let why = format!(
             "alarm {} went to ALARM at {}: {}",
@@ -63,10 +64,12 @@ impl Ctx<'_> {
 
     fn alarm_in_flight(&mut self, c: &AlarmChange, d: &Deployment, why: String) -> Outcome {
         if d.rollback.is_some() {
-            return Outcome::ignored(format!("{}: a rollback is already under way", c.alarm));
+            let words = format!("{}: a rollback is already under way", c.alarm);
+            return Outcome::ignored(SkipKind::RollbackUnderWay, words);
         }
         if c.at + CLOCK_SLACK < d.started_at {
-            return Outcome::ignored(format!("{} changed state before {} began", c.alarm, d.id));
+            let words = format!("{} changed state before {} began", c.alarm, d.id);
+            return Outcome::ignored(SkipKind::AlarmBeforeRelease, words);
         }
         self.roll_back_in_flight(why)
     }
@@ -75,23 +78,23 @@ impl Ctx<'_> {
     /// within the rollback window and the alarm is not older than it.
     fn alarm_after_release(&mut self, c: &AlarmChange, why: String) -> Outcome {
         let Some(good) = self.s.last_known_good.clone() else {
-            return self.alarm_noted(c, &why, "the agent has deployed nothing here yet");
+            let note = "the agent has deployed nothing here yet";
+            return self.alarm_noted(c, SkipKind::NothingDeployed, (&why, note));
         };
         if good.restored {
             let note =
                 "the service is already back on its last known good; a rollback would not help";
-            return self.alarm_noted(c, &why, note);
+            return self.alarm_noted(c, SkipKind::AlreadyRestored, (&why, note));
         }
         let last_ran = self.s.history.iter().find(|h| h.deployment_id.is_some());
         if last_ran.is_some_and(|h| h.verdict == Verdict::RollbackFailed) {
-            return self.alarm_noted(c, &why, "the last rollback failed; a person must act");
+            let note = "the last rollback failed; a person must act";
+            return self.alarm_noted(c, SkipKind::LastRollbackFailed, (&why, note));
         }
         if c.at + CLOCK_SLACK < good.started_at.unwrap_or(good.at) {
             let label = good.image.label();
-            return Outcome::ignored(format!(
-                "{} changed state before {label} was deployed",
-                c.alarm
-            ));
+            let words = format!("{} changed state before {label} was deployed", c.alarm);
+            return Outcome::ignored(SkipKind::AlarmBeforeRelease, words);
         }
         let window = self.policy.alarms.window_minutes;
         if c.at - good.at > Duration::minutes(window.into()) {
@@ -100,22 +103,27 @@ impl Ctx<'_> {
                 good.image.label(),
                 good.at.format("%Y-%m-%d %H:%M:%S UTC")
             );
-            return self.alarm_noted(c, &why, &note);
+            return self.alarm_noted(c, SkipKind::AlarmOutsideWindow, (&why, &note));
         }
         self.roll_back_release(good, why)
     }
 
     /// Tells the team about an alarm the agent does not act on, and why.
-    fn alarm_noted(&mut self, c: &AlarmChange, why: &str, note: &str) -> Outcome {
+    fn alarm_noted(
+        &mut self,
+        c: &AlarmChange,
+        kind: SkipKind,
+        (why, note): (&str, &str),
+    ) -> Outcome {
         let reason = format!("{why}; {note}");
         let Some(g) = self.s.last_known_good.clone() else {
-            return Outcome::Ignored { reason };
+            return Outcome::ignored(kind, reason);
         };
         let id = format!("{}/alarm/{}", g.deployment_id, c.id);
         let arn = Some(g.task_definition_arn);
         let r = Some(reason.clone());
         self.notice_about(NoticeKind::Alarm, id, g.deployment_id, g.image, arn, r);
-        Outcome::Ignored { reason }
+        Outcome::ignored(kind, reason)
     }
 
     /// A completed release caused it: its config if it was a config release (or ran with a

@@ -2,7 +2,7 @@
 //! file turns its decision into a command, a journal line and, at the ceiling, a notice).
 
 use super::context::Ctx;
-use super::{Command, Outcome, Point};
+use super::{Command, Outcome, Point, SkipKind};
 use crate::notify::NoticeKind;
 use crate::scaling::Measured;
 
@@ -63,7 +63,7 @@ impl Ctx<'_> {
         });
         let problem = format!("backlog not measured ({reason}); the desired count stays");
         self.problem = Some(problem.clone());
-        Outcome::ignored(problem)
+        Outcome::ignored(SkipKind::ScalingFailed, problem)
     }
 
     pub(super) fn desired_set(&mut self, desired: u32, error: Option<&str>) -> Outcome {
@@ -74,9 +74,8 @@ impl Ctx<'_> {
             "setting the desired count to {desired} failed: {e}; the next tick tries again"
         );
         self.journal_line(None, None, (Point::Scaling, Point::Scaling), note);
-        Outcome::ignored(format!(
-            "UpdateService (desired count {desired}) failed: {e}"
-        ))
+        let words = format!("UpdateService (desired count {desired}) failed: {e}");
+        Outcome::ignored(SkipKind::ScalingFailed, words)
     }
 }
 
