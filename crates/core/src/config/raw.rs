@@ -6,6 +6,28 @@ use serde::Deserialize;
 
 use crate::strategy::{RawApproval, RawCheck, RawLoadBalancer, RawShift};
 
+/// A table that also takes the ECS service's own keys (`crate::service::service_keys!`, the
+/// one list of them), and gives them to `crate::service` with `take_settings`.
+macro_rules! with_service_keys {
+    ([$($key:ident : $ty:ty),* $(,)?]
+     $(#[$meta:meta])* pub(super) struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        pub(super) struct $name {
+            $($body)*
+            $(#[serde(default)] pub(super) $key: Option<$ty>,)*
+        }
+
+        impl $name {
+            /// The service settings of the table, taken out of it.
+            pub(super) fn take_settings(&mut self) -> crate::service::RawServiceSettings {
+                crate::service::RawServiceSettings {
+                    $($key: self.$key.take(),)*
+                }
+            }
+        }
+    };
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -64,6 +86,7 @@ fn yes() -> bool {
     true
 }
 
+crate::service::service_keys!(with_service_keys! {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
@@ -116,22 +139,8 @@ pub(super) struct RawService {
     pub(super) scaling: Option<crate::scaling::RawScaling>,
     #[serde(default)]
     pub(super) environments: BTreeMap<String, RawTarget>,
-    /// The ECS service itself (network, capacity, target tracking, …): `crate::service`.
-    #[serde(default)]
-    pub(super) network: Option<crate::service::RawNetwork>,
-    #[serde(default)]
-    pub(super) capacity: Option<crate::service::RawCapacity>,
-    #[serde(default)]
-    pub(super) autoscaling: Option<crate::service::RawAutoscaling>,
-    #[serde(default)]
-    pub(super) before_deploy: Option<crate::service::RawOneOff>,
-    #[serde(default)]
-    pub(super) platform_version: Option<String>,
-    #[serde(default)]
-    pub(super) enable_execute_command: Option<bool>,
-    #[serde(default)]
-    pub(super) propagate_tags: Option<String>,
 }
+});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +155,7 @@ pub(super) struct RawThresholds {
     pub(super) response_time_seconds: Option<f64>,
 }
 
+crate::service::service_keys!(with_service_keys! {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
@@ -187,22 +197,8 @@ pub(super) struct RawTarget {
     pub(super) linear: Option<crate::strategy::RawShift>,
     #[serde(default)]
     pub(super) load_balancer: Option<crate::strategy::RawLoadBalancer>,
-    /// The ECS service itself (network, capacity, target tracking, …): `crate::service`.
-    #[serde(default)]
-    pub(super) network: Option<crate::service::RawNetwork>,
-    #[serde(default)]
-    pub(super) capacity: Option<crate::service::RawCapacity>,
-    #[serde(default)]
-    pub(super) autoscaling: Option<crate::service::RawAutoscaling>,
-    #[serde(default)]
-    pub(super) before_deploy: Option<crate::service::RawOneOff>,
-    #[serde(default)]
-    pub(super) platform_version: Option<String>,
-    #[serde(default)]
-    pub(super) enable_execute_command: Option<bool>,
-    #[serde(default)]
-    pub(super) propagate_tags: Option<String>,
 }
+});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,24 +208,3 @@ pub(super) struct RawFollow {
     #[serde(default)]
     pub(super) semver: Option<String>,
 }
-
-/// The service settings of a table, taken out of it (`crate::service` reads them).
-macro_rules! take_settings {
-    ($t:ty) => {
-        impl $t {
-            pub(super) fn take_settings(&mut self) -> crate::service::RawServiceSettings {
-                crate::service::RawServiceSettings {
-                    network: self.network.take(),
-                    capacity: self.capacity.take(),
-                    autoscaling: self.autoscaling.take(),
-                    before_deploy: self.before_deploy.take(),
-                    platform_version: self.platform_version.take(),
-                    enable_execute_command: self.enable_execute_command.take(),
-                    propagate_tags: self.propagate_tags.take(),
-                }
-            }
-        }
-    };
-}
-take_settings!(RawService);
-take_settings!(RawTarget);

@@ -59,18 +59,40 @@ pub struct RawOneOff {
     timeout_minutes: Option<u32>,
 }
 
-/// The keys of `[services.<name>]` and `[services.<name>.environments.<env>]` this module
-/// reads; an environment's key replaces the service's whole.
-#[derive(Debug, Clone, Default)]
-pub struct RawServiceSettings {
-    pub network: Option<RawNetwork>,
-    pub capacity: Option<RawCapacity>,
-    pub autoscaling: Option<RawAutoscaling>,
-    pub before_deploy: Option<RawOneOff>,
-    pub platform_version: Option<String>,
-    pub enable_execute_command: Option<bool>,
-    pub propagate_tags: Option<String>,
+/// The keys of the ECS service itself, each written once: `RawServiceSettings` below and both
+/// raw tables of `harbormaster.toml` (`[services.<name>]` and its environments, `config/raw.rs`)
+/// are declared from this list, so a new key is one line here (then its check in
+/// [`parse_service_settings`], its field in [`super::ServiceSettings`], and the docs).
+/// `service_keys!(m! { … })` calls `m!` with the list first.
+macro_rules! service_keys {
+    ($then:ident ! { $($args:tt)* }) => {
+        $then! {
+            [
+                network: crate::service::RawNetwork,
+                capacity: crate::service::RawCapacity,
+                autoscaling: crate::service::RawAutoscaling,
+                before_deploy: crate::service::RawOneOff,
+                platform_version: String,
+                enable_execute_command: bool,
+                propagate_tags: String,
+            ]
+            $($args)*
+        }
+    };
 }
+pub(crate) use service_keys;
+
+macro_rules! settings_struct {
+    ([$($key:ident : $ty:ty),* $(,)?]) => {
+        /// The keys of `[services.<name>]` and `[services.<name>.environments.<env>]` this
+        /// module reads; an environment's key replaces the service's whole.
+        #[derive(Debug, Clone, Default)]
+        pub struct RawServiceSettings {
+            $(pub $key: Option<$ty>,)*
+        }
+    };
+}
+service_keys!(settings_struct! {});
 
 /// A table's settings and its path (`services.web`, `services.web.environments.dev`).
 pub(crate) struct Written<'a> {

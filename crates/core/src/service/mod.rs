@@ -12,6 +12,7 @@ mod task;
 use serde::Serialize;
 
 pub use autoscaling::{plan_scaling, policy_name, ScalingStep, ScalingWant, TrackingPolicy};
+pub(crate) use config::service_keys;
 pub(crate) use config::{check_spot, parse_service_settings, Written};
 pub use config::{RawAutoscaling, RawCapacity, RawNetwork, RawOneOff, RawServiceSettings};
 pub use resolve::{
