@@ -20,7 +20,6 @@ mod alarm;
 mod elf;
 mod floor;
 mod load;
-mod native;
 mod side_by_side;
 mod startup;
 use crate::{cargo, root};
@@ -72,7 +71,6 @@ pub(crate) async fn bench() -> Result<()> {
 
     println!("alarm → rollback's UpdateService, warm and cold…");
     filled.push(("alarm", alarm::alarm_rounds(&w, &proxy).await?));
-    filled.push(("native", native::native_rounds()?));
 
     println!(
         "side by side: `harbormaster deploy` vs `ecs deploy`, same service, same image change…"
@@ -221,14 +219,7 @@ mod tests {
     /// unfilled (a renamed placeholder fails here, not after half an hour of measuring).
     #[test]
     fn the_template_takes_every_table_and_leaves_no_placeholder() {
-        let names = [
-            "start_up",
-            "composition",
-            "push",
-            "alarm",
-            "native",
-            "side_by_side",
-        ];
+        let names = ["start_up", "composition", "push", "alarm", "side_by_side"];
         let mut filled: Vec<(&str, String)> =
             names.iter().map(|n| (*n, format!("<{n} table>"))).collect();
         filled.extend([
