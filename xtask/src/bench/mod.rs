@@ -14,10 +14,9 @@ use harbormaster_testkit::MINISTACK;
 use serde_json::Value;
 
 use crate::demo::tick;
-use startup::{composition_table, one_invocation, start_up, start_up_table, RUNS};
+use startup::{one_invocation, sizes_table, start_up, start_up_table, RUNS};
 
 mod alarm;
-mod elf;
 mod floor;
 mod load;
 mod side_by_side;
@@ -63,7 +62,7 @@ pub(crate) async fn bench() -> Result<()> {
     let floor = floor::floor(&w, &release, &env).await?;
     let start = start_up_table(&ours, &hello, &floor, (invoked_rss, handled));
     filled.push(("start_up", start));
-    filled.push(("composition", composition_table(&release)?));
+    filled.push(("sizes", sizes_table(&release)?));
 
     println!("push → UpdateService through a counting proxy…");
     let proxy = CountingProxy::start(w.emulator.port)?;
@@ -219,7 +218,7 @@ mod tests {
     /// unfilled (a renamed placeholder fails here, not after half an hour of measuring).
     #[test]
     fn the_template_takes_every_table_and_leaves_no_placeholder() {
-        let names = ["start_up", "composition", "push", "alarm", "side_by_side"];
+        let names = ["start_up", "sizes", "push", "alarm", "side_by_side"];
         let mut filled: Vec<(&str, String)> =
             names.iter().map(|n| (*n, format!("<{n} table>"))).collect();
         filled.extend([
