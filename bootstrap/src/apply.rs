@@ -105,13 +105,13 @@ pub async fn apply(
             continue;
         };
         progress.planned(&pending.plan);
-        let refused: Vec<String> = (pending.plan.data_replacements().iter())
+        let refused: Vec<String> = (pending.plan.data_losses().iter())
             .map(|c| format!("{} ({})", c.logical_id, c.resource_type))
             .collect();
         if !refused.is_empty() && !allow_replace {
             cloud.discard(pending).await?;
             bail!(
-                "stack {stack}: this change replaces {}, and a replacement loses its data; nothing was changed. Apply again with --allow-replace if that is meant",
+                "stack {stack}: this change removes or replaces {}, and that loses what they hold (a final snapshot is a copy, not the live data); nothing was changed. Apply again with --allow-replace if that is meant",
                 refused.join(", ")
             );
         }

@@ -27,6 +27,18 @@ pub enum Replacement {
     Yes,
 }
 
+/// What CloudFormation does with the physical resource a Remove or a replacement lets go of
+/// (DescribeChangeSet's `PolicyAction`, from the resource's DeletionPolicy or
+/// UpdateReplacePolicy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    Delete,
+    Retain,
+    /// Deleted after a final snapshot: the live data goes, a copy is kept.
+    Snapshot,
+}
+
 /// One row of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -38,22 +50,53 @@ pub struct Change {
     pub replacement: Replacement,
     /// The properties a Modify changes (names only: values may be secrets).
     pub properties: Vec<String>,
+    /// What becomes of the old resource when it is removed or replaced; `None`: CloudFormation
+    /// did not say (then it is taken as deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
-/// The resource types whose replacement loses data: the database (a new, empty instance), a
-/// repository (its images) and the state bucket (every environment's state).
-const HOLDS_DATA: &[&str] = &["AWS::RDS::DBInstance", "AWS::ECR::Repository", "AWS::S3::Bucket"];
+/// The resource types whose removal or replacement loses data: the database, the cache (its
+/// queued jobs: Dramatiq's queues live there), a repository (its images) and the state bucket
+/// (every environment's state).
+const HOLDS_DATA: &[&str] = &[
+    "AWS::RDS::DBInstance",
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::ECR::Repository",
+    "AWS::S3::Bucket",
+];
 
 impl Change {
-    /// Whether `apply` refuses this change without `--allow-replace`.
-    pub fn replaces_data(&self) -> bool {
-        self.action == Action::Modify
-            && self.replacement != Replacement::No
-            && HOLDS_DATA.contains(&self.resource_type.as_str())
+    fn holds_data(&self) -> bool {
+        HOLDS_DATA.contains(&self.resource_type.as_str())
+    }
+
+    /// Whether the old resource is kept (DeletionPolicy or UpdateReplacePolicy `Retain`).
+    fn kept(&self) -> bool {
+        self.policy == Some(Policy::Retain)
+    }
+
+    /// Whether `apply` refuses this change without `--allow-replace`: it removes or replaces
+    /// what holds data, and the old resource is not retained (a final snapshot keeps a copy,
+    /// but the service loses what it runs on).
+    pub fn loses_data(&self) -> bool {
+        let goes = match self.action {
+            Action::Remove => true,
+            Action::Modify => self.replacement != Replacement::No,
+            Action::Add | Action::Other => false,
+        };
+        goes && self.holds_data() && !self.kept()
     }
 
     /// Its mark and word in a plan's table.
     fn word(&self) -> (char, &'static str) {
+        if self.action == Action::Remove && self.holds_data() {
+            return match self.policy {
+                Some(Policy::Retain) => ('-', "remove (kept)"),
+                Some(Policy::Snapshot) => ('!', "REMOVE DATA (snapshot)"),
+                _ => ('!', "REMOVE DATA"),
+            };
+        }
         match (self.action, self.replacement) {
             (Action::Add, _) => ('+', "add"),
             (Action::Remove, _) => ('-', "remove"),
@@ -91,14 +134,15 @@ impl StackPlan {
                     physical_id: String::new(),
                     replacement: Replacement::No,
                     properties: Vec::new(),
+                    policy: None,
                 })
                 .collect(),
         }
     }
 
     /// The changes `apply` refuses without `--allow-replace`.
-    pub fn data_replacements(&self) -> Vec<&Change> {
-        self.changes.iter().filter(|c| c.replaces_data()).collect()
+    pub fn data_losses(&self) -> Vec<&Change> {
+        self.changes.iter().filter(|c| c.loses_data()).collect()
     }
 
     /// The plan as a person reads it: a heading, a row per resource, a count.
@@ -142,20 +186,32 @@ mod tests {
             physical_id: "x".into(),
             replacement,
             properties: vec!["DBName".into()],
+            policy: None,
         }
     }
 
     #[test]
-    fn only_a_replacement_of_what_holds_data_is_guarded() {
+    fn what_removes_or_replaces_data_is_guarded_unless_retained() {
         use Action::*;
         use Replacement::*;
-        assert!(change("AWS::RDS::DBInstance", Modify, Yes).replaces_data());
-        assert!(change("AWS::ECR::Repository", Modify, Conditional).replaces_data());
-        assert!(change("AWS::S3::Bucket", Modify, Yes).replaces_data());
-        assert!(!change("AWS::RDS::DBInstance", Modify, No).replaces_data());
-        assert!(!change("AWS::EC2::SecurityGroup", Modify, Yes).replaces_data());
-        // A removed repository or bucket is retained by its deletion policy, not lost.
-        assert!(!change("AWS::ECR::Repository", Remove, No).replaces_data());
+        assert!(change("AWS::RDS::DBInstance", Modify, Yes).loses_data());
+        assert!(change("AWS::ECR::Repository", Modify, Conditional).loses_data());
+        assert!(change("AWS::S3::Bucket", Modify, Yes).loses_data());
+        assert!(!change("AWS::RDS::DBInstance", Modify, No).loses_data());
+        assert!(!change("AWS::EC2::SecurityGroup", Modify, Yes).loses_data());
+        assert!(!change("AWS::EC2::SecurityGroup", Remove, No).loses_data());
+        // Issue 32, finding 3: the database and the cache removed by a config that drops them.
+        assert!(change("AWS::RDS::DBInstance", Remove, No).loses_data());
+        assert!(change("AWS::ElastiCache::ReplicationGroup", Remove, No).loses_data());
+        let snapshot =
+            Change { policy: Some(Policy::Snapshot), ..change("AWS::RDS::DBInstance", Remove, No) };
+        assert!(snapshot.loses_data(), "a final snapshot is a copy, not the database");
+        // A repository or bucket its policy retains is kept, not lost, and said so.
+        let kept =
+            Change { policy: Some(Policy::Retain), ..change("AWS::ECR::Repository", Remove, No) };
+        assert!(!kept.loses_data());
+        assert_eq!(kept.word(), ('-', "remove (kept)"));
+        assert_eq!(snapshot.word(), ('!', "REMOVE DATA (snapshot)"));
     }
 
     #[test]
@@ -174,6 +230,6 @@ mod tests {
         assert!(text.contains("! REPLACE"), "{text}");
         assert!(text.contains("DBName"), "{text}");
         assert!(text.contains("0 to add, 1 to modify (1 replaced"), "{text}");
-        assert_eq!(existing.data_replacements().len(), 1);
+        assert_eq!(existing.data_losses().len(), 1);
     }
 }

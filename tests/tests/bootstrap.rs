@@ -460,6 +460,39 @@ async fn a_change_that_replaces_the_database_is_refused_and_skip_final_snapshot_
     assert!(gone.is_err(), "no snapshot needs the password");
 }
 
+/// Issue 32, finding 3: a config that drops the database and Redis made `apply` delete both
+/// ("14 to remove", exit 0): the replication group, Dramatiq's queued jobs with it, had no
+/// final snapshot. Removing what holds data now takes `--allow-replace`; the plan calls it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_3_dropping_the_database_and_redis_from_the_config_is_refused_without_allow_replace(
+) {
+    let env = Env::start(|t| t);
+    env.expect(&["apply", "--env", "dev"], 0);
+    let dropped = without_nat(&example())
+        .replace(
+            "database = { engine_version = \"16.9\", deletion_protection = false }",
+            "database = { enabled = false }",
+        )
+        .replacen("redis = true ", "redis = false", 1);
+    env.write_config(&dropped);
+    let plan = env.expect(&["plan", "--env", "dev"], 0);
+    assert!(
+        plan.contains("REMOVE DATA") && plan.contains("Database") && plan.contains("Cache"),
+        "{plan}"
+    );
+    env.proxy.reset();
+    let refused = env.expect(&["apply", "--env", "dev"], 1);
+    assert!(
+        refused.contains("Database (AWS::RDS::DBInstance)")
+            && refused.contains("Cache (AWS::ElastiCache::ReplicationGroup)")
+            && refused.contains("--allow-replace"),
+        "{refused}"
+    );
+    let executed =
+        (env.proxy.calls().into_iter()).any(|c| c.operation.contains("ExecuteChangeSet"));
+    assert!(!executed, "a refused change set was executed");
+}
+
 #[test]
 fn bad_config_names_the_field_and_makes_no_call() {
     let env = Env::start(|t| {

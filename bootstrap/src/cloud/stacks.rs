@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Replacement as R, ResourceChange,
-    StackDriftDetectionStatus as Detection,
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, PolicyAction, Replacement as R,
+    ResourceChange, StackDriftDetectionStatus as Detection,
 };
 use serde::Serialize;
 
 use super::{missing, Call, Cloud};
-use crate::changes::{Action, Change, Replacement, StackPlan};
+use crate::changes::{Action, Change, Policy, Replacement, StackPlan};
 
 /// How often a stack in progress is asked again (CloudFormation's own waiters use 30 s; a
 /// person watching wants sooner).
@@ -93,6 +93,12 @@ fn change(c: &ResourceChange) -> Change {
         .filter_map(|d| d.target().and_then(|t| t.name()).map(str::to_owned))
         .collect();
     properties.dedup();
+    let policy = c.policy_action().and_then(|p| match p {
+        PolicyAction::Retain | PolicyAction::ReplaceAndRetain => Some(Policy::Retain),
+        PolicyAction::Snapshot | PolicyAction::ReplaceAndSnapshot => Some(Policy::Snapshot),
+        PolicyAction::Delete | PolicyAction::ReplaceAndDelete => Some(Policy::Delete),
+        _ => None,
+    });
     let replacement = match c.replacement() {
         Some(R::True) => Replacement::Yes,
         Some(R::Conditional) => Replacement::Conditional,
@@ -105,6 +111,7 @@ fn change(c: &ResourceChange) -> Change {
         physical_id: text(c.physical_resource_id()),
         replacement,
         properties,
+        policy,
     }
 }
 

@@ -102,7 +102,7 @@ fn cache(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Value)>) {
             "SubnetIds": private_subnets(),
         }),
     );
-    t.add(
+    let cache = t.add(
         "Cache",
         "AWS::ElastiCache::ReplicationGroup",
         json!({
@@ -118,6 +118,10 @@ fn cache(t: &mut Template, spec: &Spec, outputs: &mut Vec<(String, Value)>) {
             "Tags": tags(spec, &p),
         }),
     );
+    // Dramatiq's queued jobs live here: a delete, or a change that replaces the group, takes a
+    // final snapshot first (as the database does).
+    cache.insert("DeletionPolicy".into(), json!("Snapshot"));
+    cache.insert("UpdateReplacePolicy".into(), json!("Snapshot"));
     // No password in it: the cache is reachable from the services' group only, over TLS.
     parameter(
         t,
