@@ -130,6 +130,23 @@ pub async fn preview_project(cloud: &Cloud, spec: &Spec, delete_data: bool) -> R
         (spec.repositories.clone(), spec.state_bucket.clone(), spec.topic_arn.clone())
     };
     let data = cloud.data(&repositories, &bucket, &topic).await?;
+    if delete_data && !exists {
+        // Named by the config, not recorded by the project's stack: deleted only if tagged as
+        // this project's (the config may name another team's bucket or topic).
+        let mut foreign = Vec::new();
+        for store in &data.stores {
+            if cloud.project_tag(store).await?.as_deref() != Some(spec.project.as_str()) {
+                foreign.push(store.to_string());
+            }
+        }
+        if !foreign.is_empty() {
+            return Err(refuse(
+                &format!("not tagged harbormaster:project = {}", spec.project),
+                &foreign,
+                "The project's stacks tag what they make; these were not made by them (or lost their tags), so --delete-data leaves them. Delete them yourself if they are yours",
+            ));
+        }
+    }
     let (keeps, data) = if delete_data {
         (Vec::new(), Some(data))
     } else {

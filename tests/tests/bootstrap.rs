@@ -399,6 +399,19 @@ async fn the_project_stack_goes_but_its_data_stays_unless_delete_data_counts_and
         "the bucket is retained"
     );
 
+    // The project stack tags the bucket (`harbormaster:project`), as it tags the repositories
+    // and the topic; ministack's CloudFormation keeps the tags of those two but not of an
+    // `AWS::S3::Bucket`, so the tag AWS would have put there is put here.
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("harbormaster:project")
+        .value("booking");
+    let tagging = aws_sdk_s3::types::Tagging::builder().tag_set(tag.build().unwrap());
+    (s3.put_bucket_tagging()
+        .bucket(BUCKET)
+        .tagging(tagging.build().unwrap()))
+    .send()
+    .await
+    .unwrap();
     let preview = env.expect(&["destroy", "--project", "--delete-data"], 2);
     assert!(
         preview.contains("then deletes repository booking/web (1 images)"),
@@ -491,6 +504,63 @@ async fn finding_3_dropping_the_database_and_redis_from_the_config_is_refused_wi
     let executed =
         (env.proxy.calls().into_iter()).any(|c| c.operation.contains("ExecuteChangeSet"));
     assert!(!executed, "a refused change set was executed");
+}
+
+/// Issue 32, finding 2: once the project stack was gone, `destroy --project --delete-data`
+/// deleted whatever bucket and topic the config named: with `state_bucket = "other-team-bucket"`
+/// that bucket, its objects and the topic went. Only what carries the project's tag (the
+/// stacks tag all three) or what the project's own stack recorded is deleted now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_2_delete_data_never_deletes_a_bucket_or_topic_the_project_did_not_make() {
+    let env = Env::start(|t| {
+        t.replace(
+            "state_bucket = \"booking-harbormaster-state\"",
+            "state_bucket = \"other-team-bucket\"",
+        )
+        .replace(":booking-deployments\"", ":other-team-alerts\"")
+    });
+    let sdk = env.sdk().await;
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    s3.create_bucket()
+        .bucket("other-team-bucket")
+        .send()
+        .await
+        .unwrap();
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"theirs");
+    let put = s3
+        .put_object()
+        .bucket("other-team-bucket")
+        .key("theirs.txt");
+    put.body(body).send().await.unwrap();
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name("other-team-alerts")
+        .send()
+        .await
+        .unwrap();
+    let topic = topic.topic_arn.unwrap();
+
+    let refused = env.expect(&["destroy", "--project", "--delete-data", "--yes"], 1);
+    assert!(
+        refused.contains("bucket other-team-bucket")
+            && refused.contains(&format!("topic {topic}"))
+            && refused.contains("harbormaster:project"),
+        "{refused}"
+    );
+    let theirs = s3
+        .get_object()
+        .bucket("other-team-bucket")
+        .key("theirs.txt");
+    assert!(
+        theirs.send().await.is_ok(),
+        "the other team's object is gone"
+    );
+    let attributes = sns.get_topic_attributes().topic_arn(&topic);
+    assert!(
+        attributes.send().await.is_ok(),
+        "the other team's topic is gone"
+    );
 }
 
 #[test]

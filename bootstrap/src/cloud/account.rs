@@ -138,6 +138,44 @@ impl Cloud {
         Ok(Data { stores })
     }
 
+    /// The `harbormaster:project` tag of `store`, `None` when it has none: the stacks tag every
+    /// repository, bucket and topic they make, so a store without the project's tag is someone
+    /// else's, whatever the config names.
+    pub async fn project_tag(&self, store: &Store) -> Result<Option<String>> {
+        const KEY: &str = "harbormaster:project";
+        match store {
+            Store::Repository { name, .. } => {
+                let described = (self.ecr.describe_repositories().repository_names(name).send())
+                    .await
+                    .call("DescribeRepositories", name)?;
+                let arn = described.repositories().first().and_then(|r| r.repository_arn());
+                let Some(arn) = arn else { return Ok(None) };
+                let tags = (self.ecr.list_tags_for_resource().resource_arn(arn).send())
+                    .await
+                    .call("ListTagsForResource", name)?;
+                let tag = tags.tags().iter().find(|t| t.key() == KEY);
+                Ok(tag.map(|t| t.value().to_owned()))
+            }
+            Store::Bucket { name, .. } => {
+                match self.s3.get_bucket_tagging().bucket(name).send().await {
+                    Ok(out) => {
+                        let tag = out.tag_set().iter().find(|t| t.key() == KEY);
+                        Ok(tag.map(|t| t.value().to_owned()))
+                    }
+                    Err(e) if missing(&e, &["NoSuchTagSet"]) => Ok(None),
+                    Err(e) => Err(e).call("GetBucketTagging", name),
+                }
+            }
+            Store::Topic { arn, .. } => {
+                let tags = (self.sns.list_tags_for_resource().resource_arn(arn).send())
+                    .await
+                    .call("ListTagsForResource", arn)?;
+                let tag = tags.tags().iter().find(|t| t.key() == KEY);
+                Ok(tag.map(|t| t.value().to_owned()))
+            }
+        }
+    }
+
     /// Every object version and delete marker of `bucket`; `None` when there is no bucket.
     async fn versions(&self, bucket: &str) -> Result<Option<Vec<ObjectIdentifier>>> {
         let mut all = Vec::new();
