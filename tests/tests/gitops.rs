@@ -263,7 +263,7 @@ async fn init_writes_a_template_whose_rendering_is_what_runs() {
     // Written over the example's own template: what init makes must stand in for it.
     let template = w.config_dir.join("taskdefs/web.json");
     let original = std::fs::read_to_string(&template).unwrap();
-    let out = w.cli(&[
+    let init = [
         "init",
         "--env",
         "dev",
@@ -271,7 +271,16 @@ async fn init_writes_a_template_whose_rendering_is_what_runs() {
         "web",
         "--cluster",
         harbormaster_e2e::CLUSTER,
-    ]);
+    ];
+    // Issue 32, finding 5: a template that exists is never overwritten without --force.
+    let refused = w.cli(&init);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&template).unwrap(), original);
+    let out = w.cli(&[&init[..], &["--force"]].concat());
     assert!(
         out.status.success(),
         "{}",

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use harbormaster_core::ports::{Placements, Services, TaskDefinitions};
-use harbormaster_core::template::init::{template_from, Origin};
+use harbormaster_core::template::init::{template_from, Initial, Origin};
 
 use crate::context::Context;
 use crate::exit::Exit;
@@ -27,6 +27,9 @@ pub struct Args {
     /// Where to write the template; default: taskdefs/<service>.json beside the config.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace a template that exists (init never overwrites one otherwise).
+    #[arg(long)]
+    force: bool,
 }
 
 impl Args {
@@ -49,12 +52,22 @@ impl Args {
             account: &placement.account,
             region: &placement.region,
         };
-        let (template, repositories) = template_from(&described, &origin);
+        let Initial {
+            template,
+            repositories,
+            secrets,
+        } = template_from(&described, &origin);
         let relative = format!("taskdefs/{}.json", self.service);
         let out = self
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from(&cx.config).join(&relative));
+        if out.exists() && !self.force {
+            bail!(
+                "{} exists: init never overwrites a template; give --force to replace it",
+                out.display()
+            );
+        }
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -77,6 +90,29 @@ impl Args {
         }
         out!("desired_count = {}", running.desired_count);
         out!("\n[services.{}.environments.{}]", self.service, self.env);
+        self.say_secrets(&bundle.config.project, &secrets);
         Ok(Exit::Done)
+    }
+
+    /// Plaintext variables that looked like secrets: left out of the template, offered as
+    /// `secrets` references to parameters the team writes itself (their values are never
+    /// printed or written).
+    fn say_secrets(&self, project: &str, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let param = |n: &str| format!("app/{}", n.to_ascii_lowercase().replace('_', "-"));
+        let refs: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n} = \"{}\"", param(n)))
+            .collect();
+        out!("secrets = {{ {} }}", refs.join(", "));
+        for n in names {
+            eprintln!(
+                "{n} looked like a secret: its value was not written. Put it in SSM as a SecureString named /{project}/{}/{} (it keeps its name in the container)",
+                self.env,
+                param(n)
+            );
+        }
     }
 }

@@ -16,17 +16,28 @@ pub struct Origin<'a> {
 /// no defaults ECS filled in (empty lists, a container `cpu` of 0), no agent tags, each ECR
 /// image as its repository (the image the agent pins), and the environment's name, the account
 /// and the region as `${env}`, `${account}`, `${region}` wherever they appear as whole words.
-/// Secrets stay as written: `valueFrom` ARNs. Returns the template and the ECR repositories.
-pub fn template_from(described: &Value, origin: &Origin<'_>) -> (Value, Vec<String>) {
+/// Secrets stay as written: `valueFrom` ARNs; a plaintext `environment` value that looks like a
+/// secret (by its name or its shape) is left out, and only its name is returned, for the team
+/// to move into SSM: git never gets it.
+pub struct Initial {
+    pub template: Value,
+    /// The ECR repositories of the containers' images.
+    pub repositories: Vec<String>,
+    /// Plaintext variables left out because they look like secrets, by name.
+    pub secrets: Vec<String>,
+}
+
+pub fn template_from(described: &Value, origin: &Origin<'_>) -> Initial {
     let td = described.get("taskDefinition").unwrap_or(described);
     let mut out = Map::new();
     let mut repositories = Vec::new();
+    let mut secrets = Vec::new();
     for (k, v) in td.as_object().into_iter().flatten() {
         if !INPUT_FIELDS.contains(&k.as_str()) || empty(v) {
             continue;
         }
         let v = match k.as_str() {
-            "containerDefinitions" => containers(v, &mut repositories),
+            "containerDefinitions" => containers(v, &mut repositories, &mut secrets),
             "tags" => Value::Array(
                 (v.as_array().into_iter().flatten())
                     .filter(|t| {
@@ -43,7 +54,11 @@ pub fn template_from(described: &Value, origin: &Origin<'_>) -> (Value, Vec<Stri
             out.insert(k.clone(), v);
         }
     }
-    (placeholders(Value::Object(out), origin), repositories)
+    Initial {
+        template: placeholders(Value::Object(out), origin),
+        repositories,
+        secrets,
+    }
 }
 
 fn empty(v: &Value) -> bool {
@@ -55,9 +70,20 @@ fn empty(v: &Value) -> bool {
     }
 }
 
-fn containers(v: &Value, repositories: &mut Vec<String>) -> Value {
+fn containers(v: &Value, repositories: &mut Vec<String>, secrets: &mut Vec<String>) -> Value {
     let items = v.as_array().into_iter().flatten().map(|c| {
         let mut c: Map<String, Value> = c.as_object().cloned().unwrap_or_default();
+        if let Some(Value::Array(vars)) = c.get_mut("environment") {
+            vars.retain(|var| {
+                let name = var["name"].as_str().unwrap_or_default();
+                let value = var["value"].as_str().unwrap_or_default();
+                let secret = crate::secrets::looks_like_secret(name, value).is_some();
+                if secret {
+                    secrets.push(name.to_owned());
+                }
+                !secret
+            });
+        }
         // ECS's defaults: empty lists, a container `cpu` of 0.
         let default = |k: &str, v: &Value| empty(v) || (k == "cpu" && v == &Value::from(0));
         c.retain(|k, v| !default(k, v));
@@ -155,7 +181,12 @@ mod tests {
             account: "123456789012",
             region: "eu-west-1",
         };
-        let (t, repos) = template_from(&described, &origin);
+        let Initial {
+            template: t,
+            repositories: repos,
+            secrets,
+        } = template_from(&described, &origin);
+        assert!(secrets.is_empty());
         assert_eq!(repos, ["booking/web"]);
         assert_eq!(t["family"], "booking-${env}-web");
         assert!(t.get("taskDefinitionArn").is_none() && t.get("volumes").is_none());
@@ -171,5 +202,32 @@ mod tests {
             "/ecs/devops-${env}"
         );
         assert!(crate::template::Template::parse("t.json", &t.to_string()).is_ok());
+    }
+
+    /// Issue 32, finding 5: `init` copied the running revision's plaintext `environment` into
+    /// git, secrets included. A value that looks like a secret is left out, by name.
+    #[test]
+    fn finding_5_a_plaintext_secret_of_the_running_revision_never_reaches_the_template() {
+        let described = json!({"taskDefinition": {"family": "booking-dev-web",
+        "containerDefinitions": [{"name": "web", "image": "booking/web:1",
+            "environment": [
+                {"name": "DEBUG", "value": "false"},
+                {"name": "DATABASE_PASSWORD", "value": "hunter2-s3cret"},
+                {"name": "STRIPE_API_KEY", "value": "sk_live_0123456789abcdef"}
+            ]}]}});
+        let origin = Origin {
+            environment: "dev",
+            account: "123456789012",
+            region: "eu-west-1",
+        };
+        let initial = template_from(&described, &origin);
+        assert_eq!(initial.secrets, ["DATABASE_PASSWORD", "STRIPE_API_KEY"]);
+        let text = initial.template.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("sk_live"),
+            "{text}"
+        );
+        let env = &initial.template["containerDefinitions"][0]["environment"];
+        assert_eq!(env, &json!([{"name": "DEBUG", "value": "false"}]));
     }
 }
