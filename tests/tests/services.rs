@@ -283,10 +283,18 @@ async fn a_service_on(
     });
     target.settings.capacity = harbormaster_core::service::Capacity::default().strategy();
     target.settings.initial_count = 1;
-    target.settings.tags = vec![("harbormaster:service".into(), "web".into())];
+    target.settings.tags = vec![
+        ("harbormaster:project".into(), "booking".into()),
+        ("harbormaster:environment".into(), "dev".into()),
+        ("harbormaster:service".into(), "web".into()),
+    ];
     let d = harbormaster_core::state::DeploymentId("d-1".into());
     ports.create(&target, &td, &d, "token-1").await.unwrap();
-
+    // Issue 32, finding 4: a service of the config's name the agent did not create (no tags).
+    target.name = "worker".into();
+    target.service = "worker".into();
+    target.settings.tags = Vec::new();
+    ports.create(&target, &td, &d, "token-2").await.unwrap();
     ports
 }
 
@@ -339,6 +347,26 @@ async fn expect_service_delete_removes_it_all(
             .output()
             .unwrap()
     };
+    // Issue 32, finding 4: `service delete --yes` deleted any ECS service of the config's name.
+    let refused = cli(&[
+        "service",
+        "delete",
+        "--env",
+        "dev",
+        "--service",
+        "worker",
+        "--yes",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        !refused.status.success() && err.contains("not tagged as booking's dev/worker"),
+        "{err}"
+    );
+    assert_eq!(
+        ports.describe(CLUSTER, "worker").await.unwrap().status,
+        ServiceStatus::Active,
+        "another's service is left alone"
+    );
     let shown = cli(&["service", "delete", "--env", "dev", "--service", "web"]);
     let words = String::from_utf8_lossy(&shown.stdout).into_owned();
     assert!(

@@ -73,17 +73,20 @@ impl Services for AwsPorts {
                 .await
                 .map_err(|e| classify("DescribeServices", &e))?;
             for svc in out.services() {
-                let tag = svc
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(HARBORMASTER_SERVICE_TAG))
-                    .and_then(|t| t.value());
-                if let (Some(name), Some(tag), Some("ACTIVE")) =
-                    (svc.service_name(), tag, svc.status())
-                {
+                let tag = |key: &str| {
+                    let found = svc.tags().iter().find(|t| t.key() == Some(key));
+                    found.and_then(|t| t.value()).map(str::to_owned)
+                };
+                if let (Some(name), Some(service), Some("ACTIVE")) = (
+                    svc.service_name(),
+                    tag(HARBORMASTER_SERVICE_TAG),
+                    svc.status(),
+                ) {
                     owned.push(OwnedService {
                         name: name.to_owned(),
-                        service: tag.to_owned(),
+                        service,
+                        project: tag("harbormaster:project"),
+                        environment: tag("harbormaster:environment"),
                     });
                 }
             }

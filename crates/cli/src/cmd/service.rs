@@ -59,6 +59,17 @@ impl DeleteArgs {
             }
             Err(err) => return Err(err.into()),
         };
+        // Only the agent's own service: another one of that name (a team's, another project's,
+        // one made by hand) is not this command's to delete.
+        let owned = ports.owned(cluster).await?;
+        let project = &bundle.config.project;
+        if !(owned.iter()).any(|o| o.name == name && o.is(project, &self.env, &self.service)) {
+            bail!(
+                "service {name} in {cluster} is not tagged as {project}'s {}/{} (harbormaster:project, harbormaster:environment, harbormaster:service): the agent did not create it, so it does not delete it; nothing was changed",
+                self.env,
+                self.service
+            );
+        }
         let scaling = ports.scaling(cluster, &name).await?;
         let mut steps = Vec::new();
         if scaling.is_some() {

@@ -174,9 +174,15 @@ impl Services for MemoryPorts {
                 .filter(|((c, _), s)| c == cluster && s.status == ServiceStatus::Active)
                 .filter_map(|((_, name), s)| {
                     let (target, _) = s.created.as_ref()?;
+                    let tag = |key: &str| {
+                        let found = target.settings.tags.iter().find(|(k, _)| k == key);
+                        found.map(|(_, v)| v.clone())
+                    };
                     Some(OwnedService {
                         name: name.clone(),
                         service: target.name.clone(),
+                        project: tag("harbormaster:project"),
+                        environment: tag("harbormaster:environment"),
                     })
                 })
                 .collect();

@@ -188,4 +188,17 @@ pub struct OwnedService {
     pub name: String,
     /// Its `harbormaster:service` tag: the config's name for it.
     pub service: String,
+    /// Its `harbormaster:project` and `harbormaster:environment` tags (the agent sets all three).
+    pub project: Option<String>,
+    pub environment: Option<String>,
+}
+
+impl OwnedService {
+    /// Whether it is the agent's service `service` of `project` in `environment`: only such a
+    /// service is the agent's to delete (another one may share its name).
+    pub fn is(&self, project: &str, environment: &str, service: &str) -> bool {
+        self.service == service
+            && self.project.as_deref() == Some(project)
+            && self.environment.as_deref() == Some(environment)
+    }
 }
