@@ -4,6 +4,7 @@
 //! checks it too, so a typo is found in review, not at apply time.
 
 mod database;
+mod names;
 mod network;
 mod web;
 
@@ -187,6 +188,14 @@ impl Spec {
             &config.project,
         );
         let retention = Retention::from_raw(&mut c, &base, &raw);
+        let prefix = format!("{}-{env}", config.project);
+        names::check(
+            &mut c,
+            &base,
+            &prefix,
+            database.is_some(),
+            raw.redis.unwrap_or(false),
+        );
         let spec = network.map(|network| Spec {
             project: config.project.clone(),
             environment: env.to_owned(),

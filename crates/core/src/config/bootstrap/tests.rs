@@ -115,3 +115,56 @@ fn bad_networks_are_named_errors() {
         assert!(text.contains(words), "{line}: {text}");
     }
 }
+
+/// Issue 32, finding 8: `<project>-<env>` names the database instance, the Redis replication
+/// group and the load balancer; names AWS refuses were accepted, and `apply` failed half way.
+/// The limits: RDS DBInstanceIdentifier (1–63, a letter first, no `--`, no `-` last),
+/// ElastiCache ReplicationGroupId (1–40, the same rules), an ALB's Name (≤ 32, no `-` first or
+/// last, not `internal-…`).
+#[test]
+fn finding_8_names_aws_refuses_are_refused_by_validate() {
+    let with = |project: &str, env: &str, bootstrap: &str| {
+        let text = format!(
+            r#"
+project = "{project}"
+state_bucket = "some-harbormaster-state"
+notification_topic = "arn:aws:sns:us-east-1:000000000000:deployments"
+[environments.{env}]
+cluster = "c"
+[environments.{env}.bootstrap]
+{bootstrap}
+[services.web]
+repository = "{project}/web"
+task_definition = "web.json"
+"#
+        );
+        let config = Config::parse("harbormaster.toml", &text).unwrap();
+        match Spec::from_config("harbormaster.toml", &config, env) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    // A digit first: no database identifier, no replication group id.
+    let err = with("9booking", "dev", "redis = true");
+    assert!(
+        err.contains("`environments.dev.bootstrap.database`"),
+        "{err}"
+    );
+    assert!(err.contains("`environments.dev.bootstrap.redis`"), "{err}");
+    // Too long for an ALB and for a replication group (41 characters), fine for RDS.
+    let long = "booking-platform-services-x";
+    let err = with(long, "prod-eu-west1", "redis = true");
+    assert!(err.contains("load balancer"), "{err}");
+    assert!(
+        err.contains("`environments.prod-eu-west1.bootstrap.redis`"),
+        "{err}"
+    );
+    assert!(!err.contains("bootstrap.database`"), "{err}");
+    // `internal-` is the ALB's own prefix; the database is left out here.
+    let err = with("internal", "dev", "database = { enabled = false }");
+    assert!(
+        err.contains("load balancer") && err.contains("internal-"),
+        "{err}"
+    );
+    assert_eq!(with("booking", "dev", "redis = true"), "");
+}
