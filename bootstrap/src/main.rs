@@ -203,13 +203,14 @@ async fn run(cli: Cli) -> Result<u8> {
 }
 
 async fn drift(cloud: &Cloud, spec: &Spec, project_only: bool, json: bool) -> Result<u8> {
-    let (mut all, mut any) = (Vec::new(), false);
+    let (mut all, mut any, mut incomplete) = (Vec::new(), false, false);
     for (stack, _) in apply::targets(spec, project_only) {
         if cloud.stack_status(&stack).await?.is_none() {
             anyhow::bail!("stack {stack} does not exist: apply it first");
         }
-        let resources = cloud.drift(&stack).await?;
-        all.push(serde_json::json!({"stack": stack, "resources": resources}));
+        let drift = cloud.drift(&stack).await?;
+        let resources = &drift.resources;
+        all.push(serde_json::json!({"stack": stack, "resources": resources, "failed": drift.failed, "unchecked": drift.unchecked()}));
         for d in resources.iter().filter(|d| !json && d.status != "IN_SYNC") {
             let paths = d.properties.join(", ");
             println!(
@@ -219,14 +220,24 @@ async fn drift(cloud: &Cloud, spec: &Spec, project_only: bool, json: bool) -> Re
         }
         let drifted = resources.iter().filter(|d| d.drifted()).count();
         any |= drifted > 0;
+        incomplete |= drift.failed.is_some();
         if !json {
             println!("stack {stack}: {drifted} of {} resources drifted", resources.len());
+            if let Some(why) = &drift.failed {
+                let unchecked = drift.unchecked().join(", ");
+                println!("stack {stack}: not checked: {unchecked} ({why})");
+            }
         }
     }
     if json {
         print_json(&all)?;
     }
-    Ok(if any { 2 } else { 0 })
+    // Drift found: 2; none found, but some resource could not be checked: 1; else 0.
+    Ok(match (any, incomplete) {
+        (true, _) => 2,
+        (false, true) => 1,
+        (false, false) => 0,
+    })
 }
 
 fn show(p: &Preview, json: bool, yes: bool) -> Result<()> {

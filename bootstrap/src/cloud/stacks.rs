@@ -78,6 +78,23 @@ impl Drift {
     }
 }
 
+/// A stack's drift: each resource's, and why the detection failed where it did (it fails when
+/// one resource could not be checked; the others' results stand).
+#[derive(Debug, Clone, Serialize)]
+pub struct StackDrift {
+    pub resources: Vec<Drift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+impl StackDrift {
+    /// The resources CloudFormation could not check.
+    pub fn unchecked(&self) -> Vec<&str> {
+        let not_checked = self.resources.iter().filter(|d| d.status == "NOT_CHECKED");
+        not_checked.map(|d| d.logical_id.as_str()).collect()
+    }
+}
+
 fn text(s: Option<&str>) -> String {
     s.unwrap_or_default().to_owned()
 }
@@ -280,10 +297,10 @@ impl Cloud {
     }
 
     /// DetectStackDrift, waited for, and each resource's drift.
-    pub async fn drift(&self, stack: &str) -> Result<Vec<Drift>> {
+    pub async fn drift(&self, stack: &str) -> Result<StackDrift> {
         let out = self.cf.detect_stack_drift().stack_name(stack).send().await;
         let id = text(out.call("DetectStackDrift", stack)?.stack_drift_detection_id());
-        loop {
+        let failed = loop {
             let out = (self.cf.describe_stack_drift_detection_status())
                 .stack_drift_detection_id(&id)
                 .send()
@@ -291,13 +308,13 @@ impl Cloud {
                 .call("DescribeStackDriftDetectionStatus", stack)?;
             match out.detection_status() {
                 Some(Detection::DetectionInProgress) => tokio::time::sleep(POLL).await,
-                Some(Detection::DetectionFailed) => bail!(
-                    "drift detection of {stack} failed: {}",
-                    text(out.detection_status_reason())
-                ),
-                _ => break,
+                // Failed on some resource: the others' results stand, read below.
+                Some(Detection::DetectionFailed) => {
+                    break Some(text(out.detection_status_reason()))
+                }
+                _ => break None,
             }
-        }
+        };
         let mut drifts = Vec::new();
         let mut pages =
             self.cf.describe_stack_resource_drifts().stack_name(stack).into_paginator().send();
@@ -314,7 +331,7 @@ impl Cloud {
             }
         }
         drifts.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
-        Ok(drifts)
+        Ok(StackDrift { resources: drifts, failed })
     }
 
     /// The stacks that import `export` (none when nothing does, or the export is gone).
@@ -364,5 +381,77 @@ mod tests {
         assert!(text.contains("UPDATE_ROLLBACK_COMPLETE; the first failure: Database (AWS::RDS::DBInstance) UPDATE_FAILED: DBName cannot be changed"), "{text}");
         let done = Outcome { status: "UPDATE_COMPLETE".into(), first_failure: None };
         assert_eq!(done.check("booking-dev").unwrap(), "UPDATE_COMPLETE");
+    }
+}
+
+#[cfg(test)]
+mod drift_tests {
+    use aws_sdk_cloudformation::operation::describe_stack_drift_detection_status::DescribeStackDriftDetectionStatusOutput as Status;
+    use aws_sdk_cloudformation::operation::describe_stack_resource_drifts::DescribeStackResourceDriftsOutput as Drifts;
+    use aws_sdk_cloudformation::operation::detect_stack_drift::DetectStackDriftOutput;
+    use aws_sdk_cloudformation::types::{StackResourceDrift, StackResourceDriftStatus as S};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+
+    use super::*;
+
+    fn resource(id: &str, status: S) -> StackResourceDrift {
+        StackResourceDrift::builder()
+            .stack_id("booking-dev")
+            .logical_resource_id(id)
+            .resource_type("AWS::EC2::SecurityGroup")
+            .stack_resource_drift_status(status)
+            .timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+    }
+
+    /// Issue 32, finding 9: a detection that fails on one resource still has the others'
+    /// results (DescribeStackDriftDetectionStatus: DETECTION_FAILED "if at least one resource
+    /// in the stack failed to be checked"; CloudFormation User Guide, "Detect drift on an
+    /// entire CloudFormation stack"). They are kept, and the report says which resources could
+    /// not be checked and why, instead of throwing every result away.
+    #[tokio::test]
+    async fn finding_9_a_detection_failed_on_one_resource_keeps_the_others_results() {
+        let detect = mock!(aws_sdk_cloudformation::Client::detect_stack_drift).then_output(|| {
+            DetectStackDriftOutput::builder().stack_drift_detection_id("d-1").build()
+        });
+        let status = mock!(aws_sdk_cloudformation::Client::describe_stack_drift_detection_status)
+            .then_output(|| {
+                Status::builder()
+                    .stack_id("booking-dev")
+                    .stack_drift_detection_id("d-1")
+                    .detection_status(Detection::DetectionFailed)
+                    .detection_status_reason("Failed to detect drift on resource [Cache]")
+                    .timestamp(aws_smithy_types::DateTime::from_secs(0))
+                    .build()
+            });
+        let drifts = mock!(aws_sdk_cloudformation::Client::describe_stack_resource_drifts)
+            .then_output(|| {
+                Drifts::builder()
+                    .stack_resource_drifts(resource("AppSecurityGroup", S::Modified))
+                    .stack_resource_drifts(resource("Cache", S::NotChecked))
+                    .build()
+            });
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(&detect)
+            .with_rule(&status)
+            .with_rule(&drifts);
+        let conf = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let mut cloud = Cloud::new(&sdk);
+        cloud.cf = aws_sdk_cloudformation::Client::from_conf(conf);
+        let drift = cloud.drift("booking-dev").await.unwrap();
+        assert_eq!(drift.resources.len(), 2);
+        assert!(drift.resources.iter().any(|d| d.logical_id == "AppSecurityGroup" && d.drifted()));
+        assert_eq!(drift.unchecked(), ["Cache"]);
+        assert_eq!(drift.failed.as_deref(), Some("Failed to detect drift on resource [Cache]"));
     }
 }
