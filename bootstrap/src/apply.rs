@@ -39,11 +39,24 @@ const FAILED_CREATE: &str = "ROLLBACK_COMPLETE";
 async fn exists(cloud: &Cloud, stack: &str) -> Result<Option<String>> {
     let status = cloud.stack_status(stack).await?;
     if let Some(s) = &status {
-        if s.ends_with("_IN_PROGRESS") && s != "REVIEW_IN_PROGRESS" {
-            bail!("stack {stack} is {s}: another change is under way; try again when it ends");
-        }
+        workable(stack, s)?;
     }
     Ok(status.filter(|s| s != "REVIEW_IN_PROGRESS"))
+}
+
+/// Whether a stack in `status` takes a change set now, and what to do when it does not.
+fn workable(stack: &str, status: &str) -> Result<()> {
+    if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {
+        bail!("stack {stack} is {status}: another change is under way; try again when it ends");
+    }
+    // CloudFormation could not roll a failed update back (a resource changed or deleted
+    // outside it, say): no change set is accepted until the rollback is continued.
+    if status == "UPDATE_ROLLBACK_FAILED" {
+        bail!(
+            "stack {stack} is UPDATE_ROLLBACK_FAILED: CloudFormation could not roll back its last update. Fix the resource its events name (harbormaster-bootstrap's last apply printed it), then run `aws cloudformation continue-update-rollback --stack-name {stack}` (`--resources-to-skip` for one that cannot be fixed) and apply again; nothing was changed"
+        );
+    }
+    Ok(())
 }
 
 /// Each target's pending change. Makes no change to any stack.
@@ -121,4 +134,19 @@ pub async fn apply(
         applied.push(Applied { plan, status: Some(status) });
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 32, finding 6: a stack in UPDATE_ROLLBACK_FAILED got CloudFormation's bare
+    /// refusal of the change set; the way out is ContinueUpdateRollback, and apply says so.
+    #[test]
+    fn finding_6_a_stack_whose_rollback_failed_says_how_to_continue_it() {
+        let err = super::workable("booking-dev", "UPDATE_ROLLBACK_FAILED").unwrap_err();
+        let said = err.to_string();
+        assert!(said.contains("continue-update-rollback --stack-name booking-dev"), "{said}");
+        assert!(super::workable("booking-dev", "UPDATE_IN_PROGRESS").is_err());
+        assert!(super::workable("booking-dev", "UPDATE_COMPLETE").is_ok());
+        assert!(super::workable("booking-dev", "REVIEW_IN_PROGRESS").is_ok());
+    }
 }
