@@ -198,6 +198,45 @@ fn expect_target_tracking_for_web(w: &World) {
     );
 }
 
+/// Issue 32, finding 4: `service delete` left the service's state document behind, so a
+/// later service of that name would start with a last known good that never ran there. It is
+/// archived (`archive/state/<env>/<service>/<time>.json`, the history kept) and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_4_service_delete_archives_the_state_document() {
+    let w = bootstrapped().await;
+    let digest = w.push_image("main-5e7f002").await.unwrap();
+    w.push(&w.push_event("push-1", "main-5e7f002", &digest))
+        .await;
+    assert!(w.state_document("dev", "worker").await.unwrap().is_some());
+    let shown = w.cli_ok(&["service", "delete", "--env", "dev", "--service", "worker"]);
+    let words = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        words.contains("archive its state document state/dev/worker.json"),
+        "{words}"
+    );
+    assert!(
+        w.state_document("dev", "worker").await.unwrap().is_some(),
+        "a preview"
+    );
+    w.cli_ok(&[
+        "service",
+        "delete",
+        "--env",
+        "dev",
+        "--service",
+        "worker",
+        "--yes",
+    ]);
+    assert!(w.state_document("dev", "worker").await.unwrap().is_none());
+    let listed = (w.clients.s3.list_objects_v2())
+        .bucket("booking-harbormaster-state")
+        .prefix("archive/state/dev/worker/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 1, "{listed:?}");
+}
+
 /// The adapter against moto's Application Auto Scaling (and its ECS, which it checks a target
 /// against): what is registered reads back as what was asked (so the next plan is empty), a
 /// policy dropped from git goes, and `autoscaling` removed deregisters the target. Then

@@ -9,6 +9,16 @@ use crate::errors::classify;
 use super::*;
 
 impl StateStore for AwsPorts {
+    async fn remove(&self, key: &str) -> Result<(), PortError> {
+        (self.clients.s3.delete_object())
+            .bucket(&self.state_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteObject", &e))?;
+        Ok(())
+    }
+
     async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
         let out = match self
             .clients

@@ -2,8 +2,9 @@
 //! owns is deleted (it never deletes one by itself). Without `--yes` it only shows the steps.
 
 use anyhow::{bail, Result};
-use harbormaster_core::ports::{Autoscaler, ErrorKind, ServiceStatus, Services};
+use harbormaster_core::ports::{Autoscaler, ErrorKind, ServiceStatus, Services, StateStore};
 use harbormaster_core::service::ScalingStep;
+use harbormaster_core::state::ServiceState;
 use serde_json::json;
 
 use crate::context::Context;
@@ -82,6 +83,23 @@ impl DeleteArgs {
             snap.running_count
         ));
         steps.push(format!("DeleteService {name} in {cluster}"));
+        // Its record goes with it, kept aside: a later service of that name starts afresh
+        // (no last known good that never ran there), and the history is not lost.
+        let key = ServiceState::key(&self.env, &self.service);
+        let document = match ports.load(&key).await {
+            Ok(d) => d.map(|(state, _)| state),
+            Err(err) if err.kind == ErrorKind::NotFound => None,
+            Err(err) => return Err(err.into()),
+        };
+        let archive = format!(
+            "archive/state/{}/{}/{}.json",
+            self.env,
+            self.service,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        );
+        if document.is_some() {
+            steps.push(format!("archive its state document {key} as {archive}"));
+        }
         if in_git {
             eprintln!(
                 "warning: `{}` is still in git for {}: its next deployment creates it again; remove it from harbormaster.toml first",
@@ -96,6 +114,10 @@ impl DeleteArgs {
             }
             ports.set_desired(cluster, &name, 0).await?;
             ports.delete(cluster, &name).await?;
+            if let Some(state) = &document {
+                ports.save(&archive, state, None).await?;
+                ports.remove(&key).await?;
+            }
         }
         if cx.json {
             let v = json!({"service": name, "cluster": cluster, "steps": steps, "done": self.yes});

@@ -7,6 +7,14 @@ use crate::state::{DeploymentId, ServiceState};
 use crate::template::{RenderedTaskDefinition, TAG_DEPLOYMENT};
 
 impl StateStore for MemoryPorts {
+    async fn remove(&self, key: &str) -> Result<(), PortError> {
+        self.call("DeleteObject", |w| {
+            w.states.remove(key);
+            Ok(())
+        })
+        .await
+    }
+
     async fn load(&self, key: &str) -> Result<Option<(ServiceState, Version)>, PortError> {
         self.call("GetObject", |w| match w.states.get(key) {
             None => Ok(None),

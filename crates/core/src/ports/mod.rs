@@ -85,6 +85,9 @@ pub trait StateStore {
         state: &ServiceState,
         expected: Option<&Version>,
     ) -> impl Future<Output = Result<Version, SaveError>> + Send;
+    /// Deletes the document: only a person's `service delete`, after it archived it (the
+    /// agent itself never deletes one).
+    fn remove(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 pub trait TaskDefinitions {
