@@ -33,6 +33,27 @@ pub struct Preview {
     pub data: Option<Data>,
 }
 
+/// What an environment's stack runs, from its template as deployed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Live {
+    /// The ECS cluster's name.
+    cluster: Option<String>,
+    /// The database has deletion protection: deleting the stack would stop half way.
+    protected_database: bool,
+}
+
+impl Live {
+    fn of(template: &serde_json::Value) -> Live {
+        let resources = template["Resources"].as_object().cloned().unwrap_or_default();
+        let of_type = |kind: &str| resources.values().find(|r| r["Type"] == kind).cloned();
+        let cluster = of_type("AWS::ECS::Cluster")
+            .and_then(|c| c["Properties"]["ClusterName"].as_str().map(str::to_owned));
+        let protected_database = of_type("AWS::RDS::DBInstance")
+            .is_some_and(|d| d["Properties"]["DeletionProtection"] == serde_json::json!(true));
+        Live { cluster, protected_database }
+    }
+}
+
 /// Why a destroy may not go ahead: names what stands in the way.
 fn refuse(what: &str, names: &[String], remedy: &str) -> anyhow::Error {
     anyhow::anyhow!("{what}: {}; nothing was deleted. {remedy}", names.join(", "))
@@ -44,23 +65,25 @@ pub async fn preview_environment(
     skip_final_snapshot: bool,
 ) -> Result<Preview> {
     let (project, stack) = stacks::stack_names(spec);
-    if let Some(db) = &spec.database {
-        if db.deletion_protection {
-            bail!(
-                "the database of {stack} has deletion protection (environments.{}.bootstrap.database.deletion_protection); set it to false and apply first; nothing was deleted",
-                spec.environment
-            );
-        }
+    let exists = cloud.stack_status(&stack).await?.is_some();
+    // What the stack runs, not what the config says now: a flag flipped or a cluster renamed
+    // in git and not applied would let the delete stop half way.
+    let live = if exists { Live::of(&cloud.template(&stack).await?) } else { Live::default() };
+    if live.protected_database {
+        bail!(
+            "the database of {stack} has deletion protection (as applied; the config's environments.{}.bootstrap.database.deletion_protection must be false and applied first); nothing was deleted",
+            spec.environment
+        );
     }
-    let running = cloud.services_in(&spec.cluster).await?;
+    let cluster = live.cluster.as_deref().unwrap_or(&spec.cluster);
+    let running = cloud.services_in(cluster).await?;
     if !running.is_empty() {
         return Err(refuse(
-            &format!("services still run in cluster {}", spec.cluster),
+            &format!("services still run in cluster {cluster}"),
             &running,
             "Delete them first: harbormaster service delete --env E --service S",
         ));
     }
-    let exists = cloud.stack_status(&stack).await?.is_some();
     let deletes = if exists { cloud.resources(&stack).await? } else { Vec::new() };
     let mut keeps = vec![format!(
         "stack {project}: the repositories with their images, the state bucket with every environment's state, the topic"
@@ -167,4 +190,26 @@ pub async fn project(cloud: &Cloud, preview: &Preview, progress: &mut dyn Progre
         cloud.delete_data(data).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Live;
+
+    /// Issue 32, finding 6: `destroy --env` checked deletion protection and running services
+    /// against the config; the stack as applied is what CloudFormation deletes.
+    #[test]
+    fn finding_6_what_the_stack_runs_is_read_from_its_template() {
+        let template = serde_json::json!({"Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "booking-dev-old"}},
+            "Database": {"Type": "AWS::RDS::DBInstance", "Properties": {"DeletionProtection": true}}
+        }});
+        let live = Live::of(&template);
+        assert_eq!(live.cluster.as_deref(), Some("booking-dev-old"));
+        assert!(live.protected_database);
+        let unprotected = serde_json::json!({"Resources": {
+            "Database": {"Type": "AWS::RDS::DBInstance", "Properties": {"DeletionProtection": false}}
+        }});
+        assert_eq!(Live::of(&unprotected), Live::default());
+    }
 }

@@ -566,6 +566,28 @@ async fn finding_2_delete_data_never_deletes_a_bucket_or_topic_the_project_did_n
     );
 }
 
+/// Issue 32, finding 6: `destroy --env` read deletion protection from the config. With the
+/// flag flipped in git but not applied, it went ahead, and on AWS the delete stops half way at
+/// the protected database. What the stack runs decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_6_destroy_reads_deletion_protection_from_the_stack_not_the_config() {
+    let protected = |t: String| {
+        t.replace(
+            "database = { engine_version = \"16.9\", deletion_protection = false }",
+            "database = { engine_version = \"16.9\", deletion_protection = true }",
+        )
+    };
+    let env = Env::start(protected);
+    env.expect(&["apply", "--env", "dev"], 0);
+    env.write_config(&without_nat(&example()));
+    let refused = env.expect(&["destroy", "--env", "dev", "--yes"], 1);
+    assert!(
+        refused.contains("deletion protection (as applied"),
+        "{refused}"
+    );
+    assert_eq!(env.stacks().await, ["booking", "booking-dev"]);
+}
+
 #[test]
 fn bad_config_names_the_field_and_makes_no_call() {
     let env = Env::start(|t| {
