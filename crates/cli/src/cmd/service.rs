@@ -2,6 +2,7 @@
 //! owns is deleted (it never deletes one by itself). Without `--yes` it only shows the steps.
 
 use anyhow::{bail, Result};
+use harbormaster_aws::AwsPorts;
 use harbormaster_core::ports::{Autoscaler, ErrorKind, ServiceStatus, Services, StateStore};
 use harbormaster_core::service::ScalingStep;
 use harbormaster_core::state::ServiceState;
@@ -38,6 +39,13 @@ impl Cmd {
     }
 }
 
+/// Where the service's state document goes when the service does.
+struct Archive {
+    key: String,
+    to: String,
+    state: ServiceState,
+}
+
 impl DeleteArgs {
     async fn run(self, cx: &Context) -> Result<Exit> {
         let (ports, bundle) = cx.prepare().await?;
@@ -45,10 +53,7 @@ impl DeleteArgs {
             bail!("no environment `{}` in the config", self.env);
         };
         let in_git = bundle.config.target(&self.env, &self.service).is_some();
-        let name = bundle
-            .config
-            .services
-            .get(&self.service)
+        let name = (bundle.config.services.get(&self.service))
             .map(|s| s.ecs_service.clone())
             .unwrap_or_else(|| self.service.clone());
         let cluster = &e.cluster;
@@ -60,17 +65,8 @@ impl DeleteArgs {
             }
             Err(err) => return Err(err.into()),
         };
-        // Only the agent's own service: another one of that name (a team's, another project's,
-        // one made by hand) is not this command's to delete.
-        let owned = ports.owned(cluster).await?;
-        let project = &bundle.config.project;
-        if !(owned.iter()).any(|o| o.name == name && o.is(project, &self.env, &self.service)) {
-            bail!(
-                "service {name} in {cluster} is not tagged as {project}'s {}/{} (harbormaster:project, harbormaster:environment, harbormaster:service): the agent did not create it, so it does not delete it; nothing was changed",
-                self.env,
-                self.service
-            );
-        }
+        self.ensure_ours(&ports, cluster, &name, &bundle.config.project)
+            .await?;
         let scaling = ports.scaling(cluster, &name).await?;
         let mut steps = Vec::new();
         if scaling.is_some() {
@@ -83,22 +79,9 @@ impl DeleteArgs {
             snap.running_count
         ));
         steps.push(format!("DeleteService {name} in {cluster}"));
-        // Its record goes with it, kept aside: a later service of that name starts afresh
-        // (no last known good that never ran there), and the history is not lost.
-        let key = ServiceState::key(&self.env, &self.service);
-        let document = match ports.load(&key).await {
-            Ok(d) => d.map(|(state, _)| state),
-            Err(err) if err.kind == ErrorKind::NotFound => None,
-            Err(err) => return Err(err.into()),
-        };
-        let archive = format!(
-            "archive/state/{}/{}/{}.json",
-            self.env,
-            self.service,
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        );
-        if document.is_some() {
-            steps.push(format!("archive its state document {key} as {archive}"));
+        let archive = self.archive(&ports).await?;
+        if let Some(a) = &archive {
+            steps.push(format!("archive its state document {} as {}", a.key, a.to));
         }
         if in_git {
             eprintln!(
@@ -114,24 +97,63 @@ impl DeleteArgs {
             }
             ports.set_desired(cluster, &name, 0).await?;
             ports.delete(cluster, &name).await?;
-            if let Some(state) = &document {
-                ports.save(&archive, state, None).await?;
-                ports.remove(&key).await?;
+            if let Some(a) = &archive {
+                ports.save(&a.to, &a.state, None).await?;
+                ports.remove(&a.key).await?;
             }
         }
+        self.report(cx, &name, cluster, &steps)?;
+        Ok(Exit::Done)
+    }
+
+    /// Only the agent's own service: another one of that name (a team's, another project's,
+    /// one made by hand) is not this command's to delete.
+    async fn ensure_ours(
+        &self,
+        ports: &AwsPorts,
+        cluster: &str,
+        name: &str,
+        project: &str,
+    ) -> Result<()> {
+        let owned = ports.owned(cluster).await?;
+        if !(owned.iter()).any(|o| o.name == name && o.is(project, &self.env, &self.service)) {
+            bail!(
+                "service {name} in {cluster} is not tagged as {project}'s {}/{} (harbormaster:project, harbormaster:environment, harbormaster:service): the agent did not create it, so it does not delete it; nothing was changed",
+                self.env,
+                self.service
+            );
+        }
+        Ok(())
+    }
+
+    /// The service's record goes with it, kept aside: a later service of that name starts
+    /// afresh (no last known good that never ran there), and the history is not lost.
+    async fn archive(&self, ports: &AwsPorts) -> Result<Option<Archive>> {
+        let key = ServiceState::key(&self.env, &self.service);
+        let state = match ports.load(&key).await {
+            Ok(d) => d.map(|(state, _)| state),
+            Err(err) if err.kind == ErrorKind::NotFound => None,
+            Err(err) => return Err(err.into()),
+        };
+        let at = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let to = format!("archive/state/{}/{}/{at}.json", self.env, self.service);
+        Ok(state.map(|state| Archive { key, to, state }))
+    }
+
+    fn report(&self, cx: &Context, name: &str, cluster: &str, steps: &[String]) -> Result<()> {
         if cx.json {
             let v = json!({"service": name, "cluster": cluster, "steps": steps, "done": self.yes});
             out!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            let head = if self.yes { "done" } else { "would do" };
-            out!("{head}:");
-            for s in &steps {
-                out!("  {s}");
-            }
-            if !self.yes {
-                out!("nothing was changed; add --yes to delete");
-            }
+            return Ok(());
         }
-        Ok(Exit::Done)
+        let head = if self.yes { "done" } else { "would do" };
+        out!("{head}:");
+        for s in steps {
+            out!("  {s}");
+        }
+        if !self.yes {
+            out!("nothing was changed; add --yes to delete");
+        }
+        Ok(())
     }
 }
