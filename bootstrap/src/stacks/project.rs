@@ -1,6 +1,8 @@
 //! The project's stack: what every environment shares — the ECR repositories, the state
 //! bucket, the notification topic. The repositories and the bucket hold data no environment
 //! may take with it: `Retain` keeps them (and their images and versions) when the stack goes.
+//! The repositories' lifecycle policy never expires a release tag or an image the agent
+//! protects (what an environment runs or can roll back to): `harbormaster_core::retention`.
 
 use serde_json::{json, Value};
 
@@ -27,20 +29,15 @@ pub fn project(spec: &Spec) -> Value {
     let tags = json!([{"Key": "harbormaster:project", "Value": p}]);
     for repo in &spec.repositories {
         let id = format!("Repository{}", logical(repo));
-        let keep = json!({"rules": [{
-            "rulePriority": 1,
-            "description": format!("keep the last {} images", spec.ecr_keep_images),
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": spec.ecr_keep_images},
-            "action": {"type": "expire"}
-        }]});
+        let policy = spec.registry.lifecycle_policy().to_json();
         t.add(
             &id,
             "AWS::ECR::Repository",
             json!({
                 "RepositoryName": repo,
                 "ImageScanningConfiguration": {"ScanOnPush": true},
-                "ImageTagMutability": if spec.ecr_immutable_tags { "IMMUTABLE" } else { "MUTABLE" },
-                "LifecyclePolicy": {"LifecyclePolicyText": keep.to_string()},
+                "ImageTagMutability": if spec.registry.immutable_tags { "IMMUTABLE" } else { "MUTABLE" },
+                "LifecyclePolicy": {"LifecyclePolicyText": policy.to_string()},
                 "Tags": tags,
             }),
         );

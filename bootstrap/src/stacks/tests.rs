@@ -229,3 +229,39 @@ fn availability_zones_from_the_config_are_the_subnets_zones() {
     assert!(default["Resources"]["PublicSubnetA"]["Properties"]["AvailabilityZone"]["Fn::Select"]
         .is_array());
 }
+
+/// Issue 32, finding 1: the rendered policy, evaluated as ECR evaluates it, over forty pushes
+/// to main while prod runs the older release `1.4.0`, has `1.3.0` to roll back to, and runs a
+/// build promoted by digest (protected by the agent's tag).
+#[test]
+fn finding_1_the_rendered_policy_keeps_what_prod_runs_through_forty_pushes_to_main() {
+    use chrono::{Duration, TimeZone, Utc};
+    use harbormaster_core::image::Digest;
+    use harbormaster_core::retention::{expired, protection_tag, LifecyclePolicy, StoredImage};
+    let now = Utc.with_ymd_and_hms(2026, 12, 8, 12, 0, 0).unwrap();
+    let digest = |n: u32| Digest::parse(&format!("sha256:{n:064x}")).unwrap();
+    let image = |n: u32, tags: Vec<String>, hours: i64| StoredImage {
+        digest: digest(n),
+        tags,
+        pushed_at: now - Duration::hours(hours),
+        children: Vec::new(),
+    };
+    let mut images = vec![
+        image(1, vec!["1.3.0".into()], 300),
+        image(2, vec!["1.4.0".into()], 200),
+        image(3, vec!["main-abc1234".into(), protection_tag("prod", "worker", &digest(3))], 100),
+    ];
+    images
+        .extend((0..40).map(|n| image(100 + n, vec![format!("main-{n:07x}")], 40 - i64::from(n))));
+    let text = project(&dev())["Resources"]["RepositoryBookingWeb"]["Properties"]
+        ["LifecyclePolicy"]["LifecyclePolicyText"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policy = LifecyclePolicy::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+    let gone = expired(&policy, &images, now);
+    for kept in [1, 2, 3] {
+        assert!(!gone.contains(&digest(kept)), "image {kept} would expire: {text}");
+    }
+    assert_eq!(gone.len(), 10, "the ten oldest dev builds, nothing else: {text}");
+}

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod ports;
 pub mod publish;
+pub mod retention;
 pub mod scaling;
 pub mod secrets;
 pub mod service;

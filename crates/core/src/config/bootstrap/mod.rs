@@ -6,6 +6,7 @@
 mod database;
 mod names;
 mod network;
+mod registry;
 mod web;
 
 pub use super::cidr::Cidr;
@@ -14,6 +15,7 @@ use super::{Config, ConfigErrors};
 use database::RawDatabase;
 pub use database::{Database, POSTGRES_MAJORS};
 use network::Network;
+pub use registry::Registry;
 use serde::Deserialize;
 use web::Web;
 
@@ -40,6 +42,10 @@ struct RawBootstrap {
     database: RawDatabase,
     log_retention_days: Option<u32>,
     ecr_keep_images: Option<u32>,
+    /// Prefixes of development tags, kept to the newest `ecr_keep_images` each.
+    ecr_dev_tags: Option<Vec<String>>,
+    /// Patterns of release tags, never expired.
+    ecr_release_tags: Option<Vec<String>>,
     ecr_immutable_tags: Option<bool>,
     container_insights: Option<bool>,
 }
@@ -82,8 +88,8 @@ pub struct Spec {
     /// Distinct ECR repositories of the services.
     pub repositories: Vec<String>,
     pub log_retention_days: u32,
-    pub ecr_keep_images: u32,
-    pub ecr_immutable_tags: bool,
+    /// What the project's repositories keep (their lifecycle policy).
+    pub registry: Registry,
     pub container_insights: bool,
     pub state_bucket: String,
     /// The topic's name, from the configured ARN.
@@ -120,10 +126,9 @@ const RETENTION_DAYS: &[u32] = &[
     3288, 3653,
 ];
 
-/// How long the environment keeps its logs, and how many images its repositories keep.
+/// How long the environment keeps its logs.
 struct Retention {
     log_days: u32,
-    ecr_images: u32,
 }
 
 impl Retention {
@@ -135,14 +140,7 @@ impl Retention {
                 format!("CloudWatch Logs allows: {}", listed(RETENTION_DAYS)),
             );
         }
-        let ecr_images = raw.ecr_keep_images.unwrap_or(30);
-        if !(1..=1000).contains(&ecr_images) {
-            c.err(format!("{base}.ecr_keep_images"), "allowed: 1 to 1000");
-        }
-        Retention {
-            log_days,
-            ecr_images,
-        }
+        Retention { log_days }
     }
 }
 
@@ -188,6 +186,8 @@ impl Spec {
             &config.project,
         );
         let retention = Retention::from_raw(&mut c, &base, &raw);
+        let others: Vec<RawBootstrap> = other_environments(config, env).collect();
+        let registry = Registry::from_raw(&mut c, &base, &raw, &others);
         let prefix = format!("{}-{env}", config.project);
         names::check(
             &mut c,
@@ -215,14 +215,7 @@ impl Spec {
             database,
             repositories: repositories(config),
             log_retention_days: retention.log_days,
-            // The repositories are the project's, one stack for every environment: they keep
-            // as many images as the most demanding environment asks, and a tag is immutable
-            // if any environment wants it so, whichever environment's apply renders them.
-            ecr_keep_images: (other_environments(config, env).filter_map(|b| b.ecr_keep_images))
-                .filter(|n| (1..=1000).contains(n))
-                .fold(retention.ecr_images, u32::max),
-            ecr_immutable_tags: raw.ecr_immutable_tags.unwrap_or(true)
-                || other_environments(config, env).any(|b| b.ecr_immutable_tags.unwrap_or(true)),
+            registry,
             container_insights: raw.container_insights.unwrap_or(true),
             state_bucket: config.state_bucket.clone(),
             topic_name: (config.notification_topic.rsplit(':').next())

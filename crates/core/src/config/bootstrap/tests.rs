@@ -168,3 +168,27 @@ task_definition = "web.json"
     );
     assert_eq!(with("booking", "dev", "redis = true"), "");
 }
+
+#[test]
+fn finding_1_development_and_release_tags_are_checked_and_default_to_main_pr_and_semver() {
+    let s = Spec::from_config("harbormaster.toml", &config(""), "dev").unwrap();
+    assert_eq!(s.registry.dev_tags, ["main-", "pr-"]);
+    assert_eq!(s.registry.release_tags, ["*.*.*"]);
+    assert_eq!(s.registry.keep_dev_images, 30);
+    let lines = "ecr_dev_tags = [\"main-\", \"hm-keep-x\", \"bad tag\"]\necr_release_tags = [\"*a*b*c*d*e\"]";
+    let err = Spec::from_config("harbormaster.toml", &config(lines), "dev")
+        .unwrap_err()
+        .to_string();
+    for path in [
+        "environments.dev.bootstrap.ecr_dev_tags[1]",
+        "environments.dev.bootstrap.ecr_dev_tags[2]",
+        "environments.dev.bootstrap.ecr_release_tags[0]",
+    ] {
+        assert!(err.contains(path), "{path} not named: {err}");
+    }
+    assert!(err.contains("harbormaster.toml"));
+    let custom = "ecr_dev_tags = [\"build-\"]\necr_release_tags = [\"release-*\"]";
+    let s = Spec::from_config("harbormaster.toml", &config(custom), "dev").unwrap();
+    assert_eq!(s.registry.dev_tags, ["build-"]);
+    assert_eq!(s.registry.release_tags, ["release-*"]);
+}
