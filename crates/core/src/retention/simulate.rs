@@ -50,7 +50,7 @@ pub fn expired(
         let mut selected: Vec<&StoredImage> = (ranked.iter().copied())
             .filter(|img| selects(rule.selection(), img))
             .collect();
-        selected.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at));
+        selected.sort_by_key(|img| std::cmp::Reverse(img.pushed_at));
         let doomed: Vec<&StoredImage> = match rule {
             Rule::KeepNewest { keep, .. } => selected.into_iter().skip(*keep as usize).collect(),
             Rule::OlderThan { days, .. } => (selected.into_iter())
