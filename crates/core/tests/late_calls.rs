@@ -18,12 +18,9 @@ use harbormaster_core::testing::{bundle, push_event};
 use harbormaster_core::{Bundle, RunOptions};
 
 fn released(ports: &MemoryPorts, b: &Bundle, id: &str, tag: &str, fill: char, secs: i64) {
-    let _ = block_on(handle_event(
-        ports,
-        b,
-        &push_event(id, tag, fill, secs),
-        RunOptions::default(),
-    ));
+    let e = push_event(id, tag, fill, secs);
+    scenario::stored(ports, &e);
+    let _ = block_on(handle_event(ports, b, &e, RunOptions::default()));
     ports.complete(CLUSTER, "web");
     block_on(tick(ports, b, RunOptions::default()));
 }
@@ -34,6 +31,7 @@ fn calls_of_b_alone(b: &Bundle) -> Vec<String> {
     released(&alone, b, "e1", "main-a", 'a', 0);
     let before = alone.with(|w| w.calls.len());
     let e2 = push_event("e2", "main-b", 'b', 60);
+    scenario::stored(&alone, &e2);
     let _ = block_on(handle_event(&alone, b, &e2, RunOptions::default()));
     alone.with(|w| w.calls[before..].to_vec())
 }
@@ -54,6 +52,7 @@ fn finding_9_a_late_call_that_lands_after_a_newer_release_is_put_right_once() {
     let x_done = Cell::new(false);
     let x = async {
         let e2 = push_event("e2", "main-b", 'b', 60);
+        scenario::stored(&ports, &e2);
         let _ = handle_event(&ports, &b, &e2, RunOptions::default()).await;
         x_done.set(true);
     };
@@ -65,6 +64,7 @@ fn finding_9_a_late_call_that_lands_after_a_newer_release_is_put_right_once() {
         ports.complete(CLUSTER, "web");
         let _ = tick(&ports, &b, RunOptions::default()).await;
         let e3 = push_event("e3", "main-c", 'c', 120);
+        scenario::stored(&ports, &e3);
         let _ = handle_event(&ports, &b, &e3, RunOptions::default()).await;
         ports.complete(CLUSTER, "web");
         let _ = tick(&ports, &b, RunOptions::default()).await;
@@ -119,6 +119,7 @@ fn a_call_is_not_sent_with_less_than_a_calls_time_left_on_the_lease() {
     ports.hold_call(save);
     let x = async {
         let e2 = push_event("e2", "main-b", 'b', 60);
+        scenario::stored(&ports, &e2);
         handle_event(&ports, &b, &e2, RunOptions::default()).await
     };
     let y = async {

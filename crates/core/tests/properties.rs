@@ -142,7 +142,9 @@ proptest! {
         for op in ops {
             match op {
                 Op::Push { id, image } => {
-                    let _ = block_on(handle_event(&ports, &b, &push_event(id, image), RunOptions::default()));
+                    let e = push_event(id, image);
+                    harbormaster_core::testing::scenario::stored(&ports, &e);
+                    let _ = block_on(handle_event(&ports, &b, &e, RunOptions::default()));
                 }
                 Op::Tick => {
                     block_on(tick(&ports, &b, RunOptions::default()));

@@ -63,6 +63,15 @@ impl AwsPorts {
     }
 }
 
+/// The manifests BatchGetImage may answer with, as pushed: Docker's and OCI's, single-platform
+/// and multi-platform (an index keeps its children).
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
 fn images_of(
     repository: &str,
     detail: &aws_sdk_ecr::types::ImageDetail,
@@ -123,5 +132,78 @@ impl Images for AwsPorts {
             .iter()
             .flat_map(|d| images_of(repository, d, None))
             .collect())
+    }
+
+    /// BatchGetImage for the manifest as pushed (its media type kept, so an index stays an
+    /// index), then PutImage of it under `tag` ("PutImage", Amazon ECR API Reference: the same
+    /// manifest under a new tag adds the tag; `ImageAlreadyExistsException` when the tag is on
+    /// it already).
+    async fn protect(&self, image: &Image, tag: &str) -> Result<(), PortError> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(image.digest.as_str())
+            .build();
+        let got = (self.clients.ecr.batch_get_image())
+            .repository_name(&image.repository)
+            .image_ids(id)
+            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|t| t.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| classify("BatchGetImage", &e))?;
+        let Some(manifest) = got.images().first().and_then(|i| {
+            Some((
+                i.image_manifest()?.to_owned(),
+                i.image_manifest_media_type().map(str::to_owned),
+            ))
+        }) else {
+            let why = format!(
+                "ImageNotFound: {} is not in {}",
+                image.digest, image.repository
+            );
+            return Err(PortError::new(ErrorKind::NotFound, "BatchGetImage", why));
+        };
+        let put = (self.clients.ecr.put_image())
+            .repository_name(&image.repository)
+            .image_manifest(manifest.0)
+            .set_image_manifest_media_type(manifest.1)
+            .image_digest(image.digest.as_str())
+            .image_tag(tag)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let pe = classify("PutImage", &e);
+                if pe.message.starts_with("ImageAlreadyExistsException") {
+                    Ok(())
+                } else {
+                    Err(pe)
+                }
+            }
+        }
+    }
+
+    /// BatchDeleteImage naming the tag only: the tag comes off; an image left with no tag is
+    /// deleted ("BatchDeleteImage", Amazon ECR API Reference). A tag already gone is done.
+    async fn unprotect(&self, repository: &str, tag: &str) -> Result<(), PortError> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_tag(tag)
+            .build();
+        let out = (self.clients.ecr.batch_delete_image())
+            .repository_name(repository)
+            .image_ids(id)
+            .send()
+            .await
+            .map_err(|e| classify("BatchDeleteImage", &e))?;
+        let failed = out.failures().iter().find(|f| {
+            f.failure_code() != Some(&aws_sdk_ecr::types::ImageFailureCode::ImageNotFound)
+        });
+        match failed {
+            None => Ok(()),
+            Some(f) => {
+                let code = f.failure_code().map(|c| c.as_str()).unwrap_or("failure");
+                let why = format!("{code}: {}", f.failure_reason().unwrap_or_default());
+                Err(PortError::new(ErrorKind::Invalid, "BatchDeleteImage", why))
+            }
+        }
     }
 }

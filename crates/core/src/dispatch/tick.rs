@@ -1,5 +1,5 @@
 //! Every minute: reconcile pushes whose events were lost, then follow what is in flight, then
-//! size the workers.
+//! size the workers, then tag the images each service needs so ECR's lifecycle rules keep them.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +40,8 @@ pub async fn tick<P: Ports>(ports: &P, bundle: &Bundle, opts: RunOptions) -> Dis
             if scaled {
                 observations.push(Observation::ScaleTick);
             }
+            // Last: what runs now, after this tick's releases, is what needs keeping.
+            observations.push(Observation::ProtectTick);
             let mut r = run_reported(ports, bundle, &target, observations, opts).await;
             if r.error.is_none() {
                 r.error = error;
@@ -111,6 +113,11 @@ async fn listed<P: Ports>(ports: &P, bundle: &Bundle) -> Listed {
                 let followed: Vec<Image> = images
                     .iter()
                     .filter(|i| i.tag.as_deref().is_some_and(|tag| rule.matches(tag)))
+                    // The agent's own tags, keeping what runs: never a release.
+                    .filter(|i| {
+                        !(i.tag.as_deref())
+                            .is_some_and(|t| t.starts_with(crate::retention::PROTECTION_PREFIX))
+                    })
                     .cloned()
                     .collect();
                 if !followed.is_empty() {

@@ -98,6 +98,24 @@ impl<P: Ports> Executor<'_, P> {
                 task_definition_arn,
                 reason,
             } => self.explain(deployment, task_definition_arn, reason).await,
+            Command::ProtectImage { image, tag } => {
+                let error = self.ports.protect(image, tag).await.err();
+                Ok(Observation::ProtectionAnswered {
+                    image: image.clone(),
+                    tag: tag.clone(),
+                    put: true,
+                    error: error.map(|e| e.to_string()),
+                })
+            }
+            Command::UnprotectImage { image, tag } => {
+                let error = self.ports.unprotect(&image.repository, tag).await.err();
+                Ok(Observation::ProtectionAnswered {
+                    image: image.clone(),
+                    tag: tag.clone(),
+                    put: false,
+                    error: error.map(|e| e.to_string()),
+                })
+            }
         }
     }
 
@@ -166,6 +184,9 @@ impl<P: Ports> Executor<'_, P> {
         {
             self.full_target(deployment, Outputs::IfNeeded).await?;
         }
+        if reuses_a_pushed_image(state) {
+            self.check_image_exists(deployment, image).await?;
+        }
         let td = self.render(deployment, &image.digest).await?;
         if !same_config_as_running(state) {
             self.check_secrets(deployment).await?;
@@ -194,6 +215,29 @@ impl<P: Ports> Executor<'_, P> {
         let changes = crate::diff::task_definition(desired, &described);
         let words: Vec<String> = changes.iter().map(ToString::to_string).collect();
         Some(words.join("; "))
+    }
+
+    /// A release of an image pushed long ago (a config release, a heal, a rollback) names a
+    /// digest ECR's lifecycle rules may have expired or a person deleted: checked first, with
+    /// one DescribeImages, so the deployment fails now and says why, instead of every new task
+    /// failing with CannotPullContainer after the service was changed.
+    pub(super) async fn check_image_exists(
+        &self,
+        deployment: &DeploymentId,
+        image: &Image,
+    ) -> Result<(), Failure> {
+        let found = (self.ports.by_digest(&image.repository, &image.digest).await)
+            .map_err(|e| classify(deployment, e))?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(Failure::Permanent(
+                deployment.clone(),
+                format!(
+                    "{} is no longer in ECR (expired by a lifecycle rule, or deleted): not deploying it; push it again or choose another release",
+                    image.label()
+                ),
+            )),
+        }
     }
 
     /// A task whose secret is missing fails to start long after the deploy "worked"; checking
@@ -411,6 +455,20 @@ pub async fn measure_backlog<P: Ports>(
 /// with, so it references exactly the parameters those tasks resolved: looking them up again
 /// would say nothing new. A parameter deleted since fails the new tasks, and their stopped
 /// reason names it (`observe` adds it to the verdict).
+/// The release in flight deploys an image pushed before, not one just resolved from a push or a
+/// request: a config release, a heal, a rollback.
+pub(super) fn reuses_a_pushed_image(state: &ServiceState) -> bool {
+    state.in_flight.as_ref().is_some_and(|d| {
+        d.rollback.is_some()
+            || matches!(
+                d.release.trigger,
+                crate::state::Trigger::Config { .. }
+                    | crate::state::Trigger::Heal { .. }
+                    | crate::state::Trigger::Rollback { .. }
+            )
+    })
+}
+
 fn same_config_as_running(state: &ServiceState) -> bool {
     let flight = state.in_flight.as_ref().and_then(|d| d.config.as_deref());
     let running = state

@@ -58,6 +58,12 @@ pub(super) fn parse(value: &Value, id: String, at: Source<'_>) -> Result<Event, 
                 "`{}` is not an image tag ECR accepts: nothing to deploy",
                 crate::text::shown(&tag)
             )),
+            // The agent's own PutImage, keeping an image an environment needs: not a release.
+            Some(tag) if tag.starts_with(crate::retention::PROTECTION_PREFIX) => {
+                EcrAction::NothingToDeploy(format!(
+                    "`{tag}` is harbormaster's protection tag (it keeps an image an environment needs): nothing to deploy"
+                ))
+            }
             Some(tag) => EcrAction::Pushed(Image {
                 repository: d.repository_name,
                 digest,

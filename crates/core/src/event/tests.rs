@@ -331,3 +331,21 @@ fn a_bad_value_is_named_by_its_path_never_by_itself() {
     assert!(err.contains("`time`"), "{err}");
     assert!(!err.contains("yesterday"), "{err}");
 }
+
+/// Issue 32, finding 1: the agent's PutImage of a protection tag is a push as EventBridge
+/// delivers it (the documented "ECR Image Action" sample, `tests/fixtures/ecr-push.json`, with
+/// that tag): it deploys nothing, whatever an environment follows.
+#[test]
+fn finding_1_a_push_of_a_protection_tag_deploys_nothing() {
+    let mut e = fixture("ecr-push.json");
+    e["detail"]["image-tag"] = json!("hm-keep-prod-web-0123456789ab");
+    // The documented sample's digest is 60 hex digits long; ECR's are 64.
+    e["detail"]["image-digest"] = json!(format!("sha256:{}", "7f".repeat(32)));
+    let Event::EcrImageAction { action, .. } = Event::parse(&e).unwrap() else {
+        panic!("a push")
+    };
+    let EcrAction::NothingToDeploy(why) = action else {
+        panic!("a protection tag was taken for a release")
+    };
+    assert!(why.contains("protection tag"), "{why}");
+}

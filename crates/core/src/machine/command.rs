@@ -64,6 +64,10 @@ pub enum Command {
     },
     /// Which revision the service runs (drift: a change made outside git).
     ObserveService,
+    /// BatchGetImage then PutImage: `tag` on `image`, so the lifecycle rules keep it.
+    ProtectImage { image: Image, tag: String },
+    /// BatchDeleteImage of `tag` (the tag only; an image left with no tag goes with it).
+    UnprotectImage { image: Image, tag: String },
     /// Gather what explains a failed rollout: stopped tasks, service events, where it is now.
     ExplainFailure {
         deployment: DeploymentId,
@@ -134,6 +138,14 @@ impl fmt::Display for Command {
             }
             Command::CheckGuards => f.write_str("DescribeAlarms (guard alarms)"),
             Command::ObserveService => f.write_str("DescribeServices (which revision runs)"),
+            Command::ProtectImage { image, tag } => write!(
+                f,
+                "BatchGetImage and PutImage: tag {tag} on {}@{}",
+                image.repository, image.digest
+            ),
+            Command::UnprotectImage { image, tag } => {
+                write!(f, "BatchDeleteImage: tag {tag} off {}", image.repository)
+            }
             Command::MeasureBacklog => f.write_str("read the backlog and DescribeServices"),
             Command::SetDesired { desired } => write!(f, "UpdateService desiredCount={desired}"),
             Command::StopRollout {

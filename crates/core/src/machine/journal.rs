@@ -24,6 +24,8 @@ pub enum Point {
     Rollback,
     /// Worker scaling.
     Scaling,
+    /// An image's protection from ECR's lifecycle rules.
+    Protection,
     Phase(PhaseKind),
     Verdict(Verdict),
     /// ECS called the lifecycle hook at this stage.
@@ -51,6 +53,7 @@ impl fmt::Display for Point {
             Point::Held => f.write_str("held"),
             Point::Rollback => f.write_str("rollback"),
             Point::Scaling => f.write_str("scaling"),
+            Point::Protection => f.write_str("protection"),
             Point::InSync => f.write_str("in sync"),
             Point::Drifted => f.write_str("drifted"),
             Point::Phase(p) => p.fmt(f),

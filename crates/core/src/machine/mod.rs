@@ -33,6 +33,7 @@ mod notices;
 mod observation;
 mod observe;
 mod one_off;
+mod protect;
 mod refusal;
 mod rollback;
 mod rollout;

@@ -164,6 +164,15 @@ pub enum Observation {
     },
     /// Time to size a worker service from its backlog.
     ScaleTick,
+    /// Time to bring the images' protection tags in line with what the service needs.
+    ProtectTick,
+    /// ECR's answer to putting (`put`) or taking off a protection tag.
+    ProtectionAnswered {
+        image: Image,
+        tag: String,
+        put: bool,
+        error: Option<String>,
+    },
     /// Time to compare the config the service got with the published one (`Policy`), and, where
     /// the environment is promoted from another, how the bundle stands there.
     ConfigCheck {

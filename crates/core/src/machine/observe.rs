@@ -36,6 +36,8 @@ impl Ctx<'_> {
             | Observation::ScaleTick
             | Observation::BacklogMeasured { .. }
             | Observation::DesiredSet { .. }
+            | Observation::ProtectTick
+            | Observation::ProtectionAnswered { .. }
             | Observation::FailureExplained { .. } => self.outside_a_step(obs),
         }
     }
@@ -137,6 +139,13 @@ impl Ctx<'_> {
                 stopped,
             } => self.rollout_stopped(deployment, *stopped),
             Observation::ScaleTick => self.scale_tick(),
+            Observation::ProtectTick => self.protect_tick(),
+            Observation::ProtectionAnswered {
+                image,
+                tag,
+                put,
+                error,
+            } => self.protection_answered(image, tag, *put, error.as_deref()),
             Observation::BacklogMeasured { measured } => self.scale(measured),
             Observation::DesiredSet { desired, error } => {
                 self.desired_set(*desired, error.as_deref())

@@ -153,6 +153,46 @@ impl Images for MemoryPorts {
         })
         .await
     }
+
+    async fn protect(&self, image: &Image, tag: &str) -> Result<(), PortError> {
+        let found = self.by_digest(&image.repository, &image.digest).await?;
+        let Some(stored) = found else {
+            let why = format!(
+                "ImageNotFoundException: {} is not in the repository",
+                image.digest
+            );
+            return Err(PortError::new(ErrorKind::NotFound, "BatchGetImage", why));
+        };
+        self.call("PutImage", |w| {
+            let same =
+                |i: &&Image| i.repository == image.repository && i.tag.as_deref() == Some(tag);
+            match w.images.iter().find(same) {
+                Some(i) if i.digest == image.digest => return Ok(()),
+                Some(_) => {
+                    let why =
+                        format!("ImageTagAlreadyExistsException: tag {tag} names another image");
+                    return Err(PortError::new(ErrorKind::Invalid, "PutImage", why));
+                }
+                None => {}
+            }
+            // The tag on the stored image: its push time is the image's, not this call's.
+            w.images.push(Image {
+                tag: Some(tag.to_owned()),
+                ..stored
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unprotect(&self, repository: &str, tag: &str) -> Result<(), PortError> {
+        self.call("BatchDeleteImage", |w| {
+            w.images
+                .retain(|i| !(i.repository == repository && i.tag.as_deref() == Some(tag)));
+            Ok(())
+        })
+        .await
+    }
 }
 
 impl Notifier for MemoryPorts {

@@ -34,6 +34,8 @@ pub enum NoticeKind {
     AtMax,
     /// The service runs another revision than the agent deployed (a change outside git).
     Drift,
+    /// An image the service needs could not be protected from ECR's lifecycle rules.
+    Unprotected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,6 +99,7 @@ impl NoticeKind {
             NoticeKind::RollbackFailed => "rollback_failed",
             NoticeKind::AtMax => "at_max",
             NoticeKind::Drift => "drift",
+            NoticeKind::Unprotected => "unprotected",
         }
     }
 }
@@ -109,7 +112,8 @@ impl Notification {
             | NoticeKind::Ignored
             | NoticeKind::Alarm
             | NoticeKind::AtMax
-            | NoticeKind::Drift => Severity::Warning,
+            | NoticeKind::Drift
+            | NoticeKind::Unprotected => Severity::Warning,
             NoticeKind::Failed | NoticeKind::RolledBack | NoticeKind::RollbackFailed => {
                 Severity::Critical
             }
@@ -136,6 +140,7 @@ impl Notification {
             NoticeKind::RollbackFailed => "ROLLBACK FAILED from",
             NoticeKind::AtMax => "AT MAX TASKS while running",
             NoticeKind::Drift => "DRIFT from",
+            NoticeKind::Unprotected => "NOT PROTECTED from expiry:",
         };
         let s = format!(
             "[{} {}] {}: {} {}",
@@ -211,6 +216,12 @@ impl Notification {
             ),
             NoticeKind::Drift => format!(
                 "{} in {} runs another revision than the one the agent deployed ({}): it was changed outside git.",
+                self.service,
+                self.environment,
+                self.image.label()
+            ),
+            NoticeKind::Unprotected => format!(
+                "{} in {} needs {}, which the agent could not protect from ECR's lifecycle rules.",
                 self.service,
                 self.environment,
                 self.image.label()

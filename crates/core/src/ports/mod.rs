@@ -320,6 +320,20 @@ pub trait Images {
         &self,
         repository: &str,
     ) -> impl Future<Output = Result<Vec<Image>, PortError>> + Send;
+    /// Adds `tag` to `image` (its manifest read, then put under the new tag). Done already (the
+    /// tag is on that image) is success: a retry after a lost answer.
+    fn protect(
+        &self,
+        image: &Image,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Takes `tag` off its image in `repository`; ECR deletes an image left with no tag. Gone
+    /// already is success.
+    fn unprotect(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 pub trait Notifier {

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 
 mod document;
 mod pending;
+mod protection;
 mod records;
 
 pub use document::DocumentError;
 pub use pending::{Pending, Wait};
+pub use protection::{Protection, ProtectionStatus, PROTECTION_ATTEMPTS};
 pub use records::{
     BadConfig, BadRelease, Drift, FailedRelease, GuardWait, HealStop, Healing, HistoryEntry,
     KnownGood, Undelivered, Verdict,
@@ -446,6 +448,12 @@ pub struct ServiceState {
     /// drops `capacity` sends the default back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub custom_capacity: bool,
+    /// The tags the agent put on images to keep them from ECR's lifecycle rules: at most one
+    /// per image [`crate::retention::kept_images`] names, plus those being taken off. Not a
+    /// schema change: an older agent keeps the field as it is (`unknown`) and a newer one
+    /// takes off what is no longer needed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protections: Vec<Protection>,
     /// What worker scaling remembers between ticks.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scaling: crate::scaling::ScalingState,
@@ -483,6 +491,7 @@ impl ServiceState {
             healing: None,
             automatic: Vec::new(),
             bound_said: None,
+            protections: Vec::new(),
             scaling: Default::default(),
             unknown: Default::default(),
         }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::bundle::Bundle;
 use crate::dispatch::{handle_event, tick, DispatchReport};
 use crate::engine::RunOptions;
+use crate::machine::Point;
 use crate::memory::MemoryPorts;
 
 pub const CLUSTER: &str = "booking-dev";
@@ -32,9 +33,41 @@ pub fn world() -> (MemoryPorts, Bundle) {
     (ports(), super::bundle())
 }
 
-/// One event through exactly the dispatch the Lambda functions use.
+/// One event through exactly the dispatch the Lambda functions use. ECR sends a push event
+/// once the image is stored: a push puts its image in the in-memory registry first.
 pub fn send(ports: &MemoryPorts, b: &Bundle, event: &Value) -> DispatchReport {
+    stored(ports, event);
     block_on(handle_event(ports, b, event, RunOptions::default())).expect("event handled")
+}
+
+/// The image a successful ECR push event names, added to the registry (as it was pushed).
+pub fn stored(ports: &MemoryPorts, event: &Value) {
+    let d = &event["detail"];
+    let pushed = event["detail-type"] == "ECR Image Action"
+        && d["action-type"] == "PUSH"
+        && d["result"] == "SUCCESS";
+    let digest = d["image-digest"]
+        .as_str()
+        .and_then(|x| crate::image::Digest::parse(x).ok());
+    let at = event["time"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let (Some(digest), Some(at), Some(repository), true) =
+        (digest, at, d["repository-name"].as_str(), pushed)
+    else {
+        return;
+    };
+    let image = crate::image::Image {
+        repository: repository.to_owned(),
+        digest,
+        tag: d["image-tag"].as_str().map(str::to_owned),
+        pushed_at: at.with_timezone(&Utc),
+    };
+    ports.with(|w| {
+        if !w.images.contains(&image) {
+            w.images.push(image);
+        }
+    });
 }
 
 /// One minute's tick.
@@ -56,10 +89,23 @@ pub fn now(ports: &MemoryPorts) -> DateTime<Utc> {
     ports.with(|w| w.now)
 }
 
-/// The report's journal as `from->to` words, in order.
+/// The report's journal as `from->to` words, in order: the releases' transitions (the images'
+/// protection, housekeeping of every tick, is in [`protection_notes`]).
 pub fn journal_words(r: &DispatchReport) -> Vec<String> {
     r.targets
         .iter()
-        .flat_map(|t| t.journal.iter().map(|j| format!("{}->{}", j.from, j.to)))
+        .flat_map(|t| t.journal.iter())
+        .filter(|j| j.from != Point::Protection)
+        .map(|j| format!("{}->{}", j.from, j.to))
+        .collect()
+}
+
+/// What the report's journal says of the images' protection tags, in order.
+pub fn protection_notes(r: &DispatchReport) -> Vec<String> {
+    r.targets
+        .iter()
+        .flat_map(|t| t.journal.iter())
+        .filter(|j| j.from == Point::Protection)
+        .map(|j| j.note.clone())
         .collect()
 }
