@@ -111,6 +111,8 @@ const DEPLOYS: &[&str] = &[
     "ecs:DescribeServices",
     "iam:PassRole",
     "cloudwatch:DescribeAlarms",
+    // A rollback, config release or heal first checks its image is still in ECR.
+    "ecr:DescribeImages",
     // A service git names and ECS lacks is created; its one-off task before a rollout runs;
     // its target tracking follows git.
     "ecs:CreateService",
@@ -127,6 +129,9 @@ const DEPLOYS: &[&str] = &[
 
 /// Reading ECR (reconciling lost pushes, resolving a pipeline's image).
 const READS_ECR: &[&str] = &["ecr:DescribeImages"];
+/// Keeping what each environment needs from ECR's lifecycle rules: the manifest read, put again
+/// under the protection tag, and the tag taken off when no longer needed (the tick).
+const PROTECTS_IMAGES: &[&str] = &["ecr:BatchGetImage", "ecr:PutImage", "ecr:BatchDeleteImage"];
 /// Explaining a failed rollout: its stopped tasks.
 const EXPLAINS: &[&str] = &["ecs:ListTasks", "ecs:DescribeTasks"];
 /// Following the one-off task before a rollout, and stopping it past its time.
@@ -152,7 +157,14 @@ pub const ECR_PUSH: Function = Function {
 pub const TICK: Function = Function {
     name: "tick",
     accepts: &["Scheduled Event"],
-    permissions: &[DEPLOYS, READS_ECR, EXPLAINS, FOLLOWS_TASKS, SCALES],
+    permissions: &[
+        DEPLOYS,
+        READS_ECR,
+        PROTECTS_IMAGES,
+        EXPLAINS,
+        FOLLOWS_TASKS,
+        SCALES,
+    ],
     runs: Runs::Dispatch,
     retried_by: Retried::BySchedule,
     without_config: WithoutConfig::Fails,
