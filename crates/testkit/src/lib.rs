@@ -160,6 +160,9 @@ pub fn env_for(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Starts ministack after putting right where it answers otherwise than AWS.
+const MINISTACK_AS_AWS: &str = include_str!("ministack_as_aws.py");
+
 /// A running emulator; stopped when dropped.
 pub struct Emulator {
     child: Child,
@@ -173,8 +176,11 @@ impl Emulator {
         let (child, port) = spawn_on_free_port(
             "ministack",
             |port| {
-                let mut c = Command::new(venv.join("bin/ministack"));
-                c.env("BIND_HOST", "127.0.0.1")
+                // ministack as its own script starts it, with what it does otherwise than AWS
+                // put right first (`ministack_as_aws.py` says what and cites AWS).
+                let mut c = Command::new(venv.join("bin/python"));
+                c.args(["-c", MINISTACK_AS_AWS])
+                    .env("BIND_HOST", "127.0.0.1")
                     .env("GATEWAY_PORT", port.to_string())
                     .env("LOG_LEVEL", "WARNING");
                 c
