@@ -55,6 +55,24 @@ CALL_SHAPES = {
     "ecs:ListTasks": {"types": [], "star_condition": "ecs:cluster"},
 }
 
+# What a service checks on the caller's behalf when it acts for it: an action granted without
+# these is accepted, then fails inside the service with AccessDenied. Application Auto Scaling
+# User Guide, "Permissions required for API actions on target services and CloudWatch"; Amazon
+# ECS Developer Guide, "IAM permissions required for Amazon ECS service auto scaling"; ECS
+# passes the task and execution roles a task or service runs with ("Grant a user permissions to
+# pass a role", IAM User Guide).
+INDIRECT = {
+    "application-autoscaling:RegisterScalableTarget": ["ecs:DescribeServices", "ecs:UpdateService"],
+    "application-autoscaling:PutScalingPolicy": ["cloudwatch:DescribeAlarms",
+                                                 "cloudwatch:PutMetricAlarm"],
+    "application-autoscaling:DeleteScalingPolicy": ["cloudwatch:DescribeAlarms",
+                                                    "cloudwatch:DeleteAlarms"],
+    "application-autoscaling:DeregisterScalableTarget": ["cloudwatch:DescribeAlarms",
+                                                         "cloudwatch:DeleteAlarms"],
+    "ecs:RunTask": ["iam:PassRole"],
+    "ecs:CreateService": ["iam:PassRole"],
+}
+
 # Where the agent may read parameters: the bootstrap's outputs, the agent's own outputs and the
 # Redis URL tick decrypts (`url_secret` must be `redis/<name>`). Anything wider reaches the
 # environments' secrets, which SecureStrings under aws/ssm decrypt for anyone allowed to get.
@@ -215,6 +233,11 @@ def problems(template, sar):
             keys = {k for kv in st.get("Condition", {}).values() for k in kv}
             for action in st["Action"]:
                 grants.setdefault(action, []).append((st["Resource"], keys))
+        for action in sorted(grants):
+            for needed in INDIRECT.get(action, []):
+                if needed not in grants:
+                    out.append(f"{function}: {action} needs {needed} too (checked on the "
+                               f"caller's behalf)")
         for action, given in sorted(grants.items()):
             prefix, name = action.split(":", 1)
             service = sar.get(prefix)
@@ -292,7 +315,7 @@ def mutate(template, function_role, action, edit):
 
 
 def self_test(template, sar):
-    """The two mutations issue 15 names must each fail, naming function, action and type."""
+    """The mutations issues 15 and 33 name must each fail, naming function, action and type."""
     def drop_service(st):
         st["Resource"] = [r for r in listed(st["Resource"])
                           if ":service/" not in resolve(template, r)]
@@ -301,7 +324,14 @@ def self_test(template, sar):
         st["Resource"] = listed(st["Resource"]) + [
             {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Project}/*"}]
 
+    def drop(action):
+        def edit(st):
+            st["Action"] = [a for a in listed(st["Action"]) if a != action]
+        return edit
+
     cases = [
+        (mutate(template, "TickRole", "cloudwatch:PutMetricAlarm", drop("cloudwatch:PutMetricAlarm")),
+         "tick: application-autoscaling:PutScalingPolicy needs cloudwatch:PutMetricAlarm"),
         (mutate(template, "AlarmRole", "ecs:StopServiceDeployment", drop_service),
          "alarm: ecs:StopServiceDeployment lacks resource type service"),
         (mutate(template, "TickRole", "ssm:GetParameters", all_parameters),

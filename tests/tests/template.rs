@@ -325,3 +325,42 @@ fn the_function_timeout_is_the_one_leases_are_checked_against() {
         ))
     );
 }
+
+/// Issue 33, item 1: Application Auto Scaling creates and deletes a target tracking policy's
+/// alarms, and updates the service, with the *caller's* permissions (Application Auto Scaling
+/// User Guide, "Permissions required for API actions on target services and CloudWatch"; ECS
+/// Developer Guide, "IAM permissions required for Amazon ECS service auto scaling"). Every
+/// function that can set target tracking holds them (`deploy/check_iam.py` checks the same of
+/// the template, with a self-test that drops PutMetricAlarm).
+#[test]
+fn item_1_every_function_that_sets_target_tracking_holds_what_autoscaling_checks_for_it() {
+    let indirect: &[(&str, &[&str])] = &[
+        (
+            "application-autoscaling:RegisterScalableTarget",
+            &["ecs:DescribeServices", "ecs:UpdateService"],
+        ),
+        (
+            "application-autoscaling:PutScalingPolicy",
+            &["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+        ),
+        (
+            "application-autoscaling:DeleteScalingPolicy",
+            &["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+        ),
+        (
+            "application-autoscaling:DeregisterScalableTarget",
+            &["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+        ),
+    ];
+    for f in FUNCTIONS {
+        let actions = f.actions();
+        for (action, needs) in indirect {
+            if !actions.contains(action) {
+                continue;
+            }
+            for n in *needs {
+                assert!(actions.contains(n), "{} calls {action} without {n}", f.name);
+            }
+        }
+    }
+}

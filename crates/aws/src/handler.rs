@@ -125,6 +125,11 @@ const DEPLOYS: &[&str] = &[
     "application-autoscaling:DeregisterScalableTarget",
     // Not a call: the account's first RegisterScalableTarget creates the service-linked role.
     "iam:CreateServiceLinkedRole",
+    // Not calls of ours: Application Auto Scaling creates and deletes a target tracking
+    // policy's alarms with the caller's permissions (Application Auto Scaling User Guide,
+    // "Permissions required for API actions on target services and CloudWatch").
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
 ];
 
 /// Reading ECR (reconciling lost pushes, resolving a pipeline's image).
