@@ -110,3 +110,26 @@ async fn create_and_update_send_the_same_settings() {
     }
     assert!(created[0].contains("booking-dev-web-5xx"), "{}", created[0]);
 }
+
+/// Issue 33, item 2: an UpdateService that sends a capacity provider strategy forces a new
+/// deployment (UpdateService API reference: a strategy change without `forceNewDeployment` is
+/// refused, "you must force a new deployment"); the engine sets it, the request carries it.
+#[tokio::test]
+async fn item_2_an_update_with_a_strategy_forces_a_new_deployment() {
+    const SERVICE: &str = r#"{"service":{"serviceName":"web","status":"ACTIVE","deployments":[]}}"#;
+    let forced: Arc<Mutex<Option<bool>>> = Arc::default();
+    let f = forced.clone();
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(move |r| {
+            *f.lock().unwrap() = r.force_new_deployment();
+            true
+        })
+        .then_http_response(|| http_json(SERVICE));
+    let p = ports(client!(aws_sdk_ecs, [&update]), no_s3());
+    let mut t = target();
+    t.settings.force_new_deployment = true;
+    p.update(&t, "arn:td:1", &DeploymentId("d-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(*forced.lock().unwrap(), Some(true));
+}

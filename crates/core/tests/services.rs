@@ -517,3 +517,58 @@ fn finding_10_a_rollback_during_the_migration_stops_the_migration_first() {
     let verdicts: Vec<_> = st.history.iter().take(2).map(|h| h.verdict).collect();
     assert_eq!(verdicts, [Verdict::Succeeded, Verdict::RolledBack]);
 }
+
+/// Issue 33, item 2: the in-memory ECS refuses a strategy change without `forceNewDeployment`,
+/// as ECS does (UpdateService API reference, `capacityProviderStrategy`: "you must force a new
+/// deployment"); a capacity changed in git still reaches the service, and the next push after it
+/// deploys (the old code sent no force: the release failed, and every one after it the same way).
+#[test]
+fn item_2_a_capacity_change_forces_a_new_deployment_and_later_pushes_still_deploy() {
+    let ports = bootstrapped();
+    let b = config(WEB);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    let spot = config(&WEB.replace("fargate_spot = 3", "fargate_spot = 1"));
+    tick_once(&ports, &spot);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.history[0].verdict,
+        Verdict::Succeeded,
+        "{:?}",
+        st.history[0]
+    );
+    let weights: Vec<u32> = ports.with(|w| {
+        let s = &w.services[&(CLUSTER.to_string(), "web".to_string())];
+        s.capacity.iter().map(|c| c.weight).collect()
+    });
+    assert_eq!(weights, [1, 1]);
+    send(&ports, &spot, &push_event("e2", "main-2", 'b', 60));
+    for _ in 0..2 {
+        ports.complete(CLUSTER, "web");
+        tick_once(&ports, &spot);
+    }
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.history[0].verdict,
+        Verdict::Succeeded,
+        "{:?}",
+        st.history[0]
+    );
+    assert_eq!(st.history[0].image.tag.as_deref(), Some("main-2"));
+}
+
+/// The rule itself: without the force, the in-memory ECS refuses and keeps the old strategy.
+#[test]
+fn the_in_memory_ecs_refuses_a_strategy_change_without_a_forced_deployment() {
+    use harbormaster_core::ports::Services;
+    let ports = bootstrapped();
+    let b = config(WEB);
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    let (mut target, arn, d) = ports.with(|w| w.updates.last().cloned().unwrap());
+    target.settings.capacity[1].weight = 7;
+    target.settings.force_new_deployment = false;
+    let err = block_on(ports.update(&target, &arn, &d)).unwrap_err();
+    assert!(err.message.contains("force a new deployment"), "{err}");
+    target.settings.force_new_deployment = true;
+    block_on(ports.update(&target, &arn, &d)).unwrap();
+}

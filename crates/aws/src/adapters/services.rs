@@ -118,7 +118,8 @@ impl Services for AwsPorts {
             .cluster(&target.cluster)
             .service(&target.service)
             .task_definition(task_definition_arn)
-            .set_desired_count(target.settings.desired_count.map(|n| n as i32));
+            .set_desired_count(target.settings.desired_count.map(|n| n as i32))
+            .force_new_deployment(target.settings.force_new_deployment);
         let req = with_settings!(req, settings);
         let out = req
             .send()

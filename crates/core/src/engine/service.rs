@@ -70,6 +70,9 @@ impl<P: Ports> Executor<'_, P> {
             // Fargate providers: UpdateService API reference, capacityProviderStrategy).
             target.settings.capacity.clear();
         }
+        // A strategy that differs from the service's is refused without a forced deployment;
+        // which one the service has would cost a call to learn, and the update deploys anyway.
+        target.settings.force_new_deployment = !target.settings.capacity.is_empty();
         let id = match self.ports.update(&target, arn, deployment).await {
             Ok(id) => id,
             Err(e) if e.kind == ErrorKind::NotFound => {

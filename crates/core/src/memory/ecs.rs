@@ -166,6 +166,7 @@ impl Services for MemoryPorts {
                     }],
                     created: Some((target.clone(), client_token.to_owned())),
                     network: target.settings.network.clone(),
+                    capacity: target.settings.capacity.clone(),
                     ..Default::default()
                 },
             );
@@ -246,6 +247,20 @@ impl Services for MemoryPorts {
                     "UpdateService",
                     "ServiceNotActiveException: Service was not ACTIVE.",
                 ));
+            }
+            let strategy = &target.settings.capacity;
+            if !strategy.is_empty() && *strategy != s.capacity && !target.settings.force_new_deployment {
+                // UpdateService API reference, capacityProviderStrategy: a service's strategy
+                // (or a move from its launch type to one) changes only with a new deployment
+                // forced; ECS refuses the request otherwise.
+                return Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "UpdateService",
+                    "InvalidParameterException: When switching the capacity provider strategy on a service, you must force a new deployment.",
+                ));
+            }
+            if !strategy.is_empty() {
+                s.capacity = strategy.clone();
             }
             s.updates += 1;
             for d in &mut s.deployments {

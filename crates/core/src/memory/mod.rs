@@ -39,6 +39,8 @@ pub struct SimService {
     pub created: Option<(ServiceTarget, String)>,
     /// Its awsvpc network, when the test gives it one.
     pub network: Option<crate::service::Network>,
+    /// Its capacity provider strategy; empty: the FARGATE launch type.
+    pub capacity: Vec<crate::service::CapacityItem>,
 }
 
 /// How the simulated ECS moves a rollout on.

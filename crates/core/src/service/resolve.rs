@@ -64,6 +64,11 @@ pub struct ResolvedService {
     pub alarms: Vec<String>,
     /// What the config asks for and nothing resolves, by the config field that would.
     pub missing: Vec<String>,
+    /// UpdateService only: whether it forces a new deployment. ECS refuses a change of the
+    /// capacity provider strategy (or a launch type's move to one) without it (UpdateService
+    /// API reference, `capacityProviderStrategy` and `forceNewDeployment`); set whenever a
+    /// strategy is sent, since the agent cannot know what the service has without a call.
+    pub force_new_deployment: bool,
 }
 
 /// The names of a target, for tags and messages.
@@ -121,6 +126,8 @@ pub fn resolve_service(
         rolling: rolling.clone(),
         alarms: target.rollback_alarms.clone(),
         missing,
+        // The engine decides, for the one UpdateService that sends a strategy.
+        force_new_deployment: false,
     }
 }
 
