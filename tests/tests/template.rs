@@ -364,3 +364,17 @@ fn item_1_every_function_that_sets_target_tracking_holds_what_autoscaling_checks
         }
     }
 }
+
+/// Issue 33, item 11: an ECS "Service Action" steady-state event runs a tick for its service
+/// (`dispatch/events.rs`), which follows an overdue one-off task and stops it: `ecs-event` must
+/// hold DescribeTasks and StopTask as the tick does. Granted since issue 30 (every function that
+/// can roll back holds StopTask); pinned here so the path cannot lose it.
+#[test]
+fn item_11_the_functions_that_run_a_tick_can_follow_and_stop_a_one_off_task() {
+    use harbormaster_aws::handler::{ECS_EVENT, TICK};
+    for f in [TICK, ECS_EVENT] {
+        for needed in ["ecs:DescribeTasks", "ecs:StopTask", "ecs:RunTask"] {
+            assert!(f.actions().contains(&needed), "{} lacks {needed}", f.name);
+        }
+    }
+}

@@ -247,6 +247,22 @@ fn roles(t: &mut Template, spec: &Spec, p: &str) {
          "Resource": sub(&format!("arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{env_path}/*"))}
     ]});
     let tasks = role("ecs-tasks.amazonaws.com");
+    // What the tasks' code may do: nothing of ours, unless a service enables ECS Exec.
+    fn task_role(spec: &Spec, tasks: Value) -> Value {
+        let mut role = json!({"AssumeRolePolicyDocument": tasks});
+        if spec.execute_command {
+            // "Using Amazon ECS Exec", ECS Developer Guide: the SSM agent in the task opens
+            // its channels with the task role; the actions take no resource type (`*`).
+            role["Policies"] = json!([{"PolicyName": "exec", "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "Exec", "Effect": "Allow", "Action": [
+                    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"
+                ], "Resource": "*"}]
+            }}]);
+        }
+        role
+    }
     let execution = json!({"AssumeRolePolicyDocument": tasks,
         "Policies": [{"PolicyName": "execution", "PolicyDocument": execution}]});
     // The role ECS shifts traffic with for blue/green, canary and linear.
@@ -254,7 +270,7 @@ fn roles(t: &mut Template, spec: &Spec, p: &str) {
         "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers")]});
     for (id, name, mut properties) in [
         ("ExecutionRole", "execution", execution),
-        ("TaskRole", "task", json!({"AssumeRolePolicyDocument": tasks})),
+        ("TaskRole", "task", task_role(spec, tasks.clone())),
         ("EcsInfrastructureRole", "ecs-infrastructure", infrastructure),
     ] {
         properties["RoleName"] = json!(format!("{p}-{name}"));

@@ -265,3 +265,26 @@ fn finding_1_the_rendered_policy_keeps_what_prod_runs_through_forty_pushes_to_ma
     }
     assert_eq!(gone.len(), 10, "the ten oldest dev builds, nothing else: {text}");
 }
+
+/// Issue 33, item 7: with ECS Exec on for a service of the environment, the task role may open
+/// the SSM agent's channels ("Using Amazon ECS Exec", ECS Developer Guide); without it, no such
+/// grant.
+#[test]
+fn item_7_exec_on_grants_the_task_role_the_ssm_channels_and_only_then() {
+    let actions = |spec: &Spec| {
+        let e = environment(spec);
+        let role = &e["Resources"]["TaskRole"]["Properties"];
+        role["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].clone()
+    };
+    assert!(actions(&dev()).is_null());
+    let on = spec_with("dev", |t| {
+        t.replace(
+            "[services.web.environments.dev]",
+            "[services.web.environments.dev]\nenable_execute_command = true",
+        )
+    });
+    let granted = actions(&on);
+    for a in ["ssmmessages:CreateControlChannel", "ssmmessages:OpenDataChannel"] {
+        assert!(granted.as_array().unwrap().iter().any(|x| x == a), "{granted}");
+    }
+}

@@ -134,6 +134,7 @@ impl Bundle {
             _ => return Err(BundleError::Several(problems)),
         }
         check_capacity(&config, &templates)?;
+        check_exec(&config, &templates)?;
         let bundle = Bundle {
             config,
             templates,
@@ -319,6 +320,32 @@ fn check_capacity(
                 field,
                 problem: format!(
                     "{why}: `services.{}.environments.{}.capacity` (or the service's) asks for `fargate_spot`",
+                    s.name, e.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// ECS Exec runs the SSM agent with the task's role: CreateService and UpdateService refuse
+/// `enableExecuteCommand` when the task definition names none ("Using Amazon ECS Exec",
+/// ECS Developer Guide: the task role needs the ssmmessages permissions; ECS answers "a valid
+/// taskRoleArn is not being used"). Refused here, naming the template's field and the setting.
+fn check_exec(
+    config: &Config,
+    templates: &BTreeMap<String, Template>,
+) -> Result<(), TemplateError> {
+    for (e, s, t) in config.targets() {
+        let Some(template) = templates.get(&s.name) else {
+            continue;
+        };
+        if t.service.execute_command && !template.has_task_role() {
+            return Err(TemplateError {
+                file: template.file.clone(),
+                field: "taskRoleArn".into(),
+                problem: format!(
+                    "`services.{}.environments.{}.enable_execute_command` (or the service's) needs a task role: ECS Exec runs with it, and ECS refuses the service without one",
                     s.name, e.name
                 ),
             });
@@ -533,5 +560,37 @@ mod size_tests {
             matches!(&e, BundleError::TooLarge { location, .. } if location == "harbormaster.toml"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    /// Issue 33, item 7: `enable_execute_command` with a template that names no task role is
+    /// refused when the bundle loads (`validate`, `publish`, every function), naming the file,
+    /// the field and the setting; with a task role it loads.
+    #[test]
+    fn item_7_exec_without_a_task_role_is_refused_naming_the_template_field() {
+        let config = crate::testing::CONFIG.replace(
+            "[services.web.environments.dev]\n",
+            "enable_execute_command = true\n[services.web.environments.dev]\n",
+        );
+        let source = crate::testing::source_of(&config);
+        let err = block_on(Bundle::load(&source)).unwrap_err().to_string();
+        assert!(
+            err.contains("taskRoleArn") && err.contains("enable_execute_command"),
+            "{err}"
+        );
+        assert!(err.contains("web.json"), "{err}");
+        let mut with_role = crate::testing::source_of(&config);
+        let web = with_role.0.get_mut("taskdefs/web.json").unwrap();
+        *web = web.replacen(
+            "\"cpu\"",
+            "\"taskRoleArn\": \"arn:aws:iam::${account}:role/booking-${env}-task\", \"cpu\"",
+            1,
+        );
+        block_on(Bundle::load(&with_role)).unwrap();
     }
 }

@@ -202,6 +202,14 @@ impl Template {
         (field("cpuArchitecture"), field("operatingSystemFamily"))
     }
 
+    /// Whether the template names a task role (`taskRoleArn`).
+    pub fn has_task_role(&self) -> bool {
+        self.body
+            .get("taskRoleArn")
+            .and_then(Value::as_str)
+            .is_some_and(|r| !r.is_empty())
+    }
+
     /// The containers that run the service's image: those named in config, else those whose
     /// template image names the repository, else the only container.
     pub fn image_containers(&self, service: &Service) -> Result<Vec<String>, TemplateError> {

@@ -90,6 +90,8 @@ pub struct Spec {
     pub log_retention_days: u32,
     /// What the project's repositories keep (their lifecycle policy).
     pub registry: Registry,
+    /// A service of this environment enables ECS Exec: the task role may open its channels.
+    pub execute_command: bool,
     pub container_insights: bool,
     pub state_bucket: String,
     /// The topic's name, from the configured ARN.
@@ -216,6 +218,8 @@ impl Spec {
             repositories: repositories(config),
             log_retention_days: retention.log_days,
             registry,
+            execute_command: (config.targets())
+                .any(|(e, _, t)| e.name == env && t.service.execute_command),
             container_insights: raw.container_insights.unwrap_or(true),
             state_bucket: config.state_bucket.clone(),
             topic_name: (config.notification_topic.rsplit(':').next())
