@@ -133,3 +133,40 @@ async fn item_2_an_update_with_a_strategy_forces_a_new_deployment() {
         .unwrap();
     assert_eq!(*forced.lock().unwrap(), Some(true));
 }
+
+/// Issue 33, item 10: a service git gives no capacity strategy is created on the FARGATE launch
+/// type, not the FARGATE provider: a cluster made without capacity providers refuses a strategy
+/// naming one ("The specified capacity provider strategy cannot contain a capacity provider
+/// that is not associated with the cluster", CreateService API reference); with a strategy,
+/// no launch type (ECS refuses both at once).
+#[tokio::test]
+async fn item_10_a_service_without_a_strategy_is_created_on_the_fargate_launch_type() {
+    const SERVICE: &str = r#"{"service":{"serviceName":"web","status":"ACTIVE","deployments":[]}}"#;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let rule = || {
+        let s = seen.clone();
+        mock!(aws_sdk_ecs::Client::create_service)
+            .match_requests(move |r| {
+                s.lock().unwrap().push(format!(
+                    "{:?} {:?}",
+                    r.launch_type(),
+                    r.capacity_provider_strategy()
+                ));
+                true
+            })
+            .then_http_response(|| http_json(SERVICE))
+    };
+    let (first, second) = (rule(), rule());
+    let p = ports(client!(aws_sdk_ecs, [&first, &second]), no_s3());
+    let d = DeploymentId("d-1".into());
+    let mut plain = target();
+    plain.settings.capacity.clear();
+    p.create(&plain, "arn:td:1", &d, "token").await.unwrap();
+    p.create(&target(), "arn:td:1", &d, "token").await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], "Some(Fargate) []", "{seen:?}");
+    assert!(
+        seen[1].starts_with("None [CapacityProviderStrategyItem"),
+        "{seen:?}"
+    );
+}

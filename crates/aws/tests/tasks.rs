@@ -86,8 +86,11 @@ async fn run_task_sends_the_command_override_and_the_client_token() {
                 && o[0].command() == ["python", "manage.py", "migrate"]
                 && r.client_token() == Some("token-1")
                 && r.count() == Some(1)
-                && r.launch_type().is_none()
-                && r.capacity_provider_strategy()[0].capacity_provider() == "FARGATE"
+                // Issue 33, item 10: on-demand Fargate as a launch type, which any cluster
+                // takes; a FARGATE provider strategy is refused by a cluster without it
+                // associated (RunTask API reference, capacityProviderStrategy).
+                && r.launch_type() == Some(&aws_sdk_ecs::types::LaunchType::Fargate)
+                && r.capacity_provider_strategy().is_empty()
         })
         .then_http_response(answer(RUNNING));
     let p = ports_answering(&[&run]);

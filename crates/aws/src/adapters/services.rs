@@ -28,12 +28,17 @@ impl Services for AwsPorts {
         client_token: &str,
     ) -> Result<Option<String>, PortError> {
         let settings = Settings::of(target, deployment, "CreateService")?;
+        // No strategy from git: the FARGATE launch type, which any cluster takes; a strategy
+        // names providers the cluster must have associated (CreateService API reference).
+        let launch =
+            (settings.capacity.is_none()).then_some(aws_sdk_ecs::types::LaunchType::Fargate);
         let req = (self.clients.ecs.create_service())
             .cluster(&target.cluster)
             .service_name(&target.service)
             .task_definition(task_definition_arn)
             .desired_count(target.settings.initial_count as i32)
             .client_token(client_token)
+            .set_launch_type(launch)
             .set_tags(Some(tags(target)));
         let out = with_settings!(req, settings)
             .send()

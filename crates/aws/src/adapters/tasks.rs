@@ -2,8 +2,8 @@
 //! DescribeTasks read into where the task is, StopTask.
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
-    NetworkConfiguration, PropagateTags, Tag, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, LaunchType, NetworkConfiguration,
+    PropagateTags, Tag, TaskOverride,
 };
 use harbormaster_core::ports::*;
 use harbormaster_core::service::{TaskProgress, TaskRun};
@@ -27,12 +27,6 @@ impl Tasks for AwsPorts {
             })
             .build()
             .map_err(|e| invalid(&e))?;
-        // On-demand Fargate: a migration interrupted by a Spot reclaim is worse than its cost.
-        let on_demand = CapacityProviderStrategyItem::builder()
-            .capacity_provider("FARGATE")
-            .weight(1)
-            .build()
-            .map_err(|e| invalid(&e))?;
         let mut req = self
             .clients
             .ecs
@@ -40,7 +34,10 @@ impl Tasks for AwsPorts {
             .cluster(&run.cluster)
             .task_definition(&run.task_definition_arn)
             .count(1)
-            .capacity_provider_strategy(on_demand)
+            // On-demand Fargate (a migration interrupted by a Spot reclaim is worse than its
+            // cost), as a launch type: a capacity provider must be associated with the
+            // cluster, a launch type needs nothing (RunTask API reference).
+            .launch_type(LaunchType::Fargate)
             .network_configuration(
                 NetworkConfiguration::builder()
                     .awsvpc_configuration(vpc)

@@ -123,7 +123,14 @@ impl<P: Ports> Executor<'_, P> {
     /// first, and a resend after a lost answer or a crash finds the service it made. Every
     /// setting is sent, the network from the bootstrap's outputs unless git gives it.
     async fn create(&self, state: &ServiceState, deployment: &DeploymentId, arn: &str) -> Executed {
-        let target = self.full_target(deployment, Outputs::Always).await?;
+        let mut target = self.full_target(deployment, Outputs::Always).await?;
+        let custom = (self.bundle.config.target(self.env, self.service))
+            .is_some_and(|(_, _, t)| t.service.custom_capacity());
+        if !custom {
+            // No strategy from git: created on the FARGATE launch type, which a cluster made
+            // without capacity providers takes too (a strategy would be refused there).
+            target.settings.capacity.clear();
+        }
         if target.settings.network.is_none() {
             let why = format!(
                 "service `{}` does not exist in cluster {} and cannot be created: give `services.{}.network` or run `harbormaster-bootstrap apply --env {}` (its output `private-subnet-ids`)",
