@@ -133,7 +133,13 @@ async fn expect_wired_to_the_bootstrap(w: &World) {
                     (lb.container_name(), lb.container_port()),
                     (Some("web"), Some(8000))
                 );
-                assert_eq!(strategy, [("FARGATE".to_string(), 1, 0)]);
+                // No strategy in git: the FARGATE launch type, which any cluster takes
+                // (issue 33, item 10).
+                assert_eq!(strategy, []);
+                assert_eq!(
+                    svc.launch_type(),
+                    Some(&aws_sdk_ecs::types::LaunchType::Fargate)
+                );
                 assert_eq!(
                     svc.desired_count(),
                     1,

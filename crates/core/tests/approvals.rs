@@ -308,3 +308,29 @@ fn a_rollback_at_the_stage_that_failed_is_told_from_a_retry_by_the_weights() {
         assert!(reason.contains("rolling"), "{reason}");
     }
 }
+
+/// Issue 33, item 6: ECS rolls a deployment back by itself (a deployment alarm during the bake,
+/// the hook's timeout action) without the agent having failed a gate, and runs the
+/// PRODUCTION_TRAFFIC_SHIFT and TEST_TRAFFIC_SHIFT hooks again ("Lifecycle hooks for Amazon ECS
+/// service deployments": on a rollback ECS runs the hooks of those two stages). Those calls come
+/// after the deployment reached a later stage, which a deployment going forward never does:
+/// recognised before any gate, they pass — never FAILED by the supersession check a newer
+/// release waiting would trip. (The old code knew a rollback call only after its own gate had
+/// failed.)
+#[test]
+fn item_6_ecs_rolling_back_by_itself_meets_no_gate() {
+    let (ports, b) = world("blue_green", "");
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 60));
+    measure(&ports, 0.0);
+    for stage in ["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"] {
+        let (status, reason) = hook(&ports, &b, stage);
+        assert_eq!(status, HookStatus::Succeeded, "{stage}: {reason}");
+    }
+    // A newer release waits: at a stage going forward, the supersession check would fail it.
+    send(&ports, &b, &push_event("e2", "main-2", 'b', 120));
+    for stage in ["PRODUCTION_TRAFFIC_SHIFT", "TEST_TRAFFIC_SHIFT"] {
+        let (status, reason) = rollback_hook(&ports, &b, stage);
+        assert_eq!(status, HookStatus::Succeeded, "{stage}: {reason}");
+        assert!(reason.contains("rolling"), "{reason}");
+    }
+}

@@ -48,6 +48,17 @@ impl Ctx<'_> {
         if let Some(failure) = &d.gate_failure {
             return rolled_back(&d.id, d.stage, stage, shifted_back, failure);
         }
+        // ECS also rolls back by itself (a deployment alarm, a hook's timeout action): it runs
+        // the TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again after the deployment
+        // went past them ("Lifecycle hooks for Amazon ECS service deployments"). A deployment
+        // going forward never calls a stage earlier than one it reached: before any gate.
+        if let Some(reached) = d.stage.filter(|r| *r > stage && is_rollback_stage(stage)) {
+            let why = format!(
+                "ECS is rolling {} back by itself ({stage} called after {reached}); not standing in its way",
+                d.id
+            );
+            return Outcome::hook(HookStatus::Succeeded, why);
+        }
         self.enter_stage(stage);
         if let Some(p) = self.s.pending.clone() {
             let why = format!(
@@ -133,6 +144,14 @@ impl Ctx<'_> {
 /// PRODUCTION_TRAFFIC_SHIFT) it is the rollback when production traffic is back on the other
 /// revision, as the guide says to tell, and otherwise a retry of the failed call, which gets
 /// the same answer.
+/// The stages whose hooks ECS runs again while it rolls a deployment back.
+fn is_rollback_stage(stage: Stage) -> bool {
+    matches!(
+        stage,
+        Stage::TestTrafficShift | Stage::ProductionTrafficShift
+    )
+}
+
 fn rolled_back(
     id: &DeploymentId,
     failed_at: Option<Stage>,
@@ -140,11 +159,7 @@ fn rolled_back(
     shifted_back: bool,
     failure: &str,
 ) -> Outcome {
-    let rollback_stage = matches!(
-        stage,
-        Stage::TestTrafficShift | Stage::ProductionTrafficShift
-    );
-    if rollback_stage && (failed_at != Some(stage) || shifted_back) {
+    if is_rollback_stage(stage) && (failed_at != Some(stage) || shifted_back) {
         let why = format!("ECS is rolling {id} back ({failure}); not standing in its way");
         return Outcome::hook(HookStatus::Succeeded, why);
     }
