@@ -324,6 +324,9 @@ fn a_migration_that_exits_0_lets_the_rollout_continue() {
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     let (arn, _) = only_task(&ports);
     ports.finish_task(&arn, Some(0), "Essential container in task exited");
+    // Right after RunTask, DescribeTasks may not know the task yet (the first tick waits).
+    tick_once(&ports, &b);
+    assert_eq!(ports.count("UpdateService"), 0);
     tick_once(&ports, &b);
     assert_eq!(ports.count("UpdateService"), 1);
     tick_once(&ports, &b);
@@ -467,8 +470,9 @@ fn finding_10_a_rollback_during_the_migration_stops_the_migration_first() {
     send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
     let (first, _) = only_task(&ports);
     ports.finish_task(&first, Some(0), "Essential container in task exited");
-    tick_once(&ports, &b);
-    tick_once(&ports, &b);
+    for _ in 0..3 {
+        tick_once(&ports, &b);
+    }
     let good = ports.state("dev", "web").unwrap().last_known_good.unwrap();
 
     send(&ports, &b, &push_event("e2", "main-2", 'b', 60));
@@ -571,4 +575,36 @@ fn the_in_memory_ecs_refuses_a_strategy_change_without_a_forced_deployment() {
     assert!(err.message.contains("force a new deployment"), "{err}");
     target.settings.force_new_deployment = true;
     block_on(ports.update(&target, &arn, &d)).unwrap();
+}
+
+/// Issue 33, item 8: right after RunTask, DescribeTasks may answer MISSING (RunTask API
+/// reference: eventually consistent); the migration is waited for, not failed as a task ECS
+/// forgot (the old code failed the deployment on that first answer). Long after its start, a
+/// task ECS does not know is gone, and the deployment fails saying so.
+#[test]
+fn item_8_a_task_not_yet_known_to_describe_tasks_is_waited_for_then_trusted() {
+    let (ports, b) = migrating_world();
+    send(&ports, &b, &push_event("e1", "main-1", 'a', 0));
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(
+        st.in_flight.map(|d| d.phase.kind()),
+        Some(PhaseKind::Migrating)
+    );
+    assert!(st.history.is_empty(), "{:?}", st.history);
+
+    // ECS forgot it (stopped tasks go after about an hour): past the grace, a failure.
+    let (arn, _) = only_task(&ports);
+    ports.with(|w| {
+        w.tasks.remove(&arn);
+    });
+    ports.advance(chrono::Duration::minutes(2));
+    tick_once(&ports, &b);
+    let st = ports.state("dev", "web").unwrap();
+    assert_eq!(st.history[0].verdict, Verdict::Failed);
+    assert!(st.history[0]
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("no longer knows"));
 }

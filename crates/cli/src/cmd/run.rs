@@ -89,7 +89,10 @@ impl Args {
     }
 }
 
-/// DescribeTasks every 5 seconds until the task stops or `minutes` have passed.
+/// DescribeTasks until the task stops or `minutes` have passed: after 1 s, then doubling up to
+/// every 5 s. ECS may not know a task just started (RunTask API reference: eventually
+/// consistent, "use exponential backoff"): MISSING within `VISIBLE_WITHIN` of the start is
+/// "not yet", asked again.
 async fn follow(
     ports: &impl Tasks,
     cluster: &str,
@@ -97,14 +100,18 @@ async fn follow(
     minutes: u64,
 ) -> Result<TaskProgress> {
     let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut wait = Duration::from_secs(1);
     loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
         let p = ports
             .task_progress(cluster, &run.task_arn, &run.container)
             .await?;
-        if p != TaskProgress::Running || Instant::now() > deadline {
+        let not_yet = p == TaskProgress::Unknown
+            && harbormaster_core::service::not_visible_yet(run.started_at, chrono::Utc::now());
+        if (p != TaskProgress::Running && !not_yet) || Instant::now() > deadline {
             return Ok(p);
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 

@@ -85,6 +85,10 @@ impl Ctx<'_> {
                 Outcome::Progressed
             }
             TaskProgress::Running => Outcome::Nothing,
+            // Just started: DescribeTasks may not know it yet.
+            TaskProgress::Unknown if crate::service::not_visible_yet(run.started_at, self.now) => {
+                Outcome::Nothing
+            }
             TaskProgress::Stopped {
                 exit_code: Some(0), ..
             } => {

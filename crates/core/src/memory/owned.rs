@@ -10,6 +10,11 @@ use crate::service::{ScalingStep, ScalingWant, TaskProgress, TaskRun};
 pub struct SimTask {
     pub run: TaskRun,
     pub progress: TaskProgress,
+    /// When RunTask started it, and whether DescribeTasks has answered for it: ECS may answer
+    /// MISSING for a task just started (RunTask API reference, eventual consistency); the
+    /// in-memory ECS does so for the first DescribeTasks within [`JUST_STARTED`] of the start.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub described: bool,
 }
 
 impl MemoryPorts {
@@ -31,6 +36,9 @@ impl MemoryPorts {
     }
 }
 
+/// How long after RunTask the in-memory ECS may not know a task yet.
+pub const JUST_STARTED: chrono::Duration = chrono::Duration::seconds(5);
+
 impl Tasks for MemoryPorts {
     async fn run_task(&self, run: &TaskRun) -> Result<String, PortError> {
         self.call("RunTask", |w| {
@@ -49,6 +57,8 @@ impl Tasks for MemoryPorts {
                 SimTask {
                     run: run.clone(),
                     progress: TaskProgress::Running,
+                    started_at: w.now,
+                    described: false,
                 },
             );
             Ok(arn)
@@ -63,10 +73,15 @@ impl Tasks for MemoryPorts {
         _container: &str,
     ) -> Result<TaskProgress, PortError> {
         self.call("DescribeTasks", |w| {
-            Ok(w.tasks
-                .get(task_arn)
-                .map(|t| t.progress.clone())
-                .unwrap_or(TaskProgress::Unknown))
+            let now = w.now;
+            Ok(match w.tasks.get_mut(task_arn) {
+                Some(t) if !t.described && now - t.started_at < JUST_STARTED => {
+                    t.described = true;
+                    TaskProgress::Unknown
+                }
+                Some(t) => t.progress.clone(),
+                None => TaskProgress::Unknown,
+            })
         })
         .await
     }

@@ -18,7 +18,7 @@ pub use config::{RawAutoscaling, RawCapacity, RawNetwork, RawOneOff, RawServiceS
 pub use resolve::{
     resolve_service, resource_label, Names, ResolvedAttachment, ResolvedService, ServiceOutputs,
 };
-pub use task::{log_stream, OneOffTask, TaskProgress, TaskRun};
+pub use task::{log_stream, not_visible_yet, OneOffTask, TaskProgress, TaskRun, VISIBLE_WITHIN};
 
 /// ECS's quota of tasks per service, and Application Auto Scaling's bound for ECS.
 pub const MAX_TASKS: u32 = 5000;

@@ -64,6 +64,20 @@ impl TaskRun {
     }
 }
 
+/// How long a task just started may be unknown to DescribeTasks: ECS is eventually consistent
+/// ("RunTask", Amazon ECS API Reference: "...use exponential backoff..." when describing a task
+/// right after starting it). A MISSING answer within it means "not yet", not "gone".
+pub const VISIBLE_WITHIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Whether a task started at `started_at` that DescribeTasks does not know at `now` may still
+/// appear ([`VISIBLE_WITHIN`]).
+pub fn not_visible_yet(
+    started_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    now - started_at < VISIBLE_WITHIN
+}
+
 /// Where a one-off task is, as DescribeTasks says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
