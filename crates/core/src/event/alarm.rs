@@ -96,6 +96,8 @@ fn sns_record(i: usize, sns: &Value) -> Result<AlarmChange, EventError> {
         event: ALARM_SNS_KIND,
         id: &note,
     };
+    // SNS gives MessageId no length limit; the id is remembered in the state document.
+    at.short(&field("MessageId"), &id)?;
     let text = sns["Message"]
         .as_str()
         .ok_or_else(|| at.malformed(&field("Message"), "must be the alarm's JSON, as a string"))?;

@@ -49,6 +49,11 @@ pub enum EventError {
     },
 }
 
+/// The most of an event's id an error shows.
+const SHOWN_ID: usize = 80;
+/// The most of a problem an error shows (one that quotes a value included).
+const SHOWN_PROBLEM: usize = 300;
+
 /// Where an event's errors point: its kind and, when it has one, its id.
 #[derive(Clone, Copy)]
 struct Source<'a> {
@@ -61,9 +66,12 @@ impl Source<'_> {
     fn malformed(self, field: &str, problem: &str) -> EventError {
         EventError::Malformed {
             event: self.event,
-            id: self.id.to_owned(),
+            // An id is the event's value: shown escaped and clipped (a forged one may be a
+            // megabyte of control characters).
+            id: crate::text::clipped(&crate::text::shown(self.id), SHOWN_ID),
             field: field.to_owned(),
-            problem: problem.to_owned(),
+            // A problem may quote the value (a digest that is not one): clipped and escaped.
+            problem: crate::text::clipped(&crate::text::shown(problem), SHOWN_PROBLEM),
         }
     }
 

@@ -349,3 +349,44 @@ fn finding_1_a_push_of_a_protection_tag_deploys_nothing() {
     };
     assert!(why.contains("protection tag"), "{why}");
 }
+
+/// Issue 33, item 13: an SNS-delivered alarm's `MessageId` has no documented length limit; a
+/// 1 MiB one grew a state document from 1,390 bytes to 1 MB. An id over `text::MAX_ID` (256)
+/// is refused naming its field; the error shows the id clipped and escaped, never whole.
+#[test]
+fn item_13_an_overlong_id_is_refused_by_its_field_and_shown_clipped() {
+    let huge = format!("\u{202E}{}", "m".repeat(1 << 20));
+    let message = json!({
+        "AlarmName": "booking-dev-web-5xx", "NewStateValue": "ALARM", "OldStateValue": "OK",
+        "NewStateReason": "x", "StateChangeTime": "2026-11-23T12:00:00.000+0000",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:booking-dev-web-5xx"
+    });
+    let e = json!({"Records": [{"EventSource": "aws:sns", "Sns": {
+        "Type": "Notification", "MessageId": huge,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
+        "Message": message.to_string(), "Timestamp": "2026-11-23T12:00:01.000Z"
+    }}]});
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(
+        err.contains("Records[0].Sns.MessageId"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(err.len() < 400, "{} bytes", err.len());
+    assert!(!err.contains('\u{202E}'), "shown escaped");
+}
+
+/// Issue 33, item 13: a value quoted in an error (a 100 KB "digest") is clipped and escaped.
+#[test]
+fn item_13_a_value_quoted_in_an_error_is_clipped_and_escaped() {
+    let mut e = crate::testing::push_event("e1", "main-1", 'a', 0);
+    e["detail"]["image-digest"] = json!(format!("sha256:\u{1b}[31m{}", "f".repeat(100_000)));
+    let err = Event::parse(&e).unwrap_err().to_string();
+    assert!(
+        err.contains("detail.image-digest"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(err.len() < 600, "{} bytes", err.len());
+    assert!(!err.contains('\u{1b}'), "escape sequences shown escaped");
+}
