@@ -282,6 +282,23 @@ pub async fn handle(
             );
             return Ok(serde_json::to_value(answer).expect("answer serialises"));
         }
+        // The tick's schedule calls again in a minute: an error would add Lambda's two retries
+        // to the dead-letter queue, three messages a minute while the config stays broken.
+        // Answered, and said once an hour.
+        Err(HandlerError::Config(e)) if function.retried_by == Retried::BySchedule => {
+            let now = chrono::Utc::now();
+            if harbormaster_core::dispatch::hourly_report(now, "config") {
+                error!(function = function.name, error = %e, "config not loaded; nothing done (said once an hour; the next tick tries again)");
+            } else {
+                tracing::debug!(error = %e, "config still not loaded");
+            }
+            let report = serde_json::json!({"event": function.name, "error": format!("config not loaded: {e}")});
+            return Ok(report);
+        }
+        Err(e @ HandlerError::Config(_)) => {
+            error!(function = function.name, error = %e, "config not loaded; nothing done");
+            return Err(e);
+        }
         Err(e) => return Err(e),
     };
     // CloudWatch reads embedded-metric-format lines from the function's log.
@@ -332,9 +349,8 @@ pub async fn dispatch(
         });
     }
     let function = function.name;
-    let (ports, bundle) = agent.prepare().await.inspect_err(|e| {
-        error!(error = %e, "config not loaded; nothing done");
-    })?;
+    // A config that cannot be loaded is logged by the caller: once an hour for the tick.
+    let (ports, bundle) = agent.prepare().await?;
     let report: DispatchReport = Box::pin(handle_event(&ports, &bundle, event, opts))
         .await
         .inspect_err(|e| {

@@ -388,3 +388,28 @@ fn a_rollback_whose_revision_is_gone_ends_in_rollback_failed_without_a_retry_loo
     }
     assert_eq!(ports.count("UpdateService"), updates, "no retry loop");
 }
+
+/// Issue 33, item 15: an alarm no service names, whose tags cannot be read because it was
+/// deleted (CloudWatch answers ResourceNotFound to ListTagsForResource), is answered once as
+/// unmapped, saying why, instead of failing its whole event into Lambda's retries and the
+/// dead-letter queue (the old code's `?`).
+#[test]
+fn item_15_a_deleted_unnamed_alarm_is_answered_not_failed() {
+    use harbormaster_core::dispatch::handle_event;
+    let (ports, b) = world();
+    let gone = PortError::new(
+        ErrorKind::NotFound,
+        "ListTagsForResource",
+        "ResourceNotFoundException: alarm not found",
+    );
+    ports.with(|w| w.faults.push_back(("ListTagsForResource".into(), gone)));
+    let event = alarm("al-x", "someone-elses-alarm", "OK", "ALARM", now(&ports));
+    let report = block_on(handle_event(&ports, &b, &event, RunOptions::default()))
+        .expect("answered, not failed");
+    let why = report.ignored.unwrap_or_default();
+    assert!(
+        why.contains("someone-elses-alarm") && why.contains("could not be read"),
+        "{why}"
+    );
+    assert!(report.targets.is_empty());
+}

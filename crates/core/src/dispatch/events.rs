@@ -123,7 +123,20 @@ impl<P: Ports> Dispatch<'_, P> {
         let mut targets = Vec::new();
         let mut unmapped = Vec::new();
         for change in changes {
-            let mapped = alarm_targets(self.ports, self.bundle, &change).await?;
+            let mapped = match alarm_targets(self.ports, self.bundle, &change).await {
+                Ok(mapped) => mapped,
+                // A deleted alarm (its tags not found), a refusal: asking again gets the same
+                // answer, so the event is answered, not failed into Lambda's retries and the
+                // dead-letter queue. A passing fault is retried.
+                Err(e) if !e.kind.is_retryable() => {
+                    unmapped.push(format!(
+                        "{} (its tags could not be read: {e})",
+                        change.alarm
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if mapped.is_empty() {
                 unmapped.push(change.alarm.clone());
             }
