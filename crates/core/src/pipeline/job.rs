@@ -183,16 +183,25 @@ pub async fn step<P: Ports + Pipelines>(
         .map_err(|e| JobInputError(format!("input artifact {}: {e}", artifact.name)))?;
     let built = BuiltImages::from_artifact(&artifact.name, &files)?;
     let digests = resolve_all(ports, bundle, &params, &built).await?;
-    let by = format!("codepipeline job {}", e.job.id);
-    start(ports, bundle, &params.environment, &digests, &by, opts).await?;
     let token = JobToken {
-        v: 1,
         environment: params.environment.clone(),
         digests,
     };
+    // Too many images to follow: refused before anything is deployed.
+    let encoded = token.encode()?;
+    let by = format!("codepipeline job {}", e.job.id);
+    start(
+        ports,
+        bundle,
+        &params.environment,
+        &token.digests,
+        &by,
+        opts,
+    )
+    .await?;
     if opts.dry_run {
         return Ok(JobResult::Continue {
-            token: token.encode(),
+            token: encoded,
             summary: "dry run: nothing was deployed".into(),
         });
     }
@@ -301,7 +310,7 @@ async fn status<P: Ports>(
     }
     let how = if followed { "in progress" } else { "started" };
     Ok(JobResult::Continue {
-        token: token.encode(),
+        token: token.encode()?,
         summary: format!("deploying to {env}: {} {how}", running.join(", ")),
     })
 }

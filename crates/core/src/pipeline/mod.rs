@@ -142,21 +142,91 @@ impl BuiltImages {
 }
 
 /// What a continuation invocation needs: the digest each service is being deployed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobToken {
-    pub v: u32,
     pub environment: String,
     pub digests: BTreeMap<String, Digest>,
 }
 
+/// PutJobSuccessResult's `continuationToken` is at most 2,048 characters (CodePipeline API
+/// Reference, PutJobSuccessResult).
+pub const MAX_TOKEN: usize = 2048;
+
+/// The token as sent: each distinct digest once (services built from one image share it), each
+/// service by the index of its digest. A service costs its name and a few characters; only
+/// distinct images cost 67 each.
+#[derive(Serialize, Deserialize)]
+struct TokenDoc {
+    v: u32,
+    e: String,
+    i: Vec<String>,
+    s: BTreeMap<String, usize>,
+}
+
+/// The first form: every service with its whole digest (about 90 characters a service).
+#[derive(Deserialize)]
+struct LegacyToken {
+    environment: String,
+    digests: BTreeMap<String, Digest>,
+}
+
 impl JobToken {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("token serialises")
+    /// The token CodePipeline carries; an error when even the compact form would pass its
+    /// limit, found before anything is deployed.
+    pub fn encode(&self) -> Result<String, JobInputError> {
+        let mut images: Vec<String> = Vec::new();
+        let mut services = BTreeMap::new();
+        for (s, d) in &self.digests {
+            let hex = d.as_str().trim_start_matches("sha256:").to_owned();
+            let i = match images.iter().position(|x| *x == hex) {
+                Some(i) => i,
+                None => {
+                    images.push(hex);
+                    images.len() - 1
+                }
+            };
+            services.insert(s.clone(), i);
+        }
+        let doc = TokenDoc {
+            v: 2,
+            e: self.environment.clone(),
+            i: images,
+            s: services,
+        };
+        let text = serde_json::to_string(&doc).expect("token serialises");
+        if text.len() > MAX_TOKEN {
+            return Err(JobInputError(format!(
+                "this job deploys {} services from {} distinct images: more than CodePipeline's continuation token ({MAX_TOKEN} characters) can follow; split the action",
+                doc.s.len(),
+                doc.i.len()
+            )));
+        }
+        Ok(text)
     }
 
     pub fn decode(text: &str) -> Result<JobToken, JobInputError> {
-        serde_json::from_str(text)
-            .map_err(|e| JobInputError(format!("continuation token not understood: {e}")))
+        let bad = |e: String| JobInputError(format!("continuation token not understood: {e}"));
+        // A job started by an agent before this form carries the first one.
+        if let Ok(legacy) = serde_json::from_str::<LegacyToken>(text) {
+            return Ok(JobToken {
+                environment: legacy.environment,
+                digests: legacy.digests,
+            });
+        }
+        let doc: TokenDoc = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut digests = BTreeMap::new();
+        for (s, i) in doc.s {
+            let hex = doc
+                .i
+                .get(i)
+                .ok_or_else(|| bad(format!("service `{s}` names no image")))?;
+            let d = Digest::parse(&format!("sha256:{hex}")).map_err(|e| bad(e.to_string()))?;
+            digests.insert(s, d);
+        }
+        Ok(JobToken {
+            environment: doc.e,
+            digests,
+        })
     }
 }
 
@@ -317,5 +387,49 @@ mod tests {
                 && err.contains("README"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    fn token(services: usize, images: usize) -> JobToken {
+        let digests = (0..services)
+            .map(|n| {
+                let d = Digest::parse(&format!("sha256:{:064x}", n % images + 1)).unwrap();
+                (format!("service-{n:02}"), d)
+            })
+            .collect();
+        JobToken {
+            environment: "production".into(),
+            digests,
+        }
+    }
+
+    /// Issue 33, item 12: the first form grew about 90 characters a service, so a job of 20 or
+    /// more services passed PutJobSuccessResult's 2,048-character `continuationToken` and
+    /// failed. Services built from one image share its digest now; too many distinct images is
+    /// refused before anything is deployed, saying why.
+    #[test]
+    fn item_12_the_continuation_token_fits_codepipelines_limit_or_the_job_is_refused_first() {
+        let monorepo = token(60, 1);
+        let old = serde_json::json!({"v": 1, "environment": monorepo.environment, "digests": monorepo.digests});
+        assert!(
+            old.to_string().len() > MAX_TOKEN,
+            "the old form of 60 services"
+        );
+        let text = monorepo.encode().unwrap();
+        assert!(text.len() <= MAX_TOKEN, "{} characters", text.len());
+        assert_eq!(JobToken::decode(&text).unwrap(), monorepo);
+        let mixed = token(20, 20);
+        assert_eq!(JobToken::decode(&mixed.encode().unwrap()).unwrap(), mixed);
+        let err = token(40, 40).encode().unwrap_err().to_string();
+        assert!(
+            err.contains("2048") && err.contains("split the action"),
+            "{err}"
+        );
+        // A token an older agent gave CodePipeline still reads.
+        assert_eq!(JobToken::decode(&old.to_string()).unwrap(), monorepo);
     }
 }
