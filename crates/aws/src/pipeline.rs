@@ -164,14 +164,7 @@ impl Pipelines for AwsPorts {
                 let e = classify("GetObject", &e);
                 PortError::new(e.kind, "GetObject", format!("{where_}: {}", e.message))
             })?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| {
-                PortError::new(ErrorKind::Transient, "GetObject", format!("{where_}: {e}"))
-            })?
-            .into_bytes();
+        let bytes = read_capped(out.body, out.content_length, MAX_ARTIFACT_BYTES, &where_).await?;
         unzip(&bytes)
     }
 
@@ -252,6 +245,49 @@ fn invalid(operation: &str, e: impl std::fmt::Display) -> PortError {
 /// CodePipeline takes at most 2,048 characters of summary or message.
 fn clip(s: &str) -> String {
     s.chars().take(2000).collect()
+}
+
+/// The largest input artifact read: the build's output files are a few kilobytes; a zip that
+/// carries the image itself is refused before it fills the function's memory.
+pub const MAX_ARTIFACT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The object's bytes, refused as soon as its announced length or what arrived passes `cap`.
+pub async fn read_capped(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    announced: Option<i64>,
+    cap: usize,
+    where_: &str,
+) -> Result<Vec<u8>, PortError> {
+    let too_big = |n: u64| {
+        invalid(
+            "GetObject",
+            format!(
+                "{where_} is {} MiB; the input artifact is read whole, at most {} MiB: give the action the build's small output files ({} or {}), not the image",
+                n / (1024 * 1024),
+                cap / (1024 * 1024),
+                harbormaster_core::pipeline::IMAGE_DETAIL,
+                harbormaster_core::pipeline::IMAGE_DEFINITIONS
+            ),
+        )
+    };
+    if let Some(n) = announced
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > cap as u64)
+    {
+        return Err(too_big(n));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| PortError::new(ErrorKind::Transient, "GetObject", format!("{where_}: {e}")))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > cap {
+            return Err(too_big(bytes.len() as u64));
+        }
+    }
+    Ok(bytes)
 }
 
 /// The small JSON files of an artifact zip (anything over 1 MiB is skipped: not ours).
