@@ -78,3 +78,30 @@ fn the_example_pipeline_has_the_five_stages_wired_to_the_agent() {
     let staging = &v["pipeline"]["stages"][2]["actions"][0]["configuration"];
     harbormaster_core::pipeline::JobParams::parse(staging["UserParameters"].as_str()).unwrap();
 }
+
+/// Issue 33, item 5: the example builds one multi-platform index (web runs ARM64, the worker
+/// X86_64), with emulation for the other architecture, and hands on the index's digest from
+/// buildx's metadata file, never a tag. Checked as text: no Docker engine here.
+#[test]
+fn item_5_the_build_pushes_one_index_for_both_architectures_and_hands_on_its_digest() {
+    let text =
+        std::fs::read_to_string(harbormaster_e2e::workspace_root().join("buildspec/build.yml"))
+            .unwrap();
+    for needed in [
+        "docker buildx build",
+        "linux/amd64,linux/arm64",
+        "--metadata-file build-metadata.json",
+        "--push",
+        "containerimage.digest",
+        "binfmt",
+    ] {
+        assert!(
+            text.contains(needed),
+            "buildspec/build.yml lacks `{needed}`"
+        );
+    }
+    assert!(
+        !text.contains("docker inspect"),
+        "the digest comes from buildx, not a local image"
+    );
+}

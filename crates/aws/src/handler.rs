@@ -111,8 +111,9 @@ const DEPLOYS: &[&str] = &[
     "ecs:DescribeServices",
     "iam:PassRole",
     "cloudwatch:DescribeAlarms",
-    // A rollback, config release or heal first checks its image is still in ECR.
-    "ecr:DescribeImages",
+    // Before registering (or putting a known revision back): the image is still in ECR and,
+    // if multi-platform, offers the task definition's architecture.
+    "ecr:BatchGetImage",
     // A service git names and ECS lacks is created; its one-off task before a rollout runs;
     // its target tracking follows git.
     "ecs:CreateService",

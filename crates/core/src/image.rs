@@ -53,6 +53,27 @@ impl fmt::Display for Digest {
     }
 }
 
+/// What an image's manifest says of the platforms it runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The CPU architectures (`amd64`, `arm64`, as OCI names them) of a multi-platform image
+    /// (an OCI index, a Docker manifest list); `None` for a single-platform image, whose
+    /// platform is in its config blob, not read (it would take a second call).
+    pub architectures: Option<Vec<String>>,
+}
+
+impl Manifest {
+    /// Whether the image offers ECS's `cpuArchitecture` (`X86_64`, `ARM64`; ECS's default is
+    /// X86_64): an index must list it; a single-platform image is not known not to.
+    pub fn offers(&self, cpu_architecture: &str) -> bool {
+        let wanted = match cpu_architecture {
+            "ARM64" => "arm64",
+            _ => "amd64",
+        };
+        (self.architectures.as_ref()).is_none_or(|a| a.iter().any(|x| x == wanted))
+    }
+}
+
 /// One image in one repository, identified by digest; the tag is how it was named when pushed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {

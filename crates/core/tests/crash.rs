@@ -312,6 +312,7 @@ fn an_alarm_at_any_point_of_a_deployment_ends_on_the_rollback_target() {
     // intent is saved (before it, the alarm finds nothing in flight to blame).
     let alone = world();
     let (before, _) = a_then(&alone);
+    harbormaster_core::testing::scenario::stored(&alone, &push_b);
     let _ = block_on(handle_event(&alone, &b, &push_b, RunOptions::default()));
     let calls: Vec<String> = alone.with(|w| w.calls[before..].to_vec());
     let first_save = calls
@@ -322,6 +323,7 @@ fn an_alarm_at_any_point_of_a_deployment_ends_on_the_rollback_target() {
     for (n, call) in calls.iter().enumerate().skip(first_save + 1) {
         let ports = world();
         let (_, td_a) = a_then(&ports);
+        harbormaster_core::testing::scenario::stored(&ports, &push_b);
         ports.hold_call(n);
         let x_done = Cell::new(false);
         let x = async {

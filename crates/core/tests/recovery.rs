@@ -9,6 +9,7 @@ use harbormaster_core::memory::RolloutMode;
 use harbormaster_core::notify::NoticeKind;
 use harbormaster_core::state::{PhaseKind, Verdict};
 use harbormaster_core::testing::push_event;
+use harbormaster_core::testing::scenario::stored;
 use harbormaster_core::testing::scenario::{
     journal_words, send, service_td, tick_once, world, CLUSTER,
 };
@@ -35,6 +36,8 @@ fn a_crash_between_any_two_steps_converges_without_a_second_revision() {
     for n in 0..12 {
         for executed in [false, true] {
             let (ports, b) = world();
+            // ECR has the image before it sends the push event.
+            stored(&ports, &push_event("e1", "main-1", 'a', 0));
             ports.with(|w| w.crash_at = Some((n, executed)));
             let _ = block_on(handle_event(
                 &ports,
@@ -302,6 +305,7 @@ fn a_notification_sns_refused_waits_in_the_outbox_and_goes_out_with_the_next_tic
 fn a_crash_right_after_a_step_is_saved_delays_its_notification_but_never_loses_it() {
     // Calls of the push: GetObject, PutObject (intent + notice), then Publish: die there.
     let (ports, b) = world();
+    stored(&ports, &push_event("e1", "main-1", 'a', 0));
     ports.with(|w| w.crash_at = Some((2, false)));
     let _ = block_on(handle_event(
         &ports,
@@ -338,6 +342,7 @@ fn a_tick_reads_each_state_document_once_reconcile_included() {
 fn ten_concurrent_deliveries_send_each_notification_once() {
     let (ports, b) = world();
     let e = push_event("e1", "main-1", 'a', 0);
+    stored(&ports, &e);
     let runs = (0..10).map(|_| handle_event(&ports, &b, &e, RunOptions::default()));
     let reports = block_on(futures::future::join_all(runs));
     assert!(reports.iter().all(|r| r.is_ok()), "{reports:?}");
@@ -405,6 +410,9 @@ fn a_burst_of_different_pushes_settles_without_giving_up() {
             e
         })
         .collect();
+    for e in &events {
+        stored(&ports, e);
+    }
     let runs = events
         .iter()
         .map(|e| handle_event(&ports, &b, e, RunOptions::default()));

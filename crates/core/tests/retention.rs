@@ -284,3 +284,67 @@ fn finding_1_a_protection_no_longer_needed_is_taken_off_and_a_repeat_is_harmless
         "{calls:?}"
     );
 }
+
+/// Issue 33, item 5: one repository, two architectures (the example's web is ARM64, its worker
+/// X86_64 for Fargate Spot). Before registering, the image's manifest must offer the task
+/// definition's `cpuArchitecture`: an index built for amd64 only is refused for an ARM64
+/// template, naming both, the service untouched; an index offering both deploys, and a
+/// single-platform image (its platform is in its config blob, not read) is not refused.
+#[test]
+fn item_5_an_image_without_the_task_definitions_architecture_is_refused_before_registering() {
+    let arm = harbormaster_core::testing::WEB_TEMPLATE.replacen(
+        "\"cpu\"",
+        "\"runtimePlatform\": {\"cpuArchitecture\": \"ARM64\", \"operatingSystemFamily\": \"LINUX\"}, \"cpu\"",
+        1,
+    );
+    let source = harbormaster_core::memory::MemorySource(
+        [
+            (
+                "harbormaster.toml".to_string(),
+                harbormaster_core::testing::CONFIG.to_string(),
+            ),
+            ("taskdefs/web.json".to_string(), arm),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let b = block_on(Bundle::load(&source)).unwrap();
+    let ports = scenario::ports();
+    let amd = push(&ports, 7);
+    ports.with(|w| w.indexes.insert(amd.digest.clone(), vec!["amd64".into()]));
+    let dev = Target::new("dev", "web");
+    let reference = format!("booking/web@{}", amd.digest);
+    block_on(request_deploy(
+        &ports,
+        &b,
+        &dev,
+        &reference,
+        "alice",
+        false,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    let st = ports.state("dev", "web").unwrap();
+    let why = st.history[0].reason.clone().unwrap_or_default();
+    assert_eq!(st.history[0].verdict, Verdict::Failed, "{why}");
+    assert!(why.contains("amd64") && why.contains("ARM64"), "{why}");
+    assert_eq!(ports.count("RegisterTaskDefinition"), 0);
+
+    let both = push(&ports, 8);
+    ports.with(|w| {
+        w.indexes
+            .insert(both.digest.clone(), vec!["amd64".into(), "arm64".into()])
+    });
+    let reference = format!("booking/web@{}", both.digest);
+    block_on(request_deploy(
+        &ports,
+        &b,
+        &dev,
+        &reference,
+        "alice",
+        false,
+        RunOptions::default(),
+    ))
+    .unwrap();
+    assert_eq!(ports.count("RegisterTaskDefinition"), 1);
+}

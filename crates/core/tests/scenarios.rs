@@ -95,6 +95,7 @@ fn duplicate_event_concurrent_gives_one_revision_and_one_update() {
     for copies in [2, 5] {
         let (ports, b) = world();
         let e = push_event("e1", "main-1", 'a', 0);
+        harbormaster_core::testing::scenario::stored(&ports, &e);
         let runs = (0..copies).map(|_| handle_event(&ports, &b, &e, RunOptions::default()));
         let reports = block_on(futures::future::join_all(runs));
         let started = reports

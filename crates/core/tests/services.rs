@@ -107,6 +107,7 @@ fn the_same_push_delivered_twice_at_once_creates_the_service_once() {
     let ports = bootstrapped();
     let b = config(WEB);
     let e = push_event("e1", "main-1", 'a', 0);
+    harbormaster_core::testing::scenario::stored(&ports, &e);
     let runs = (0..2).map(|_| handle_event(&ports, &b, &e, RunOptions::default()));
     block_on(futures::future::join_all(runs));
     assert_eq!(ports.count("CreateService"), 1);

@@ -41,6 +41,7 @@ impl AwsPorts {
                     if let Some(account) = registry {
                         self.know_account(account);
                     }
+                    self.remember_platforms(repository, page.image_details());
                     out.extend(page.image_details().iter().cloned());
                     token = page.next_token().map(str::to_owned);
                     if token.is_none() || id.is_some() {
@@ -71,6 +72,44 @@ const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ];
+
+/// An image index or manifest list: a multi-platform image.
+fn is_index(media_type: &str) -> bool {
+    media_type.contains("manifest.list") || media_type.contains("image.index")
+}
+
+/// At most this many single-platform digests are remembered.
+const SINGLE_PLATFORM_KEPT: usize = 1024;
+
+impl AwsPorts {
+    fn remember_platforms(&self, repository: &str, details: &[aws_sdk_ecr::types::ImageDetail]) {
+        let mut kept = self.single_platform.lock().expect("platforms lock");
+        for d in details {
+            let (Some(digest), Some(t)) = (d.image_digest(), d.image_manifest_media_type()) else {
+                continue;
+            };
+            if !is_index(t) {
+                if kept.len() >= SINGLE_PLATFORM_KEPT {
+                    kept.clear();
+                }
+                kept.insert(format!("{repository}@{digest}"));
+            }
+        }
+    }
+}
+
+/// The CPU architectures an index lists (attestations, platform `unknown`, left out).
+fn architectures(manifest: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(manifest).unwrap_or_default();
+    let mut out: Vec<String> = (v["manifests"].as_array().into_iter().flatten())
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .filter(|a| *a != "unknown")
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
 
 fn images_of(
     repository: &str,
@@ -132,6 +171,59 @@ impl Images for AwsPorts {
             .iter()
             .flat_map(|d| images_of(repository, d, None))
             .collect())
+    }
+
+    /// BatchGetImage: the image's manifest, or `None` when ECR has no such image ("BatchGetImage",
+    /// Amazon ECR API Reference: a missing image is a `failures` entry, ImageNotFound). One a
+    /// DescribeImages of this process called single-platform needs no call when just resolved.
+    async fn manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        resolved: bool,
+    ) -> Result<Option<harbormaster_core::image::Manifest>, PortError> {
+        let single = || harbormaster_core::image::Manifest {
+            architectures: None,
+        };
+        let key = format!("{repository}@{digest}");
+        if resolved
+            && self
+                .single_platform
+                .lock()
+                .expect("platforms lock")
+                .contains(&key)
+        {
+            return Ok(Some(single()));
+        }
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest.as_str())
+            .build();
+        let got = (self.clients.ecr.batch_get_image())
+            .repository_name(repository)
+            .image_ids(id)
+            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|t| t.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| classify("BatchGetImage", &e))?;
+        let Some(image) = got.images().first() else {
+            let code = got.failures().first().and_then(|f| f.failure_code());
+            return match code {
+                None | Some(aws_sdk_ecr::types::ImageFailureCode::ImageNotFound) => Ok(None),
+                Some(other) => Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "BatchGetImage",
+                    format!("{}: {repository}@{digest}", other.as_str()),
+                )),
+            };
+        };
+        let media = image.image_manifest_media_type().unwrap_or_default();
+        if !is_index(media) {
+            return Ok(Some(single()));
+        }
+        let archs = architectures(image.image_manifest().unwrap_or_default());
+        Ok(Some(harbormaster_core::image::Manifest {
+            architectures: Some(archs),
+        }))
     }
 
     /// BatchGetImage for the manifest as pushed (its media type kept, so an index stays an

@@ -102,6 +102,9 @@ pub struct AwsPorts {
     /// caller without `s3:ListBucket`, so a create may follow; if that create finds one, it
     /// exists and cannot be read, which is said plainly instead of retried as a conflict.
     hidden: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// `repository@digest` of images DescribeImages said are single-platform: a digest's
+    /// manifest never changes, so their platform check costs no second call (bounded).
+    pub(crate) single_platform: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl AwsPorts {
@@ -118,6 +121,7 @@ impl AwsPorts {
             region: region.to_owned(),
             account: Arc::new(OnceCell::new()),
             hidden: Default::default(),
+            single_platform: Default::default(),
         }
     }
 

@@ -184,9 +184,8 @@ impl<P: Ports> Executor<'_, P> {
         {
             self.full_target(deployment, Outputs::IfNeeded).await?;
         }
-        if reuses_a_pushed_image(state) {
-            self.check_image_exists(deployment, image).await?;
-        }
+        self.check_image(deployment, image, reuses_a_pushed_image(state))
+            .await?;
         let td = self.render(deployment, &image.digest).await?;
         if !same_config_as_running(state) {
             self.check_secrets(deployment).await?;
@@ -217,27 +216,52 @@ impl<P: Ports> Executor<'_, P> {
         Some(words.join("; "))
     }
 
-    /// A release of an image pushed long ago (a config release, a heal, a rollback) names a
-    /// digest ECR's lifecycle rules may have expired or a person deleted: checked first, with
-    /// one DescribeImages, so the deployment fails now and says why, instead of every new task
-    /// failing with CannotPullContainer after the service was changed.
-    pub(super) async fn check_image_exists(
+    /// One BatchGetImage before the revision is registered or a known one is put back:
+    /// - a release of an image pushed long ago (a config release, a heal, a rollback) names a
+    ///   digest ECR's lifecycle rules may have expired or a person deleted;
+    /// - a multi-platform image must offer the task definition's `cpuArchitecture` (web on
+    ///   ARM64 and a worker on Fargate Spot, X86_64 only, from one repository).
+    ///
+    /// Failing here fails the deployment now, saying why, instead of every new task failing
+    /// with CannotPullContainer (or `exec format error`) after the service was changed.
+    pub(super) async fn check_image(
         &self,
         deployment: &DeploymentId,
         image: &Image,
+        reused: bool,
     ) -> Result<(), Failure> {
-        let found = (self.ports.by_digest(&image.repository, &image.digest).await)
+        let found = (self
+            .ports
+            .manifest(&image.repository, &image.digest, !reused)
+            .await)
             .map_err(|e| classify(deployment, e))?;
-        match found {
-            Some(_) => Ok(()),
-            None => Err(Failure::Permanent(
+        let Some(manifest) = found else {
+            let gone = if reused {
+                "no longer in ECR (expired by a lifecycle rule, or deleted)"
+            } else {
+                "not in ECR"
+            };
+            return Err(Failure::Permanent(
                 deployment.clone(),
                 format!(
-                    "{} is no longer in ECR (expired by a lifecycle rule, or deleted): not deploying it; push it again or choose another release",
+                    "{} is {gone}: not deploying it; push it again or choose another release",
                     image.label()
                 ),
-            )),
+            ));
+        };
+        let template = self.bundle.templates.get(self.service);
+        let arch = (template.and_then(|t| t.runtime_platform().0)).unwrap_or("X86_64");
+        if !manifest.offers(arch) {
+            let offered = manifest.architectures.unwrap_or_default().join(", ");
+            return Err(Failure::Permanent(
+                deployment.clone(),
+                format!(
+                    "{} offers {offered}, not the task definition's cpuArchitecture {arch}: build it for both (docker buildx --platform linux/amd64,linux/arm64)",
+                    image.label()
+                ),
+            ));
         }
+        Ok(())
     }
 
     /// A task whose secret is missing fails to start long after the deploy "worked"; checking

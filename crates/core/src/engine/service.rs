@@ -43,8 +43,7 @@ impl<P: Ports> Executor<'_, P> {
         // A rollback goes straight to UpdateService (its revision exists): its image is
         // checked here. A native rollout stopped through ECS is ECS's own rollback, not this.
         if let Some(d) = (state.in_flight.as_ref()).filter(|d| d.rollback.is_some()) {
-            self.check_image_exists(deployment, &d.release.image)
-                .await?;
+            self.check_image(deployment, &d.release.image, true).await?;
         }
         if adopt {
             // A takeover: the crashed attempt's UpdateService or CreateService may have gone

@@ -154,6 +154,22 @@ impl Images for MemoryPorts {
         .await
     }
 
+    async fn manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        _resolved: bool,
+    ) -> Result<Option<crate::image::Manifest>, PortError> {
+        self.call("BatchGetImage", |w| {
+            let found =
+                (w.images.iter()).any(|i| i.repository == repository && &i.digest == digest);
+            Ok(found.then(|| crate::image::Manifest {
+                architectures: w.indexes.get(digest).cloned(),
+            }))
+        })
+        .await
+    }
+
     async fn protect(&self, image: &Image, tag: &str) -> Result<(), PortError> {
         let found = self.by_digest(&image.repository, &image.digest).await?;
         let Some(stored) = found else {

@@ -66,6 +66,8 @@ pub struct World {
     pub revisions: Vec<Revision>,
     pub services: BTreeMap<(String, String), SimService>,
     pub images: Vec<Image>,
+    /// The platforms of the multi-platform images (by digest): an OCI index's `manifests`.
+    pub indexes: BTreeMap<Digest, Vec<String>>,
     pub published: Vec<Notification>,
     /// Every port call, in order: `Operation` or `Operation(detail)`.
     pub calls: Vec<String>,
@@ -132,6 +134,7 @@ impl MemoryPorts {
                 revisions: Vec::new(),
                 services: BTreeMap::new(),
                 images: Vec::new(),
+                indexes: BTreeMap::new(),
                 published: Vec::new(),
                 calls: Vec::new(),
                 rollout: RolloutMode::Instant,

@@ -320,6 +320,15 @@ pub trait Images {
         &self,
         repository: &str,
     ) -> impl Future<Output = Result<Vec<Image>, PortError>> + Send;
+    /// What one BatchGetImage tells of an image: `None` when it is not in the repository.
+    /// `resolved`: the caller resolved the image moments ago (its existence is known); an
+    /// adapter that already knows it is single-platform may answer without a call.
+    fn manifest(
+        &self,
+        repository: &str,
+        digest: &crate::image::Digest,
+        resolved: bool,
+    ) -> impl Future<Output = Result<Option<crate::image::Manifest>, PortError>> + Send;
     /// Adds `tag` to `image` (its manifest read, then put under the new tag). Done already (the
     /// tag is on that image) is success: a retry after a lost answer.
     fn protect(
