@@ -152,9 +152,8 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
                 }),
             );
             let key = match *name {
-                "http" => format!("production-rules/{}", w.name),
-                "https" => format!("production-rules/{}-https", w.name),
-                _ => format!("test-rules/{}", w.name),
+                "test" => format!("test-rules/{}", w.name),
+                _ => format!("production-rules/{}", w.name),
             };
             outputs.push((key, r(&id)));
         }
@@ -162,7 +161,9 @@ fn load_balancer(t: &mut Template, spec: &Spec, p: &str, outputs: &mut Vec<(Stri
 }
 
 /// HTTP on 80, HTTPS on 443 when there is a certificate, and the test listener; each answers
-/// 404 to what no rule routes. Their logical id prefixes and output names.
+/// 404 to what no rule routes. With a certificate HTTP only redirects to HTTPS: ECS moves one
+/// production rule (`productionListenerRule` is a single ARN), so there must be one to move.
+/// The logical id prefixes and output names of the listeners that carry rules.
 fn listeners(
     t: &mut Template,
     spec: &Spec,
@@ -175,12 +176,16 @@ fn listeners(
         listeners.push(("Https", "https", 443, Some(cert.clone())));
     }
     listeners.push(("Test", "test", TEST_PORT, None));
+    let redirect = json!([{"Type": "redirect", "RedirectConfig":
+        {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}]);
+    let https = spec.certificate_arn.is_some();
     for (id, name, port, cert) in &listeners {
+        let default = if https && *name == "http" { &redirect } else { &not_found };
         let mut props = json!({
             "LoadBalancerArn": r("LoadBalancer"),
             "Port": port,
             "Protocol": if cert.is_some() { "HTTPS" } else { "HTTP" },
-            "DefaultActions": not_found,
+            "DefaultActions": default,
         });
         if let Some(c) = cert {
             props["Certificates"] = json!([{"CertificateArn": c}]);
@@ -188,7 +193,10 @@ fn listeners(
         t.add(&format!("{id}Listener"), "AWS::ElasticLoadBalancingV2::Listener", props);
         outputs.push((format!("listeners/{name}"), r(&format!("{id}Listener"))));
     }
-    listeners.iter().map(|(id, name, _, _)| (*id, *name)).collect()
+    (listeners.iter())
+        .filter(|(_, name, _, _)| !(https && *name == "http"))
+        .map(|(id, name, _, _)| (*id, *name))
+        .collect()
 }
 
 /// A web service's blue and green target groups (ECS swaps them in a native deployment).

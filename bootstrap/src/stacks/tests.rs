@@ -160,12 +160,34 @@ fn each_web_service_has_a_production_and_a_test_rule_on_its_blue_group() {
     assert_eq!(test["CidrIp"], "10.20.0.0/16", "test traffic from the VPC only");
 }
 
+/// Issue 33, item 3: ECS takes one production listener rule
+/// (`advancedConfiguration.productionListenerRule`, a single ARN, ECS API reference
+/// AdvancedConfiguration) and moves only that one to green. With a certificate, HTTP redirects
+/// to HTTPS and the one production rule is HTTPS's: no rule is left forwarding to blue after a
+/// native deployment (the old stack had an HTTP and an HTTPS rule: HTTPS kept sending traffic
+/// to blue, which ECS scales in — 503).
 #[test]
-fn a_certificate_adds_the_https_listener_and_its_rules() {
+fn item_3_with_a_certificate_http_redirects_and_the_one_production_rule_is_https() {
     let spec = dev_with("certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"");
     let e = environment(&spec);
     assert_eq!(e["Resources"]["HttpsListener"]["Properties"]["Protocol"], "HTTPS");
-    assert!(parameters(&e).contains("/booking/dev/outputs/production-rules/web-https"));
+    let http = &e["Resources"]["HttpListener"]["Properties"]["DefaultActions"][0];
+    assert_eq!(http["Type"], "redirect", "{http}");
+    assert_eq!(http["RedirectConfig"]["Protocol"], "HTTPS");
+    assert_eq!(http["RedirectConfig"]["StatusCode"], "HTTP_301");
+    let rules: Vec<String> = of_type(&e, "AWS::ElasticLoadBalancingV2::ListenerRule")
+        .into_iter()
+        .map(|(_, r)| r["Properties"]["ListenerArn"]["Ref"].as_str().unwrap().to_owned())
+        .collect();
+    let on = |l: &str| rules.iter().filter(|r| *r == l).count();
+    assert_eq!(
+        (on("HttpListener"), on("HttpsListener"), on("TestListener")),
+        (0, 1, 1),
+        "{rules:?}"
+    );
+    let params = parameters(&e);
+    assert!(params.contains("/booking/dev/outputs/production-rules/web"));
+    assert!(!params.iter().any(|p| p.ends_with("web-https")), "{params:?}");
 }
 
 /// ECS moves a production rule to green during a native blue/green deployment. CloudFormation
