@@ -137,9 +137,18 @@ fn inverted(at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 impl Bundles for Destination {
+    /// The first publish finds no pointer. A publisher without `s3:ListBucket` is answered 403
+    /// for a key that does not exist (GetObject API reference, "Permissions"): the publisher
+    /// alone reads that as "none yet", because its write is conditional (`If-None-Match: *`) and
+    /// cannot overwrite a pointer it was not allowed to see; the functions never do (their
+    /// source names the missing permission instead).
     async fn current(&self) -> Result<Option<(Pointer, String)>, PortError> {
         let key = self.key(POINTER_FILE);
-        match self.get(&key).await? {
+        let got = match self.get(&key).await {
+            Err(e) if e.kind == ErrorKind::Denied => None,
+            other => other?,
+        };
+        match got {
             Some((bytes, etag)) => Ok(Some((self.parsed(&key, &bytes)?, etag))),
             None => Ok(None),
         }
@@ -204,7 +213,19 @@ impl Bundles for Destination {
             Some(etag) => req.if_match(etag),
             None => req.if_none_match("*"),
         };
-        req.send().await.map_err(|e| classify("PutObject", &e))?;
+        req.send().await.map_err(|e| {
+            let e = classify("PutObject", &e);
+            if e.kind != ErrorKind::Denied {
+                return e;
+            }
+            let why = format!(
+                "{}: the publisher (CodeBuild's role) needs s3:PutObject and s3:GetObject on s3://{}/{}*, and s3:ListBucket on the bucket",
+                e.message,
+                self.bucket,
+                self.key("")
+            );
+            PortError::new(ErrorKind::Denied, "PutObject", why)
+        })?;
         Ok(())
     }
 

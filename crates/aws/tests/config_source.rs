@@ -104,3 +104,20 @@ async fn a_prefix_declared_a_folder_reads_its_files() {
     let b = Bundle::load(&source).await.unwrap();
     assert_eq!(b.config.project, "booking");
 }
+
+/// Issue 33, item 9: the first `publish` by a CodeBuild role without `s3:ListBucket` was
+/// refused: S3 answers 403 for the pointer that does not exist yet. The publisher alone reads
+/// that as "none yet" (its pointer write is conditional, so it cannot overwrite one it was not
+/// allowed to see); a denied write names what the role needs.
+#[tokio::test]
+async fn item_9_a_first_publish_without_list_bucket_reads_the_denied_pointer_as_none() {
+    use harbormaster_aws::publish::Destination;
+    use harbormaster_core::publish::Bundles;
+    let pointer = mock!(aws_sdk_s3::Client::get_object)
+        .sequence()
+        .http_status(403, Some(DENIED.into()))
+        .build();
+    let s3 = client!(aws_sdk_s3, [&pointer]);
+    let dest = Destination::parse("s3://booking-gitops/harbormaster", s3).unwrap();
+    assert_eq!(dest.current().await.unwrap(), None);
+}
