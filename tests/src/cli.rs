@@ -88,7 +88,7 @@ impl World {
 
     /// Runs the `harbormaster` binary and insists it succeeded, showing its stderr if not.
     pub fn cli_ok(&self, args: &[&str]) -> std::process::Output {
-        self.cli_via(&self.emulator.endpoint, args)
+        self.cli_via(&self.strict.endpoint, args)
     }
 
     /// `harbormaster args…` with its AWS endpoint at `endpoint` (a counting proxy in front of
@@ -110,7 +110,7 @@ impl World {
 
     /// The environment for a `harbormaster` child process talking to this world.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
-        self.cli_env_at(&self.emulator.endpoint)
+        self.cli_env_at(&self.strict.endpoint)
     }
 
     /// The same, with the AWS endpoint at `endpoint` (a proxy in front of the emulator).

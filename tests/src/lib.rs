@@ -62,8 +62,14 @@ pub struct Clients {
 /// A running emulator with the booking app's dev environment in it.
 pub struct World {
     pub emulator: Emulator,
+    /// The harness's own set-up calls (fixtures, metrics a test writes) go straight to the
+    /// emulator; the agent's and the CLI's go through [`World::strict`].
     pub clients: Clients,
     pub sdk: aws_config::SdkConfig,
+    /// Refuses what AWS refuses and the emulator accepts (`harbormaster_testkit::strict`).
+    pub strict: harbormaster_testkit::strict::StrictProxy,
+    /// The SDK config the agent's ports use: the strict proxy's endpoint.
+    pub agent_sdk: aws_config::SdkConfig,
     pub config_dir: PathBuf,
     pub topic_arn: String,
     pub inbox_url: String,
@@ -244,10 +250,14 @@ impl World {
             }
         }
         for_the_emulator(&config_dir)?;
+        let strict = harbormaster_testkit::strict::StrictProxy::start(emulator.port)?;
+        let agent_sdk = sdk_at(&strict.endpoint).await;
         Ok(World {
             emulator,
             clients,
             sdk,
+            strict,
+            agent_sdk,
             config_dir,
             topic_arn,
             inbox_url,
@@ -265,7 +275,7 @@ impl World {
 
     /// The ports the functions build, with Application Auto Scaling at this world's stand-in.
     pub fn ports(&self) -> harbormaster_aws::AwsPorts {
-        self.ports_via(&self.sdk, &self.autoscaling.endpoint)
+        self.ports_via(&self.agent_sdk, &self.autoscaling.endpoint)
     }
 
     /// The same, with `sdk`'s endpoint (a proxy, say) and Application Auto Scaling at

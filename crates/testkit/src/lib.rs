@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod redis;
 pub mod runtime_api;
+pub mod strict;
 pub mod tls;
 
 /// Pinned: the emulator's behaviour is part of what the tests assert.

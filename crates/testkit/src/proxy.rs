@@ -53,9 +53,9 @@ impl CountingProxy {
     }
 }
 
-struct Message {
-    raw: Vec<u8>,
-    head: String,
+pub(crate) struct Message {
+    pub(crate) raw: Vec<u8>,
+    pub(crate) head: String,
 }
 
 fn relay(client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Call>>) -> Result<()> {
@@ -96,7 +96,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn read_message(r: &mut impl BufRead, no_body: bool) -> Result<Option<Message>> {
+pub(crate) fn read_message(r: &mut impl BufRead, no_body: bool) -> Result<Option<Message>> {
     let mut raw = Vec::new();
     loop {
         let mut line = Vec::new();
@@ -144,7 +144,7 @@ fn read_message(r: &mut impl BufRead, no_body: bool) -> Result<Option<Message>> 
     Ok(Some(Message { raw, head }))
 }
 
-fn operation_of(m: &Message) -> String {
+pub(crate) fn operation_of(m: &Message) -> String {
     let service = header(&m.head, "authorization")
         .and_then(|a| a.split("Credential=").nth(1))
         .and_then(|c| c.split('/').nth(3))
