@@ -552,3 +552,26 @@ fn alarm_names_have_their_placeholders_filled_and_an_unknown_one_is_an_error() {
         ["harbormaster.toml: `services.web.alarms`: only ${project}, ${env} and ${service} are filled in alarm names"]
     );
 }
+
+/// Issue 33 (found by the strict proxy's table): ECS refuses a health check grace period on a
+/// service behind no load balancer (CreateService API reference, healthCheckGracePeriodSeconds);
+/// `validate` names the field instead of every deployment failing.
+#[test]
+fn a_grace_period_without_a_load_balancer_is_refused_by_its_field() {
+    let text = crate::testing::CONFIG.replace(
+        "[services.web.environments.dev]\n",
+        "health_check_grace_period_seconds = 60\n[services.web.environments.dev]\n",
+    );
+    let err = Config::parse("harbormaster.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.web.health_check_grace_period_seconds"),
+        "{err}"
+    );
+    let behind = crate::testing::CONFIG.replace(
+        "[services.web.environments.dev]\n",
+        "health_check_grace_period_seconds = 60\nload_balancer = { container = \"web\", port = 8000 }\n[services.web.environments.dev]\n",
+    );
+    Config::parse("harbormaster.toml", &behind).unwrap();
+}
