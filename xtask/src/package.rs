@@ -8,6 +8,10 @@ use harbormaster_aws::handler::{self};
 
 use crate::{cache_dir, cargo, target_dir};
 
+/// The cargo-lambda release the zips are built with: pinned, so a new release never changes a
+/// build by itself.
+const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
+
 /// Every function's deployment zip, built with cargo-lambda (installed from PyPI into a venv of
 /// its own when missing; it brings zig for linking). arm64 where the aarch64 standard library is
 /// installed, x86_64 otherwise, and the output says which.
@@ -22,11 +26,11 @@ pub(crate) fn package() -> Result<()> {
             .status()?
             .success()
             && Command::new(bin.join("pip"))
-                .args(["install", "-q", "cargo-lambda"])
+                .args(["install", "-q", CARGO_LAMBDA])
                 .status()?
                 .success();
         if !ok {
-            bail!("could not install cargo-lambda (pip install cargo-lambda)");
+            bail!("could not install cargo-lambda (pip install {CARGO_LAMBDA})");
         }
     }
     let installed = Command::new("rustup")
