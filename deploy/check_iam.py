@@ -73,6 +73,23 @@ INDIRECT = {
     "ecs:CreateService": ["iam:PassRole"],
 }
 
+# Actions whose every resource type is optional in the reference, checked against the ARN shape
+# our calls use: CreateService and RunTask tag what they create, which ECS authorises as
+# ecs:TagResource on the new service or task with ecs:CreateAction naming the call ("Grant
+# permission to tag resources on creation", Amazon ECS Developer Guide).
+TAG_ON_CREATE = {
+    "ecs:CreateService": (":service/", "CreateService"),
+    "ecs:RunTask": (":task/", "RunTask"),
+}
+
+# Condition values, not only keys: a role the agent passes goes to ECS only (the task and
+# execution roles to ECS tasks, the infrastructure and hook-invoke roles to ECS itself), never
+# to a service that would run code with it ("iam:PassedToService", IAM User Guide, "Granting a
+# user permissions to pass a role to an AWS service").
+CONDITION_VALUES = {
+    ("iam:PassRole", "iam:PassedToService"): {"ecs-tasks.amazonaws.com", "ecs.amazonaws.com"},
+}
+
 # Where the agent may read parameters: the bootstrap's outputs, the agent's own outputs and the
 # Redis URL tick decrypts (`url_secret` must be `redis/<name>`). Anything wider reaches the
 # environments' secrets, which SecureStrings under aws/ssm decrypt for anyone allowed to get.
@@ -233,6 +250,28 @@ def problems(template, sar):
             keys = {k for kv in st.get("Condition", {}).values() for k in kv}
             for action in st["Action"]:
                 grants.setdefault(action, []).append((st["Resource"], keys))
+        for st in doc["Statement"]:
+            for action in listed(st["Action"]):
+                for op_values in st.get("Condition", {}).values():
+                    for key, values in op_values.items():
+                        allowed = CONDITION_VALUES.get((action, key))
+                        if allowed is None:
+                            continue
+                        for v in listed(values):
+                            if v not in allowed:
+                                out.append(f"{function}: {action} with {key} = {v}: allowed "
+                                           f"{sorted(allowed)}")
+        for action, (shape, create) in TAG_ON_CREATE.items():
+            if action not in grants:
+                continue
+            tagged = any(
+                any(shape in resolve(template, r) for r in listed(st["Resource"]))
+                and create in [v for kv in st.get("Condition", {}).values()
+                               for v in listed(kv.get("ecs:CreateAction", []))]
+                for st in doc["Statement"] if "ecs:TagResource" in listed(st["Action"]))
+            if not tagged:
+                out.append(f"{function}: {action} tags what it creates: needs ecs:TagResource on "
+                           f"`{shape}…` with ecs:CreateAction = {create}")
         for action in sorted(grants):
             for needed in INDIRECT.get(action, []):
                 if needed not in grants:
@@ -329,7 +368,20 @@ def self_test(template, sar):
             st["Action"] = [a for a in listed(st["Action"]) if a != action]
         return edit
 
+    def pass_to_lambda(st):
+        st["Condition"] = {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com"]}}
+
+    def untagged(st):
+        st["Action"] = [a for a in listed(st["Action"]) if a != "ecs:TagResource"] or ["ecs:ListTasks"]
+        st["Resource"] = ["*"]
+        st.pop("Condition", None)
+        st["Condition"] = {"ArnEquals": {"ecs:cluster": "*"}}
+
     cases = [
+        (mutate(template, "TickRole", "ecs:TagResource", untagged),
+         "tick: ecs:CreateService tags what it creates"),
+        (mutate(template, "EcrPushRole", "iam:PassRole", pass_to_lambda),
+         "ecr-push: iam:PassRole with iam:PassedToService = lambda.amazonaws.com"),
         (mutate(template, "TickRole", "cloudwatch:PutMetricAlarm", drop("cloudwatch:PutMetricAlarm")),
          "tick: application-autoscaling:PutScalingPolicy needs cloudwatch:PutMetricAlarm"),
         (mutate(template, "AlarmRole", "ecs:StopServiceDeployment", drop_service),
