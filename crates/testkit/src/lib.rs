@@ -25,6 +25,17 @@ pub const MINISTACK: &str = "ministack==1.5.33";
 /// ministack needs it for the CBOR protocol the Rust SDK speaks to CloudWatch.
 pub const CBOR2: &str = "cbor2==6.3.0";
 
+/// AWS's service models, as botocore ships them: what every recorded request is checked against.
+pub const BOTOCORE: &str = "botocore==1.44.18";
+/// The check itself (`strict.rs` records the requests).
+pub const VALIDATE_REQUESTS: &str = include_str!("validate_requests.py");
+
+/// botocore in a venv of its own (pinned; built once a machine).
+pub fn ensure_botocore() -> Result<PathBuf> {
+    let dir = cache_dir(&format!("venv-{}", BOTOCORE.replace("==", "-")));
+    ensure_python_tool(&dir, &[BOTOCORE], "python")
+}
+
 /// Where the venv lives: `HARBORMASTER_EMULATOR_VENV`, else a cache folder keyed by the pins, so
 /// a machine builds it once.
 pub fn venv_dir() -> PathBuf {

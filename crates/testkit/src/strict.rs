@@ -227,6 +227,29 @@ impl StrictProxy {
     }
 }
 
+/// With `HARBORMASTER_REQUEST_LOG` set (a folder; `cargo xtask test` sets it), every JSON-protocol
+/// request is appended to `<folder>/requests-<pid>.jsonl`, for the check of every request
+/// against AWS's service models (`validate_requests.py`, botocore's models) after the tests.
+fn record(req: &Message, operation: &str, request: &Value) {
+    static LOG: Mutex<()> = Mutex::new(());
+    let Some(dir) = std::env::var_os("HARBORMASTER_REQUEST_LOG") else {
+        return;
+    };
+    if !request.is_object() || !req.head.to_ascii_lowercase().contains("x-amz-target:") {
+        return;
+    }
+    let line = serde_json::json!({"operation": operation, "request": request}).to_string() + "\n";
+    let _one = LOG.lock().unwrap_or_else(|p| p.into_inner());
+    let path = std::path::Path::new(&dir).join(format!("requests-{}.jsonl", std::process::id()));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 fn body(m: &Message) -> Value {
     serde_json::from_slice(&m.raw[m.head.len()..]).unwrap_or(Value::Null)
 }
@@ -249,6 +272,7 @@ fn relay(
         };
         let operation = operation_of(&req);
         let request = body(&req);
+        record(&req, &operation, &request);
         let refused = refusal(&operation, &request, &seen.lock().expect("seen lock"));
         if let Some((rule, message)) = refused {
             log.lock()
