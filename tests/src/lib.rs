@@ -78,6 +78,75 @@ pub struct World {
     _tmp: TempDir,
 }
 
+/// The notification topic (CreateTopic is idempotent: it also finds the bootstrap's) and an SQS
+/// inbox subscribed to it, where the tests read what the team was told.
+async fn subscribed_inbox(c: &Clients) -> Result<(String, String)> {
+    let topic_arn = c
+        .sns
+        .create_topic()
+        .name(TOPIC)
+        .send()
+        .await?
+        .topic_arn
+        .context("topic arn")?;
+    let inbox_url = c
+        .sqs
+        .create_queue()
+        .queue_name(INBOX)
+        .send()
+        .await?
+        .queue_url
+        .context("queue url")?;
+    let inbox_arn = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&inbox_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .context("queue arn")?;
+    c.sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&inbox_arn)
+        .send()
+        .await?;
+    Ok((topic_arn, inbox_url))
+}
+
+/// The secrets the example's templates reference, as the team puts them in SSM (the bootstrap
+/// makes the database password and the Redis URL itself).
+async fn team_secrets(c: &Clients, base: Base) -> Result<()> {
+    let secrets = [
+        ("/booking/dev/database/password", "db-password-CANARY-7c1f"),
+        ("/booking/dev/django/secret-key", "django-key-CANARY-93ab"),
+        (
+            "/booking/dev/redis/url",
+            "redis://:redis-CANARY-55d0@cache:6379/0",
+        ),
+    ];
+    for (name, value) in secrets {
+        // The bootstrap made the database password and the Redis URL; the team adds the rest.
+        if base == Base::Bootstrapped && !name.ends_with("/django/secret-key") {
+            continue;
+        }
+        c.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
 /// A temporary folder removed on drop.
 pub struct TempDir(pub PathBuf);
 impl TempDir {
@@ -173,64 +242,8 @@ impl World {
                 .await?;
             c.s3.create_bucket().bucket(BUCKET).send().await?;
         }
-        // CreateTopic is idempotent: it also finds the bootstrap's.
-        let topic_arn = c
-            .sns
-            .create_topic()
-            .name(TOPIC)
-            .send()
-            .await?
-            .topic_arn
-            .context("topic arn")?;
-        let inbox_url = c
-            .sqs
-            .create_queue()
-            .queue_name(INBOX)
-            .send()
-            .await?
-            .queue_url
-            .context("queue url")?;
-        let inbox_arn = c
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&inbox_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .context("queue arn")?;
-        c.sns
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&inbox_arn)
-            .send()
-            .await?;
-        let secrets = [
-            ("/booking/dev/database/password", "db-password-CANARY-7c1f"),
-            ("/booking/dev/django/secret-key", "django-key-CANARY-93ab"),
-            (
-                "/booking/dev/redis/url",
-                "redis://:redis-CANARY-55d0@cache:6379/0",
-            ),
-        ];
-        for (name, value) in secrets {
-            // The bootstrap made the database password and the Redis URL; the team adds the rest.
-            if base == Base::Bootstrapped && !name.ends_with("/django/secret-key") {
-                continue;
-            }
-            c.ssm
-                .put_parameter()
-                .name(name)
-                .value(value)
-                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-                .send()
-                .await?;
-        }
+        let (topic_arn, inbox_url) = subscribed_inbox(c).await?;
+        team_secrets(c, base).await?;
         // Without the bootstrap, the services as a team would have them before Harbormaster
         // takes over: on a first revision of a public image, and the one output the example's
         // load balancer reads. After it, the agent creates them from the bootstrap's outputs.
