@@ -105,3 +105,20 @@ fn item_5_the_build_pushes_one_index_for_both_architectures_and_hands_on_its_dig
         "the digest comes from buildx, not a local image"
     );
 }
+
+/// Issue 33, supply chain: the buildspecs verify the CLI archive they download against the
+/// digest pinned in the project's environment before unpacking it.
+#[test]
+fn the_buildspecs_verify_the_cli_archive_before_unpacking_it() {
+    for file in ["buildspec/config.yml", "buildspec/deploy.yml"] {
+        let text = std::fs::read_to_string(harbormaster_e2e::workspace_root().join(file)).unwrap();
+        let check = text
+            .find("sha256sum -c")
+            .unwrap_or_else(|| panic!("{file} verifies nothing"));
+        let unpack = text
+            .find("tar -xzf")
+            .unwrap_or_else(|| panic!("{file} unpacks nothing"));
+        assert!(check < unpack, "{file} unpacks before it verifies");
+        assert!(text.contains("HARBORMASTER_SHA256"), "{file}");
+    }
+}

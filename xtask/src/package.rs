@@ -119,6 +119,21 @@ fn cli_archive() -> Result<()> {
     if !ok {
         bail!("tar failed writing {}", archive.display());
     }
+    // Its digest, for the buildspecs to verify what they download (HARBORMASTER_SHA256).
+    let sum = Command::new("sha256sum").arg(&archive).output()?;
+    if !sum.status.success() {
+        bail!("sha256sum failed on {}", archive.display());
+    }
+    let hex = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let name = archive.file_name().unwrap_or_default().to_string_lossy();
+    std::fs::write(
+        archive.with_extension("gz.sha256"),
+        format!("{hex}  {name}\n"),
+    )?;
     let size = std::fs::metadata(&archive)?.len();
     println!(
         "\n{:<14} {:>7} KiB  {}",
