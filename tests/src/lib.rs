@@ -229,7 +229,13 @@ impl World {
         let c = &clients;
 
         if base == Base::Empty {
-            c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
+            // As a team's cluster (and the bootstrap's) has them: a strategy naming a provider
+            // the cluster lacks is refused, by AWS and by the strict proxy.
+            (c.ecs.create_cluster().cluster_name(CLUSTER))
+                .capacity_providers("FARGATE")
+                .capacity_providers("FARGATE_SPOT")
+                .send()
+                .await?;
             c.ecr
                 .create_repository()
                 .repository_name(REPOSITORY)

@@ -39,3 +39,31 @@ async fn what_aws_refuses_the_agents_endpoint_refuses() {
         .await;
     assert!(direct.is_ok(), "ministack accepts it: {direct:?}");
 }
+
+/// A strategy naming a provider the cluster lacks: the proxy asks the emulator which providers
+/// the cluster has (DescribeClusters) and refuses as ECS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_the_cluster_lacks_is_refused() {
+    let w = World::start().await.unwrap();
+    w.clients
+        .ecs
+        .create_cluster()
+        .cluster_name("bare")
+        .send()
+        .await
+        .unwrap();
+    let ecs = aws_sdk_ecs::Client::new(&w.agent_sdk);
+    let spot = aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+        .capacity_provider("FARGATE_SPOT")
+        .weight(1)
+        .build()
+        .unwrap();
+    let err = (ecs.create_service().cluster("bare").service_name("s"))
+        .task_definition("booking-dev-web")
+        .capacity_provider_strategy(spot)
+        .send()
+        .await
+        .unwrap_err();
+    let text = format!("{}", aws_sdk_ecs::error::DisplayErrorContext(&err));
+    assert!(text.contains("not associated with the cluster"), "{text}");
+}

@@ -26,6 +26,8 @@ pub struct Seen {
     pub strategies: BTreeMap<String, Vec<Value>>,
     /// Task definition ARN → whether it names a task role.
     pub task_roles: BTreeMap<String, bool>,
+    /// Cluster name → its capacity providers, as DescribeClusters answered just before.
+    pub cluster_providers: BTreeMap<String, Vec<String>>,
 }
 
 /// One of AWS's rules: the operation it applies to, where AWS says so, and the refusal.
@@ -48,6 +50,33 @@ fn service_key(r: &Value) -> String {
         .unwrap_or("");
     let service = service.rsplit('/').next().unwrap_or(service);
     format!("{cluster}/{service}")
+}
+
+fn cluster_of(r: &Value) -> String {
+    let cluster = r["cluster"].as_str().unwrap_or("default");
+    cluster.rsplit('/').next().unwrap_or(cluster).to_owned()
+}
+
+/// A strategy naming a provider the cluster does not have.
+fn foreign_provider(r: &Value, seen: &Seen) -> Option<String> {
+    let providers = seen.cluster_providers.get(&cluster_of(r))?;
+    let foreign = (strategy(r)?.iter())
+        .filter_map(|i| i["capacityProvider"].as_str())
+        .find(|p| !providers.iter().any(|x| x == p))?
+        .to_owned();
+    Some(format!(
+        "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again. ({foreign})"
+    ))
+}
+
+fn foreign_sample() -> (Value, Seen) {
+    let mut seen = Seen::default();
+    seen.cluster_providers
+        .insert("c".into(), vec!["FARGATE".into()]);
+    let r = serde_json::json!({"cluster": "c", "service": "web", "serviceName": "web", "taskDefinition": "td:1",
+        "forceNewDeployment": true,
+        "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]});
+    (r, seen)
 }
 
 fn strategy(r: &Value) -> Option<Vec<Value>> {
@@ -130,6 +159,27 @@ pub const RULES: &[Rule] = &[
         source: "Using Amazon ECS Exec (ECS Developer Guide), as for CreateService",
         check: exec_without_role,
         sample: exec_sample,
+    },
+    Rule {
+        name: "a strategy names the cluster's providers",
+        operation: "ecs:CreateService",
+        source: "CreateService API reference, capacityProviderStrategy: the capacity providers must be associated with the cluster (PutClusterCapacityProviders)",
+        check: foreign_provider,
+        sample: foreign_sample,
+    },
+    Rule {
+        name: "a strategy names the cluster's providers (UpdateService)",
+        operation: "ecs:UpdateService",
+        source: "UpdateService API reference, capacityProviderStrategy, as for CreateService",
+        check: foreign_provider,
+        sample: foreign_sample,
+    },
+    Rule {
+        name: "a strategy names the cluster's providers (RunTask)",
+        operation: "ecs:RunTask",
+        source: "RunTask API reference, capacityProviderStrategy, as for CreateService",
+        check: foreign_provider,
+        sample: foreign_sample,
     },
     Rule {
         name: "a task definition is at most 64 KiB",
@@ -250,6 +300,26 @@ fn record(req: &Message, operation: &str, request: &Value) {
     }
 }
 
+/// DescribeClusters at the emulator (which checks no signature): the cluster's providers.
+fn cluster_providers(upstream: u16, cluster: &str) -> Option<Vec<String>> {
+    let body = serde_json::json!({"clusters": [cluster]}).to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: 127.0.0.1:{upstream}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AmazonEC2ContainerServiceV20141113.DescribeClusters\r\nauthorization: AWS4-HMAC-SHA256 Credential=test/20261208/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let answer = read_message(&mut BufReader::new(s), false).ok()??;
+    let v = self::body(&answer);
+    let providers = v["clusters"][0]["capacityProviders"].as_array()?;
+    Some(
+        providers
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
 fn body(m: &Message) -> Value {
     serde_json::from_slice(&m.raw[m.head.len()..]).unwrap_or(Value::Null)
 }
@@ -273,6 +343,17 @@ fn relay(
         let operation = operation_of(&req);
         let request = body(&req);
         record(&req, &operation, &request);
+        if strategy(&request).is_some_and(|s| !s.is_empty()) {
+            // Which providers the cluster has now (ministack learns them from CloudFormation or
+            // the harness, neither of which goes through here).
+            let cluster = cluster_of(&request);
+            if let Some(p) = cluster_providers(upstream, &cluster) {
+                seen.lock()
+                    .expect("seen lock")
+                    .cluster_providers
+                    .insert(cluster, p);
+            }
+        }
         let refused = refusal(&operation, &request, &seen.lock().expect("seen lock"));
         if let Some((rule, message)) = refused {
             log.lock()
@@ -321,6 +402,9 @@ mod tests {
                 "a grace period needs a load balancer",
                 "Exec needs a task role",
                 "Exec needs a task role (UpdateService)",
+                "a strategy names the cluster's providers",
+                "a strategy names the cluster's providers (UpdateService)",
+                "a strategy names the cluster's providers (RunTask)",
                 "a task definition is at most 64 KiB",
             ]
         );
