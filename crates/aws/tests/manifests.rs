@@ -68,3 +68,38 @@ async fn item_5_an_index_lists_its_platforms_and_a_missing_image_is_none() {
         None
     );
 }
+
+/// One push releasing web and worker from one image: the second service's check is answered
+/// from the first's (a digest's manifest never changes), one BatchGetImage for both. A
+/// rollback's check (`resolved = false`) always asks: the image may have gone since.
+#[tokio::test]
+async fn a_single_platform_image_is_read_once_per_invocation() {
+    let got = serde_json::json!({"images": [{
+        "registryId": "123456789012", "repositoryName": "booking/web",
+        "imageId": {"imageDigest": digest().as_str()},
+        "imageManifest": "{\"schemaVersion\":2}",
+        "imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json"
+    }], "failures": []});
+    let body = got.to_string();
+    let rule = mock!(aws_sdk_ecr::Client::batch_get_image)
+        .sequence()
+        .http_status(200, Some(body))
+        .repeatedly()
+        .build();
+    let ecr = client!(aws_sdk_ecr, [&rule]);
+    let p = from(harbormaster_aws::adapters::Clients {
+        ecr: ecr.into(),
+        ..silent()
+    });
+    for _ in 0..2 {
+        let m = p
+            .manifest("booking/web", &digest(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.architectures, None);
+    }
+    assert_eq!(rule.num_calls(), 1);
+    p.manifest("booking/web", &digest(), false).await.unwrap();
+    assert_eq!(rule.num_calls(), 2);
+}

@@ -83,18 +83,22 @@ const SINGLE_PLATFORM_KEPT: usize = 1024;
 
 impl AwsPorts {
     fn remember_platforms(&self, repository: &str, details: &[aws_sdk_ecr::types::ImageDetail]) {
-        let mut kept = self.single_platform.lock().expect("platforms lock");
         for d in details {
             let (Some(digest), Some(t)) = (d.image_digest(), d.image_manifest_media_type()) else {
                 continue;
             };
             if !is_index(t) {
-                if kept.len() >= SINGLE_PLATFORM_KEPT {
-                    kept.clear();
-                }
-                kept.insert(format!("{repository}@{digest}"));
+                self.remember_single_platform(format!("{repository}@{digest}"));
             }
         }
+    }
+
+    fn remember_single_platform(&self, key: String) {
+        let mut kept = self.single_platform.lock().expect("platforms lock");
+        if kept.len() >= SINGLE_PLATFORM_KEPT {
+            kept.clear();
+        }
+        kept.insert(key);
     }
 }
 
@@ -218,6 +222,9 @@ impl Images for AwsPorts {
         };
         let media = image.image_manifest_media_type().unwrap_or_default();
         if !is_index(media) {
+            // The next service released with this image in this invocation (web and worker
+            // from one push) needs no second call.
+            self.remember_single_platform(key);
             return Ok(Some(single()));
         }
         let archs = architectures(image.image_manifest().unwrap_or_default());
