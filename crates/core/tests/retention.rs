@@ -123,6 +123,16 @@ fn forty_pushes_after_prod_released(ports: &MemoryPorts, b: &Bundle) -> (Image, 
     (p1, p2)
 }
 
+/// A person's `harbormaster rollback --env prod --service web`.
+fn roll_back_prod(ports: &MemoryPorts, b: &Bundle) -> harbormaster_core::TargetReport {
+    let prod = Target::new("prod", "web");
+    let opts = RunOptions::default();
+    block_on(request_rollback(
+        ports, b, &prod, None, false, "alice", opts,
+    ))
+    .unwrap()
+}
+
 fn has_tag(ports: &MemoryPorts, tag: &str) -> bool {
     ports.with(|w| w.images.iter().any(|i| i.tag.as_deref() == Some(tag)))
 }
@@ -152,17 +162,7 @@ fn finding_1_forty_pushes_to_dev_keep_prods_release_and_rollback_target_and_the_
         "{gone:?}"
     );
 
-    let prod = Target::new("prod", "web");
-    let r = block_on(request_rollback(
-        &ports,
-        &b,
-        &prod,
-        None,
-        false,
-        "alice",
-        RunOptions::default(),
-    ))
-    .unwrap();
+    let r = roll_back_prod(&ports, &b);
     assert!(matches!(r.outcome, Outcome::Started { .. }), "{r:?}");
     ports.complete(PROD, "web");
     tick_once(&ports, &b);
@@ -187,17 +187,7 @@ fn finding_1_without_protection_the_rollback_refuses_an_expired_image_and_says_w
             .task_definition
             .clone()
     });
-    let prod = Target::new("prod", "web");
-    let r = block_on(request_rollback(
-        &ports,
-        &b,
-        &prod,
-        None,
-        false,
-        "alice",
-        RunOptions::default(),
-    ))
-    .unwrap();
+    let r = roll_back_prod(&ports, &b);
     let st = ports.state("prod", "web").unwrap();
     let last = &st.history[0];
     assert_eq!(last.verdict, Verdict::RollbackFailed, "{r:?}");

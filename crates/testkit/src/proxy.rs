@@ -58,14 +58,34 @@ pub(crate) struct Message {
     pub(crate) head: String,
 }
 
-fn relay(client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Call>>) -> Result<()> {
+/// One client's connection and the upstream one made for it: each side's reader and writer.
+pub(crate) struct Pair {
+    pub(crate) from_client: BufReader<TcpStream>,
+    pub(crate) from_server: BufReader<TcpStream>,
+    pub(crate) client: TcpStream,
+    pub(crate) server: TcpStream,
+}
+
+pub(crate) fn connect(client: TcpStream, upstream_port: u16) -> Result<Pair> {
     let server = TcpStream::connect(("127.0.0.1", upstream_port))?;
     // Relayed messages go out whole: no Nagle delay added to what is measured.
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    let mut from_client = BufReader::new(client.try_clone()?);
-    let mut from_server = BufReader::new(server.try_clone()?);
-    let (mut client, mut server) = (client, server);
+    Ok(Pair {
+        from_client: BufReader::new(client.try_clone()?),
+        from_server: BufReader::new(server.try_clone()?),
+        client,
+        server,
+    })
+}
+
+fn relay(client: TcpStream, upstream_port: u16, log: &Mutex<Vec<Call>>) -> Result<()> {
+    let Pair {
+        mut from_client,
+        mut from_server,
+        mut client,
+        mut server,
+    } = connect(client, upstream_port)?;
     loop {
         let Some(req) = read_message(&mut from_client, false)? else {
             return Ok(());

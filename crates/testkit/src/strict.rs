@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::proxy::{operation_of, read_message, Message};
+use crate::proxy::{connect, operation_of, read_message, Message, Pair};
 
 /// What the rules remember of the account, learned through the proxy.
 #[derive(Debug, Default)]
@@ -330,12 +330,12 @@ fn relay(
     seen: &Mutex<Seen>,
     log: &Mutex<Vec<String>>,
 ) -> Result<()> {
-    let server = TcpStream::connect(("127.0.0.1", upstream))?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let mut from_client = BufReader::new(client.try_clone()?);
-    let mut from_server = BufReader::new(server.try_clone()?);
-    let (mut client, mut server) = (client, server);
+    let Pair {
+        mut from_client,
+        mut from_server,
+        mut client,
+        mut server,
+    } = connect(client, upstream)?;
     loop {
         let Some(req) = read_message(&mut from_client, false)? else {
             return Ok(());
