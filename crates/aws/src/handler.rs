@@ -270,36 +270,7 @@ pub async fn handle(
     }
     let report = match dispatch(agent, function, &event, opts).await {
         Ok(r) => r,
-        // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
-        // instead of failing, which would roll back a deployment nothing is wrong with.
-        Err(HandlerError::Config(e)) if function.without_config == WithoutConfig::AsksAgain => {
-            let details = event.get("hookDetails").and_then(Value::as_object);
-            let reason = format!("config not loaded: {e}");
-            let answer = HookResponse::new(
-                HookStatus::InProgress,
-                &reason,
-                details.cloned().unwrap_or_default(),
-                HOOK_RETRY_SECONDS,
-            );
-            return Ok(serde_json::to_value(answer).expect("answer serialises"));
-        }
-        // The tick's schedule calls again in a minute: an error would add Lambda's two retries
-        // to the dead-letter queue, three messages a minute while the config stays broken.
-        // Answered, and said once an hour.
-        Err(HandlerError::Config(e)) if function.retried_by == Retried::BySchedule => {
-            let now = chrono::Utc::now();
-            if harbormaster_core::dispatch::hourly_report(now, "config") {
-                error!(function = function.name, error = %e, "config not loaded; nothing done (said once an hour; the next tick tries again)");
-            } else {
-                tracing::debug!(error = %e, "config still not loaded");
-            }
-            let report = serde_json::json!({"event": function.name, "error": format!("config not loaded: {e}")});
-            return Ok(report);
-        }
-        Err(e @ HandlerError::Config(_)) => {
-            error!(function = function.name, error = %e, "config not loaded; nothing done");
-            return Err(e);
-        }
+        Err(e @ HandlerError::Config(_)) => return without_config(function, &event, e),
         Err(e) => return Err(e),
     };
     // CloudWatch reads embedded-metric-format lines from the function's log.
@@ -331,6 +302,46 @@ pub async fn handle(
         Ok(serde_json::to_value(&report).expect("report serialises"))
     } else {
         Err(HandlerError::Retry(retryable))
+    }
+}
+
+/// What a function answers when its config cannot be loaded (`e` is [`HandlerError::Config`]).
+fn without_config(
+    function: Function,
+    event: &Value,
+    e: HandlerError,
+) -> Result<Value, HandlerError> {
+    match e {
+        // The config could not be read (S3 unreachable, say): a hook asks ECS to call again
+        // instead of failing, which would roll back a deployment nothing is wrong with.
+        HandlerError::Config(e) if function.without_config == WithoutConfig::AsksAgain => {
+            let details = event.get("hookDetails").and_then(Value::as_object);
+            let reason = format!("config not loaded: {e}");
+            let answer = HookResponse::new(
+                HookStatus::InProgress,
+                &reason,
+                details.cloned().unwrap_or_default(),
+                HOOK_RETRY_SECONDS,
+            );
+            Ok(serde_json::to_value(answer).expect("answer serialises"))
+        }
+        // The tick's schedule calls again in a minute: an error would add Lambda's two retries
+        // to the dead-letter queue, three messages a minute while the config stays broken.
+        // Answered, and said once an hour.
+        HandlerError::Config(e) if function.retried_by == Retried::BySchedule => {
+            let now = chrono::Utc::now();
+            if harbormaster_core::dispatch::hourly_report(now, "config") {
+                error!(function = function.name, error = %e, "config not loaded; nothing done (said once an hour; the next tick tries again)");
+            } else {
+                tracing::debug!(error = %e, "config still not loaded");
+            }
+            let report = serde_json::json!({"event": function.name, "error": format!("config not loaded: {e}")});
+            Ok(report)
+        }
+        e => {
+            error!(function = function.name, error = %e, "config not loaded; nothing done");
+            Err(e)
+        }
     }
 }
 

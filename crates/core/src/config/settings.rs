@@ -70,6 +70,23 @@ pub(super) fn thresholds(c: &mut Collector<'_>, field: &str, s: &RawService) -> 
     thresholds
 }
 
+/// ECS takes a health check grace period only on a service behind a load balancer
+/// (CreateService API reference, healthCheckGracePeriodSeconds); the strict proxy of the
+/// end-to-end tests refuses it as ECS does.
+pub(super) fn grace_needs_a_balancer(
+    c: &mut Collector<'_>,
+    field: &str,
+    rolling: &RollingSettings,
+    behind_a_balancer: bool,
+) {
+    if rolling.health_check_grace_period_seconds.is_some() && !behind_a_balancer {
+        c.err(
+            format!("{field}.health_check_grace_period_seconds"),
+            "needs a `load_balancer`: ECS refuses a health check grace period on a service without one",
+        );
+    }
+}
+
 pub(super) fn rolling(c: &mut Collector<'_>, field: &str, s: &RawService) -> RollingSettings {
     let rolling = RollingSettings {
         min_healthy_percent: s.min_healthy_percent.unwrap_or(100),

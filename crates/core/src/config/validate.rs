@@ -7,8 +7,8 @@ use super::alarms::{alarm_policy, Names};
 use super::diagnostics::Collector;
 use super::raw::{RawAgent, RawConfig, RawEnvironment, RawService, RawTarget};
 use super::settings::{
-    check_variables, desired_count, inside_the_bundle, parse_follow, parse_secrets, rolling,
-    thresholds,
+    check_variables, desired_count, grace_needs_a_balancer, inside_the_bundle, parse_follow,
+    parse_secrets, rolling, thresholds,
 };
 use super::{
     AgentSettings, Config, ConfigErrors, ConfigReleases, Environment, SecretRef, Service,
@@ -279,17 +279,9 @@ fn service(
     let approval =
         (s.approval.take()).and_then(|a| parse_approval(c, &format!("{field}.approval"), a));
     let rolling = rolling(c, &field, &s);
-    // ECS takes a health check grace period only on a service behind a load balancer
-    // (CreateService API reference, healthCheckGracePeriodSeconds); the strict proxy of the
-    // end-to-end tests refuses it as ECS does.
     let behind_a_balancer = raw_native.load_balancer.is_some()
         || s.environments.values().any(|t| t.load_balancer.is_some());
-    if rolling.health_check_grace_period_seconds.is_some() && !behind_a_balancer {
-        c.err(
-            format!("{field}.health_check_grace_period_seconds"),
-            "needs a `load_balancer`: ECS refuses a health check grace period on a service without one",
-        );
-    }
+    grace_needs_a_balancer(c, &field, &rolling, behind_a_balancer);
     if s.containers.as_ref().is_some_and(|c| c.is_empty()) {
         let why = "name at least one container, or leave it out";
         c.err(format!("{field}.containers"), why);

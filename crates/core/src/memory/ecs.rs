@@ -248,20 +248,7 @@ impl Services for MemoryPorts {
                     "ServiceNotActiveException: Service was not ACTIVE.",
                 ));
             }
-            let strategy = &target.settings.capacity;
-            if !strategy.is_empty() && *strategy != s.capacity && !target.settings.force_new_deployment {
-                // UpdateService API reference, capacityProviderStrategy: a service's strategy
-                // (or a move from its launch type to one) changes only with a new deployment
-                // forced; ECS refuses the request otherwise.
-                return Err(PortError::new(
-                    ErrorKind::Invalid,
-                    "UpdateService",
-                    "InvalidParameterException: When switching the capacity provider strategy on a service, you must force a new deployment.",
-                ));
-            }
-            if !strategy.is_empty() {
-                s.capacity = strategy.clone();
-            }
+            take_strategy(s, target)?;
             s.updates += 1;
             for d in &mut s.deployments {
                 if d.is_primary() {
@@ -404,4 +391,23 @@ impl Services for MemoryPorts {
         })
         .await
     }
+}
+
+/// The strategy an UpdateService sends, taken as ECS takes it. UpdateService API reference,
+/// capacityProviderStrategy: a service's strategy (or a move from its launch type to one)
+/// changes only with a new deployment forced; ECS refuses the request otherwise.
+fn take_strategy(s: &mut SimService, target: &ServiceTarget) -> Result<(), PortError> {
+    let strategy = &target.settings.capacity;
+    if strategy.is_empty() {
+        return Ok(());
+    }
+    if *strategy != s.capacity && !target.settings.force_new_deployment {
+        return Err(PortError::new(
+            ErrorKind::Invalid,
+            "UpdateService",
+            "InvalidParameterException: When switching the capacity provider strategy on a service, you must force a new deployment.",
+        ));
+    }
+    s.capacity = strategy.clone();
+    Ok(())
 }
