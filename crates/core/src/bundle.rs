@@ -303,16 +303,28 @@ impl Bundle {
     }
 }
 
+/// Every target with its service's template (one that failed to load is reported on its own).
+fn with_templates<'a>(
+    config: &'a Config,
+    templates: &'a BTreeMap<String, Template>,
+) -> impl Iterator<
+    Item = (
+        &'a crate::config::Environment,
+        &'a crate::config::Service,
+        &'a crate::config::TargetSettings,
+        &'a Template,
+    ),
+> + 'a {
+    (config.targets()).filter_map(|(e, s, t)| Some((e, s, t, templates.get(&s.name)?)))
+}
+
 /// Fargate Spot refuses some task definitions; refuse them here, before any call, naming the
 /// template's field and the setting that asks for Spot.
 fn check_capacity(
     config: &Config,
     templates: &BTreeMap<String, Template>,
 ) -> Result<(), TemplateError> {
-    for (e, s, t) in config.targets() {
-        let Some(template) = templates.get(&s.name) else {
-            continue;
-        };
+    for (e, s, t, template) in with_templates(config, templates) {
         let (arch, os) = template.runtime_platform();
         if let Err((field, why)) = crate::service::check_spot(&t.service, arch, os) {
             return Err(TemplateError {
@@ -336,10 +348,7 @@ fn check_exec(
     config: &Config,
     templates: &BTreeMap<String, Template>,
 ) -> Result<(), TemplateError> {
-    for (e, s, t) in config.targets() {
-        let Some(template) = templates.get(&s.name) else {
-            continue;
-        };
+    for (e, s, t, template) in with_templates(config, templates) {
         if t.service.execute_command && !template.has_task_role() {
             return Err(TemplateError {
                 file: template.file.clone(),

@@ -93,6 +93,38 @@ impl AwsPorts {
         }
     }
 
+    /// BatchGetImage of one digest: the manifest as pushed (its media type kept, so an index
+    /// stays an index), or `None` when ECR has no such image ("BatchGetImage", Amazon ECR API
+    /// Reference: a missing image is a `failures` entry, ImageNotFound).
+    async fn batch_get(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<aws_sdk_ecr::types::Image>, PortError> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest.as_str())
+            .build();
+        let types = MANIFEST_TYPES.iter().map(|t| t.to_string()).collect();
+        let got = (self.clients.ecr.batch_get_image())
+            .repository_name(repository)
+            .image_ids(id)
+            .set_accepted_media_types(Some(types))
+            .send()
+            .await
+            .map_err(|e| classify("BatchGetImage", &e))?;
+        if let Some(image) = got.images().first() {
+            return Ok(Some(image.clone()));
+        }
+        match got.failures().first().and_then(|f| f.failure_code()) {
+            None | Some(aws_sdk_ecr::types::ImageFailureCode::ImageNotFound) => Ok(None),
+            Some(other) => Err(PortError::new(
+                ErrorKind::Invalid,
+                "BatchGetImage",
+                format!("{}: {repository}@{digest}", other.as_str()),
+            )),
+        }
+    }
+
     fn remember_single_platform(&self, key: String) {
         let mut kept = self.single_platform.lock().expect("platforms lock");
         if kept.len() >= SINGLE_PLATFORM_KEPT {
@@ -199,26 +231,8 @@ impl Images for AwsPorts {
         {
             return Ok(Some(single()));
         }
-        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
-            .image_digest(digest.as_str())
-            .build();
-        let got = (self.clients.ecr.batch_get_image())
-            .repository_name(repository)
-            .image_ids(id)
-            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|t| t.to_string()).collect()))
-            .send()
-            .await
-            .map_err(|e| classify("BatchGetImage", &e))?;
-        let Some(image) = got.images().first() else {
-            let code = got.failures().first().and_then(|f| f.failure_code());
-            return match code {
-                None | Some(aws_sdk_ecr::types::ImageFailureCode::ImageNotFound) => Ok(None),
-                Some(other) => Err(PortError::new(
-                    ErrorKind::Invalid,
-                    "BatchGetImage",
-                    format!("{}: {repository}@{digest}", other.as_str()),
-                )),
-            };
+        let Some(image) = self.batch_get(repository, digest).await? else {
+            return Ok(None);
         };
         let media = image.image_manifest_media_type().unwrap_or_default();
         if !is_index(media) {
@@ -238,17 +252,8 @@ impl Images for AwsPorts {
     /// manifest under a new tag adds the tag; `ImageAlreadyExistsException` when the tag is on
     /// it already).
     async fn protect(&self, image: &Image, tag: &str) -> Result<(), PortError> {
-        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
-            .image_digest(image.digest.as_str())
-            .build();
-        let got = (self.clients.ecr.batch_get_image())
-            .repository_name(&image.repository)
-            .image_ids(id)
-            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|t| t.to_string()).collect()))
-            .send()
-            .await
-            .map_err(|e| classify("BatchGetImage", &e))?;
-        let Some(manifest) = got.images().first().and_then(|i| {
+        let got = self.batch_get(&image.repository, &image.digest).await?;
+        let Some(manifest) = got.and_then(|i| {
             Some((
                 i.image_manifest()?.to_owned(),
                 i.image_manifest_media_type().map(str::to_owned),

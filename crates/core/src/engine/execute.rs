@@ -481,15 +481,15 @@ pub async fn measure_backlog<P: Ports>(
 /// reason names it (`observe` adds it to the verdict).
 /// The release in flight deploys an image pushed before, not one just resolved from a push or a
 /// request: a config release, a heal, a rollback.
-pub(super) fn reuses_a_pushed_image(state: &ServiceState) -> bool {
+fn reuses_a_pushed_image(state: &ServiceState) -> bool {
+    // A rollback deployment always carries the Rollback trigger (`machine/rollback.rs`).
     state.in_flight.as_ref().is_some_and(|d| {
-        d.rollback.is_some()
-            || matches!(
-                d.release.trigger,
-                crate::state::Trigger::Config { .. }
-                    | crate::state::Trigger::Heal { .. }
-                    | crate::state::Trigger::Rollback { .. }
-            )
+        matches!(
+            d.release.trigger,
+            crate::state::Trigger::Config { .. }
+                | crate::state::Trigger::Heal { .. }
+                | crate::state::Trigger::Rollback { .. }
+        )
     })
 }
 
